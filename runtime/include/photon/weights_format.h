@@ -1,0 +1,245 @@
+// Header-only reader and writer of the photon weights blob (PHOTONW1).
+//
+// The format is specified in docs/artifact.md. The importer writes it, the compiler reads
+// (and re-writes it packed), the runtime memory-maps it. This header depends on the C++
+// standard library only, so that the runtime stays free of MLIR and LLVM.
+#ifndef PHOTON_WEIGHTS_FORMAT_H
+#define PHOTON_WEIGHTS_FORMAT_H
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace photon {
+namespace weights {
+
+constexpr char kMagic[8] = {'P', 'H', 'O', 'T', 'O', 'N', 'W', '1'};
+constexpr uint32_t kVersion = 1;
+constexpr uint64_t kAlignment = 64;
+constexpr uint64_t kHeaderBytes = 32;
+
+enum class DType : uint8_t { F32 = 0, F16 = 1, BF16 = 2, I32 = 3, I64 = 4, I8 = 5 };
+
+inline size_t dtypeBytes(DType t) {
+  switch (t) {
+  case DType::F32: return 4;
+  case DType::F16: return 2;
+  case DType::BF16: return 2;
+  case DType::I32: return 4;
+  case DType::I64: return 8;
+  case DType::I8: return 1;
+  }
+  return 0;
+}
+
+inline const char *dtypeName(DType t) {
+  switch (t) {
+  case DType::F32: return "f32";
+  case DType::F16: return "f16";
+  case DType::BF16: return "bf16";
+  case DType::I32: return "i32";
+  case DType::I64: return "i64";
+  case DType::I8: return "i8";
+  }
+  return "?";
+}
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  uint64_t offset = 0; // from the start of the file
+  uint64_t bytes = 0;
+  int64_t numElements() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+inline uint64_t alignUp(uint64_t v, uint64_t a = kAlignment) { return (v + a - 1) / a * a; }
+
+/// FNV-1a 64-bit over a byte range; the manifest's weights checksum.
+inline uint64_t fnv1a64(const void *data, size_t n, uint64_t h = 0xcbf29ce484222325ull) {
+  const auto *p = static_cast<const unsigned char *>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+namespace detail {
+template <typename T> inline bool read(const uint8_t *&p, const uint8_t *end, T &out) {
+  if (static_cast<size_t>(end - p) < sizeof(T)) return false;
+  std::memcpy(&out, p, sizeof(T));
+  p += sizeof(T);
+  return true;
+}
+template <typename T> inline void write(std::vector<uint8_t> &buf, T v) {
+  const auto *b = reinterpret_cast<const uint8_t *>(&v);
+  buf.insert(buf.end(), b, b + sizeof(T));
+}
+} // namespace detail
+
+/// Parses the header and index of a blob held in memory (typically mmapped).
+/// Returns false and sets `error` on a malformed blob; never reads past `size`.
+inline bool parseIndex(const void *data, size_t size, std::vector<TensorInfo> &out,
+                       std::string &error) {
+  const auto *base = static_cast<const uint8_t *>(data);
+  if (size < kHeaderBytes || std::memcmp(base, kMagic, 8) != 0) {
+    error = "not a photon weights blob (expected magic PHOTONW1)";
+    return false;
+  }
+  const uint8_t *p = base + 8, *end = base + size;
+  uint32_t version = 0, count = 0;
+  uint64_t indexBytes = 0, dataOffset = 0;
+  detail::read(p, end, version);
+  detail::read(p, end, count);
+  detail::read(p, end, indexBytes);
+  detail::read(p, end, dataOffset);
+  if (version != kVersion) {
+    error = "weights blob version " + std::to_string(version) + " is not supported (expected " +
+            std::to_string(kVersion) + "); re-run photon-import";
+    return false;
+  }
+  if (kHeaderBytes + indexBytes > size || dataOffset > size) {
+    error = "weights blob is truncated (index of " + std::to_string(indexBytes) +
+            " bytes does not fit in " + std::to_string(size) + " bytes)";
+    return false;
+  }
+  const uint8_t *idxEnd = base + kHeaderBytes + indexBytes;
+  out.clear();
+  out.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    TensorInfo t;
+    uint16_t nameLen = 0;
+    uint8_t dtype = 0, rank = 0;
+    if (!detail::read(p, idxEnd, nameLen) || static_cast<size_t>(idxEnd - p) < nameLen) {
+      error = "weights blob index is corrupt at record " + std::to_string(i);
+      return false;
+    }
+    t.name.assign(reinterpret_cast<const char *>(p), nameLen);
+    p += nameLen;
+    if (!detail::read(p, idxEnd, dtype) || !detail::read(p, idxEnd, rank) || dtype > 5) {
+      error = "weights blob index is corrupt at tensor '" + t.name + "'";
+      return false;
+    }
+    t.dtype = static_cast<DType>(dtype);
+    t.shape.resize(rank);
+    for (uint8_t r = 0; r < rank; ++r)
+      if (!detail::read(p, idxEnd, t.shape[r])) {
+        error = "weights blob index is corrupt at tensor '" + t.name + "'";
+        return false;
+      }
+    if (!detail::read(p, idxEnd, t.offset) || !detail::read(p, idxEnd, t.bytes)) {
+      error = "weights blob index is corrupt at tensor '" + t.name + "'";
+      return false;
+    }
+    if (t.offset > size || t.bytes > size - t.offset ||
+        t.bytes != static_cast<uint64_t>(t.numElements()) * dtypeBytes(t.dtype)) {
+      error = "tensor '" + t.name + "' lies outside the weights blob or has a wrong byte size";
+      return false;
+    }
+    out.push_back(std::move(t));
+  }
+  return true;
+}
+
+/// Streams tensors into a blob file. Tensors are added one at a time (data may come from
+/// an mmapped external-data file), so a model larger than memory can be written.
+class Writer {
+public:
+  /// Declare every tensor first (name, dtype, shape), then call `open` and `writeData`
+  /// for each in declaration order, then `close`.
+  void declare(const std::string &name, DType dtype, const std::vector<int64_t> &shape) {
+    TensorInfo t;
+    t.name = name;
+    t.dtype = dtype;
+    t.shape = shape;
+    t.bytes = static_cast<uint64_t>(t.numElements()) * dtypeBytes(dtype);
+    tensors_.push_back(std::move(t));
+  }
+  const std::vector<TensorInfo> &tensors() const { return tensors_; }
+
+  bool open(const std::string &path, std::string &error) {
+    std::vector<uint8_t> index;
+    for (const auto &t : tensors_) {
+      detail::write<uint16_t>(index, static_cast<uint16_t>(t.name.size()));
+      index.insert(index.end(), t.name.begin(), t.name.end());
+      detail::write<uint8_t>(index, static_cast<uint8_t>(t.dtype));
+      detail::write<uint8_t>(index, static_cast<uint8_t>(t.shape.size()));
+      for (int64_t d : t.shape) detail::write<int64_t>(index, d);
+      detail::write<uint64_t>(index, 0); // offset, patched below
+      detail::write<uint64_t>(index, t.bytes);
+    }
+    uint64_t dataOffset = alignUp(kHeaderBytes + index.size());
+    uint64_t cursor = dataOffset;
+    size_t pos = 0;
+    for (auto &t : tensors_) {
+      t.offset = cursor;
+      cursor = alignUp(cursor + t.bytes);
+      pos += 2 + t.name.size() + 2 + 8 * t.shape.size();
+      std::memcpy(index.data() + pos, &t.offset, 8);
+      pos += 16;
+    }
+    file_ = std::fopen(path.c_str(), "wb");
+    if (!file_) {
+      error = "cannot write weights blob '" + path + "': " + std::strerror(errno);
+      return false;
+    }
+    std::vector<uint8_t> header;
+    header.insert(header.end(), kMagic, kMagic + 8);
+    detail::write<uint32_t>(header, kVersion);
+    detail::write<uint32_t>(header, static_cast<uint32_t>(tensors_.size()));
+    detail::write<uint64_t>(header, index.size());
+    detail::write<uint64_t>(header, dataOffset);
+    put(header.data(), header.size());
+    put(index.data(), index.size());
+    padTo(dataOffset);
+    next_ = 0;
+    return ok_;
+  }
+
+  /// Appends the data of the next declared tensor; may be called several times per tensor
+  /// with consecutive pieces. `finishTensor` pads to the next tensor's offset.
+  void writeData(const void *data, size_t n) { put(data, n); }
+  void finishTensor() {
+    if (next_ < tensors_.size()) padTo(tensors_[next_].offset + tensors_[next_].bytes);
+    ++next_;
+    if (next_ < tensors_.size()) padTo(tensors_[next_].offset);
+  }
+
+  bool close(std::string &error) {
+    if (file_ && std::fclose(file_) != 0) ok_ = false;
+    file_ = nullptr;
+    if (!ok_) error = "failed writing the weights blob (disk full?)";
+    return ok_;
+  }
+  uint64_t bytesWritten() const { return written_; }
+
+private:
+  void put(const void *d, size_t n) {
+    if (!file_ || n == 0) return;
+    if (std::fwrite(d, 1, n, file_) != n) ok_ = false;
+    written_ += n;
+  }
+  void padTo(uint64_t off) {
+    static const uint8_t zeros[kAlignment] = {};
+    while (written_ < off) put(zeros, std::min<uint64_t>(kAlignment, off - written_));
+  }
+  std::vector<TensorInfo> tensors_;
+  std::FILE *file_ = nullptr;
+  uint64_t written_ = 0;
+  size_t next_ = 0;
+  bool ok_ = true;
+};
+
+} // namespace weights
+} // namespace photon
+
+#endif // PHOTON_WEIGHTS_FORMAT_H
