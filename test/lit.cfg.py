@@ -1,0 +1,61 @@
+# lit configuration for photon. Loaded through the configured build/test/lit.site.cfg.py;
+# run with `lit -v build/test` (ctest's `lit` test does exactly that).
+#
+# Substitutions available to RUN lines:
+#   photon-opt, photon-import, photon-compile, photon-run, photon-bench  (build/bin)
+#   FileCheck, not, count, split-file, mlir-opt, mlir-translate, mlir-runner  (LLVM 22)
+#   %python       the system Python with torch/onnx/numpy (/usr/bin/python3)
+#   %photon_src   the source root (fixtures: %photon_src/test/fixtures/...)
+#   %photon_obj   the build root
+# Features: one per photon tool that was built (e.g. `REQUIRES: photon-import`).
+
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "PHOTON"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.photon_obj_root, "test")
+# Inputs and data that are not tests themselves.
+config.excludes = [
+    "CMakeLists.txt",
+    "README.md",
+    "lit.cfg.py",
+    "lit.site.cfg.py",
+    "unit",
+    "fixtures",
+    "Inputs",
+]
+
+llvm_config.use_default_substitutions()
+# %python is the system interpreter (the one with torch/onnx/numpy), not lit's own.
+config.substitutions = [s for s in config.substitutions if s[0] != "%python"]
+config.substitutions.append(("%python", '"%s"' % config.python_executable))
+config.substitutions.append(("%photon_src", config.photon_src_root))
+config.substitutions.append(("%photon_obj", config.photon_obj_root))
+
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.with_environment("PATH", config.photon_tools_dir, append_path=True)
+# Keep BLAS/OpenMP from oversubscribing small CI machines.
+config.environment["OPENBLAS_NUM_THREADS"] = "1"
+
+photon_tools = ["photon-opt", "photon-import", "photon-compile", "photon-run", "photon-bench"]
+for tool in photon_tools:
+    if os.path.exists(os.path.join(config.photon_tools_dir, tool)):
+        config.available_features.add(tool)
+llvm_config.add_tool_substitutions(
+    [ToolSubst(t, unresolved="ignore") for t in photon_tools], [config.photon_tools_dir]
+)
+llvm_config.add_tool_substitutions(
+    [
+        ToolSubst("split-file", unresolved="fatal"),
+        ToolSubst("mlir-opt", unresolved="ignore"),
+        ToolSubst("mlir-translate", unresolved="ignore"),
+        ToolSubst("mlir-runner", unresolved="ignore"),
+    ],
+    [config.llvm_tools_dir],
+)
