@@ -15,6 +15,9 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/TypeUtilities.h"
 
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
 #include <string>
 
 using namespace mlir;
@@ -86,9 +89,12 @@ LogicalResult expectPositive(Operation *op, int64_t value, StringRef name) {
 
 LogicalResult expectPositive(Operation *op, FloatAttr value, StringRef name) {
   double v = value.getValueAsDouble();
-  if (!(v > 0.0))
-    return op->emitOpError() << "expected " << name << " (" << v
+  if (!(v > 0.0)) {
+    std::string text;
+    llvm::raw_string_ostream(text) << llvm::format("%g", v);
+    return op->emitOpError() << "expected " << name << " (" << text
                              << ") to be positive";
+  }
   return success();
 }
 
