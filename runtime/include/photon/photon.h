@@ -1,0 +1,223 @@
+/* libphoton: the C API of the photon runtime.
+ *
+ * Loads a compiled artifact (a `*.photon` directory, docs/artifact.md), owns the KV caches
+ * against a memory budget, and generates text with HierGen or RecGen (PHOTON), or plain
+ * autoregressive decoding (vanilla, Block Transformer), for many sequences in one batch.
+ *
+ * Conventions
+ *  - Every function that can fail returns a photon_status; PHOTON_OK is 0. The message of
+ *    the last failure on the calling thread is photon_last_error(); it says what to do.
+ *  - Handles are opaque. A photon_model is immutable after loading and may be shared by
+ *    several engines and threads; a photon_engine is used by one thread at a time.
+ *  - Option structs start with `struct_size` (set it to sizeof the struct) so that the
+ *    library can grow them compatibly; photon_*_defaults() fills them.
+ *  - Versioning: PHOTON_API_VERSION changes when this header changes incompatibly;
+ *    photon_api_version() reports the version the library was built with.
+ *
+ * See docs/runtime.md for the design and the generation loop.
+ */
+#ifndef PHOTON_PHOTON_H
+#define PHOTON_PHOTON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define PHOTON_EXPORT __attribute__((visibility("default")))
+#else
+#define PHOTON_EXPORT
+#endif
+
+#define PHOTON_API_VERSION 1
+/* The artifact format and stage ABI this runtime reads (docs/artifact.md). */
+#define PHOTON_ARTIFACT_FORMAT_VERSION 1
+#define PHOTON_STAGE_ABI "photon-abi-1"
+/* Limits of the API structs. */
+#define PHOTON_MAX_LEVELS 8
+
+typedef enum photon_status {
+  PHOTON_OK = 0,
+  PHOTON_ERR_INVALID_ARGUMENT = 1, /* a NULL handle, a bad option value, a bad token id */
+  PHOTON_ERR_IO = 2,               /* a file could not be opened, read or mapped */
+  PHOTON_ERR_FORMAT = 3,           /* manifest/weights/tokenizer malformed or wrong version */
+  PHOTON_ERR_ABI = 4,              /* stage ABI mismatch or missing symbol in model.so */
+  PHOTON_ERR_TARGET = 5,           /* compiled for another CPU / target */
+  PHOTON_ERR_CHECKSUM = 6,         /* weights.bin does not match the manifest */
+  PHOTON_ERR_OUT_OF_BUDGET = 7,    /* a request does not fit in the cache memory budget */
+  PHOTON_ERR_UNSUPPORTED = 8,      /* e.g. RecGen on a vanilla model */
+  PHOTON_ERR_NO_DEVICE = 9,        /* CUDA requested, no driver or device */
+  PHOTON_ERR_CANCELLED = 10,       /* stopped by photon_engine_cancel or a callback */
+  PHOTON_ERR_INTERNAL = 11
+} photon_status;
+
+PHOTON_EXPORT int photon_api_version(void);
+PHOTON_EXPORT const char *photon_version(void);
+/* Short name of a status ("out of budget"). Never NULL. */
+PHOTON_EXPORT const char *photon_status_string(photon_status status);
+/* Message of the last failure on this thread ("" if none). Valid until the next call. */
+PHOTON_EXPORT const char *photon_last_error(void);
+
+/* ---------------------------------------------------------------- model ---------- */
+
+typedef struct photon_model photon_model;
+
+typedef enum photon_family {
+  PHOTON_FAMILY_PHOTON = 0,  /* hierarchical, L levels */
+  PHOTON_FAMILY_BLOCK = 1,   /* Block Transformer (L = 1) */
+  PHOTON_FAMILY_VANILLA = 2  /* plain decoder-only transformer */
+} photon_family;
+
+typedef struct photon_load_options {
+  size_t struct_size;
+  int verify_checksum;  /* default 1: FNV-1a over weights.bin must match the manifest */
+  int check_cpu;        /* default 1: refuse if this CPU lacks a feature the code uses */
+} photon_load_options;
+
+PHOTON_EXPORT void photon_load_options_defaults(photon_load_options *opts);
+
+/* Loads the artifact directory `path` (manifest.json, model.so, weights.bin). weights.bin
+ * is memory-mapped read-only, never copied. `opts` may be NULL. */
+PHOTON_EXPORT photon_status photon_model_load(const char *path, const photon_load_options *opts,
+                                              photon_model **out);
+PHOTON_EXPORT void photon_model_free(photon_model *model);
+
+typedef struct photon_model_info {
+  size_t struct_size;
+  photon_family family;
+  int32_t vocab;
+  int32_t width;
+  int32_t levels;                         /* 0 for vanilla */
+  int32_t chunk_sizes[PHOTON_MAX_LEVELS]; /* C_1..C_L */
+  int32_t tokens_per_step;                /* C_1*...*C_L (1 for vanilla) */
+  int32_t max_context;
+  int32_t has_recgen;                     /* the artifact supports RecGen */
+  int32_t has_forward;                    /* the `forward` stage exists (eval, logits) */
+  int32_t cache_levels;                   /* entries of the arrays below */
+  int32_t cache_level_id[PHOTON_MAX_LEVELS];
+  uint64_t cache_bytes_per_unit[PHOTON_MAX_LEVELS];
+  int32_t cache_tokens_per_unit[PHOTON_MAX_LEVELS];
+  uint64_t weights_bytes;
+  const char *target_cpu;                 /* owned by the model */
+  const char *tokenizer_kind;             /* "byte" or "bpe"; owned by the model */
+} photon_model_info;
+
+PHOTON_EXPORT photon_status photon_model_get_info(const photon_model *model,
+                                                  photon_model_info *info);
+
+/* Tokenizer of the model (from the manifest). Encode writes up to `capacity` ids to `out`
+ * and the full count to `*n_out` (call with capacity 0 to size). */
+PHOTON_EXPORT photon_status photon_tokenize(const photon_model *model, const char *text,
+                                            size_t text_len, int32_t *out, size_t capacity,
+                                            size_t *n_out);
+/* Decodes ids to bytes (possibly partial UTF-8). Same sizing convention as above. */
+PHOTON_EXPORT photon_status photon_detokenize(const photon_model *model, const int32_t *tokens,
+                                              size_t n, char *out, size_t capacity,
+                                              size_t *n_out);
+
+/* Teacher-forced logits through the `forward` stage: tokens [batch, length] row-major,
+ * logits [batch, length, vocab]. `length` must be a multiple of tokens_per_step. */
+PHOTON_EXPORT photon_status photon_model_forward(const photon_model *model, const int32_t *tokens,
+                                                 int32_t batch, int32_t length, float *logits);
+
+/* --------------------------------------------------------------- engine ---------- */
+
+typedef struct photon_engine photon_engine;
+
+typedef enum photon_mode { PHOTON_MODE_HIERGEN = 0, PHOTON_MODE_RECGEN = 1 } photon_mode;
+
+typedef struct photon_engine_options {
+  size_t struct_size;
+  photon_mode mode;        /* default HierGen; RecGen needs a photon-family artifact */
+  uint64_t memory_budget;  /* bytes for all KV caches; 0 = default (1/4 of physical RAM) */
+  int32_t max_batch;       /* sequences decoded together; default 64 */
+} photon_engine_options;
+
+PHOTON_EXPORT void photon_engine_options_defaults(photon_engine_options *opts);
+PHOTON_EXPORT photon_status photon_engine_create(const photon_model *model,
+                                                 const photon_engine_options *opts,
+                                                 photon_engine **out);
+PHOTON_EXPORT void photon_engine_free(photon_engine *engine);
+
+typedef struct photon_sampling {
+  size_t struct_size;
+  float temperature;          /* 0 = greedy (default) */
+  int32_t top_k;              /* 0 = off */
+  float top_p;                /* 1 = off */
+  float repetition_penalty;   /* 1 = off; >1 penalises tokens already in the sequence */
+  uint64_t seed;              /* per-sequence RNG seed */
+  int32_t max_tokens;         /* new tokens to generate; default 128 */
+  const char *const *stop;    /* stop strings (bytes); generation ends before the match */
+  int32_t n_stop;
+} photon_sampling;
+
+PHOTON_EXPORT void photon_sampling_defaults(photon_sampling *s);
+
+typedef uint64_t photon_request_id;
+
+/* Queues a request. It is admitted (prefilled) as soon as its caches fit in the budget; a
+ * request that can never fit is refused here with PHOTON_ERR_OUT_OF_BUDGET and the numbers.
+ */
+PHOTON_EXPORT photon_status photon_engine_submit(photon_engine *engine, const int32_t *prompt,
+                                                 size_t prompt_len, const photon_sampling *s,
+                                                 photon_request_id *id);
+
+typedef enum photon_finish {
+  PHOTON_FINISH_NONE = 0,       /* still running */
+  PHOTON_FINISH_LENGTH = 1,     /* max_tokens reached */
+  PHOTON_FINISH_STOP = 2,       /* a stop string matched */
+  PHOTON_FINISH_CONTEXT = 3,    /* the model's max_context reached */
+  PHOTON_FINISH_CANCELLED = 4
+} photon_finish;
+
+/* Receives new tokens of a request as they are final (for PHOTON a meta-context at a time).
+ * `finish` is non-zero on the last call for the request. Return non-zero to cancel the
+ * whole run. */
+typedef int (*photon_token_callback)(void *user, photon_request_id id, const int32_t *tokens,
+                                     size_t n, photon_finish finish);
+
+/* One scheduling step: admit waiting requests that fit, prefill them, run one decode step
+ * (a meta-context for PHOTON/Block, one token for vanilla) over every active sequence,
+ * report tokens. `*active` receives the number of unfinished requests (running + queued). */
+PHOTON_EXPORT photon_status photon_engine_step(photon_engine *engine, photon_token_callback cb,
+                                               void *user, int32_t *active);
+/* Steps until every request has finished (or a callback/cancel stops it). */
+PHOTON_EXPORT photon_status photon_engine_run(photon_engine *engine, photon_token_callback cb,
+                                              void *user);
+/* Asks a running photon_engine_run to stop after the current step (async-signal-safe). */
+PHOTON_EXPORT void photon_engine_cancel(photon_engine *engine);
+
+typedef struct photon_engine_stats {
+  size_t struct_size;
+  uint64_t prefill_tokens;
+  double prefill_seconds;
+  uint64_t decode_tokens;
+  double decode_seconds;
+  uint64_t budget_bytes;
+  uint64_t cache_bytes_in_use;
+  uint64_t cache_bytes_reserved;
+  int32_t cache_levels;
+  int32_t cache_level_id[PHOTON_MAX_LEVELS];
+  uint64_t cache_peak_bytes[PHOTON_MAX_LEVELS];  /* peak bytes in blocks, per level */
+  uint64_t cache_peak_total_bytes;
+  uint64_t requests_finished;
+  int32_t peak_batch;
+} photon_engine_stats;
+
+PHOTON_EXPORT photon_status photon_engine_get_stats(const photon_engine *engine,
+                                                    photon_engine_stats *stats);
+
+/* ----------------------------------------------------------------- CUDA ---------- */
+
+/* Probes the CUDA driver (dlopen("libcuda.so.1")). PHOTON_OK with the device count, or
+ * PHOTON_ERR_NO_DEVICE with a message such as "no CUDA driver (libcuda.so.1 not found)". */
+PHOTON_EXPORT photon_status photon_cuda_probe(int32_t *device_count);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* PHOTON_PHOTON_H */

@@ -1,0 +1,124 @@
+// Loading a compiled artifact (docs/artifact.md): manifest.json, model.so, weights.bin.
+#ifndef PHOTON_RUNTIME_ARTIFACT_H
+#define PHOTON_RUNTIME_ARTIFACT_H
+
+#include "json.h"
+#include "status.h"
+#include "tokenizer.h"
+
+#include "photon/weights_format.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace photon {
+
+struct StageArg {
+  std::string name;
+  std::string dtype;              // "f32", "i32", "i8"
+  std::vector<std::string> shape; // symbolic ("B", "n*4") or numeric, as written
+  std::string io;                 // "in", "out", "inout" (weights: empty)
+};
+
+struct StageSpec {
+  std::string name;
+  std::string symbol;
+  std::vector<StageArg> args;
+};
+
+struct CacheSpec {
+  int level = 0; // 1..L for photon/block; 1 for vanilla
+  int layers = 0;
+  int kvHeads = 0;
+  int headDim = 0;
+  std::string dtype = "f32";
+  int blockSize = 0;       // units per block
+  uint64_t bytesPerUnit = 0;
+  int tokensPerUnit = 1;
+  std::vector<std::string> modes;
+  uint64_t blockBytes() const { return bytesPerUnit * static_cast<uint64_t>(blockSize); }
+  bool usedIn(const std::string &mode) const;
+};
+
+struct Manifest {
+  int formatVersion = 0;
+  std::string abi;
+  std::string compilerName, compilerVersion;
+  std::string targetKind, targetTriple, targetCpu;
+  std::vector<std::string> targetFeatures;
+  photon_family family = PHOTON_FAMILY_PHOTON;
+  std::string familyName;
+  int vocab = 0, width = 0, levels = 0, prefix = 0, maxContext = 0;
+  std::vector<int> chunkSizes;
+  bool decoderShift = true; // token chunk k is fed Xhat(1)_{k-1} (docs/artifact.md)
+  std::string tokenizerKind = "byte", tokenizerVocab, tokenizerMerges;
+  std::string library = "model.so";
+  std::string weightsFile = "weights.bin";
+  uint64_t weightsBytes = 0;
+  uint64_t checksum = 0;
+  bool hasChecksum = false;
+  std::map<int, std::string> startLatents;
+  std::vector<CacheSpec> caches;
+  std::vector<StageSpec> stages;
+
+  const StageSpec *stage(const std::string &name) const;
+  const CacheSpec *cache(int level) const;
+  /// Tokens per top-level unit (C_1*...*C_L); 1 for vanilla.
+  int tokensPerStep() const;
+};
+
+/// Parses and validates manifest.json text; `file` names it in messages.
+Status parseManifest(const std::string &text, const std::string &file, Manifest &out);
+
+/// x86 CPU features by their LLVM names ("avx2", "fma", "avx512f", ...).
+bool cpuHasFeature(const std::string &name, bool &known);
+std::string hostCpuFeatureSummary();
+
+struct LoadOptions {
+  bool verifyChecksum = true;
+  bool checkCpu = true;
+};
+
+using StageFn = void (*)(void **);
+
+class Model {
+public:
+  ~Model();
+  Model(const Model &) = delete;
+  Model &operator=(const Model &) = delete;
+
+  static Status load(const std::string &dir, const LoadOptions &opts, std::unique_ptr<Model> &out);
+
+  const Manifest &manifest() const { return manifest_; }
+  const std::string &dir() const { return dir_; }
+  /// Entry point of a stage, or nullptr if the artifact does not have it.
+  StageFn stage(const std::string &name) const;
+  const uint8_t *weights() const { return weights_; }
+  size_t weightsSize() const { return weightsSize_; }
+  const std::vector<weights::TensorInfo> &tensors() const { return tensors_; }
+  /// Start latent s_l (width floats inside the mmapped blob), nullptr if absent.
+  const float *startLatent(int level) const;
+  const Tokenizer &tokenizer() const { return *tokenizer_; }
+
+private:
+  Model() = default;
+  Manifest manifest_;
+  std::string dir_;
+  void *lib_ = nullptr;
+  uint8_t *weights_ = nullptr;
+  size_t weightsSize_ = 0;
+  std::vector<weights::TensorInfo> tensors_;
+  std::map<std::string, StageFn> stages_;
+  std::map<int, const float *> startLatents_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+/// Reads a whole file into `out`.
+Status readFile(const std::string &path, std::string &out);
+
+} // namespace photon
+
+#endif

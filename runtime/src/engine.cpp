@@ -1,0 +1,600 @@
+#include "engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace photon {
+
+namespace {
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+} // namespace
+
+Engine::~Engine() {
+  for (auto &s : active_) cache_.release(s->cache);
+  for (auto &s : waiting_) cache_.release(s->cache);
+}
+
+Status Engine::create(const Model &model, const EngineOptions &opts, std::unique_ptr<Engine> &out) {
+  const Manifest &m = model.manifest();
+  std::unique_ptr<Engine> e(new Engine(model, opts));
+  if (e->opts_.maxBatch < 1)
+    return error(PHOTON_ERR_INVALID_ARGUMENT, "max batch must be >= 1");
+  if (e->opts_.memoryBudget == 0) e->opts_.memoryBudget = defaultMemoryBudget();
+  if (opts.mode == PHOTON_MODE_RECGEN &&
+      (m.family != PHOTON_FAMILY_PHOTON || m.levels < 2))
+    return error(PHOTON_ERR_UNSUPPORTED,
+                 "RecGen needs a PHOTON artifact with at least 2 levels; this is a " + m.familyName +
+                     " model with " + std::to_string(m.levels) + " level(s): use --mode hiergen");
+  if (opts.mode == PHOTON_MODE_RECGEN) {
+    const CacheSpec *top = m.cache(m.levels);
+    if (top && !top->usedIn("recgen"))
+      return error(PHOTON_ERR_UNSUPPORTED, "the artifact's manifest does not list RecGen for its "
+                                           "top-level cache; recompile with RecGen enabled");
+  }
+  e->D_ = m.width;
+  e->V_ = m.vocab;
+  if (m.family == PHOTON_FAMILY_VANILLA) {
+    e->L_ = 0;
+    e->tokensPerMeta_ = 1;
+  } else {
+    e->L_ = m.levels;
+    e->C_.assign(static_cast<size_t>(e->L_ + 1), 1);
+    for (int l = 1; l <= e->L_; ++l) e->C_[l] = m.chunkSizes[l - 1];
+    e->N_.assign(static_cast<size_t>(e->L_ + 1), 1);
+    for (int l = e->L_ - 1; l >= 0; --l) e->N_[l] = e->N_[l + 1] * e->C_[l + 1];
+    e->tokensPerMeta_ = static_cast<int>(e->N_[0]);
+    for (int l = 1; l <= e->L_; ++l)
+      if (!model.startLatent(l))
+        return error(PHOTON_ERR_FORMAT, "the artifact has no start latent for level " +
+                                            std::to_string(l));
+  }
+  std::vector<CacheLevelSpec> levels;
+  for (const auto &c : m.caches) {
+    CacheLevelSpec s;
+    s.level = c.level;
+    s.layers = c.layers;
+    s.kvHeads = c.kvHeads;
+    s.headDim = c.headDim;
+    s.blockSize = c.blockSize;
+    s.tokensPerUnit = c.tokensPerUnit;
+    levels.push_back(s);
+  }
+  PHOTON_RETURN_IF_ERROR(e->cache_.init(levels, e->opts_.memoryBudget));
+  out = std::move(e);
+  return Status::ok();
+}
+
+std::vector<int64_t> Engine::unitsFor(int64_t promptLen, int64_t limit) const {
+  std::vector<int64_t> units(cache_.levelCount(), 0);
+  if (L_ == 0) {
+    int li = cache_.indexOfLevel(1);
+    if (li >= 0) units[li] = limit;
+    return units;
+  }
+  int64_t promptMetas = promptLen / tokensPerMeta_;
+  int64_t genMetas = (limit + tokensPerMeta_ - 1) / tokensPerMeta_ - 1; // last one is not encoded
+  int64_t maxMetas = std::max(promptMetas, genMetas);
+  for (int l = 1; l <= L_; ++l) {
+    int li = cache_.indexOfLevel(l);
+    if (li < 0) continue;
+    bool recgen = opts_.mode == PHOTON_MODE_RECGEN;
+    units[li] = (recgen && l < L_ ? promptMetas : maxMetas) * N_[l];
+  }
+  return units;
+}
+
+Status Engine::submit(const std::vector<int32_t> &prompt, const SamplingParams &params, uint64_t &id) {
+  const Manifest &m = model_.manifest();
+  for (size_t i = 0; i < prompt.size(); ++i)
+    if (prompt[i] < 0 || prompt[i] >= V_)
+      return error(PHOTON_ERR_INVALID_ARGUMENT, "prompt token " + std::to_string(i) + " is " +
+                                                    std::to_string(prompt[i]) +
+                                                    ", outside the vocabulary [0, " +
+                                                    std::to_string(V_) + ")");
+  if (params.maxTokens < 1)
+    return error(PHOTON_ERR_INVALID_ARGUMENT, "max tokens must be >= 1");
+  if (L_ == 0 && prompt.empty())
+    return error(PHOTON_ERR_INVALID_ARGUMENT,
+                 "a vanilla model needs at least one prompt token (it has no start latent)");
+  if (static_cast<int64_t>(prompt.size()) >= m.maxContext)
+    return error(PHOTON_ERR_OUT_OF_BUDGET, "the prompt has " + std::to_string(prompt.size()) +
+                                               " tokens; the model's context is " +
+                                               std::to_string(m.maxContext) +
+                                               ": shorten the prompt");
+  if (params.temperature < 0 || params.topP < 0 || params.repetitionPenalty <= 0)
+    return error(PHOTON_ERR_INVALID_ARGUMENT,
+                 "temperature and top-p must be >= 0, repetition penalty > 0");
+  auto s = std::unique_ptr<Sequence>(new Sequence());
+  s->id = nextId_++;
+  s->tokens = prompt;
+  s->promptLen = static_cast<int64_t>(prompt.size());
+  s->limit = std::min<int64_t>(s->promptLen + params.maxTokens, m.maxContext);
+  s->params = params;
+  s->rng.reseed(params.seed);
+  PHOTON_RETURN_IF_ERROR(cache_.checkEverFits(unitsFor(s->promptLen, s->limit), s->limit));
+  id = s->id;
+  waiting_.push_back(std::move(s));
+  return Status::ok();
+}
+
+// ------------------------------------------------------------------ stage calls
+
+Status Engine::callEncode(int level, std::vector<Sequence *> &batch, const void *input, int64_t n,
+                          std::vector<float> &out) {
+  const std::string name = "encode_" + std::to_string(level);
+  StageFn fn = model_.stage(name);
+  if (!fn) return error(PHOTON_ERR_ABI, "the artifact has no stage '" + name + "'");
+  int li = cache_.indexOfLevel(level);
+  if (li < 0) return error(PHOTON_ERR_FORMAT, "no cache for level " + std::to_string(level));
+  const int64_t B = static_cast<int64_t>(batch.size());
+  int64_t MB = 1;
+  for (Sequence *s : batch) {
+    PHOTON_RETURN_IF_ERROR(cache_.ensure(s->cache, li, s->cache.lens[li] + n));
+    MB = std::max<int64_t>(MB, static_cast<int64_t>(s->cache.tables[li].size()));
+  }
+  std::vector<int32_t> table(static_cast<size_t>(B * MB), 0), lens(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    const auto &t = batch[b]->cache.tables[li];
+    std::copy(t.begin(), t.end(), table.begin() + b * MB);
+    lens[b] = static_cast<int32_t>(batch[b]->cache.lens[li]);
+  }
+  out.assign(static_cast<size_t>(B * n * D_), 0.0f);
+  StageArgs a(6);
+  a.add(model_.weights(), {static_cast<int64_t>(model_.weightsSize())});
+  if (level == 1) a.add(input, {B, n * C_[1]});
+  else a.add(input, {B, n * C_[level], D_});
+  a.add(cache_.pool(li), cache_.poolShape(li));
+  a.add(table.data(), {B, MB});
+  a.add(lens.data(), {B});
+  a.add(out.data(), {B, n, D_});
+  fn(a.args());
+  for (Sequence *s : batch) cache_.setLength(s->cache, li, s->cache.lens[li] + n);
+  return Status::ok();
+}
+
+Status Engine::callLatent(int level, const std::vector<float> &prev, int64_t rows,
+                          std::vector<float> &out) {
+  const std::string name = "latent_" + std::to_string(level);
+  StageFn fn = model_.stage(name);
+  if (!fn) return error(PHOTON_ERR_ABI, "the artifact has no stage '" + name + "'");
+  out.assign(static_cast<size_t>(rows * C_[level] * D_), 0.0f);
+  StageArgs a(3);
+  a.add(model_.weights(), {static_cast<int64_t>(model_.weightsSize())});
+  a.add(prev.data(), {rows, D_});
+  a.add(out.data(), {rows, C_[level], D_});
+  fn(a.args());
+  return Status::ok();
+}
+
+// ------------------------------------------------------------------ photon / block
+
+Status Engine::decodeLatents(std::vector<Sequence *> &batch, std::vector<float> &tokenPrev,
+                             std::vector<float> &topChunk) {
+  const int64_t B = static_cast<int64_t>(batch.size());
+  if (L_ == 1) { // Block Transformer: token chunk k is fed X(1)_{k-1}
+    tokenPrev.resize(static_cast<size_t>(B * D_));
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(tokenPrev.data() + b * D_, batch[b]->topPrev.data(), sizeof(float) * D_);
+    topChunk.clear();
+    return Status::ok();
+  }
+  // Top level: Xhat(L-1) units of this meta-context from X(L)_{g-1}.
+  std::vector<float> prev(static_cast<size_t>(B * D_)), U;
+  for (int64_t b = 0; b < B; ++b)
+    std::memcpy(prev.data() + b * D_, batch[b]->topPrev.data(), sizeof(float) * D_);
+  PHOTON_RETURN_IF_ERROR(callLatent(L_, prev, B, U)); // [B, N_{L-1}, D]
+  topChunk = U;
+  // Levels L-1 .. 2: chunk h at level l-1 is generated from Xhat(l)_{h-1}.
+  for (int l = L_ - 1; l >= 2; --l) {
+    const int64_t Nl = N_[l];
+    prev.assign(static_cast<size_t>(B * Nl * D_), 0.0f);
+    for (int64_t b = 0; b < B; ++b) {
+      Sequence &s = *batch[b];
+      float *dst = prev.data() + b * Nl * D_;
+      std::memcpy(dst, s.lastHat[l].data(), sizeof(float) * D_);
+      std::memcpy(dst + D_, U.data() + b * Nl * D_, sizeof(float) * (Nl - 1) * D_);
+      std::memcpy(s.lastHat[l].data(), U.data() + (b * Nl + Nl - 1) * D_, sizeof(float) * D_);
+    }
+    std::vector<float> next;
+    PHOTON_RETURN_IF_ERROR(callLatent(l, prev, B * Nl, next)); // [B*Nl, C_l, D] = [B, N_{l-1}, D]
+    U.swap(next);
+  }
+  // Token chunks: chunk k is fed Xhat(1)_{k-1} (shifted) or Xhat(1)_k (unshifted variant).
+  const int64_t N1 = N_[1];
+  tokenPrev.assign(static_cast<size_t>(B * N1 * D_), 0.0f);
+  const bool shift = model_.manifest().decoderShift;
+  for (int64_t b = 0; b < B; ++b) {
+    Sequence &s = *batch[b];
+    float *dst = tokenPrev.data() + b * N1 * D_;
+    const float *u = U.data() + b * N1 * D_;
+    if (shift) {
+      std::memcpy(dst, s.lastHat[1].data(), sizeof(float) * D_);
+      std::memcpy(dst + D_, u, sizeof(float) * (N1 - 1) * D_);
+    } else {
+      std::memcpy(dst, u, sizeof(float) * N1 * D_);
+    }
+    std::memcpy(s.lastHat[1].data(), u + (N1 - 1) * D_, sizeof(float) * D_);
+  }
+  return Status::ok();
+}
+
+Status Engine::encodeTokens(Sequence &s, const int32_t *tokens, int64_t count,
+                            std::vector<float> &xTop) {
+  const int64_t kPiece = 64; // top-level units per call: bounds the stages' temporaries
+  std::vector<Sequence *> one{&s};
+  xTop.clear();
+  for (int64_t done = 0; done < count; done += kPiece) {
+    int64_t m = std::min(kPiece, count - done);
+    std::vector<float> x, y;
+    PHOTON_RETURN_IF_ERROR(callEncode(1, one, tokens + done * tokensPerMeta_, m * N_[1], x));
+    for (int l = 2; l <= L_; ++l) {
+      PHOTON_RETURN_IF_ERROR(callEncode(l, one, x.data(), m * N_[l], y));
+      x.swap(y);
+    }
+    xTop.insert(xTop.end(), x.begin(), x.end());
+  }
+  return Status::ok();
+}
+
+Status Engine::prefillPhoton(Sequence &s) {
+  const float *sL = model_.startLatent(L_);
+  s.topPrev.assign(sL, sL + D_);
+  s.lastHat.assign(static_cast<size_t>(L_ + 1), {});
+  for (int l = 1; l < L_; ++l) {
+    const float *sl = model_.startLatent(l);
+    s.lastHat[l].assign(sl, sl + D_);
+  }
+  const int64_t Pm = s.promptLen / tokensPerMeta_;
+  s.metas = Pm;
+  if (Pm == 0) return Status::ok();
+  std::vector<float> xTop;
+  PHOTON_RETURN_IF_ERROR(encodeTokens(s, s.tokens.data(), Pm, xTop));
+  if (opts_.mode == PHOTON_MODE_RECGEN)
+    for (int l = 1; l < L_; ++l) cache_.releaseLevel(s.cache, cache_.indexOfLevel(l));
+  if (L_ >= 2) {
+    // The decoder state after meta-context Pm-1 (the last Xhat(l) units), needed by the
+    // first generated chunk at each level. With chunk sizes >= 2 it depends only on meta
+    // Pm-1; otherwise replay from the start.
+    bool replay = false;
+    for (int l = 2; l < L_; ++l) replay |= C_[l + 1] < 2;
+    for (int64_t m = replay ? 0 : Pm - 1; m < Pm; ++m) {
+      if (m >= 1) s.topPrev.assign(xTop.begin() + (m - 1) * D_, xTop.begin() + m * D_);
+      else s.topPrev.assign(sL, sL + D_);
+      std::vector<Sequence *> one{&s};
+      std::vector<float> tp, tc;
+      PHOTON_RETURN_IF_ERROR(decodeLatents(one, tp, tc));
+    }
+  }
+  s.topPrev.assign(xTop.begin() + (Pm - 1) * D_, xTop.begin() + Pm * D_);
+  return Status::ok();
+}
+
+Status Engine::encodeStep(std::vector<Sequence *> &batch, const std::vector<float> &xhatTop) {
+  const int64_t B = static_cast<int64_t>(batch.size());
+  if (B == 0) return Status::ok();
+  std::vector<float> x, y;
+  if (opts_.mode == PHOTON_MODE_RECGEN) {
+    // A(L) = Chunk_L(Xhat(L-1)): the decoder's own reconstruction; no lower-level encoder.
+    PHOTON_RETURN_IF_ERROR(callEncode(L_, batch, xhatTop.data(), 1, x));
+  } else {
+    std::vector<int32_t> toks(static_cast<size_t>(B * tokensPerMeta_));
+    for (int64_t b = 0; b < B; ++b) {
+      const Sequence &s = *batch[b];
+      std::copy(s.tokens.begin() + s.metas * tokensPerMeta_,
+                s.tokens.begin() + (s.metas + 1) * tokensPerMeta_, toks.begin() + b * tokensPerMeta_);
+    }
+    PHOTON_RETURN_IF_ERROR(callEncode(1, batch, toks.data(), N_[1], x));
+    for (int l = 2; l <= L_; ++l) {
+      PHOTON_RETURN_IF_ERROR(callEncode(l, batch, x.data(), N_[l], y));
+      x.swap(y);
+    }
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    batch[b]->topPrev.assign(x.begin() + b * D_, x.begin() + (b + 1) * D_);
+    batch[b]->metas += 1;
+  }
+  return Status::ok();
+}
+
+Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
+  const int64_t B = static_cast<int64_t>(batch.size());
+  const int64_t N1 = N_[1];
+  const int C1 = C_[1];
+  std::vector<float> tokenPrev, topChunk;
+  PHOTON_RETURN_IF_ERROR(decodeLatents(batch, tokenPrev, topChunk));
+
+  StageFn tokenStep = model_.stage("token_step");
+  if (!tokenStep) return error(PHOTON_ERR_ABI, "the artifact has no stage 'token_step'");
+  const int64_t S = B * N1;
+  std::vector<int32_t> chunkTok(static_cast<size_t>(S * C1), 0);
+  // Prompt tokens of the current meta-context are forced, not sampled.
+  auto absIndex = [&](int64_t b, int64_t c, int p) {
+    return batch[b]->metas * tokensPerMeta_ + c * C1 + p;
+  };
+  std::vector<std::vector<int32_t>> sampled(static_cast<size_t>(B));
+  std::vector<int64_t> streams;
+  std::vector<float> prev, logits;
+  std::vector<int32_t> toks, pos;
+  for (int p = 0; p < C1; ++p) {
+    streams.clear();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t c = 0; c < N1; ++c) {
+        int64_t a = absIndex(b, c, p);
+        if (a < batch[b]->promptLen) chunkTok[(b * N1 + c) * C1 + p] = batch[b]->tokens[a];
+        else streams.push_back(b * N1 + c);
+      }
+    if (streams.empty()) continue;
+    const int64_t Sa = static_cast<int64_t>(streams.size());
+    prev.resize(static_cast<size_t>(Sa * D_));
+    toks.resize(static_cast<size_t>(Sa * C1));
+    pos.assign(static_cast<size_t>(Sa), p);
+    logits.assign(static_cast<size_t>(Sa * V_), 0.0f);
+    for (int64_t i = 0; i < Sa; ++i) {
+      std::memcpy(prev.data() + i * D_, tokenPrev.data() + streams[i] * D_, sizeof(float) * D_);
+      std::memcpy(toks.data() + i * C1, chunkTok.data() + streams[i] * C1, sizeof(int32_t) * C1);
+    }
+    StageArgs a(5);
+    a.add(model_.weights(), {static_cast<int64_t>(model_.weightsSize())});
+    a.add(prev.data(), {Sa, D_});
+    a.add(toks.data(), {Sa, C1});
+    a.add(pos.data(), {Sa});
+    a.add(logits.data(), {Sa, V_});
+    tokenStep(a.args());
+    // Sample in (sequence, chunk) order; each sequence draws from its own RNG.
+    for (int64_t i = 0; i < Sa; ++i) {
+      int64_t b = streams[i] / N1;
+      Sequence &s = *batch[b];
+      std::vector<int32_t> hist;
+      if (s.params.repetitionPenalty != 1.0f) {
+        hist = s.tokens;
+        hist.insert(hist.end(), sampled[b].begin(), sampled[b].end());
+      }
+      int32_t t = sampler_.sample(logits.data() + i * V_, V_, s.params, hist, s.rng);
+      chunkTok[streams[i] * C1 + p] = t;
+      sampled[b].push_back(t);
+    }
+  }
+  // Commit the meta-context's tokens (beyond the prompt) in order.
+  std::vector<Sequence *> cont;
+  std::vector<float> contTop;
+  const int64_t topRow = L_ >= 2 ? static_cast<int64_t>(C_[L_]) * D_ : 0;
+  for (int64_t b = 0; b < B; ++b) {
+    Sequence &s = *batch[b];
+    std::vector<int32_t> gen;
+    for (int64_t c = 0; c < N1; ++c)
+      for (int p = 0; p < C1; ++p)
+        if (absIndex(b, c, p) >= s.promptLen) gen.push_back(chunkTok[(b * N1 + c) * C1 + p]);
+    appendGenerated(s, gen.data(), gen.size());
+    if (s.finish == PHOTON_FINISH_NONE) {
+      cont.push_back(&s);
+      if (topRow) contTop.insert(contTop.end(), topChunk.begin() + b * topRow,
+                                 topChunk.begin() + (b + 1) * topRow);
+    }
+  }
+  return encodeStep(cont, contTop);
+}
+
+// ------------------------------------------------------------------ vanilla
+
+Status Engine::prefillVanilla(Sequence &s) {
+  StageFn fn = model_.stage("lm_step");
+  if (!fn) return error(PHOTON_ERR_ABI, "the artifact has no stage 'lm_step'");
+  int li = cache_.indexOfLevel(1);
+  const int64_t kPiece = 256;
+  std::vector<float> logits;
+  for (int64_t done = 0; done < s.promptLen; done += kPiece) {
+    int64_t n = std::min(kPiece, s.promptLen - done);
+    PHOTON_RETURN_IF_ERROR(cache_.ensure(s.cache, li, s.cache.lens[li] + n));
+    const auto &t = s.cache.tables[li];
+    std::vector<int32_t> table(t.begin(), t.end());
+    int32_t len = static_cast<int32_t>(s.cache.lens[li]);
+    logits.assign(static_cast<size_t>(n * V_), 0.0f);
+    StageArgs a(6);
+    a.add(model_.weights(), {static_cast<int64_t>(model_.weightsSize())});
+    a.add(s.tokens.data() + done, {1, n});
+    a.add(cache_.pool(li), cache_.poolShape(li));
+    a.add(table.data(), {1, static_cast<int64_t>(table.size())});
+    a.add(&len, {1});
+    a.add(logits.data(), {1, n, V_});
+    fn(a.args());
+    cache_.setLength(s.cache, li, s.cache.lens[li] + n);
+    if (done + n == s.promptLen) s.nextLogits.assign(logits.end() - V_, logits.end());
+  }
+  return Status::ok();
+}
+
+Status Engine::stepVanilla(std::vector<Sequence *> &batch) {
+  std::vector<Sequence *> cont;
+  for (Sequence *sp : batch) {
+    Sequence &s = *sp;
+    static const std::vector<int32_t> kNone;
+    int32_t t = sampler_.sample(s.nextLogits.data(), V_, s.params,
+                                s.params.repetitionPenalty != 1.0f ? s.tokens : kNone, s.rng);
+    appendGenerated(s, &t, 1);
+    if (s.finish == PHOTON_FINISH_NONE) cont.push_back(sp);
+  }
+  if (cont.empty()) return Status::ok();
+  StageFn fn = model_.stage("lm_step");
+  int li = cache_.indexOfLevel(1);
+  const int64_t B = static_cast<int64_t>(cont.size());
+  int64_t MB = 1;
+  for (Sequence *s : cont) {
+    PHOTON_RETURN_IF_ERROR(cache_.ensure(s->cache, li, s->cache.lens[li] + 1));
+    MB = std::max<int64_t>(MB, static_cast<int64_t>(s->cache.tables[li].size()));
+  }
+  std::vector<int32_t> table(static_cast<size_t>(B * MB), 0), lens(static_cast<size_t>(B)),
+      toks(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    const auto &t = cont[b]->cache.tables[li];
+    std::copy(t.begin(), t.end(), table.begin() + b * MB);
+    lens[b] = static_cast<int32_t>(cont[b]->cache.lens[li]);
+    toks[b] = cont[b]->tokens.back();
+  }
+  std::vector<float> logits(static_cast<size_t>(B * V_), 0.0f);
+  StageArgs a(6);
+  a.add(model_.weights(), {static_cast<int64_t>(model_.weightsSize())});
+  a.add(toks.data(), {B, 1});
+  a.add(cache_.pool(li), cache_.poolShape(li));
+  a.add(table.data(), {B, MB});
+  a.add(lens.data(), {B});
+  a.add(logits.data(), {B, 1, V_});
+  fn(a.args());
+  for (int64_t b = 0; b < B; ++b) {
+    cache_.setLength(cont[b]->cache, li, cont[b]->cache.lens[li] + 1);
+    cont[b]->nextLogits.assign(logits.begin() + b * V_, logits.begin() + (b + 1) * V_);
+  }
+  return Status::ok();
+}
+
+// ------------------------------------------------------------------ scheduling
+
+void Engine::appendGenerated(Sequence &s, const int32_t *toks, size_t n) {
+  const Tokenizer &tok = model_.tokenizer();
+  for (size_t i = 0; i < n && s.finish == PHOTON_FINISH_NONE; ++i) {
+    size_t before = s.text.size();
+    s.tokens.push_back(toks[i]);
+    s.genEnds.push_back(0);
+    s.text += tok.tokenBytes(toks[i]);
+    s.genEnds.back() = s.text.size();
+    if (!s.params.stop.empty()) {
+      int64_t at = findStop(s.text, s.params.stop, before);
+      if (at >= 0) {
+        // Keep the tokens that end before the match; the text stops where the match starts.
+        while (!s.genEnds.empty() && s.genEnds.back() > static_cast<size_t>(at)) {
+          s.genEnds.pop_back();
+          s.tokens.pop_back();
+        }
+        s.text.resize(static_cast<size_t>(at));
+        s.finish = PHOTON_FINISH_STOP;
+        break;
+      }
+    }
+    if (static_cast<int64_t>(s.tokens.size()) >= s.limit) {
+      bool byContext = s.limit < s.promptLen + s.params.maxTokens;
+      s.finish = byContext ? PHOTON_FINISH_CONTEXT : PHOTON_FINISH_LENGTH;
+    }
+  }
+}
+
+void Engine::report(Sequence &s, const TokenCallback &cb, bool &cancelled) {
+  size_t gen = s.tokens.size() - static_cast<size_t>(s.promptLen);
+  size_t n = gen > s.emitted ? gen - s.emitted : 0;
+  if (n == 0 && s.finish == PHOTON_FINISH_NONE) return;
+  const int32_t *p = s.tokens.data() + s.promptLen + s.emitted;
+  s.emitted = gen;
+  stats_.decodeTokens += n;
+  if (cb && !cb(s.id, p, n, s.finish)) cancelled = true;
+}
+
+void Engine::finishAll(photon_finish why, const TokenCallback &cb) {
+  bool ignored = false;
+  for (auto &s : active_) {
+    s->finish = why;
+    report(*s, cb, ignored);
+    cache_.release(s->cache);
+  }
+  for (auto &s : waiting_) {
+    s->finish = why;
+    if (cb) cb(s->id, nullptr, 0, why);
+  }
+  active_.clear();
+  waiting_.clear();
+}
+
+Status Engine::admit(Sequence &s) {
+  double t0 = now();
+  Status st = L_ == 0 ? prefillVanilla(s) : prefillPhoton(s);
+  stats_.prefillSeconds += now() - t0;
+  stats_.prefillTokens += static_cast<uint64_t>(s.promptLen);
+  return st;
+}
+
+Status Engine::step(const TokenCallback &cb, int &active) {
+  if (cancel_.load()) {
+    finishAll(PHOTON_FINISH_CANCELLED, cb);
+    cancel_.store(false);
+    active = 0;
+    return error(PHOTON_ERR_CANCELLED, "generation cancelled");
+  }
+  // Admission in arrival order while the batch and the budget allow.
+  while (!waiting_.empty() && static_cast<int>(active_.size()) < opts_.maxBatch) {
+    Sequence &s = *waiting_.front();
+    bool everFits = true;
+    Status st = cache_.reserve(s.cache, unitsFor(s.promptLen, s.limit), s.limit, everFits);
+    if (!st) {
+      if (everFits && !active_.empty()) break; // wait for running requests to finish
+      return st;
+    }
+    std::unique_ptr<Sequence> owned = std::move(waiting_.front());
+    waiting_.pop_front();
+    Status pst = admit(*owned);
+    if (!pst) {
+      cache_.release(owned->cache);
+      return pst;
+    }
+    active_.push_back(std::move(owned));
+  }
+  stats_.peakBatch = std::max(stats_.peakBatch, static_cast<int>(active_.size()));
+  if (!active_.empty()) {
+    std::vector<Sequence *> batch;
+    for (auto &s : active_) batch.push_back(s.get());
+    double t0 = now();
+    Status st = L_ == 0 ? stepVanilla(batch) : stepPhoton(batch);
+    stats_.decodeSeconds += now() - t0;
+    if (!st) return st;
+    bool cancelled = false;
+    std::vector<std::unique_ptr<Sequence>> keep;
+    for (auto &s : active_) {
+      report(*s, cb, cancelled);
+      if (s->finish != PHOTON_FINISH_NONE) {
+        cache_.release(s->cache);
+        ++stats_.requestsFinished;
+      } else {
+        keep.push_back(std::move(s));
+      }
+    }
+    active_.swap(keep);
+    if (cancelled) cancel_.store(true);
+  }
+  active = static_cast<int>(active_.size() + waiting_.size());
+  return Status::ok();
+}
+
+Status Engine::run(const TokenCallback &cb) {
+  int active = 1;
+  while (active > 0) PHOTON_RETURN_IF_ERROR(step(cb, active));
+  if (cancel_.load()) {
+    int ignored;
+    return step(cb, ignored);
+  }
+  return Status::ok();
+}
+
+Status forwardLogits(const Model &model, const int32_t *tokens, int32_t batch, int32_t length,
+                     float *logits) {
+  StageFn fn = model.stage("forward");
+  if (!fn)
+    return error(PHOTON_ERR_UNSUPPORTED, "the artifact has no 'forward' stage; recompile with "
+                                         "the forward stage enabled to evaluate or dump logits");
+  const Manifest &m = model.manifest();
+  int tps = m.tokensPerStep();
+  if (batch < 1 || length < 1 || length % tps != 0)
+    return error(PHOTON_ERR_INVALID_ARGUMENT, "forward needs batch >= 1 and a length that is a "
+                                              "multiple of " + std::to_string(tps) + ", got " +
+                                              std::to_string(length));
+  for (int64_t i = 0; i < static_cast<int64_t>(batch) * length; ++i)
+    if (tokens[i] < 0 || tokens[i] >= m.vocab)
+      return error(PHOTON_ERR_INVALID_ARGUMENT, "token " + std::to_string(tokens[i]) +
+                                                    " is outside the vocabulary");
+  StageArgs a(3);
+  a.add(model.weights(), {static_cast<int64_t>(model.weightsSize())});
+  a.add(tokens, {batch, length});
+  a.add(logits, {batch, length, m.vocab});
+  fn(a.args());
+  return Status::ok();
+}
+
+} // namespace photon

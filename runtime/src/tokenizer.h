@@ -1,0 +1,64 @@
+// Tokenizers: byte-level (id = byte) and GPT-2 byte-level BPE (vocab.json + merges.txt).
+#ifndef PHOTON_RUNTIME_TOKENIZER_H
+#define PHOTON_RUNTIME_TOKENIZER_H
+
+#include "status.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace photon {
+
+class Tokenizer {
+public:
+  virtual ~Tokenizer() = default;
+  virtual const char *kind() const = 0;
+  virtual int vocabSize() const = 0;
+  virtual std::vector<int32_t> encode(const std::string &text) const = 0;
+  /// The bytes of one token ("" for an unknown id).
+  virtual std::string tokenBytes(int32_t id) const = 0;
+  std::string decode(const std::vector<int32_t> &ids) const {
+    std::string s;
+    for (int32_t id : ids) s += tokenBytes(id);
+    return s;
+  }
+};
+
+class ByteTokenizer final : public Tokenizer {
+public:
+  const char *kind() const override { return "byte"; }
+  int vocabSize() const override { return 256; }
+  std::vector<int32_t> encode(const std::string &text) const override;
+  std::string tokenBytes(int32_t id) const override;
+};
+
+/// GPT-2 byte-level BPE: the pre-tokenizer regex of GPT-2
+///   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+/// then the bytes-to-unicode map, then merges by rank.
+class BpeTokenizer final : public Tokenizer {
+public:
+  static Status load(const std::string &vocabJsonPath, const std::string &mergesPath,
+                     std::unique_ptr<BpeTokenizer> &out);
+  const char *kind() const override { return "bpe"; }
+  int vocabSize() const override { return static_cast<int>(idToToken_.size()); }
+  std::vector<int32_t> encode(const std::string &text) const override;
+  std::string tokenBytes(int32_t id) const override;
+
+  /// The pre-tokenizer alone (exposed for tests): splits UTF-8 text into GPT-2 pieces.
+  static std::vector<std::string> pretokenize(const std::string &text);
+
+private:
+  void bpe(const std::string &piece, std::vector<int32_t> &out) const;
+  std::unordered_map<std::string, int32_t> tokenToId_; // keys in byte-encoded unicode form
+  std::vector<std::string> idToBytes_;                 // raw bytes of each id
+  std::vector<std::string> idToToken_;
+  std::unordered_map<std::string, int32_t> mergeRank_; // "a b" -> rank
+  std::string byteToUnicode_[256];                     // UTF-8 of the mapped code point
+};
+
+} // namespace photon
+
+#endif
