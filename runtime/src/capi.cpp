@@ -170,6 +170,7 @@ photon_status photon_engine_create(const photon_model *model, const photon_engin
     eo.mode = opts->mode;
     eo.memoryBudget = opts->memory_budget;
     eo.maxBatch = opts->max_batch;
+    eo.contextLimit = opts->context_limit;
   }
   std::unique_ptr<photon::Engine> e;
   photon::Status st = photon::Engine::create(*model->impl, eo, e);

@@ -99,11 +99,12 @@ Status Engine::submit(const std::vector<int32_t> &prompt, const SamplingParams &
   if (L_ == 0 && prompt.empty())
     return error(PHOTON_ERR_INVALID_ARGUMENT,
                  "a vanilla model needs at least one prompt token (it has no start latent)");
-  if (static_cast<int64_t>(prompt.size()) >= m.maxContext)
+  (void)m;
+  if (opts_.contextLimit > 0 && static_cast<int64_t>(prompt.size()) >= opts_.contextLimit)
     return error(PHOTON_ERR_OUT_OF_BUDGET, "the prompt has " + std::to_string(prompt.size()) +
-                                               " tokens; the model's context is " +
-                                               std::to_string(m.maxContext) +
-                                               ": shorten the prompt");
+                                               " tokens; the context limit is " +
+                                               std::to_string(opts_.contextLimit) +
+                                               ": shorten the prompt or raise the limit");
   if (params.temperature < 0 || params.topP < 0 || params.repetitionPenalty <= 0)
     return error(PHOTON_ERR_INVALID_ARGUMENT,
                  "temperature and top-p must be >= 0, repetition penalty > 0");
@@ -111,7 +112,8 @@ Status Engine::submit(const std::vector<int32_t> &prompt, const SamplingParams &
   s->id = nextId_++;
   s->tokens = prompt;
   s->promptLen = static_cast<int64_t>(prompt.size());
-  s->limit = std::min<int64_t>(s->promptLen + params.maxTokens, m.maxContext);
+  s->limit = s->promptLen + params.maxTokens;
+  if (opts_.contextLimit > 0) s->limit = std::min<int64_t>(s->limit, opts_.contextLimit);
   s->params = params;
   s->rng.reseed(params.seed);
   PHOTON_RETURN_IF_ERROR(cache_.checkEverFits(unitsFor(s->promptLen, s->limit), s->limit));
@@ -324,7 +326,7 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
       for (int64_t c = 0; c < N1; ++c) {
         int64_t a = absIndex(b, c, p);
         if (a < batch[b]->promptLen) chunkTok[(b * N1 + c) * C1 + p] = batch[b]->tokens[a];
-        else streams.push_back(b * N1 + c);
+        else if (a < batch[b]->limit) streams.push_back(b * N1 + c); // beyond: never sampled
       }
     if (streams.empty()) continue;
     const int64_t Sa = static_cast<int64_t>(streams.size());
@@ -366,7 +368,8 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
     std::vector<int32_t> gen;
     for (int64_t c = 0; c < N1; ++c)
       for (int p = 0; p < C1; ++p)
-        if (absIndex(b, c, p) >= s.promptLen) gen.push_back(chunkTok[(b * N1 + c) * C1 + p]);
+        if (absIndex(b, c, p) >= s.promptLen && absIndex(b, c, p) < s.limit)
+          gen.push_back(chunkTok[(b * N1 + c) * C1 + p]);
     appendGenerated(s, gen.data(), gen.size());
     if (s.finish == PHOTON_FINISH_NONE) {
       cont.push_back(&s);

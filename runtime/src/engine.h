@@ -22,6 +22,9 @@ struct EngineOptions {
   photon_mode mode = PHOTON_MODE_HIERGEN;
   uint64_t memoryBudget = 0; // 0: defaultMemoryBudget()
   int maxBatch = 64;
+  /// Total tokens (prompt + generated) a sequence may reach; 0 = no limit but the budget.
+  /// The manifest's max_context is the training context; RoPE models run past it.
+  int64_t contextLimit = 0;
 };
 
 struct EngineStats {

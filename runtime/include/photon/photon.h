@@ -134,6 +134,8 @@ typedef struct photon_engine_options {
   photon_mode mode;        /* default HierGen; RecGen needs a photon-family artifact */
   uint64_t memory_budget;  /* bytes for all KV caches; 0 = default (1/4 of physical RAM) */
   int32_t max_batch;       /* sequences decoded together; default 64 */
+  int64_t context_limit;   /* max prompt + generated tokens; 0 = none (the manifest's
+                              max_context is the training context, not a hard limit) */
 } photon_engine_options;
 
 PHOTON_EXPORT void photon_engine_options_defaults(photon_engine_options *opts);

@@ -1,0 +1,83 @@
+#include "json.h"
+#include "tokenizer.h"
+#include "artifact.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sys/stat.h>
+
+using namespace photon;
+
+namespace {
+const std::string kGpt2Dir = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/tokenizers/gpt2";
+bool exists(const std::string &p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+} // namespace
+
+TEST(ByteTokenizer, RoundTripsAllBytes) {
+  ByteTokenizer t;
+  std::string all;
+  for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
+  std::vector<int32_t> ids = t.encode(all);
+  ASSERT_EQ(ids.size(), 256u);
+  for (int i = 0; i < 256; ++i) EXPECT_EQ(ids[i], i);
+  EXPECT_EQ(t.decode(ids), all);
+  EXPECT_EQ(t.tokenBytes(300), "");
+  EXPECT_EQ(t.encode("hi"), (std::vector<int32_t>{104, 105}));
+}
+
+TEST(BpePretokenizer, FollowsTheGpt2Regex) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(BpeTokenizer::pretokenize("Hello world"), (V{"Hello", " world"}));
+  EXPECT_EQ(BpeTokenizer::pretokenize("it's 42!"), (V{"it", "'s", " 42", "!"}));
+  EXPECT_EQ(BpeTokenizer::pretokenize("a   b"), (V{"a", "  ", " b"}));
+  EXPECT_EQ(BpeTokenizer::pretokenize("end   "), (V{"end", "   "}));
+  EXPECT_EQ(BpeTokenizer::pretokenize("x\n\ny"), (V{"x", "\n", "\n", "y"}));
+  EXPECT_EQ(BpeTokenizer::pretokenize("caf\xc3\xa9 na\xc3\xafve"), (V{"caf\xc3\xa9", " na\xc3\xafve"}));
+}
+
+// Conformance with the original GPT-2 encoder (gpt-3-encoder's Encoder.js, run by node over
+// the same vocab.json/merges.txt; expected.json holds its outputs).
+TEST(BpeTokenizer, MatchesTheReferenceEncoder) {
+  if (!exists(kGpt2Dir + "/vocab.json"))
+    GTEST_SKIP() << "GPT-2 tokenizer files not found in " << kGpt2Dir;
+  std::unique_ptr<BpeTokenizer> t;
+  Status st = BpeTokenizer::load(kGpt2Dir + "/vocab.json", kGpt2Dir + "/merges.txt", t);
+  ASSERT_TRUE(st.isOk()) << st.message();
+  EXPECT_EQ(t->vocabSize(), 50257);
+  std::string text;
+  ASSERT_TRUE(readFile(kGpt2Dir + "/expected.json", text).isOk());
+  json::Value cases;
+  std::string err;
+  ASSERT_TRUE(json::parse(text, cases, err)) << err;
+  ASSERT_GE(cases.size(), 10u);
+  for (const auto &c : cases.items()) {
+    const std::string &s = c.get("text")->asString();
+    std::vector<int32_t> expect;
+    for (const auto &id : c.get("ids")->items()) expect.push_back(static_cast<int32_t>(id.asInt()));
+    EXPECT_EQ(t->encode(s), expect) << "text: \"" << s << "\"";
+    if (c.get("roundtrip")->asBool()) EXPECT_EQ(t->decode(expect), s);
+  }
+  // Known single encodings.
+  EXPECT_EQ(t->encode("Hello world"), (std::vector<int32_t>{15496, 995}));
+  EXPECT_EQ(t->tokenBytes(50256), "<|endoftext|>");
+}
+
+TEST(BpeTokenizer, RefusesBrokenFiles) {
+  std::string dir = ::testing::TempDir();
+  std::ofstream(dir + "/bad_vocab.json") << "{\"a\": 0";
+  std::ofstream(dir + "/merges.txt") << "#version: 0.2\na b\n";
+  std::unique_ptr<BpeTokenizer> t;
+  Status st = BpeTokenizer::load(dir + "/bad_vocab.json", dir + "/merges.txt", t);
+  EXPECT_EQ(st.code(), PHOTON_ERR_FORMAT);
+  EXPECT_NE(st.message().find("bad_vocab.json"), std::string::npos) << st.message();
+  std::ofstream(dir + "/small_vocab.json") << "{\"a\": 0, \"b\": 1}";
+  st = BpeTokenizer::load(dir + "/small_vocab.json", dir + "/merges.txt", t);
+  EXPECT_EQ(st.code(), PHOTON_ERR_FORMAT);
+  EXPECT_NE(st.message().find("single-byte token"), std::string::npos) << st.message();
+  st = BpeTokenizer::load(dir + "/missing.json", dir + "/merges.txt", t);
+  EXPECT_EQ(st.code(), PHOTON_ERR_IO);
+}
