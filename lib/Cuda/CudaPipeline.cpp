@@ -1,0 +1,304 @@
+//===- CudaPipeline.cpp - the photon GPU lowering pipeline and fatbin merging ------===//
+#include "photon/Target/Cuda/CudaPipeline.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdlib>
+
+using namespace mlir;
+
+namespace photon::cuda {
+
+bool parseChips(const std::string &text, std::vector<std::string> &chips, std::string &error) {
+  chips.clear();
+  llvm::StringRef rest(text);
+  rest.consume_front("cuda:");
+  while (!rest.empty()) {
+    auto [head, tail] = rest.split(',');
+    rest = tail;
+    head = head.trim();
+    head.consume_front("cuda:");
+    unsigned sm = 0;
+    if (!head.starts_with("sm_") || head.drop_front(3).getAsInteger(10, sm)) {
+      error = "expected a CUDA architecture like sm_80, got '" + head.str() + "'";
+      return false;
+    }
+    if (sm < 75) {
+      error = "sm_" + std::to_string(sm) +
+              " is not supported: the CUDA 13 toolkit builds for sm_75 and newer";
+      return false;
+    }
+    chips.push_back(head.str());
+  }
+  if (chips.empty()) {
+    error = "no CUDA architecture given (expected e.g. sm_80 or sm_80,sm_90)";
+    return false;
+  }
+  return true;
+}
+
+static std::string toolkitRoot(const GpuTargetOptions &o) {
+  if (!o.toolkitPath.empty())
+    return o.toolkitPath;
+  for (const char *env : {"CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"})
+    if (const char *v = std::getenv(env); v && *v)
+      return v;
+  return "/usr/local/cuda";
+}
+
+namespace {
+
+/// Merges the per-chip cubins of each gpu.binary into one fatbin with `fatbinary`, so
+/// that the host object embeds one image the driver picks the right cubin from.
+struct GpuMergeFatbinPass
+    : public PassWrapper<GpuMergeFatbinPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GpuMergeFatbinPass)
+  GpuMergeFatbinPass(const GpuTargetOptions &o) : options(o) {}
+  StringRef getArgument() const override { return "photon-gpu-merge-fatbin"; }
+  StringRef getDescription() const override {
+    return "Merge the per-architecture cubins of each gpu.binary into one fatbin";
+  }
+
+  void runOnOperation() override {
+    SmallVector<gpu::BinaryOp> binaries;
+    getOperation().walk([&](gpu::BinaryOp b) { binaries.push_back(b); });
+    for (gpu::BinaryOp bin : binaries)
+      if (bin.getObjectsAttr().size() > 1 && failed(merge(bin)))
+        return signalPassFailure();
+  }
+
+  LogicalResult merge(gpu::BinaryOp bin) {
+    std::string root = toolkitRoot(options);
+    llvm::ErrorOr<std::string> fatbinary =
+        llvm::sys::findProgramByName("fatbinary", {root + "/bin"});
+    if (!fatbinary)
+      return bin->emitError("photon-gpu-merge-fatbin: `fatbinary` not found in ")
+             << root << "/bin; install the CUDA toolkit or pass toolkit=<path>";
+    SmallVector<std::string> files;
+    SmallVector<std::string> args = {*fatbinary, "--64"};
+    llvm::scope_exit cleanup([&] {
+      for (const std::string &f : files)
+        llvm::sys::fs::remove(f);
+    });
+    Attribute firstTarget;
+    DictionaryAttr firstProps;
+    for (Attribute a : bin.getObjectsAttr()) {
+      auto obj = cast<gpu::ObjectAttr>(a);
+      auto target = dyn_cast<NVVM::NVVMTargetAttr>(obj.getTarget());
+      if (!target || obj.getFormat() != gpu::CompilationTarget::Binary)
+        return bin->emitError("photon-gpu-merge-fatbin: expected NVVM cubin objects "
+                              "(gpu-module-to-binary format=bin)");
+      if (!firstTarget) {
+        firstTarget = target;
+        firstProps = obj.getProperties();
+      }
+      SmallString<128> path;
+      int fd;
+      if (llvm::sys::fs::createTemporaryFile("photon-" + target.getChip(), "cubin", fd, path))
+        return bin->emitError("photon-gpu-merge-fatbin: cannot create a temporary file");
+      files.push_back(path.str().str());
+      {
+        llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+        os << obj.getObject().getValue();
+      }
+      args.push_back("--image3=kind=elf,sm=" + target.getChip().drop_front(3).str() +
+                     ",file=" + path.str().str());
+    }
+    SmallString<128> out;
+    if (llvm::sys::fs::createTemporaryFile("photon-merged", "fatbin", out))
+      return bin->emitError("photon-gpu-merge-fatbin: cannot create a temporary file");
+    files.push_back(out.str().str());
+    args.push_back("--create=" + out.str().str());
+    SmallVector<StringRef> argRefs(args.begin(), args.end());
+    std::string err;
+    int rc = llvm::sys::ExecuteAndWait(*fatbinary, argRefs, std::nullopt, {}, 0, 0, &err);
+    if (rc != 0)
+      return bin->emitError("photon-gpu-merge-fatbin: fatbinary failed (exit ")
+             << rc << ")" << (err.empty() ? "" : ": ") << err;
+    auto buf = llvm::MemoryBuffer::getFile(out, /*IsText=*/false);
+    if (!buf)
+      return bin->emitError("photon-gpu-merge-fatbin: cannot read ") << out;
+    MLIRContext *ctx = bin.getContext();
+    NamedAttrList props;
+    if (firstProps)
+      props.append(firstProps.getValue());
+    SmallVector<Attribute> chips;
+    for (Attribute a : bin.getObjectsAttr())
+      chips.push_back(StringAttr::get(
+          ctx, cast<NVVM::NVVMTargetAttr>(cast<gpu::ObjectAttr>(a).getTarget()).getChip()));
+    props.set("photon.chips", ArrayAttr::get(ctx, chips));
+    auto merged = gpu::ObjectAttr::get(
+        ctx, firstTarget, gpu::CompilationTarget::Fatbin,
+        StringAttr::get(ctx, (*buf)->getBuffer()), props.getDictionary(ctx), nullptr);
+    bin.setObjectsAttr(ArrayAttr::get(ctx, {merged}));
+    return success();
+  }
+
+  GpuTargetOptions options;
+};
+
+struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
+  Option<std::string> chips{*this, "chips",
+                            llvm::cl::desc("CUDA architectures, e.g. sm_80,sm_90 (sm_75+)"),
+                            llvm::cl::init("sm_80")};
+  Option<std::string> format{*this, "format",
+                             llvm::cl::desc("isa (PTX), bin (cubin) or fatbin"),
+                             llvm::cl::init("fatbin")};
+  Option<std::string> features{*this, "features", llvm::cl::desc("PTX ISA feature"),
+                               llvm::cl::init("+ptx80")};
+  Option<bool> tensorCores{*this, "tensor-cores",
+                           llvm::cl::desc("mma.sync for matmuls on sm_80+"), llvm::cl::init(true)};
+  Option<bool> allowTf32{*this, "allow-tf32", llvm::cl::desc("tf32 tensor cores for f32 matmuls"),
+                         llvm::cl::init(false)};
+  Option<unsigned> optLevel{*this, "opt-level", llvm::cl::desc("device optimisation level"),
+                            llvm::cl::init(3)};
+  Option<std::string> toolkit{*this, "toolkit", llvm::cl::desc("CUDA toolkit root"),
+                              llvm::cl::init("")};
+
+  GpuTargetOptions toTarget() const {
+    GpuTargetOptions o;
+    std::string error;
+    if (!parseChips(chips, o.chips, error)) {
+      llvm::errs() << "photon-gpu-lowering: " << error << "\n";
+      o.chips.clear();
+    }
+    o.format = format;
+    o.features = features;
+    o.tensorCores = tensorCores;
+    o.allowTf32 = allowTf32;
+    o.optLevel = optLevel;
+    o.toolkitPath = toolkit;
+    return o;
+  }
+};
+
+} // namespace
+
+void registerCudaDialects(DialectRegistry &registry) {
+  registry.insert<affine::AffineDialect, arith::ArithDialect, bufferization::BufferizationDialect,
+                  func::FuncDialect, gpu::GPUDialect, linalg::LinalgDialect,
+                  memref::MemRefDialect, NVVM::NVVMDialect, nvgpu::NVGPUDialect,
+                  scf::SCFDialect, tensor::TensorDialect, vector::VectorDialect>();
+}
+
+void buildGpuKernelPipeline(OpPassManager &pm, const GpuTargetOptions &options) {
+  pm.addNestedPass<func::FuncOp>(createGpuTileAndFusePass(options));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  bufferization::OneShotBufferizePassOptions buf;
+  buf.bufferizeFunctionBoundaries = true;
+  buf.functionBoundaryTypeConversion = bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(buf));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createGpuMapToLaunchPass());
+  pm.addNestedPass<func::FuncOp>(createGpuMmaSyncPass(options));
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(memref::createFoldMemRefAliasOpsPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
+void buildGpuLoweringPipeline(OpPassManager &pm, const GpuTargetOptions &options) {
+  buildGpuKernelPipeline(pm, options);
+  pm.addPass(createConvertNVGPUToNVVMPass());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createConvertVectorToSCFPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertNVVMToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  for (const std::string &chip : options.chips) {
+    GpuNVVMAttachTargetOptions attach;
+    attach.chip = chip;
+    attach.features = options.features;
+    attach.optLevel = options.optLevel;
+    pm.addPass(createGpuNVVMAttachTarget(attach));
+  }
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  OpPassManager &gpuPm = pm.nest<gpu::GPUModuleOp>();
+  gpuPm.addPass(createConvertGpuOpsToNVVMOps());
+  gpuPm.addPass(createCanonicalizerPass());
+  gpuPm.addPass(createCSEPass());
+  gpuPm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createGpuToLLVMConversionPass());
+  GpuModuleToBinaryPassOptions toBinary;
+  bool merge = options.chips.size() > 1;
+  toBinary.compilationTarget = merge ? "bin" : options.format;
+  toBinary.toolkitPath = toolkitRoot(options);
+  toBinary.elfSection = options.elfSection;
+  pm.addPass(createGpuModuleToBinaryPass(toBinary));
+  if (merge)
+    pm.addPass(createGpuMergeFatbinPass(options));
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+std::unique_ptr<Pass> createGpuMergeFatbinPass(const GpuTargetOptions &options) {
+  return std::make_unique<GpuMergeFatbinPass>(options);
+}
+
+void registerCudaPasses() {
+  static bool done = false;
+  if (done)
+    return;
+  done = true;
+  PassRegistration<Pass>([] { return createGpuTileAndFusePass(GpuTargetOptions()); });
+  PassRegistration<Pass>([] { return createGpuMapToLaunchPass(); });
+  PassRegistration<Pass>([] { return createGpuMmaSyncPass(GpuTargetOptions()); });
+  PassRegistration<Pass>([] { return createGpuMergeFatbinPass(GpuTargetOptions()); });
+  PassPipelineRegistration<CudaPipelineOptions>(
+      "photon-gpu-kernels",
+      "photon GPU kernels: tile/fuse linalg on tensors, bufferize, map to gpu.launch, "
+      "tensor cores (gpu/nvgpu IR, no NVVM)",
+      [](OpPassManager &pm, const CudaPipelineOptions &o) {
+        buildGpuKernelPipeline(pm, o.toTarget());
+      });
+  PassPipelineRegistration<CudaPipelineOptions>(
+      "photon-gpu-lowering",
+      "photon GPU lowering: linalg on tensors -> gpu/nvgpu -> NVVM -> fatbin (ptxas) with "
+      "the host code in the LLVM dialect",
+      [](OpPassManager &pm, const CudaPipelineOptions &o) {
+        GpuTargetOptions t = o.toTarget();
+        if (t.chips.empty())
+          t.chips = {"sm_invalid"}; // nvvm-attach-target / ptxas then report it
+        buildGpuLoweringPipeline(pm, t);
+      });
+}
+
+} // namespace photon::cuda

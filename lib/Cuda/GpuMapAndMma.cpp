@@ -1,0 +1,407 @@
+//===- GpuMapAndMma.cpp - block forall -> gpu.launch; warp matmul -> mma.sync ------===//
+#include "photon/Target/Cuda/CudaPipeline.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/TransformOps/GPUTransformOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/PatternMatch.h"
+
+using namespace mlir;
+
+namespace photon::cuda {
+namespace {
+
+std::optional<int> mappingIndex(Attribute a, bool &isWarp, bool &isThread, bool &isBlock) {
+  isWarp = isThread = isBlock = false;
+  if (auto b = dyn_cast<gpu::GPUBlockMappingAttr>(a)) {
+    isBlock = true;
+    return static_cast<int>(b.getBlock());
+  }
+  if (auto t = dyn_cast<gpu::GPUThreadMappingAttr>(a)) {
+    isThread = true;
+    return static_cast<int>(t.getThread());
+  }
+  if (auto w = dyn_cast<gpu::GPUWarpMappingAttr>(a)) {
+    isWarp = true;
+    return static_cast<int>(w.getWarp());
+  }
+  return std::nullopt;
+}
+
+bool isBlockForall(scf::ForallOp forall) {
+  std::optional<ArrayAttr> mapping = forall.getMapping();
+  return mapping && !mapping->empty() && isa<gpu::GPUBlockMappingAttr>((*mapping)[0]);
+}
+
+/// Threads per block needed by the thread/warp foralls nested in `forall`.
+FailureOr<SmallVector<int64_t>> blockSizeFor(scf::ForallOp forall) {
+  SmallVector<int64_t> dims = {1, 1, 1};
+  bool bad = false;
+  forall.getBody()->walk([&](scf::ForallOp inner) {
+    std::optional<ArrayAttr> mapping = inner.getMapping();
+    if (!mapping)
+      return;
+    std::optional<SmallVector<int64_t>> counts = SmallVector<int64_t>();
+    for (auto [lb, ub, st] : llvm::zip(inner.getMixedLowerBound(), inner.getMixedUpperBound(),
+                                       inner.getMixedStep())) {
+      std::optional<int64_t> l = getConstantIntValue(lb), u = getConstantIntValue(ub),
+                             s = getConstantIntValue(st);
+      if (!l || !u || !s || *s <= 0) {
+        counts = std::nullopt;
+        break;
+      }
+      counts->push_back(llvm::divideCeil(*u - *l, *s));
+    }
+    if (!counts) {
+      inner->emitError("photon-gpu-map-to-launch: thread loop with a dynamic trip count");
+      bad = true;
+      return;
+    }
+    for (auto [attr, count] : llvm::zip(*mapping, *counts)) {
+      bool w, t, b;
+      std::optional<int> idx = mappingIndex(attr, w, t, b);
+      if (!idx || *idx > 2)
+        continue;
+      int64_t need = (w && *idx == 0) ? count * 32 : count;
+      if (w && *idx != 0)
+        dims[0] = std::max<int64_t>(dims[0], 32);
+      dims[*idx] = std::max(dims[*idx], need);
+    }
+  });
+  if (bad)
+    return failure();
+  return dims;
+}
+
+struct GpuMapToLaunchPass
+    : public PassWrapper<GpuMapToLaunchPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GpuMapToLaunchPass)
+  StringRef getArgument() const override { return "photon-gpu-map-to-launch"; }
+  StringRef getDescription() const override {
+    return "Turn bufferized scf.forall loops mapped to GPU blocks into gpu.launch (grid from "
+           "the trip counts, block size from the nested thread/warp loops), map nested "
+           "loops to threads and move kernel-local buffers to private memory";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<gpu::GPUDialect, arith::ArithDialect, affine::AffineDialect,
+                    memref::MemRefDialect, scf::SCFDialect>();
+  }
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    SmallVector<scf::ForallOp> foralls;
+    func.walk([&](scf::ForallOp f) {
+      if (isBlockForall(f) && !f->getParentOfType<gpu::LaunchOp>())
+        foralls.push_back(f);
+    });
+    IRRewriter rewriter(func.getContext());
+    for (scf::ForallOp forall : foralls) {
+      if (forall.getNumResults() != 0) {
+        forall->emitError("photon-gpu-map-to-launch: loop still on tensors; run "
+                          "one-shot-bufferize first");
+        return signalPassFailure();
+      }
+      FailureOr<SmallVector<int64_t>> block = blockSizeFor(forall);
+      if (failed(block))
+        return signalPassFailure();
+      if ((*block)[0] * (*block)[1] * (*block)[2] > 1024) {
+        forall->emitError("photon-gpu-map-to-launch: block of ")
+            << (*block)[0] << "x" << (*block)[1] << "x" << (*block)[2]
+            << " threads exceeds the 1024-thread limit";
+        return signalPassFailure();
+      }
+      Location loc = forall.getLoc();
+      rewriter.setInsertionPoint(forall);
+      Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+      SmallVector<Value> grid = {one, one, one};
+      SmallVector<OpFoldResult> lbs = forall.getMixedLowerBound();
+      SmallVector<OpFoldResult> ubs = forall.getMixedUpperBound();
+      SmallVector<OpFoldResult> steps = forall.getMixedStep();
+      SmallVector<int> dimOf;
+      AffineExpr l, u, s;
+      bindSymbols(rewriter.getContext(), l, u, s);
+      for (auto [i, attr] : llvm::enumerate(*forall.getMapping())) {
+        bool w, t, b;
+        std::optional<int> idx = mappingIndex(attr, w, t, b);
+        if (!idx || *idx > 2) {
+          forall->emitError("photon-gpu-map-to-launch: only block x/y/z mappings are supported");
+          return signalPassFailure();
+        }
+        OpFoldResult count = affine::makeComposedFoldedAffineApply(
+            rewriter, loc, (u - l).ceilDiv(s), {lbs[i], ubs[i], steps[i]});
+        grid[*idx] = getValueOrCreateConstantIndexOp(rewriter, loc, count);
+        dimOf.push_back(*idx);
+      }
+      SmallVector<Value> blk;
+      for (int64_t b : *block)
+        blk.push_back(arith::ConstantIndexOp::create(rewriter, loc, b));
+      auto launch = gpu::LaunchOp::create(rewriter, loc, grid[0], grid[1], grid[2], blk[0],
+                                          blk[1], blk[2]);
+      Block &body = launch.getBody().front();
+      rewriter.setInsertionPointToEnd(&body);
+      auto term = gpu::TerminatorOp::create(rewriter, loc);
+      rewriter.setInsertionPoint(term);
+      SmallVector<Value> ivs;
+      gpu::KernelDim3 ids = launch.getBlockIds();
+      Value idVals[3] = {ids.x, ids.y, ids.z};
+      for (auto [i, d] : llvm::enumerate(dimOf)) {
+        OpFoldResult iv = affine::makeComposedFoldedAffineApply(
+            rewriter, loc, l + u * s, {lbs[i], idVals[d], steps[i]});
+        ivs.push_back(getValueOrCreateConstantIndexOp(rewriter, loc, iv));
+      }
+      Block *forallBody = forall.getBody();
+      rewriter.eraseOp(forallBody->getTerminator());
+      rewriter.inlineBlockBefore(forallBody, term, ivs);
+      rewriter.eraseOp(forall);
+
+      // Thread mapping wants normalized loops (lb 0, step 1) and no self-copies left
+      // over from bufferizing the tiles in place.
+      SmallVector<scf::ForallOp> inner;
+      launch.walk([&](scf::ForallOp f) { inner.push_back(f); });
+      for (scf::ForallOp f : inner) {
+        if (f.isNormalized())
+          continue;
+        if (failed(mlir::normalizeForallOp(rewriter, f))) {
+          f->emitError("photon-gpu-map-to-launch: cannot normalize the thread loop");
+          return signalPassFailure();
+        }
+      }
+      launch.walk([&](memref::CopyOp c) {
+        if (c.getSource() == c.getTarget())
+          rewriter.eraseOp(c);
+      });
+      DiagnosedSilenceableFailure mapped = transform::gpu::mapNestedForallToThreadsImpl(
+          rewriter, std::nullopt, launch, *block, /*warpSize=*/32,
+          /*syncAfterDistribute=*/true);
+      if (!mapped.succeeded()) {
+        launch->emitError("photon-gpu-map-to-launch: mapping loops to threads failed");
+        return signalPassFailure();
+      }
+
+      // Kernel-local buffers (fused producers' tiles) live in registers/local memory.
+      SmallVector<memref::AllocOp> allocs;
+      launch.walk([&](memref::AllocOp a) { allocs.push_back(a); });
+      for (memref::AllocOp a : allocs) {
+        if (!a.getType().hasStaticShape()) {
+          a->emitError("photon-gpu-map-to-launch: dynamically sized buffer inside a kernel");
+          return signalPassFailure();
+        }
+        for (Operation *user : llvm::make_early_inc_range(a->getUsers()))
+          if (isa<memref::DeallocOp>(user))
+            rewriter.eraseOp(user);
+        rewriter.setInsertionPoint(a);
+        rewriter.replaceOpWithNewOp<memref::AllocaOp>(a, a.getType(), a.getDynamicSizes(),
+                                                      a.getSymbolOperands(),
+                                                      a.getAlignmentAttr());
+      }
+    }
+    if (foralls.empty())
+      return;
+    // Copies inside kernels become loops (linalg.copy -> convert-linalg-to-loops).
+    SmallVector<memref::CopyOp> copies;
+    func.walk([&](memref::CopyOp c) { copies.push_back(c); });
+    for (memref::CopyOp c : copies) {
+      rewriter.setInsertionPoint(c);
+      if (c->getParentOfType<gpu::LaunchOp>()) {
+        rewriter.replaceOpWithNewOp<linalg::CopyOp>(c, c.getSource(), c.getTarget());
+        continue;
+      }
+      // Host-side copies between device buffers: gpu.memcpy.
+      auto srcTy = cast<MemRefType>(c.getSource().getType());
+      auto dstTy = cast<MemRefType>(c.getTarget().getType());
+      if (!srcTy.getLayout().isIdentity() || !dstTy.getLayout().isIdentity()) {
+        c->emitError("photon-gpu-map-to-launch: strided copy between device buffers on the "
+                     "host is not supported");
+        return signalPassFailure();
+      }
+      Location loc = c.getLoc();
+      auto tokTy = gpu::AsyncTokenType::get(c.getContext());
+      Value t0 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
+      Value t1 = gpu::MemcpyOp::create(rewriter, loc, tokTy, ValueRange{t0}, c.getTarget(),
+                                       c.getSource())
+                     .getAsyncToken();
+      gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{t1});
+      rewriter.eraseOp(c);
+    }
+    // Host buffers that kernels read or write are device memory (gpu.alloc).
+    SmallVector<memref::AllocOp> hostAllocs;
+    func.walk([&](memref::AllocOp a) {
+      if (!a->getParentOfType<gpu::LaunchOp>())
+        hostAllocs.push_back(a);
+    });
+    for (memref::AllocOp a : hostAllocs) {
+      Location loc = a.getLoc();
+      auto tokTy = gpu::AsyncTokenType::get(a.getContext());
+      for (Operation *user : llvm::make_early_inc_range(a->getUsers())) {
+        if (!isa<memref::DeallocOp>(user))
+          continue;
+        rewriter.setInsertionPoint(user);
+        Value t0 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
+        Value t1 = gpu::DeallocOp::create(rewriter, loc, tokTy, ValueRange{t0}, a.getResult())
+                       .getAsyncToken();
+        gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{t1});
+        rewriter.eraseOp(user);
+      }
+      rewriter.setInsertionPoint(a);
+      Value t0 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
+      auto alloc = gpu::AllocOp::create(rewriter, loc, a.getType(), tokTy, ValueRange{t0},
+                                        a.getDynamicSizes(), a.getSymbolOperands(),
+                                        /*hostShared=*/false);
+      gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{alloc.getAsyncToken()});
+      rewriter.replaceOp(a, alloc.getMemref());
+    }
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Warp-level matmul -> nvgpu.mma.sync
+//===----------------------------------------------------------------------===//
+
+struct Frag {
+  // (row, col) of each element of the fragment, in vector row-major order.
+  SmallVector<std::pair<AffineExpr, AffineExpr>> idx;
+  SmallVector<int64_t> shape;
+};
+
+struct GpuMmaSyncPass : public PassWrapper<GpuMmaSyncPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GpuMmaSyncPass)
+  StringRef getArgument() const override { return "photon-gpu-mma-sync"; }
+  StringRef getDescription() const override {
+    return "Rewrite warp-level 16x8xK linalg.matmul tiles inside gpu.launch into a K loop "
+           "of nvgpu.mma.sync with the accumulator in registers";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<nvgpu::NVGPUDialect, vector::VectorDialect, gpu::GPUDialect,
+                    scf::SCFDialect, affine::AffineDialect, arith::ArithDialect,
+                    memref::MemRefDialect>();
+  }
+
+  void runOnOperation() override {
+    SmallVector<linalg::MatmulOp> mms;
+    getOperation().walk([&](linalg::MatmulOp mm) {
+      if (mm->getParentOfType<gpu::LaunchOp>() && mm.hasPureBufferSemantics() &&
+          mm->hasAttr("photon.mma_k"))
+        mms.push_back(mm);
+    });
+    for (linalg::MatmulOp mm : mms)
+      if (failed(rewrite(mm)))
+        return signalPassFailure();
+  }
+
+  LogicalResult rewrite(linalg::MatmulOp mm) {
+    MLIRContext *ctx = mm.getContext();
+    IRRewriter rewriter(ctx);
+    Location loc = mm.getLoc();
+    Value A = mm.getDpsInputOperand(0)->get(), B = mm.getDpsInputOperand(1)->get(),
+          C = mm.getDpsInitOperand(0)->get();
+    auto aTy = cast<MemRefType>(A.getType()),
+         cTy = cast<MemRefType>(C.getType());
+    bool transB = mm.hasUserDefinedMaps();
+    int64_t M = cTy.getDimSize(0), N = cTy.getDimSize(1), K = aTy.getDimSize(1);
+    int64_t kStep = cast<IntegerAttr>(mm->getAttr("photon.mma_k")).getInt();
+    if (M != 16 || N != 8 || ShapedType::isDynamic(K) || K % kStep)
+      return mm->emitError("photon-gpu-mma-sync: expected a 16x8xK warp tile with K a "
+                           "multiple of ")
+             << kStep << ", got " << M << "x" << N << "x" << K;
+    Type aE = aTy.getElementType(), cE = cTy.getElementType();
+    AffineExpr lane = getAffineDimExpr(0, ctx);
+    AffineExpr g = lane.floorDiv(4), t = lane % 4;
+    Frag fa, fb, fc;
+    fc.idx = {{g, t * 2}, {g, t * 2 + 1}, {g + 8, t * 2}, {g + 8, t * 2 + 1}};
+    fc.shape = {2, 2};
+    if (kStep == 16) {
+      fa.idx = {{g, t * 2},     {g, t * 2 + 1},     {g + 8, t * 2},     {g + 8, t * 2 + 1},
+                {g, t * 2 + 8}, {g, t * 2 + 9},     {g + 8, t * 2 + 8}, {g + 8, t * 2 + 9}};
+      fa.shape = {4, 2};
+      // B as (k, n)
+      fb.idx = {{t * 2, g}, {t * 2 + 1, g}, {t * 2 + 8, g}, {t * 2 + 9, g}};
+      fb.shape = {2, 2};
+    } else {
+      fa.idx = {{g, t}, {g + 8, t}};
+      fa.shape = {2, 1};
+      fb.idx = {{t, g}};
+      fb.shape = {1, 1};
+    }
+
+    rewriter.setInsertionPoint(mm);
+    Value tid = gpu::ThreadIdOp::create(rewriter, loc, gpu::Dimension::x);
+    Value laneV = affine::AffineApplyOp::create(
+        rewriter, loc, AffineMap::get(1, 0, lane % 32, ctx), ValueRange{tid});
+    auto at = [&](AffineExpr e, Value offset) -> Value {
+      AffineExpr s0 = getAffineSymbolExpr(0, ctx);
+      return affine::AffineApplyOp::create(rewriter, loc, AffineMap::get(1, 1, e + s0, ctx),
+                                           ValueRange{laneV, offset});
+    };
+    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    auto loadFrag = [&](Value mem, const Frag &f, Value rowOff, Value colOff, bool swap) {
+      SmallVector<Value> elems;
+      for (auto [r, c] : f.idx) {
+        Value ri = at(r, rowOff), ci = at(c, colOff);
+        elems.push_back(memref::LoadOp::create(rewriter, loc, mem,
+                                               swap ? ValueRange{ci, ri} : ValueRange{ri, ci}));
+      }
+      auto vt = VectorType::get(f.shape, cast<MemRefType>(mem.getType()).getElementType());
+      return vector::FromElementsOp::create(rewriter, loc, vt, elems).getResult();
+    };
+
+    // Initial accumulator: a fill of C right before folds into a splat.
+    Value acc;
+    linalg::FillOp fill;
+    for (Operation *p = mm->getPrevNode(); p; p = p->getPrevNode())
+      if (auto f = dyn_cast<linalg::FillOp>(p); f && f.getDpsInitOperand(0)->get() == C) {
+        fill = f;
+        break;
+      }
+    auto accTy = VectorType::get(fc.shape, cE);
+    if (fill) {
+      acc = vector::BroadcastOp::create(rewriter, loc, accTy, fill.getDpsInputOperand(0)->get());
+      rewriter.eraseOp(fill);
+    } else {
+      acc = loadFrag(C, fc, zero, zero, false);
+    }
+    Value kUb = arith::ConstantIndexOp::create(rewriter, loc, K);
+    Value kSt = arith::ConstantIndexOp::create(rewriter, loc, kStep);
+    auto loop = scf::ForOp::create(rewriter, loc, zero, kUb, kSt, ValueRange{acc});
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(loop.getBody());
+      Value k = loop.getInductionVar();
+      Value a = loadFrag(A, fa, zero, k, false);
+      // B fragment indices are (k, n); a transposed B is stored as [n, k].
+      Value b = loadFrag(B, fb, k, zero, transB);
+      Value c = loop.getRegionIterArgs()[0];
+      Value r = nvgpu::MmaSyncOp::create(rewriter, loc, a, b, c,
+                                         ArrayRef<int64_t>{16, 8, kStep},
+                                         /*tf32Enabled=*/kStep == 4);
+      scf::YieldOp::create(rewriter, loc, r);
+    }
+    Value res = loop.getResult(0);
+    for (auto [i, rc] : llvm::enumerate(fc.idx)) {
+      Value v = vector::ExtractOp::create(rewriter, loc, res,
+                                          ArrayRef<int64_t>{int64_t(i) / 2, int64_t(i) % 2});
+      memref::StoreOp::create(rewriter, loc, v, C,
+                              ValueRange{at(rc.first, zero), at(rc.second, zero)});
+    }
+    (void)aE;
+    rewriter.eraseOp(mm);
+    return success();
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Pass> createGpuMapToLaunchPass() { return std::make_unique<GpuMapToLaunchPass>(); }
+std::unique_ptr<Pass> createGpuMmaSyncPass(const GpuTargetOptions &) {
+  return std::make_unique<GpuMmaSyncPass>();
+}
+
+} // namespace photon::cuda

@@ -1,0 +1,314 @@
+//===- GpuTileAndFuse.cpp - linalg on tensors -> block/warp/thread scf.forall -----===//
+//
+// photon-gpu-tile-and-fuse: one kernel per root linalg op, producers fused in.
+// See include/photon/Target/Cuda/CudaPipeline.h for the strategy.
+//
+//===----------------------------------------------------------------------------===//
+#include "photon/Target/Cuda/CudaPipeline.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/TilingInterface.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+using namespace mlir;
+
+namespace photon::cuda {
+namespace {
+
+constexpr int64_t kMaxThreads = 256;
+
+/// True for the matmuls the tensor-core path handles: plain linalg.matmul (or the
+/// transposed-B form photon.linear lowers to) with static shapes divisible by the
+/// mma tile, element types mma.sync supports.
+struct MmaPlan {
+  int64_t bm = 0, bn = 0, kStep = 0;
+};
+
+bool isTransposedB(linalg::MatmulOp mm) {
+  if (!mm.hasUserDefinedMaps())
+    return false;
+  MLIRContext *ctx = mm.getContext();
+  AffineExpr m, n, k;
+  bindDims(ctx, m, n, k);
+  auto maps = mm.getIndexingMapsArray();
+  return maps.size() == 3 && maps[0] == AffineMap::get(3, 0, {m, k}, ctx) &&
+         maps[1] == AffineMap::get(3, 0, {n, k}, ctx) &&
+         maps[2] == AffineMap::get(3, 0, {m, n}, ctx);
+}
+
+std::optional<MmaPlan> planMma(Operation *op, const GpuTargetOptions &options) {
+  auto mm = dyn_cast<linalg::MatmulOp>(op);
+  if (!mm || !options.tensorCores)
+    return std::nullopt;
+  // Every requested chip must have mma.sync m16n8k16 (sm_80+); sm_75 has only k8.
+  for (const std::string &chip : options.chips)
+    if (std::stoi(chip.substr(3)) < 80)
+      return std::nullopt;
+  if (mm.hasUserDefinedMaps() && !isTransposedB(mm))
+    return std::nullopt;
+  auto aTy = dyn_cast<RankedTensorType>(mm.getDpsInputOperand(0)->get().getType());
+  auto bTy = dyn_cast<RankedTensorType>(mm.getDpsInputOperand(1)->get().getType());
+  auto cTy = dyn_cast<RankedTensorType>(mm.getDpsInitOperand(0)->get().getType());
+  if (!aTy || !bTy || !cTy || !aTy.hasStaticShape() || !bTy.hasStaticShape() ||
+      !cTy.hasStaticShape())
+    return std::nullopt;
+  Type a = aTy.getElementType(), b = bTy.getElementType(), c = cTy.getElementType();
+  MmaPlan plan;
+  if (a.isF16() && b.isF16() && (c.isF32() || c.isF16()))
+    plan.kStep = 16;
+  else if (a.isF32() && b.isF32() && c.isF32() && options.allowTf32)
+    plan.kStep = 4;
+  else
+    return std::nullopt;
+  int64_t M = cTy.getDimSize(0), N = cTy.getDimSize(1), K = aTy.getDimSize(1);
+  if (M % 16 || N % 8 || K % plan.kStep)
+    return std::nullopt;
+  plan.bm = M % 64 == 0 ? 64 : (M % 32 == 0 ? 32 : 16);
+  plan.bn = N % 32 == 0 ? 32 : (N % 16 == 0 ? 16 : 8);
+  return plan;
+}
+
+/// A root: a linalg op on tensors none of whose results feed another linalg op.
+bool isRoot(linalg::LinalgOp op) {
+  if (!op.hasPureTensorSemantics() || op->getNumResults() == 0)
+    return false;
+  for (Operation *user : op->getUsers())
+    if (isa<linalg::LinalgOp>(user) || isa<TilingInterface>(user))
+      return false;
+  return true;
+}
+
+SmallVector<OpFoldResult> indexAttrs(MLIRContext *ctx, ArrayRef<int64_t> v) {
+  return getAsIndexOpFoldResult(ctx, v);
+}
+
+/// Tiles `op` to an scf.forall with `mapping` and fuses all producers in. Returns the
+/// tiled consumer inside the loop.
+FailureOr<Operation *> tileAndFuse(RewriterBase &rewriter, Operation *op,
+                                   ArrayRef<int64_t> tileSizes, ArrayRef<int64_t> numThreads,
+                                   ArrayRef<Attribute> mapping) {
+  scf::SCFTilingOptions tiling;
+  tiling.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
+  if (!numThreads.empty())
+    tiling.setNumThreads(indexAttrs(op->getContext(), numThreads));
+  else
+    tiling.setTileSizes(indexAttrs(op->getContext(), tileSizes));
+  tiling.setMapping(mapping);
+  scf::SCFTileAndFuseOptions opts;
+  opts.setTilingOptions(tiling);
+  rewriter.setInsertionPoint(op);
+  FailureOr<scf::SCFTileAndFuseResult> res =
+      scf::tileConsumerAndFuseProducersUsingSCF(rewriter, cast<TilingInterface>(op), opts);
+  if (failed(res))
+    return failure();
+  for (OpResult r : op->getResults()) {
+    auto it = res->replacements.find(r);
+    if (it != res->replacements.end())
+      rewriter.replaceAllUsesWith(r, it->second);
+  }
+  return res->tiledAndFusedOps.front();
+}
+
+Attribute blockDim(MLIRContext *ctx, int i) {
+  return gpu::GPUBlockMappingAttr::get(ctx, static_cast<gpu::MappingId>(i));
+}
+Attribute threadDim(MLIRContext *ctx, int i) {
+  return gpu::GPUThreadMappingAttr::get(ctx, static_cast<gpu::MappingId>(i));
+}
+Attribute warpDim(MLIRContext *ctx, int i) {
+  return gpu::GPUWarpMappingAttr::get(ctx, static_cast<gpu::MappingId>(i));
+}
+
+/// Tensor-core matmul: blocks of BMxBN, one warp per 16x8 tile (warps laid out on
+/// threadIdx.y/z so that threadIdx.x is the lane), whole K per warp.
+LogicalResult tileMatmul(RewriterBase &rewriter, Operation *op, const MmaPlan &plan) {
+  MLIRContext *ctx = op->getContext();
+  // forall (i, j) mapped to (block y, block x): consecutive N tiles in consecutive blocks.
+  FailureOr<Operation *> blockTiled =
+      tileAndFuse(rewriter, op, {plan.bm, plan.bn, 0}, {}, {blockDim(ctx, 1), blockDim(ctx, 0)});
+  if (failed(blockTiled))
+    return op->emitError("photon-gpu-tile-and-fuse: cannot tile the matmul to thread blocks");
+  FailureOr<Operation *> warpTiled = tileAndFuse(rewriter, *blockTiled, {16, 8, 0}, {},
+                                                 {warpDim(ctx, 2), warpDim(ctx, 1)});
+  if (failed(warpTiled))
+    return op->emitError("photon-gpu-tile-and-fuse: cannot tile the matmul to warps");
+  (*warpTiled)->setAttr("photon.mma_k", rewriter.getI64IntegerAttr(plan.kStep));
+  return success();
+}
+
+/// SIMT strategy for everything else (elementwise, reductions, softmax chains, the
+/// attention window).
+LogicalResult tileSimt(RewriterBase &rewriter, linalg::LinalgOp op) {
+  MLIRContext *ctx = op->getContext();
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  SmallVector<utils::IteratorType> iters = op.getIteratorTypesArray();
+  unsigned nLoops = ranges.size();
+
+  // Dimensions that do not index the first input of a contraction-like root are kept
+  // whole inside each thread: tiling them would recompute the fused producer chain.
+  llvm::SmallBitVector keepWhole(nLoops, false);
+  if (op.getNumDpsInputs() > 0 && op.getNumReductionLoops() > 0) {
+    AffineMap first = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+    for (unsigned d = 0; d < nLoops; ++d)
+      if (iters[d] == utils::IteratorType::parallel && !first.isFunctionOfDim(d))
+        keepWhole.set(d);
+  }
+  SmallVector<unsigned> cand;
+  for (unsigned d = 0; d < nLoops; ++d)
+    if (iters[d] == utils::IteratorType::parallel && !keepWhole.test(d))
+      cand.push_back(d);
+  if (cand.empty())
+    return op->emitError("photon-gpu-tile-and-fuse: op has no parallel dimension to map to "
+                         "the GPU; a full reduction to a scalar is not supported yet");
+
+  // Threads: the innermost candidate dims (at most 2) with at most kMaxThreads threads.
+  SmallVector<unsigned> threadDims;
+  int64_t threads = 1;
+  for (auto it = cand.rbegin(); it != cand.rend() && threadDims.size() < 2; ++it) {
+    int64_t e = ranges[*it];
+    if (ShapedType::isDynamic(e))
+      break;
+    if (threads * std::min<int64_t>(e, kMaxThreads) > kMaxThreads && !threadDims.empty())
+      break;
+    threadDims.push_back(*it);
+    threads *= std::min<int64_t>(e, kMaxThreads);
+  }
+  // Blocks: up to 3 of the remaining candidates (outermost last so that it maps to z),
+  // tile size 1; a thread dim larger than kMaxThreads is split across blocks too.
+  SmallVector<int64_t> blockTiles(nLoops, 0);
+  SmallVector<unsigned> blockDims;
+  for (unsigned d : llvm::reverse(cand)) {
+    if (blockDims.size() == 3)
+      break;
+    bool isThread = llvm::is_contained(threadDims, d);
+    if (isThread && ranges[d] <= kMaxThreads)
+      continue;
+    blockTiles[d] = isThread ? kMaxThreads : 1;
+    blockDims.push_back(d);
+  }
+  if (blockDims.empty()) {
+    // Everything fits one block: still launch through a (1-iteration) block loop.
+    unsigned d = cand.front();
+    blockTiles[d] = ranges[d] == ShapedType::kDynamic ? 1 : ranges[d];
+    blockDims.push_back(d);
+  }
+  // scf.forall maps loops in loop order; give the innermost block dim block x.
+  SmallVector<Attribute> blockMapping;
+  {
+    SmallVector<unsigned> sorted(blockDims.begin(), blockDims.end());
+    llvm::sort(sorted);
+    for (unsigned d : sorted)
+      blockMapping.push_back(blockDim(
+          ctx, static_cast<int>(blockDims.size() - 1 -
+                                (llvm::find(sorted, d) - sorted.begin()))));
+  }
+  FailureOr<Operation *> blockTiled = tileAndFuse(rewriter, op, blockTiles, {}, blockMapping);
+  if (failed(blockTiled))
+    return op->emitError("photon-gpu-tile-and-fuse: cannot tile to thread blocks");
+
+  // Threads inside the block: numThreads per thread dim (tiles of the block tile).
+  auto tiled = cast<linalg::LinalgOp>(*blockTiled);
+  SmallVector<int64_t> tileRanges = tiled.getStaticLoopRanges();
+  SmallVector<int64_t> numThreads(nLoops, 0);
+  SmallVector<unsigned> sortedThreads(threadDims.begin(), threadDims.end());
+  llvm::sort(sortedThreads);
+  SmallVector<Attribute> threadMapping;
+  for (unsigned d : sortedThreads) {
+    int64_t e = tileRanges[d];
+    if (ShapedType::isDynamic(e))
+      e = blockTiles[d] ? blockTiles[d] : kMaxThreads;
+    numThreads[d] = std::min<int64_t>(e, kMaxThreads);
+    threadMapping.push_back(threadDim(
+        ctx, static_cast<int>(sortedThreads.size() - 1 -
+                              (llvm::find(sortedThreads, d) - sortedThreads.begin()))));
+  }
+  if (threadMapping.empty())
+    return success(); // one thread per block does the whole tile
+  if (failed(tileAndFuse(rewriter, *blockTiled, {}, numThreads, threadMapping)))
+    return op->emitError("photon-gpu-tile-and-fuse: cannot tile to threads");
+  return success();
+}
+
+struct GpuTileAndFusePass
+    : public PassWrapper<GpuTileAndFusePass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GpuTileAndFusePass)
+  GpuTileAndFusePass(const GpuTargetOptions &o) : options(o) {}
+  StringRef getArgument() const override { return "photon-gpu-tile-and-fuse"; }
+  StringRef getDescription() const override {
+    return "Tile every root linalg op on tensors to scf.forall loops over thread blocks "
+           "and threads (warps for tensor-core matmuls), fusing its producers";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<scf::SCFDialect, gpu::GPUDialect, tensor::TensorDialect,
+                    arith::ArithDialect, linalg::LinalgDialect>();
+  }
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    IRRewriter rewriter(func.getContext());
+    // Aggregate ops (linalg.softmax) become generics that can be fused.
+    SmallVector<linalg::AggregatedOpInterface> aggregates;
+    func.walk([&](linalg::AggregatedOpInterface op) { aggregates.push_back(op); });
+    for (linalg::AggregatedOpInterface op : aggregates) {
+      rewriter.setInsertionPoint(op);
+      FailureOr<SmallVector<Value>> repl = op.decomposeOperation(rewriter);
+      if (failed(repl)) {
+        op->emitError("photon-gpu-tile-and-fuse: cannot decompose this op into generics");
+        return signalPassFailure();
+      }
+      rewriter.replaceOp(op, *repl);
+    }
+    SmallVector<linalg::LinalgOp> roots;
+    func.walk([&](linalg::LinalgOp op) {
+      if (op->getParentOfType<scf::ForallOp>())
+        return;
+      if (isRoot(op))
+        roots.push_back(op);
+    });
+    for (linalg::LinalgOp root : llvm::reverse(roots)) {
+      LogicalResult ok = success();
+      if (std::optional<MmaPlan> plan = planMma(root, options))
+        ok = tileMatmul(rewriter, root, *plan);
+      else
+        ok = tileSimt(rewriter, root);
+      if (failed(ok))
+        return signalPassFailure();
+    }
+    // The untiled originals are dead now.
+    SmallVector<Operation *> dead;
+    func.walk<WalkOrder::PostOrder>([&](Operation *op) {
+      if (isa<linalg::LinalgOp, tensor::EmptyOp>(op) && op->getNumResults() &&
+          !op->getParentOfType<scf::ForallOp>() && !isa<scf::ForallOp>(op->getParentOp()))
+        dead.push_back(op);
+    });
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      for (Operation *&op : dead)
+        if (op && op->use_empty()) {
+          rewriter.eraseOp(op);
+          op = nullptr;
+          changed = true;
+        }
+    }
+  }
+
+  GpuTargetOptions options;
+};
+
+} // namespace
+
+std::unique_ptr<Pass> createGpuTileAndFusePass(const GpuTargetOptions &options) {
+  return std::make_unique<GpuTileAndFusePass>(options);
+}
+
+} // namespace photon::cuda
