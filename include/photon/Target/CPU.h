@@ -1,0 +1,76 @@
+//===- CPU.h - photon's CPU back end: stage entry points, object, library -===//
+//
+// The steps after convert-photon-to-linalg that produce docs/artifact.md's model.so:
+// tensor-level stage wrappers with the ABI's argument order, the LLVM module with the
+// `photon_<stage>(void **)` entry points, -O3 and object emission for the target CPU, and
+// the shared-library link.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef PHOTON_TARGET_CPU_H
+#define PHOTON_TARGET_CPU_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/LLVM.h"
+
+#include <string>
+#include <vector>
+
+namespace llvm {
+class Module;
+class LLVMContext;
+} // namespace llvm
+
+namespace mlir {
+namespace photon {
+
+/// One stage entry point as the manifest lists it.
+struct StageArg {
+  std::string name;  ///< "weights", "tokens", "pool", ...
+  std::string dtype; ///< "i8", "i32", "f32"
+  std::vector<std::string> shape; ///< static sizes as numbers, dynamic ones as symbols
+  std::string io;    ///< "in", "inout", "out" ("" for weights)
+};
+struct StageInfo {
+  std::string name;   ///< "forward", "encode_1", ...
+  std::string symbol; ///< "photon_forward"
+  std::vector<StageArg> args;
+};
+
+/// For every function marked `photon.stage = "<name>"` (tensor arguments and results,
+/// weights blob as argument 0 after convert-photon-to-linalg) adds
+/// `__photon_stage_<name>` with memref arguments in the ABI order (weights, inputs,
+/// outputs) and `llvm.emit_c_interface`; records the signature in `stages`.
+LogicalResult addStageWrappers(ModuleOp module, std::vector<StageInfo> &stages);
+
+/// Host CPU name and its features (LLVM spelling, e.g. "+avx2,+fma,...").
+std::string hostCPU();
+std::string hostFeatures(const std::string &cpu);
+
+struct CodegenOptions {
+  std::string triple = "x86_64-pc-linux-gnu";
+  std::string cpu;      ///< empty: host
+  std::string features; ///< empty: host features when cpu is the host, else the CPU's own
+  int optLevel = 3;
+};
+
+/// Translates an LLVM-dialect module, adds `photon_<stage>(void **args)` for every stage
+/// and `photon_abi()`, runs the -O<optLevel> pipeline for the target and writes an object
+/// file. On failure returns false and sets `error`. `llvmIROut`, when not empty, receives
+/// the optimized LLVM IR (for --save-temps).
+bool emitObject(ModuleOp llvmDialectModule, const std::vector<StageInfo> &stages,
+                const CodegenOptions &opts, const std::string &objPath,
+                const std::string &llvmIROut, std::string &error);
+
+/// Links `objPath` into a shared library with the system linker (clang-22 driver).
+bool linkSharedLibrary(const std::string &objPath, const std::string &soPath,
+                       std::string &error);
+
+/// The features written to the manifest: the subset of {avx, avx2, fma, avx512f, f16c}
+/// the target has, without '+'.
+std::vector<std::string> manifestFeatures(const std::string &features);
+
+} // namespace photon
+} // namespace mlir
+
+#endif // PHOTON_TARGET_CPU_H

@@ -1,0 +1,101 @@
+//===- CachePlan.h - KV cache plan and compile-time cost model --*- C++ -*-===//
+//
+// Every cache a model's generation needs, derived from the photon IR (the hierarchy
+// attribute and the stack functions), and the cost model photon-compile --report prints:
+// cache bytes per 1,000 tokens, weight bytes read per generated token and FLOPs per
+// generated token, per level and in total, with the ratios to a vanilla model of the same
+// width (same D, heads, FFN width and vocabulary; as many layers as all stacks together).
+//
+// Cache sizes follow photon-model.md section 3 (the "+ local" decoder windows, at most
+// R + C - 1 positions, are dropped after each chunk and not counted):
+//   vanilla:  2 * N * d_kv * e * T
+//   photon:   2 * d_kv * e * sum_l N_E(l) * ceil(T / (C_1...C_l))   (HierGen)
+//             2 * d_kv * e * N_E(L) * ceil(T / (C_1...C_L))          (RecGen)
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef PHOTON_TRANSFORMS_CACHEPLAN_H
+#define PHOTON_TRANSFORMS_CACHEPLAN_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+#include <vector>
+
+namespace mlir {
+namespace photon {
+
+/// The module's #photon.hierarchy.
+struct Hierarchy {
+  std::string family = "photon"; ///< photon | block | vanilla
+  int64_t levels = 0;
+  std::vector<int64_t> chunkSizes;
+  int64_t prefix = 0, width = 0, vocab = 0;
+  /// Tokens covered by one unit of `level` (1 for level 0).
+  int64_t tokensPerUnit(int64_t level) const;
+};
+
+/// Parses `photon.hierarchy` from the module (registered attribute or generic form).
+FailureOr<Hierarchy> getHierarchy(ModuleOp module);
+
+/// One transformer stack function (photon.role / photon.level).
+struct StackInfo {
+  std::string func, role; ///< "encoder" | "decoder"
+  int64_t level = 0;
+  int64_t layers = 0;    ///< attention ops in the stack
+  int64_t heads = 0, kvHeads = 0, headDim = 0;
+  std::string dtype = "f32";
+  int64_t elementBytes = 4;
+  int64_t weightBytes = 0; ///< bytes of the photon.weight tensors the stack reads
+  int64_t macs = 0;        ///< multiply-adds of its matmuls per unit (attention excluded)
+};
+
+struct LevelCache {
+  int64_t level = 0, layers = 0, kvHeads = 0, headDim = 0, blockSize = 16;
+  std::string dtype = "f32";
+  int64_t elementBytes = 4;
+  int64_t bytesPerUnit = 0;  ///< 2 * layers * kv_heads * head_dim * e
+  int64_t tokensPerUnit = 1; ///< C_1 * ... * C_level (1 for vanilla)
+  std::vector<std::string> modes;
+  /// Cache bytes for a context of `tokens` tokens.
+  int64_t bytesFor(int64_t tokens) const;
+};
+
+struct LevelCost {
+  int64_t level = 0;
+  int64_t cacheBytesPer1k = 0;
+  double weightBytesPerToken = 0, flopsPerToken = 0;
+};
+
+struct CachePlan {
+  Hierarchy hierarchy;
+  std::vector<StackInfo> stacks;
+  std::vector<LevelCache> caches;
+  std::vector<LevelCost> costs; ///< per level (level 0: embeddings and the LM head)
+  int64_t cacheBytesPer1kHierGen = 0, cacheBytesPer1kRecGen = 0;
+  double weightBytesPerToken = 0, flopsPerToken = 0;
+  /// The vanilla model of the same width.
+  int64_t vanillaLayers = 0, vanillaCacheBytesPer1k = 0;
+  double vanillaWeightBytesPerToken = 0, vanillaFlopsPerToken = 0;
+  /// Names of the start latents in the weights blob, by level.
+  std::vector<std::pair<int64_t, std::string>> startLatents;
+};
+
+/// Plans the caches of a module in the imported (or stage-derived) form.
+FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize = 16);
+
+/// Human-readable plan and cost model (photon-compile --report, the test pass).
+void printReport(const CachePlan &plan, llvm::raw_ostream &os);
+
+/// Manifest pieces (docs/artifact.md).
+llvm::json::Object hierarchyJson(const CachePlan &plan);
+llvm::json::Object startLatentsJson(const CachePlan &plan);
+llvm::json::Array cachesJson(const CachePlan &plan);
+llvm::json::Object costModelJson(const CachePlan &plan);
+
+} // namespace photon
+} // namespace mlir
+
+#endif // PHOTON_TRANSFORMS_CACHEPLAN_H

@@ -1,0 +1,39 @@
+//===- Passes.h - photon compiler passes ------------------------*- C++ -*-===//
+//
+// Pass declarations (generated from Passes.td) and registration for photon-opt and
+// photon-compile.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef PHOTON_TRANSFORMS_PASSES_H
+#define PHOTON_TRANSFORMS_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir {
+namespace photon {
+
+#define GEN_PASS_DECL
+#include "photon/Transforms/Passes.h.inc"
+
+/// Registers every photon pass and the `photon-lower-to-llvm` pipeline (the upstream
+/// passes photon-compile runs after convert-photon-to-linalg).
+void registerPhotonPasses();
+
+/// Adds the upstream lowering from the output of convert-photon-to-linalg (tensors,
+/// linalg, scf, memref) down to the LLVM dialect.
+void buildPhotonLowerToLLVMPipeline(OpPassManager &pm);
+
+} // namespace photon
+} // namespace mlir
+
+#endif // PHOTON_TRANSFORMS_PASSES_H

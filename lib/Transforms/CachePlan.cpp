@@ -1,0 +1,397 @@
+//===- CachePlan.cpp - KV cache plan and compile-time cost model ---------===//
+
+#include "photon/Transforms/CachePlan.h"
+#include "photon/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Format.h"
+
+#include <cmath>
+
+namespace mlir {
+namespace photon {
+#define GEN_PASS_DEF_PHOTONTESTCACHEPLAN
+#include "photon/Transforms/Passes.h.inc"
+
+int64_t Hierarchy::tokensPerUnit(int64_t level) const {
+  int64_t t = 1;
+  for (int64_t l = 0; l < level && l < (int64_t)chunkSizes.size(); ++l) t *= chunkSizes[l];
+  return t;
+}
+
+int64_t LevelCache::bytesFor(int64_t tokens) const {
+  int64_t units = (tokens + tokensPerUnit - 1) / tokensPerUnit;
+  return bytesPerUnit * units;
+}
+
+/// Finds `key = value` in the printed attribute; value up to ',' or '>' (or ']' for lists).
+static std::optional<std::string> field(StringRef text, StringRef key) {
+  size_t pos = 0;
+  while ((pos = text.find(key, pos)) != StringRef::npos) {
+    bool startOk = pos == 0 || !(isalnum(text[pos - 1]) || text[pos - 1] == '_');
+    size_t p = pos + key.size();
+    while (p < text.size() && text[p] == ' ') ++p;
+    if (startOk && p < text.size() && text[p] == '=') {
+      ++p;
+      while (p < text.size() && text[p] == ' ') ++p;
+      size_t e = p;
+      if (text[p] == '[') {
+        e = text.find(']', p);
+        return text.substr(p + 1, e - p - 1).str();
+      }
+      if (text[p] == '"') {
+        e = text.find('"', p + 1);
+        return text.substr(p + 1, e - p - 1).str();
+      }
+      while (e < text.size() && text[e] != ',' && text[e] != '>' && text[e] != ' ') ++e;
+      return text.substr(p, e - p).str();
+    }
+    pos = p;
+  }
+  return std::nullopt;
+}
+
+FailureOr<Hierarchy> getHierarchy(ModuleOp module) {
+  Attribute a = module->getAttr("photon.hierarchy");
+  if (!a)
+    return module.emitError("module has no `photon.hierarchy` attribute (the importer writes "
+                            "#photon.hierarchy<family = ..., levels = ..., chunk_sizes = [...], "
+                            "prefix = ..., width = ..., vocab = ...>)"),
+           failure();
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  a.print(os);
+  Hierarchy h;
+  auto need = [&](StringRef k) -> FailureOr<std::string> {
+    auto v = field(text, k);
+    if (!v)
+      return module.emitError("photon.hierarchy has no `") << k << "`: " << text, failure();
+    return *v;
+  };
+  auto fam = need("family");
+  auto lev = need("levels");
+  auto cs = need("chunk_sizes");
+  auto pre = need("prefix");
+  auto wid = need("width");
+  auto voc = need("vocab");
+  if (failed(fam) || failed(lev) || failed(cs) || failed(pre) || failed(wid) || failed(voc))
+    return failure();
+  h.family = *fam;
+  StringRef(*lev).getAsInteger(10, h.levels);
+  StringRef(*pre).getAsInteger(10, h.prefix);
+  StringRef(*wid).getAsInteger(10, h.width);
+  StringRef(*voc).getAsInteger(10, h.vocab);
+  SmallVector<StringRef> parts;
+  StringRef(*cs).split(parts, ',', -1, false);
+  for (StringRef p : parts) {
+    int64_t v = 0;
+    if (!p.trim().getAsInteger(10, v)) h.chunkSizes.push_back(v);
+  }
+  if ((int64_t)h.chunkSizes.size() != h.levels)
+    return module.emitError("photon.hierarchy lists ")
+               << h.chunkSizes.size() << " chunk sizes for " << h.levels << " levels",
+           failure();
+  return h;
+}
+
+static int64_t elementBytes(Type t) {
+  if (t.isIntOrFloat()) return std::max<int64_t>(1, t.getIntOrFloatBitWidth() / 8);
+  return 4;
+}
+
+static int64_t numElements(Type t) {
+  auto st = dyn_cast<ShapedType>(t);
+  if (!st || !st.hasStaticShape()) return 0;
+  return st.getNumElements();
+}
+
+/// Multiply-adds per position of one matmul-like op (weights N x K -> N*K).
+static int64_t opMacs(Operation *op) {
+  StringRef n = op->getName().getStringRef();
+  if (n == "photon.linear" || n == "photon.lm_head" || n == "photon.chunk_compress" ||
+      n == "photon.expand") {
+    Value w = op->getOperand(n == "photon.chunk_compress" ? 2 : 1);
+    return numElements(w.getType());
+  }
+  if (n == "photon.swiglu")
+    return numElements(op->getOperand(1).getType()) + numElements(op->getOperand(2).getType()) +
+           numElements(op->getOperand(3).getType());
+  return 0;
+}
+
+static int64_t weightBytesOf(Operation *root, llvm::StringSet<> *seen = nullptr) {
+  llvm::StringSet<> local;
+  if (!seen) seen = &local;
+  int64_t bytes = 0;
+  root->walk([&](Operation *op) {
+    if (op->getName().getStringRef() != "photon.weight") return;
+    auto name = op->getAttrOfType<StringAttr>("name");
+    if (name && !seen->insert(name.getValue()).second) return;
+    auto st = dyn_cast<ShapedType>(op->getResult(0).getType());
+    if (st && st.hasStaticShape()) bytes += st.getNumElements() * elementBytes(st.getElementType());
+  });
+  return bytes;
+}
+
+FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
+  auto h = getHierarchy(module);
+  if (failed(h)) return failure();
+  CachePlan plan;
+  plan.hierarchy = *h;
+  bool vanilla = h->family == "vanilla";
+  int64_t L = h->levels;
+
+  for (auto f : module.getOps<func::FuncOp>()) {
+    auto role = f->getAttrOfType<StringAttr>("photon.role");
+    if (!role || f.isExternal() || f->hasAttr("photon.step_of")) continue;
+    StackInfo s;
+    s.func = f.getSymName().str();
+    s.role = role.str();
+    if (auto lv = f->getAttrOfType<IntegerAttr>("photon.level")) s.level = lv.getInt();
+    f.walk([&](Operation *op) {
+      StringRef n = op->getName().getStringRef();
+      s.macs += opMacs(op);
+      if (n == "photon.causal_attention" || n == "photon.bounded_attention") {
+        ++s.layers;
+        auto q = cast<ShapedType>(op->getOperand(0).getType());
+        auto k = cast<ShapedType>(op->getOperand(1).getType());
+        s.heads = q.getDimSize(2);
+        s.headDim = q.getDimSize(3);
+        s.kvHeads = k.getDimSize(2);
+        s.elementBytes = elementBytes(k.getElementType());
+        s.dtype = k.getElementType().isF32() ? "f32" : k.getElementType().isF16() ? "f16" : "bf16";
+      }
+    });
+    s.weightBytes = weightBytesOf(f);
+    plan.stacks.push_back(s);
+  }
+  if (plan.stacks.empty())
+    return module.emitError("no stack functions (photon.role = \"encoder\" / \"decoder\") in the "
+                            "module: cannot plan caches"),
+           failure();
+
+  // One cache per encoder stack.
+  for (auto &s : plan.stacks) {
+    if (s.role != "encoder") continue;
+    LevelCache c;
+    c.level = vanilla ? 1 : s.level;
+    c.layers = s.layers;
+    c.kvHeads = s.kvHeads;
+    c.headDim = s.headDim;
+    c.dtype = s.dtype;
+    c.elementBytes = s.elementBytes;
+    c.blockSize = blockSize;
+    c.bytesPerUnit = 2 * s.layers * s.kvHeads * s.headDim * s.elementBytes;
+    c.tokensPerUnit = vanilla ? 1 : h->tokensPerUnit(c.level);
+    if (vanilla) c.modes = {"vanilla"};
+    else if (c.level == L && h->family == "photon") c.modes = {"hiergen", "recgen"};
+    else c.modes = {"hiergen"};
+    plan.caches.push_back(c);
+  }
+  std::sort(plan.caches.begin(), plan.caches.end(),
+            [](const LevelCache &a, const LevelCache &b) { return a.level < b.level; });
+
+  // Forward-level ops: chunk_compress (levels 2..L in order), expand (levels L..1),
+  // shift (start latents, levels L..1), embeddings, LM head.
+  auto fwd = module.lookupSymbol<func::FuncOp>("forward");
+  std::vector<int64_t> ccMacs, exMacs;
+  int64_t ccBytes2 = 0;
+  (void)ccBytes2;
+  std::vector<int64_t> ccBytes, exBytes;
+  int64_t lmMacs = 0, lmBytes = 0, embBytesPerToken = 0;
+  if (fwd) {
+    llvm::StringSet<> seen;
+    fwd.walk([&](Operation *op) {
+      StringRef n = op->getName().getStringRef();
+      auto wbytes = [&](unsigned i) -> int64_t {
+        auto st = dyn_cast<ShapedType>(op->getOperand(i).getType());
+        return st && st.hasStaticShape() ? st.getNumElements() * elementBytes(st.getElementType()) : 0;
+      };
+      if (n == "photon.chunk_compress") {
+        ccMacs.push_back(opMacs(op));
+        ccBytes.push_back(wbytes(1) + wbytes(2) + wbytes(3));
+      } else if (n == "photon.expand") {
+        exMacs.push_back(opMacs(op));
+        exBytes.push_back(wbytes(1) + wbytes(2));
+      } else if (n == "photon.lm_head") {
+        lmMacs += opMacs(op);
+        lmBytes += wbytes(1);
+      } else if (n == "photon.embedding") {
+        auto st = cast<ShapedType>(op->getOperand(0).getType());
+        embBytesPerToken += st.getDimSize(1) * elementBytes(st.getElementType());
+      } else if (n == "photon.shift") {
+        Operation *def = op->getOperand(1).getDefiningOp();
+        if (def && def->getName().getStringRef() == "photon.weight")
+          if (auto nm = def->getAttrOfType<StringAttr>("name"))
+            plan.startLatents.push_back({L - (int64_t)plan.startLatents.size(), nm.str()});
+      }
+    });
+  }
+
+  // Cost per generated token, per level.
+  int64_t nLevels = vanilla ? 1 : std::max<int64_t>(L, 1);
+  plan.costs.resize(nLevels);
+  for (int64_t l = 1; l <= nLevels; ++l) plan.costs[l - 1].level = l;
+  for (auto &c : plan.caches) {
+    if (c.level < 1 || c.level > nLevels) continue;
+    plan.costs[c.level - 1].cacheBytesPer1k = c.bytesFor(1000);
+  }
+  auto add = [&](int64_t level, double bytes, double macs, double perTokens) {
+    if (level < 1 || level > nLevels) return;
+    plan.costs[level - 1].weightBytesPerToken += bytes / perTokens;
+    plan.costs[level - 1].flopsPerToken += 2.0 * macs / perTokens;
+  };
+  for (auto &s : plan.stacks) {
+    int64_t lvl = vanilla ? 1 : s.level;
+    if (s.role == "encoder") {
+      add(lvl, s.weightBytes, s.macs, vanilla ? 1 : h->tokensPerUnit(lvl));
+    } else {
+      // G_1 runs once per token; G_l (l >= 2) runs C_l steps per level-l unit.
+      double per = lvl <= 1 ? 1.0 : (double)h->tokensPerUnit(lvl) / h->chunkSizes[lvl - 1];
+      add(lvl, s.weightBytes, s.macs, per);
+    }
+  }
+  for (size_t i = 0; i < ccMacs.size(); ++i)
+    add(2 + (int64_t)i, ccBytes[i], ccMacs[i], h->tokensPerUnit(2 + i));
+  for (size_t i = 0; i < exMacs.size(); ++i) {
+    int64_t lvl = L - (int64_t)i;
+    add(lvl, exBytes[i], exMacs[i], h->tokensPerUnit(lvl));
+  }
+  add(1, lmBytes + embBytesPerToken, lmMacs, 1.0);
+
+  for (auto &c : plan.caches) {
+    plan.cacheBytesPer1kHierGen += c.bytesFor(1000);
+    if (c.level == L || vanilla) plan.cacheBytesPer1kRecGen = c.bytesFor(1000);
+  }
+  for (auto &lc : plan.costs) {
+    plan.weightBytesPerToken += lc.weightBytesPerToken;
+    plan.flopsPerToken += lc.flopsPerToken;
+  }
+
+  // The vanilla model of the same width: as many layers as all stacks together, the
+  // layer shape of the level-1 (or first) encoder stack.
+  const StackInfo *ref = nullptr;
+  for (auto &s : plan.stacks)
+    if (s.role == "encoder" && (!ref || s.level < ref->level)) ref = &s;
+  if (!ref) ref = &plan.stacks.front();
+  for (auto &s : plan.stacks) plan.vanillaLayers += s.layers;
+  if (ref->layers > 0) {
+    int64_t D = h->width;
+    double layerBytes = (double)(ref->weightBytes - D * ref->elementBytes) / ref->layers;
+    double layerMacs = (double)ref->macs / ref->layers;
+    plan.vanillaCacheBytesPer1k =
+        2 * plan.vanillaLayers * ref->kvHeads * ref->headDim * ref->elementBytes * 1000;
+    plan.vanillaWeightBytesPerToken = plan.vanillaLayers * layerBytes + D * ref->elementBytes +
+                                      (double)h->vocab * D * ref->elementBytes +
+                                      D * ref->elementBytes;
+    plan.vanillaFlopsPerToken = 2.0 * (plan.vanillaLayers * layerMacs + (double)h->vocab * D);
+  }
+  return plan;
+}
+
+void printReport(const CachePlan &p, llvm::raw_ostream &os) {
+  const Hierarchy &h = p.hierarchy;
+  os << "photon cache plan: family " << h.family << ", levels " << h.levels << ", chunk sizes [";
+  for (size_t i = 0; i < h.chunkSizes.size(); ++i) os << (i ? ", " : "") << h.chunkSizes[i];
+  os << "], prefix " << h.prefix << ", width " << h.width << ", vocab " << h.vocab << "\n";
+  for (auto &c : p.caches) {
+    os << "cache level " << c.level << ": layers " << c.layers << ", kv_heads " << c.kvHeads
+       << ", head_dim " << c.headDim << ", " << c.dtype << ", bytes_per_unit " << c.bytesPerUnit
+       << ", tokens_per_unit " << c.tokensPerUnit << ", block_size " << c.blockSize
+       << ", modes";
+    for (auto &m : c.modes) os << " " << m;
+    os << "\n";
+  }
+  for (auto &lc : p.costs)
+    os << llvm::format("level %lld: cache bytes per 1000 tokens %lld, weight bytes read per "
+                       "token %.1f, FLOPs per token %.1f\n",
+                       (long long)lc.level, (long long)lc.cacheBytesPer1k,
+                       lc.weightBytesPerToken, lc.flopsPerToken);
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  os << llvm::format("total: cache bytes per 1000 tokens %lld (hiergen), %lld (recgen); "
+                     "weight bytes read per token %.1f; FLOPs per token %.1f\n",
+                     (long long)p.cacheBytesPer1kHierGen, (long long)p.cacheBytesPer1kRecGen,
+                     p.weightBytesPerToken, p.flopsPerToken);
+  os << llvm::format("vanilla of the same width (%lld layers): cache bytes per 1000 tokens "
+                     "%lld; weight bytes read per token %.1f; FLOPs per token %.1f\n",
+                     (long long)p.vanillaLayers, (long long)p.vanillaCacheBytesPer1k,
+                     p.vanillaWeightBytesPerToken, p.vanillaFlopsPerToken);
+  os << llvm::format("ratio to vanilla: cache %.6f (hiergen), %.6f (recgen); weight bytes "
+                     "%.4f; FLOPs %.4f\n",
+                     ratio(p.cacheBytesPer1kHierGen, p.vanillaCacheBytesPer1k),
+                     ratio(p.cacheBytesPer1kRecGen, p.vanillaCacheBytesPer1k),
+                     ratio(p.weightBytesPerToken, p.vanillaWeightBytesPerToken),
+                     ratio(p.flopsPerToken, p.vanillaFlopsPerToken));
+}
+
+llvm::json::Object hierarchyJson(const CachePlan &p) {
+  const Hierarchy &h = p.hierarchy;
+  llvm::json::Array cs;
+  for (int64_t c : h.chunkSizes) cs.push_back(c);
+  return llvm::json::Object{{"family", h.family}, {"vocab", h.vocab}, {"width", h.width},
+                            {"levels", h.levels}, {"chunk_sizes", std::move(cs)},
+                            {"prefix", h.prefix},
+                            {"tokenizer", llvm::json::Object{{"kind", "byte"}}}};
+}
+
+llvm::json::Object startLatentsJson(const CachePlan &p) {
+  llvm::json::Object o;
+  for (auto &[l, n] : p.startLatents) o[std::to_string(l)] = n;
+  return o;
+}
+
+llvm::json::Array cachesJson(const CachePlan &p) {
+  llvm::json::Array a;
+  for (auto &c : p.caches) {
+    llvm::json::Array modes;
+    for (auto &m : c.modes) modes.push_back(m);
+    a.push_back(llvm::json::Object{{"level", c.level},
+                                   {"layers", c.layers},
+                                   {"kv_heads", c.kvHeads},
+                                   {"head_dim", c.headDim},
+                                   {"dtype", c.dtype},
+                                   {"block_size", c.blockSize},
+                                   {"bytes_per_unit", c.bytesPerUnit},
+                                   {"tokens_per_unit", c.tokensPerUnit},
+                                   {"modes", std::move(modes)}});
+  }
+  return a;
+}
+
+llvm::json::Object costModelJson(const CachePlan &p) {
+  llvm::json::Object cache;
+  for (auto &lc : p.costs) cache[std::to_string(lc.level)] = lc.cacheBytesPer1k;
+  cache["total"] = p.cacheBytesPer1kHierGen;
+  cache["recgen"] = p.cacheBytesPer1kRecGen;
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  return llvm::json::Object{
+      {"cache_bytes_per_1k_tokens", std::move(cache)},
+      {"weight_bytes_per_token", p.weightBytesPerToken},
+      {"flops_per_token", p.flopsPerToken},
+      {"vanilla", llvm::json::Object{{"layers", p.vanillaLayers},
+                                     {"cache_bytes_per_1k_tokens", p.vanillaCacheBytesPer1k},
+                                     {"weight_bytes_per_token", p.vanillaWeightBytesPerToken},
+                                     {"flops_per_token", p.vanillaFlopsPerToken}}},
+      {"ratio_to_vanilla",
+       llvm::json::Object{
+           {"cache_hiergen", ratio(p.cacheBytesPer1kHierGen, p.vanillaCacheBytesPer1k)},
+           {"cache_recgen", ratio(p.cacheBytesPer1kRecGen, p.vanillaCacheBytesPer1k)},
+           {"weight_bytes", ratio(p.weightBytesPerToken, p.vanillaWeightBytesPerToken)},
+           {"flops", ratio(p.flopsPerToken, p.vanillaFlopsPerToken)}}}};
+}
+
+namespace {
+struct PhotonTestCachePlanPass
+    : public impl::PhotonTestCachePlanBase<PhotonTestCachePlanPass> {
+  void runOnOperation() override {
+    auto plan = planCaches(getOperation());
+    if (failed(plan)) return signalPassFailure();
+    printReport(*plan, llvm::outs());
+  }
+};
+} // namespace
+
+} // namespace photon
+} // namespace mlir

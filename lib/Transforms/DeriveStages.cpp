@@ -1,0 +1,436 @@
+//===- DeriveStages.cpp - generation stages from the forward graph -------===//
+//
+// Every op of the forward graph other than attention is position-wise, so a stage is a
+// slice of @forward between two cut points, with the encoder stacks replaced by their
+// step versions (causal_attention -> kv_append + cached_attention over a bound cache,
+// rope offsets = lens). The cut points:
+//
+//   encode_1   tokens                      -> operand of call @<encoder level 1>
+//   encode_l   result of call @<enc l-1>   -> operand of call @<encoder level l>
+//   latent_l   result of shift_l (prev)    -> operand 0 of shift_(l-1)   (Xhat(l-1))
+//   token_step result of shift_1 (prev), tokens -> logits, then logits[s, pos[s]]
+//   lm_step    tokens                      -> logits (vanilla)
+//
+// shift_l is the shift whose start latent is s_l: shifts appear in @forward from the top
+// level down (docs/ir-contract.md), so the i-th shift is level L - i.
+//
+//===----------------------------------------------------------------------===//
+
+#include "photon/Transforms/CachePlan.h"
+#include "photon/Transforms/Passes.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/AsmParser/AsmParser.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Transforms/RegionUtils.h"
+
+namespace mlir {
+namespace photon {
+#define GEN_PASS_DEF_PHOTONDERIVESTAGES
+#include "photon/Transforms/Passes.h.inc"
+
+namespace {
+
+struct StepStack {
+  func::FuncOp step;
+  int64_t level = 0;
+  MemRefType poolType;
+};
+
+struct Deriver {
+  ModuleOp module;
+  Hierarchy h;
+  int64_t blockSize;
+  func::FuncOp forward;
+  MLIRContext *ctx;
+  llvm::DenseMap<StringRef, StepStack> steps; // encoder func name -> step version
+  llvm::DenseMap<StringRef, int64_t> encoderLevel;
+
+  Type memrefI32(ArrayRef<int64_t> shape) {
+    return MemRefType::get(shape, IntegerType::get(ctx, 32));
+  }
+
+  /// Clones an encoder stack into <name>_step(x, pool, table, lens).
+  FailureOr<StepStack> makeStep(func::FuncOp f, int64_t level) {
+    StepStack s;
+    s.level = level;
+    // Layer shapes from the attention ops.
+    SmallVector<Operation *> attns;
+    f.walk([&](Operation *op) {
+      if (op->getName().getStringRef() == "photon.causal_attention") attns.push_back(op);
+    });
+    if (attns.empty())
+      return f.emitError("encoder stack has no photon.causal_attention: cannot derive its step"),
+             failure();
+    auto kt = cast<RankedTensorType>(attns[0]->getOperand(1).getType());
+    int64_t hkv = kt.getDimSize(2), hd = kt.getDimSize(3);
+    Type elt = kt.getElementType();
+    s.poolType = MemRefType::get({ShapedType::kDynamic, (int64_t)attns.size(), 2, blockSize, hkv, hd},
+                                 elt);
+    std::string cacheText;
+    llvm::raw_string_ostream cos(cacheText);
+    cos << "!photon.kv_cache<level = " << level << ", layers = " << attns.size()
+        << ", kv_heads = " << hkv << ", head_dim = " << hd << ", block_size = " << blockSize
+        << ", element = " << elt << ">";
+    Type cacheT = parseType(cacheText, ctx);
+    if (!cacheT) return f.emitError("cannot build the cache type ") << cacheText, failure();
+
+    OpBuilder b(ctx);
+    b.setInsertionPointAfter(f);
+    auto step = cast<func::FuncOp>(b.clone(*f));
+    step.setSymName((f.getSymName() + "_step").str());
+    step.setPrivate();
+    step->setAttr("photon.step_of", FlatSymbolRefAttr::get(f.getSymNameAttr()));
+    Location loc = step.getLoc();
+    unsigned n = step.getNumArguments();
+    SmallVector<Type> extra{s.poolType, memrefI32({ShapedType::kDynamic, ShapedType::kDynamic}),
+                            memrefI32({ShapedType::kDynamic})};
+    for (Type t : extra)
+      if (failed(step.insertArgument(step.getNumArguments(), t, DictionaryAttr(), loc)))
+        return failure();
+    Value pool = step.getArgument(n), table = step.getArgument(n + 1),
+          lens = step.getArgument(n + 2);
+    Block &entry = step.getBody().front();
+    b.setInsertionPointToStart(&entry);
+    OperationState bind(loc, "photon.cache_bind");
+    bind.addOperands({pool, table, lens});
+    bind.addTypes(cacheT);
+    Value cache = b.create(bind)->getResult(0);
+    Value lensT = bufferization::ToTensorOp::create(
+        b, loc, RankedTensorType::get({ShapedType::kDynamic}, IntegerType::get(ctx, 32)), lens,
+        /*restrict=*/true, /*writable=*/false);
+
+    SmallVector<Operation *> ops;
+    step.walk([&](Operation *op) { ops.push_back(op); });
+    int64_t layer = 0;
+    for (Operation *op : ops) {
+      StringRef name = op->getName().getStringRef();
+      if (name == "photon.rope" && op->getNumOperands() == 1) {
+        op->insertOperands(1, ValueRange{lensT});
+      } else if (name == "photon.causal_attention") {
+        b.setInsertionPoint(op);
+        double scale = 0;
+        if (auto sc = op->getAttrOfType<FloatAttr>("scale")) scale = sc.getValueAsDouble();
+        else scale = 1.0 / std::sqrt((double)cast<RankedTensorType>(op->getOperand(0).getType()).getDimSize(3));
+        OperationState app(op->getLoc(), "photon.kv_append");
+        app.addOperands({cache, op->getOperand(1), op->getOperand(2)});
+        app.addAttribute("layer", b.getI64IntegerAttr(layer));
+        b.create(app);
+        OperationState att(op->getLoc(), "photon.cached_attention");
+        att.addOperands({cache, op->getOperand(0)});
+        att.addAttribute("layer", b.getI64IntegerAttr(layer));
+        att.addAttribute("scale", b.getF32FloatAttr((float)scale));
+        att.addTypes(op->getResult(0).getType());
+        Operation *na = b.create(att);
+        op->getResult(0).replaceAllUsesWith(na->getResult(0));
+        op->erase();
+        ++layer;
+      }
+    }
+    s.step = step;
+    return s;
+  }
+
+  /// Materializes `v` in the new function: values in `map` are given; everything else is
+  /// cloned from its defining op in @forward. Calls to encoder stacks become calls to
+  /// their step versions with `cacheArgs` (pool, table, lens) when provided.
+  FailureOr<Value> materialize(OpBuilder &b, Value v, IRMapping &map, ValueRange cacheArgs) {
+    if (Value m = map.lookupOrNull(v)) return m;
+    Operation *def = v.getDefiningOp();
+    if (!def)
+      return forward.emitError("stage slice reaches an argument of @forward that the stage "
+                               "does not provide"),
+             failure();
+    // Operands first (and values captured by regions).
+    SmallVector<Value> deps(def->getOperands().begin(), def->getOperands().end());
+    llvm::SetVector<Value> above;
+    for (Region &r : def->getRegions()) getUsedValuesDefinedAbove(r, above);
+    deps.append(above.begin(), above.end());
+    for (Value d : deps)
+      if (failed(materialize(b, d, map, cacheArgs))) return failure();
+    if (Value m = map.lookupOrNull(v)) return m; // materialized through a dependency
+    if (auto call = dyn_cast<func::CallOp>(def)) {
+      auto it = steps.find(call.getCallee());
+      if (it != steps.end()) {
+        if (cacheArgs.empty())
+          return call.emitError("stage slice needs the cache of @")
+                     << call.getCallee() << " but the stage binds none",
+                 failure();
+        SmallVector<Value> args;
+        for (Value a : call.getOperands()) args.push_back(map.lookup(a));
+        args.append(cacheArgs.begin(), cacheArgs.end());
+        auto nc = func::CallOp::create(b, call.getLoc(), it->second.step, args);
+        for (auto [o, n] : llvm::zip(call.getResults(), nc.getResults())) map.map(o, n);
+        return map.lookup(v);
+      }
+    }
+    b.clone(*def, map);
+    return map.lookup(v);
+  }
+
+  func::FuncOp newStage(StringRef name, ArrayRef<Type> ins, ArrayRef<Type> outs,
+                        ArrayRef<StringRef> argNames, ArrayRef<StringRef> resNames,
+                        ArrayRef<SmallVector<std::string>> shapes) {
+    OpBuilder b(ctx);
+    b.setInsertionPointToEnd(module.getBody());
+    if (auto old = module.lookupSymbol<func::FuncOp>(name)) old.erase();
+    auto f = func::FuncOp::create(b, forward.getLoc(), name, FunctionType::get(ctx, ins, outs));
+    f->setAttr("photon.stage", StringAttr::get(ctx, name));
+    SmallVector<Attribute> an, rn, sh;
+    for (StringRef s : argNames) an.push_back(StringAttr::get(ctx, s));
+    for (StringRef s : resNames) rn.push_back(StringAttr::get(ctx, s));
+    for (auto &s : shapes) {
+      SmallVector<Attribute> d;
+      for (auto &x : s) d.push_back(StringAttr::get(ctx, x));
+      sh.push_back(ArrayAttr::get(ctx, d));
+    }
+    f->setAttr("photon.arg_names", ArrayAttr::get(ctx, an));
+    f->setAttr("photon.result_names", ArrayAttr::get(ctx, rn));
+    f->setAttr("photon.arg_shapes", ArrayAttr::get(ctx, sh));
+    f.addEntryBlock();
+    return f;
+  }
+
+  SmallVector<std::string> poolShape(const StepStack &s) {
+    auto sh = s.poolType.getShape();
+    SmallVector<std::string> r{"NB"};
+    for (size_t i = 1; i < sh.size(); ++i) r.push_back(std::to_string(sh[i]));
+    return r;
+  }
+
+  static std::string num(int64_t v) { return std::to_string(v); }
+
+  LogicalResult run() {
+    forward = module.lookupSymbol<func::FuncOp>("forward");
+    if (!forward || forward.isExternal())
+      return module.emitError("no @forward function: photon-derive-stages derives the stages "
+                              "from the teacher-forced forward graph the importer writes");
+    if (!forward->hasAttr("photon.stage"))
+      forward->setAttr("photon.stage", StringAttr::get(ctx, "forward"));
+    if (!forward->hasAttr("photon.arg_names")) {
+      forward->setAttr("photon.arg_names", ArrayAttr::get(ctx, {StringAttr::get(ctx, "tokens")}));
+      forward->setAttr("photon.result_names", ArrayAttr::get(ctx, {StringAttr::get(ctx, "logits")}));
+      auto sh = [&](ArrayRef<std::string> d) -> Attribute {
+        SmallVector<Attribute> a;
+        for (const std::string &s : d) a.push_back(StringAttr::get(ctx, s));
+        return ArrayAttr::get(ctx, a);
+      };
+      forward->setAttr("photon.arg_shapes",
+                       ArrayAttr::get(ctx, {sh({"W"}), sh({"B", "T"}), sh({"B", "T", num(h.vocab)})}));
+    }
+    // Encoder stacks -> step versions.
+    for (auto f : llvm::to_vector(module.getOps<func::FuncOp>())) {
+      auto role = f->getAttrOfType<StringAttr>("photon.role");
+      if (!role || role.getValue() != "encoder" || f.isExternal()) continue;
+      if (f->hasAttr("photon.step_of")) continue;
+      int64_t level = 1;
+      if (auto lv = f->getAttrOfType<IntegerAttr>("photon.level")) level = lv.getInt();
+      if (auto old = module.lookupSymbol<func::FuncOp>((f.getSymName() + "_step").str()))
+        old.erase();
+      auto s = makeStep(f, level);
+      if (failed(s)) return failure();
+      steps[f.getSymName()] = *s;
+      encoderLevel[f.getSymName()] = level;
+    }
+    if (steps.empty())
+      return module.emitError("no encoder stack (photon.role = \"encoder\"): nothing to derive");
+
+    // Cut points in @forward.
+    llvm::DenseMap<int64_t, func::CallOp> encCall;
+    SmallVector<Operation *> shifts;
+    forward.walk([&](Operation *op) {
+      if (auto c = dyn_cast<func::CallOp>(op)) {
+        auto it = encoderLevel.find(c.getCallee());
+        if (it != encoderLevel.end() && !encCall.count(it->second)) encCall[it->second] = c;
+      }
+      if (op->getName().getStringRef() == "photon.shift") shifts.push_back(op);
+    });
+    Value tokens = forward.getArgument(0);
+    auto tokT = cast<RankedTensorType>(tokens.getType());
+    Value logits = forward.getBody().front().getTerminator()->getOperand(0);
+    auto logitsT = cast<RankedTensorType>(logits.getType());
+    std::string V = num(h.vocab), D = num(h.width);
+
+    if (h.family == "vanilla") {
+      auto &s = steps.begin()->second;
+      Type in[] = {tokT, s.poolType, memrefI32({ShapedType::kDynamic, ShapedType::kDynamic}),
+                   memrefI32({ShapedType::kDynamic})};
+      auto f = newStage("lm_step", in, {logitsT}, {"tokens", "pool", "table", "lens"}, {"logits"},
+                        {{"W"}, {"B", "n"}, poolShape(s), {"B", "MB"}, {"B"}, {"B", "n", V}});
+      return buildSlice(f, {{tokens, 0}}, logits, {1, 2, 3}, /*posArg=*/-1);
+    }
+
+    int64_t L = h.levels;
+    if ((int64_t)shifts.size() != L)
+      return forward.emitError("expected one photon.shift per level (")
+             << L << ") in @forward, found " << shifts.size();
+    auto shiftOf = [&](int64_t level) { return shifts[L - level]; };
+    for (int64_t l = 1; l <= L; ++l) {
+      auto it = encCall.find(l);
+      auto st = llvm::find_if(steps, [&](auto &kv) { return kv.second.level == l; });
+      if (it == encCall.end() || st == steps.end())
+        return forward.emitError("no call of the level-") << l << " encoder stack in @forward";
+      func::CallOp call = it->second;
+      StepStack &s = st->second;
+      std::string C = num(h.chunkSizes[l - 1]);
+      Value target = call.getOperand(0);
+      auto outT = cast<RankedTensorType>(call.getResult(0).getType());
+      SmallVector<Type> in;
+      Value boundary;
+      std::string name = "encode_" + num(l);
+      SmallVector<StringRef> names;
+      SmallVector<SmallVector<std::string>> shapes{{"W"}};
+      if (l == 1) {
+        boundary = tokens;
+        in.push_back(tokT);
+        names.push_back("tokens");
+        shapes.push_back({"B", "n*" + C});
+      } else {
+        boundary = encCall[l - 1].getResult(0);
+        in.push_back(boundary.getType());
+        names.push_back("x");
+        shapes.push_back({"B", "n*" + C, D});
+      }
+      in.append({s.poolType, memrefI32({ShapedType::kDynamic, ShapedType::kDynamic}),
+                 memrefI32({ShapedType::kDynamic})});
+      names.append({"pool", "table", "lens"});
+      shapes.push_back(poolShape(s));
+      shapes.push_back({"B", "MB"});
+      shapes.push_back({"B"});
+      shapes.push_back({"B", "n", D});
+      auto f = newStage(name, in, {outT}, names, {"out"}, shapes);
+      // The slice ends at the stack call itself (its result is the stage output).
+      if (failed(buildSlice(f, {{boundary, 0}}, call.getResult(0), {1, 2, 3}, -1)))
+        return failure();
+    }
+    // latent_l: prev [B, D] -> Xhat(l-1) [B, C_l, D]
+    for (int64_t l = 2; l <= L; ++l) {
+      Operation *sh = shiftOf(l);
+      Value target = shiftOf(l - 1)->getOperand(0);
+      auto tt = cast<RankedTensorType>(target.getType());
+      auto outT = RankedTensorType::get({ShapedType::kDynamic, h.chunkSizes[l - 1], h.width},
+                                        tt.getElementType());
+      auto prevT = RankedTensorType::get({ShapedType::kDynamic, h.width}, tt.getElementType());
+      auto f = newStage("latent_" + num(l), {prevT}, {outT}, {"prev"}, {"out"},
+                        {{"W"}, {"B", D}, {"B", num(h.chunkSizes[l - 1]), D}});
+      if (failed(buildLatentSlice(f, sh->getResult(0), target, outT))) return failure();
+    }
+    // token_step: prev [S, D], tokens i32[S, C_1], pos i32[S] -> logits [S, V]
+    {
+      Operation *sh = shiftOf(1);
+      auto prevT = RankedTensorType::get({ShapedType::kDynamic, h.width},
+                                         cast<RankedTensorType>(sh->getResult(0).getType()).getElementType());
+      auto tokStepT = RankedTensorType::get({ShapedType::kDynamic, h.chunkSizes[0]}, tokT.getElementType());
+      auto posT = RankedTensorType::get({ShapedType::kDynamic}, IntegerType::get(ctx, 32));
+      auto outT = RankedTensorType::get({ShapedType::kDynamic, h.vocab}, logitsT.getElementType());
+      std::string C = num(h.chunkSizes[0]);
+      auto f = newStage("token_step", {prevT, tokStepT, posT}, {outT}, {"prev", "tokens", "pos"},
+                        {"logits"}, {{"W"}, {"S", D}, {"S", C}, {"S"}, {"S", V}});
+      if (failed(buildTokenStep(f, sh->getResult(0), tokens, logits))) return failure();
+    }
+    return success();
+  }
+
+  /// [B, D] -> [B, 1, D] cast to the type of `like`.
+  Value asOneUnit(OpBuilder &b, Location loc, Value prev, Type like) {
+    auto pt = cast<RankedTensorType>(prev.getType());
+    auto t3 = RankedTensorType::get({ShapedType::kDynamic, 1, pt.getDimSize(1)}, pt.getElementType());
+    Value e = tensor::ExpandShapeOp::create(
+        b, loc, t3, prev, ArrayRef<ReassociationIndices>{{0, 1}, {2}},
+        ArrayRef<OpFoldResult>{tensor::getMixedSize(b, loc, prev, 0), b.getIndexAttr(1),
+                               b.getIndexAttr(pt.getDimSize(1))});
+    if (e.getType() != like) e = tensor::CastOp::create(b, loc, like, e);
+    return e;
+  }
+
+  LogicalResult buildSlice(func::FuncOp f, ArrayRef<std::pair<Value, unsigned>> boundary,
+                           Value target, ArrayRef<unsigned> cacheArgIdx, int) {
+    OpBuilder b(ctx);
+    Block &entry = f.getBody().front();
+    b.setInsertionPointToStart(&entry);
+    IRMapping map;
+    for (auto [v, i] : boundary) map.map(v, entry.getArgument(i));
+    SmallVector<Value> cache;
+    for (unsigned i : cacheArgIdx) cache.push_back(entry.getArgument(i));
+    auto r = materialize(b, target, map, cache);
+    if (failed(r)) return failure();
+    Value out = *r;
+    Type want = f.getFunctionType().getResult(0);
+    if (out.getType() != want) out = tensor::CastOp::create(b, f.getLoc(), want, out);
+    func::ReturnOp::create(b, f.getLoc(), out);
+    return success();
+  }
+
+  LogicalResult buildLatentSlice(func::FuncOp f, Value shiftResult, Value target,
+                                 RankedTensorType outT) {
+    OpBuilder b(ctx);
+    Block &entry = f.getBody().front();
+    b.setInsertionPointToStart(&entry);
+    IRMapping map;
+    map.map(shiftResult, asOneUnit(b, f.getLoc(), entry.getArgument(0), shiftResult.getType()));
+    auto r = materialize(b, target, map, {});
+    if (failed(r)) return failure();
+    Value out = tensor::CastOp::create(b, f.getLoc(), outT, *r);
+    func::ReturnOp::create(b, f.getLoc(), out);
+    return success();
+  }
+
+  LogicalResult buildTokenStep(func::FuncOp f, Value shiftResult, Value tokens, Value logits) {
+    OpBuilder b(ctx);
+    Location loc = f.getLoc();
+    Block &entry = f.getBody().front();
+    b.setInsertionPointToStart(&entry);
+    IRMapping map;
+    map.map(shiftResult, asOneUnit(b, loc, entry.getArgument(0), shiftResult.getType()));
+    Value tok = entry.getArgument(1);
+    if (tok.getType() != tokens.getType()) tok = tensor::CastOp::create(b, loc, tokens.getType(), tok);
+    map.map(tokens, tok);
+    auto r = materialize(b, logits, map, {});
+    if (failed(r)) return failure();
+    // logits [S, C_1, V] -> logits[s, pos[s], :]
+    Value all = *r;
+    Value pos = entry.getArgument(2);
+    auto outT = cast<RankedTensorType>(f.getFunctionType().getResult(0));
+    Value S = tensor::DimOp::create(b, loc, entry.getArgument(0), 0);
+    Value init = tensor::EmptyOp::create(b, loc, outT.getShape(), outT.getElementType(), ValueRange{S});
+    auto maps = SmallVector<AffineMap>{
+        AffineMap::get(2, 0, {b.getAffineDimExpr(0)}, ctx), b.getMultiDimIdentityMap(2)};
+    auto g = linalg::GenericOp::create(
+        b, loc, TypeRange{outT}, ValueRange{pos}, ValueRange{init}, maps,
+        SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          Value s = linalg::IndexOp::create(nb, l, 0);
+          Value v = linalg::IndexOp::create(nb, l, 1);
+          Value p = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]);
+          Value x = tensor::ExtractOp::create(nb, l, all, ValueRange{s, p, v});
+          linalg::YieldOp::create(nb, l, x);
+        });
+    func::ReturnOp::create(b, loc, g.getResult(0));
+    return success();
+  }
+};
+
+struct PhotonDeriveStagesPass : public impl::PhotonDeriveStagesBase<PhotonDeriveStagesPass> {
+  using Base::Base;
+  void getDependentDialects(DialectRegistry &registry) const override {
+    Base::getDependentDialects(registry);
+    registry.insert<bufferization::BufferizationDialect, linalg::LinalgDialect>();
+  }
+  void runOnOperation() override {
+    ModuleOp m = getOperation();
+    auto h = getHierarchy(m);
+    if (failed(h)) return signalPassFailure();
+    Deriver d;
+    d.module = m;
+    d.h = *h;
+    d.blockSize = blockSize;
+    d.ctx = &getContext();
+    if (failed(d.run())) return signalPassFailure();
+  }
+};
+
+} // namespace
+} // namespace photon
+} // namespace mlir

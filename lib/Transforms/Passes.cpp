@@ -1,0 +1,107 @@
+//===- Passes.cpp - registration of the photon passes and pipelines ------===//
+
+#include "photon/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace mlir {
+namespace photon {
+namespace {
+#define GEN_PASS_REGISTRATION
+#include "photon/Transforms/Passes.h.inc"
+} // namespace
+
+namespace {
+/// memref.expand_shape -> memref.reinterpret_cast of the source's base buffer with the
+/// strides spelled out. MLIR 22's expand-strided-metadata crashes on an expand_shape with
+/// more than one dynamic size in one reassociation group ([?, D] into [?, ?, D]), which
+/// reshapes of [B*M, ...] streams produce; this rewrite runs right before it.
+struct ExpandShapeToReinterpretCastPass
+    : public PassWrapper<ExpandShapeToReinterpretCastPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ExpandShapeToReinterpretCastPass)
+  StringRef getArgument() const final { return "photon-expand-shape-to-reinterpret-cast"; }
+  StringRef getDescription() const final {
+    return "Rewrite memref.expand_shape as memref.reinterpret_cast (works around an MLIR 22 "
+           "expand-strided-metadata crash)";
+  }
+  void runOnOperation() override {
+    SmallVector<memref::ExpandShapeOp> ops;
+    getOperation().walk([&](memref::ExpandShapeOp op) { ops.push_back(op); });
+    for (auto op : ops) {
+      OpBuilder b(op);
+      Location loc = op.getLoc();
+      auto resT = op.getResultType();
+      SmallVector<int64_t> tStrides;
+      int64_t tOffset;
+      if (failed(resT.getStridesAndOffset(tStrides, tOffset))) continue;
+      auto md = memref::ExtractStridedMetadataOp::create(b, loc, op.getSrc());
+      SmallVector<OpFoldResult> sizes = op.getMixedOutputShape();
+      SmallVector<OpFoldResult> strides(resT.getRank());
+      auto reassoc = op.getReassociationIndices();
+      for (auto [srcDim, group] : llvm::enumerate(reassoc)) {
+        Value stride = md.getStrides()[srcDim];
+        for (int64_t i = group.size() - 1; i >= 0; --i) {
+          int64_t d = group[i];
+          strides[d] = stride;
+          if (i > 0) {
+            Value sz = getValueOrCreateConstantIndexOp(b, loc, sizes[d]);
+            stride = arith::MulIOp::create(b, loc, stride, sz);
+          }
+        }
+      }
+      for (int64_t d = 0; d < resT.getRank(); ++d) {
+        if (!ShapedType::isDynamic(tStrides[d])) strides[d] = b.getIndexAttr(tStrides[d]);
+        if (!resT.isDynamicDim(d)) sizes[d] = b.getIndexAttr(resT.getDimSize(d));
+      }
+      OpFoldResult offset = ShapedType::isDynamic(tOffset)
+                                ? OpFoldResult(md.getOffset())
+                                : OpFoldResult(b.getIndexAttr(tOffset));
+      auto rc = memref::ReinterpretCastOp::create(b, loc, resT, md.getBaseBuffer(), offset,
+                                                  sizes, strides);
+      op.getResult().replaceAllUsesWith(rc.getResult());
+      op.erase();
+    }
+  }
+};
+} // namespace
+
+/// The upstream lowering after convert-photon-to-linalg. Everything is inlined into the
+/// stage entry points first, so bufferization sees one function per stage.
+static const char *kLowerToLLVM =
+    "inline,symbol-dce,convert-elementwise-to-linalg,canonicalize,cse,"
+    "eliminate-empty-tensors,empty-tensor-to-alloc-tensor,"
+    "one-shot-bufferize{bufferize-function-boundaries "
+    "function-boundary-type-conversion=identity-layout-map},"
+    "canonicalize,cse,buffer-deallocation-pipeline,"
+    "convert-linalg-to-loops,lower-affine,canonicalize,cse";
+static const char *kLowerToLLVM2 =
+    "convert-scf-to-cf,expand-strided-metadata,lower-affine,finalize-memref-to-llvm,"
+    "convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,"
+    "convert-func-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts";
+
+void buildPhotonLowerToLLVMPipeline(OpPassManager &pm) {
+  std::string err;
+  llvm::raw_string_ostream os(err);
+  if (failed(parsePassPipeline(kLowerToLLVM, pm, os)))
+    llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
+  pm.addPass(std::make_unique<ExpandShapeToReinterpretCastPass>());
+  if (failed(parsePassPipeline(kLowerToLLVM2, pm, os)))
+    llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
+}
+
+void registerPhotonPasses() {
+  registerPhotonGenPasses();
+  PassPipelineRegistration<>(
+      "photon-lower-to-llvm",
+      "The upstream lowering photon-compile runs after convert-photon-to-linalg "
+      "(inline, bufferize, loops, LLVM dialect)",
+      [](OpPassManager &pm) { buildPhotonLowerToLLVMPipeline(pm); });
+}
+
+} // namespace photon
+} // namespace mlir
