@@ -1,0 +1,109 @@
+// End to end: artifacts compiled by photon-compile from test/fixtures/<name>/model.onnx must
+// generate, greedily, exactly the reference's tokens in test/fixtures/<name>/gen.json, under
+// HierGen and RecGen, one sequence at a time and all prompts in one batch.
+//
+// Artifacts are looked up as <dir>/<name>.photon with <dir> from the environment variable
+// PHOTON_E2E_ARTIFACTS, else the CMake default PHOTON_E2E_ARTIFACTS_DEFAULT. Produce them with
+//   photon-import test/fixtures/<name>/model.onnx -o <name>.mlir (+ weights) and
+//   photon-compile ... -o <dir>/<name>.photon
+// Missing artifacts skip the test with the path that was tried.
+#include "artifact.h"
+#include "engine.h"
+#include "json.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <sys/stat.h>
+
+using namespace photon;
+
+namespace {
+
+std::string artifactDir() {
+  const char *e = std::getenv("PHOTON_E2E_ARTIFACTS");
+  return e && *e ? e : PHOTON_E2E_ARTIFACTS_DEFAULT;
+}
+
+bool isDir(const std::string &p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::vector<int32_t> ints(const json::Value &v) {
+  std::vector<int32_t> out;
+  for (const auto &x : v.items()) out.push_back(static_cast<int32_t>(x.asInt()));
+  return out;
+}
+
+class E2E : public ::testing::TestWithParam<std::string> {};
+
+} // namespace
+
+TEST_P(E2E, GreedyTokensEqualTheReference) {
+  const std::string name = GetParam();
+  const std::string fixture = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/" + name;
+  const std::string art = artifactDir() + "/" + name + ".photon";
+  if (!isDir(fixture)) GTEST_SKIP() << "fixture " << fixture << " not found";
+  if (!isDir(art))
+    GTEST_SKIP() << "artifact " << art << " not found: compile test/fixtures/" << name
+                 << "/model.onnx with photon-compile into that directory (or set "
+                    "PHOTON_E2E_ARTIFACTS) to run this test";
+  std::string text;
+  ASSERT_TRUE(readFile(fixture + "/gen.json", text).isOk());
+  json::Value gen;
+  std::string err;
+  ASSERT_TRUE(json::parse(text, gen, err)) << err;
+  std::unique_ptr<Model> model;
+  Status st = Model::load(art, {}, model);
+  ASSERT_TRUE(st.isOk()) << st.message();
+  const int maxNew = static_cast<int>(gen.get("max_new_tokens")->asInt());
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto &p : gen.get("prompts")->items()) prompts.push_back(ints(p));
+
+  for (const char *modeName : {"hiergen", "recgen"}) {
+    const json::Value *expect = gen.get(modeName);
+    if (!expect || expect->isNull()) continue;
+    photon_mode mode = std::string(modeName) == "recgen" ? PHOTON_MODE_RECGEN : PHOTON_MODE_HIERGEN;
+    if (mode == PHOTON_MODE_RECGEN && (model->manifest().family != PHOTON_FAMILY_PHOTON ||
+                                       model->manifest().levels < 2))
+      continue; // L = 1: RecGen is HierGen by definition (checked above)
+    for (int batched = 0; batched < 2; ++batched) {
+      EngineOptions o;
+      o.mode = mode;
+      o.memoryBudget = 64ull << 20;
+      std::unique_ptr<Engine> e;
+      st = Engine::create(*model, o, e);
+      ASSERT_TRUE(st.isOk()) << st.message();
+      std::map<uint64_t, std::vector<int32_t>> got;
+      std::vector<uint64_t> ids;
+      auto cb = [&](uint64_t id, const int32_t *t, size_t n, photon_finish) {
+        got[id].insert(got[id].end(), t, t + n);
+        return true;
+      };
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        SamplingParams sp;
+        sp.maxTokens = maxNew;
+        uint64_t id;
+        ASSERT_TRUE(e->submit(prompts[i], sp, id).isOk());
+        ids.push_back(id);
+        if (!batched) ASSERT_TRUE(e->run(cb).isOk());
+      }
+      if (batched) ASSERT_TRUE(e->run(cb).isOk());
+      for (size_t i = 0; i < prompts.size(); ++i)
+        EXPECT_EQ(got[ids[i]], ints((*expect)[i]))
+            << name << " " << modeName << (batched ? " batched" : " alone") << ", prompt " << i;
+      EXPECT_EQ(e->cache().inUseBytes(), 0u);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, E2E,
+                         ::testing::Values("photon-c44", "photon-c22", "photon-l1", "photon-l3",
+                                           "photon-gqa", "block", "vanilla"),
+                         [](const ::testing::TestParamInfo<std::string> &i) {
+                           std::string s = i.param;
+                           for (auto &c : s) if (c == '-') c = '_';
+                           return s;
+                         });
