@@ -1,0 +1,87 @@
+//===- Importer.cpp - Public entry points of photon-import ---------------===//
+
+#include "photon/Import/Importer.h"
+
+#include "GraphImporter.h"
+#include "OnnxModel.h"
+
+#include "photon/Dialect/PhotonDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Diagnostics.h"
+
+using namespace mlir;
+using namespace ::photon::import;
+
+void mlir::photon::registerImportDialects(DialectRegistry &registry) {
+  registry.insert<func::FuncDialect, arith::ArithDialect, math::MathDialect,
+                  tensor::TensorDialect, linalg::LinalgDialect, mlir::photon::PhotonDialect>();
+}
+
+void mlir::photon::loadImportDialects(MLIRContext &context) {
+  DialectRegistry registry;
+  registerImportDialects(registry);
+  context.appendDialectRegistry(registry);
+  context.loadDialect<func::FuncDialect, arith::ArithDialect, math::MathDialect,
+                      tensor::TensorDialect, linalg::LinalgDialect,
+                      mlir::photon::PhotonDialect>();
+}
+
+static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
+                                         const mlir::photon::ImportOptions &options) {
+  GraphImporter gi(context, model, options);
+  if (options.emit == mlir::photon::ImportEmit::Photon) installPhotonRaiser(gi);
+  OwningOpRef<ModuleOp> module = gi.run();
+  if (!module) return nullptr;
+  if (!options.checkOnly && !options.weightsOut.empty() && !gi.writeWeights()) return nullptr;
+  return module;
+}
+
+OwningOpRef<ModuleOp> mlir::photon::importOnnxFile(MLIRContext &context, StringRef path,
+                                                   const ImportOptions &options) {
+  loadImportDialects(context);
+  OnnxModel model;
+  std::string err;
+  if (!model.loadFile(path, err)) {
+    emitError(FileLineColLoc::get(&context, path, 0, 0)) << err;
+    return nullptr;
+  }
+  return importModel(context, model, options);
+}
+
+OwningOpRef<ModuleOp> mlir::photon::importOnnxBytes(MLIRContext &context, StringRef bytes,
+                                                    StringRef baseDir,
+                                                    const ImportOptions &options) {
+  loadImportDialects(context);
+  OnnxModel model;
+  std::string err;
+  if (!model.loadBytes(bytes, baseDir, "<memory>", err)) {
+    emitError(FileLineColLoc::get(&context, "<memory>", 0, 0)) << err;
+    return nullptr;
+  }
+  return importModel(context, model, options);
+}
+
+bool mlir::photon::listUnsupportedOps(MLIRContext &context, StringRef path,
+                                      std::vector<UnsupportedOp> &out) {
+  loadImportDialects(context);
+  OnnxModel model;
+  std::string err;
+  if (!model.loadFile(path, err)) {
+    emitError(FileLineColLoc::get(&context, path, 0, 0)) << err;
+    return false;
+  }
+  ImportOptions opts;
+  GraphImporter gi(context, model, opts);
+  installPhotonRaiser(gi);
+  gi.scanUnsupported(out);
+  return true;
+}
+
+std::vector<std::pair<std::string, int64_t>> mlir::photon::supportedOnnxOps() {
+  return OpRegistry::get().list();
+}
