@@ -1,6 +1,7 @@
 """Pull the device code out of photon-cuda-opt output or a host object.
 
-  gpu_binary.py ptx   <file.mlir> <out.ptx>   PTX text of the (first) gpu.binary, format=isa
+  gpu_binary.py ptx   <file.mlir> <out.ptx>   PTX of each gpu.binary (format=isa): the
+                                              first in out.ptx, the others in out.ptx.1, ...
   gpu_binary.py archs <file.o>                the sm_XX cubins inside the object's .nv_fatbin
 """
 import re
@@ -35,10 +36,14 @@ def unescape_mlir_string(body):
 
 def ptx(src, dst):
     text = open(src, encoding="utf-8").read()
-    m = re.search(r'assembly = "((?:[^"\\]|\\.)*)"', text)
-    if not m:
+    found = [unescape_mlir_string(m.group(1))
+             for m in re.finditer(r'assembly = "((?:[^"\\]|\\.)*)"', text)]
+    if not found:
         sys.exit("no `assembly = \"...\"` object in %s (use format=isa)" % src)
-    open(dst, "wb").write(unescape_mlir_string(m.group(1)))
+    # One PTX module per kernel; ptxas takes one module, so keep them apart by default.
+    open(dst, "wb").write(found[0])
+    for i, body in enumerate(found[1:], 1):
+        open("%s.%d" % (dst, i), "wb").write(body)
 
 
 def archs(obj):
