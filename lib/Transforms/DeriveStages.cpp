@@ -47,6 +47,7 @@ struct Deriver {
   MLIRContext *ctx;
   llvm::DenseMap<StringRef, StepStack> steps; // encoder func name -> step version
   llvm::DenseMap<StringRef, int64_t> encoderLevel;
+  std::string stageName;
 
   Type memrefI32(ArrayRef<int64_t> shape) {
     return MemRefType::get(shape, IntegerType::get(ctx, 32));
@@ -140,9 +141,23 @@ struct Deriver {
     if (Value m = map.lookupOrNull(v)) return m;
     Operation *def = v.getDefiningOp();
     if (!def)
-      return forward.emitError("stage slice reaches an argument of @forward that the stage "
-                               "does not provide"),
+      return forward.emitError("stage '")
+                 << stageName << "': its slice of @forward reaches argument #"
+                 << cast<BlockArgument>(v).getArgNumber()
+                 << " of @forward, which the stage does not provide",
              failure();
+    // The batch size read off an input the stage does not have (e.g. tensor.dim %tokens, 0
+    // in the decoder part of @forward) is the batch size of the stage's first argument.
+    if (auto dimOp = dyn_cast<tensor::DimOp>(def)) {
+      auto idx = dimOp.getConstantIndex();
+      if (isa<BlockArgument>(dimOp.getSource()) && !map.contains(dimOp.getSource()) && idx &&
+          *idx == 0) {
+        Value first = b.getInsertionBlock()->getArgument(0);
+        Value d = tensor::DimOp::create(b, dimOp.getLoc(), first, 0);
+        map.map(v, d);
+        return d;
+      }
+    }
     // Operands first (and values captured by regions).
     SmallVector<Value> deps(def->getOperands().begin(), def->getOperands().end());
     llvm::SetVector<Value> above;
@@ -174,6 +189,7 @@ struct Deriver {
                         ArrayRef<StringRef> argNames, ArrayRef<StringRef> resNames,
                         ArrayRef<SmallVector<std::string>> shapes) {
     OpBuilder b(ctx);
+    stageName = name.str();
     b.setInsertionPointToEnd(module.getBody());
     if (auto old = module.lookupSymbol<func::FuncOp>(name)) old.erase();
     auto f = func::FuncOp::create(b, forward.getLoc(), name, FunctionType::get(ctx, ins, outs));

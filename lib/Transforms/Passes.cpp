@@ -68,6 +68,25 @@ struct ExpandShapeToReinterpretCastPass
     }
   }
 };
+/// memref.copy -> linalg.copy, so convert-linalg-to-loops turns every copy into loops and
+/// the artifact needs no `memrefCopy` from MLIR's runner utils.
+struct CopyToLinalgPass : public PassWrapper<CopyToLinalgPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CopyToLinalgPass)
+  StringRef getArgument() const final { return "photon-copy-to-linalg"; }
+  StringRef getDescription() const final {
+    return "Rewrite memref.copy as linalg.copy (lowered to loops, no runtime call)";
+  }
+  void getDependentDialects(DialectRegistry &r) const override { r.insert<linalg::LinalgDialect>(); }
+  void runOnOperation() override {
+    SmallVector<memref::CopyOp> ops;
+    getOperation().walk([&](memref::CopyOp op) { ops.push_back(op); });
+    for (auto op : ops) {
+      OpBuilder b(op);
+      linalg::CopyOp::create(b, op.getLoc(), op.getSource(), op.getTarget());
+      op.erase();
+    }
+  }
+};
 } // namespace
 
 /// The upstream lowering after convert-photon-to-linalg. Everything is inlined into the
@@ -77,8 +96,8 @@ static const char *kLowerToLLVM =
     "eliminate-empty-tensors,empty-tensor-to-alloc-tensor,"
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map},"
-    "canonicalize,cse,buffer-deallocation-pipeline,"
-    "convert-linalg-to-loops,lower-affine,canonicalize,cse";
+    "canonicalize,cse,buffer-deallocation-pipeline";
+static const char *kLowerToLLVMLoops = "convert-linalg-to-loops,lower-affine,canonicalize,cse";
 static const char *kLowerToLLVM2 =
     "convert-scf-to-cf,expand-strided-metadata,lower-affine,finalize-memref-to-llvm,"
     "convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,"
@@ -88,6 +107,9 @@ void buildPhotonLowerToLLVMPipeline(OpPassManager &pm) {
   std::string err;
   llvm::raw_string_ostream os(err);
   if (failed(parsePassPipeline(kLowerToLLVM, pm, os)))
+    llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
+  pm.addPass(std::make_unique<CopyToLinalgPass>());
+  if (failed(parsePassPipeline(kLowerToLLVMLoops, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
   pm.addPass(std::make_unique<ExpandShapeToReinterpretCastPass>());
   if (failed(parsePassPipeline(kLowerToLLVM2, pm, os)))

@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from photon_harness import Artifact, rel_err
+from photon_harness import Artifact, read_blob, rel_err
 
 ap = argparse.ArgumentParser()
 ap.add_argument("artifact")
@@ -113,9 +113,6 @@ else:
             cl.lens += 1
         xs[l] = xl
     # top-down, teacher forced on the encoder's latents: Xhat(L) = X(L)
-    w = art.weights
-    import struct
-    from gen_model_blob import read_blob  # noqa: E402
     W = read_blob(art.weights)
     latent = xs[L]
     for l in range(L, 1, -1):

@@ -254,8 +254,7 @@ def emit_photon(ir, cfg):
             win, ys = u3, []
             for j in range(1, Cl + 1):
                 W = R + j - 1
-                hcall = ir.v()
-                ir.emit("%s = func.call @dec%d(%s) : (%s) -> %s" % (hcall, l, win, T([None, W, D]), T([None, W, D])))
+                hcall = call_dec(ir, l, win, W, D)
                 y = ir.v()
                 ir.emit("%s = tensor.extract_slice %s[0, %d, 0] [%s, 1, %d] [1, 1, 1] : %s to %s"
                         % (y, hcall, W - 1, N, D, T([None, W, D]), T([None, 1, D])))
@@ -295,8 +294,7 @@ def emit_photon(ir, cfg):
             win = ir.v()
             ir.emit("%s = tensor.concat dim(1) %s, %s : (%s, %s) -> %s"
                     % (win, u3, first, T([None, R, D]), T([None, Cl - 1, D]), T([None, W, D])))
-            hcall = ir.v()
-            ir.emit("%s = func.call @dec1(%s) : (%s) -> %s" % (hcall, win, T([None, W, D]), T([None, W, D])))
+            hcall = call_dec(ir, 1, win, W, D)
             hs = ir.v()
             ir.emit("%s = tensor.extract_slice %s[0, %d, 0] [%s, %d, %d] [1, 1, 1] : %s to %s"
                     % (hs, hcall, R - 1, N, Cl, D, T([None, W, D]), T([None, Cl, D])))
@@ -312,6 +310,15 @@ def emit_photon(ir, cfg):
                     % (lg, h, w, X3, T([V, D]), T([None, None, V])))
             ir.emit("return %s : %s" % (lg, T([None, None, V])))
     ir.lines.append("  }")
+
+
+def call_dec(ir, l, win, W, D):
+    """call @dec<l> on a window [N, W, D] (the stack takes [?, ?, D])."""
+    a, h, r = ir.v(), ir.v(), ir.v()
+    ir.emit("%s = tensor.cast %s : %s to %s" % (a, win, T([None, W, D]), T([None, None, D])))
+    ir.emit("%s = func.call @dec%d(%s) : (%s) -> %s" % (h, l, a, T([None, None, D]), T([None, None, D])))
+    ir.emit("%s = tensor.cast %s : %s to %s" % (r, h, T([None, None, D]), T([None, W, D])))
+    return r
 
 
 def ir_const(ir, v):

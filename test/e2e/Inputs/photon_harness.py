@@ -63,3 +63,28 @@ class Artifact:
 def rel_err(got, want):
     """max |got - want| / max |want|: the relative error the tests bound."""
     return float(np.max(np.abs(got.astype(np.float64) - want)) / max(np.max(np.abs(want)), 1e-30))
+
+
+def read_blob(blob):
+    """name -> float32 array view of a PHOTONW1 blob (bytes-like or numpy int8 array)."""
+    import struct
+    buf = memoryview(np.asarray(blob).view(np.uint8))
+    magic = bytes(buf[:8])
+    assert magic == b"PHOTONW1", "not a PHOTONW1 blob"
+    _, count, _, _ = struct.unpack_from("<IIQQ", buf, 8)
+    p = 32
+    out = {}
+    for _ in range(count):
+        (n,) = struct.unpack_from("<H", buf, p)
+        p += 2
+        name = bytes(buf[p:p + n]).decode()
+        p += n
+        dtype, rank = struct.unpack_from("<BB", buf, p)
+        p += 2
+        shape = struct.unpack_from("<%dq" % rank, buf, p)
+        p += 8 * rank
+        off, nbytes = struct.unpack_from("<QQ", buf, p)
+        p += 16
+        if dtype == 0:
+            out[name] = np.frombuffer(buf[off:off + nbytes], dtype=np.float32).reshape(shape)
+    return out
