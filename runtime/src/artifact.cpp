@@ -185,6 +185,13 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
       m.chunkSizes.push_back(static_cast<int>(e.asInt()));
     }
     PHOTON_RETURN_IF_ERROR(getInt(c, *model, "prefix", m.prefix, false));
+    std::string tdi = "decoder";
+    PHOTON_RETURN_IF_ERROR(getStr(c, *model, "token_decoder_input", tdi, false));
+    if (tdi != "decoder")
+      return error(PHOTON_ERR_UNSUPPORTED,
+                   file + ": model.token_decoder_input \"" + tdi +
+                       "\" is not supported by this runtime (only \"decoder\", the paper's "
+                       "composition); re-train or export with token_decoder_input='decoder'");
     if (const json::Value *sh = model->get("decoder_shift")) {
       if (!sh->isBool()) return c.fail("model.decoder_shift", "expected true or false");
       m.decoderShift = sh->asBool();
