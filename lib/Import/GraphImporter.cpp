@@ -545,6 +545,8 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
     if (initNames.count(in.name())) continue;
     auto ty = tensorType(in.type(), "graph input '" + in.name() + "'", fileLoc);
     if (!ty) return nullptr;
+    if (tokensAsI32 && in.name() == "tokens" && ty.getElementType().isInteger(64))
+      ty = RankedTensorType::get(ty.getShape(), b.getI32Type());
     argTypes.push_back(ty);
     argNames.push_back(in.name());
   }
@@ -554,6 +556,12 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   b.setInsertionPointToStart(entry);
   for (size_t i = 0; i < argNames.size(); ++i) {
     scope.values[argNames[i]] = entry->getArgument(i);
+    if (tokensAsI32 && argNames[i] == "tokens" &&
+        cast<RankedTensorType>(argTypes[i]).getElementType().isInteger(32)) {
+      tokensI32 = entry->getArgument(i);
+      tokensI64 = castTensor(b, fileLoc, tokensI32, b.getI64Type());
+      scope.values[argNames[i]] = tokensI64;
+    }
     func.setArgAttr(i, "onnx.name", b.getStringAttr(argNames[i]));
   }
   if (failed(convertNodes(graph.node(), scope, b))) return nullptr;

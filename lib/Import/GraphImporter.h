@@ -75,6 +75,16 @@ public:
   /// hierarchy attribute, the forward's name and stage).
   std::function<mlir::LogicalResult(mlir::ModuleOp, mlir::func::FuncOp)> finalizeHook;
 
+  /// PHOTON models: the forward takes i32 tokens; the ONNX int64 `tokens` input is the
+  /// cast tokensI64 of the i32 argument tokensI32.
+  bool tokensAsI32 = false;
+  mlir::Value tokensI32, tokensI64;
+
+  mlir::LogicalResult checkDeclaredPublic(Scope &scope, mlir::OpBuilder &b, const std::string &name,
+                                          mlir::Value &v, mlir::Location loc) {
+    return checkDeclared(scope, b, name, v, loc);
+  }
+
   /// Declared types (value_info and graph outputs) of the main graph.
   llvm::StringMap<const onnx::TypeProto *> declared;
 
