@@ -120,6 +120,9 @@ def write_cached_stage(d, name, args_in, prior, new, stage_fn, layers, cfg, rng,
     for argname, arr in args_in:
         save(os.path.join(sdir, f"{argname}.npy"), arr)
         files.append({"name": argname, "io": "in", "file": f"stages/{name}/{argname}.npy"})
+    for b, p in enumerate(prior):
+        arr = p[0].numpy()
+        save(os.path.join(sdir, f"prior_{b}.npy"), arr.astype(np.int32) if arr.dtype == np.int64 else arr)
     save(os.path.join(sdir, "pool.npy"), pool_in)
     save(os.path.join(sdir, "pool_out.npy"), pool_out)
     save(os.path.join(sdir, "table.npy"), table)
@@ -130,7 +133,8 @@ def write_cached_stage(d, name, args_in, prior, new, stage_fn, layers, cfg, rng,
               {"name": "table", "io": "in", "file": f"stages/{name}/table.npy"},
               {"name": "lens", "io": "in", "file": f"stages/{name}/lens.npy"},
               {"name": out_name, "io": "out", "expected": f"stages/{name}/{out_name}.npy"}]
-    return {"args": files, "block_size": BLOCK_SIZE}
+    return {"args": files, "block_size": BLOCK_SIZE,
+            "prior": [f"stages/{name}/prior_{b}.npy" for b in range(B)]}
 
 
 def write_plain_stage(d, name, args_in, outputs):

@@ -157,6 +157,19 @@ def _canonicalize_functions(mp, cfg):
         f.output.extend(new_out)
 
 
+def _canonical_local_names(nodes, keep, prefix):
+    """Rename every value not in `keep` to <prefix><k> in order of definition and every node to
+    <op>_<k>: torch's numbering depends on the (hash-seed dependent) function extraction order."""
+    m = {}
+    for n in nodes:
+        for v in n.output:
+            if v and v not in keep and v not in m:
+                m[v] = f"{prefix}{len(m)}"
+    _rename_values(nodes, m)
+    for k, n in enumerate(nodes):
+        n.name = f"{n.op_type}_{k}"
+
+
 def _postprocess(mp, model, output_names, functions):
     g = mp.graph
     # top-level output names
@@ -170,6 +183,29 @@ def _postprocess(mp, model, output_names, functions):
         o.name = mapping.get(o.name, o.name)
     if functions:
         _canonicalize_functions(mp, model.cfg)
+        # deterministic bytes: torch emits functions in set order (hash-seed dependent)
+        fs = sorted(mp.functions, key=lambda f: f.name)
+        for f in fs:
+            attrs = sorted(f.attribute)
+            del f.attribute[:]
+            f.attribute.extend(attrs)
+        for f in fs:
+            _canonical_local_names(f.node, set(f.input) | set(f.output), prefix="t")
+        copies = [onnx.FunctionProto.FromString(f.SerializeToString()) for f in fs]
+        del mp.functions[:]
+        mp.functions.extend(copies)
+        g = mp.graph
+        m = {}
+        for n in g.node:
+            for i, v in enumerate(n.output):
+                if v not in output_names:
+                    m[v] = f"{n.name or n.op_type}_out{i}"
+        _rename_values(g.node, m)
+        for n in mp.graph.node:
+            attrs = sorted(n.attribute, key=lambda a: a.name)
+            copies = [onnx.AttributeProto.FromString(a.SerializeToString()) for a in attrs]
+            del n.attribute[:]
+            n.attribute.extend(copies)
     meta = {"photon.family": model.cfg.family,
             "photon.config": json.dumps(model.cfg.onnx_config(), sort_keys=True),
             "photon.convention": CONVENTION}
