@@ -75,23 +75,19 @@ def main():
           f"budget {a.minutes} min", flush=True)
     t0 = time.time()
     budget = a.minutes * 60
-    total_steps = None
     step = 0
     model.train()
     while True:
         el = time.time() - t0
-        if total_steps is None and step == 10:
-            total_steps = max(step + 1, int(budget / (el / step)))
-            print(f"[{a.family}] {el / step:.2f} s/step -> {total_steps} steps", flush=True)
         if a.max_steps and step >= a.max_steps:
             break
-        if total_steps is not None and step >= total_steps:
+        if el >= budget:
             break
+        # schedule on wall-clock progress (the machine is shared: step times vary)
         if step < a.warmup:
             lr = a.lr * (step + 1) / a.warmup
         else:
-            ts = total_steps or 10 ** 9
-            prog = min(1.0, (step - a.warmup) / max(1, ts - a.warmup))
+            prog = min(1.0, el / budget)
             lr = a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * prog)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -104,7 +100,7 @@ def main():
         step += 1
         if step % 20 == 0 or step == 1:
             el = time.time() - t0
-            print(f"[{a.family}] step {step}/{total_steps or '?'} loss {float(loss):.4f} ce {float(ce):.4f} "
+            print(f"[{a.family}] step {step} loss {float(loss):.4f} ce {float(ce):.4f} "
                   f"({float(ce) / math.log(2):.3f} bpb) rec {float(rec):.4f} lr {lr:.2e} "
                   f"{step * a.batch * cfg.context / el:.0f} tok/s {el / 60:.1f} min", flush=True)
         if step % 200 == 0:

@@ -271,6 +271,8 @@ def generate_photon(model, prompt, max_new_tokens, mode="hiergen", sampler=None,
             X[L].extend(st.encode(L, a.unsqueeze(0), caches[L])[0])
         res.top.append(X[L][-1])
         g += 1
+    if mode == "hiergen":
+        encode_upto(total)           # final state: every complete unit of every level is cached
     res.tokens = toks[P:total]
     for l in range(1, L + 1):
         c = caches[l]
