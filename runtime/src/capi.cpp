@@ -156,6 +156,8 @@ void photon_engine_options_defaults(photon_engine_options *o) {
   o->mode = PHOTON_MODE_HIERGEN;
   o->memory_budget = 0;
   o->max_batch = 64;
+  o->context_limit = 0;
+  o->overlap_recgen = 1;
 }
 
 photon_status photon_engine_create(const photon_model *model, const photon_engine_options *opts,
@@ -171,6 +173,7 @@ photon_status photon_engine_create(const photon_model *model, const photon_engin
     eo.memoryBudget = opts->memory_budget;
     eo.maxBatch = opts->max_batch;
     eo.contextLimit = opts->context_limit;
+    eo.overlapRecGen = opts->overlap_recgen != 0;
   }
   std::unique_ptr<photon::Engine> e;
   photon::Status st = photon::Engine::create(*model->impl, eo, e);

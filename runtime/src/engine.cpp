@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <future>
+#include <thread>
 
 namespace photon {
 
@@ -81,7 +83,9 @@ std::vector<int64_t> Engine::unitsFor(int64_t promptLen, int64_t limit) const {
     int li = cache_.indexOfLevel(l);
     if (li < 0) continue;
     bool recgen = opts_.mode == PHOTON_MODE_RECGEN;
-    units[li] = (recgen && l < L_ ? promptMetas : maxMetas) * N_[l];
+    // RecGen may encode the last meta-context too (overlapped with its rendering).
+    units[li] = recgen ? (l < L_ ? promptMetas * N_[l] : std::max(promptMetas, genMetas + 1))
+                       : maxMetas * N_[l];
   }
   return units;
 }
@@ -307,15 +311,30 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
   const int C1 = C_[1];
   std::vector<float> tokenPrev, topChunk;
   PHOTON_RETURN_IF_ERROR(decodeLatents(batch, tokenPrev, topChunk));
+  std::vector<int64_t> meta(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) meta[b] = batch[b]->metas;
+
+  // RecGen: the next top-level step depends only on Xhat(L-1), known now; overlap it with the
+  // token rendering below when there is a second core.
+  std::future<Status> overlapped;
+  if (opts_.mode == PHOTON_MODE_RECGEN && opts_.overlapRecGen &&
+      std::thread::hardware_concurrency() > 1) {
+    std::vector<Sequence *> all(batch);
+    try {
+      overlapped = std::async(std::launch::async, [this, all, &topChunk]() mutable {
+        return encodeStep(all, topChunk);
+      });
+    } catch (...) {
+      // no thread available: fall back to the sequential order below
+    }
+  }
 
   StageFn tokenStep = model_.stage("token_step");
   if (!tokenStep) return error(PHOTON_ERR_ABI, "the artifact has no stage 'token_step'");
   const int64_t S = B * N1;
   std::vector<int32_t> chunkTok(static_cast<size_t>(S * C1), 0);
   // Prompt tokens of the current meta-context are forced, not sampled.
-  auto absIndex = [&](int64_t b, int64_t c, int p) {
-    return batch[b]->metas * tokensPerMeta_ + c * C1 + p;
-  };
+  auto absIndex = [&](int64_t b, int64_t c, int p) { return meta[b] * tokensPerMeta_ + c * C1 + p; };
   std::vector<std::vector<int32_t>> sampled(static_cast<size_t>(B));
   std::vector<int64_t> streams;
   std::vector<float> prev, logits;
@@ -377,6 +396,7 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
                                  topChunk.begin() + (b + 1) * topRow);
     }
   }
+  if (overlapped.valid()) return overlapped.get();
   return encodeStep(cont, contTop);
 }
 

@@ -25,6 +25,9 @@ struct EngineOptions {
   /// Total tokens (prompt + generated) a sequence may reach; 0 = no limit but the budget.
   /// The manifest's max_context is the training context; RoPE models run past it.
   int64_t contextLimit = 0;
+  /// RecGen: run the next top-level step (encode_L over Xhat(L-1), which does not depend on
+  /// the sampled tokens) on a second thread while the tokens of the meta-context render.
+  bool overlapRecGen = true;
 };
 
 struct EngineStats {

@@ -136,6 +136,8 @@ typedef struct photon_engine_options {
   int32_t max_batch;       /* sequences decoded together; default 64 */
   int64_t context_limit;   /* max prompt + generated tokens; 0 = none (the manifest's
                               max_context is the training context, not a hard limit) */
+  int32_t overlap_recgen;  /* default 1: under RecGen, run the next top-level step on a
+                              second thread while the current tokens render */
 } photon_engine_options;
 
 PHOTON_EXPORT void photon_engine_options_defaults(photon_engine_options *opts);

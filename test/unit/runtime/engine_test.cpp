@@ -359,3 +359,37 @@ TEST_F(EngineTest, SoakThousandRequests) {
   EXPECT_EQ(e->stats().requestsFinished, expectLen.size());
   EXPECT_EQ(protocolErrors(*m), 0);
 }
+
+TEST_F(EngineTest, RecGenOverlapChangesNothingButTiming) {
+  auto m = load("photon");
+  std::mt19937 rng(77);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 5; ++i) prompts.push_back(randomPrompt(rng, rng() % 50));
+  auto run = [&](bool overlap) {
+    EngineOptions o;
+    o.mode = PHOTON_MODE_RECGEN;
+    o.overlapRecGen = overlap;
+    std::unique_ptr<Engine> e;
+    EXPECT_TRUE(Engine::create(*m, o, e).isOk());
+    std::vector<uint64_t> ids;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      SamplingParams p;
+      p.maxTokens = 20 + static_cast<int>(i) * 13;
+      p.temperature = 0.7f;
+      p.seed = i;
+      uint64_t id;
+      EXPECT_TRUE(e->submit(prompts[i], p, id).isOk());
+      ids.push_back(id);
+    }
+    auto out = runAll(*e);
+    std::vector<std::vector<int32_t>> res;
+    for (uint64_t id : ids) res.push_back(out[id].tokens);
+    EXPECT_EQ(e->cache().inUseBytes(), 0u);
+    EXPECT_EQ(e->cache().reservedBytes(), 0u);
+    return res;
+  };
+  auto seq = run(false);
+  EXPECT_EQ(seq, run(true));
+  for (size_t i = 0; i < seq.size(); ++i) EXPECT_EQ(seq[i].size(), 20u + i * 13);
+  EXPECT_EQ(protocolErrors(*m), 0);
+}
