@@ -153,7 +153,8 @@ bool parseFloat(const std::string &s, double &out) {
 bool writeNpy(const std::string &path, const float *data, const std::vector<int64_t> &shape,
               std::string &err) {
   std::string shp = "(";
-  for (size_t i = 0; i < shape.size(); ++i) shp += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? "," : "");
+  for (size_t i = 0; i < shape.size(); ++i) shp += (i ? ", " : "") + std::to_string(shape[i]);
+  if (shape.size() == 1) shp += ",";
   shp += ")";
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shp + ", }";
   size_t total = 10 + header.size() + 1;

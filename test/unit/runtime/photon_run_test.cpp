@@ -1,0 +1,169 @@
+// photon-run as a user runs it: a subprocess over a test artifact (test_artifact.h).
+#include "json.h"
+#include "test_artifact.h"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string out;
+};
+
+// Runs a shell command, capturing stdout (and stderr when merged by the caller with 2>&1).
+Result sh(const std::string &cmd) {
+  Result r;
+  std::FILE *p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+class PhotonRun : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    dir_ = ::testing::TempDir() + "photon-run-" + std::to_string(getpid());
+    std::string err;
+    ASSERT_TRUE(photon_test::writeArtifact(dir_, {}, err)) << err;
+    photon_test::ArtifactOptions v;
+    v.family = "vanilla";
+    ASSERT_TRUE(photon_test::writeArtifact(dir_ + "-vanilla", v, err)) << err;
+  }
+  static std::string run(const std::string &args) {
+    return std::string(PHOTON_RUN_EXE) + " " + args;
+  }
+  static std::string dir_;
+};
+std::string PhotonRun::dir_;
+
+} // namespace
+
+TEST_F(PhotonRun, Help) {
+  Result r = sh(run("--help"));
+  EXPECT_EQ(r.status, 0);
+  for (const char *flag : {"--prompt", "--mode", "--max-tokens", "--temperature", "--top-k", "--top-p",
+                           "--seed", "--prompts-file", "--json", "--eval", "--logits-out",
+                           "--memory-budget", "TPM"})
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+}
+
+TEST_F(PhotonRun, GeneratesAndPrintsStatistics) {
+  Result r = sh(run(dir_ + " --prompt 'Hello' --max-tokens 20 2>&1"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.compare(0, 5, "Hello"), 0) << r.out;
+  for (const char *s : {"prefill:", "decode:  20 tokens", "cache level 1: peak", "cache level 2: peak",
+                        "memory: weights", "TPM:"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+}
+
+TEST_F(PhotonRun, JsonIsValidAndModesDiffer) {
+  photon::json::Value h, g;
+  std::string err;
+  Result r = sh(run(dir_ + " --prompt 'abc' --max-tokens 40 --json"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_TRUE(photon::json::parse(r.out, h, err)) << err << "\n" << r.out;
+  r = sh(run(dir_ + " --prompt 'abc' --max-tokens 40 --json --mode recgen"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_TRUE(photon::json::parse(r.out, g, err)) << err;
+  const auto &hr = (*h.get("requests"))[0];
+  const auto &gr = (*g.get("requests"))[0];
+  EXPECT_EQ(hr.get("tokens")->size(), 40u);
+  EXPECT_EQ(hr.get("finish")->asString(), "length");
+  EXPECT_EQ(g.get("mode")->asString(), "recgen");
+  EXPECT_EQ(g.get("stats")->get("cache_peak_bytes")->get("1")->asInt(), 0); // no KV(1) under RecGen
+  EXPECT_GT(h.get("stats")->get("cache_peak_bytes")->get("1")->asInt(), 0);
+  EXPECT_GT(g.get("stats")->get("cache_peak_bytes")->get("2")->asInt(), 0);
+  (void)gr;
+}
+
+TEST_F(PhotonRun, PromptsFileSeedsAndStop) {
+  std::string pf = dir_ + "/prompts.txt";
+  std::ofstream(pf) << "first\nsecond prompt\n\nthird\n";
+  std::string cmd = run(dir_ + " --prompts-file " + pf + " --max-tokens 12 --temperature 0.9 --top-k 30 --seed 4 --json");
+  Result a = sh(cmd), b = sh(cmd);
+  ASSERT_EQ(a.status, 0) << a.out;
+  EXPECT_EQ(a.out.substr(0, a.out.find("\"stats\"")), b.out.substr(0, b.out.find("\"stats\""))); // same seed, same text
+  photon::json::Value v;
+  std::string err;
+  ASSERT_TRUE(photon::json::parse(a.out, v, err)) << err;
+  EXPECT_EQ(v.get("requests")->size(), 3u);
+  EXPECT_EQ(v.get("stats")->get("peak_batch")->asInt(), 3);
+}
+
+TEST_F(PhotonRun, EvalAndLogits) {
+  std::string f = dir_ + "/corpus.txt";
+  std::ofstream(f) << std::string(300, 'a') << "the quick brown fox jumps over the lazy dog";
+  Result r = sh(run(dir_ + " --eval " + f + " --json"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  photon::json::Value v;
+  std::string err;
+  ASSERT_TRUE(photon::json::parse(r.out, v, err)) << err << r.out;
+  EXPECT_EQ(v.get("window")->asInt(), 64);
+  EXPECT_EQ(v.get("windows")->asInt(), 5);
+  EXPECT_EQ(v.get("scored_tokens")->asInt(), 320);
+  EXPECT_GT(v.get("perplexity")->asDouble(), 1.0);
+  EXPECT_GT(v.get("bits_per_byte")->asDouble(), 0.0);
+  std::string npy = dir_ + "/logits.npy";
+  r = sh(run(dir_ + " --prompt 'abcdef' --logits-out " + npy + " 2>&1"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::string data = photon_test::readAll(npy);
+  ASSERT_GT(data.size(), 128u);
+  EXPECT_EQ(data.compare(0, 6, "\x93NUMPY"), 0);
+  EXPECT_NE(data.find("'shape': (6, 256)"), std::string::npos);
+  EXPECT_EQ(data.size() % 64, (6 * 256 * 4) % 64);
+}
+
+TEST_F(PhotonRun, ErrorsAreClear) {
+  Result r = sh(run("/nonexistent.photon --prompt x 2>&1"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("photon-run: error: cannot open artifact '/nonexistent.photon'"), std::string::npos) << r.out;
+  r = sh(run(dir_ + " --prompt x --mode sideways 2>&1"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("--mode: expected hiergen or recgen"), std::string::npos) << r.out;
+  r = sh(run(dir_ + " --prompt x --max-tokens 100000 --memory-budget 1K 2>&1"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("context 100001 needs"), std::string::npos) << r.out;
+  r = sh(run(dir_ + "-vanilla --prompt x --mode recgen 2>&1"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("RecGen needs a PHOTON artifact"), std::string::npos) << r.out;
+  r = sh(run(dir_ + " 2>&1"));
+  EXPECT_EQ(r.status, 2);
+  r = sh(run(dir_ + " --prompt x --frobnicate 2>&1"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("unknown option '--frobnicate'"), std::string::npos);
+}
+
+TEST_F(PhotonRun, CtrlCStopsCleanly) {
+  std::string errFile = dir_ + "/sigint.err";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    int errfd = open(errFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(devnull, 1);
+    dup2(errfd, 2);
+    execl(PHOTON_RUN_EXE, PHOTON_RUN_EXE, dir_.c_str(), "--prompt", "x", "--max-tokens", "50000000",
+          "--memory-budget", "2G", static_cast<char *>(nullptr));
+    _exit(127);
+  }
+  usleep(500 * 1000);
+  kill(pid, SIGINT);
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  EXPECT_EQ(WEXITSTATUS(st), 130);
+  std::string err = photon_test::readAll(errFile);
+  EXPECT_NE(err.find("(interrupted)"), std::string::npos) << err;
+  EXPECT_NE(err.find("decode:"), std::string::npos) << err;
+}
