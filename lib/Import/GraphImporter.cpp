@@ -86,15 +86,15 @@ Location GraphImporter::nodeLoc(const onnx::NodeProto &node) {
 RankedTensorType GraphImporter::tensorType(const onnx::TypeProto &tp, StringRef what,
                                            Location loc) {
   if (!tp.has_tensor_type()) {
-    emitError(loc) << what << " is not a tensor (sequences, maps and optionals are not "
-                   << "supported)";
+    emitError(loc) << "unsupported: " << what << " is not a tensor (sequences, maps and "
+                   << "optionals are not supported)";
     return {};
   }
   const auto &tt = tp.tensor_type();
   Type et = onnxElemType(&ctx_, tt.elem_type());
   if (!et) {
-    emitError(loc) << what << " has element type " << onnxTypeName(tt.elem_type())
-                   << ", which photon-import does not support (unsupported dtype)";
+    emitError(loc) << "unsupported: " << what << " has element type "
+                   << onnxTypeName(tt.elem_type()) << ", which photon-import does not support";
     return {};
   }
   if (!tt.has_shape()) {
@@ -467,6 +467,10 @@ void GraphImporter::scanNodes(const google::protobuf::RepeatedPtrField<onnx::Nod
       out.push_back({node.op_type(), domain, opset, node.name(), where, reason});
     };
     if (isDefaultDomain(domain)) {
+      if (opset == 0) {
+        add("the model imports no default-domain opset");
+        continue;
+      }
       if (!OpRegistry::get().lookup(node.op_type(), opset)) {
         auto first = OpRegistry::get().firstVersion(node.op_type());
         add(first ? "the converter starts at opset " + std::to_string(*first)
@@ -526,7 +530,7 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   b.setInsertionPointToEnd(module->getBody());
 
   Scope scope;
-  scope.opset = *model_.opsetOf("");
+  scope.opset = model_.opsetOf("").value_or(0);
   for (const auto &vi : graph.value_info()) declared[vi.name()] = &vi.type();
   for (const auto &vi : graph.output()) declared[vi.name()] = &vi.type();
 

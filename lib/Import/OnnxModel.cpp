@@ -126,19 +126,22 @@ bool OnnxModel::validate(std::string &error) {
     opsets_[d] = op.version();
   }
   auto it = opsets_.find("");
-  if (it == opsets_.end()) {
-    // IR < 3 had no opset_import; ONNX then means opset 1. Reject: too old to matter.
-    error = where + " imports no version of the default ONNX operator set (opset_import " +
-            "is missing): the file is corrupt or predates ONNX 1.1";
+  if (opsets_.empty()) {
+    // IR < 3 had no opset_import at all. Reject: too old to matter.
+    error = where + " imports no operator set (opset_import is missing): the file is " +
+            "corrupt or predates ONNX 1.1";
     return false;
   }
-  if (it->second > mlir::photon::kMaxOpset) {
+  if (it == opsets_.end()) {
+    // Only other domains (e.g. ai.onnx.preview.training): default-domain nodes are
+    // reported by the unsupported-op scan.
+  } else if (it->second > mlir::photon::kMaxOpset) {
     error = where + " uses ONNX opset " + std::to_string(it->second) +
             ", newer than the supported " + std::to_string(mlir::photon::kMaxOpset) +
             "; export with opset_version=" + std::to_string(mlir::photon::kMaxOpset);
     return false;
   }
-  if (it->second < 1) {
+  if (it != opsets_.end() && it->second < 1) {
     error = where + " declares an invalid default opset " + std::to_string(it->second);
     return false;
   }

@@ -85,8 +85,11 @@ static LogicalResult convertRange(NodeContext &ctx) {
     if (cnt <= 64) {
       KnownInts ki;
       ki.shape = {cnt};
-      for (int64_t i = 0; i < cnt; ++i) ki.vals.push_back((int64_t)*cs + i * (int64_t)*cd);
+      SmallVector<int64_t> v;
+      for (int64_t i = 0; i < cnt; ++i) v.push_back((int64_t)*cs + i * (int64_t)*cd);
+      for (int64_t x : v) ki.vals.push_back(x);
       k = ki;
+      r = constFromInts(b, loc, {cnt}, v, et);
     }
   }
   ctx.setResult(0, r, k);

@@ -316,20 +316,26 @@ static LogicalResult convertTrilu(NodeContext &ctx) {
   auto xt = ctx.type(0);
   int64_t rank = xt.getRank();
   if (rank < 2) return ctx.error("input must have rank >= 2");
-  int64_t k = 0;
+  // k: a constant, or a runtime scalar read once outside the loop nest.
+  Value kval;
   if (ctx.hasInput(1)) {
-    auto kv = ctx.constInts(1);
-    Value kval;
-    if (!kv) return ctx.unsupported("k must be a constant");
-    k = (*kv)[0];
+    if (ctx.type(1).getNumElements() != 1) return ctx.error("k must be a scalar");
+    if (auto kv = ctx.constInts(1)) {
+      kval = indexConst(ctx.b, ctx.loc, (*kv)[0]);
+    } else {
+      SmallVector<Value> idx(ctx.type(1).getRank(), indexConst(ctx.b, ctx.loc, 0));
+      Value e = tensor::ExtractOp::create(ctx.b, ctx.loc, ctx.in(1), idx);
+      kval = arith::IndexCastOp::create(ctx.b, ctx.loc, ctx.b.getIndexType(), e);
+    }
+  } else {
+    kval = indexConst(ctx.b, ctx.loc, 0);
   }
   bool upper = ctx.getInt("upper", 1);
   Type et = xt.getElementType();
   auto r = elementwise(ctx, {ctx.in(0)}, et, [&](OpBuilder &b, Location l, ValueRange a) -> Value {
     Value i = linalg::IndexOp::create(b, l, rank - 2), j = linalg::IndexOp::create(b, l, rank - 1);
     Value d = arith::SubIOp::create(b, l, j, i);
-    Value kc = indexConst(b, l, k);
-    Value keep = arith::CmpIOp::create(b, l, upper ? arith::CmpIPredicate::sge : arith::CmpIPredicate::sle, d, kc);
+    Value keep = arith::CmpIOp::create(b, l, upper ? arith::CmpIPredicate::sge : arith::CmpIPredicate::sle, d, kval);
     return arith::SelectOp::create(b, l, keep, a[0], scalarConst(b, l, et, 0));
   });
   if (failed(r)) return failure();

@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
       outs() << (u.domain.empty() ? std::string("ai.onnx") : u.domain) << "." << u.opType
              << "\topset " << u.opset << "\tnode '" << u.nodeName << "'\tin " << u.where
              << "\t" << u.reason << "\n";
-    errs() << ops.size() << " unsupported node(s)\n";
+    outs() << ops.size() << " unsupported node(s)\n";
     return ops.empty() ? 0 : 1;
   }
 

@@ -88,7 +88,7 @@ def case_shape_reshape():
          helper.make_node("Squeeze", ["one", "ax0"], ["sq"], name="sq"),
          helper.make_node("Flatten", ["z"], ["f"], axis=2, name="flat")]
     return model(n, [vi("x", F, ["B", "T", 128])], [vi("z", F, ["B", 4, "T", 32]),
-                                                     vi("f", F, ["B", 4, None]),
+                                                     vi("f", F, [None, None]),
                                                      vi("sq", F, [3])],
                  [init("i0", np.int64(0)), init("i1", np.int64(1)),
                   init("ax0", np.array([0], np.int64)), init("tail", np.array([4, 32], np.int64)),
