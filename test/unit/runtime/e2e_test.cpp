@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <map>
 #include <sys/stat.h>
+#include <unistd.h>
 
 using namespace photon;
 
@@ -38,18 +39,14 @@ std::vector<int32_t> ints(const json::Value &v) {
 }
 
 class E2E : public ::testing::TestWithParam<std::string> {};
+class RefModelE2E : public ::testing::TestWithParam<std::string> {};
 
 } // namespace
 
-TEST_P(E2E, GreedyTokensEqualTheReference) {
-  const std::string name = GetParam();
+// Greedy HierGen / RecGen tokens of artifact `art` equal gen.json of fixture `name`, one
+// sequence at a time and all prompts in one batch.
+static void checkAgainstGenJson(const std::string &name, const std::string &art) {
   const std::string fixture = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/" + name;
-  const std::string art = artifactDir() + "/" + name + ".photon";
-  if (!isDir(fixture)) GTEST_SKIP() << "fixture " << fixture << " not found";
-  if (!isDir(art))
-    GTEST_SKIP() << "artifact " << art << " not found: compile test/fixtures/" << name
-                 << "/model.onnx with photon-compile into that directory (or set "
-                    "PHOTON_E2E_ARTIFACTS) to run this test";
   std::string text;
   ASSERT_TRUE(readFile(fixture + "/gen.json", text).isOk());
   json::Value gen;
@@ -99,7 +96,46 @@ TEST_P(E2E, GreedyTokensEqualTheReference) {
   }
 }
 
+TEST_P(E2E, GreedyTokensEqualTheReference) {
+  const std::string name = GetParam();
+  const std::string fixture = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/" + name;
+  const std::string art = artifactDir() + "/" + name + ".photon";
+  if (!isDir(fixture)) GTEST_SKIP() << "fixture " << fixture << " not found";
+  if (!isDir(art))
+    GTEST_SKIP() << "artifact " << art << " not found: compile test/fixtures/" << name
+                 << "/model.onnx with photon-compile into that directory (or set "
+                    "PHOTON_E2E_ARTIFACTS) to run this test";
+  checkAgainstGenJson(name, art);
+}
+
+// The same check with the stages of refmodel/ (a plain C++ implementation of the ABI for the
+// reference models): validates the engine's generation loop against the reference
+// independently of the compiler.
+TEST_P(RefModelE2E, GreedyTokensEqualTheReference) {
+  const std::string name = GetParam();
+  const std::string fixture = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/" + name;
+  if (!isDir(fixture)) GTEST_SKIP() << "fixture " << fixture << " not found";
+  const std::string art = ::testing::TempDir() + "photon-refmodel-" + std::to_string(getpid()) + "-" + name + ".photon";
+  const std::string check = std::string(PHOTON_SYSTEM_PYTHON) + " -c 'import numpy, onnx' 2>/dev/null";
+  if (std::string(PHOTON_SYSTEM_PYTHON).empty() || std::system(check.c_str()) != 0)
+    GTEST_SKIP() << "the system Python with numpy and onnx is needed to wrap the fixture "
+                    "(apt-get install python3-numpy python3-onnx)";
+  const std::string cmd = std::string(PHOTON_SYSTEM_PYTHON) + " " + PHOTON_REFMODEL_SCRIPT + " " + fixture +
+                          " " + art + " " + PHOTON_REFMODEL_LIB;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  checkAgainstGenJson(name, art);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, E2E,
+                         ::testing::Values("photon-c44", "photon-c22", "photon-l1", "photon-l3",
+                                           "photon-gqa", "block", "vanilla"),
+                         [](const ::testing::TestParamInfo<std::string> &i) {
+                           std::string s = i.param;
+                           for (auto &c : s) if (c == '-') c = '_';
+                           return s;
+                         });
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, RefModelE2E,
                          ::testing::Values("photon-c44", "photon-c22", "photon-l1", "photon-l3",
                                            "photon-gqa", "block", "vanilla"),
                          [](const ::testing::TestParamInfo<std::string> &i) {
