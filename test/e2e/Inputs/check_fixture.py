@@ -1,0 +1,69 @@
+"""Checks a compiled fixture artifact against the reference's expected values.
+
+    check_fixture.py ARTIFACT FIXTURE_DIR [--tol 1e-4]
+
+- forward: logits of tokens.npy vs logits.npy
+- every entry of stages.json: inputs from the .npy files, outputs (and the pool after the
+  call) vs the expected .npy files.
+Relative error: max|got - want| / max|want| <= tol. One line per check; exit 1 on failure.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from photon_harness import Artifact, rel_err
+
+ap = argparse.ArgumentParser()
+ap.add_argument("artifact")
+ap.add_argument("fixture")
+ap.add_argument("--tol", type=float, default=1e-4)
+a = ap.parse_args()
+art = Artifact(a.artifact)
+fx = a.fixture
+failed = False
+
+
+def check(name, got, want):
+    global failed
+    e = rel_err(got, want)
+    ok = e <= a.tol and np.all(np.isfinite(got))
+    print("%s %s rel_err=%.3g (tol %.1g)" % ("PASS" if ok else "FAIL", name, e, a.tol))
+    failed |= not ok
+
+
+tokens = np.ascontiguousarray(np.load(os.path.join(fx, "tokens.npy")).astype(np.int32))
+want = np.load(os.path.join(fx, "logits.npy"))
+logits = np.zeros(want.shape, np.float32)
+art.call("forward", tokens, logits)
+check("forward", logits, want)
+
+with open(os.path.join(fx, "stages.json")) as f:
+    stages = json.load(f)["stages"]
+for key in sorted(stages):
+    st = stages[key]
+    spec = art.stages.get(st["stage"])
+    if spec is None:
+        print("FAIL %s: the artifact has no stage %s" % (key, st["stage"]))
+        failed = True
+        continue
+    arrays, expects = [], []
+    for arg, abi in zip(st["args"], spec["args"][1:]):
+        if arg["name"] != abi["name"]:
+            print("FAIL %s: argument %s where the artifact has %s" % (key, arg["name"], abi["name"]))
+            failed = True
+        if "file" in arg:
+            x = np.load(os.path.join(fx, arg["file"]))
+        else:
+            x = np.zeros(np.load(os.path.join(fx, arg["expected"])).shape,
+                         np.float32 if abi["dtype"] == "f32" else np.int32)
+        x = np.ascontiguousarray(x.astype(np.float32 if abi["dtype"] == "f32" else np.int32))
+        arrays.append(x)
+        if "expected" in arg:
+            expects.append((arg["name"], x, np.load(os.path.join(fx, arg["expected"]))))
+    art.call(st["stage"], *arrays)
+    for name, got, exp in expects:
+        check("%s %s" % (key, name), got, exp)
+sys.exit(1 if failed else 0)
