@@ -18,6 +18,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Diagnostics.h"
 
+#include "llvm/ADT/BitVector.h"
 #include "llvm/Support/JSON.h"
 
 #include <cmath>
@@ -554,6 +555,21 @@ LogicalResult Raiser::finalize(ModuleOp module, func::FuncOp forward) {
   MLIRContext *c = module.getContext();
   forward.setSymName("forward");
   forward->setAttr("photon.stage", StringAttr::get(c, "forward"));
+  // docs/ir-contract.md: @forward(tokens) -> logits. The convention's extra outputs (x1,
+  // xh1: encoder and decoder bottleneck latents, for the reference's tests) are dropped;
+  // --emit=upstream keeps every graph output.
+  if (!stacks.empty() && forward.getNumResults() > 1) {
+    auto ret = cast<func::ReturnOp>(forward.getBody().front().getTerminator());
+    Value logits = ret.getOperand(0);
+    OpBuilder b(ret);
+    func::ReturnOp::create(b, ret.getLoc(), logits);
+    ret.erase();
+    SmallVector<unsigned> drop;
+    for (unsigned i = 1; i < forward.getNumResults(); ++i) drop.push_back(i);
+    llvm::BitVector bv(forward.getNumResults());
+    for (unsigned i : drop) bv.set(i);
+    if (failed(forward.eraseResults(bv))) return failure();
+  }
   if (stacks.empty()) {
     emitRemark(module.getLoc()) << "'" << gi.model().path() << "' declares photon.family = "
                                 << cfg.family << " but calls no photon stack function: "
