@@ -145,6 +145,19 @@ LogicalResult tileMatmul(RewriterBase &rewriter, Operation *op, const MmaPlan &p
   return success();
 }
 
+/// True if `v` is computed (within `depth` linalg producers) by an op with reductions.
+bool hasReductionProducer(Value v, int depth) {
+  auto producer = v.getDefiningOp<linalg::LinalgOp>();
+  if (!producer || depth == 0)
+    return false;
+  if (producer.getNumReductionLoops() > 0)
+    return true;
+  for (OpOperand *in : producer.getDpsInputOperands())
+    if (hasReductionProducer(in->get(), depth - 1))
+      return true;
+  return false;
+}
+
 /// SIMT strategy for everything else (elementwise, reductions, softmax chains, the
 /// attention window).
 LogicalResult tileSimt(RewriterBase &rewriter, linalg::LinalgOp op) {
@@ -155,13 +168,20 @@ LogicalResult tileSimt(RewriterBase &rewriter, linalg::LinalgOp op) {
 
   // Dimensions that do not index the first input of a contraction-like root are kept
   // whole inside each thread: tiling them would recompute the fused producer chain.
+  // Likewise for operands computed by a reduction (the row sum of an RMSNorm feeding
+  // the scaling): a thread keeps the dims that operand is broadcast along.
   llvm::SmallBitVector keepWhole(nLoops, false);
-  if (op.getNumDpsInputs() > 0 && op.getNumReductionLoops() > 0) {
-    AffineMap first = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+  auto keepBroadcastDims = [&](OpOperand *operand) {
+    AffineMap map = op.getMatchingIndexingMap(operand);
     for (unsigned d = 0; d < nLoops; ++d)
-      if (iters[d] == utils::IteratorType::parallel && !first.isFunctionOfDim(d))
+      if (iters[d] == utils::IteratorType::parallel && !map.isFunctionOfDim(d))
         keepWhole.set(d);
-  }
+  };
+  if (op.getNumDpsInputs() > 0 && op.getNumReductionLoops() > 0)
+    keepBroadcastDims(op.getDpsInputOperand(0));
+  for (OpOperand *operand : op.getDpsInputOperands())
+    if (hasReductionProducer(operand->get(), 4))
+      keepBroadcastDims(operand);
   SmallVector<unsigned> cand;
   for (unsigned d = 0; d < nLoops; ++d)
     if (iters[d] == utils::IteratorType::parallel && !keepWhole.test(d))
