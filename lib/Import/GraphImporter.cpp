@@ -123,7 +123,9 @@ static std::optional<wf::DType> blobType(int32_t dt) {
 }
 
 FailureOr<Value> GraphImporter::weight(OpBuilder &b, Location loc, const onnx::TensorProto &t,
-                                       StringRef name) {
+                                       StringRef nameIn) {
+  std::string nameStore = nameIn.str();
+  StringRef name = nameStore;
   auto bt = blobType(t.data_type());
   if (!bt) {
     emitError(loc) << "unsupported: tensor '" << name << "' of type "
@@ -138,6 +140,16 @@ FailureOr<Value> GraphImporter::weight(OpBuilder &b, Location loc, const onnx::T
     return failure();
   }
   std::vector<int64_t> shape(t.dims().begin(), t.dims().end());
+  // One blob entry per tensor: a name seen with another tensor (e.g. the same Constant
+  // output name in two different inlined functions) gets a numbered suffix.
+  std::string unique = name.str();
+  for (int k = 1;; ++k) {
+    auto f = weightIndex_.find(unique);
+    if (f == weightIndex_.end() || weights_[f->second].tensor == &t) break;
+    unique = name.str() + "." + std::to_string(k);
+  }
+  nameStore = unique;
+  name = nameStore;
   auto it = weightIndex_.find(name);
   if (it == weightIndex_.end()) {
     // Validate the data now (size, external file) so errors surface before writing.
@@ -151,11 +163,6 @@ FailureOr<Value> GraphImporter::weight(OpBuilder &b, Location loc, const onnx::T
     }
     weightIndex_[name] = weights_.size();
     weights_.push_back({name.str(), &t, *bt, shape});
-  } else if (weights_[it->second].shape != shape ||
-             weights_[it->second].dtype != *bt) {
-    emitError(loc) << "two different tensors are named '" << name
-                   << "' (weights are named by their ONNX names, which must be unique)";
-    return failure();
   }
   Type et = onnxElemType(&ctx_, t.data_type());
   auto ty = RankedTensorType::get(SmallVector<int64_t>(shape.begin(), shape.end()), et);

@@ -156,6 +156,24 @@ def case_functions():
                  extra_opsets=[("mylib", 1)])
 
 
+def case_function_constants():
+    # Two functions whose bodies both name a large Constant "c" (different values): the
+    # blob must keep both, under distinct names.
+    fns = []
+    for name, val in (("A", 1.0), ("B", 2.0)):
+        c = helper.make_node("Constant", [], ["c"],
+                             value=numpy_helper.from_array(np.full(300, val, np.float32)))
+        fns.append(helper.make_function("mylib", name, ["x"], ["y"],
+                                        [c, helper.make_node("Add", ["x", "c"], ["y"])],
+                                        [helper.make_opsetid("", 17)]))
+    n = [helper.make_node("A", ["x"], ["a"], domain="mylib", name="ca"),
+         helper.make_node("B", ["x"], ["b"], domain="mylib", name="cb"),
+         helper.make_node("A", ["x"], ["a2"], domain="mylib", name="ca2")]
+    return model(n, [vi("x", F, [300])], [vi("a", F, [300]), vi("b", F, [300]),
+                                          vi("a2", F, [300])],
+                 functions=fns, extra_opsets=[("mylib", 1)])
+
+
 def case_weights():
     n = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
          helper.make_node("Add", ["y", "bias"], ["z"], name="add")]
