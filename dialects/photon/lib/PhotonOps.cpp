@@ -16,8 +16,10 @@
 #include "mlir/IR/TypeUtilities.h"
 
 #include "llvm/Support/Format.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <limits>
 #include <string>
 
 using namespace mlir;
@@ -40,9 +42,13 @@ LogicalResult expectDim(Operation *op, int64_t actual, int64_t expected,
   return success();
 }
 
-/// `a * b` when both are static, dynamic otherwise.
+/// `a * b` when both are static (and the product fits), dynamic otherwise: a rule on
+/// a dynamic value is not checked.
 int64_t mulDims(int64_t a, int64_t b) {
-  return isStatic(a) && isStatic(b) ? a * b : ShapedType::kDynamic;
+  int64_t product;
+  if (!isStatic(a) || !isStatic(b) || llvm::MulOverflow(a, b, product))
+    return ShapedType::kDynamic;
+  return product;
 }
 
 /// Result shape must equal the operand's (dimension by dimension, where static).
@@ -117,11 +123,13 @@ LogicalResult verifyChunkStream(Operation *op, RankedTensorType x,
     return failure();
   StreamAttr in = getStreamEncoding(x), out = getStreamEncoding(result);
   if (in && out) {
-    if (out.getRate() != in.getRate() * size)
+    int64_t rate = mulDims(in.getRate(), size);
+    if (out.getRate() != rate)
       return op->emitOpError()
              << "expected result stream rate (" << out.getRate()
              << ") to equal operand rate (" << in.getRate() << ") * chunk size ("
-             << size << ") = " << in.getRate() * size;
+             << size << ") = "
+             << (isStatic(rate) ? Twine(rate) : Twine("an overflowing value"));
     if (out.getLevel() <= in.getLevel())
       return op->emitOpError() << "expected result stream level (" << out.getLevel()
                                << ") to be above the operand's (" << in.getLevel()
@@ -268,7 +276,9 @@ LogicalResult BoundedAttentionOp::verify() {
       failed(expectPositive(*this, getChunk(), "chunk")))
     return failure();
   int64_t w = tensorType(getQ()).getDimSize(1);
-  int64_t maxW = getPrefix() + getChunk() - 1;
+  int64_t maxW;
+  if (llvm::AddOverflow<int64_t>(getPrefix(), getChunk() - 1, maxW))
+    maxW = std::numeric_limits<int64_t>::max();
   if (isStatic(w) && w > maxW)
     return emitOpError() << "expected window length (" << w
                          << ") to be at most prefix + chunk - 1 (" << maxW << ")";
@@ -315,7 +325,9 @@ OpFoldResult ChunkOp::fold(FoldAdaptor) {
     return getX();
   // chunk(chunk(x, a), b) == chunk(x, a * b): both are row-major reshapes.
   if (auto inner = getX().getDefiningOp<ChunkOp>()) {
-    int64_t size = inner.getSize() * getSize();
+    int64_t size;
+    if (llvm::MulOverflow<int64_t>(inner.getSize(), getSize(), size))
+      return {};
     getXMutable().assign(inner.getX());
     setSize(size);
     return getResult();

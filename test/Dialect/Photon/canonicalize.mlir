@@ -116,3 +116,15 @@ func.func @dead_code(%pool: memref<?x1x2x16x2x8xf32>, %t: memref<?x?xi32>, %l: m
   %n = photon.rms_norm %x, %nw {eps = 1.0e-05 : f32} : (tensor<?x8xf32>, tensor<8xf32>) -> tensor<?x8xf32>
   return
 }
+
+// -----
+
+// Sizes whose product overflows i64 are left alone.
+// CHECK-LABEL: func.func @chunk_of_chunk_overflow
+// CHECK: photon.chunk %{{.+}} {size = 4611686018427387904 : i64}
+// CHECK: photon.chunk %{{.+}} {size = 4 : i64}
+func.func @chunk_of_chunk_overflow(%x: tensor<?x?x1xf32>) -> tensor<?x?x?xf32> {
+  %a = photon.chunk %x {size = 4611686018427387904 : i64} : tensor<?x?x1xf32> -> tensor<?x?x?xf32>
+  %b = photon.chunk %a {size = 4 : i64} : tensor<?x?x?xf32> -> tensor<?x?x?xf32>
+  return %b : tensor<?x?x?xf32>
+}

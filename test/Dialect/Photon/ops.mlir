@@ -111,4 +111,14 @@ func.func @dynamic(%x: tensor<?x?x?xf32>, %w: tensor<?x?xf32>, %v: tensor<?xf32>
   // CHECK: return
   return %h, %b : tensor<?x?x?xf32>, tensor<?x?x?x?xf32>
 }
+
+// Huge attribute values do not overflow the shape arithmetic of the verifiers.
+// CHECK-LABEL: func.func @huge_attributes
+func.func @huge_attributes(%x: tensor<?x?x4xf32>, %q: tensor<?x5x4x32xf32>) -> (tensor<?x?x?xf32>, tensor<?x5x4x32xf32>) {
+  // CHECK: photon.chunk %{{.+}} {size = 4611686018427387904 : i64}
+  %c = photon.chunk %x {size = 4611686018427387904 : i64} : tensor<?x?x4xf32> -> tensor<?x?x?xf32>
+  // CHECK: photon.bounded_attention {{.+}}prefix = 9223372036854775807 : i64
+  %o = photon.bounded_attention %q, %q, %q {prefix = 9223372036854775807 : i64, chunk = 4 : i64, scale = 1.0 : f32} : (tensor<?x5x4x32xf32>, tensor<?x5x4x32xf32>, tensor<?x5x4x32xf32>) -> tensor<?x5x4x32xf32>
+  return %c, %o : tensor<?x?x?xf32>, tensor<?x5x4x32xf32>
+}
 }
