@@ -10,6 +10,7 @@
 #include "artifact.h"
 #include "engine.h"
 #include "json.h"
+#include "test_artifact.h"
 
 #include <gtest/gtest.h>
 
@@ -124,6 +125,7 @@ TEST_P(RefModelE2E, GreedyTokensEqualTheReference) {
                           " " + art + " " + PHOTON_REFMODEL_LIB;
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   checkAgainstGenJson(name, art);
+  photon_test::removeTree(art);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, E2E,

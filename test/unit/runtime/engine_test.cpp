@@ -25,7 +25,9 @@ struct Out {
 class EngineTest : public ::testing::Test {
 protected:
   std::unique_ptr<Model> load(const std::string &family) {
-    std::string dir = ::testing::TempDir() + "photon-engine-" + family + "-" + std::to_string(getpid());
+    static int counter = 0;
+    std::string dir = ::testing::TempDir() + "photon-engine-" + family + "-" + std::to_string(getpid()) +
+                      "-" + std::to_string(counter++);
     photon_test::ArtifactOptions o;
     o.family = family;
     std::string err;
@@ -353,6 +355,7 @@ TEST_F(EngineTest, SoakThousandRequests) {
   EXPECT_EQ(finished, expectLen.size());
   for (auto &kv : expectLen) EXPECT_EQ(got[kv.first], static_cast<size_t>(kv.second)) << kv.first;
   EXPECT_EQ(submitted, 1000);
+  EXPECT_EQ(static_cast<size_t>(submitted - refused), expectLen.size());
   EXPECT_EQ(e->cache().inUseBytes(), 0u);
   EXPECT_EQ(e->cache().reservedBytes(), 0u);
   EXPECT_LE(e->cache().peakTotalBytes(), o.memoryBudget);

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <ftw.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 namespace photon_test {
@@ -23,6 +25,29 @@ struct ArtifactOptions {
   bool corruptWeights = false;
   std::string extraStageSymbol; // a stage whose symbol is missing from the library
 };
+
+/// rm -rf (test directories only).
+inline void removeTree(const std::string &dir) {
+  nftw(dir.c_str(),
+       [](const char *p, const struct stat *, int, struct FTW *) { return ::remove(p); }, 16,
+       FTW_DEPTH | FTW_PHYS);
+}
+
+/// Directories created by a test binary, removed at exit.
+struct TempDirs {
+  std::vector<std::string> dirs;
+  ~TempDirs() {
+    for (const auto &d : dirs) removeTree(d);
+  }
+  const std::string &add(const std::string &d) {
+    dirs.push_back(d);
+    return dirs.back();
+  }
+};
+inline TempDirs &tempDirs() {
+  static TempDirs t;
+  return t;
+}
 
 inline std::string readAll(const std::string &p) {
   std::ifstream f(p, std::ios::binary);
@@ -51,7 +76,7 @@ inline std::string stageJson(const std::string &name, const std::string &symbol,
 }
 
 inline bool writeArtifact(const std::string &dir, const ArtifactOptions &o, std::string &err) {
-  mkdir(dir.c_str(), 0755);
+  if (mkdir(dir.c_str(), 0755) == 0) tempDirs().add(dir);
   // weights.bin
   photon::weights::Writer w;
   bool vanilla = o.family == "vanilla";
@@ -80,7 +105,9 @@ inline bool writeArtifact(const std::string &dir, const ArtifactOptions &o, std:
   // model.so
   std::string so = readAll(PHOTON_TESTMODEL_LIB);
   if (so.empty()) { err = "cannot read " + std::string(PHOTON_TESTMODEL_LIB); return false; }
-  std::ofstream(dir + "/model.so", std::ios::binary) << so;
+  // Write beside and rename: a library still mapped from an earlier load stays intact.
+  std::ofstream(dir + "/model.so.tmp", std::ios::binary) << so;
+  std::rename((dir + "/model.so.tmp").c_str(), (dir + "/model.so").c_str());
 
   const std::string tok1 = "{\"name\": \"tokens\", \"dtype\": \"i32\", \"shape\": [\"B\", \"n*4\"], \"io\": \"in\"}";
   const std::string pool = "{\"name\": \"pool\", \"dtype\": \"f32\", \"shape\": [\"NB\", 1, 2, 4, 1, 2], \"io\": \"inout\"}";
