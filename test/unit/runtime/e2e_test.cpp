@@ -15,6 +15,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <type_traits>
+#include <cmath>
 #include <map>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,6 +40,35 @@ std::vector<int32_t> ints(const json::Value &v) {
   std::vector<int32_t> out;
   for (const auto &x : v.items()) out.push_back(static_cast<int32_t>(x.asInt()));
   return out;
+}
+
+// Minimal .npy (v1, little-endian, C order) reader for <f4 / <i4.
+template <typename T>
+bool readNpy(const std::string &path, std::vector<int64_t> &shape, std::vector<T> &out) {
+  std::string b = photon_test::readAll(path);
+  if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) return false;
+  uint16_t hl;
+  std::memcpy(&hl, b.data() + 8, 2);
+  std::string h = b.substr(10, hl);
+  if (h.find(sizeof(T) == 4 && std::is_floating_point<T>::value ? "'<f4'" : "'<i4'") == std::string::npos ||
+      h.find("'fortran_order': False") == std::string::npos)
+    return false;
+  size_t a = h.find("'shape': (") + 10, e = h.find(')', a);
+  shape.clear();
+  std::string dims = h.substr(a, e - a);
+  for (size_t p = 0; p < dims.size();) {
+    size_t q = dims.find(',', p);
+    std::string d = dims.substr(p, q == std::string::npos ? std::string::npos : q - p);
+    if (d.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(d));
+    if (q == std::string::npos) break;
+    p = q + 1;
+  }
+  size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  if (b.size() < 10 + hl + n * sizeof(T)) return false;
+  out.resize(n);
+  std::memcpy(out.data(), b.data() + 10 + hl, n * sizeof(T));
+  return true;
 }
 
 class E2E : public ::testing::TestWithParam<std::string> {};
@@ -125,6 +157,35 @@ TEST_P(RefModelE2E, GreedyTokensEqualTheReference) {
                           " " + art + " " + PHOTON_REFMODEL_LIB;
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   checkAgainstGenJson(name, art);
+
+  // Teacher-forced logits of the `forward` stage against logits.npy, within gen.json's
+  // tolerance (what photon-run --eval / --logits-out compute).
+  std::vector<int64_t> ts, ls;
+  std::vector<int32_t> toks;
+  std::vector<float> want;
+  ASSERT_TRUE(readNpy(fixture + "/tokens.npy", ts, toks));
+  ASSERT_TRUE(readNpy(fixture + "/logits.npy", ls, want));
+  ASSERT_EQ(ts.size(), 2u);
+  std::unique_ptr<Model> model;
+  ASSERT_TRUE(Model::load(art, {}, model).isOk());
+  std::vector<float> got(want.size());
+  Status st = forwardLogits(*model, toks.data(), static_cast<int32_t>(ts[0]), static_cast<int32_t>(ts[1]), got.data());
+  ASSERT_TRUE(st.isOk()) << st.message();
+  std::string text;
+  ASSERT_TRUE(readFile(fixture + "/gen.json", text).isOk());
+  json::Value gen;
+  std::string err;
+  ASSERT_TRUE(json::parse(text, gen, err));
+  const json::Value *tol = gen.get("tolerance")->get("logits");
+  double atol = tol->get("atol")->asDouble(), rtol = tol->get("rtol")->asDouble();
+  size_t bad = 0;
+  double worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    double d = std::fabs(static_cast<double>(got[i]) - want[i]);
+    worst = std::max(worst, d);
+    if (d > atol + rtol * std::fabs(want[i])) ++bad;
+  }
+  EXPECT_EQ(bad, 0u) << name << ": " << bad << " of " << want.size() << " logits outside tolerance, max |diff| " << worst;
   photon_test::removeTree(art);
 }
 

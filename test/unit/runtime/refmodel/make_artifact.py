@@ -73,7 +73,8 @@ def main():
     cfg = json.load(open(os.path.join(a.fixture, "config.json")))
     m = onnx.load(os.path.join(a.fixture, "model.onnx"))
     tensors = [(t.name, numpy_helper.to_array(t).astype(np.float32)) for t in m.graph.initializer]
-    tensors.append(("refmodel.hparams_i", np.array([cfg["head_dim"], cfg["n_heads"], cfg["n_kv_heads"]], np.int32)))
+    tensors.append(("refmodel.hparams_i", np.array([cfg["head_dim"], cfg["n_heads"], cfg["n_kv_heads"],
+                                                    int(cfg.get("level1_shift", True))], np.int32)))
     tensors.append(("refmodel.hparams_f", np.array([cfg["rope_theta"], cfg["norm_eps"]], np.float32)))
     os.makedirs(a.out, exist_ok=True)
     blob = write_blob(os.path.join(a.out, "weights.bin"), tensors)
@@ -125,6 +126,8 @@ def main():
     }
     if starts:
         manifest["start_latents"] = starts
+    stages.append({"name": "forward", "symbol": "photon_forward", "args": [
+        w, arg("tokens", "i32", ["B", "T"], "in"), arg("logits", "f32", ["B", "T", V], "out")]})
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
 

@@ -10,7 +10,7 @@
 // Weights come from the blob (argument 0) by name (`enc1.0.wq`, `dec2.conv.w`, `lm_head`,
 // ...). Hyper-parameters the shapes do not carry are two extra tensors written by
 // make_artifact.py: `refmodel.hparams_i` i32 [head_dim, n_heads, n_kv_heads] and
-// `refmodel.hparams_f` f32 [rope_theta, norm_eps].
+// `refmodel.hparams_f` f32 [rope_theta, norm_eps]; hparams_i[3] = level1_shift (1 or 0).
 #include "photon/weights_format.h"
 
 #include <cmath>
@@ -52,6 +52,7 @@ struct Tensor {
 struct Model {
   std::map<std::string, Tensor> t;
   int hd = 0, H = 0, Hkv = 0, D = 0;
+  bool level1Shift = true;
   float theta = 10000.0f, eps = 1e-5f;
   std::vector<float> invFreq;
 
@@ -92,6 +93,7 @@ const Model &model(void *weightsArg) {
   m->hd = hi[0];
   m->H = hi[1];
   m->Hkv = hi[2];
+  if (m->get("refmodel.hparams_i").numel() > 3) m->level1Shift = hi[3] != 0;
   m->theta = hf[0];
   m->eps = hf[1];
   m->D = static_cast<int>(m->get("lm_head").shape[1]);
@@ -373,5 +375,89 @@ EXPORT void photon_lm_step(void **args) {
     stack(m, "stack", a.data() + b * n * m.D, n, lens[b], kv);
     for (int64_t i = 0; i < n; ++i)
       linear(a.data() + (b * n + i) * m.D, head.f(), nullptr, m.D, V, logits + (b * n + i) * V);
+  }
+}
+
+// forward: tokens i32[B, T]; logits f32[B, T, V] — the teacher-forced graph of model.py
+// (PHOTON/Block: logits[t] is the distribution of token t; vanilla: of token t+1).
+EXPORT void photon_forward(void **args) {
+  const Model &m = model(args[0]);
+  const auto &tk = desc<2>(args[1]);
+  const int32_t *tokAll = data<2, int32_t>(args[1]);
+  float *logitsAll = data<3, float>(args[2]);
+  const int64_t B = tk.sizes[0], T = tk.sizes[1], D = m.D;
+  const Tensor &head = m.get("lm_head");
+  const int V = static_cast<int>(head.shape[0]);
+  const int64_t unit = static_cast<int64_t>(m.Hkv) * m.hd;
+  for (int64_t b = 0; b < B; ++b) {
+    const int32_t *tok = tokAll + b * T;
+    float *logits = logitsAll + b * T * V;
+    if (m.has("emb")) { // vanilla
+      std::vector<float> x(static_cast<size_t>(T * D));
+      for (int64_t t = 0; t < T; ++t) std::memcpy(x.data() + t * D, m.get("emb").f() + static_cast<int64_t>(tok[t]) * D, sizeof(float) * D);
+      LocalKV kv(m.layers("stack"), T, unit);
+      stack(m, "stack", x.data(), T, 0, kv);
+      for (int64_t t = 0; t < T; ++t) linear(x.data() + t * D, head.f(), nullptr, static_cast<int>(D), V, logits + t * V);
+      continue;
+    }
+    // Encoder: X(1) .. X(L).
+    const Tensor &emb = m.get("emb_enc");
+    const int e = static_cast<int>(emb.shape[1]), C1 = static_cast<int>(D / e);
+    int L = 1;
+    while (m.has("enc" + std::to_string(L + 1) + ".final_norm")) ++L;
+    std::vector<std::vector<float>> X(static_cast<size_t>(L + 1));
+    std::vector<int64_t> M(static_cast<size_t>(L + 1));
+    std::vector<int> C(static_cast<size_t>(L + 1), C1);
+    M[1] = T / C1;
+    X[1].resize(static_cast<size_t>(T * e));
+    for (int64_t t = 0; t < T; ++t) std::memcpy(X[1].data() + t * e, emb.f() + static_cast<int64_t>(tok[t]) * e, sizeof(float) * e);
+    { LocalKV kv(m.layers("enc1"), M[1], unit); stack(m, "enc1", X[1].data(), M[1], 0, kv); }
+    for (int l = 2; l <= L; ++l) {
+      const std::string p = "enc" + std::to_string(l);
+      const Tensor &norm = m.get(p + ".compress.norm");
+      C[l] = static_cast<int>(norm.numel() / D);
+      M[l] = M[l - 1] / C[l];
+      X[l].resize(static_cast<size_t>(M[l] * D));
+      std::vector<float> t(static_cast<size_t>(C[l] * D));
+      for (int64_t r = 0; r < M[l]; ++r) {
+        rmsNorm(X[l - 1].data() + r * C[l] * D, norm.f(), static_cast<int>(C[l] * D), m.eps, t.data());
+        linear(t.data(), m.get(p + ".compress.w").f(), m.get(p + ".compress.b").f(), static_cast<int>(C[l] * D), static_cast<int>(D), X[l].data() + r * D);
+      }
+      LocalKV kv(m.layers(p), M[l], unit);
+      stack(m, p, X[l].data(), M[l], 0, kv);
+    }
+    // Decoder: Xhat(l-1) = G_l(Shift(Xhat(l), s_l)), Xhat(L) = X(L).
+    std::vector<float> xh = X[L];
+    for (int l = L; l >= 2; --l) {
+      const std::string name = "dec" + std::to_string(l);
+      const float *start = m.get(name + ".start").f();
+      std::vector<float> next(static_cast<size_t>(M[l] * C[l] * D));
+      for (int64_t g = 0; g < M[l]; ++g) {
+        const float *prev = g == 0 ? start : xh.data() + (g - 1) * D;
+        int R = 0;
+        std::vector<float> win = convert(m, l, prev, R);
+        for (int j = 0; j < C[l]; ++j) {
+          std::vector<float> y = windowStack(m, name, win, R + j);
+          float *dst = next.data() + (g * C[l] + j) * D;
+          std::memcpy(dst, y.data() + (R + j - 1) * D, sizeof(float) * D);
+          win.insert(win.end(), dst, dst + D);
+        }
+      }
+      xh.swap(next);
+    }
+    const Tensor &demb = m.get("dec1.emb");
+    const float *s1 = m.get("dec1.start").f();
+    for (int64_t k = 0; k < M[1]; ++k) {
+      const float *prev = m.level1Shift ? (k == 0 ? s1 : xh.data() + (k - 1) * D) : xh.data() + k * D;
+      int R = 0;
+      std::vector<float> win = convert(m, 1, prev, R);
+      for (int i = 0; i + 1 < C1; ++i) {
+        const float *ev = demb.f() + static_cast<int64_t>(tok[k * C1 + i]) * D;
+        win.insert(win.end(), ev, ev + D);
+      }
+      std::vector<float> y = windowStack(m, "dec1", win, R + C1 - 1);
+      for (int i = 0; i < C1; ++i)
+        linear(y.data() + (R - 1 + i) * D, head.f(), nullptr, static_cast<int>(D), V, logits + (k * C1 + i) * V);
+    }
   }
 }
