@@ -25,9 +25,10 @@ def fin(x):
 
 
 def f(x, nd=2, unit=""):
+    """Fixed decimals below 100, thousands separators above."""
     if not fin(x):
         return "n/a"
-    if abs(x) >= 1000 and nd <= 2:
+    if abs(x) >= 100:
         return f"{x:,.0f}{unit}"
     return f"{x:.{nd}f}{unit}"
 

@@ -28,6 +28,8 @@ PACKAGES=(
   libomp-22-dev libfuzzer-22-dev libclang-rt-22-dev
   # the PyTorch reference (system Python: /usr/bin/python3)
   python3-torch python3-onnx python3-numpy libopenblas0-pthread
+  # benchmark plots (benchmarks/report.py)
+  python3-matplotlib
 )
 # Node is optional (ONNX Runtime cross-checks). A node/npm from another source (for
 # example NodeSource, whose nodejs ships npm) must not be replaced by Debian's.

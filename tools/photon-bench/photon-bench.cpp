@@ -66,6 +66,8 @@ options
   --slope-batches L    batch sizes of the memory slope, e.g. 1,2,4 (default paper 1,2,4)
   --repeats N          repeats at the tuned batch (default paper 3, quick 1)
   --settings L         subset of PF,DE (paper/quick)
+  --lengths L          override prompt/generated lengths, e.g. PF=512/32,DE=32/512 (the
+                       results are then not the paper's protocol; the JSON records them)
   --contexts L         sweep contexts (default 512,1024,2048,4096,8192,16384,32768)
   --run-timeout S      kill a run after S seconds and record it as timed out (default 900)
   --sweep-cap S        stop a model's sweep once a run took longer than S seconds (default 60)
@@ -114,6 +116,7 @@ struct Options {
   std::vector<int> slopeBatches;
   int repeats = -1;
   std::vector<std::string> settings;
+  std::map<std::string, std::pair<int, int>> lengths;  // --lengths overrides
   std::vector<int> contexts;
   double runTimeout = 900;
   double sweepCap = 60;
@@ -679,6 +682,18 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "photon-bench: --contexts expects positive integers, got '%s'\n", v.c_str());
         return 2;
       }
+    } else if (a == "--lengths") {
+      std::string v = need("a list such as PF=512/32,DE=32/512");
+      for (auto &item : splitList(v)) {
+        int p = 0, g = 0;
+        char name[8] = {0};
+        if (std::sscanf(item.c_str(), "%2[A-Z]=%d/%d", name, &p, &g) != 3 || p < 1 || g < 1 ||
+            (std::string(name) != "PF" && std::string(name) != "DE")) {
+          std::fprintf(stderr, "photon-bench: --lengths: bad item '%s' (expected PF=P/G or DE=P/G, positive)\n", item.c_str());
+          return 2;
+        }
+        o.lengths[name] = {p, g};
+      }
     } else if (a == "--settings") {
       o.settings = splitList(need("PF,DE"));
       for (auto &s : o.settings)
@@ -774,6 +789,10 @@ int main(int argc, char **argv) {
   std::vector<SettingDef> settings;
   if (quick) settings = {{"PF", 64, 16}, {"DE", 16, 64}};
   else settings = {{"PF", 2048, 128}, {"DE", 128, 2048}};
+  for (auto &s : settings) {
+    auto it = o.lengths.find(s.name);
+    if (it != o.lengths.end()) s.prompt = it->second.first, s.gen = it->second.second;
+  }
   if (!o.settings.empty()) {
     std::vector<SettingDef> keep;
     for (auto &s : settings)
