@@ -173,7 +173,9 @@ photon_status photon_engine_create(const photon_model *model, const photon_engin
     eo.memoryBudget = opts->memory_budget;
     eo.maxBatch = opts->max_batch;
     eo.contextLimit = opts->context_limit;
-    eo.overlapRecGen = opts->overlap_recgen != 0;
+    if (opts->overlap_recgen < 0 || opts->overlap_recgen > 2)
+      return fail(PHOTON_ERR_INVALID_ARGUMENT, "overlap_recgen must be 0, 1 or 2");
+    eo.overlapRecGen = opts->overlap_recgen;
   }
   std::unique_ptr<photon::Engine> e;
   photon::Status st = photon::Engine::create(*model->impl, eo, e);

@@ -317,8 +317,9 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
   // RecGen: the next top-level step depends only on Xhat(L-1), known now; overlap it with the
   // token rendering below when there is a second core.
   std::future<Status> overlapped;
-  if (opts_.mode == PHOTON_MODE_RECGEN && opts_.overlapRecGen &&
-      std::thread::hardware_concurrency() > 1) {
+  const bool recgen = opts_.mode == PHOTON_MODE_RECGEN;
+  const bool pays = std::thread::hardware_concurrency() > 1 && recgenEncodeSeconds_ > 200e-6;
+  if (recgen && (opts_.overlapRecGen == 2 || (opts_.overlapRecGen == 1 && pays))) {
     std::vector<Sequence *> all(batch);
     try {
       overlapped = std::async(std::launch::async, [this, all, &topChunk]() mutable {
@@ -397,7 +398,13 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
     }
   }
   if (overlapped.valid()) return overlapped.get();
-  return encodeStep(cont, contTop);
+  double t0 = now();
+  Status st = encodeStep(cont, contTop);
+  if (recgen && !cont.empty()) {
+    double dt = now() - t0;
+    recgenEncodeSeconds_ = recgenEncodeSeconds_ == 0 ? dt : 0.8 * recgenEncodeSeconds_ + 0.2 * dt;
+  }
+  return st;
 }
 
 // ------------------------------------------------------------------ vanilla

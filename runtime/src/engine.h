@@ -27,7 +27,9 @@ struct EngineOptions {
   int64_t contextLimit = 0;
   /// RecGen: run the next top-level step (encode_L over Xhat(L-1), which does not depend on
   /// the sampled tokens) on a second thread while the tokens of the meta-context render.
-  bool overlapRecGen = true;
+  /// 0 = never; 1 = where it pays (a second core, and the step takes longer than starting a
+  /// thread: measured on the first sequential steps); 2 = always.
+  int overlapRecGen = 1;
 };
 
 struct EngineStats {
@@ -113,6 +115,7 @@ private:
   uint64_t nextId_ = 1;
   EngineStats stats_;
   std::atomic<bool> cancel_{false};
+  double recgenEncodeSeconds_ = 0; // moving average of a sequential RecGen top-level step
   // Derived geometry.
   int L_ = 0, D_ = 0, V_ = 0, tokensPerMeta_ = 1;
   std::vector<int> C_;     // C_[l] for l = 1..L (C_[0] unused)

@@ -47,7 +47,8 @@ generation:
   --max-batch N             sequences decoded together (default 64)
   --memory-budget SIZE      KV-cache budget, e.g. 512M, 2G (default: 1/4 of RAM)
   --context-limit N         max prompt + generated tokens per sequence (default: none)
-  --no-overlap              RecGen: do not overlap the next top-level step with rendering
+  --overlap never|auto|always  RecGen: run the next top-level step on a second thread while
+                            tokens render (default auto: where it pays)
   --json                    print one JSON object with every request and the statistics
   --quiet                   no streaming and no statistics (just the texts)
 
@@ -283,7 +284,13 @@ int main(int argc, char **argv) {
       if (!parseByteSize(s, eo.memoryBudget) || eo.memoryBudget == 0)
         die("--memory-budget: expected a size such as 512M or 2G, got '" + s + "'", 2);
     }
-    else if (a == "--no-overlap") eo.overlapRecGen = false;
+    else if (a == "--overlap") {
+      std::string v = value("--overlap");
+      if (v == "never") eo.overlapRecGen = 0;
+      else if (v == "auto") eo.overlapRecGen = 1;
+      else if (v == "always") eo.overlapRecGen = 2;
+      else die("--overlap: expected never, auto or always, got '" + v + "'", 2);
+    }
     else if (a == "--json") json = true;
     else if (a == "--quiet") quiet = true;
     else if (a == "--eval") evalFile = value("--eval");

@@ -136,8 +136,10 @@ typedef struct photon_engine_options {
   int32_t max_batch;       /* sequences decoded together; default 64 */
   int64_t context_limit;   /* max prompt + generated tokens; 0 = none (the manifest's
                               max_context is the training context, not a hard limit) */
-  int32_t overlap_recgen;  /* default 1: under RecGen, run the next top-level step on a
-                              second thread while the current tokens render */
+  int32_t overlap_recgen;  /* RecGen: run the next top-level step on a second thread while
+                              the current tokens render. 0 = never, 1 = where it pays
+                              (default: a second core and a step slower than a thread
+                              start), 2 = always */
 } photon_engine_options;
 
 PHOTON_EXPORT void photon_engine_options_defaults(photon_engine_options *opts);

@@ -87,7 +87,7 @@ public:
   EngineOptions &memoryBudget(uint64_t bytes) { o_.memory_budget = bytes; return *this; }
   EngineOptions &maxBatch(int32_t n) { o_.max_batch = n; return *this; }
   EngineOptions &contextLimit(int64_t n) { o_.context_limit = n; return *this; }
-  EngineOptions &overlapRecGen(bool on) { o_.overlap_recgen = on; return *this; }
+  EngineOptions &overlapRecGen(int mode) { o_.overlap_recgen = mode; return *this; } // 0/1/2
   const photon_engine_options *get() const { return &o_; }
 
 private:
