@@ -185,8 +185,8 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
     c.blockSize = blockSize;
     c.bytesPerUnit = 2 * s.layers * s.kvHeads * s.headDim * s.elementBytes;
     c.tokensPerUnit = vanilla ? 1 : h->tokensPerUnit(c.level);
-    if (vanilla) c.modes = {"vanilla"};
-    else if (c.level == L && h->family == "photon") c.modes = {"hiergen", "recgen"};
+    if (vanilla) c.modes = {}; // one mode only: used whenever the model runs
+    else if (c.level == L) c.modes = {"hiergen", "recgen"}; // RecGen keeps the top level only
     else c.modes = {"hiergen"};
     plan.caches.push_back(c);
   }

@@ -66,4 +66,22 @@ for key in sorted(stages):
     art.call(st["stage"], *arrays)
     for name, got, exp in expects:
         check("%s %s" % (key, name), got, exp)
+# The cache plan in the manifest reproduces the section-3 formula bytes of gen.json.
+with open(os.path.join(fx, "gen.json")) as f:
+    gen = json.load(f)
+caches = {str(c["level"]): c for c in art.manifest["caches"]}
+for mode, entries in sorted(gen.get("cache_bytes", {}).items()):
+    for e in entries:
+        T = e["T"]
+        for lvl, want_b in sorted(e["formula"].items()):
+            if not lvl.isdigit():
+                continue
+            c = caches.get(lvl)
+            got_b = 0
+            if c is not None and (mode in c["modes"] or not c["modes"]):
+                got_b = c["bytes_per_unit"] * (-(-T // c["tokens_per_unit"]))
+            ok = got_b == want_b
+            print("%s cache plan %s T=%d level %s: %d bytes (formula %d)"
+                  % ("PASS" if ok else "FAIL", mode, T, lvl, got_b, want_b))
+            failed |= not ok
 sys.exit(1 if failed else 0)
