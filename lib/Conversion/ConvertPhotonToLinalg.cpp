@@ -31,6 +31,10 @@ namespace {
 
 using IT = utils::IteratorType;
 
+/// Contractions may be reassociated (vectorized reductions) and fused into FMAs; the
+/// result stays within the 1e-4 relative error the end-to-end tests bound.
+constexpr arith::FastMathFlags kFM = arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
+
 //===----------------------------------------------------------------------===//
 // Small builders
 //===----------------------------------------------------------------------===//
@@ -128,8 +132,8 @@ struct Lowering {
     (void)n;
     return generic(init, ValueRange{x2, w}, {map(3, {0, 2}), map(3, {1, 2}), map(3, {0, 1})},
                    iters(3, {2}), [](OpBuilder &nb, Location l, ValueRange a) {
-                     Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
-                     Value s = arith::AddFOp::create(nb, l, a[2], p);
+                     Value p = arith::MulFOp::create(nb, l, a[0], a[1], kFM);
+                     Value s = arith::AddFOp::create(nb, l, a[2], p, kFM);
                      linalg::YieldOp::create(nb, l, s);
                    });
   }
@@ -146,8 +150,8 @@ struct Lowering {
     Value ss = fill(empty({dim(x2, 0)}, b.getF32Type()), 0.0);
     ss = generic(ss, ValueRange{x2}, {idMap(2), map(2, {0})}, iters(2, {1}),
                  [](OpBuilder &nb, Location l, ValueRange a) {
-                   Value p = arith::MulFOp::create(nb, l, a[0], a[0]);
-                   linalg::YieldOp::create(nb, l, ValueRange{arith::AddFOp::create(nb, l, a[1], p)});
+                   Value p = arith::MulFOp::create(nb, l, a[0], a[0], kFM);
+                   linalg::YieldOp::create(nb, l, ValueRange{arith::AddFOp::create(nb, l, a[1], p, kFM)});
                  });
     Value init = empty({dim(x2, 0), dim(x2, 1)}, b.getF32Type());
     float invD = 1.0f / static_cast<float>(d);
@@ -254,8 +258,8 @@ struct Lowering {
     s = generic(s, ValueRange{q5, k},
                 {map(6, {0, 3, 1, 2, 5}), map(6, {0, 4, 1, 5}), map(6, {0, 1, 2, 3, 4})},
                 iters(6, {5}), [](OpBuilder &nb, Location l, ValueRange a) {
-                  Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
-                  linalg::YieldOp::create(nb, l, ValueRange{arith::AddFOp::create(nb, l, a[2], p)});
+                  Value p = arith::MulFOp::create(nb, l, a[0], a[1], kFM);
+                  linalg::YieldOp::create(nb, l, ValueRange{arith::AddFOp::create(nb, l, a[2], p, kFM)});
                 });
     // row max over allowed j <= i
     Value mx = fill(empty({B, b.getIndexAttr(Hkv), b.getIndexAttr(G), M}, f32),
@@ -294,8 +298,8 @@ struct Lowering {
     o = generic(o, ValueRange{p, v},
                 {map(6, {0, 2, 3, 1, 5}), map(6, {0, 5, 2, 4}), map(6, {0, 1, 2, 3, 4})},
                 iters(6, {5}), [](OpBuilder &nb, Location l, ValueRange a) {
-                  Value pv = arith::MulFOp::create(nb, l, a[0], a[1]);
-                  linalg::YieldOp::create(nb, l, ValueRange{arith::AddFOp::create(nb, l, a[2], pv)});
+                  Value pv = arith::MulFOp::create(nb, l, a[0], a[1], kFM);
+                  linalg::YieldOp::create(nb, l, ValueRange{arith::AddFOp::create(nb, l, a[2], pv, kFM)});
                 });
     Value on = empty({B, M, b.getIndexAttr(Hkv), b.getIndexAttr(G), b.getIndexAttr(hd)}, f32);
     on = generic(on, ValueRange{o, sum}, {idMap(5), map(5, {0, 2, 3, 1}), idMap(5)}, iters(5),
@@ -503,7 +507,7 @@ FailureOr<Value> lowerCachedAttention(Operation *op, OpBuilder &b) {
               [&](OpBuilder &db, Location dl, Value d, ValueRange dit) {
                 Value qv = tensor::ExtractOp::create(db, dl, q, ValueRange{bI, tI, hI, d});
                 Value kv = memref::LoadOp::create(db, dl, c->pool, ValueRange{blk, layer, c0, off, kh, d});
-                Value s = arith::AddFOp::create(db, dl, dit[0], arith::MulFOp::create(db, dl, qv, kv));
+                Value s = arith::AddFOp::create(db, dl, dit[0], arith::MulFOp::create(db, dl, qv, kv, kFM), kFM);
                 scf::YieldOp::create(db, dl, ValueRange{s});
               });
           Value s = arith::MulFOp::create(ib, il, dot.getResult(0), cs);

@@ -158,7 +158,11 @@ def emit_stack(ir, fname, role, level, layers, attn, win=None):
 
 
 def gen(kind, rng):
-    if kind == "vanilla":
+    if kind == "vanilla" and os.environ.get("PHOTON_GEN_SIZE"):
+        # a bigger vanilla model for timing: PHOTON_GEN_SIZE="D,H,F,V,layers"
+        D_, H_, F_, V_, Ly = map(int, os.environ["PHOTON_GEN_SIZE"].split(","))
+        cfg = dict(D=D_, H=H_, Hkv=H_, hd=D_ // H_, F=F_, V=V_, layers=Ly)
+    elif kind == "vanilla":
         cfg = dict(D=32, H=4, Hkv=2, hd=8, F=64, V=64, layers=2)
     else:
         cfg = dict(D=32, H=4, Hkv=2, hd=8, F=64, V=64, layers=1, C=[4, 4] if kind == "photon" else [4], R=2)
