@@ -206,6 +206,22 @@ def _postprocess(mp, model, output_names, functions):
             copies = [onnx.AttributeProto.FromString(a.SerializeToString()) for a in attrs]
             del n.attribute[:]
             n.attribute.extend(copies)
+    # output shapes with stable symbolic names (torch numbers them with a global counter)
+    cfg = model.cfg
+    for o in g.output:
+        dims = o.type.tensor_type.shape.dim
+        if o.name == "logits":
+            want = ["B", "T", cfg.vocab]
+        else:
+            want = ["B", "M1", cfg.width]
+        del dims[:]
+        for w in want:
+            dd = dims.add()
+            if isinstance(w, str):
+                dd.dim_param = w
+            else:
+                dd.dim_value = w
+    del g.value_info[:]
     meta = {"photon.family": model.cfg.family,
             "photon.config": json.dumps(model.cfg.onnx_config(), sort_keys=True),
             "photon.convention": CONVENTION}
