@@ -207,6 +207,8 @@ void registerCudaDialects(DialectRegistry &registry) {
 }
 
 void buildGpuKernelPipeline(OpPassManager &pm, const GpuTargetOptions &options) {
+  // Elementwise arith/math on tensors (residual adds, ...) become linalg.generic first.
+  pm.addPass(createConvertElementwiseToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createGpuTileAndFusePass(options));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/ValueBoundsOpInterface.h"
 
 using namespace mlir;
 
@@ -192,8 +193,46 @@ struct GpuMapToLaunchPass
       launch.walk([&](memref::AllocOp a) { allocs.push_back(a); });
       for (memref::AllocOp a : allocs) {
         if (!a.getType().hasStaticShape()) {
-          a->emitError("photon-gpu-map-to-launch: dynamically sized buffer inside a kernel");
-          return signalPassFailure();
+          // A tile of dynamic size (a partial tile at the edge): allocate its upper bound
+          // and view the part in use.
+          MemRefType ty = a.getType();
+          SmallVector<int64_t> bound(ty.getShape());
+          unsigned dyn = 0;
+          for (int64_t &d : bound) {
+            if (!ShapedType::isDynamic(d))
+              continue;
+            FailureOr<int64_t> ub = ValueBoundsConstraintSet::computeConstantBound(
+                presburger::BoundType::UB, ValueBoundsConstraintSet::Variable(a.getDynamicSizes()[dyn++]),
+                /*stopCondition=*/nullptr, /*closedUB=*/true);
+            if (failed(ub)) {
+              a->emitError("photon-gpu-map-to-launch: buffer inside a kernel whose size has no "
+                           "compile-time bound (a dimension the kernel keeps whole is "
+                           "dynamic); give that dimension a static size");
+              return signalPassFailure();
+            }
+            d = *ub;
+          }
+          rewriter.setInsertionPoint(a);
+          auto full = memref::AllocaOp::create(
+              rewriter, a.getLoc(), MemRefType::get(bound, ty.getElementType()));
+          SmallVector<OpFoldResult> offsets(bound.size(), rewriter.getIndexAttr(0));
+          SmallVector<OpFoldResult> strides(bound.size(), rewriter.getIndexAttr(1));
+          SmallVector<OpFoldResult> sizes;
+          dyn = 0;
+          for (int64_t d : ty.getShape())
+            sizes.push_back(ShapedType::isDynamic(d) ? OpFoldResult(a.getDynamicSizes()[dyn++])
+                                                     : rewriter.getIndexAttr(d));
+          Value view = memref::SubViewOp::create(rewriter, a.getLoc(), full, offsets, sizes,
+                                                 strides);
+          for (Operation *user : llvm::make_early_inc_range(a->getUsers()))
+            if (isa<memref::DeallocOp>(user))
+              rewriter.eraseOp(user);
+          if (view.getType() != a.getType()) {
+            // Users were typed for an identity layout: cast through the strided type.
+            a.getResult().setType(cast<MemRefType>(view.getType()));
+          }
+          rewriter.replaceOp(a, view);
+          continue;
         }
         for (Operation *user : llvm::make_early_inc_range(a->getUsers()))
           if (isa<memref::DeallocOp>(user))
@@ -218,12 +257,37 @@ struct GpuMapToLaunchPass
       // Host-side copies between device buffers: gpu.memcpy.
       auto srcTy = cast<MemRefType>(c.getSource().getType());
       auto dstTy = cast<MemRefType>(c.getTarget().getType());
-      if (!srcTy.getLayout().isIdentity() || !dstTy.getLayout().isIdentity()) {
-        c->emitError("photon-gpu-map-to-launch: strided copy between device buffers on the "
-                     "host is not supported");
-        return signalPassFailure();
-      }
       Location loc = c.getLoc();
+      if (!srcTy.getLayout().isIdentity() || !dstTy.getLayout().isIdentity()) {
+        // A strided copy between device buffers (concat, slices): one block per row of
+        // the outermost dimension, the block's thread copies the row.
+        Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+        Value rows = srcTy.getRank() == 0
+                         ? one
+                         : memref::DimOp::create(rewriter, loc, c.getSource(), 0).getResult();
+        auto launch = gpu::LaunchOp::create(rewriter, loc, rows, one, one, one, one, one);
+        Block &body = launch.getBody().front();
+        rewriter.setInsertionPointToEnd(&body);
+        auto term = gpu::TerminatorOp::create(rewriter, loc);
+        rewriter.setInsertionPoint(term);
+        Value src = c.getSource(), dst = c.getTarget();
+        if (srcTy.getRank() > 0) {
+          auto rowView = [&](Value m) -> Value {
+            auto ty = cast<MemRefType>(m.getType());
+            SmallVector<OpFoldResult> offs(ty.getRank(), rewriter.getIndexAttr(0));
+            SmallVector<OpFoldResult> sizes = memref::getMixedSizes(rewriter, loc, m);
+            SmallVector<OpFoldResult> strides(ty.getRank(), rewriter.getIndexAttr(1));
+            offs[0] = launch.getBlockIds().x;
+            sizes[0] = rewriter.getIndexAttr(1);
+            return memref::SubViewOp::create(rewriter, loc, m, offs, sizes, strides);
+          };
+          src = rowView(src);
+          dst = rowView(dst);
+        }
+        linalg::CopyOp::create(rewriter, loc, src, dst);
+        rewriter.eraseOp(c);
+        continue;
+      }
       auto tokTy = gpu::AsyncTokenType::get(c.getContext());
       Value t0 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
       Value t1 = gpu::MemcpyOp::create(rewriter, loc, tokTy, ValueRange{t0}, c.getTarget(),

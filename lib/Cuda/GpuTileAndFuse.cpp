@@ -77,12 +77,13 @@ std::optional<MmaPlan> planMma(Operation *op, const GpuTargetOptions &options) {
   return plan;
 }
 
-/// A root: a linalg op on tensors none of whose results feed another linalg op.
-bool isRoot(linalg::LinalgOp op) {
+/// A root after some tiling: no user is an untiled linalg op outside the kernels.
+bool isRootNow(linalg::LinalgOp op) {
   if (!op.hasPureTensorSemantics() || op->getNumResults() == 0)
     return false;
   for (Operation *user : op->getUsers())
-    if (isa<linalg::LinalgOp>(user) || isa<TilingInterface>(user))
+    if ((isa<linalg::LinalgOp>(user) || isa<TilingInterface>(user)) &&
+        !user->getParentOfType<scf::ForallOp>())
       return false;
   return true;
 }
@@ -95,7 +96,7 @@ SmallVector<OpFoldResult> indexAttrs(MLIRContext *ctx, ArrayRef<int64_t> v) {
 /// tiled consumer inside the loop.
 FailureOr<Operation *> tileAndFuse(RewriterBase &rewriter, Operation *op,
                                    ArrayRef<int64_t> tileSizes, ArrayRef<int64_t> numThreads,
-                                   ArrayRef<Attribute> mapping) {
+                                   ArrayRef<Attribute> mapping, bool fuse = true) {
   scf::SCFTilingOptions tiling;
   tiling.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
   if (!numThreads.empty())
@@ -105,6 +106,13 @@ FailureOr<Operation *> tileAndFuse(RewriterBase &rewriter, Operation *op,
   tiling.setMapping(mapping);
   scf::SCFTileAndFuseOptions opts;
   opts.setTilingOptions(tiling);
+  if (!fuse)
+    opts.setFusionControlFn([](tensor::ExtractSliceOp, OpResult, bool isDestination)
+                                -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
+      // Only fills of the destination; producers stay kernels of their own.
+      (void)isDestination;
+      return std::nullopt;
+    });
   rewriter.setInsertionPoint(op);
   FailureOr<scf::SCFTileAndFuseResult> res =
       scf::tileConsumerAndFuseProducersUsingSCF(rewriter, cast<TilingInterface>(op), opts);
@@ -115,7 +123,10 @@ FailureOr<Operation *> tileAndFuse(RewriterBase &rewriter, Operation *op,
     if (it != res->replacements.end())
       rewriter.replaceAllUsesWith(r, it->second);
   }
-  return res->tiledAndFusedOps.front();
+  Operation *tiled = res->tiledAndFusedOps.front();
+  if (op->use_empty())
+    rewriter.eraseOp(op);
+  return tiled;
 }
 
 Attribute blockDim(MLIRContext *ctx, int i) {
@@ -158,6 +169,22 @@ bool hasReductionProducer(Value v, int depth) {
   return false;
 }
 
+/// True if a linalg producer of `v` (within `depth` levels) reduces over a dynamic extent.
+bool hasDynamicReductionProducer(Value v, int depth) {
+  auto producer = v.getDefiningOp<linalg::LinalgOp>();
+  if (!producer || depth == 0)
+    return false;
+  SmallVector<int64_t> ranges = producer.getStaticLoopRanges();
+  SmallVector<utils::IteratorType> iters = producer.getIteratorTypesArray();
+  for (auto [r, it] : llvm::zip(ranges, iters))
+    if (it == utils::IteratorType::reduction && ShapedType::isDynamic(r))
+      return true;
+  for (OpOperand *in : producer.getDpsInputOperands())
+    if (hasDynamicReductionProducer(in->get(), depth - 1))
+      return true;
+  return false;
+}
+
 /// SIMT strategy for everything else (elementwise, reductions, softmax chains, the
 /// attention window).
 LogicalResult tileSimt(RewriterBase &rewriter, linalg::LinalgOp op) {
@@ -182,6 +209,18 @@ LogicalResult tileSimt(RewriterBase &rewriter, linalg::LinalgOp op) {
   for (OpOperand *operand : op.getDpsInputOperands())
     if (hasReductionProducer(operand->get(), 4))
       keepBroadcastDims(operand);
+  // Fused producers get per-thread buffers sized by the dims a thread keeps whole and
+  // by the reductions; if one of them is dynamic (a causal attention row over a
+  // sequence of run-time length), do not fuse: the producers become kernels of their
+  // own with their results in device memory.
+  bool fuse = true;
+  for (unsigned d = 0; d < nLoops; ++d)
+    if ((keepWhole.test(d) || iters[d] != utils::IteratorType::parallel) &&
+        ShapedType::isDynamic(ranges[d]))
+      fuse = false;
+  for (OpOperand *operand : op.getDpsInputOperands())
+    if (hasDynamicReductionProducer(operand->get(), 6))
+      fuse = false;
   SmallVector<unsigned> cand;
   for (unsigned d = 0; d < nLoops; ++d)
     if (iters[d] == utils::IteratorType::parallel && !keepWhole.test(d))
@@ -231,7 +270,8 @@ LogicalResult tileSimt(RewriterBase &rewriter, linalg::LinalgOp op) {
           ctx, static_cast<int>(blockDims.size() - 1 -
                                 (llvm::find(sorted, d) - sorted.begin()))));
   }
-  FailureOr<Operation *> blockTiled = tileAndFuse(rewriter, op, blockTiles, {}, blockMapping);
+  FailureOr<Operation *> blockTiled =
+      tileAndFuse(rewriter, op, blockTiles, {}, blockMapping, fuse);
   if (failed(blockTiled))
     return op->emitError("photon-gpu-tile-and-fuse: cannot tile to thread blocks");
 
@@ -253,7 +293,7 @@ LogicalResult tileSimt(RewriterBase &rewriter, linalg::LinalgOp op) {
   }
   if (threadMapping.empty())
     return success(); // one thread per block does the whole tile
-  if (failed(tileAndFuse(rewriter, *blockTiled, {}, numThreads, threadMapping)))
+  if (failed(tileAndFuse(rewriter, *blockTiled, {}, numThreads, threadMapping, fuse)))
     return op->emitError("photon-gpu-tile-and-fuse: cannot tile to threads");
   return success();
 }
@@ -287,21 +327,30 @@ struct GpuTileAndFusePass
       }
       rewriter.replaceOp(op, *repl);
     }
-    SmallVector<linalg::LinalgOp> roots;
-    func.walk([&](linalg::LinalgOp op) {
-      if (op->getParentOfType<scf::ForallOp>())
-        return;
-      if (isRoot(op))
-        roots.push_back(op);
-    });
-    for (linalg::LinalgOp root : llvm::reverse(roots)) {
-      LogicalResult ok = success();
-      if (std::optional<MmaPlan> plan = planMma(root, options))
-        ok = tileMatmul(rewriter, root, *plan);
-      else
-        ok = tileSimt(rewriter, root);
-      if (failed(ok))
-        return signalPassFailure();
+    // Roots first; producers that were not fused become roots of the next round.
+    DenseSet<Operation *> done;
+    for (int round = 0; round < 64; ++round) {
+      SmallVector<linalg::LinalgOp> roots;
+      func.walk([&](linalg::LinalgOp op) {
+        if (op->getParentOfType<scf::ForallOp>() || done.contains(op))
+          return;
+        if (isRootNow(op))
+          roots.push_back(op);
+      });
+      if (roots.empty())
+        break;
+      for (linalg::LinalgOp root : llvm::reverse(roots)) {
+        done.insert(root);
+        if (root->use_empty())
+          continue;
+        LogicalResult ok = success();
+        if (std::optional<MmaPlan> plan = planMma(root, options))
+          ok = tileMatmul(rewriter, root, *plan);
+        else
+          ok = tileSimt(rewriter, root);
+        if (failed(ok))
+          return signalPassFailure();
+      }
     }
     // The untiled originals are dead now.
     SmallVector<Operation *> dead;
