@@ -162,6 +162,45 @@ struct GpuMergeFatbinPass
   GpuTargetOptions options;
 };
 
+/// memref.expand_shape of a contiguous buffer into a group with several dynamic sizes
+/// crashes MLIR 22's expand-strided-metadata; the same view as a reinterpret_cast with
+/// row-major strides lowers fine.
+struct ExpandShapeToCastPass
+    : public PassWrapper<ExpandShapeToCastPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ExpandShapeToCastPass)
+  StringRef getArgument() const override { return "photon-gpu-expand-shape-to-cast"; }
+  StringRef getDescription() const override {
+    return "Rewrite memref.expand_shape of identity-layout buffers as memref.reinterpret_cast";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<affine::AffineDialect, memref::MemRefDialect>();
+  }
+  void runOnOperation() override {
+    SmallVector<memref::ExpandShapeOp> ops;
+    getOperation().walk([&](memref::ExpandShapeOp op) {
+      if (op.getSrcType().getLayout().isIdentity() &&
+          op.getResultType().getLayout().isIdentity() && !op.getResultType().hasStaticShape())
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (memref::ExpandShapeOp op : ops) {
+      rewriter.setInsertionPoint(op);
+      Location loc = op.getLoc();
+      SmallVector<OpFoldResult> sizes = op.getMixedOutputShape();
+      SmallVector<OpFoldResult> strides(sizes.size());
+      OpFoldResult running = rewriter.getIndexAttr(1);
+      AffineExpr a, b;
+      bindSymbols(rewriter.getContext(), a, b);
+      for (int i = int(sizes.size()) - 1; i >= 0; --i) {
+        strides[i] = running;
+        running = affine::makeComposedFoldedAffineApply(rewriter, loc, a * b, {running, sizes[i]});
+      }
+      rewriter.replaceOpWithNewOp<memref::ReinterpretCastOp>(
+          op, op.getResultType(), op.getSrc(), rewriter.getIndexAttr(0), sizes, strides);
+    }
+  }
+};
+
 struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
   Option<std::string> chips{*this, "chips",
                             llvm::cl::desc("CUDA architectures, e.g. sm_80,sm_90 (sm_75+)"),
@@ -224,6 +263,7 @@ void buildGpuKernelPipeline(OpPassManager &pm, const GpuTargetOptions &options) 
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(memref::createFoldMemRefAliasOpsPass());
+  pm.addPass(std::make_unique<ExpandShapeToCastPass>());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createCanonicalizerPass());
@@ -238,6 +278,7 @@ void buildGpuLoweringPipeline(OpPassManager &pm, const GpuTargetOptions &options
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertNVVMToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(std::make_unique<ExpandShapeToCastPass>());
   pm.addPass(memref::createExpandStridedMetadataPass());
   for (const std::string &chip : options.chips) {
     GpuNVVMAttachTargetOptions attach;
@@ -284,6 +325,7 @@ void registerCudaPasses() {
   PassRegistration<Pass>([] { return createGpuMapToLaunchPass(); });
   PassRegistration<Pass>([] { return createGpuMmaSyncPass(GpuTargetOptions()); });
   PassRegistration<Pass>([] { return createGpuMergeFatbinPass(GpuTargetOptions()); });
+  PassRegistration<ExpandShapeToCastPass>();
   PassPipelineRegistration<CudaPipelineOptions>(
       "photon-gpu-kernels",
       "photon GPU kernels: tile/fuse linalg on tensors, bufferize, map to gpu.launch, "

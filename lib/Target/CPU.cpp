@@ -290,7 +290,7 @@ bool emitObject(ModuleOp llvmModule, const std::vector<StageInfo> &stages,
   return true;
 }
 
-bool linkSharedLibrary(const std::string &objPath, const std::string &soPath,
+bool linkSharedLibrary(const std::string &objPath, const std::string &soPath, bool openmp,
                        std::string &error) {
   std::string driver;
   for (const char *name : {"clang-22", "clang", "cc"}) {
@@ -306,6 +306,7 @@ bool linkSharedLibrary(const std::string &objPath, const std::string &soPath,
   }
   SmallVector<StringRef> args = {driver, "-shared", "-fuse-ld=lld", "-o", soPath, objPath,
                                  "-lm", "-Wl,-z,now", "-Wl,--no-undefined"};
+  if (openmp) args.push_back("-lomp");
   std::string msg;
   int rc = llvm::sys::ExecuteAndWait(driver, args, std::nullopt, {}, 0, 0, &msg);
   if (rc != 0) {

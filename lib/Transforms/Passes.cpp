@@ -87,6 +87,30 @@ struct CopyToLinalgPass : public PassWrapper<CopyToLinalgPass, OperationPass<Mod
     }
   }
 };
+/// Inlines memref.alloca_scope regions (convert-scf-to-openmp wraps every parallel body in
+/// one; convert-scf-to-cf would then give it several blocks, which its verifier rejects).
+/// The kernels allocate no stack memory inside parallel loops, so the scopes are not needed.
+struct InlineAllocaScopesPass
+    : public PassWrapper<InlineAllocaScopesPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(InlineAllocaScopesPass)
+  StringRef getArgument() const final { return "photon-inline-alloca-scopes"; }
+  StringRef getDescription() const final {
+    return "Inline memref.alloca_scope bodies (after convert-scf-to-openmp)";
+  }
+  void runOnOperation() override {
+    SmallVector<memref::AllocaScopeOp> ops;
+    getOperation().walk([&](memref::AllocaScopeOp op) { ops.push_back(op); });
+    for (auto op : ops) {
+      Block &body = op.getBodyRegion().front();
+      Operation *ret = body.getTerminator();
+      SmallVector<Value> results(ret->getOperands());
+      op->getBlock()->getOperations().splice(Block::iterator(op), body.getOperations(),
+                                             body.begin(), Block::iterator(ret));
+      op->replaceAllUsesWith(results);
+      op->erase();
+    }
+  }
+};
 } // namespace
 
 /// The upstream lowering after convert-photon-to-linalg. Everything is inlined into the
@@ -98,19 +122,22 @@ static const char *kLowerToLLVM =
     "function-boundary-type-conversion=identity-layout-map},"
     "canonicalize,cse,buffer-deallocation-pipeline";
 static const char *kLowerToLLVMLoops = "convert-linalg-to-loops,lower-affine,canonicalize,cse";
+static const char *kLowerToLLVMParallelLoops =
+    "convert-linalg-to-parallel-loops,lower-affine,canonicalize,cse,convert-scf-to-openmp";
 static const char *kLowerToLLVM2 =
     "convert-scf-to-cf,expand-strided-metadata,lower-affine,finalize-memref-to-llvm,"
     "convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,"
-    "convert-func-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts";
+    "convert-func-to-llvm,convert-openmp-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts";
 
-void buildPhotonLowerToLLVMPipeline(OpPassManager &pm) {
+void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp) {
   std::string err;
   llvm::raw_string_ostream os(err);
   if (failed(parsePassPipeline(kLowerToLLVM, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
   pm.addPass(std::make_unique<CopyToLinalgPass>());
-  if (failed(parsePassPipeline(kLowerToLLVMLoops, pm, os)))
+  if (failed(parsePassPipeline(openmp ? kLowerToLLVMParallelLoops : kLowerToLLVMLoops, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
+  if (openmp) pm.addPass(std::make_unique<InlineAllocaScopesPass>());
   pm.addPass(std::make_unique<ExpandShapeToReinterpretCastPass>());
   if (failed(parsePassPipeline(kLowerToLLVM2, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
@@ -118,11 +145,18 @@ void buildPhotonLowerToLLVMPipeline(OpPassManager &pm) {
 
 void registerPhotonPasses() {
   registerPhotonGenPasses();
+  PassRegistration<CopyToLinalgPass>();
+  PassRegistration<ExpandShapeToReinterpretCastPass>();
+  PassRegistration<InlineAllocaScopesPass>();
   PassPipelineRegistration<>(
       "photon-lower-to-llvm",
       "The upstream lowering photon-compile runs after convert-photon-to-linalg "
       "(inline, bufferize, loops, LLVM dialect)",
-      [](OpPassManager &pm) { buildPhotonLowerToLLVMPipeline(pm); });
+      [](OpPassManager &pm) { buildPhotonLowerToLLVMPipeline(pm, /*openmp=*/false); });
+  PassPipelineRegistration<>(
+      "photon-lower-to-llvm-openmp",
+      "photon-lower-to-llvm with the parallel loops of linalg ops run by OpenMP",
+      [](OpPassManager &pm) { buildPhotonLowerToLLVMPipeline(pm, /*openmp=*/true); });
 }
 
 } // namespace photon

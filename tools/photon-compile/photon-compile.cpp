@@ -85,6 +85,11 @@ static cl::opt<std::string> emit(
 static cl::opt<bool> noDerive("no-derive",
                               cl::desc("Compile only the stages already in the module"),
                               cl::cat(cat));
+static cl::opt<bool> openmp("openmp",
+                            cl::desc("Run the parallel loops of every kernel on OpenMP threads "
+                                     "(links libomp; OMP_NUM_THREADS picks the count). Off by "
+                                     "default: the runtime batches sequences on its own threads"),
+                            cl::init(false), cl::cat(cat));
 static cl::opt<bool> quiet("q", cl::desc("No progress lines"), cl::cat(cat));
 
 namespace {
@@ -239,7 +244,7 @@ int main(int argc, char **argv) {
   }
   {
     PassManager pm(&ctx);
-    mlir::photon::buildPhotonLowerToLLVMPipeline(pm);
+    mlir::photon::buildPhotonLowerToLLVMPipeline(pm, openmp);
     progress("bufferizing and lowering to the LLVM dialect");
     if (failed(pm.run(*module))) return fail("lowering to the LLVM dialect failed");
   }
@@ -273,7 +278,7 @@ int main(int argc, char **argv) {
   progress("optimizing (-O" + llvm::Twine(optLevel) + ") and emitting code for " + cg.cpu);
   if (!mlir::photon::emitObject(*module, stages, cg, std::string(obj), irOut, err)) return fail(err);
   progress("linking model.so");
-  if (!mlir::photon::linkSharedLibrary(std::string(obj), std::string(so), err)) return fail(err);
+  if (!mlir::photon::linkSharedLibrary(std::string(obj), std::string(so), openmp, err)) return fail(err);
   llvm::sys::fs::remove(obj);
 
   // Weights: copied into the artifact (the importer may have written them there already).
@@ -297,7 +302,8 @@ int main(int argc, char **argv) {
   m["target"] = llvm::json::Object{{"kind", "cpu"},
                                    {"triple", cg.triple},
                                    {"cpu", cg.cpu},
-                                   {"features", std::move(feats)}};
+                                   {"features", std::move(feats)},
+                                   {"threads", openmp ? "openmp" : "none"}};
   llvm::json::Object model = mlir::photon::hierarchyJson(*plan);
   model["max_context"] = maxContext.getValue();
   m["model"] = std::move(model);

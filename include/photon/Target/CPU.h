@@ -63,7 +63,8 @@ bool emitObject(ModuleOp llvmDialectModule, const std::vector<StageInfo> &stages
                 const std::string &llvmIROut, std::string &error);
 
 /// Links `objPath` into a shared library with the system linker (clang-22 driver).
-bool linkSharedLibrary(const std::string &objPath, const std::string &soPath,
+/// `openmp` adds libomp (the library then runs its parallel loops on OpenMP threads).
+bool linkSharedLibrary(const std::string &objPath, const std::string &soPath, bool openmp,
                        std::string &error);
 
 /// The features written to the manifest: the subset of {avx, avx2, fma, avx512f, f16c}

@@ -30,8 +30,9 @@ namespace photon {
 void registerPhotonPasses();
 
 /// Adds the upstream lowering from the output of convert-photon-to-linalg (tensors,
-/// linalg, scf, memref) down to the LLVM dialect.
-void buildPhotonLowerToLLVMPipeline(OpPassManager &pm);
+/// linalg, scf, memref) down to the LLVM dialect. With `openmp`, the parallel dimensions
+/// of every linalg op become an OpenMP work-sharing loop (the library then needs libomp).
+void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp = false);
 
 } // namespace photon
 } // namespace mlir
