@@ -90,6 +90,12 @@ def main():
     w("")
     pr = paper["protocol"]
     sets = ", ".join(f"{s['name']} = {s['prompt']:,} prompt / {s['gen']:,} generated" for s in pr["settings"])
+    if any((s["prompt"], s["gen"]) != {"PF": (2048, 128), "DE": (128, 2048)}.get(s["name"]) for s in pr["settings"]):
+        w("**The PF/DE lengths below are scaled down from the paper's 2,048/128 and 128/2,048** "
+          "(`photon-bench --lengths`) to fit the wall-time budget of this machine; the prompt:generated "
+          "proportions are kept. Read the numbers as this machine's rates at these lengths, not as the "
+          "paper's protocol.")
+        w("")
     w(f"Protocol: {sets}; per-sample memory = slope of the peak RSS of the run against the batch "
       f"(batches {', '.join(map(str, pr['slope_batches']))}; the KV-cache slope when the RSS does not resolve it); "
       f"batch tuned to a {pr['budget_gib']} GiB budget, capped at {pr['max_batch']}; "

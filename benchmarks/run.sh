@@ -5,7 +5,9 @@
 #   BUILD_DIR  a configured build with photon-compile and photon-bench (default build)
 #   WORK_DIR   models, artifacts and JSON (default BUILD_DIR/bench; ~2 GB; never committed)
 # Environment: SUITES (default "paper sweep roofline"), PEERS (default torch,ort,llama; empty
-# skips them), BENCH_ARGS (extra photon-bench arguments), SKIP_EXPORT=1 to reuse models.
+# skips them), BENCH_ARGS (extra photon-bench arguments, e.g. --lengths to scale PF/DE down on
+# a slow machine), PEER_ARGS (extra run_peers.py arguments, e.g. --scale), SKIP_EXPORT=1 to
+# reuse the exported models.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -14,13 +16,14 @@ PY=/usr/bin/python3
 SUITES=${SUITES:-paper sweep roofline}
 PEERS=${PEERS-torch,ort,llama}
 BENCH_ARGS=${BENCH_ARGS:-}
+PEER_ARGS=${PEER_ARGS:-}
 mkdir -p "$WORK/models" "$WORK/json"
 for t in photon-compile photon-bench; do
   [ -x "$BUILD/bin/$t" ] || { echo "run.sh: $BUILD/bin/$t missing: ninja -C $BUILD $t" >&2; exit 2; }
 done
 
 # 1. mid-size models (random weights) and their artifacts
-if [ "${SKIP_EXPORT:-0}" != 1 ]; then
+if [ "${SKIP_EXPORT:-0}" != 1 ] || [ ! -f "$WORK/models/photon-mid/model.onnx" ]; then
   "$PY" "$ROOT/benchmarks/models/export_mid.py" --out "$WORK/models"
 fi
 for m in vanilla-mid block-mid photon-mid; do
@@ -53,7 +56,7 @@ done
 if [ -n "$PEERS" ]; then
   echo "== peers"
   "$PY" "$ROOT/benchmarks/peers/run_peers.py" --model "$WORK/models/vanilla-mid" --peers "$PEERS" \
-    --out "$WORK/json/peers.json" || true
+    --out "$WORK/json/peers.json" $PEER_ARGS || true
 fi
 
 # 4. report
