@@ -47,6 +47,17 @@ def evaluate(model, windows, batch=32, limit=None):
     return tot / n / math.log(2)
 
 
+@torch.no_grad()
+def latent_collapse(model, windows):
+    """mean pairwise cosine of the X1 vectors over 8 validation windows (1.0 = the encoder
+    output no longer depends on the input: the latent path carries no information)"""
+    if model.cfg.family == "vanilla":
+        return None
+    x1 = model.encoder(windows[:8])[0]
+    v = torch.nn.functional.normalize(x1.reshape(-1, x1.shape[-1]), dim=-1)
+    return round(float((v @ v.T).mean()), 4)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", required=True, choices=["photon", "vanilla", "block"])
@@ -56,6 +67,9 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rec-stop-grad", action="store_true",
+                    help="PHOTON: stop-gradient on the L_rec target X1 (section 5 flag)")
+    ap.add_argument("--alpha", type=float, default=None, help="PHOTON: L_rec weight (default 0.3)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: time budget only)")
     a = ap.parse_args()
@@ -64,6 +78,9 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = a.out or os.path.join(here, "models", f"tiny-{a.family}")
     cfg = tiny_config(a.family)
+    cfg.rec_stop_grad = a.rec_stop_grad
+    if a.alpha is not None:
+        cfg.alpha = a.alpha
     model = build_model(cfg)
     nparams = sum(p.numel() for p in model.parameters())
     train, val = D.load_split()
@@ -122,7 +139,10 @@ def main():
         json.dump({"family": a.family, "parameters": nparams, "steps": step, "batch": a.batch,
                    "context": cfg.context, "tokens_seen": step * a.batch * cfg.context,
                    "train_minutes": round(train_s / 60, 2), "threads": a.threads, "lr": a.lr,
-                   "val_bpb": round(bpb, 4), "val_bytes": int(val_w.numel())}, f, indent=1)
+                   "val_bpb": round(bpb, 4), "val_bytes": int(val_w.numel()),
+                   "alpha": cfg.alpha if cfg.family == "photon" else None,
+                   "rec_stop_grad": cfg.rec_stop_grad if cfg.family == "photon" else None,
+                   "latent_collapse_cos": latent_collapse(model, val_w)}, f, indent=1)
 
 
 if __name__ == "__main__":
