@@ -162,15 +162,15 @@ struct GpuMergeFatbinPass
   GpuTargetOptions options;
 };
 
-/// memref.expand_shape of a contiguous buffer into a group with several dynamic sizes
-/// crashes MLIR 22's expand-strided-metadata; the same view as a reinterpret_cast with
-/// row-major strides lowers fine.
+/// memref.expand_shape into a group with several dynamic sizes crashes MLIR 22's
+/// expand-strided-metadata (null stride attribute); the same view as a reinterpret_cast
+/// of the base buffer with the strides spelled out lowers fine.
 struct ExpandShapeToCastPass
     : public PassWrapper<ExpandShapeToCastPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ExpandShapeToCastPass)
   StringRef getArgument() const override { return "photon-gpu-expand-shape-to-cast"; }
   StringRef getDescription() const override {
-    return "Rewrite memref.expand_shape of identity-layout buffers as memref.reinterpret_cast";
+    return "Rewrite dynamically shaped memref.expand_shape as memref.reinterpret_cast";
   }
   void getDependentDialects(DialectRegistry &registry) const override {
     registry.insert<affine::AffineDialect, memref::MemRefDialect>();
@@ -178,25 +178,30 @@ struct ExpandShapeToCastPass
   void runOnOperation() override {
     SmallVector<memref::ExpandShapeOp> ops;
     getOperation().walk([&](memref::ExpandShapeOp op) {
-      if (op.getSrcType().getLayout().isIdentity() &&
-          op.getResultType().getLayout().isIdentity() && !op.getResultType().hasStaticShape())
+      if (!op.getResultType().hasStaticShape())
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());
+    AffineExpr a, b;
+    bindSymbols(rewriter.getContext(), a, b);
     for (memref::ExpandShapeOp op : ops) {
       rewriter.setInsertionPoint(op);
       Location loc = op.getLoc();
+      auto md = memref::ExtractStridedMetadataOp::create(rewriter, loc, op.getSrc());
+      SmallVector<OpFoldResult> srcStrides = md.getConstifiedMixedStrides();
       SmallVector<OpFoldResult> sizes = op.getMixedOutputShape();
       SmallVector<OpFoldResult> strides(sizes.size());
-      OpFoldResult running = rewriter.getIndexAttr(1);
-      AffineExpr a, b;
-      bindSymbols(rewriter.getContext(), a, b);
-      for (int i = int(sizes.size()) - 1; i >= 0; --i) {
-        strides[i] = running;
-        running = affine::makeComposedFoldedAffineApply(rewriter, loc, a * b, {running, sizes[i]});
+      for (auto [srcDim, group] : llvm::enumerate(op.getReassociationIndices())) {
+        OpFoldResult running = srcStrides[srcDim];
+        for (int64_t i : llvm::reverse(group)) {
+          strides[i] = running;
+          running =
+              affine::makeComposedFoldedAffineApply(rewriter, loc, a * b, {running, sizes[i]});
+        }
       }
       rewriter.replaceOpWithNewOp<memref::ReinterpretCastOp>(
-          op, op.getResultType(), op.getSrc(), rewriter.getIndexAttr(0), sizes, strides);
+          op, op.getResultType(), md.getBaseBuffer(), md.getConstifiedMixedOffset(), sizes,
+          strides);
     }
   }
 };
