@@ -165,6 +165,44 @@ static LogicalResult convertReshape(NodeContext &ctx) {
   bool allowZero = ctx.opset >= 14 && ctx.getInt("allowzero", 0);
   SmallVector<OpFoldResult> s = intsAsFoldResults(b, loc, ctx.in(1), ctx.knownIn(1));
   SmallVector<OpFoldResult> xs = mixedSizes(b, loc, x);
+  bool anyUnknown = llvm::any_of(s, [](OpFoldResult r) { return !getConstantIntValue(r); });
+  if (anyUnknown) {
+    // Shape entries known only at run time: resolve 0 (copy the input dim unless
+    // allowzero) and -1 (inferred from the element count) with selects.
+    Value zero = indexConst(b, loc, 0), minus1 = indexConst(b, loc, -1),
+          one = indexConst(b, loc, 1);
+    Value total = one;
+    for (OpFoldResult d : xs) total = arith::MulIOp::create(b, loc, total, foldToValue(b, loc, d));
+    SmallVector<Value> ent;
+    SmallVector<int64_t> shape;
+    for (size_t i = 0; i < s.size(); ++i) {
+      auto c = getConstantIntValue(s[i]);
+      Value v = foldToValue(b, loc, s[i]);
+      if (!allowZero && (int64_t)i < xt.getRank() && (!c || *c == 0)) {
+        Value isZero = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, v, zero);
+        v = arith::SelectOp::create(b, loc, isZero, foldToValue(b, loc, xs[i]), v);
+      }
+      ent.push_back(v);
+      if (c && *c > 0) shape.push_back(*c);
+      else if (c && *c == 0 && !allowZero && (int64_t)i < xt.getRank()) shape.push_back(xt.getDimSize(i));
+      else shape.push_back(ShapedType::kDynamic);
+    }
+    Value rest = one;
+    for (Value v : ent) {
+      Value isNeg = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, v, minus1);
+      rest = arith::MulIOp::create(b, loc, rest, arith::SelectOp::create(b, loc, isNeg, one, v));
+    }
+    Value inferred = arith::DivSIOp::create(b, loc, total, rest);
+    for (Value &v : ent) {
+      Value isNeg = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, v, minus1);
+      v = arith::SelectOp::create(b, loc, isNeg, inferred, v);
+    }
+    Value shapeT = tensor::FromElementsOp::create(
+        b, loc, RankedTensorType::get({(int64_t)ent.size()}, b.getIndexType()), ent);
+    auto rt = RankedTensorType::get(shape, xt.getElementType());
+    ctx.setResult(0, tensor::ReshapeOp::create(b, loc, rt, x, shapeT));
+    return success();
+  }
   int64_t inferAt = -1;
   SmallVector<OpFoldResult> out(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
