@@ -20,7 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from photon_ref.config import tiny_config          # noqa: E402
+from photon_ref.config import tiny_config, Config  # noqa: E402
 from photon_ref.model import build_model          # noqa: E402
 from photon_ref.export import export, check_convention   # noqa: E402
 from photon_ref import data as D                   # noqa: E402
@@ -58,6 +58,17 @@ def latent_collapse(model, windows):
     return round(float((v @ v.T).mean()), 4)
 
 
+def write_exports(model, cfg, out):
+    model.eval()
+    mp = export(model, os.path.join(out, "model.onnx"), functions=True)
+    check_convention(mp, cfg, model.state_dict())
+    export(model, os.path.join(out, "model.plain.onnx"), functions=False)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg.to_dict(), f, indent=1, sort_keys=True)
+    with open(os.path.join(out, "tokenizer.json"), "w") as f:
+        json.dump(D.TOKENIZER, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", required=True, choices=["photon", "vanilla", "block"])
@@ -71,12 +82,22 @@ def main():
                     help="PHOTON: stop-gradient on the L_rec target X1 (section 5 flag)")
     ap.add_argument("--alpha", type=float, default=None, help="PHOTON: L_rec weight (default 0.3)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--export-only", action="store_true",
+                    help="re-export OUT/weights.pt (with OUT/config.json) to ONNX without training")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: time budget only)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     here = os.path.dirname(os.path.abspath(__file__))
     out = a.out or os.path.join(here, "models", f"tiny-{a.family}")
+    if a.export_only:
+        with open(os.path.join(out, "config.json")) as f:
+            cfg = Config.from_dict(json.load(f))
+        model = build_model(cfg)
+        model.load_state_dict(torch.load(os.path.join(out, "weights.pt")))
+        write_exports(model, cfg, out)
+        print(f"[{a.family}] re-exported {out}")
+        return
     cfg = tiny_config(a.family)
     cfg.rec_stop_grad = a.rec_stop_grad
     if a.alpha is not None:
@@ -128,13 +149,7 @@ def main():
     print(f"[{a.family}] done: {step} steps, {train_s / 60:.1f} min, val bpb {bpb:.4f}", flush=True)
     os.makedirs(out, exist_ok=True)
     torch.save(model.state_dict(), os.path.join(out, "weights.pt"))
-    mp = export(model, os.path.join(out, "model.onnx"), functions=True)
-    check_convention(mp, cfg, model.state_dict())
-    export(model, os.path.join(out, "model.plain.onnx"), functions=False)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(cfg.to_dict(), f, indent=1, sort_keys=True)
-    with open(os.path.join(out, "tokenizer.json"), "w") as f:
-        json.dump(D.TOKENIZER, f, indent=1)
+    write_exports(model, cfg, out)
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump({"family": a.family, "parameters": nparams, "steps": step, "batch": a.batch,
                    "context": cfg.context, "tokens_seen": step * a.batch * cfg.context,

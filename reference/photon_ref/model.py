@@ -238,7 +238,7 @@ def init_weights(model, mode="train", generator=None):
             elif leaf in ("emb", "emb_enc"):
                 p.copy_((0.02 if mode == "train" else 1.0) * torch.randn(p.shape, generator=g))
             elif leaf == "lm_head":
-                std = 0.02 if mode == "train" else 6.0 / math.sqrt(d)
+                std = 0.02 if mode == "train" else 8.0 / math.sqrt(d)
                 p.copy_(std * torch.randn(p.shape, generator=g))
             else:  # matrices [out, in]
                 if mode == "train":
