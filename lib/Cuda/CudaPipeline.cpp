@@ -206,6 +206,19 @@ struct ExpandShapeToCastPass
   }
 };
 
+/// Reports a bad pipeline option on the module and fails (instead of a later, more
+/// confusing error from NVVM or ptxas).
+struct OptionErrorPass : public PassWrapper<OptionErrorPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(OptionErrorPass)
+  OptionErrorPass(std::string m) : message(std::move(m)) {}
+  StringRef getArgument() const override { return "photon-gpu-option-error"; }
+  void runOnOperation() override {
+    getOperation()->emitError(message);
+    signalPassFailure();
+  }
+  std::string message;
+};
+
 struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
   Option<std::string> chips{*this, "chips",
                             llvm::cl::desc("CUDA architectures, e.g. sm_80,sm_90 (sm_75+)"),
@@ -224,13 +237,14 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
   Option<std::string> toolkit{*this, "toolkit", llvm::cl::desc("CUDA toolkit root"),
                               llvm::cl::init("")};
 
-  GpuTargetOptions toTarget() const {
+  GpuTargetOptions toTarget(std::string &error) const {
     GpuTargetOptions o;
-    std::string error;
-    if (!parseChips(chips, o.chips, error)) {
-      llvm::errs() << "photon-gpu-lowering: " << error << "\n";
+    if (!parseChips(chips, o.chips, error))
       o.chips.clear();
-    }
+    if (format != "fatbin" && format != "bin" && format != "isa")
+      error = "format must be fatbin, bin or isa, got '" + format.getValue() + "'";
+    if (o.chips.size() > 1 && format != "fatbin")
+      error = "several chips need format=fatbin (one image holding every cubin)";
     o.format = format;
     o.features = features;
     o.tensorCores = tensorCores;
@@ -336,17 +350,24 @@ void registerCudaPasses() {
       "photon GPU kernels: tile/fuse linalg on tensors, bufferize, map to gpu.launch, "
       "tensor cores (gpu/nvgpu IR, no NVVM)",
       [](OpPassManager &pm, const CudaPipelineOptions &o) {
-        buildGpuKernelPipeline(pm, o.toTarget());
+        std::string error;
+        GpuTargetOptions t = o.toTarget(error);
+        if (!error.empty())
+          pm.addPass(std::make_unique<OptionErrorPass>("photon-gpu-kernels: " + error));
+        else
+          buildGpuKernelPipeline(pm, t);
       });
   PassPipelineRegistration<CudaPipelineOptions>(
       "photon-gpu-lowering",
       "photon GPU lowering: linalg on tensors -> gpu/nvgpu -> NVVM -> fatbin (ptxas) with "
       "the host code in the LLVM dialect",
       [](OpPassManager &pm, const CudaPipelineOptions &o) {
-        GpuTargetOptions t = o.toTarget();
-        if (t.chips.empty())
-          t.chips = {"sm_invalid"}; // nvvm-attach-target / ptxas then report it
-        buildGpuLoweringPipeline(pm, t);
+        std::string error;
+        GpuTargetOptions t = o.toTarget(error);
+        if (!error.empty())
+          pm.addPass(std::make_unique<OptionErrorPass>("photon-gpu-lowering: " + error));
+        else
+          buildGpuLoweringPipeline(pm, t);
       });
 }
 
