@@ -1,50 +1,81 @@
 #!/usr/bin/env bash
-# The main job: install what is missing, build, then run photon end to end.
+# The main job: install what is missing, build, then compile the bundled trained tiny models
+# (PHOTON, vanilla, Block Transformer) from their ONNX exports for this CPU and generate text,
+# with a side-by-side table of throughput, KV-cache memory and TPM.
 #
-# Status: the end-to-end job (train/export a tiny PHOTON model, photon-import,
-# photon-compile to a CPU artifact, photon-run generating text with its KV-cache
-# numbers) is being built and is not wired in here yet. Until it is, this script
-# builds everything and shows what exists today: the photon dialect in photon-opt.
+#   bash scripts/demo.sh [--prompt TEXT] [--max-tokens N] [--batch N]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${PHOTON_BUILD_DIR:-build}"
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 
+PROMPT="It is a truth universally acknowledged, that a single man in possession of a good fortune"
+MAX_TOKENS=256
+BATCH=16
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prompt) PROMPT="$2"; shift 2 ;;
+    --max-tokens) MAX_TOKENS="$2"; shift 2 ;;
+    --batch) BATCH="$2"; shift 2 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
 bash "$ROOT/scripts/setup.sh"
 
 BIN="$BUILD_DIR/bin"
-echo
-echo "== photon-opt --version"
-"$BIN/photon-opt" --version
+OUT="$BUILD_DIR/demo"
+mkdir -p "$OUT"
+MODELS="$ROOT/reference/models"
 
-echo
-echo "== The photon dialect: a bottom-up encoder path, verified and canonicalized"
-echo "   (two chunks of size 4 compose into one chunk of size 16)"
-cat > "$BUILD_DIR/demo-input.mlir" <<'MLIR'
-module attributes {photon.hierarchy = #photon.hierarchy<family = "photon", levels = 2, chunk_sizes = [4, 4], prefix = 2, width = 128, vocab = 256>} {
-  func.func @bottom_up(%tokens: tensor<?x?xi32>) -> tensor<?x?x512xf32, #photon.stream<level = 2, rate = 16>> {
-    %emb = photon.weight "emb_enc" : tensor<256x32xf32>
-    %x0 = photon.embedding %emb, %tokens : (tensor<256x32xf32>, tensor<?x?xi32>) -> tensor<?x?x32xf32, #photon.stream<level = 0, rate = 1>>
-    %x1 = photon.chunk %x0 {size = 4 : i64} : tensor<?x?x32xf32, #photon.stream<level = 0, rate = 1>> -> tensor<?x?x128xf32, #photon.stream<level = 1, rate = 4>>
-    %x2 = photon.chunk %x1 {size = 4 : i64} : tensor<?x?x128xf32, #photon.stream<level = 1, rate = 4>> -> tensor<?x?x512xf32, #photon.stream<level = 2, rate = 16>>
-    return %x2 : tensor<?x?x512xf32, #photon.stream<level = 2, rate = 16>>
-  }
-}
-MLIR
-"$BIN/photon-opt" -canonicalize "$BUILD_DIR/demo-input.mlir"
+step() { printf '\n== %s\n' "$*"; }
 
-echo
-echo "== A shape error is reported with its numbers (chunk size 4, stream length 10):"
-echo 'func.func @f(%x: tensor<1x10x32xf32>) -> tensor<1x2x128xf32> {
-  %0 = photon.chunk %x {size = 4 : i64} : tensor<1x10x32xf32> -> tensor<1x2x128xf32>
-  return %0 : tensor<1x2x128xf32>
-}' | "$BIN/photon-opt" 2>&1 | head -3 || true
-
-echo
-echo "== Built tools:"
-for t in photon-opt photon-import photon-compile photon-run photon-bench; do
-  if [ -x "$BIN/$t" ]; then echo "   $t"; fi
+for m in photon vanilla block; do
+  step "photon-compile reference/models/tiny-$m/model.onnx --target cpu"
+  args=()
+  [ "$m" = photon ] && args+=(--report)
+  t0=$(date +%s%N)
+  "$BIN/photon-compile" "$MODELS/tiny-$m/model.onnx" --target cpu -o "$OUT/tiny-$m.photon" -q "${args[@]}"
+  t1=$(date +%s%N)
+  ms=$(( (t1 - t0) / 1000000 ))
+  printf '   compiled in %d.%03d s -> %s (%s)\n' $((ms / 1000)) $((ms % 1000)) \
+    "${OUT#$ROOT/}/tiny-$m.photon" "$(du -sh "$OUT/tiny-$m.photon" | cut -f1)"
 done
-echo
-echo "Not yet in this demo: importing an ONNX export of a trained PHOTON model,"
-echo "compiling it to an artifact and generating text with photon-run."
+
+step "photon-run tiny-photon (RecGen, greedy): \"$PROMPT\""
+"$BIN/photon-run" "$OUT/tiny-photon.photon" --mode recgen --max-tokens "$MAX_TOKENS" \
+  --prompt "$PROMPT" --json > "$OUT/photon-recgen.json" 2>/dev/null
+/usr/bin/python3 "$ROOT/scripts/demo_table.py" --text "$OUT/photon-recgen.json"
+
+step "photon-run tiny-photon (HierGen, temperature 0.8, top-p 0.95, seed 1)"
+"$BIN/photon-run" "$OUT/tiny-photon.photon" --mode hiergen --max-tokens "$MAX_TOKENS" \
+  --temperature 0.8 --top-p 0.95 --seed 1 --prompt "$PROMPT" --json > "$OUT/photon-hiergen-sampled.json" 2>/dev/null
+/usr/bin/python3 "$ROOT/scripts/demo_table.py" --text "$OUT/photon-hiergen-sampled.json"
+
+step "photon-run tiny-vanilla (greedy)"
+"$BIN/photon-run" "$OUT/tiny-vanilla.photon" --max-tokens "$MAX_TOKENS" \
+  --prompt "$PROMPT" --json > "$OUT/vanilla.json" 2>/dev/null
+/usr/bin/python3 "$ROOT/scripts/demo_table.py" --text "$OUT/vanilla.json"
+
+# The side-by-side table: the same $BATCH prompts (book openings) under each model and mode.
+PROMPTS="$OUT/prompts.txt"
+/usr/bin/python3 - "$ROOT/reference/data/austen.txt" "$BATCH" > "$PROMPTS" <<'PY'
+import sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+lines = [l.strip() for l in text.splitlines() if len(l.strip()) > 40]
+step = max(1, len(lines) // int(sys.argv[2]))
+for l in lines[::step][: int(sys.argv[2])]:
+    print(l[:64])
+PY
+step "Side by side: $BATCH prompts x $MAX_TOKENS new tokens, batched, greedy (one run each; single runs on a shared machine are noisy: photon-bench takes medians)"
+runs=()
+for spec in "photon recgen" "photon hiergen" "block hiergen" "vanilla hiergen"; do
+  set -- $spec
+  f="$OUT/table-$1-$2.json"
+  "$BIN/photon-run" "$OUT/tiny-$1.photon" --mode "$2" --max-tokens "$MAX_TOKENS" \
+    --prompts-file "$PROMPTS" --json --quiet > "$f" 2>/dev/null
+  runs+=("$1:$2:$f")
+done
+/usr/bin/python3 "$ROOT/scripts/demo_table.py" --table "${runs[@]}" \
+  --metrics "$MODELS/tiny-photon/metrics.json" "$MODELS/tiny-vanilla/metrics.json" "$MODELS/tiny-block/metrics.json"
