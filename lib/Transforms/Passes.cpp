@@ -125,15 +125,16 @@ static const char *kLowerToLLVMLoops = "convert-linalg-to-loops,lower-affine,can
 static const char *kLowerToLLVMParallelLoops =
     "convert-linalg-to-parallel-loops,lower-affine,canonicalize,cse,convert-scf-to-openmp";
 static const char *kLowerToLLVM2 =
-    "convert-scf-to-cf,expand-strided-metadata,lower-affine,finalize-memref-to-llvm,"
+    "convert-scf-to-cf,convert-vector-to-llvm{reassociate-fp-reductions},expand-strided-metadata,lower-affine,finalize-memref-to-llvm,"
     "convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,"
     "convert-func-to-llvm,convert-openmp-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts";
 
-void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp) {
+void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulKernels) {
   std::string err;
   llvm::raw_string_ostream os(err);
   if (failed(parsePassPipeline(kLowerToLLVM, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
+  if (matmulKernels) pm.addPass(createMatmulKernelsPass(openmp));
   pm.addPass(std::make_unique<CopyToLinalgPass>());
   if (failed(parsePassPipeline(openmp ? kLowerToLLVMParallelLoops : kLowerToLLVMLoops, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
@@ -148,11 +149,18 @@ void registerPhotonPasses() {
   PassRegistration<CopyToLinalgPass>();
   PassRegistration<ExpandShapeToReinterpretCastPass>();
   PassRegistration<InlineAllocaScopesPass>();
+  registerMatmulKernelsPass();
   PassPipelineRegistration<>(
       "photon-lower-to-llvm",
       "The upstream lowering photon-compile runs after convert-photon-to-linalg "
       "(inline, bufferize, loops, LLVM dialect)",
       [](OpPassManager &pm) { buildPhotonLowerToLLVMPipeline(pm, /*openmp=*/false); });
+  PassPipelineRegistration<>(
+      "photon-lower-to-llvm-generic",
+      "photon-lower-to-llvm without photon-matmul-kernels (matmuls as LLVM-vectorized loops)",
+      [](OpPassManager &pm) {
+        buildPhotonLowerToLLVMPipeline(pm, /*openmp=*/false, /*matmulKernels=*/false);
+      });
   PassPipelineRegistration<>(
       "photon-lower-to-llvm-openmp",
       "photon-lower-to-llvm with the parallel loops of linalg ops run by OpenMP",

@@ -90,6 +90,12 @@ static cl::opt<bool> openmp("openmp",
                                      "(links libomp; OMP_NUM_THREADS picks the count). Off by "
                                      "default: the runtime batches sequences on its own threads"),
                             cl::init(false), cl::cat(cat));
+static cl::opt<std::string> matmul(
+    "matmul",
+    cl::desc("Matmul kernels (x * W^T of linear, lm_head, SwiGLU): vector (split-K register "
+             "kernels of photon-matmul-kernels, default) or generic (linalg loops vectorized "
+             "by LLVM only)"),
+    cl::init("vector"), cl::cat(cat));
 static cl::opt<bool> quiet("q", cl::desc("No progress lines"), cl::cat(cat));
 
 namespace {
@@ -146,6 +152,8 @@ int main(int argc, char **argv) {
   if (target != "cpu")
     return fail("unsupported --target '" + target + "' (supported: cpu)");
   if (!llvm::sys::fs::exists(inputFile)) return fail("input '" + inputFile + "' does not exist");
+  if (matmul != "vector" && matmul != "generic")
+    return fail("unsupported --matmul '" + matmul + "' (expected vector or generic)");
 
   DialectRegistry registry;
   registerAllDialects(registry);
@@ -244,7 +252,7 @@ int main(int argc, char **argv) {
   }
   {
     PassManager pm(&ctx);
-    mlir::photon::buildPhotonLowerToLLVMPipeline(pm, openmp);
+    mlir::photon::buildPhotonLowerToLLVMPipeline(pm, openmp, matmul == "vector");
     progress("bufferizing and lowering to the LLVM dialect");
     if (failed(pm.run(*module))) return fail("lowering to the LLVM dialect failed");
   }

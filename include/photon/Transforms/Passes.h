@@ -32,7 +32,15 @@ void registerPhotonPasses();
 /// Adds the upstream lowering from the output of convert-photon-to-linalg (tensors,
 /// linalg, scf, memref) down to the LLVM dialect. With `openmp`, the parallel dimensions
 /// of every linalg op become an OpenMP work-sharing loop (the library then needs libomp).
-void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp = false);
+/// `matmulKernels` runs photon-matmul-kernels (split-K vector kernels for y += x * W^T)
+/// after bufferization; without it LLVM vectorizes the generic's scalar loops.
+void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp = false,
+                                    bool matmulKernels = true);
+
+/// photon-matmul-kernels (lib/Transforms/MatmulKernels.cpp). With `parallel`, the loop over
+/// blocks of 4 weight rows is an scf.parallel.
+std::unique_ptr<Pass> createMatmulKernelsPass(bool parallel = false);
+void registerMatmulKernelsPass();
 
 } // namespace photon
 } // namespace mlir
