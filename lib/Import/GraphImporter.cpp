@@ -336,6 +336,7 @@ LogicalResult GraphImporter::convertNode(const onnx::NodeProto &node, Scope &sco
   const std::string &domain = node.domain();
   if (!isDefaultDomain(domain)) {
     const onnx::FunctionProto *fn = model_.findFunction(domain, node.op_type());
+    if (!fn && syntheticFunction) fn = syntheticFunction(domain, node.op_type());
     if (!fn) {
       emitError(loc) << "node '" << node.name() << "': unsupported: op " << domain << "."
                      << node.op_type() << " (no converter and no model-local function)";
@@ -529,9 +530,11 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
            << u.where << ": " << u.reason;
     return nullptr;
   }
+  if (prepareHook && failed(prepareHook())) return nullptr;
   if (opts_.checkOnly) return ModuleOp::create(fileLoc);
 
-  nodesTotal_ = graph.node_size();
+  const auto &nodes = nodesOverride ? *nodesOverride : graph.node();
+  nodesTotal_ = nodes.size();
   OpBuilder b(&ctx_);
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
   b.setInsertionPointToEnd(module->getBody());
@@ -575,7 +578,7 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
     }
     func.setArgAttr(i, "onnx.name", b.getStringAttr(argNames[i]));
   }
-  if (failed(convertNodes(graph.node(), scope, b))) return nullptr;
+  if (failed(convertNodes(nodes, scope, b))) return nullptr;
 
   SmallVector<Value> results;
   for (const auto &out : graph.output()) {

@@ -75,6 +75,15 @@ public:
   /// hierarchy attribute, the forward's name and stage).
   std::function<mlir::LogicalResult(mlir::ModuleOp, mlir::func::FuncOp)> finalizeHook;
 
+  /// Called after the unsupported scan, before conversion (also with --check). The raiser
+  /// uses it to recover the hierarchy of a plain export: it may set nodesOverride (the node
+  /// list converted instead of the graph's) and syntheticFunction (photon functions those
+  /// nodes call, which the model does not define).
+  std::function<mlir::LogicalResult()> prepareHook;
+  const google::protobuf::RepeatedPtrField<onnx::NodeProto> *nodesOverride = nullptr;
+  std::function<const onnx::FunctionProto *(const std::string &, const std::string &)>
+      syntheticFunction;
+
   /// PHOTON models: the forward takes i32 tokens; the ONNX int64 `tokens` input is the
   /// cast tokensI64 of the i32 argument tokensI32.
   bool tokensAsI32 = false;

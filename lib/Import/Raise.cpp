@@ -22,6 +22,9 @@
 #include "llvm/Support/JSON.h"
 
 #include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
 
 namespace photon {
 namespace import {
@@ -36,6 +39,11 @@ struct Config {
   int64_t vocab = -1, width = -1, levels = 0, prefix = 0, nHeads = -1, nKvHeads = -1,
           headDim = -1, ffn = -1;
   std::vector<int64_t> chunkSizes;
+  // Needed only to recover the hierarchy of a plain export.
+  std::map<std::string, int64_t> layers;
+  double ropeTheta = -1, normEps = -1;
+  bool level1Shift = true;
+  std::string tokenDecoderInput = "decoder";
 };
 
 /// Shapes of a stack's weights, for the signature check and the function body.
@@ -82,6 +90,13 @@ public:
         geti("n_kv_heads", cfg.nKvHeads);
         geti("head_dim", cfg.headDim);
         geti("ffn", cfg.ffn);
+        if (auto x = o->getNumber("rope_theta")) cfg.ropeTheta = *x;
+        if (auto x = o->getNumber("norm_eps")) cfg.normEps = *x;
+        if (auto x = o->getBoolean("level1_shift")) cfg.level1Shift = *x;
+        if (auto x = o->getString("token_decoder_input")) cfg.tokenDecoderInput = x->str();
+        if (auto *l = o->getObject("layers"))
+          for (auto &kv : *l)
+            if (auto x = kv.second.getAsInteger()) cfg.layers[kv.first.str()] = *x;
         if (auto *a = o->getArray("chunk_sizes"))
           for (auto &e : *a)
             if (auto x = e.getAsInteger()) cfg.chunkSizes.push_back(*x);
@@ -110,9 +125,13 @@ public:
   std::optional<LogicalResult> raise(const onnx::NodeProto &node, const onnx::FunctionProto &fn,
                                      Scope &scope, OpBuilder &b);
   LogicalResult finalize(ModuleOp module, func::FuncOp forward);
+  /// Plain export (no photon functions): recovers the call sequence (RaisePlain.cpp).
+  LogicalResult preparePlain();
 
   GraphImporter &gi;
   Config cfg;
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> plainNodes;
+  std::map<std::string, onnx::FunctionProto> plainFns;
   std::string configError;
   int stackCount = 0;
 
@@ -592,6 +611,581 @@ LogicalResult Raiser::finalize(ModuleOp module, func::FuncOp forward) {
 
 } // namespace
 
+//===----------------------------------------------------------------------===//
+// Plain exports: recovering the hierarchy
+//===----------------------------------------------------------------------===//
+//
+// A plain export (model.plain.onnx: every function inlined into default-domain ops) has the
+// same initializer names, metadata and outputs as the function export. The call sequence
+// of the convention (reference/photon_ref/export.py, expected_calls) follows from
+// photon.config alone; the initializer names anchor each call's weights. Before the
+// sequence replaces the graph's nodes, the graph's computation around every weight is
+// checked against the pattern the call prescribes (RMSNorm, linear, SwiGLU, attention with
+// a mask and softmax, residual adds, embedding gathers, converter / compressor biases); the
+// first node that breaks a pattern is named in the error. The synthetic calls then go
+// through the same raising as the function export, so both exports give the same module.
+
+namespace {
+
+struct PlainCall {
+  std::string op;
+  std::vector<std::pair<std::string, int64_t>> intAttrs;
+  std::vector<std::pair<std::string, float>> floatAttrs;
+  std::vector<std::string> inputs; // "" = the previous call's output
+  std::string output;
+  std::string stack; // stack prefix (enc1, dec2, stack) or ""
+};
+
+class PlainChecker {
+public:
+  PlainChecker(const onnx::GraphProto &g, Location loc, StringRef path, double eps)
+      : g(g), loc(loc), path(path), eps(eps) {
+    for (const auto &n : g.node()) {
+      for (const auto &o : n.output()) producer[o] = &n;
+      for (const auto &i : n.input()) consumers[i].push_back(&n);
+    }
+  }
+
+  const onnx::GraphProto &g;
+  Location loc;
+  std::string path;
+  double eps;
+  std::map<std::string, const onnx::NodeProto *> producer;
+  std::map<std::string, std::vector<const onnx::NodeProto *>> consumers;
+
+  LogicalResult fail(const onnx::NodeProto *n, StringRef weight, StringRef pattern,
+                     const Twine &what) {
+    auto d = emitError(loc) << "plain export '" << path << "': ";
+    if (n) d << "node '" << n->name() << "' (" << n->op_type() << ") ";
+    d << "breaks the " << pattern << " pattern around weight '" << weight << "': " << what
+      << "; the graph does not compute what its photon.config and initializer names describe "
+         "(export with functions, docs/onnx-convention.md, or import with --emit=upstream)";
+    return failure();
+  }
+  const onnx::NodeProto *prod(const std::string &v) const {
+    auto it = producer.find(v);
+    return it == producer.end() ? nullptr : it->second;
+  }
+  const std::vector<const onnx::NodeProto *> &cons(const std::string &v) {
+    return consumers[v];
+  }
+  static bool hasInput(const onnx::NodeProto &n, const std::string &v) {
+    for (const auto &i : n.input())
+      if (i == v) return true;
+    return false;
+  }
+  /// The other input of a binary node.
+  static std::string other(const onnx::NodeProto &n, const std::string &v) {
+    if (n.input_size() != 2) return "";
+    return n.input(0) == v ? n.input(1) : n.input(0);
+  }
+  /// A scalar float Constant (or initializer) value.
+  std::optional<double> scalar(const std::string &v) {
+    const onnx::TensorProto *t = nullptr;
+    if (auto *p = prod(v)) {
+      if (p->op_type() != "Constant") return std::nullopt;
+      for (const auto &a : p->attribute())
+        if (a.name() == "value") t = &a.t();
+    } else {
+      for (const auto &i : g.initializer())
+        if (i.name() == v) t = &i;
+    }
+    if (!t || t->data_type() != onnx::TensorProto::FLOAT) return std::nullopt;
+    int64_t n = 1;
+    for (auto d : t->dims()) n *= d;
+    if (n != 1) return std::nullopt;
+    if (t->float_data_size() == 1) return t->float_data(0);
+    if (t->raw_data().size() == 4) {
+      float f;
+      memcpy(&f, t->raw_data().data(), 4);
+      return f;
+    }
+    return std::nullopt;
+  }
+
+  /// linear: MatMul(x, Transpose(w)) (or MatMul(x, w) / Gemm): every MatMul the weight
+  /// feeds (one per application of a stack: the latent decoders' rollout applies it
+  /// `chunk` times).
+  FailureOr<std::vector<const onnx::NodeProto *>> linears(const std::string &w) {
+    std::vector<const onnx::NodeProto *> r;
+    const auto &cs = cons(w);
+    if (cs.empty()) return fail(nullptr, w, "linear", "the weight is not used"), failure();
+    for (const onnx::NodeProto *c : cs) {
+      if ((c->op_type() == "MatMul" || c->op_type() == "Gemm") && c->input(1) == w) {
+        r.push_back(c);
+        continue;
+      }
+      if (c->op_type() != "Transpose")
+        return fail(c, w, "linear", "expected Transpose or MatMul"), failure();
+      const auto &tc = cons(c->output(0));
+      if (tc.empty()) return fail(c, w, "linear", "the transposed weight is not used"), failure();
+      for (const onnx::NodeProto *m : tc) {
+        if (m->op_type() != "MatMul" || m->input(1) != c->output(0))
+          return fail(m, w, "linear", "the transposed weight must be the right operand of a MatMul"),
+                 failure();
+        r.push_back(m);
+      }
+    }
+    return r;
+  }
+  /// The linear application of w that reads `in` (or the only one when in is empty).
+  FailureOr<const onnx::NodeProto *> linear(const std::string &w, const std::string &in = "") {
+    auto ms = linears(w);
+    if (failed(ms)) return failure();
+    for (auto *m : *ms)
+      if (in.empty() ? ms->size() == 1 : m->input(0) == in) return m;
+    if (in.empty())
+      return fail(nullptr, w, "linear", "expected one application, found " + Twine(ms->size())),
+             failure();
+    return fail((*ms)[0], w, "linear", "no MatMul by the weight reads '" + in + "'"), failure();
+  }
+
+  /// RMSNorm: Mul(Mul(x, Div(1, Sqrt(Add(ReduceMean(Pow(x, 2)), eps)))), w), one per
+  /// application. Returns {x, out} for each.
+  FailureOr<std::vector<std::pair<std::string, std::string>>> rmsNorms(const std::string &w) {
+    const char *P = "RMSNorm";
+    const auto &cs = cons(w);
+    if (cs.empty()) return fail(nullptr, w, P, "the weight is not used"), failure();
+    std::vector<std::pair<std::string, std::string>> r;
+    for (const onnx::NodeProto *m : cs) {
+      if (m->op_type() != "Mul") return fail(m, w, P, "expected a Mul by the weight"), failure();
+      auto one = rmsNormAt(w, m);
+      if (failed(one)) return failure();
+      r.push_back(*one);
+    }
+    return r;
+  }
+  FailureOr<std::pair<std::string, std::string>> rmsNorm(const std::string &w) {
+    auto r = rmsNorms(w);
+    if (failed(r)) return failure();
+    if (r->size() != 1)
+      return fail(nullptr, w, "RMSNorm", "expected one application, found " + Twine(r->size())),
+             failure();
+    return (*r)[0];
+  }
+  FailureOr<std::pair<std::string, std::string>> rmsNormAt(const std::string &w,
+                                                         const onnx::NodeProto *m) {
+    const char *P = "RMSNorm";
+    const onnx::NodeProto *xr = prod(other(*m, w));
+    if (!xr || xr->op_type() != "Mul")
+      return fail(xr ? xr : m, w, P, "expected Mul(x, 1/rms) before the weight"), failure();
+    for (int side = 0; side < 2; ++side) {
+      std::string x = xr->input(side), r = xr->input(1 - side);
+      const onnx::NodeProto *rn = prod(r);
+      if (!rn || (rn->op_type() != "Div" && rn->op_type() != "Reciprocal")) continue;
+      const onnx::NodeProto *sq = prod(rn->input(rn->input_size() - 1));
+      if (rn->op_type() == "Div") {
+        auto one = scalar(rn->input(0));
+        if (!one || *one != 1.0) return fail(rn, w, P, "expected 1 / sqrt(...)"), failure();
+      }
+      if (!sq || sq->op_type() != "Sqrt") return fail(rn, w, P, "expected 1 / Sqrt(...)"), failure();
+      const onnx::NodeProto *add = prod(sq->input(0));
+      if (!add || add->op_type() != "Add") return fail(sq, w, P, "expected Sqrt(mean + eps)"), failure();
+      for (int s2 = 0; s2 < 2; ++s2) {
+        const onnx::NodeProto *mean = prod(add->input(s2));
+        if (!mean || mean->op_type() != "ReduceMean") continue;
+        auto e = scalar(add->input(1 - s2));
+        if (!e || std::fabs(*e - eps) > 1e-3 * eps)
+          return fail(add, w, P, "epsilon is not photon.config norm_eps = " + Twine(std::to_string(eps))), failure();
+        const onnx::NodeProto *pw = prod(mean->input(0));
+        if (!pw || pw->op_type() != "Pow" || pw->input(0) != x)
+          return fail(pw ? pw : mean, w, P, "expected ReduceMean(Pow(x, 2)) of the normalized x"),
+                 failure();
+        auto two = scalar(pw->input(1));
+        if (!two || *two != 2.0) return fail(pw, w, P, "expected exponent 2"), failure();
+        return std::make_pair(x, m->output(0));
+      }
+      return fail(add, w, P, "expected ReduceMean(...) + eps"), failure();
+    }
+    return fail(xr, w, P, "expected x * (1 / sqrt(mean(x^2) + eps))"), failure();
+  }
+
+  /// Nodes in the backward cone of v (bounded), not crossing `stop` values.
+  std::set<const onnx::NodeProto *> cone(const std::string &v, const std::set<std::string> &stop,
+                                         size_t limit = 400) {
+    std::set<const onnx::NodeProto *> seen;
+    std::vector<std::string> work{v};
+    while (!work.empty() && seen.size() < limit) {
+      std::string x = work.back();
+      work.pop_back();
+      if (stop.count(x)) continue;
+      const onnx::NodeProto *p = prod(x);
+      if (!p || !seen.insert(p).second) continue;
+      if (p->op_type() == "Shape") continue; // shape arithmetic reads other layers' values
+      for (const auto &i : p->input()) work.push_back(i);
+    }
+    return seen;
+  }
+
+  /// One pre-norm transformer layer (prefix P, layer i), every application of it. xs: the
+  /// layer inputs of the applications (empty for the first layer), replaced by the outputs.
+  LogicalResult layer(const std::string &P, int64_t i, std::vector<std::string> &xs) {
+    std::string p = P + "." + std::to_string(i) + ".";
+    auto n1s = rmsNorms(p + "attn_norm");
+    if (failed(n1s)) return failure();
+    if (!xs.empty() && xs.size() != n1s->size())
+      return fail(nullptr, p + "attn_norm", "residual stream",
+                  "applied " + Twine(n1s->size()) + " times, the previous layer " +
+                      Twine(xs.size()) + " times"),
+             failure();
+    std::vector<std::string> outs;
+    for (size_t a = 0; a < n1s->size(); ++a) {
+      auto &n1 = (*n1s)[a];
+      if (!xs.empty() && llvm::find(xs, n1.first) == xs.end())
+        return fail(prod(n1.first), p + "attn_norm", "residual stream",
+                    "the layer's input is not the previous layer's output"),
+               failure();
+      std::string out;
+      if (failed(application(p, n1, out))) return failure();
+      outs.push_back(out);
+    }
+    xs = outs;
+    return success();
+  }
+
+  LogicalResult application(const std::string &p, const std::pair<std::string, std::string> &n1,
+                            std::string &out) {
+    const onnx::NodeProto *mm[7];
+    static const char *lin[] = {"wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"};
+    // attention: q, k, v read the normed input; softmax(mask(q k^T * scale)) v -> wo.
+    for (int j = 0; j < 3; ++j) {
+      auto m = linear(p + lin[j], n1.second);
+      if (failed(m)) return failure();
+      mm[j] = *m;
+    }
+    std::set<std::string> stop{n1.second, n1.first};
+    // wo: the application whose input cone holds this q projection.
+    {
+      auto os = linears(p + "wo");
+      if (failed(os)) return failure();
+      mm[3] = nullptr;
+      // A later rollout step reads this step's output, so its cone holds this q too: the
+      // own application is the one with the smallest cone.
+      size_t best = SIZE_MAX;
+      for (auto *o : *os) {
+        auto c = cone(o->input(0), stop);
+        if (c.count(mm[0]) && c.size() < best) {
+          best = c.size();
+          mm[3] = o;
+        }
+      }
+      if (!mm[3])
+        return fail(mm[0], p + "wo", "attention", "the query projection does not reach wo"),
+               failure();
+    }
+    auto oc = cone(mm[3]->input(0), stop);
+    const onnx::NodeProto *sm = nullptr;
+    for (auto *n : oc)
+      if (n->op_type() == "Softmax") {
+        if (sm) return fail(n, p + "wo", "attention", "more than one Softmax"), failure();
+        sm = n;
+      }
+    if (!sm) return fail(mm[3], p + "wo", "attention", "no Softmax before the output projection"), failure();
+    if (!oc.count(mm[2]))
+      return fail(mm[3], p + "wv", "attention", "the value projection does not reach wo"), failure();
+    auto sc = cone(sm->input(0), stop);
+    if (!sc.count(mm[0]) || !sc.count(mm[1]))
+      return fail(sm, p + "wq", "attention", "the Softmax does not read q k^T"), failure();
+    if (sc.count(mm[2]))
+      return fail(sm, p + "wv", "attention", "the value projection feeds the scores"), failure();
+    bool masked = false, rope = false;
+    for (auto *n : sc) {
+      if (n->op_type() == "Where") masked = true;
+      if (n->op_type() == "Add" && n->input_size() == 2)
+        for (const auto &in : n->input()) {
+          const onnx::NodeProto *c = prod(in);
+          if ((c && c->op_type() == "Constant") || (!c && isInit(in)))
+            masked = true;
+        }
+      if (n->op_type() == "Neg" || n->op_type() == "Sub" || n->op_type() == "Sin" ||
+          n->op_type() == "Cos")
+        rope = true;
+    }
+    if (!masked)
+      return fail(sm, p + "wq", "attention", "no mask (Where, or Add of a constant) before the Softmax"),
+             failure();
+    if (!rope)
+      return fail(sm, p + "wq", "attention", "no rotary embedding (rotate-half) on q, k"), failure();
+    // residual: h = x + o
+    const auto &oc2 = cons(mm[3]->output(0));
+    const onnx::NodeProto *res1 = nullptr;
+    for (auto *c : oc2)
+      if (c->op_type() == "Add" && hasInput(*c, n1.first)) res1 = c;
+    if (!res1)
+      return fail(oc2.empty() ? mm[3] : oc2[0], p + "wo", "residual",
+                  "expected Add(x, attention output)"),
+             failure();
+    const onnx::NodeProto *norm2 = nullptr;
+    for (auto *c : cons(res1->output(0)))
+      if (c->op_type() == "Mul") {
+        const onnx::NodeProto *m2 = nullptr;
+        for (auto *d : cons(c->output(0)))
+          if (d->op_type() == "Mul" && hasInput(*d, p + "mlp_norm")) m2 = d;
+        if (m2) norm2 = m2;
+      }
+    if (!norm2)
+      return fail(res1, p + "mlp_norm", "residual", "mlp_norm must read the attention residual"),
+             failure();
+    auto n2 = rmsNormAt(p + "mlp_norm", norm2);
+    if (failed(n2)) return failure();
+    if (n2->first != res1->output(0))
+      return fail(prod(n2->first), p + "mlp_norm", "residual",
+                  "mlp_norm must read the attention residual"),
+             failure();
+    // SwiGLU: w_down(silu(w_gate h) * w_up h)
+    const char *S = "SwiGLU";
+    for (int j = 4; j < 6; ++j) {
+      auto m = linear(p + lin[j], n2->second);
+      if (failed(m)) return failure();
+      mm[j] = *m;
+    }
+    std::string gout = mm[4]->output(0), uout = mm[5]->output(0);
+    const onnx::NodeProto *sig = nullptr, *silu = nullptr;
+    for (auto *c : cons(gout))
+      if (c->op_type() == "Sigmoid") sig = c;
+    if (!sig) return fail(mm[4], p + "w_gate", S, "expected Sigmoid(gate)"), failure();
+    for (auto *c : cons(gout))
+      if (c->op_type() == "Mul" && hasInput(*c, sig->output(0))) silu = c;
+    if (!silu) return fail(sig, p + "w_gate", S, "expected gate * Sigmoid(gate)"), failure();
+    const onnx::NodeProto *pr = nullptr;
+    for (auto *c : cons(silu->output(0)))
+      if (c->op_type() == "Mul" && hasInput(*c, uout)) pr = c;
+    if (!pr) return fail(silu, p + "w_up", S, "expected silu(gate) * up"), failure();
+    auto down = linear(p + "w_down", pr->output(0));
+    if (failed(down)) return failure();
+    mm[6] = *down;
+    const onnx::NodeProto *res2 = nullptr;
+    for (auto *c : cons(mm[6]->output(0)))
+      if (c->op_type() == "Add" && hasInput(*c, res1->output(0))) res2 = c;
+    if (!res2) return fail(mm[6], p + "w_down", "residual", "expected Add(h, mlp output)"), failure();
+    out = res2->output(0);
+    return success();
+  }
+
+  bool isInit(const std::string &v) const {
+    for (const auto &i : g.initializer())
+      if (i.name() == v) return true;
+    return false;
+  }
+
+  /// A stack: layers then the final norm, every application.
+  LogicalResult stack(const std::string &P, int64_t n) {
+    std::vector<std::string> xs;
+    for (int64_t i = 0; i < n; ++i)
+      if (failed(layer(P, i, xs))) return failure();
+    auto fs = rmsNorms(P + ".final_norm");
+    if (failed(fs)) return failure();
+    if (fs->size() != xs.size())
+      return fail(nullptr, P + ".final_norm", "residual stream",
+                  "applied " + Twine(fs->size()) + " times, the layers " + Twine(xs.size()) +
+                      " times"),
+             failure();
+    for (auto &f : *fs)
+      if (llvm::find(xs, f.first) == xs.end())
+        return fail(prod(f.first), P + ".final_norm", "residual stream",
+                    "the final norm must read the last layer's output"),
+               failure();
+    return success();
+  }
+
+  LogicalResult consumedBy(const std::string &w, std::initializer_list<StringRef> ops,
+                           StringRef pattern) {
+    const auto &cs = cons(w);
+    if (cs.empty()) return fail(nullptr, w, pattern, "the weight is not used"), failure();
+    for (auto *c : cs)
+      if (llvm::find(ops, StringRef(c->op_type())) == ops.end())
+        return fail(c, w, pattern, "unexpected consumer"), failure();
+    return success();
+  }
+};
+
+} // namespace
+
+LogicalResult Raiser::preparePlain() {
+  const onnx::ModelProto &mp = gi.model().proto();
+  for (const auto &f : mp.functions())
+    if (f.domain() == "photon") return success(); // the function export
+  for (const auto &n : mp.graph().node())
+    if (!isDefaultDomain(n.domain())) return success(); // not a plain export
+  std::string path = gi.model().path();
+  Location floc = FileLineColLoc::get(&gi.context(), path, 0, 0);
+  auto bad = [&](const Twine &msg) {
+    emitError(floc) << "plain export '" << path << "': cannot recover the PHOTON hierarchy: "
+                    << msg;
+    return failure();
+  };
+  if (!configError.empty()) return bad(configError);
+  if (cfg.vocab < 1 || cfg.width < 1 || cfg.nHeads < 1 || cfg.nKvHeads < 1 || cfg.headDim < 1 ||
+      cfg.ropeTheta <= 0 || cfg.normEps <= 0)
+    return bad("photon.config must give vocab, width, n_heads, n_kv_heads, head_dim, rope_theta "
+               "and norm_eps");
+  bool vanilla = cfg.family == "vanilla";
+  int64_t L = cfg.levels;
+  if (!vanilla && (L < 1 || (int64_t)cfg.chunkSizes.size() != L || cfg.prefix < 1))
+    return bad("photon.config must give levels >= 1, one chunk size per level and prefix >= 1");
+  if (!vanilla && cfg.tokenDecoderInput != "decoder")
+    return bad("token_decoder_input = '" + cfg.tokenDecoderInput + "' is not supported");
+  auto layersOf = [&](const std::string &s) -> int64_t {
+    auto it = cfg.layers.find(s);
+    return it == cfg.layers.end() ? -1 : it->second;
+  };
+  std::set<std::string> outs;
+  for (const auto &o : mp.graph().output()) outs.insert(o.name());
+
+  // The convention's call sequence (reference/photon_ref/export.py, expected_calls).
+  std::vector<PlainCall> calls;
+  auto stackIns = [&](const std::string &P, int64_t n) {
+    static const char *w[] = {"attn_norm", "wq", "wk", "wv", "wo",
+                              "mlp_norm", "w_gate", "w_up", "w_down"};
+    std::vector<std::string> r;
+    for (int64_t i = 0; i < n; ++i)
+      for (const char *x : w) r.push_back(P + "." + std::to_string(i) + "." + x);
+    r.push_back(P + ".final_norm");
+    return r;
+  };
+  auto sattrs = [&](PlainCall &c, int64_t n) {
+    c.intAttrs = {{"n_layers", n}, {"n_heads", cfg.nHeads}, {"n_kv_heads", cfg.nKvHeads},
+                  {"head_dim", cfg.headDim}};
+    c.floatAttrs = {{"rope_theta", (float)cfg.ropeTheta}, {"eps", (float)cfg.normEps}};
+  };
+  auto add = [&](PlainCall c) { calls.push_back(std::move(c)); };
+  auto stackCall = [&](const std::string &op, const std::string &P,
+                       std::vector<std::string> pre) -> LogicalResult {
+    int64_t n = layersOf(P);
+    if (n < 1) return bad("photon.config layers lacks '" + P + "'");
+    PlainCall c;
+    c.op = op;
+    c.stack = P;
+    sattrs(c, n);
+    c.inputs = {""};
+    for (auto &p : pre) c.inputs.push_back(p);
+    for (auto &w : stackIns(P, n)) c.inputs.push_back(w);
+    calls.push_back(std::move(c));
+    return success();
+  };
+  if (vanilla) {
+    add({"TokenEmbedding", {}, {}, {"tokens", "emb"}, "", ""});
+    if (failed(stackCall("EncoderStack", "stack", {}))) return failure();
+    add({"LMHead", {}, {}, {"", "lm_head"}, "", ""});
+  } else {
+    auto &C = cfg.chunkSizes;
+    add({"TokenEmbedding", {}, {}, {"tokens", "emb_enc"}, "", ""});
+    add({"Chunk", {{"size", C[0]}}, {}, {""}, "", ""});
+    for (int64_t l = 1; l <= L; ++l) {
+      std::string P = "enc" + std::to_string(l);
+      if (l >= 2)
+        add({"ChunkCompress", {{"size", C[l - 1]}}, {{"eps", (float)cfg.normEps}},
+             {"", P + ".compress.norm", P + ".compress.w", P + ".compress.b"}, "", ""});
+      if (failed(stackCall("EncoderStack", P, {}))) return failure();
+      if (l == 1 && outs.count("x1")) calls.back().output = "x1";
+    }
+    for (int64_t l = L; l >= 2; --l) {
+      std::string P = "dec" + std::to_string(l);
+      add({"Shift", {}, {}, {"", P + ".start"}, "", ""});
+      if (failed(stackCall("LatentDecoder", P, {P + ".conv.w", P + ".conv.b"}))) return failure();
+      calls.back().intAttrs.push_back({"chunk", C[l - 1]});
+      calls.back().intAttrs.push_back({"prefix", cfg.prefix});
+      if (l == 2 && outs.count("xh1")) calls.back().output = "xh1";
+    }
+    if (cfg.level1Shift) add({"Shift", {}, {}, {"", "dec1.start"}, "", ""});
+    if (failed(stackCall("TokenDecoder", "dec1",
+                         {"tokens", "dec1.emb", "dec1.conv.w", "dec1.conv.b"})))
+      return failure();
+    calls.back().intAttrs.push_back({"chunk", C[0]});
+    calls.back().intAttrs.push_back({"prefix", cfg.prefix});
+    add({"LMHead", {}, {}, {"", "lm_head"}, "", ""});
+  }
+  calls.back().output = "logits";
+  if (!outs.count("logits")) return bad("the graph has no output 'logits'");
+
+  // Every weight the sequence names exists; every float initializer is one of them.
+  std::set<std::string> inits, used;
+  for (const auto &t : mp.graph().initializer())
+    if (t.data_type() == onnx::TensorProto::FLOAT) inits.insert(t.name());
+  for (auto &c : calls)
+    for (auto &i : c.inputs)
+      if (!i.empty() && i != "tokens") {
+        if (!inits.count(i))
+          return bad(c.op + " needs the f32 initializer '" + i +
+                     "' (docs/onnx-convention.md names), which the graph lacks");
+        used.insert(i);
+      }
+  for (auto &i : inits)
+    if (!used.count(i))
+      return bad("initializer '" + i + "' is not a weight of the structure photon.config " +
+                 "describes");
+
+  // The computation around every weight.
+  PlainChecker pc(mp.graph(), floc, path, cfg.normEps);
+  for (auto &c : calls) {
+    if (!c.stack.empty()) {
+      if (failed(pc.stack(c.stack, layersOf(c.stack)))) return failure();
+      if (c.op != "EncoderStack") {
+        const std::string &P = c.stack;
+        if (failed(pc.linear(P + ".conv.w")) ||
+            failed(pc.consumedBy(P + ".conv.b", {"Add"}, "converter")))
+          return failure();
+      }
+      if (c.op == "TokenDecoder" && failed(pc.consumedBy("dec1.emb", {"Gather"}, "embedding")))
+        return failure();
+    } else if (c.op == "TokenEmbedding") {
+      if (failed(pc.consumedBy(c.inputs[1], {"Gather"}, "embedding"))) return failure();
+    } else if (c.op == "ChunkCompress") {
+      if (failed(pc.rmsNorm(c.inputs[1])) || failed(pc.linear(c.inputs[2])) ||
+          failed(pc.consumedBy(c.inputs[3], {"Add"}, "compressor")))
+        return failure();
+    } else if (c.op == "LMHead") {
+      if (failed(pc.linear("lm_head"))) return failure();
+      auto *mm = *pc.linear("lm_head");
+      if (mm->output(0) != "logits" && !pc.cons(mm->output(0)).empty() &&
+          pc.prod("logits") == nullptr)
+        return bad("no node computes 'logits'");
+    } else if (c.op == "Shift") {
+      if (failed(pc.consumedBy(c.inputs[1], {"Reshape", "Unsqueeze", "Expand", "Concat"},
+                               "shift")))
+        return failure();
+    }
+  }
+
+  // The synthetic calls, converted by the same raising as the function export.
+  std::string prev;
+  int k = 0;
+  for (auto &c : calls) {
+    onnx::NodeProto *n = plainNodes.Add();
+    n->set_domain("photon");
+    n->set_op_type(c.op);
+    n->set_name("plain:" + c.op + (c.stack.empty() ? "" : "(" + c.stack + ")"));
+    for (auto &i : c.inputs) n->add_input(i.empty() ? prev : i);
+    prev = c.output.empty() ? "plain_" + std::to_string(k) + "_" + c.op : c.output;
+    ++k;
+    n->add_output(prev);
+    for (auto &[name, v] : c.intAttrs) {
+      auto *a = n->add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(v);
+    }
+    for (auto &[name, v] : c.floatAttrs) {
+      auto *a = n->add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::FLOAT);
+      a->set_f(v);
+    }
+    auto &fn = plainFns[c.op];
+    fn.set_domain("photon");
+    fn.set_name(c.op);
+  }
+  gi.nodesOverride = &plainNodes;
+  gi.syntheticFunction = [this](const std::string &d, const std::string &n)
+      -> const onnx::FunctionProto * {
+    if (d != "photon") return nullptr;
+    auto it = plainFns.find(n);
+    return it == plainFns.end() ? nullptr : &it->second;
+  };
+  return success();
+}
+
+
 void installPhotonRaiser(GraphImporter &gi) {
   auto r = std::make_shared<Raiser>(gi);
   if (!r->init()) {
@@ -607,6 +1201,7 @@ void installPhotonRaiser(GraphImporter &gi) {
   gi.raiseHook = [r](const onnx::NodeProto &n, const onnx::FunctionProto &fn, Scope &s,
                      OpBuilder &b) { return r->raise(n, fn, s, b); };
   gi.finalizeHook = [r](ModuleOp m, func::FuncOp f) { return r->finalize(m, f); };
+  gi.prepareHook = [r]() { return r->preparePlain(); };
 }
 
 } // namespace import
