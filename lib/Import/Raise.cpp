@@ -638,11 +638,20 @@ struct PlainCall {
 
 class PlainChecker {
 public:
+  /// Inputs and outputs by index, "" when out of range (any graph may reach here).
+  static std::string in(const onnx::NodeProto *n, int i) {
+    return i >= 0 && i < n->input_size() ? n->input(i) : std::string();
+  }
+  static std::string out(const onnx::NodeProto *n, int i) {
+    return i >= 0 && i < n->output_size() ? n->output(i) : std::string();
+  }
   PlainChecker(const onnx::GraphProto &g, Location loc, StringRef path, double eps)
       : g(g), loc(loc), path(path), eps(eps) {
     for (const auto &n : g.node()) {
-      for (const auto &o : n.output()) producer[o] = &n;
-      for (const auto &i : n.input()) consumers[i].push_back(&n);
+      for (const auto &o : n.output())
+        if (!o.empty()) producer[o] = &n;
+      for (const auto &i : n.input())
+        if (!i.empty()) consumers[i].push_back(&n);
     }
   }
 
@@ -711,16 +720,16 @@ public:
     const auto &cs = cons(w);
     if (cs.empty()) return fail(nullptr, w, "linear", "the weight is not used"), failure();
     for (const onnx::NodeProto *c : cs) {
-      if ((c->op_type() == "MatMul" || c->op_type() == "Gemm") && c->input(1) == w) {
+      if ((c->op_type() == "MatMul" || c->op_type() == "Gemm") && in(c, 1) == w) {
         r.push_back(c);
         continue;
       }
       if (c->op_type() != "Transpose")
         return fail(c, w, "linear", "expected Transpose or MatMul"), failure();
-      const auto &tc = cons(c->output(0));
+      const auto &tc = cons(out(c, 0));
       if (tc.empty()) return fail(c, w, "linear", "the transposed weight is not used"), failure();
       for (const onnx::NodeProto *m : tc) {
-        if (m->op_type() != "MatMul" || m->input(1) != c->output(0))
+        if (m->op_type() != "MatMul" || in(m, 1) != out(c, 0))
           return fail(m, w, "linear", "the transposed weight must be the right operand of a MatMul"),
                  failure();
         r.push_back(m);
@@ -729,15 +738,15 @@ public:
     return r;
   }
   /// The linear application of w that reads `in` (or the only one when in is empty).
-  FailureOr<const onnx::NodeProto *> linear(const std::string &w, const std::string &in = "") {
+  FailureOr<const onnx::NodeProto *> linear(const std::string &w, const std::string &src = "") {
     auto ms = linears(w);
     if (failed(ms)) return failure();
     for (auto *m : *ms)
-      if (in.empty() ? ms->size() == 1 : m->input(0) == in) return m;
-    if (in.empty())
+      if (src.empty() ? ms->size() == 1 : in(m, 0) == src) return m;
+    if (src.empty())
       return fail(nullptr, w, "linear", "expected one application, found " + Twine(ms->size())),
              failure();
-    return fail((*ms)[0], w, "linear", "no MatMul by the weight reads '" + in + "'"), failure();
+    return fail((*ms)[0], w, "linear", "no MatMul by the weight reads '" + src + "'"), failure();
   }
 
   /// RMSNorm: Mul(Mul(x, Div(1, Sqrt(Add(ReduceMean(Pow(x, 2)), eps)))), w), one per
@@ -770,30 +779,30 @@ public:
     if (!xr || xr->op_type() != "Mul")
       return fail(xr ? xr : m, w, P, "expected Mul(x, 1/rms) before the weight"), failure();
     for (int side = 0; side < 2; ++side) {
-      std::string x = xr->input(side), r = xr->input(1 - side);
+      std::string x = in(xr, side), r = in(xr, 1 - side);
       const onnx::NodeProto *rn = prod(r);
       if (!rn || (rn->op_type() != "Div" && rn->op_type() != "Reciprocal")) continue;
-      const onnx::NodeProto *sq = prod(rn->input(rn->input_size() - 1));
+      const onnx::NodeProto *sq = prod(in(rn, rn->input_size() - 1));
       if (rn->op_type() == "Div") {
-        auto one = scalar(rn->input(0));
+        auto one = scalar(in(rn, 0));
         if (!one || *one != 1.0) return fail(rn, w, P, "expected 1 / sqrt(...)"), failure();
       }
       if (!sq || sq->op_type() != "Sqrt") return fail(rn, w, P, "expected 1 / Sqrt(...)"), failure();
-      const onnx::NodeProto *add = prod(sq->input(0));
+      const onnx::NodeProto *add = prod(in(sq, 0));
       if (!add || add->op_type() != "Add") return fail(sq, w, P, "expected Sqrt(mean + eps)"), failure();
       for (int s2 = 0; s2 < 2; ++s2) {
-        const onnx::NodeProto *mean = prod(add->input(s2));
+        const onnx::NodeProto *mean = prod(in(add, s2));
         if (!mean || mean->op_type() != "ReduceMean") continue;
-        auto e = scalar(add->input(1 - s2));
+        auto e = scalar(in(add, 1 - s2));
         if (!e || std::fabs(*e - eps) > 1e-3 * eps)
           return fail(add, w, P, "epsilon is not photon.config norm_eps = " + Twine(std::to_string(eps))), failure();
-        const onnx::NodeProto *pw = prod(mean->input(0));
-        if (!pw || pw->op_type() != "Pow" || pw->input(0) != x)
+        const onnx::NodeProto *pw = prod(in(mean, 0));
+        if (!pw || pw->op_type() != "Pow" || in(pw, 0) != x)
           return fail(pw ? pw : mean, w, P, "expected ReduceMean(Pow(x, 2)) of the normalized x"),
                  failure();
-        auto two = scalar(pw->input(1));
+        auto two = scalar(in(pw, 1));
         if (!two || *two != 2.0) return fail(pw, w, P, "expected exponent 2"), failure();
-        return std::make_pair(x, m->output(0));
+        return std::make_pair(x, out(m, 0));
       }
       return fail(add, w, P, "expected ReduceMean(...) + eps"), failure();
     }
@@ -844,7 +853,7 @@ public:
   }
 
   LogicalResult application(const std::string &p, const std::pair<std::string, std::string> &n1,
-                            std::string &out) {
+                            std::string &result) {
     const onnx::NodeProto *mm[7];
     static const char *lin[] = {"wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"};
     // attention: q, k, v read the normed input; softmax(mask(q k^T * scale)) v -> wo.
@@ -863,7 +872,7 @@ public:
       // own application is the one with the smallest cone.
       size_t best = SIZE_MAX;
       for (auto *o : *os) {
-        auto c = cone(o->input(0), stop);
+        auto c = cone(in(o, 0), stop);
         if (c.count(mm[0]) && c.size() < best) {
           best = c.size();
           mm[3] = o;
@@ -873,7 +882,7 @@ public:
         return fail(mm[0], p + "wo", "attention", "the query projection does not reach wo"),
                failure();
     }
-    auto oc = cone(mm[3]->input(0), stop);
+    auto oc = cone(in(mm[3], 0), stop);
     const onnx::NodeProto *sm = nullptr;
     for (auto *n : oc)
       if (n->op_type() == "Softmax") {
@@ -883,7 +892,7 @@ public:
     if (!sm) return fail(mm[3], p + "wo", "attention", "no Softmax before the output projection"), failure();
     if (!oc.count(mm[2]))
       return fail(mm[3], p + "wv", "attention", "the value projection does not reach wo"), failure();
-    auto sc = cone(sm->input(0), stop);
+    auto sc = cone(in(sm, 0), stop);
     if (!sc.count(mm[0]) || !sc.count(mm[1]))
       return fail(sm, p + "wq", "attention", "the Softmax does not read q k^T"), failure();
     if (sc.count(mm[2]))
@@ -892,9 +901,9 @@ public:
     for (auto *n : sc) {
       if (n->op_type() == "Where") masked = true;
       if (n->op_type() == "Add" && n->input_size() == 2)
-        for (const auto &in : n->input()) {
-          const onnx::NodeProto *c = prod(in);
-          if ((c && c->op_type() == "Constant") || (!c && isInit(in)))
+        for (const auto &inp : n->input()) {
+          const onnx::NodeProto *c = prod(inp);
+          if ((c && c->op_type() == "Constant") || (!c && isInit(inp)))
             masked = true;
         }
       if (n->op_type() == "Neg" || n->op_type() == "Sub" || n->op_type() == "Sin" ||
@@ -907,7 +916,7 @@ public:
     if (!rope)
       return fail(sm, p + "wq", "attention", "no rotary embedding (rotate-half) on q, k"), failure();
     // residual: h = x + o
-    const auto &oc2 = cons(mm[3]->output(0));
+    const auto &oc2 = cons(out(mm[3], 0));
     const onnx::NodeProto *res1 = nullptr;
     for (auto *c : oc2)
       if (c->op_type() == "Add" && hasInput(*c, n1.first)) res1 = c;
@@ -916,10 +925,10 @@ public:
                   "expected Add(x, attention output)"),
              failure();
     const onnx::NodeProto *norm2 = nullptr;
-    for (auto *c : cons(res1->output(0)))
+    for (auto *c : cons(out(res1, 0)))
       if (c->op_type() == "Mul") {
         const onnx::NodeProto *m2 = nullptr;
-        for (auto *d : cons(c->output(0)))
+        for (auto *d : cons(out(c, 0)))
           if (d->op_type() == "Mul" && hasInput(*d, p + "mlp_norm")) m2 = d;
         if (m2) norm2 = m2;
       }
@@ -928,7 +937,7 @@ public:
              failure();
     auto n2 = rmsNormAt(p + "mlp_norm", norm2);
     if (failed(n2)) return failure();
-    if (n2->first != res1->output(0))
+    if (n2->first != out(res1, 0))
       return fail(prod(n2->first), p + "mlp_norm", "residual",
                   "mlp_norm must read the attention residual"),
              failure();
@@ -939,26 +948,26 @@ public:
       if (failed(m)) return failure();
       mm[j] = *m;
     }
-    std::string gout = mm[4]->output(0), uout = mm[5]->output(0);
+    std::string gout = out(mm[4], 0), uout = out(mm[5], 0);
     const onnx::NodeProto *sig = nullptr, *silu = nullptr;
     for (auto *c : cons(gout))
       if (c->op_type() == "Sigmoid") sig = c;
     if (!sig) return fail(mm[4], p + "w_gate", S, "expected Sigmoid(gate)"), failure();
     for (auto *c : cons(gout))
-      if (c->op_type() == "Mul" && hasInput(*c, sig->output(0))) silu = c;
+      if (c->op_type() == "Mul" && hasInput(*c, out(sig, 0))) silu = c;
     if (!silu) return fail(sig, p + "w_gate", S, "expected gate * Sigmoid(gate)"), failure();
     const onnx::NodeProto *pr = nullptr;
-    for (auto *c : cons(silu->output(0)))
+    for (auto *c : cons(out(silu, 0)))
       if (c->op_type() == "Mul" && hasInput(*c, uout)) pr = c;
     if (!pr) return fail(silu, p + "w_up", S, "expected silu(gate) * up"), failure();
-    auto down = linear(p + "w_down", pr->output(0));
+    auto down = linear(p + "w_down", out(pr, 0));
     if (failed(down)) return failure();
     mm[6] = *down;
     const onnx::NodeProto *res2 = nullptr;
-    for (auto *c : cons(mm[6]->output(0)))
-      if (c->op_type() == "Add" && hasInput(*c, res1->output(0))) res2 = c;
+    for (auto *c : cons(out(mm[6], 0)))
+      if (c->op_type() == "Add" && hasInput(*c, out(res1, 0))) res2 = c;
     if (!res2) return fail(mm[6], p + "w_down", "residual", "expected Add(h, mlp output)"), failure();
-    out = res2->output(0);
+    result = out(res2, 0);
     return success();
   }
 
@@ -1137,7 +1146,7 @@ LogicalResult Raiser::preparePlain() {
     } else if (c.op == "LMHead") {
       if (failed(pc.linear("lm_head"))) return failure();
       auto *mm = *pc.linear("lm_head");
-      if (mm->output(0) != "logits" && !pc.cons(mm->output(0)).empty() &&
+      if (PlainChecker::out(mm, 0) != "logits" && !pc.cons(PlainChecker::out(mm, 0)).empty() &&
           pc.prod("logits") == nullptr)
         return bad("no node computes 'logits'");
     } else if (c.op == "Shift") {

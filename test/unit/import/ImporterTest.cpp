@@ -236,3 +236,77 @@ TEST_F(ImporterTest, CoversTheIssueOpList) {
 }
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// Plain exports: the hierarchy is recovered by patterns
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+std::string printModule(mlir::ModuleOp m) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  m->print(os);
+  return s;
+}
+
+size_t countOps(mlir::ModuleOp m, llvm::StringRef name) {
+  size_t n = 0;
+  m->walk([&](mlir::Operation *op) { n += op->getName().getStringRef() == name; });
+  return n;
+}
+
+onnx::ModelProto loadModel(const std::string &path) {
+  onnx::ModelProto m;
+  std::ifstream f(path, std::ios::binary);
+  EXPECT_TRUE(m.ParseFromIstream(&f)) << path;
+  return m;
+}
+
+} // namespace
+
+TEST_F(ImporterTest, PlainExportRaisesToTheFunctionExportsModule) {
+  for (const char *fx : {"photon-c44", "vanilla", "block", "photon-l3", "photon-gqa"}) {
+    std::string dir = std::string(PHOTON_FIXTURES_DIR) + "/" + fx;
+    mlir::photon::ImportOptions po, fo;
+    po.weightsOut = tmp + "/plain.bin";
+    fo.weightsOut = tmp + "/fn.bin";
+    auto plain = mlir::photon::importOnnxFile(ctx, dir + "/model.plain.onnx", po);
+    auto fn = mlir::photon::importOnnxFile(ctx, dir + "/model.onnx", fo);
+    ASSERT_TRUE(plain && fn) << fx << ": " << errors;
+    EXPECT_EQ(printModule(*plain), printModule(*fn)) << fx;
+    EXPECT_GT(countOps(*plain, "photon.causal_attention"), 0u) << fx;
+    EXPECT_GT(countOps(*plain, "photon.swiglu"), 0u) << fx;
+    EXPECT_EQ(countOps(*plain, "linalg.generic"), 0u) << fx;
+    auto a = llvm::MemoryBuffer::getFile(po.weightsOut), b = llvm::MemoryBuffer::getFile(fo.weightsOut);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ((*a)->getBuffer(), (*b)->getBuffer()) << fx << ": the weights blobs differ";
+  }
+  EXPECT_EQ(errors, "");
+}
+
+TEST_F(ImporterTest, PlainExportWithABrokenPatternIsRefused) {
+  auto m = loadModel(std::string(PHOTON_FIXTURES_DIR) + "/block/model.plain.onnx");
+  // The token decoder's first Softmax becomes an Identity: attention without softmax.
+  onnx::NodeProto *sm = nullptr;
+  for (auto &n : *m.mutable_graph()->mutable_node())
+    if (n.op_type() == "Softmax" && llvm::StringRef(n.name()).starts_with("/f_dec1/")) {
+      sm = &n;
+      break;
+    }
+  ASSERT_NE(sm, nullptr);
+  sm->set_op_type("Identity");
+  sm->clear_attribute();
+  std::string path = save(m, "broken.onnx");
+  mlir::photon::ImportOptions opts;
+  EXPECT_FALSE(mlir::photon::importOnnxFile(ctx, path, opts));
+  EXPECT_NE(errors.find("breaks the attention pattern around weight 'dec1.0.wo': no Softmax"),
+            std::string::npos)
+      << errors;
+  // Forced to upstream ops, the same model imports (nothing is raised).
+  errors.clear();
+  opts.emit = mlir::photon::ImportEmit::Upstream;
+  auto up = mlir::photon::importOnnxFile(ctx, path, opts);
+  ASSERT_TRUE(up) << errors;
+  EXPECT_EQ(countOps(*up, "photon.causal_attention"), 0u);
+}
