@@ -212,7 +212,7 @@ def main():
               f"{f((r.get('peak_rss_bytes') or float('nan')) / 2**20, 0)} | {f(r['other_cpu_cores'], 2)} |")
         for c in (vpf, vde):
             if c:
-                w(f"| photon (vanilla artifact) | {c['setting']} | engine | 1 | {spread(c['prefill_tps'])} | "
+                w(f"| photon (vanilla artifact) | {c['setting']} | engine | {c['tuned_batch']} (prefill), 1 (decode) | {spread(c['prefill_tps'])} | "
                   f"{spread(c['batch1_decode_tps'])} | {spread(c['batch1_throughput_tps'])} | - | {f(c['other_cpu_cores_max'], 2)} |")
         w("")
         if peers.get("errors"):
