@@ -826,6 +826,131 @@ public:
     return seen;
   }
 
+  /// Attention kind of the stack being checked: scale 1/sqrt(headDim); a constant mask
+  /// of a decoder window has maskMin..maskMax rows (0 = any).
+  int64_t headDim = 0, maskMin = 0, maskMax = 0;
+
+  /// A constant tensor's float values (Constant node or initializer) and shape.
+  bool constFloats(const std::string &v, std::vector<float> &vals, std::vector<int64_t> &shape) {
+    const onnx::TensorProto *t = nullptr;
+    if (auto *p = prod(v)) {
+      if (p->op_type() != "Constant") return false;
+      for (const auto &a : p->attribute())
+        if (a.name() == "value") t = &a.t();
+    } else {
+      for (const auto &i : g.initializer())
+        if (i.name() == v) t = &i;
+    }
+    if (!t || t->data_type() != onnx::TensorProto::FLOAT) return false;
+    int64_t n = 1;
+    shape.assign(t->dims().begin(), t->dims().end());
+    for (auto d : shape) {
+      if (d < 0 || d > (1 << 20)) return false;
+      n *= d;
+    }
+    if (n > (1 << 22)) return false;
+    vals.resize(n);
+    if (t->float_data_size() == n) {
+      for (int64_t i = 0; i < n; ++i) vals[i] = t->float_data(i);
+      return true;
+    }
+    if ((int64_t)t->raw_data().size() == 4 * n) {
+      memcpy(vals.data(), t->raw_data().data(), 4 * n);
+      return true;
+    }
+    return false;
+  }
+  /// The int64 values of a constant (Unsqueeze axes).
+  std::optional<int64_t> constInt(const std::string &v) {
+    const onnx::TensorProto *t = nullptr;
+    if (auto *p = prod(v)) {
+      if (p->op_type() != "Constant") return std::nullopt;
+      for (const auto &a : p->attribute())
+        if (a.name() == "value") t = &a.t();
+    } else {
+      for (const auto &i : g.initializer())
+        if (i.name() == v) t = &i;
+    }
+    if (!t || t->data_type() != onnx::TensorProto::INT64) return std::nullopt;
+    if (t->int64_data_size() == 1) return t->int64_data(0);
+    if (t->raw_data().size() == 8) {
+      int64_t x;
+      memcpy(&x, t->raw_data().data(), 8);
+      return x;
+    }
+    return std::nullopt;
+  }
+
+  /// Softmax(q k^T * 1/sqrt(head_dim) + causal mask): the mask is a constant [L, L] with 0
+  /// on and below the diagonal and -inf above, or Where(j > i, -inf, 0) over two Ranges.
+  LogicalResult scoresAndMask(const std::string &p, const onnx::NodeProto *sm) {
+    const char *A = "attention";
+    std::string w = p + "wq";
+    const onnx::NodeProto *add = prod(in(sm, 0));
+    if (!add || add->op_type() != "Add")
+      return fail(add ? add : sm, w, A, "expected Softmax(scores + mask)"), failure();
+    for (int side = 0; side < 2; ++side) {
+      const onnx::NodeProto *sc = prod(in(add, side));
+      if (!sc || (sc->op_type() != "Mul" && sc->op_type() != "Div")) continue;
+      std::optional<double> f;
+      for (int k = 0; k < 2 && !f; ++k)
+        if (prod(in(sc, k)) && prod(in(sc, k))->op_type() == "MatMul") f = scalar(in(sc, 1 - k));
+      if (!f) continue;
+      double want = sc->op_type() == "Mul" ? 1.0 / std::sqrt((double)headDim)
+                                            : std::sqrt((double)headDim);
+      if (std::fabs(*f - want) > 1e-4 * want)
+        return fail(sc, w, A, "the scores are scaled by " + Twine(std::to_string(*f)) +
+                                  ", expected 1/sqrt(head_dim = " + Twine(headDim) + ")"),
+               failure();
+      std::string mask = in(add, 1 - side);
+      std::vector<float> vals;
+      std::vector<int64_t> shape;
+      if (constFloats(mask, vals, shape)) {
+        if (shape.size() != 2 || shape[0] != shape[1])
+          return fail(prod(mask) ? prod(mask) : add, w, A, "the mask must be square [L, L]"),
+                 failure();
+        int64_t L = shape[0];
+        if ((maskMin && L < maskMin) || (maskMax && L > maskMax))
+          return fail(prod(mask) ? prod(mask) : add, w, A,
+                      "a window of " + Twine(L) + " positions, expected " + Twine(maskMin) +
+                          ".." + Twine(maskMax) + " (prefix + chunk - 1)"),
+                 failure();
+        for (int64_t i = 0; i < L; ++i)
+          for (int64_t j = 0; j < L; ++j) {
+            float v = vals[i * L + j];
+            if (j <= i ? v != 0.f : !(v <= -1e9f))
+              return fail(prod(mask) ? prod(mask) : add, w, A,
+                          "the mask is not causal at [" + Twine(i) + ", " + Twine(j) + "]"),
+                     failure();
+          }
+        return success();
+      }
+      const onnx::NodeProto *wh = prod(mask);
+      if (!wh || wh->op_type() != "Where")
+        return fail(wh ? wh : add, w, A, "expected a causal mask (a constant or Where)"),
+               failure();
+      auto ninf = scalar(in(wh, 1));
+      if (!ninf || !(*ninf <= -1e9))
+        return fail(wh, w, A, "the masked value must be -inf"), failure();
+      const onnx::NodeProto *cond = prod(in(wh, 0));
+      if (cond && cond->op_type() == "Cast") cond = prod(in(cond, 0));
+      if (!cond || cond->op_type() != "Greater")
+        return fail(cond ? cond : wh, w, A, "expected the condition key > query"), failure();
+      const onnx::NodeProto *k0 = prod(in(cond, 0)), *k1 = prod(in(cond, 1));
+      auto axis = [&](const onnx::NodeProto *u) -> std::optional<int64_t> {
+        if (!u || u->op_type() != "Unsqueeze") return std::nullopt;
+        return constInt(in(u, 1));
+      };
+      auto a0 = axis(k0), a1 = axis(k1);
+      if (!a0 || !a1 || *a0 != 0 || *a1 != 1)
+        return fail(cond, w, A,
+                    "expected Greater(key positions [1, L], query positions [L, 1]) (causal)"),
+               failure();
+      return success();
+    }
+    return fail(add, w, A, "expected scores = (q k^T) * scale"), failure();
+  }
+
   /// One pre-norm transformer layer (prefix P, layer i), every application of it. xs: the
   /// layer inputs of the applications (empty for the first layer), replaced by the outputs.
   LogicalResult layer(const std::string &P, int64_t i, std::vector<std::string> &xs) {
@@ -897,24 +1022,14 @@ public:
       return fail(sm, p + "wq", "attention", "the Softmax does not read q k^T"), failure();
     if (sc.count(mm[2]))
       return fail(sm, p + "wv", "attention", "the value projection feeds the scores"), failure();
-    bool masked = false, rope = false;
-    for (auto *n : sc) {
-      if (n->op_type() == "Where") masked = true;
-      if (n->op_type() == "Add" && n->input_size() == 2)
-        for (const auto &inp : n->input()) {
-          const onnx::NodeProto *c = prod(inp);
-          if ((c && c->op_type() == "Constant") || (!c && isInit(inp)))
-            masked = true;
-        }
+    bool rope = false;
+    for (auto *n : sc)
       if (n->op_type() == "Neg" || n->op_type() == "Sub" || n->op_type() == "Sin" ||
           n->op_type() == "Cos")
         rope = true;
-    }
-    if (!masked)
-      return fail(sm, p + "wq", "attention", "no mask (Where, or Add of a constant) before the Softmax"),
-             failure();
     if (!rope)
       return fail(sm, p + "wq", "attention", "no rotary embedding (rotate-half) on q, k"), failure();
+    if (failed(scoresAndMask(p, sm))) return failure();
     // residual: h = x + o
     const auto &oc2 = cons(out(mm[3], 0));
     const onnx::NodeProto *res1 = nullptr;
@@ -978,7 +1093,9 @@ public:
   }
 
   /// A stack: layers then the final norm, every application.
-  LogicalResult stack(const std::string &P, int64_t n) {
+  LogicalResult stack(const std::string &P, int64_t n, int64_t minWin = 0, int64_t maxWin = 0) {
+    maskMin = minWin;
+    maskMax = maxWin;
     std::vector<std::string> xs;
     for (int64_t i = 0; i < n; ++i)
       if (failed(layer(P, i, xs))) return failure();
@@ -1126,9 +1243,16 @@ LogicalResult Raiser::preparePlain() {
 
   // The computation around every weight.
   PlainChecker pc(mp.graph(), floc, path, cfg.normEps);
+  pc.headDim = cfg.headDim;
   for (auto &c : calls) {
     if (!c.stack.empty()) {
-      if (failed(pc.stack(c.stack, layersOf(c.stack)))) return failure();
+      int64_t lo = 0, hi = 0; // decoder windows: prefix .. prefix + chunk - 1 positions
+      for (auto &[k, v] : c.intAttrs)
+        if (k == "chunk") {
+          lo = cfg.prefix;
+          hi = cfg.prefix + v - 1;
+        }
+      if (failed(pc.stack(c.stack, layersOf(c.stack), lo, hi))) return failure();
       if (c.op != "EncoderStack") {
         const std::string &P = c.stack;
         if (failed(pc.linear(P + ".conv.w")) ||

@@ -9,6 +9,9 @@ usage: mutate_plain.py <in.onnx> <out.onnx> eps|sigmoid|softmax|mask|extra|missi
   extra    an initializer that is no weight of the structure is added
   missing  enc1.0.wk is renamed (the weight the convention names is absent)
   layers   photon.config says enc1 has 3 layers
+  scale    the first encoder attention's score scale becomes 0.5
+  anticausal  the first encoder mask's comparison is swapped (query > key is masked)
+  window   the first decoder window mask is transposed (not causal)
 """
 import json
 import sys
@@ -61,6 +64,22 @@ elif what == "layers":
             cfg = json.loads(p.value)
             cfg["layers"]["enc1"] = 3
             p.value = json.dumps(cfg, sort_keys=True)
+elif what == "scale":
+    sm = first("Softmax")
+    add = next(n for n in g.node if n.output[0] == sm.input[0])
+    mul = next(n for n in g.node if n.output[0] in add.input and n.op_type == "Mul")
+    c = next(n for n in g.node if n.op_type == "Constant" and n.output[0] in mul.input)
+    c.attribute[0].t.CopyFrom(numpy_helper.from_array(np.array(0.5, dtype=np.float32)))
+elif what == "anticausal":
+    gt = first("Greater")
+    a, b = gt.input[0], gt.input[1]
+    gt.input[0], gt.input[1] = b, a
+elif what == "window":
+    sm = first("Softmax", "/f_dec1/")
+    add = next(n for n in g.node if n.output[0] == sm.input[0])
+    c = next(n for n in g.node if n.op_type == "Constant" and n.output[0] in add.input)
+    a = numpy_helper.to_array(c.attribute[0].t)
+    c.attribute[0].t.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(a.T)))
 else:
     sys.exit("unknown mutation " + what)
 onnx.save(m, dst)
