@@ -881,6 +881,69 @@ public:
     return std::nullopt;
   }
 
+  double theta = 10000;
+  /// RoPE: Cos / Sin(positions * f) with f[i] = theta^(-2i / head_dim), i < head_dim / 2.
+  LogicalResult ropeFrequencies(const std::string &p, const onnx::NodeProto *trig) {
+    const char *R = "rotary embedding";
+    std::string w = p + "wq";
+    const onnx::NodeProto *m = prod(in(trig, 0));
+    if (!m || m->op_type() != "Mul")
+      return fail(m ? m : trig, w, R, "expected " + trig->op_type() + "(positions * frequencies)"),
+             failure();
+    for (int side = 0; side < 2; ++side) {
+      std::vector<float> f;
+      std::vector<int64_t> shape;
+      if (!constFloats(in(m, side), f, shape)) continue;
+      int64_t half = headDim / 2;
+      if ((int64_t)f.size() != half)
+        return fail(m, w, R, Twine(f.size()) + " frequencies, expected head_dim / 2 = " +
+                                 Twine(half)),
+               failure();
+      for (int64_t i = 0; i < half; ++i) {
+        double want = std::pow(theta, -2.0 * i / (double)headDim);
+        if (std::fabs(f[i] - want) > 1e-4 * want + 1e-12)
+          return fail(m, w, R, "frequency " + Twine(i) + " is " + Twine(std::to_string(f[i])) +
+                                   ", expected rope_theta^(-2i/head_dim) = " +
+                                   Twine(std::to_string(want)) + " (rope_theta = " +
+                                   Twine(std::to_string(theta)) + ")"),
+                 failure();
+      }
+      return success();
+    }
+    return fail(m, w, R, "expected a constant frequency vector"), failure();
+  }
+
+  /// RoPE with precomputed tables (fixed-length decoder windows): Mul(x, T) with a
+  /// constant T[..., L, head_dim / 2] = cos or sin(pos * theta^(-2i / head_dim)).
+  LogicalResult ropeTable(const std::string &p, const onnx::NodeProto *m, bool &cosSeen,
+                          bool &sinSeen) {
+    int64_t half = headDim / 2;
+    for (int side = 0; side < 2; ++side) {
+      std::vector<float> t;
+      std::vector<int64_t> shape;
+      if (!constFloats(in(m, side), t, shape) || shape.size() < 2 || shape.back() != half ||
+          t.size() < 2 * (size_t)half)
+        continue;
+      int64_t L = t.size() / half;
+      bool isCos = true, isSin = true;
+      for (int64_t pos = 0; pos < L; ++pos)
+        for (int64_t i = 0; i < half; ++i) {
+          double a = pos * std::pow(theta, -2.0 * i / (double)headDim);
+          float v = t[pos * half + i];
+          if (std::fabs(v - std::cos(a)) > 1e-4) isCos = false;
+          if (std::fabs(v - std::sin(a)) > 1e-4) isSin = false;
+        }
+      if (!isCos && !isSin)
+        return fail(m, p + "wq", "rotary embedding",
+                    "a constant [" + Twine(L) + ", " + Twine(half) +
+                        "] table that is neither cos nor sin of position * rope_theta^(-2i/head_dim)"
+                        " (rope_theta = " + Twine(std::to_string(theta)) + ")"),
+               failure();
+      (isCos ? cosSeen : sinSeen) = true;
+    }
+    return success();
+  }
+
   /// Softmax(q k^T * 1/sqrt(head_dim) + causal mask): the mask is a constant [L, L] with 0
   /// on and below the diagonal and -inf above, or Where(j > i, -inf, 0) over two Ranges.
   LogicalResult scoresAndMask(const std::string &p, const onnx::NodeProto *sm) {
@@ -1022,13 +1085,18 @@ public:
       return fail(sm, p + "wq", "attention", "the Softmax does not read q k^T"), failure();
     if (sc.count(mm[2]))
       return fail(sm, p + "wv", "attention", "the value projection feeds the scores"), failure();
-    bool rope = false;
-    for (auto *n : sc)
-      if (n->op_type() == "Neg" || n->op_type() == "Sub" || n->op_type() == "Sin" ||
-          n->op_type() == "Cos")
-        rope = true;
-    if (!rope)
-      return fail(sm, p + "wq", "attention", "no rotary embedding (rotate-half) on q, k"), failure();
+    bool rot = false, cosSeen = false, sinSeen = false;
+    for (auto *n : sc) {
+      if (n->op_type() == "Neg" || n->op_type() == "Sub") rot = true;
+      if (n->op_type() == "Mul" && failed(ropeTable(p, n, cosSeen, sinSeen))) return failure();
+      if (n->op_type() != "Sin" && n->op_type() != "Cos") continue;
+      (n->op_type() == "Cos" ? cosSeen : sinSeen) = true;
+      if (failed(ropeFrequencies(p, n))) return failure();
+    }
+    if (!rot || !cosSeen || !sinSeen)
+      return fail(sm, p + "wq", "attention",
+                  "no rotary embedding (cos, sin of position * frequency, rotate-half) on q, k"),
+             failure();
     if (failed(scoresAndMask(p, sm))) return failure();
     // residual: h = x + o
     const auto &oc2 = cons(out(mm[3], 0));
@@ -1244,6 +1312,7 @@ LogicalResult Raiser::preparePlain() {
   // The computation around every weight.
   PlainChecker pc(mp.graph(), floc, path, cfg.normEps);
   pc.headDim = cfg.headDim;
+  pc.theta = cfg.ropeTheta;
   for (auto &c : calls) {
     if (!c.stack.empty()) {
       int64_t lo = 0, hi = 0; // decoder windows: prefix .. prefix + chunk - 1 positions

@@ -12,6 +12,8 @@ usage: mutate_plain.py <in.onnx> <out.onnx> eps|sigmoid|softmax|mask|extra|missi
   scale    the first encoder attention's score scale becomes 0.5
   anticausal  the first encoder mask's comparison is swapped (query > key is masked)
   window   the first decoder window mask is transposed (not causal)
+  rope     the first encoder's rotary frequencies are those of rope_theta = 500000
+  ropetable  the token decoder's first precomputed rotary table is negated
 """
 import json
 import sys
@@ -80,6 +82,28 @@ elif what == "window":
     c = next(n for n in g.node if n.op_type == "Constant" and n.output[0] in add.input)
     a = numpy_helper.to_array(c.attribute[0].t)
     c.attribute[0].t.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(a.T)))
+elif what == "rope":
+    cos = first("Cos")
+    mul = next(n for n in g.node if n.output[0] == cos.input[0])
+    c = next(n for n in g.node if n.op_type == "Constant" and n.output[0] in mul.input)
+    f = numpy_helper.to_array(c.attribute[0].t)
+    hd = 2 * f.shape[0]
+    c.attribute[0].t.CopyFrom(numpy_helper.from_array(
+        (500000.0 ** (-2.0 * np.arange(hd // 2) / hd)).astype(np.float32)))
+elif what == "ropetable":
+    consts = {n.output[0]: n for n in g.node if n.op_type == "Constant"}
+    for n in g.node:
+        if n.op_type != "Mul" or not n.name.startswith("/f_dec1/"):
+            continue
+        c = next((consts[i] for i in n.input if i in consts), None)
+        if c is None:
+            continue
+        a = numpy_helper.to_array(c.attribute[0].t)
+        if a.ndim >= 2 and a.shape[-1] == 4 and a.size >= 8:
+            c.attribute[0].t.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(-a)))
+            break
+    else:
+        sys.exit("no rotary table found")
 else:
     sys.exit("unknown mutation " + what)
 onnx.save(m, dst)
