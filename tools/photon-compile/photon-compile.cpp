@@ -75,7 +75,11 @@ static cl::opt<int64_t> maxContext("max-context",
                                    cl::init(4096), cl::cat(cat));
 static cl::opt<int64_t> blockSize("block-size", cl::desc("KV cache block size (units)"),
                                   cl::init(16), cl::cat(cat));
-static cl::opt<int> optLevel("O", cl::desc("LLVM optimization level (0-3)"), cl::init(3),
+static cl::opt<int> optLevel("O",
+                             cl::desc("LLVM optimization level (0-3; default 2: the matmul "
+                                      "kernels are explicit vector code, and -O3 costs 2-5x "
+                                      "the compile time for no measured gain)"),
+                             cl::init(2),
                              cl::Prefix, cl::cat(cat));
 static cl::opt<std::string> emit(
     "emit",
