@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Smoke test of photon-bench (ctest label `bench`): compile the small test fixtures (vanilla,
 Block, PHOTON C = (4, 4)), run `photon-bench --suite quick`, and check that the JSON is well
-formed, complete, and that every ratio is finite. No timing assertions.
+formed, complete, and that every ratio is finite; then kill a second run midway and check
+that its JSON (rewritten after every run) is valid and keeps the finished runs. No timing
+assertions.
 
 usage: quick_test.py --bench photon-bench --compile photon-compile --fixtures test/fixtures --work DIR
 """
@@ -9,8 +11,10 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 FIXTURES = ["vanilla", "block", "photon-c44"]
 
@@ -79,8 +83,13 @@ def main():
         v = d["machine"][k]
         if not (isinstance(v, (int, float)) and v > 0):
             fail(f"machine.{k} = {v!r}: expected a positive number")
+    if d.get("complete") is not True:
+        fail(f"{js}: complete = {d.get('complete')!r} after a finished suite")
+    sg = d.get("sgemm_reference", {})
     n = 0
     for path, v in walk_numbers(d["ratios"]):
+        if ".prefill_over_sgemm." in path + "." and not sg.get("available"):
+            continue  # no OpenBLAS on this machine: reported as such, not a ratio
         if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
             fail(f"ratio {path} = {v!r} is not finite")
         n += 1
@@ -91,7 +100,39 @@ def main():
             v = r[k]["median"] if isinstance(r[k], dict) else r[k]
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 fail(f"{r['model']}/{r['mode']}/{r['setting']}: {k} = {v!r}")
-    print(f"quick_test.py: OK ({len(d['results'])} results, {n} finite ratios)")
+    # An interrupted suite keeps its finished runs: kill a run once its JSON holds a run.
+    part = os.path.join(a.work, "partial.json")
+    if os.path.exists(part):
+        os.remove(part)
+    proc = subprocess.Popen([a.bench, "--suite", "quick", "--json", part, "--no-sgemm", "--model", arts[0],
+                             "--model", arts[-1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = None
+    t0 = time.time()
+    while proc.poll() is None and time.time() - t0 < 180:
+        time.sleep(0.05)
+        try:
+            with open(part) as f:
+                pd = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if sum(len(r["runs"]) for r in pd["results"]) >= 1:
+            proc.send_signal(signal.SIGKILL)
+            killed = pd
+            break
+    proc.wait()
+    if killed is None:
+        fail(f"{part}: no run recorded while the suite ran (is the JSON written incrementally?)")
+    try:
+        with open(part) as f:
+            pd = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"{part} is not valid JSON after the suite was killed: {e}")
+    if pd.get("complete") is not False:
+        fail(f"{part}: complete = {pd.get('complete')!r} for a killed suite")
+    if not pd["results"] or not pd["results"][0]["runs"] or not pd["results"][0]["runs"][0]["ok"]:
+        fail(f"{part}: the first finished run is missing")
+    print(f"quick_test.py: OK ({len(d['results'])} results, {n} finite ratios; a killed suite kept "
+          f"{sum(len(r['runs']) for r in pd['results'])} run(s))")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <random>
@@ -32,6 +33,7 @@
 
 #include "machine.h"
 #include "minijson.h"
+#include "sgemm_ref.h"
 #include "photon/photon.h"
 
 using namespace bench;
@@ -75,8 +77,19 @@ options
                        average meanwhile (default 0.25)
   --bw-bytes N         buffer size of the bandwidth test (default 512 MiB, quick 64 MiB)
   --seed N             prompt token seed (default 1)
+  --no-sgemm           skip the OpenBLAS sgemm reference of prefill
+  --peers LIST         also run the peers on the vanilla model in the same run, after the
+                       PF/DE cells, with the same lengths: torch,ort,llama (paper/quick)
+  --peer-model DIR     the vanilla model directory with step.onnx and model-f32/f16.gguf
+                       (default: the vanilla artifact's path without .photon)
+  --peer-threads N     threads of every peer (default: the threads photon's vanilla runs used)
+  --peers-script PATH  benchmarks/peers/run_peers.py (default: the source tree's)
+  --peer-args ARGS     extra run_peers.py arguments (e.g. "--llama-batches 1,4")
   --no-checksum        skip the weights checksum when loading
   -v, --verbose        one line per run on stderr
+
+The JSON file is rewritten (atomically) after every finished run, with "complete": false
+until the suite ends: an interrupted suite keeps every run it finished.
   -h, --help           this text
 
 Exit status: 0 when every run succeeded, 1 when some run failed (recorded in the JSON), 2 on
@@ -125,7 +138,15 @@ struct Options {
   uint64_t seed = 1;
   bool checksum = true;
   bool verbose = false;
+  bool sgemm = true;
+  std::vector<std::string> peers;
+  std::string peerModel, peersScript, peerArgs;
+  int peerThreads = 0;
 };
+
+#ifndef PHOTON_BENCH_PEERS_SCRIPT
+#define PHOTON_BENCH_PEERS_SCRIPT "benchmarks/peers/run_peers.py"
+#endif
 
 // ------------------------------------------------------------------------------ models ----
 
@@ -133,7 +154,7 @@ struct CostModel {
   bool present = false;
   double weightBytesPerToken = 0, flopsPerToken = 0;
   double cacheHierPer1k = 0, cacheRecPer1k = 0;
-  double vWeightBytesPerToken = 0, vFlopsPerToken = 0, vCachePer1k = 0;
+  double vWeightBytesPerToken = 0, vFlopsPerToken = 0, vCachePer1k = 0, vLayers = 0;
   double ratioCacheRec = 0, ratioCacheHier = 0, ratioWeight = 0, ratioFlops = 0;
 };
 
@@ -182,6 +203,7 @@ void readCostModel(Model &m) {
     c.vWeightBytesPerToken = v->number("weight_bytes_per_token");
     c.vFlopsPerToken = v->number("flops_per_token");
     c.vCachePer1k = v->number("cache_bytes_per_1k_tokens");
+    c.vLayers = v->number("layers");
   }
   if (const JValue *r = cm->get("ratio_to_vanilla")) {
     c.ratioCacheRec = r->number("cache_recgen");
@@ -535,7 +557,9 @@ struct Cell {  // one model x mode x setting of the paper table
   int budgetBatch = 0, tunedBatch = 0;
   bool batchCapped = false;
   Summary thr, prefill, decode, wall;
-  Summary b1Decode, b1Thr;
+  Summary b1Decode, b1Thr, b1Prefill;
+  double prefillGflops = NAN, sgemmGflops = NAN, prefillOverSgemm = NAN;
+  bool complete = false;  // every run of the cell done
   double tpm = NAN;  // throughput / per-sample GiB (K tokens/s/GiB is tpm/1000)
   double tpmCache = NAN;
   Roofline roof, roofB1;
@@ -593,6 +617,37 @@ void writeRoof(JWriter &w, const std::string &k, const Roofline &r) {
   w.kv("flops_per_token", r.flopsPerToken);
   w.kv("bound", r.bandwidthBound ? "bandwidth" : "compute");
   w.endObj();
+}
+
+// Writes a parsed JSON value back (the peers' JSON inside photon-bench's).
+void writeJValue(JWriter &w, const JValue &v) {
+  switch (v.kind) {
+    case JValue::Null: w.null(); break;
+    case JValue::Bool: w.value(v.b); break;
+    case JValue::Num: w.value(v.num); break;
+    case JValue::Str: w.value(v.str); break;
+    case JValue::Arr:
+      w.beginArr();
+      for (auto &e : v.arr) writeJValue(w, e);
+      w.endArr();
+      break;
+    case JValue::Obj:
+      w.beginObj();
+      for (auto &kv : v.obj) {
+        w.key(kv.first);
+        writeJValue(w, kv.second);
+      }
+      w.endObj();
+      break;
+  }
+}
+
+// The first three fields of /proc/loadavg ("1.02 0.80 0.66").
+std::string loadavg() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  if (!(f >> a >> b >> c)) return "";
+  return a + " " + b + " " + c;
 }
 
 std::string isoNow() {
@@ -669,6 +724,18 @@ int main(int argc, char **argv) {
     else if (a == "--bw-bytes") o.bwBytes = static_cast<size_t>(num("bytes"));
     else if (a == "--seed") o.seed = static_cast<uint64_t>(num("an integer"));
     else if (a == "--no-checksum") o.checksum = false;
+    else if (a == "--no-sgemm") o.sgemm = false;
+    else if (a == "--peers") {
+      o.peers = splitList(need("a list such as torch,ort,llama"));
+      for (auto &p : o.peers)
+        if (p != "torch" && p != "ort" && p != "llama") {
+          std::fprintf(stderr, "photon-bench: --peers: unknown peer '%s' (torch, ort, llama)\n", p.c_str());
+          return 2;
+        }
+    } else if (a == "--peer-model") o.peerModel = need("a model directory");
+    else if (a == "--peer-threads") o.peerThreads = static_cast<int>(num("a thread count"));
+    else if (a == "--peers-script") o.peersScript = need("a path");
+    else if (a == "--peer-args") o.peerArgs = need("arguments");
     else if (a == "-v" || a == "--verbose") o.verbose = true;
     else if (a == "--slope-batches") {
       std::string v = need("a list such as 1,2,4");
@@ -764,6 +831,7 @@ int main(int argc, char **argv) {
     models.push_back(std::move(m));
   }
 
+  const std::string loadavgStart = loadavg();
   // ---- machine limits
   Machine mc;
   {
@@ -800,17 +868,526 @@ int main(int argc, char **argv) {
     settings = keep;
   }
 
+  // ---- OpenBLAS sgemm on the prefill matmul shapes (the vanilla layer of the models' width;
+  // the cost models' FLOPs are these matmuls' FLOPs)
+  SgemmRef sg;
+  if (!o.sgemm) {
+    sg.error = "skipped (--no-sgemm)";
+  } else {
+    const Model *ref = nullptr;
+    for (auto &m : models)
+      if (m.cost.present && m.cost.vLayers > 0 && m.cost.vFlopsPerToken > 0 &&
+          (!ref || m.info.family == PHOTON_FAMILY_VANILLA))
+        ref = &m;
+    if (!ref) {
+      sg.error = "no manifest with a cost model (vanilla layer count and FLOPs)";
+    } else {
+      const int D = ref->info.width, V = ref->info.vocab;
+      const double L = ref->cost.vLayers;
+      // vanilla FLOPs/token = 2 (L (4 D^2 + 3 D F) + D V): solve for the FFN width F.
+      double perLayer = (ref->cost.vFlopsPerToken / 2 - static_cast<double>(D) * V) / L;
+      int F = static_cast<int>(std::lround((perLayer - 4.0 * D * D) / (3.0 * D)));
+      if (F <= 0) F = (8 * D + 2) / 3;
+      int M = 2048;
+      for (auto &s : settings)
+        if (s.name == "PF") M = s.prompt;
+      M = std::max(16, std::min(M, 2048));
+      std::vector<GemmShape> shapes = {{"attention q/k/v/o (D x D)", D, D, 4 * L},
+                                       {"ffn gate/up (F x D)", F, D, 2 * L},
+                                       {"ffn down (D x F)", D, F, L},
+                                       {"lm_head (V x D)", V, D, 1}};
+      sg = measureSgemmRef(M, shapes, quick ? 0.01 : 0.3);
+    }
+    if (o.verbose) {
+      if (sg.available)
+        std::fprintf(stderr, "sgemm reference (%s, M = %d): %.1f GFLOP/s (1 thread), %.1f (2)\n",
+                     sg.library.c_str(), sg.m, sg.gflops1, sg.gflops2);
+      else
+        std::fprintf(stderr, "sgemm reference: not measured: %s\n", sg.error.c_str());
+    }
+  }
+
   bool anyFailed = false;
-  std::vector<Cell> cells;
+  // A deque: cells are appended while references to earlier ones are held.
+  std::deque<Cell> cells;
   std::vector<RunResult> sweepRuns;
   std::vector<RunResult> rooflineRuns;
   const double budgetBytes = o.budgetGiB * 1073741824.0;
+  JValue peersJson;
+  bool peersRan = false;
+  std::string peersError;
+
+  // Everything derived from a cell's runs (idempotent: called on partial cells too).
+  auto finishCell = [&](Cell &c) {
+    const Model &m = *c.m;
+    std::vector<double> thr, pre, dec, wall, b1d, b1t, b1p;
+    for (auto &r : c.runs) {
+      if (!r.ok) continue;
+      if (c.tunedBatch > 0 && r.spec.batch == c.tunedBatch) {
+        thr.push_back(r.throughput());
+        pre.push_back(r.prefillTps());
+        dec.push_back(r.decodeTps());
+        wall.push_back(r.wall);
+      }
+      if (r.spec.batch == 1) {
+        b1d.push_back(r.decodeTps());
+        b1t.push_back(r.throughput());
+        b1p.push_back(r.prefillTps());
+      }
+    }
+    c.thr = summarize(thr);
+    c.prefill = summarize(pre);
+    c.decode = summarize(dec);
+    c.wall = summarize(wall);
+    c.b1Decode = summarize(b1d);
+    c.b1Thr = summarize(b1t);
+    c.b1Prefill = summarize(b1p);
+    c.tpm = (std::isfinite(c.memSlope) && c.memSlope > 0) ? c.thr.median / (c.memSlope / 1073741824.0) : NAN;
+    c.tpmCache = (std::isfinite(c.cacheSlope) && c.cacheSlope > 0) ? c.thr.median / (c.cacheSlope / 1073741824.0) : NAN;
+    c.threadsUsed = threadsFrom(c.runs);
+    double avgCtx = c.prompt + c.gen / 2.0;
+    c.roof = roofline(m, c.mode, avgCtx, std::max(1, c.tunedBatch), mc, c.threadsUsed);
+    c.roofB1 = roofline(m, c.mode, avgCtx, 1, mc, c.threadsUsed);
+    c.achievedDecode = c.decode.median / c.roof.decodeTps;
+    c.achievedB1 = c.b1Decode.median / c.roofB1.decodeTps;
+    c.otherCoresMax = 0;
+    c.noisy = false;
+    for (auto &r : c.runs) {
+      c.otherCoresMax = std::max(c.otherCoresMax, r.otherCores);
+      c.noisy = c.noisy || r.noisy;
+    }
+    double fpt = m.cost.flopsPerToken > 0 ? m.cost.flopsPerToken : NAN;
+    Summary &pf = c.prefill.n > 0 ? c.prefill : c.b1Prefill;
+    c.prefillGflops = pf.median * fpt / 1e9;
+    c.sgemmGflops = sg.available ? (c.threadsUsed >= 2 ? sg.gflops2 : sg.gflops1) : NAN;
+    c.prefillOverSgemm = c.sgemmGflops > 0 ? c.prefillGflops / c.sgemmGflops : NAN;
+  };
+
+  auto safeDiv = [](double a, double b) { return (std::isfinite(a) && std::isfinite(b) && b != 0) ? a / b : NAN; };
+  auto findCell = [&](const std::string &mode, const std::string &setting) -> const Cell * {
+    for (auto &c : cells)
+      if (c.mode == mode && c.setting == setting) return &c;
+    return nullptr;
+  };
+  // Median of a metric over the ok runs of a cell at one batch size.
+  auto atBatch = [](const Cell *c, int batch, double (RunResult::*metric)() const) {
+    std::vector<double> v;
+    if (c)
+      for (auto &r : c->runs)
+        if (r.ok && r.spec.batch == batch) v.push_back((r.*metric)());
+    return summarize(v).median;
+  };
+  int noisyRuns = 0, runsTotal = 0;
+  double otherMax = 0;
+
+  // The whole result document, from what has run so far.
+  auto buildJson = [&](bool complete) {
+    for (auto &c : cells) finishCell(c);
+    JWriter w;
+    w.beginObj();
+    w.kv("tool", "photon-bench");
+    w.kv("version", photon_version());
+    w.kv("suite", o.suite);
+    w.kv("date", isoNow());
+    w.kv("complete", complete);
+    w.key("host");
+    w.beginObj();
+    w.kv("cpu", cpuModel());
+    w.kv("online_cpus", onlineCpus());
+    w.kv("avx2_fma", cpuHasAvx2Fma());
+    w.endObj();
+    w.key("machine");
+    w.beginObj();
+    w.kv("read_bw_gbs_1t", mc.bw1);
+    w.kv("read_bw_gbs_2t", mc.bw2);
+    w.kv("peak_gflops_1t", mc.flops1 / 1e9);
+    w.kv("peak_gflops_2t", mc.flops2 / 1e9);
+    w.kv("bw_buffer_bytes", static_cast<double>(o.bwBytes));
+    w.kv("measure_seconds", mc.seconds);
+    w.kv("other_cpu_cores_during", mc.otherCores);
+    w.kv("loadavg_start", loadavgStart);
+    w.kv("loadavg_now", loadavg());
+    w.endObj();
+    w.key("sgemm_reference");
+    w.beginObj();
+    w.kv("available", sg.available);
+    if (!sg.error.empty()) w.kv("error", sg.error);
+    w.kv("library", sg.library);
+    w.kv("config", sg.config);
+    w.kv("m", sg.m);
+    w.kv("gflops_1t", sg.gflops1);
+    w.kv("gflops_2t", sg.gflops2);
+    w.kv("what", "cblas_sgemm(row major, x[M,K] * W[N,K]^T) on the models' matmul shapes, best of several calls "
+                 "after a warm-up; gflops = the shape mix weighted by the FLOPs of one token (total FLOP / total time)");
+    w.key("shapes");
+    w.beginArr();
+    for (auto &s : sg.shapes) {
+      w.beginObj();
+      w.kv("what", s.what);
+      w.kv("n", s.n);
+      w.kv("k", s.k);
+      w.kv("per_token", s.count);
+      w.kv("gflops_1t", s.gflops1);
+      w.kv("gflops_2t", s.gflops2);
+      w.endObj();
+    }
+    w.endArr();
+    w.endObj();
+    w.key("protocol");
+    w.beginObj();
+    w.key("settings");
+    w.beginArr();
+    for (auto &s : settings) {
+      w.beginObj();
+      w.kv("name", s.name);
+      w.kv("prompt", s.prompt);
+      w.kv("gen", s.gen);
+      w.endObj();
+    }
+    w.endArr();
+    w.kv("budget_gib", o.budgetGiB);
+    w.kv("max_batch", o.maxBatch);
+    w.key("slope_batches");
+    w.beginArr();
+    for (int b : o.slopeBatches) w.value(b);
+    w.endArr();
+    w.kv("repeats", o.repeats);
+    w.kv("noise_threshold_cores", o.noiseThreshold);
+    w.kv("throughput", "generated tokens / (prefill + decode seconds), summed over the batch");
+    w.kv("tpm", "throughput / per-sample memory in GiB (tokens/s/GiB); per-sample memory = slope of peak RSS against batch");
+    w.kv("prefill_gflops", "prefill tokens/s x the cost model's FLOPs per token (matmuls; attention excluded)");
+    w.endObj();
+
+    w.key("models");
+    w.beginArr();
+    for (auto &m : models) {
+      w.beginObj();
+      w.kv("name", m.name);
+      w.kv("path", m.path);
+      w.kv("family", familyName(m.info.family));
+      w.kv("vocab", m.info.vocab);
+      w.kv("width", m.info.width);
+      w.kv("levels", m.info.levels);
+      w.kv("tokens_per_step", m.info.tokens_per_step);
+      w.kv("weights_bytes", static_cast<double>(m.info.weights_bytes));
+      w.kv("params_f32", m.params);
+      w.kv("target_cpu", m.info.target_cpu ? m.info.target_cpu : "");
+      w.key("cost_model");
+      if (m.cost.present) {
+        w.beginObj();
+        w.kv("weight_bytes_per_token", m.cost.weightBytesPerToken);
+        w.kv("flops_per_token", m.cost.flopsPerToken);
+        w.kv("cache_bytes_per_1k_hiergen", m.cost.cacheHierPer1k);
+        w.kv("cache_bytes_per_1k_recgen", m.cost.cacheRecPer1k);
+        w.kv("vanilla_weight_bytes_per_token", m.cost.vWeightBytesPerToken);
+        w.kv("vanilla_flops_per_token", m.cost.vFlopsPerToken);
+        w.kv("vanilla_cache_bytes_per_1k", m.cost.vCachePer1k);
+        w.kv("ratio_weight_bytes", m.cost.ratioWeight);
+        w.kv("ratio_flops", m.cost.ratioFlops);
+        w.kv("ratio_cache_recgen", m.cost.ratioCacheRec);
+        w.kv("ratio_cache_hiergen", m.cost.ratioCacheHier);
+        w.endObj();
+      } else {
+        w.null();
+      }
+      w.endObj();
+    }
+    w.endArr();
+
+    w.key("results");
+    w.beginArr();
+    for (auto &c : cells) {
+      w.beginObj();
+      w.kv("model", c.model);
+      w.kv("family", c.family);
+      w.kv("mode", c.mode);
+      w.kv("setting", c.setting);
+      w.kv("prompt", c.prompt);
+      w.kv("gen", c.gen);
+      w.kv("complete", c.complete);
+      if (!c.error.empty()) w.kv("error", c.error);
+      w.key("memory");
+      w.beginObj();
+      w.kv("per_sample_bytes", c.memSlope);
+      w.kv("intercept_bytes", c.memIntercept);
+      w.kv("cache_per_sample_bytes", c.cacheSlope);
+      w.kv("rss_per_sample_bytes", c.rssSlope);
+      w.kv("source", c.memSource);
+      w.key("points");
+      w.beginArr();
+      for (auto &p : c.points) {
+        w.beginObj();
+        w.kv("batch", p.batch);
+        w.kv("peak_rss_bytes", p.peakRss);
+        w.kv("cache_peak_bytes", p.cachePeak);
+        w.endObj();
+      }
+      w.endArr();
+      w.endObj();
+      w.kv("budget_batch", c.budgetBatch);
+      w.kv("tuned_batch", c.tunedBatch);
+      w.kv("batch_capped", c.batchCapped);
+      writeSummary(w, "throughput_tps", c.thr);
+      writeSummary(w, "prefill_tps", c.prefill);
+      writeSummary(w, "decode_tps", c.decode);
+      writeSummary(w, "wall_s", c.wall);
+      writeSummary(w, "batch1_decode_tps", c.b1Decode);
+      writeSummary(w, "batch1_throughput_tps", c.b1Thr);
+      writeSummary(w, "batch1_prefill_tps", c.b1Prefill);
+      w.kv("tpm", c.tpm);
+      w.kv("tpm_cache_only", c.tpmCache);
+      w.kv("threads_used", c.threadsUsed);
+      writeRoof(w, "roofline", c.roof);
+      writeRoof(w, "roofline_batch1", c.roofB1);
+      w.kv("achieved_over_roofline_decode", c.achievedDecode);
+      w.kv("achieved_over_roofline_decode_batch1", c.achievedB1);
+      w.kv("prefill_gflops", c.prefillGflops);
+      w.kv("sgemm_gflops", c.sgemmGflops);
+      w.kv("prefill_over_sgemm", c.prefillOverSgemm);
+      w.kv("other_cpu_cores_max", c.otherCoresMax);
+      w.kv("noisy", c.noisy);
+      w.key("runs");
+      w.beginArr();
+      for (auto &r : c.runs) writeRun(w, r);
+      w.endArr();
+      w.endObj();
+    }
+    w.endArr();
+
+    auto writeRunList = [&](const char *key, const std::vector<RunResult> &runs) {
+      w.key(key);
+      w.beginArr();
+      for (auto &r : runs) {
+        w.beginObj();
+        w.kv("model", r.spec.model->name);
+        w.kv("mode", r.spec.mode.label);
+        w.kv("context", r.spec.prompt + r.spec.gen);
+        w.key("run");
+        writeRun(w, r);
+        int th = threadsFrom({r});
+        Roofline rf = roofline(*r.spec.model, r.spec.mode.label, r.spec.prompt + r.spec.gen / 2.0, 1, mc, th);
+        writeRoof(w, "roofline", rf);
+        w.kv("achieved_over_roofline_decode", safeDiv(r.decodeTps(), rf.decodeTps));
+        w.kv("achieved_over_roofline_prefill", safeDiv(r.prefillTps(), rf.prefillTps));
+        double fpt = r.spec.model->cost.flopsPerToken;
+        double sgf = sg.available ? (th >= 2 ? sg.gflops2 : sg.gflops1) : NAN;
+        w.kv("prefill_over_sgemm", safeDiv(r.prefillTps() * fpt / 1e9, sgf));
+        w.endObj();
+      }
+      w.endArr();
+    };
+    if (o.suite == "sweep") writeRunList("sweep", sweepRuns);
+    if (o.suite == "roofline") writeRunList("roofline_runs", rooflineRuns);
+
+    // ratios and targets
+    w.key("ratios");
+    w.beginObj();
+    for (auto &sd : settings) {
+      const Cell *v = findCell("vanilla", sd.name), *bl = findCell("block", sd.name),
+                 *hg = findCell("hiergen", sd.name), *rg = findCell("recgen", sd.name);
+      w.key(sd.name);
+      w.beginObj();
+      auto pair = [&](const char *name, const Cell *a, const Cell *b) {
+        if (!a || !b) return;
+        w.key(name);
+        w.beginObj();
+        w.kv("tpm", safeDiv(a->tpm, b->tpm));
+        w.kv("throughput", safeDiv(a->thr.median, b->thr.median));
+        w.kv("per_sample_memory", safeDiv(a->memSlope, b->memSlope));
+        w.kv("decode_tps", safeDiv(a->decode.median, b->decode.median));
+        w.kv("batch1_decode_tps", safeDiv(a->b1Decode.median, b->b1Decode.median));
+        w.endObj();
+      };
+      pair("recgen_over_vanilla", rg, v);
+      pair("hiergen_over_vanilla", hg, v);
+      pair("hiergen_over_block", hg, bl);
+      pair("recgen_over_block", rg, bl);
+      pair("block_over_vanilla", bl, v);
+      // The cost model's prediction of RecGen/vanilla TPM: per-sample cache ratio from the
+      // compile-time cache plan, throughput from its roofline at each run's tuned batch.
+      if (rg && v && rg->m->cost.present) {
+        const CostModel &pc = rg->m->cost;
+        double vCache = v->m->cost.present && v->m->cost.cacheHierPer1k > 0 ? v->m->cost.cacheHierPer1k : pc.vCachePer1k;
+        double memRatio = safeDiv(pc.cacheRecPer1k, vCache);  // RecGen / vanilla per sample
+        double thrRatio = safeDiv(rg->roof.decodeTps, v->roof.decodeTps);
+        double predicted = safeDiv(thrRatio, memRatio);
+        double measured = safeDiv(rg->tpm, v->tpm);
+        w.key("cost_model_recgen_over_vanilla");
+        w.beginObj();
+        w.kv("predicted_cache_ratio", memRatio);
+        w.kv("predicted_throughput_ratio", thrRatio);
+        w.kv("predicted_tpm_ratio", predicted);
+        w.kv("measured_tpm_ratio", measured);
+        w.kv("measured_over_predicted", safeDiv(measured, predicted));
+        // The same with the measured per-sample KV-cache bytes instead of the RSS slope (the
+        // cost model predicts the cache only).
+        w.kv("measured_tpm_ratio_cache_only", safeDiv(rg->tpmCache, v->tpmCache));
+        w.kv("measured_cache_only_over_predicted", safeDiv(safeDiv(rg->tpmCache, v->tpmCache), predicted));
+        // Batch 1: weight bytes per token alone (1 / ratio_weight_bytes) and the batch-1
+        // rooflines (weights + KV reads at the mean context).
+        w.kv("predicted_batch1_decode_ratio_weight_bytes", safeDiv(1.0, pc.ratioWeight));
+        w.kv("predicted_batch1_decode_ratio_roofline", safeDiv(rg->roofB1.decodeTps, v->roofB1.decodeTps));
+        w.kv("measured_batch1_decode_ratio", safeDiv(rg->b1Decode.median, v->b1Decode.median));
+        w.endObj();
+      }
+      w.key("achieved_over_roofline_decode");
+      w.beginObj();
+      for (auto &c : cells)
+        if (c.setting == sd.name) w.kv(c.model + "/" + c.mode, c.achievedDecode);
+      w.endObj();
+      w.key("prefill_over_sgemm");
+      w.beginObj();
+      for (auto &c : cells)
+        if (c.setting == sd.name) w.kv(c.model + "/" + c.mode, c.prefillOverSgemm);
+      w.endObj();
+      w.endObj();
+    }
+    w.endObj();
+
+    // ---- peers (run_peers.py's JSON as it wrote it) and photon / peer at equal batch
+    std::vector<const JValue *> peerRuns;
+    if (const JValue *pr = peersRan ? peersJson.get("runs") : nullptr)
+      if (pr->kind == JValue::Arr)
+        for (auto &r : pr->arr) peerRuns.push_back(&r);
+    w.key("peers");
+    if (peersRan) writeJValue(w, peersJson);
+    else if (!peersError.empty()) {
+      w.beginObj();
+      w.kv("error", peersError);
+      w.endObj();
+    } else w.null();
+    w.key("peer_ratios");
+    w.beginArr();
+    for (const JValue *pr : peerRuns) {
+      const JValue *ps = pr->get("setting"), *pp = pr->get("peer"), *pk = pr->get("kind");
+      if (!ps || !pp || !pk) continue;
+      const Cell *v = findCell("vanilla", ps->str);
+      if (!v) continue;
+      int b = static_cast<int>(pr->number("batch", 1));
+      double pd = pr->number("decode_tps", NAN), pf = pr->number("prefill_tps", NAN),
+             pt = pr->number("throughput_tps", NAN);
+      double d = atBatch(v, b, &RunResult::decodeTps), f = atBatch(v, b, &RunResult::prefillTps),
+             t = atBatch(v, b, &RunResult::throughput);
+      w.beginObj();
+      w.kv("setting", ps->str);
+      w.kv("peer", pp->str);
+      w.kv("kind", pk->str);
+      w.kv("batch", b);
+      w.kv("photon_decode_tps", d);
+      w.kv("peer_decode_tps", pd);
+      w.kv("decode_photon_over_peer", safeDiv(d, pd));
+      w.kv("photon_prefill_tps", f);
+      w.kv("peer_prefill_tps", pf);
+      w.kv("prefill_photon_over_peer", safeDiv(f, pf));
+      w.kv("photon_throughput_tps", t);
+      w.kv("peer_throughput_tps", pt);
+      w.kv("throughput_photon_over_peer", safeDiv(t, pt));
+      w.endObj();
+    }
+    w.endArr();
+
+    w.key("targets");
+    w.beginObj();
+    {
+      const Cell *v = findCell("vanilla", "DE"), *rg = findCell("recgen", "DE");
+      if (v && rg) {
+        double r = safeDiv(rg->b1Decode.median, v->b1Decode.median);
+        w.key("recgen_batch1_decode_speedup");
+        w.beginObj();
+        w.kv("value", r);
+        w.kv("target", 5.0);
+        w.kv("met", std::isfinite(r) && r >= 5.0);
+        w.kv("cost_model_weight_bytes", safeDiv(1.0, rg->m->cost.ratioWeight));
+        w.endObj();
+      }
+      if (v) {
+        double r = v->achievedB1;
+        w.key("vanilla_batch1_decode_over_bandwidth_roofline");
+        w.beginObj();
+        w.kv("value", r);
+        w.kv("target", 0.9);
+        w.kv("met", std::isfinite(r) && r >= 0.9);
+        w.endObj();
+        for (const JValue *pr : peerRuns) {
+          const JValue *ps = pr->get("setting"), *pp = pr->get("peer");
+          if (!ps || !pp || ps->str != "DE" || pp->str != "onnxruntime" || pr->number("batch", 1) != 1) continue;
+          double x = safeDiv(v->b1Decode.median, pr->number("decode_tps", NAN));
+          w.key("vanilla_batch1_decode_over_onnxruntime");
+          w.beginObj();
+          w.kv("value", x);
+          w.kv("target", 1.0);
+          w.kv("met", std::isfinite(x) && x > 1.0);
+          w.endObj();
+          break;
+        }
+      }
+      if (v && rg && rg->m->cost.present) {
+        const CostModel &pc = rg->m->cost;
+        double vCache = v->m->cost.present && v->m->cost.cacheHierPer1k > 0 ? v->m->cost.cacheHierPer1k : pc.vCachePer1k;
+        double predicted = safeDiv(safeDiv(rg->roof.decodeTps, v->roof.decodeTps), safeDiv(pc.cacheRecPer1k, vCache));
+        double r = safeDiv(safeDiv(rg->tpm, v->tpm), predicted);
+        w.key("de_tpm_ratio_over_cost_model");
+        w.beginObj();
+        w.kv("value", r);
+        w.kv("target", 0.9);
+        w.kv("met", std::isfinite(r) && r >= 0.9);
+        w.endObj();
+      }
+    }
+    w.endObj();
+    noisyRuns = runsTotal = 0;
+    otherMax = 0;
+    auto countRuns = [&](const std::vector<RunResult> &rs) {
+      for (auto &r : rs) {
+        ++runsTotal;
+        noisyRuns += r.noisy;
+        otherMax = std::max(otherMax, r.otherCores);
+      }
+    };
+    for (auto &c : cells) countRuns(c.runs);
+    countRuns(sweepRuns);
+    countRuns(rooflineRuns);
+    w.key("noise");
+    w.beginObj();
+    w.kv("runs", runsTotal);
+    w.kv("noisy_runs", noisyRuns);
+    w.kv("other_cpu_cores_max", otherMax);
+    w.endObj();
+    w.kv("all_ok", !anyFailed);
+    w.endObj();
+    w.out += '\n';
+    return w.out;
+  };
+
+  // Rewrites the JSON file (temporary file + rename: a reader never sees half a file).
+  bool jsonWriteFailed = false;
+  auto emit = [&](bool complete) {
+    if (o.json.empty() || jsonWriteFailed) return;
+    std::string text = buildJson(complete);
+    std::string tmp = o.json + ".tmp";
+    {
+      std::ofstream f(tmp);
+      f << text;
+      f.flush();
+      if (!f) {
+        std::fprintf(stderr, "photon-bench: cannot write %s: %s\n", tmp.c_str(), std::strerror(errno));
+        jsonWriteFailed = true;
+        return;
+      }
+    }
+    if (std::rename(tmp.c_str(), o.json.c_str()) != 0) {
+      std::fprintf(stderr, "photon-bench: cannot rename %s to %s: %s\n", tmp.c_str(), o.json.c_str(), std::strerror(errno));
+      jsonWriteFailed = true;
+    }
+  };
+  emit(false);  // the machine limits and the sgemm reference
 
   if (o.suite == "paper" || o.suite == "quick") {
     for (auto &m : models) {
       for (auto &md : modesOf(m)) {
         for (auto &sd : settings) {
-          Cell c;
+          cells.emplace_back();
+          Cell &c = cells.back();
           c.m = &m;
           c.model = m.name;
           c.family = familyName(m.info.family);
@@ -821,7 +1398,6 @@ int main(int argc, char **argv) {
           if (o.verbose) std::fprintf(stderr, "%s %s %s\n", m.name.c_str(), md.label.c_str(), sd.name.c_str());
           // 1. memory slope
           std::vector<double> xs, ys, yc;
-          std::vector<RunResult> b1;
           for (int b : o.slopeBatches) {
             RunResult r = runOne({&m, md, sd.prompt, sd.gen, b}, o);
             logRun(o, r);
@@ -829,13 +1405,13 @@ int main(int argc, char **argv) {
             if (!r.ok) {
               anyFailed = true;
               c.error = r.error;
-              continue;
+            } else {
+              c.points.push_back({b, static_cast<double>(r.peakRss), static_cast<double>(r.cachePeak)});
+              xs.push_back(b);
+              ys.push_back(static_cast<double>(r.peakRss));
+              yc.push_back(static_cast<double>(r.cachePeak));
             }
-            c.points.push_back({b, static_cast<double>(r.peakRss), static_cast<double>(r.cachePeak)});
-            xs.push_back(b);
-            ys.push_back(static_cast<double>(r.peakRss));
-            yc.push_back(static_cast<double>(r.cachePeak));
-            if (b == 1) b1.push_back(r);
+            emit(false);
           }
           double a = 0, s = 0, ca = 0, cs = 0;
           if (fitLine(xs, ys, a, s)) c.memSlope = s, c.memIntercept = a;
@@ -855,51 +1431,25 @@ int main(int argc, char **argv) {
             c.budgetBatch = std::max(1, c.budgetBatch);
             c.tunedBatch = std::min(c.budgetBatch, o.maxBatch);
             c.batchCapped = c.budgetBatch > o.maxBatch;
-            // 2. repeats at the tuned batch
-            std::vector<RunResult> rep;
+            // 2. repeats at the tuned batch (slope runs of that batch count)
+            int have = 0;
             for (auto &r : c.runs)
-              if (r.ok && r.spec.batch == c.tunedBatch) rep.push_back(r);
-            while (static_cast<int>(rep.size()) < o.repeats) {
+              if (r.ok && r.spec.batch == c.tunedBatch) ++have;
+            while (have < o.repeats) {
               RunResult r = runOne({&m, md, sd.prompt, sd.gen, c.tunedBatch}, o);
               logRun(o, r);
               c.runs.push_back(r);
+              emit(false);
               if (!r.ok) {
                 anyFailed = true;
                 c.error = r.error;
                 break;
               }
-              rep.push_back(r);
-              if (c.tunedBatch == 1) b1.push_back(r);
+              ++have;
             }
-            std::vector<double> thr, pre, dec, wall;
-            for (auto &r : rep) {
-              thr.push_back(r.throughput());
-              pre.push_back(r.prefillTps());
-              dec.push_back(r.decodeTps());
-              wall.push_back(r.wall);
-            }
-            c.thr = summarize(thr);
-            c.prefill = summarize(pre);
-            c.decode = summarize(dec);
-            c.wall = summarize(wall);
-            c.tpm = c.thr.median / (c.memSlope / 1073741824.0);
-            if (c.cacheSlope > 0) c.tpmCache = c.thr.median / (c.cacheSlope / 1073741824.0);
           }
-          std::vector<double> b1d, b1t;
-          for (auto &r : b1) b1d.push_back(r.decodeTps()), b1t.push_back(r.throughput());
-          c.b1Decode = summarize(b1d);
-          c.b1Thr = summarize(b1t);
-          c.threadsUsed = threadsFrom(c.runs);
-          double avgCtx = sd.prompt + sd.gen / 2.0;
-          c.roof = roofline(m, md.label, avgCtx, std::max(1, c.tunedBatch), mc, c.threadsUsed);
-          c.roofB1 = roofline(m, md.label, avgCtx, 1, mc, c.threadsUsed);
-          c.achievedDecode = c.decode.median / c.roof.decodeTps;
-          c.achievedB1 = c.b1Decode.median / c.roofB1.decodeTps;
-          for (auto &r : c.runs) {
-            c.otherCoresMax = std::max(c.otherCoresMax, r.otherCores);
-            c.noisy = c.noisy || r.noisy;
-          }
-          cells.push_back(std::move(c));
+          c.complete = true;
+          emit(false);
         }
       }
     }
@@ -915,6 +1465,7 @@ int main(int argc, char **argv) {
           logRun(o, r);
           if (!r.ok) anyFailed = true;
           sweepRuns.push_back(r);
+          emit(false);
           if (!r.ok || r.wall > o.sweepCap) break;  // longer contexts would take longer still
         }
   }
@@ -926,297 +1477,70 @@ int main(int argc, char **argv) {
         logRun(o, r);
         if (!r.ok) anyFailed = true;
         rooflineRuns.push_back(r);
+        emit(false);
       }
   }
 
-  // ---- ratios
-  auto findCell = [&](const std::string &mode, const std::string &setting) -> const Cell * {
-    for (auto &c : cells)
-      if (c.mode == mode && c.setting == setting) return &c;
-    return nullptr;
-  };
-  auto safeDiv = [](double a, double b) { return (std::isfinite(a) && std::isfinite(b) && b != 0) ? a / b : NAN; };
-
-  JWriter w;
-  w.beginObj();
-  w.kv("tool", "photon-bench");
-  w.kv("version", photon_version());
-  w.kv("suite", o.suite);
-  w.kv("date", isoNow());
-  w.key("host");
-  w.beginObj();
-  w.kv("cpu", cpuModel());
-  w.kv("online_cpus", onlineCpus());
-  w.kv("avx2_fma", cpuHasAvx2Fma());
-  w.endObj();
-  w.key("machine");
-  w.beginObj();
-  w.kv("read_bw_gbs_1t", mc.bw1);
-  w.kv("read_bw_gbs_2t", mc.bw2);
-  w.kv("peak_gflops_1t", mc.flops1 / 1e9);
-  w.kv("peak_gflops_2t", mc.flops2 / 1e9);
-  w.kv("bw_buffer_bytes", static_cast<double>(o.bwBytes));
-  w.kv("measure_seconds", mc.seconds);
-  w.kv("other_cpu_cores_during", mc.otherCores);
-  w.endObj();
-  w.key("protocol");
-  w.beginObj();
-  w.key("settings");
-  w.beginArr();
-  for (auto &s : settings) {
-    w.beginObj();
-    w.kv("name", s.name);
-    w.kv("prompt", s.prompt);
-    w.kv("gen", s.gen);
-    w.endObj();
-  }
-  w.endArr();
-  w.kv("budget_gib", o.budgetGiB);
-  w.kv("max_batch", o.maxBatch);
-  w.key("slope_batches");
-  w.beginArr();
-  for (int b : o.slopeBatches) w.value(b);
-  w.endArr();
-  w.kv("repeats", o.repeats);
-  w.kv("noise_threshold_cores", o.noiseThreshold);
-  w.kv("throughput", "generated tokens / (prefill + decode seconds), summed over the batch");
-  w.kv("tpm", "throughput / per-sample memory in GiB (tokens/s/GiB); per-sample memory = slope of peak RSS against batch");
-  w.endObj();
-
-  w.key("models");
-  w.beginArr();
-  for (auto &m : models) {
-    w.beginObj();
-    w.kv("name", m.name);
-    w.kv("path", m.path);
-    w.kv("family", familyName(m.info.family));
-    w.kv("vocab", m.info.vocab);
-    w.kv("width", m.info.width);
-    w.kv("levels", m.info.levels);
-    w.kv("tokens_per_step", m.info.tokens_per_step);
-    w.kv("weights_bytes", static_cast<double>(m.info.weights_bytes));
-    w.kv("params_f32", m.params);
-    w.kv("target_cpu", m.info.target_cpu ? m.info.target_cpu : "");
-    w.key("cost_model");
-    if (m.cost.present) {
-      w.beginObj();
-      w.kv("weight_bytes_per_token", m.cost.weightBytesPerToken);
-      w.kv("flops_per_token", m.cost.flopsPerToken);
-      w.kv("cache_bytes_per_1k_hiergen", m.cost.cacheHierPer1k);
-      w.kv("cache_bytes_per_1k_recgen", m.cost.cacheRecPer1k);
-      w.kv("vanilla_weight_bytes_per_token", m.cost.vWeightBytesPerToken);
-      w.kv("vanilla_flops_per_token", m.cost.vFlopsPerToken);
-      w.kv("vanilla_cache_bytes_per_1k", m.cost.vCachePer1k);
-      w.endObj();
+  // ---- peers: run_peers.py on the vanilla model, the same lengths, after photon's runs
+  if (!o.peers.empty() && (o.suite == "paper" || o.suite == "quick")) {
+    const Model *van = nullptr;
+    for (auto &m : models)
+      if (m.info.family == PHOTON_FAMILY_VANILLA) van = &m;
+    std::string dir = o.peerModel;
+    if (dir.empty() && van) {
+      dir = van->path;
+      while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+      if (dir.size() > 7 && dir.compare(dir.size() - 7, 7, ".photon") == 0) dir.resize(dir.size() - 7);
+    }
+    int threads = o.peerThreads;
+    if (threads <= 0) {
+      threads = 1;
+      for (auto &c : cells)
+        if (c.family == "vanilla") threads = std::max(threads, threadsFrom(c.runs));
+    }
+    struct stat sb;
+    if (dir.empty() || stat(dir.c_str(), &sb) != 0) {
+      peersError = "no peer model directory (--peer-model DIR with step.onnx and model-f32/f16.gguf)";
     } else {
-      w.null();
+      std::string peersOut = o.json.empty() ? "/tmp/photon-bench-peers-" + std::to_string(getpid()) + ".json"
+                                            : o.json + ".peers.json";
+      std::string list, lens, sets;
+      for (auto &p : o.peers) list += (list.empty() ? "" : ",") + p;
+      for (auto &s : settings) {
+        lens += (lens.empty() ? "" : ",") + s.name + "=" + std::to_string(s.prompt) + "/" + std::to_string(s.gen);
+        sets += (sets.empty() ? "" : ",") + s.name;
+      }
+      std::string script = o.peersScript.empty() ? PHOTON_BENCH_PEERS_SCRIPT : o.peersScript;
+      std::string cmd = "/usr/bin/python3 '" + script + "' --model '" + dir + "' --peers " + list +
+                        " --threads " + std::to_string(threads) + " --settings " + sets + " --lengths " + lens +
+                        " --out '" + peersOut + "' " + o.peerArgs + " 1>&2";
+      if (o.verbose) std::fprintf(stderr, "peers: %s\n", cmd.c_str());
+      std::fflush(stderr);
+      int rc = std::system(cmd.c_str());
+      std::string text, err;
+      if (!readFile(peersOut, text)) {
+        peersError = "run_peers.py wrote no JSON (exit status " + std::to_string(rc) + ")";
+      } else {
+        JParser jp(text);
+        if (!jp.parse(peersJson, err)) peersError = "run_peers.py's JSON: " + err;
+        else peersRan = true;
+      }
+      if (rc != 0 && peersRan) peersError = "run_peers.py exit status " + std::to_string(rc) + " (see peers.errors)";
     }
-    w.endObj();
+    if (!peersError.empty()) std::fprintf(stderr, "photon-bench: peers: %s\n", peersError.c_str());
   }
-  w.endArr();
 
-  w.key("results");
-  w.beginArr();
-  for (auto &c : cells) {
-    w.beginObj();
-    w.kv("model", c.model);
-    w.kv("family", c.family);
-    w.kv("mode", c.mode);
-    w.kv("setting", c.setting);
-    w.kv("prompt", c.prompt);
-    w.kv("gen", c.gen);
-    if (!c.error.empty()) w.kv("error", c.error);
-    w.key("memory");
-    w.beginObj();
-    w.kv("per_sample_bytes", c.memSlope);
-    w.kv("intercept_bytes", c.memIntercept);
-    w.kv("cache_per_sample_bytes", c.cacheSlope);
-    w.kv("rss_per_sample_bytes", c.rssSlope);
-    w.kv("source", c.memSource);
-    w.key("points");
-    w.beginArr();
-    for (auto &p : c.points) {
-      w.beginObj();
-      w.kv("batch", p.batch);
-      w.kv("peak_rss_bytes", p.peakRss);
-      w.kv("cache_peak_bytes", p.cachePeak);
-      w.endObj();
-    }
-    w.endArr();
-    w.endObj();
-    w.kv("budget_batch", c.budgetBatch);
-    w.kv("tuned_batch", c.tunedBatch);
-    w.kv("batch_capped", c.batchCapped);
-    writeSummary(w, "throughput_tps", c.thr);
-    writeSummary(w, "prefill_tps", c.prefill);
-    writeSummary(w, "decode_tps", c.decode);
-    writeSummary(w, "wall_s", c.wall);
-    writeSummary(w, "batch1_decode_tps", c.b1Decode);
-    writeSummary(w, "batch1_throughput_tps", c.b1Thr);
-    w.kv("tpm", c.tpm);
-    w.kv("tpm_cache_only", c.tpmCache);
-    w.kv("threads_used", c.threadsUsed);
-    writeRoof(w, "roofline", c.roof);
-    writeRoof(w, "roofline_batch1", c.roofB1);
-    w.kv("achieved_over_roofline_decode", c.achievedDecode);
-    w.kv("achieved_over_roofline_decode_batch1", c.achievedB1);
-    w.kv("other_cpu_cores_max", c.otherCoresMax);
-    w.kv("noisy", c.noisy);
-    w.key("runs");
-    w.beginArr();
-    for (auto &r : c.runs) writeRun(w, r);
-    w.endArr();
-    w.endObj();
-  }
-  w.endArr();
+  emit(true);
+  for (auto &c : cells) finishCell(c);
 
-  auto writeRunList = [&](const char *key, const std::vector<RunResult> &runs) {
-    w.key(key);
-    w.beginArr();
-    for (auto &r : runs) {
-      w.beginObj();
-      w.kv("model", r.spec.model->name);
-      w.kv("mode", r.spec.mode.label);
-      w.kv("context", r.spec.prompt + r.spec.gen);
-      w.key("run");
-      writeRun(w, r);
-      Roofline rf = roofline(*r.spec.model, r.spec.mode.label, r.spec.prompt + r.spec.gen / 2.0, 1, mc,
-                             threadsFrom({r}));
-      writeRoof(w, "roofline", rf);
-      w.kv("achieved_over_roofline_decode", safeDiv(r.decodeTps(), rf.decodeTps));
-      w.kv("achieved_over_roofline_prefill", safeDiv(r.prefillTps(), rf.prefillTps));
-      w.endObj();
-    }
-    w.endArr();
-  };
-  if (o.suite == "sweep") writeRunList("sweep", sweepRuns);
-  if (o.suite == "roofline") writeRunList("roofline_runs", rooflineRuns);
-
-  // ratios and targets
-  w.key("ratios");
-  w.beginObj();
-  for (auto &sd : settings) {
-    const Cell *v = findCell("vanilla", sd.name), *bl = findCell("block", sd.name),
-               *hg = findCell("hiergen", sd.name), *rg = findCell("recgen", sd.name);
-    w.key(sd.name);
-    w.beginObj();
-    auto pair = [&](const char *name, const Cell *a, const Cell *b) {
-      if (!a || !b) return;
-      w.key(name);
-      w.beginObj();
-      w.kv("tpm", safeDiv(a->tpm, b->tpm));
-      w.kv("throughput", safeDiv(a->thr.median, b->thr.median));
-      w.kv("per_sample_memory", safeDiv(a->memSlope, b->memSlope));
-      w.kv("decode_tps", safeDiv(a->decode.median, b->decode.median));
-      w.kv("batch1_decode_tps", safeDiv(a->b1Decode.median, b->b1Decode.median));
-      w.endObj();
-    };
-    pair("recgen_over_vanilla", rg, v);
-    pair("hiergen_over_vanilla", hg, v);
-    pair("hiergen_over_block", hg, bl);
-    pair("recgen_over_block", rg, bl);
-    pair("block_over_vanilla", bl, v);
-    // The cost model's prediction of RecGen/vanilla TPM: per-sample cache ratio from the
-    // compile-time cache plan, throughput from its roofline at each run's tuned batch.
-    if (rg && v && rg->m->cost.present) {
-      const CostModel &pc = rg->m->cost;
-      double vCache = v->m->cost.present && v->m->cost.cacheHierPer1k > 0 ? v->m->cost.cacheHierPer1k : pc.vCachePer1k;
-      double memRatio = safeDiv(pc.cacheRecPer1k, vCache);  // RecGen / vanilla per sample
-      double thrRatio = safeDiv(rg->roof.decodeTps, v->roof.decodeTps);
-      double predicted = safeDiv(thrRatio, memRatio);
-      double measured = safeDiv(rg->tpm, v->tpm);
-      w.key("cost_model_recgen_over_vanilla");
-      w.beginObj();
-      w.kv("predicted_cache_ratio", memRatio);
-      w.kv("predicted_throughput_ratio", thrRatio);
-      w.kv("predicted_tpm_ratio", predicted);
-      w.kv("measured_tpm_ratio", measured);
-      w.kv("measured_over_predicted", safeDiv(measured, predicted));
-      w.endObj();
-    }
-    w.key("achieved_over_roofline_decode");
-    w.beginObj();
-    for (auto &c : cells)
-      if (c.setting == sd.name) w.kv(c.model + "/" + c.mode, c.achievedDecode);
-    w.endObj();
-    w.endObj();
-  }
-  w.endObj();
-
-  w.key("targets");
-  w.beginObj();
-  {
-    const Cell *v = findCell("vanilla", "DE"), *rg = findCell("recgen", "DE");
-    if (v && rg) {
-      double r = safeDiv(rg->b1Decode.median, v->b1Decode.median);
-      w.key("recgen_batch1_decode_speedup");
-      w.beginObj();
-      w.kv("value", r);
-      w.kv("target", 5.0);
-      w.kv("met", std::isfinite(r) && r >= 5.0);
-      w.endObj();
-    }
-    if (v) {
-      double r = v->achievedB1;
-      w.key("vanilla_batch1_decode_over_bandwidth_roofline");
-      w.beginObj();
-      w.kv("value", r);
-      w.kv("target", 0.9);
-      w.kv("met", std::isfinite(r) && r >= 0.9);
-      w.endObj();
-    }
-    if (v && rg && rg->m->cost.present) {
-      const CostModel &pc = rg->m->cost;
-      double vCache = v->m->cost.present && v->m->cost.cacheHierPer1k > 0 ? v->m->cost.cacheHierPer1k : pc.vCachePer1k;
-      double predicted = safeDiv(safeDiv(rg->roof.decodeTps, v->roof.decodeTps), safeDiv(pc.cacheRecPer1k, vCache));
-      double r = safeDiv(safeDiv(rg->tpm, v->tpm), predicted);
-      w.key("de_tpm_ratio_over_cost_model");
-      w.beginObj();
-      w.kv("value", r);
-      w.kv("target", 0.9);
-      w.kv("met", std::isfinite(r) && r >= 0.9);
-      w.endObj();
-    }
-  }
-  w.endObj();
-  int noisyRuns = 0, runsTotal = 0;
-  double otherMax = 0;
-  auto countRuns = [&](const std::vector<RunResult> &rs) {
-    for (auto &r : rs) {
-      ++runsTotal;
-      noisyRuns += r.noisy;
-      otherMax = std::max(otherMax, r.otherCores);
-    }
-  };
-  for (auto &c : cells) countRuns(c.runs);
-  countRuns(sweepRuns);
-  countRuns(rooflineRuns);
-  w.key("noise");
-  w.beginObj();
-  w.kv("runs", runsTotal);
-  w.kv("noisy_runs", noisyRuns);
-  w.kv("other_cpu_cores_max", otherMax);
-  w.endObj();
-  w.kv("all_ok", !anyFailed);
-  w.endObj();
-  w.out += '\n';
-
-  // ---- outputs
-  if (!o.json.empty()) {
-    std::ofstream f(o.json);
-    if (!f) {
-      std::fprintf(stderr, "photon-bench: cannot write %s: %s\n", o.json.c_str(), std::strerror(errno));
-      return 2;
-    }
-    f << w.out;
-  }
-  std::printf("%-16s %-8s %-3s %6s %12s %12s %12s %12s %12s\n", "model", "mode", "set", "batch",
-              "thr tok/s", "decode tok/s", "b1 decode", "MiB/sample", "TPM K");
+  // ---- summary on stdout
+  std::printf("%-16s %-8s %-3s %6s %12s %12s %12s %12s %12s %10s\n", "model", "mode", "set", "batch",
+              "thr tok/s", "decode tok/s", "b1 decode", "MiB/sample", "TPM K", "pf/sgemm");
   for (auto &c : cells)
-    std::printf("%-16s %-8s %-3s %6d %12.1f %12.1f %12.1f %12.2f %12.3f%s%s\n", c.model.c_str(),
+    std::printf("%-16s %-8s %-3s %6d %12.1f %12.1f %12.1f %12.2f %12.3f %10.3f%s%s\n", c.model.c_str(),
                 c.mode.c_str(), c.setting.c_str(), c.tunedBatch, c.thr.median, c.decode.median,
-                c.b1Decode.median, c.memSlope / 1048576.0, c.tpm / 1000.0, c.noisy ? " noisy" : "",
-                c.error.empty() ? "" : " FAILED");
+                c.b1Decode.median, c.memSlope / 1048576.0, c.tpm / 1000.0, c.prefillOverSgemm,
+                c.noisy ? " noisy" : "", c.error.empty() ? "" : " FAILED");
   for (auto &r : sweepRuns)
     std::printf("sweep %-16s %-8s ctx %6d prefill %10.1f tok/s decode %8.1f tok/s%s\n",
                 r.spec.model->name.c_str(), r.spec.mode.label.c_str(), r.spec.prompt + r.spec.gen,
@@ -1224,8 +1548,14 @@ int main(int argc, char **argv) {
   for (auto &r : rooflineRuns)
     std::printf("roofline %-16s %-8s decode %8.1f tok/s%s\n", r.spec.model->name.c_str(),
                 r.spec.mode.label.c_str(), r.decodeTps(), r.ok ? "" : " FAILED");
-  std::printf("machine: read %.1f/%.1f GB/s (1/2 threads), FP32 %.1f/%.1f GFLOP/s; %d of %d runs noisy\n",
-              mc.bw1, mc.bw2, mc.flops1 / 1e9, mc.flops2 / 1e9, noisyRuns, runsTotal);
+  if (sg.available)
+    std::printf("sgemm reference (OpenBLAS, M = %d): %.1f/%.1f GFLOP/s (1/2 threads)\n", sg.m, sg.gflops1, sg.gflops2);
+  else
+    std::printf("sgemm reference: not measured: %s\n", sg.error.c_str());
+  std::printf("machine: read %.1f/%.1f GB/s (1/2 threads), FP32 %.1f/%.1f GFLOP/s; %d of %d runs noisy; loadavg %s -> %s\n",
+              mc.bw1, mc.bw2, mc.flops1 / 1e9, mc.flops2 / 1e9, noisyRuns, runsTotal, loadavgStart.c_str(),
+              loadavg().c_str());
+  if (jsonWriteFailed) return 2;
   for (auto &m : models) photon_model_free(m.handle);
   return anyFailed ? 1 : 0;
 }
