@@ -393,6 +393,39 @@ struct Deriver {
     return success();
   }
 
+  /// The row-wise tail of the token decoder: walks back from `logits` through the LM head,
+  /// RMSNorms and casts to the hidden states H [B, T, D] they are applied to.
+  FailureOr<Value> hiddenOfLogits(Value logits) {
+    Value v = logits;
+    bool head = false;
+    while (Operation *d = v.getDefiningOp()) {
+      StringRef n = d->getName().getStringRef();
+      if (n == "photon.lm_head") head = true;
+      else if (n != "photon.rms_norm" && !isa<tensor::CastOp>(d)) break;
+      v = d->getOperand(0);
+    }
+    if (!head) return failure();
+    return v;
+  }
+
+  /// The tail (final norm, LM head) of @forward applied to `rows` [S, 1, D] (in place of
+  /// the hidden states H): logits [S, V].
+  FailureOr<Value> applyTail(OpBuilder &b, Location loc, Value H, Value logits, Value rows,
+                             Value S, RankedTensorType outT) {
+    if (rows.getType() != H.getType()) rows = tensor::CastOp::create(b, loc, H.getType(), rows);
+    IRMapping map;
+    map.map(H, rows);
+    auto r = materialize(b, logits, map, {});
+    if (failed(r)) return failure();
+    Value lg = *r;
+    auto lt = cast<RankedTensorType>(lg.getType());
+    auto t3 = RankedTensorType::get({ShapedType::kDynamic, 1, outT.getDimSize(1)}, lt.getElementType());
+    if (lt != t3) lg = tensor::CastOp::create(b, loc, t3, lg);
+    SmallVector<OpFoldResult> offs(3, b.getIndexAttr(0)), strides(3, b.getIndexAttr(1));
+    SmallVector<OpFoldResult> sizes{S, b.getIndexAttr(1), b.getIndexAttr(outT.getDimSize(1))};
+    return tensor::ExtractSliceOp::create(b, loc, outT, lg, offs, sizes, strides).getResult();
+  }
+
   LogicalResult buildTokenStep(func::FuncOp f, Value shiftResult, Value tokens, Value logits) {
     OpBuilder b(ctx);
     Location loc = f.getLoc();
@@ -403,18 +436,31 @@ struct Deriver {
     Value tok = entry.getArgument(1);
     if (tok.getType() != tokens.getType()) tok = tensor::CastOp::create(b, loc, tokens.getType(), tok);
     map.map(tokens, tok);
-    auto r = materialize(b, logits, map, {});
-    if (failed(r)) return failure();
-    // logits [S, C_1, V] -> logits[s, pos[s], :]
-    Value all = *r;
     Value pos = entry.getArgument(2);
     auto outT = cast<RankedTensorType>(f.getFunctionType().getResult(0));
     Value S = tensor::DimOp::create(b, loc, entry.getArgument(0), 0);
-    Value init = tensor::EmptyOp::create(b, loc, outT.getShape(), outT.getElementType(), ValueRange{S});
+    // Gather the hidden state of position pos[s] before the final norm and LM head, so that
+    // the head runs on one row per stream instead of C_1.
+    auto H = hiddenOfLogits(logits);
+    Value all, init;
+    int64_t width = outT.getDimSize(1);
+    if (succeeded(H)) {
+      auto r = materialize(b, *H, map, {});
+      if (failed(r)) return failure();
+      all = *r;
+      width = cast<RankedTensorType>(all.getType()).getDimSize(2);
+    } else {
+      auto r = materialize(b, logits, map, {});
+      if (failed(r)) return failure();
+      all = *r;
+    }
+    auto gT = RankedTensorType::get({ShapedType::kDynamic, width},
+                                    cast<RankedTensorType>(all.getType()).getElementType());
+    init = tensor::EmptyOp::create(b, loc, gT.getShape(), gT.getElementType(), ValueRange{S});
     auto maps = SmallVector<AffineMap>{
         AffineMap::get(2, 0, {b.getAffineDimExpr(0)}, ctx), b.getMultiDimIdentityMap(2)};
     auto g = linalg::GenericOp::create(
-        b, loc, TypeRange{outT}, ValueRange{pos}, ValueRange{init}, maps,
+        b, loc, TypeRange{gT}, ValueRange{pos}, ValueRange{init}, maps,
         SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
         [&](OpBuilder &nb, Location l, ValueRange a) {
           Value s = linalg::IndexOp::create(nb, l, 0);
@@ -423,7 +469,13 @@ struct Deriver {
           Value x = tensor::ExtractOp::create(nb, l, all, ValueRange{s, p, v});
           linalg::YieldOp::create(nb, l, x);
         });
-    func::ReturnOp::create(b, loc, g.getResult(0));
+    Value out = g.getResult(0);
+    if (succeeded(H)) {
+      auto r = applyTail(b, loc, *H, logits, asOneUnit(b, loc, out, H->getType()), S, outT);
+      if (failed(r)) return failure();
+      out = *r;
+    }
+    func::ReturnOp::create(b, loc, out);
     return success();
   }
 };
