@@ -1,6 +1,7 @@
 //===- photon-compile.cpp - ONNX / photon IR -> photon artifact ----------===//
 //
 //   photon-compile model.onnx --target cpu -o model.photon
+//   photon-compile model.onnx --target cuda:sm_80,sm_90 -o model.photon
 //   photon-compile model.mlir --weights model.weights.bin -o model.photon
 //
 // Imports (in-process), derives the generation stages, plans the caches, lowers to LLVM,
@@ -10,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "photon/Target/CPU.h"
+#include "photon/Target/Cuda.h"
 #include "photon/Transforms/CachePlan.h"
 #include "photon/Transforms/Passes.h"
 #include "photon/weights_format.h"
@@ -57,8 +59,28 @@ static cl::opt<std::string> weightsFile(
     "weights", cl::desc("Weights blob (PHOTONW1) of a .mlir input (default: <input>.weights.bin "
                         "or weights.bin beside it)"),
     cl::value_desc("file"), cl::cat(cat));
-static cl::opt<std::string> target("target", cl::desc("Target kind (cpu)"), cl::init("cpu"),
-                                   cl::cat(cat));
+static cl::opt<std::string> target(
+    "target",
+    cl::desc("Target: cpu (default) or cuda:<archs>, e.g. cuda:sm_80 or cuda:sm_80,sm_90 "
+             "(NVIDIA GPUs, sm_75 and newer; one cubin per architecture in each fatbin)"),
+    cl::init("cpu"), cl::cat(cat));
+static cl::opt<bool> cudaTensorCores("cuda-tensor-cores",
+                                     cl::desc("cuda: mma.sync for f16 matmuls on sm_80+ "
+                                              "(default on)"),
+                                     cl::init(true), cl::cat(cat));
+static cl::opt<bool> cudaAllowTf32("cuda-allow-tf32",
+                                   cl::desc("cuda: let f32 matmuls use tf32 tensor cores"),
+                                   cl::init(false), cl::cat(cat));
+static cl::opt<std::string> cudaToolkit("cuda-toolkit",
+                                        cl::desc("cuda: CUDA toolkit root with ptxas and "
+                                                 "fatbinary (default: $CUDA_HOME, "
+                                                 "/usr/local/cuda)"),
+                                        cl::value_desc("dir"), cl::cat(cat));
+static cl::opt<std::string> cudaRuntime("cuda-runtime",
+                                        cl::desc("cuda: libphoton_cuda.so to link model.so "
+                                                 "against and copy into the artifact "
+                                                 "(default: the one built with photon-compile)"),
+                                        cl::value_desc("file"), cl::cat(cat));
 static cl::opt<std::string> cpuName("cpu", cl::desc("Target CPU (default: the host, e.g. znver3)"),
                                     cl::cat(cat));
 static cl::opt<std::string> cpuFeatures("mattr",
@@ -153,8 +175,15 @@ int main(int argc, char **argv) {
       "  photon-compile model.mlir --weights model.weights.bin -o model.photon --report\n");
   Progress progress;
 
-  if (target != "cpu")
-    return fail("unsupported --target '" + target + "' (supported: cpu)");
+  const bool cuda = mlir::photon::isCudaTarget(target);
+  std::vector<std::string> cudaChips;
+  if (cuda) {
+    std::string err;
+    if (!mlir::photon::parseCudaTarget(target, cudaChips, err)) return fail(err);
+    if (openmp) return fail("--openmp is a CPU option; it does not apply to --target cuda");
+  } else if (target != "cpu") {
+    return fail("unsupported --target '" + target + "' (supported: cpu, cuda:sm_XY[,sm_XY...])");
+  }
   if (!llvm::sys::fs::exists(inputFile)) return fail("input '" + inputFile + "' does not exist");
   if (matmul != "vector" && matmul != "generic")
     return fail("unsupported --matmul '" + matmul + "' (expected vector or generic)");
@@ -163,6 +192,7 @@ int main(int argc, char **argv) {
   registerAllDialects(registry);
   registerAllExtensions(registry);
   registerAllToLLVMIRTranslations(registry);
+  mlir::photon::registerCudaTarget(registry);
 #ifdef PHOTON_HAVE_IMPORTER
   mlir::photon::registerImportDialects(registry);
 #endif
@@ -254,9 +284,21 @@ int main(int argc, char **argv) {
     module->print(llvm::outs());
     return 0;
   }
-  {
+  if (cuda) {
+    mlir::photon::CudaCompileOptions co;
+    co.chips = cudaChips;
+    co.tensorCores = cudaTensorCores;
+    co.allowTf32 = cudaAllowTf32;
+    co.toolkit = cudaToolkit;
+    progress("lowering to GPU kernels for " + llvm::join(cudaChips, ",") +
+             " (ptxas + fatbinary) and host code in the LLVM dialect");
+    if (failed(mlir::photon::lowerStagesForCuda(*module, co)))
+      return fail("the GPU lowering failed (see the errors above)");
+  } else {
     PassManager pm(&ctx);
-    mlir::photon::buildPhotonLowerToLLVMPipeline(pm, openmp, matmul == "vector");
+    mlir::photon::MatmulKernelOptions kernels;
+    kernels.lanes = mlir::photon::f32VectorLanes(cpuName, cpuFeatures);
+    mlir::photon::buildPhotonLowerToLLVMPipeline(pm, openmp, matmul == "vector", kernels);
     progress("bufferizing and lowering to the LLVM dialect");
     if (failed(pm.run(*module))) return fail("lowering to the LLVM dialect failed");
   }
@@ -290,7 +332,16 @@ int main(int argc, char **argv) {
   progress("optimizing (-O" + llvm::Twine(optLevel) + ") and emitting code for " + cg.cpu);
   if (!mlir::photon::emitObject(*module, stages, cg, std::string(obj), irOut, err)) return fail(err);
   progress("linking model.so");
-  if (!mlir::photon::linkSharedLibrary(std::string(obj), std::string(so), openmp, err)) return fail(err);
+  if (cuda) {
+    std::string rt = mlir::photon::findCudaRuntimeLibrary(cudaRuntime, argv[0]);
+    if (rt.empty())
+      return fail("libphoton_cuda.so not found (model.so of a CUDA artifact links it): build "
+                  "the photon_cuda target or pass --cuda-runtime FILE");
+    if (!mlir::photon::linkCudaSharedLibrary(std::string(obj), std::string(so), rt, err))
+      return fail(err);
+  } else if (!mlir::photon::linkSharedLibrary(std::string(obj), std::string(so), openmp, err)) {
+    return fail(err);
+  }
   llvm::sys::fs::remove(obj);
 
   // Weights: copied into the artifact (the importer may have written them there already).
@@ -311,11 +362,24 @@ int main(int argc, char **argv) {
                                      {"mlir", LLVM_VERSION_STRING}};
   llvm::json::Array feats;
   for (auto &f : mlir::photon::manifestFeatures(cg.features)) feats.push_back(f);
-  m["target"] = llvm::json::Object{{"kind", "cpu"},
-                                   {"triple", cg.triple},
-                                   {"cpu", cg.cpu},
-                                   {"features", std::move(feats)},
-                                   {"threads", openmp ? "openmp" : "none"}};
+  if (cuda) {
+    llvm::json::Array archs;
+    for (auto &c : cudaChips) archs.push_back(c);
+    // The host code (stage entry points calling the mgpu* functions) is x86 code for the
+    // same triple/CPU as a CPU artifact's; the kernels are fatbins for `archs`.
+    m["target"] = llvm::json::Object{{"kind", "cuda"},
+                                     {"archs", std::move(archs)},
+                                     {"triple", cg.triple},
+                                     {"cpu", cg.cpu},
+                                     {"features", std::move(feats)},
+                                     {"runtime", "libphoton_cuda.so"}};
+  } else {
+    m["target"] = llvm::json::Object{{"kind", "cpu"},
+                                     {"triple", cg.triple},
+                                     {"cpu", cg.cpu},
+                                     {"features", std::move(feats)},
+                                     {"threads", openmp ? "openmp" : "none"}};
+  }
   llvm::json::Object model = mlir::photon::hierarchyJson(*plan);
   model["max_context"] = maxContext.getValue();
   m["model"] = std::move(model);
