@@ -279,6 +279,9 @@ void buildGpuKernelPipeline(OpPassManager &pm, const GpuTargetOptions &options) 
   pm.addNestedPass<func::FuncOp>(createGpuMapToLaunchPass());
   pm.addNestedPass<func::FuncOp>(createGpuMmaSyncPass(options));
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // Loops still on the host (kv_append's pool stores, cached attention, host-side linalg
+  // just turned into loops) touch device buffers: run them as kernels.
+  pm.addNestedPass<func::FuncOp>(createGpuHostLoopsToKernelsPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(memref::createFoldMemRefAliasOpsPass());
@@ -344,6 +347,7 @@ void registerCudaPasses() {
   PassRegistration<Pass>([] { return createGpuMapToLaunchPass(); });
   PassRegistration<Pass>([] { return createGpuMmaSyncPass(GpuTargetOptions()); });
   PassRegistration<Pass>([] { return createGpuMergeFatbinPass(GpuTargetOptions()); });
+  PassRegistration<Pass>([] { return createGpuHostLoopsToKernelsPass(); });
   PassRegistration<ExpandShapeToCastPass>();
   PassPipelineRegistration<CudaPipelineOptions>(
       "photon-gpu-kernels",

@@ -243,8 +243,8 @@ struct GpuMapToLaunchPass
                                                       a.getAlignmentAttr());
       }
     }
-    if (foralls.empty())
-      return;
+    // Also in functions without kernels of their own (the stage wrappers, which copy a
+    // callee's result into the output argument): every buffer is device memory.
     // Copies inside kernels become loops (linalg.copy -> convert-linalg-to-loops).
     SmallVector<memref::CopyOp> copies;
     func.walk([&](memref::CopyOp c) { copies.push_back(c); });

@@ -71,9 +71,13 @@ std::unique_ptr<mlir::Pass> createGpuTileAndFusePass(const GpuTargetOptions &opt
 std::unique_ptr<mlir::Pass> createGpuMapToLaunchPass();
 std::unique_ptr<mlir::Pass> createGpuMmaSyncPass(const GpuTargetOptions &options);
 std::unique_ptr<mlir::Pass> createGpuMergeFatbinPass(const GpuTargetOptions &options);
+/// photon-gpu-host-loops-to-kernels: scf.for nests left on the host that read or write
+/// (device) buffers - kv_append's stores into the cache pool, the cached-attention loop -
+/// become gpu.launch (parallel loops on the grid / threads, see GpuHostLoops.cpp).
+std::unique_ptr<mlir::Pass> createGpuHostLoopsToKernelsPass();
 
 /// Registers the passes above (photon-gpu-tile-and-fuse, photon-gpu-map-to-launch,
-/// photon-gpu-mma-sync, photon-gpu-merge-fatbin) and the pipelines
+/// photon-gpu-mma-sync, photon-gpu-merge-fatbin, photon-gpu-host-loops-to-kernels) and the pipelines
 /// `photon-gpu-kernels` and `photon-gpu-lowering` with options
 /// chips=sm_80,sm_90 format=fatbin|bin|isa tensor-cores=1 allow-tf32=0 opt-level=3
 /// toolkit=<path>.
