@@ -1,5 +1,7 @@
 #include "artifact.h"
 
+#include "photon/cuda.h"
+
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -157,6 +159,7 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
   PHOTON_RETURN_IF_ERROR(getStr(c, *target, "triple", m.targetTriple, false));
   PHOTON_RETURN_IF_ERROR(getStr(c, *target, "cpu", m.targetCpu, false));
   PHOTON_RETURN_IF_ERROR(getStrList(c, *target, "features", m.targetFeatures, false));
+  PHOTON_RETURN_IF_ERROR(getStrList(c, *target, "archs", m.targetArchs, false));
 
   const json::Value *model = nullptr;
   PHOTON_RETURN_IF_ERROR(getObj(c, root, "model", model));
@@ -419,10 +422,31 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
   Manifest &mf = m->manifest_;
 
   // Target.
-  if (mf.targetKind == "cuda")
+  if (mf.targetKind == "cuda") {
+    // Checked before model.so is opened: its constructors load the fatbins through the
+    // driver (mgpuModuleLoad).
+    std::string archs;
+    std::vector<const char *> names;
+    for (const auto &a : mf.targetArchs) {
+      archs += (archs.empty() ? "" : ",") + a;
+      names.push_back(a.c_str());
+    }
+    if (names.empty())
+      return error(PHOTON_ERR_FORMAT, mpath + ": target.kind is \"cuda\" but target.archs is "
+                                              "missing or empty; recompile with photon-compile "
+                                              "--target cuda:sm_XY");
+    if (photon_cuda_check_arch(0, names.data(), names.size()) != PHOTON_CUDA_OK)
+      return error(PHOTON_ERR_NO_DEVICE,
+                   mpath + ": this artifact was compiled for CUDA (" + archs + ") and cannot "
+                           "run here: " + photon_cuda_last_error() +
+                           "; to run it on this machine's CPU instead, recompile with "
+                           "photon-compile --target cpu");
     return error(PHOTON_ERR_NO_DEVICE,
-                 mpath + ": this artifact was compiled for CUDA; the CPU runtime cannot run it "
-                         "(recompile with --target=cpu, or run it through the CUDA backend)");
+                 mpath + ": this artifact was compiled for CUDA (" + archs + ") and the "
+                         "device matches, but the engine's CUDA execution path (device "
+                         "buffers for the weights and caches) is not implemented yet; "
+                         "recompile with photon-compile --target cpu");
+  }
   if (mf.targetKind != "cpu")
     return error(PHOTON_ERR_TARGET, mpath + ": unknown target kind \"" + mf.targetKind + "\"");
 #if defined(__x86_64__)

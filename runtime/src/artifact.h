@@ -49,6 +49,7 @@ struct Manifest {
   std::string compilerName, compilerVersion;
   std::string targetKind, targetTriple, targetCpu;
   std::vector<std::string> targetFeatures;
+  std::vector<std::string> targetArchs; // target.kind "cuda": the GPU architectures (sm_XY)
   photon_family family = PHOTON_FAMILY_PHOTON;
   std::string familyName;
   int vocab = 0, width = 0, levels = 0, prefix = 0, maxContext = 0;

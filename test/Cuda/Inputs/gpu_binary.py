@@ -3,6 +3,9 @@
   gpu_binary.py ptx   <file.mlir> <out.ptx>   PTX of each gpu.binary (format=isa): the
                                               first in out.ptx, the others in out.ptx.1, ...
   gpu_binary.py archs <file.o>                the sm_XX cubins inside the object's .nv_fatbin
+  gpu_binary.py summary <file.o|.so>          every fatbin of .nv_fatbin (a linked library
+                                              holds one per kernel module): "fatbins: N" and
+                                              "elf sm_XX: M" per entry kind (fatbins with it)
 """
 import re
 import struct
@@ -77,8 +80,55 @@ def archs(obj):
     print("\n".join(found))
 
 
+def fatbin_section(obj):
+    data = open(obj, "rb").read()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        sys.exit("%s is not a 64-bit ELF file" % obj)
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    def section(i):
+        name, typ, flags, addr, off, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        return name, off, size
+    _, stroff, _ = section(shstrndx)
+    for i in range(shnum):
+        name, off, size = section(i)
+        end = data.index(b"\0", stroff + name)
+        if data[stroff + name : end] == b".nv_fatbin":
+            return data[off : off + size]
+    sys.exit("no .nv_fatbin section in %s" % obj)
+
+
+def summary(obj):
+    blob = fatbin_section(obj)
+    magic_bytes = struct.pack("<I", 0xBA55ED50)
+    pos, count, kinds = 0, 0, {}
+    while True:
+        pos = blob.find(magic_bytes, pos)
+        if pos < 0:
+            break
+        _, _, hsize, fsize = struct.unpack_from("<IHHQ", blob, pos)
+        seen = set()
+        entry = pos + hsize
+        while entry < pos + hsize + fsize:
+            kind, _, ehsize, esize = struct.unpack_from("<HHIQ", blob, entry)
+            arch, = struct.unpack_from("<I", blob, entry + 28)
+            seen.add("%s sm_%d" % ({1: "ptx", 2: "elf"}.get(kind, "kind%d" % kind), arch))
+            entry += ehsize + esize
+        for k in seen:
+            kinds[k] = kinds.get(k, 0) + 1
+        count += 1
+        pos += hsize + fsize
+    if not count:
+        sys.exit("no fatbin in the .nv_fatbin section of %s" % obj)
+    print("fatbins: %d" % count)
+    for k in sorted(kinds):
+        print("%s: %d" % (k, kinds[k]))
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "ptx":
+    if sys.argv[1] == "summary":
+        summary(sys.argv[2])
+    elif sys.argv[1] == "ptx":
         ptx(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "archs":
         archs(sys.argv[2])
