@@ -115,6 +115,41 @@ struct GpuHostLoopsToKernelsPass
       if (mem)
         nests.push_back(loop);
     }
+    // Host stack buffers that are not scratch of one nest (filled on the host side and
+    // passed to callees that use them in kernels, e.g. the block table of a decoder
+    // window's cache) become device buffers, freed before the function returns.
+    IRRewriter rewriter(func.getContext());
+    SmallVector<memref::AllocaOp> toDevice;
+    for (auto a : func.getBody().getOps<memref::AllocaOp>()) {
+      if (a->use_empty())
+        continue;
+      bool scratch = llvm::any_of(nests, [&](scf::ForOp n) {
+        return llvm::all_of(a->getUsers(), [&](Operation *u) { return n->isAncestor(u); });
+      });
+      if (!scratch)
+        toDevice.push_back(a);
+    }
+    SmallVector<func::ReturnOp> returns;
+    func.walk([&](func::ReturnOp r) { returns.push_back(r); });
+    for (memref::AllocaOp a : toDevice) {
+      Location loc = a.getLoc();
+      auto tokTy = gpu::AsyncTokenType::get(a.getContext());
+      rewriter.setInsertionPoint(a);
+      Value t0 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
+      auto alloc = gpu::AllocOp::create(rewriter, loc, a.getType(), tokTy, ValueRange{t0},
+                                        a.getDynamicSizes(), a.getSymbolOperands(),
+                                        /*hostShared=*/false);
+      gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{alloc.getAsyncToken()});
+      rewriter.replaceOp(a, alloc.getMemref());
+      for (func::ReturnOp r : returns) {
+        rewriter.setInsertionPoint(r);
+        Value t1 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
+        Value t2 = gpu::DeallocOp::create(rewriter, loc, tokTy, ValueRange{t1},
+                                          alloc.getMemref())
+                       .getAsyncToken();
+        gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{t2});
+      }
+    }
     for (scf::ForOp nest : nests)
       if (failed(wrap(nest)))
         return signalPassFailure();

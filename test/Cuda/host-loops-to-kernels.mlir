@@ -161,3 +161,30 @@ func.func @host_only(%n: index) -> index {
   }
   return %r : index
 }
+
+// -----
+
+// A host stack buffer filled by a host loop and passed on (the block table of a decoder
+// window's cache): device memory, freed at return; the loop that fills it is a kernel.
+// CHECK-LABEL: func.func @table_for_callee
+// CHECK-NOT: memref.alloca
+// CHECK: %[[T:[a-z_0-9]+]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xi32>
+// CHECK: gpu.launch
+// CHECK: memref.store %{{.*}}, %[[T]][
+// CHECK: gpu.terminator
+// CHECK: call @use_table(%[[T]])
+// CHECK: gpu.dealloc async [%{{.*}}] %[[T]] : memref<?xi32>
+// CHECK-NEXT: gpu.wait [%{{.*}}]
+// CHECK-NEXT: return
+func.func private @use_table(memref<?xi32>)
+func.func @table_for_callee(%n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %t = memref.alloca(%n) : memref<?xi32>
+  scf.for %i = %c0 to %n step %c1 {
+    %v = arith.index_cast %i : index to i32
+    memref.store %v, %t[%i] : memref<?xi32>
+  }
+  call @use_table(%t) : (memref<?xi32>) -> ()
+  return
+}
