@@ -2,8 +2,11 @@
 """Regenerate benchmarks/RESULTS.md and the PNG plots from photon-bench and peer JSON files.
 
 usage: /usr/bin/python3 benchmarks/report.py --paper paper.json [--sweep sweep.json]
-           [--roofline roofline.json] [--peers peers.json] [--out benchmarks/RESULTS.md]
-           [--plots benchmarks/plots] [--note TEXT]
+           [--roofline roofline.json] [--peers peers.json] [--llama-check check.json]
+           [--out benchmarks/RESULTS.md] [--plots benchmarks/plots] [--note TEXT] [--notes FILE]
+
+The peers come from the paper JSON (`photon-bench --peers`) unless --peers names a separate
+run_peers.py file.
 
 Every number in RESULTS.md comes from these files; nothing is typed in by hand.
 """
@@ -70,9 +73,14 @@ def main():
     ap.add_argument("--peers")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
     ap.add_argument("--plots", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "plots"))
+    ap.add_argument("--llama-check")
     ap.add_argument("--note", action="append", default=[])
+    ap.add_argument("--notes", help="a markdown file appended under 'Conditions of this run'")
     a = ap.parse_args()
     paper, sweep, roof, peers = load(a.paper), load(a.sweep), load(a.roofline), load(a.peers)
+    if peers is None and isinstance(paper.get("peers"), dict) and paper["peers"].get("runs") is not None:
+        peers = paper["peers"]
+    lcheck = load(a.llama_check)
     cells = cells_by(paper)
     mc = paper["machine"]
     L = []
@@ -83,10 +91,26 @@ def main():
       f"({paper['date']}, photon {paper['version']}). Regenerate with `benchmarks/run.sh` "
       "(docs/benchmarks.md). Every number below is read from the JSON files; none is typed in.")
     w("")
+    if paper.get("complete") is False:
+        w("**This suite was stopped before it finished** (its JSON is rewritten after every run): the "
+          "cells below are those it completed; missing cells are marked n/a.")
+        w("")
     w(f"Machine: {paper['host']['cpu']}, {paper['host']['online_cpus']} CPUs. Measured in-process: read "
       f"bandwidth **{f(mc['read_bw_gbs_1t'], 1)} GB/s** (1 thread) / **{f(mc['read_bw_gbs_2t'], 1)} GB/s** "
       f"(2 threads); FP32 FMA peak **{f(mc['peak_gflops_1t'], 1)} GFLOP/s** (1 thread) / "
-      f"**{f(mc['peak_gflops_2t'], 1)} GFLOP/s** (2 threads).")
+      f"**{f(mc['peak_gflops_2t'], 1)} GFLOP/s** (2 threads)."
+      + (f" Load average (1/5/15 min) {mc['loadavg_start']} at the start, {mc['loadavg_now']} at the end."
+         if mc.get("loadavg_start") else ""))
+    w("")
+    sg = paper.get("sgemm_reference") or {}
+    if sg.get("available"):
+        w(f"Prefill reference: OpenBLAS `cblas_sgemm` ({sg.get('config', '')}) on the models' matmul shapes "
+          f"with M = {sg['m']} rows: **{f(sg['gflops_1t'], 1)} GFLOP/s** (1 thread) / "
+          f"**{f(sg['gflops_2t'], 1)} GFLOP/s** (2 threads), the shape mix weighted by FLOPs ("
+          + ", ".join(f"{x['what']} N={x['n']} K={x['k']}: {f(x['gflops_1t'], 1)}/{f(x['gflops_2t'], 1)}"
+                      for x in sg.get("shapes", [])) + ").")
+    elif sg:
+        w(f"Prefill reference (OpenBLAS sgemm): not measured: {sg.get('error', 'unknown')}.")
     w("")
     pr = paper["protocol"]
     sets = ", ".join(f"{s['name']} = {s['prompt']:,} prompt / {s['gen']:,} generated" for s in pr["settings"])
@@ -189,6 +213,22 @@ def main():
               f"{f(c['batch1_decode_tps']['median'], 1)} | {g(c['achieved_over_roofline_decode_batch1'])} | "
               f"{c['roofline_batch1']['bound']} |")
     w("")
+    if sg.get("available"):
+        w("### Prefill against OpenBLAS sgemm")
+        w("")
+        w("Achieved prefill GFLOP/s = prefill tokens/s x the cost model's FLOPs per token (the matmuls; "
+          "attention excluded), at the tuned batch; sgemm GFLOP/s at the run's thread count.")
+        w("")
+        w("| model | setting | prefill tokens | prefill tok/s | achieved GFLOP/s | sgemm GFLOP/s | prefill / sgemm |")
+        w("|---|---|---|---|---|---|---|")
+        for mode in ORDER:
+            for s_ in ("PF", "DE"):
+                c = cells.get((mode, s_))
+                if not c:
+                    continue
+                w(f"| {MODE_LABEL[mode]} | {s_} | {c['prompt']:,} x {c['tuned_batch']} | {spread(c['prefill_tps'])} | "
+                  f"{f(c.get('prefill_gflops'), 2)} | {f(c.get('sgemm_gflops'), 1)} | {g(c.get('prefill_over_sgemm'))} |")
+        w("")
     if roof and roof.get("roofline_runs"):
         w("`--suite roofline` (batch 1, context 2,048 + 64): " + "; ".join(
             f"{r['model']}/{r['mode']}: {f(r['run']['decode_tps'], 1)} tok/s = {g(r['achieved_over_roofline_decode'])} of "
@@ -200,9 +240,13 @@ def main():
         w("## Peers (same weights, vanilla model)")
         w("")
         scale = peers.get("scale", 1)
+        lens = peers.get("lengths")
         w(f"Threads pinned to {peers['threads']} for every peer (PyTorch: torch.set_num_threads and "
           f"OPENBLAS_NUM_THREADS; ONNX Runtime: intraOpNumThreads; llama.cpp: -t/-tb)"
-          + ("." if scale == 1 else f"; PF/DE lengths scaled by {scale} (not the paper's protocol)."))
+          + (f"; lengths " + ", ".join(f"{k} {v['prompt']:,}/{v['gen']:,}" for k, v in lens.items()) + " (the suite's)."
+             if lens else ("." if scale == 1 else f"; PF/DE lengths scaled by {scale} (not the paper's protocol).")))
+        if peers is paper.get("peers"):
+            w("They ran in the same `photon-bench --suite paper --peers` process, right after photon's cells.")
         w("")
         w("| peer | setting | kind | batch | prefill tok/s | decode tok/s | throughput tok/s | peak RSS MiB | other CPU (cores) |")
         w("|---|---|---|---|---|---|---|---|---|")
@@ -229,9 +273,40 @@ def main():
                 d = c["batch1_decode_tps"]["median"]
                 if fin(d) and fin(r.get("decode_tps")) and r["decode_tps"] > 0:
                     lines.append(f"{c['setting']} decode photon / {r['peer']} = {g(d / r['decode_tps'])}")
-        if lines:
+        prs = paper.get("peer_ratios") or []
+        if prs:
+            w("photon (vanilla artifact) / peer at the same batch, same lengths (photon's medians over its runs "
+              "at that batch):")
+            w("")
+            w("| setting | peer | kind | batch | decode photon / peer | prefill photon / peer | throughput photon / peer |")
+            w("|---|---|---|---|---|---|---|")
+            for r in prs:
+                def rr(k, ph, pe):
+                    return (f"{g(r[k])} ({f(r[ph], 1)} / {f(r[pe], 1)})" if fin(r.get(k)) else "n/a")
+                w(f"| {r['setting']} | {r['peer']} | {r['kind']} | {r['batch']} | "
+                  f"{rr('decode_photon_over_peer', 'photon_decode_tps', 'peer_decode_tps')} | "
+                  f"{rr('prefill_photon_over_peer', 'photon_prefill_tps', 'peer_prefill_tps')} | "
+                  f"{rr('throughput_photon_over_peer', 'photon_throughput_tps', 'peer_throughput_tps')} |")
+            w("")
+        elif lines:
             w("photon / peer (batch-1 decode tokens/s of the vanilla model): " + "; ".join(lines) + ".")
             w("")
+    if lcheck:
+        w("### Is llama.cpp running the same model?")
+        w("")
+        pr_ = lcheck["prompt"]
+        for ty, r in lcheck.get("types", {}).items():
+            if "error" in r:
+                w(f"- {ty}: llama-logits failed: `{r['error'][:200]}`")
+                continue
+            w(f"- GGUF {ty}: {len(pr_)} random prompt tokens, {lcheck['gen']} greedy tokens from llama.cpp "
+              f"{r['llama_tokens']}: {'equal to' if r['tokens_equal'] else '**different from**'} the PyTorch reference's "
+              f"greedy choice at every position; max |logit difference| / max |logit| = {r['max_rel_logit_diff']:.1e}"
+              + (f"; photon's compiled artifact: tokens {'equal' if r.get('photon_tokens_equal') else '**differ**'}, "
+                 f"logits vs llama.cpp {r['photon_max_rel_logit_diff_vs_llama']:.1e}, vs the reference "
+                 f"{r['photon_max_rel_logit_diff_vs_reference']:.1e}" if "photon_tokens" in r else "") + ".")
+        w(f"(`benchmarks/peers/check_llama.py`: {'passed' if lcheck.get('ok') else '**failed**'}.)")
+        w("")
     # ---- targets
     w("## Targets")
     w("")
@@ -243,7 +318,10 @@ def main():
     if "vanilla_batch1_decode_over_bandwidth_roofline" in t:
         x = t["vanilla_batch1_decode_over_bandwidth_roofline"]
         rows.append(("vanilla batch-1 decode within 10% of the bandwidth roofline (DE)", g(x["value"]), x["met"]))
-    if peers and vde:
+    if "vanilla_batch1_decode_over_onnxruntime" in t:
+        x = t["vanilla_batch1_decode_over_onnxruntime"]
+        rows.append(("vanilla decode ahead of ONNX Runtime (DE, batch 1; photon / ORT)", g(x["value"]), x["met"]))
+    elif peers and vde:
         ort = [r for r in peers["runs"] if r["peer"] == "onnxruntime" and r["setting"] == "DE"]
         if ort and fin(vde["batch1_decode_tps"]["median"]):
             v = vde["batch1_decode_tps"]["median"] / ort[0]["decode_tps"]
@@ -256,6 +334,16 @@ def main():
     for name, val, met in rows:
         w(f"| {name} | {val} | {'yes' if met else '**no**'} |")
     w("")
+    cm = (paper.get("ratios", {}).get("DE") or {}).get("cost_model_recgen_over_vanilla")
+    if cm and fin(cm.get("predicted_batch1_decode_ratio_weight_bytes")):
+        w(f"Against the compile-time cost model: PHOTON reads {g(1 / cm['predicted_batch1_decode_ratio_weight_bytes'])}x "
+          f"the weight bytes per token of vanilla, an ideal batch-1 decode speedup of "
+          f"**{g(cm['predicted_batch1_decode_ratio_weight_bytes'])}x** (one token stream; "
+          f"{g(cm['predicted_batch1_decode_ratio_roofline'])}x with the KV reads at the DE mean context in the rooflines); "
+          f"measured RecGen/vanilla batch-1 decode (DE): **{g(cm['measured_batch1_decode_ratio'])}x**. "
+          f"TPM ratio with the KV-cache slope instead of the RSS slope: {g(cm.get('measured_tpm_ratio_cache_only'))} "
+          f"({g(cm.get('measured_cache_only_over_predicted'))} of the prediction).")
+        w("")
     # ---- noise
     nz = paper.get("noise", {})
     w("## Noise")
@@ -268,9 +356,19 @@ def main():
         o = [r["other_cpu_cores"] for r in peers["runs"]]
         if o:
             w(f"Peers: other processes used {f(min(o), 2)}-{f(max(o), 2)} cores during their runs.")
+    if paper.get("peers") and isinstance(paper["peers"], dict) and paper["peers"].get("loadavg_start"):
+        w(f"Load average during the peers: {paper['peers']['loadavg_start']} at their start, "
+          f"{paper['peers'].get('loadavg_now', '?')} at their end.")
+    if a.note or a.notes:
+        w("")
+        w("## Conditions of this run (read before the numbers)")
     for n in a.note:
         w("")
         w(n)
+    if a.notes:
+        w("")
+        with open(a.notes) as fh:
+            w(fh.read().rstrip())
     w("")
     # ---- sweep
     if sweep and sweep.get("sweep"):

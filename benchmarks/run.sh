@@ -5,9 +5,13 @@
 #   BUILD_DIR  a configured build with photon-compile and photon-bench (default build)
 #   WORK_DIR   models, artifacts and JSON (default BUILD_DIR/bench; ~2 GB; never committed)
 # Environment: SUITES (default "paper sweep roofline"), PEERS (default torch,ort,llama; empty
-# skips them), BENCH_ARGS (extra photon-bench arguments, e.g. --lengths to scale PF/DE down on
-# a slow machine), PEER_ARGS (extra run_peers.py arguments, e.g. --scale), SKIP_EXPORT=1 to
-# reuse the exported models.
+# skips them; they run inside the paper suite, `photon-bench --peers`, with its lengths),
+# BENCH_ARGS (extra photon-bench arguments, e.g. --lengths to scale PF/DE down on a slow
+# machine), PAPER_ARGS / SWEEP_ARGS / ROOFLINE_ARGS (extra arguments of one suite),
+# PEER_ARGS (extra run_peers.py arguments, passed through --peer-args), LLAMA_JOBS (parallel
+# compile jobs of the llama.cpp build, default 1), SKIP_EXPORT=1 to reuse the exported models.
+# The llama.cpp build (benchmarks/peers/build_llama_cpp.sh, niced) is part of this script,
+# never of the test command: it takes tens of minutes on a 2-core machine.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -30,39 +34,55 @@ for m in vanilla-mid block-mid photon-mid; do
   a="$WORK/models/$m.photon"
   if [ ! -f "$a/manifest.json" ] || [ "$a/manifest.json" -ot "$WORK/models/$m/model.onnx" ]; then
     echo "== photon-compile $m"
-    "$BUILD/bin/photon-compile" "$WORK/models/$m/model.onnx" -o "$a" --max-context 40960
+    nice -n 19 "$BUILD/bin/photon-compile" "$WORK/models/$m/model.onnx" -o "$a" --max-context 40960
   fi
 done
 
 # 2. peers' inputs (step export, GGUF) and llama.cpp
 if [ -n "$PEERS" ]; then
   case "$PEERS" in *llama*)
-    "$ROOT/benchmarks/peers/build_llama_cpp.sh" "$ROOT/.deps/llama" "${LLAMA_JOBS:-1}" ;;
+    nice -n 19 "$ROOT/benchmarks/peers/build_llama_cpp.sh" "$ROOT/.deps/llama" "${LLAMA_JOBS:-1}" ;;
   esac
   [ -d "$ROOT/.deps/npm/node_modules/onnxruntime-node" ] || \
     (mkdir -p "$ROOT/.deps/npm" && cd "$ROOT/.deps/npm" && npm install --ignore-scripts onnxruntime-node@1.30.0)
-  [ -f "$WORK/models/vanilla-mid/step.onnx" ] && [ -f "$WORK/models/vanilla-mid/model-f16.gguf" ] || \
-    "$PY" "$ROOT/benchmarks/peers/export_peers.py" --model "$WORK/models/vanilla-mid" \
+  [ -f "$WORK/models/vanilla-mid/step.onnx" ] && [ -f "$WORK/models/vanilla-mid/model-f16.gguf" ] && \
+    [ "$WORK/models/vanilla-mid/model-f16.gguf" -nt "$WORK/models/vanilla-mid/state.pt" ] || \
+    nice -n 19 "$PY" "$ROOT/benchmarks/peers/export_peers.py" --model "$WORK/models/vanilla-mid" \
       --gguf-py "$ROOT/.deps/llama/llama.cpp/gguf-py"
+  case "$PEERS" in *llama*)
+    # llama.cpp runs the same weights: its greedy tokens and logits against the reference's
+    # (and photon's artifact); redone when the GGUF or the artifact changed.
+    C="$WORK/json/llama_check.json"
+    if [ ! -f "$C" ] || [ "$WORK/models/vanilla-mid/model-f32.gguf" -nt "$C" ] || \
+       [ "$WORK/models/vanilla-mid.photon/manifest.json" -nt "$C" ]; then
+      nice -n 19 "$PY" "$ROOT/benchmarks/peers/check_llama.py" --model "$WORK/models/vanilla-mid" \
+        --artifact "$WORK/models/vanilla-mid.photon" --lib "$BUILD/lib" --out "$C" || \
+        echo "run.sh: the llama.cpp check failed (see above)" >&2
+    fi ;;
+  esac
 fi
 
 # 3. measurements
 MODELS="--model $WORK/models/vanilla-mid.photon --model $WORK/models/block-mid.photon --model $WORK/models/photon-mid.photon"
 for s in $SUITES; do
-  echo "== photon-bench --suite $s"
+  echo "== photon-bench --suite $s ($(cut -d' ' -f1-3 /proc/loadavg))"
+  case "$s" in
+    paper) EXTRA=${PAPER_ARGS:-}
+      [ -n "$PEERS" ] && EXTRA="$EXTRA --peers $PEERS --peer-model $WORK/models/vanilla-mid" ;;
+    sweep) EXTRA=${SWEEP_ARGS:-} ;;
+    roofline) EXTRA=${ROOFLINE_ARGS:-} ;;
+    *) EXTRA= ;;
+  esac
+  # The JSON is rewritten after every run: a stopped suite keeps what it measured.
   # shellcheck disable=SC2086
-  "$BUILD/bin/photon-bench" --suite "$s" $MODELS --json "$WORK/json/$s.json" -v $BENCH_ARGS || true
+  "$BUILD/bin/photon-bench" --suite "$s" $MODELS --json "$WORK/json/$s.json" -v $BENCH_ARGS $EXTRA \
+    ${PEER_ARGS:+--peer-args "$PEER_ARGS"} 2>&1 | tee "$WORK/json/$s.log" || true
 done
-if [ -n "$PEERS" ]; then
-  echo "== peers"
-  "$PY" "$ROOT/benchmarks/peers/run_peers.py" --model "$WORK/models/vanilla-mid" --peers "$PEERS" \
-    --out "$WORK/json/peers.json" $PEER_ARGS || true
-fi
 
 # 4. report
 ARGS="--paper $WORK/json/paper.json"
 [ -f "$WORK/json/sweep.json" ] && ARGS="$ARGS --sweep $WORK/json/sweep.json"
 [ -f "$WORK/json/roofline.json" ] && ARGS="$ARGS --roofline $WORK/json/roofline.json"
-[ -f "$WORK/json/peers.json" ] && ARGS="$ARGS --peers $WORK/json/peers.json"
+[ -f "$WORK/json/llama_check.json" ] && ARGS="$ARGS --llama-check $WORK/json/llama_check.json"
 # shellcheck disable=SC2086
 "$PY" "$ROOT/benchmarks/report.py" $ARGS --out "$ROOT/benchmarks/RESULTS.md" --plots "$ROOT/benchmarks/plots"

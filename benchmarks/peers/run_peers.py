@@ -3,7 +3,7 @@
 
 usage: /usr/bin/python3 benchmarks/peers/run_peers.py --model DIR --out peers.json
            [--peers torch,ort,llama] [--threads 1] [--settings PF,DE] [--scale 1.0]
-           [--llama-bin DIR] [--llama-batches 1,4]
+           [--lengths PF=2048/128,DE=128/2048] [--llama-bin DIR] [--llama-batches 1,4]
 
 DIR is the vanilla model directory of benchmarks/models/export_mid.py, after
 benchmarks/peers/export_peers.py wrote step.onnx and model-f32/f16.gguf into it.
@@ -13,7 +13,11 @@ onnxruntime-node installed with --ignore-scripts into .deps/npm) and llama.cpp
 Each configuration runs in its own process; the CPU time other processes used meanwhile is
 read from /proc/stat (busy ticks minus the child's own CPU time) and recorded.
 --scale shrinks the PF/DE lengths (a smoke test); the paper's numbers need --scale 1.
+--lengths sets them exactly (photon-bench --peers passes its own). The JSON file is rewritten
+after every configuration ("complete": false until the end), so an interrupted run keeps
+what it measured.
 """
+import math
 import argparse
 import json
 import os
@@ -53,6 +57,22 @@ def run(cmd, env=None, timeout=1800):
     return out, err, rc, {"wall_s": wall, "own_cpu_s": own, "other_cpu_cores": other}
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def clean(x):
+    """NaN/inf -> None (strict JSON for photon-bench's reader)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: clean(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [clean(v) for v in x]
+    return x
+
+
 def last_json(out):
     for line in reversed(out.strip().splitlines()):
         line = line.strip()
@@ -83,6 +103,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--settings", default="PF,DE")
     ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--lengths", default="", help="exact lengths, e.g. PF=2048/128,DE=128/2048")
     ap.add_argument("--llama-bin", default=os.path.join(ROOT, ".deps", "llama", "llama.cpp", "build", "bin"))
     ap.add_argument("--llama-batches", default="1,4")
     ap.add_argument("--llama-types", default="f32,f16")
@@ -95,11 +116,26 @@ def main():
         if s not in settings:
             raise SystemExit(f"run_peers.py: unknown setting {s!r} (PF or DE)")
     scaled = {s: (max(1, int(settings[s][0] * args.scale)), max(2, int(settings[s][1] * args.scale))) for s in chosen}
+    for item in [x for x in args.lengths.split(",") if x]:
+        m = re.fullmatch(r"(PF|DE)=(\d+)/(\d+)", item)
+        if not m or int(m.group(2)) < 1 or int(m.group(3)) < 2:
+            raise SystemExit(f"run_peers.py: --lengths: bad item {item!r} (PF=P/G or DE=P/G, G >= 2)")
+        scaled[m.group(1)] = (int(m.group(2)), int(m.group(3)))
     peers = [p for p in args.peers.split(",") if p]
     T = str(args.threads)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=T, OMP_NUM_THREADS=T)
     res = {"threads": args.threads, "scale": args.scale, "model": os.path.abspath(args.model), "runs": [],
-           "errors": []}
+           "errors": [], "complete": False,
+           "lengths": {s: {"prompt": scaled[s][0], "gen": scaled[s][1]} for s in chosen},
+           "loadavg_start": loadavg()}
+
+    def save(complete=False):
+        res["complete"] = complete
+        res["loadavg_now"] = loadavg()
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(clean(res), fh, indent=1, allow_nan=False)
+        os.replace(tmp, args.out)
 
     def record(peer, setting, kind, data, noise, extra=None):
         d = dict(peer=peer, setting=setting, kind=kind, **noise)
@@ -107,8 +143,9 @@ def main():
         if extra:
             d.update(extra)
         res["runs"].append(d)
-        print(f"{peer:12s} {setting} {kind:10s} B={d.get('batch', 1)} prefill {d.get('prefill_tps', 0):9.1f} tok/s "
-              f"decode {d.get('decode_tps', 0):8.1f} tok/s other {noise['other_cpu_cores']:.2f} cores", flush=True)
+        print(f"{peer:12s} {setting} {kind:10s} B={d.get('batch', 1)} prefill {d.get('prefill_tps') or 0:9.1f} tok/s "
+              f"decode {d.get('decode_tps') or 0:8.1f} tok/s other {noise['other_cpu_cores']:.2f} cores", flush=True)
+        save()
 
     for s in chosen:
         P, G = scaled[s]
@@ -140,8 +177,9 @@ def main():
                        "-npl", ",".join(map(str, nb)), "-t", T, "-tb", T]
                 out, err, rc, noise = run(cmd, env, args.timeout)
                 rows = parse_batched_bench(out) if rc == 0 else []
-                if not rows:
-                    res["errors"].append(f"llama-batched-bench {ty} {s}: rc {rc}: {(err or out).strip()[-400:]}")
+                if len(rows) < len(nb):
+                    res["errors"].append(f"llama-batched-bench {ty} {s}: rc {rc}, {len(rows)} of {len(nb)} rows: "
+                                         f"{(out + err).strip()[-600:]}")
                 for r in rows:
                     record(f"llama.cpp-{ty}", s, "batched", r, noise)
                 if s == "PF" and os.path.exists(lb):
@@ -159,8 +197,7 @@ def main():
                             record(f"llama.cpp-{ty}", s, f"bench-{kind}", d, noise)
                     except (ValueError, TypeError) as e:
                         res["errors"].append(f"llama-bench {ty}: rc {rc}: {e}: {err.strip()[-300:]}")
-    with open(args.out, "w") as f:
-        json.dump(res, f, indent=1)
+    save(complete=True)
     for e in res["errors"]:
         print("error:", e, file=sys.stderr)
     return 1 if res["errors"] else 0
