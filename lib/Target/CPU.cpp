@@ -16,6 +16,7 @@
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/IR/Verifier.h"
+#include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
@@ -148,6 +149,19 @@ std::string hostFeatures(const std::string &cpu) {
     fs.push_back((kv.second ? "+" : "-") + kv.first().str());
   std::sort(fs.begin(), fs.end());
   return llvm::join(fs, ",");
+}
+
+int64_t f32VectorLanes(const std::string &cpuIn, const std::string &featuresIn,
+                       const std::string &tripleStr) {
+  llvm::InitializeNativeTarget();
+  std::string cpu = cpuIn.empty() ? hostCPU() : cpuIn;
+  std::string features = featuresIn.empty() ? hostFeatures(cpu) : featuresIn;
+  llvm::Triple triple(tripleStr);
+  std::string error;
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target) return 8;
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(triple, cpu, features));
+  return sti && sti->checkFeatures("+avx512f") ? 16 : 8;
 }
 
 std::vector<std::string> manifestFeatures(const std::string &features) {

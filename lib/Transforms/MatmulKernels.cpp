@@ -2,41 +2,52 @@
 //
 // photon-matmul-kernels: rewrites the bufferized `y[m, n] += sum_k x[m, k] * w[n, k]`
 // linalg.generic that convert-photon-to-linalg emits for photon.linear, lm_head and the
-// SwiGLU projections into explicit vector loops (docs/compiler.md, "Matmul kernels"):
+// SwiGLU projections into a call of a kernel function, one per distinct operand type, so
+// that the same shape (every layer, every stage) is compiled once (docs/compiler.md,
+// "Matmul kernels"). The kernel picks one of two paths by the number of rows M of x:
 //
-//   for n in 0..N step 4          (4 weight rows; scf.parallel with `parallel`)
-//     for m in 0..M               (every row of x reuses the 4 weight rows from L1)
-//       acc[0..3] = 0 : vector<8xf32>
-//       for k in 0..K8 step 8     (split-K: 8 lanes per weight row, accumulators in registers)
-//         acc[i] = fma(x[m, k:k+8], w[n+i, k:k+8], acc[i])
-//       s[i] = reduce_add(acc[i]) + sum over the K tail (scalar)
-//       y[m, n+i] += s[i]
-//   rows N4..N: the same with one weight row.
+// M < gemm-min-rows (decode): split-K GEMV, weights streamed once
+//   for n in 0..N step R          (R weight rows; scf.parallel with `parallel`)
+//     for m in 0..M               (every row of x reuses the R weight rows from L1)
+//       acc[0..R) = 0 : vector<L x f32>
+//       for k in 0..K step L: acc[i] = fma(x[m, k:k+L], w[n+i, k:k+L], acc[i])
+//       y[m, n+i] += reduce_add(acc[i]) + scalar K tail
 //
-// Weights are [N, K] row-major (rows contiguous in K), the layout the split-K GEMV of
-// cpu-codegen.md wants, so each weight byte is read once per call. The generic's
-// accumulator (zero fill or bias) stays in y, so the rewrite keeps the op's semantics
-// up to the order of the floating-point additions.
+// M >= gemm-min-rows (prefill): packed GEMM. x is packed once per call into panels
+// xp[p][k][0..PW) = x[p*PW + j, k] (PW = P*L rows of x, zero padded); weights keep the
+// blob's [N, K] layout. The register tile is R weight rows x PW rows of x:
+//   for n0 in 0..N step MC        (scf.parallel with `parallel`; MC x KC of W in L2)
+//     for k0 in 0..K step KC
+//       for p in panels           (KC x PW of xp in L1)
+//         for n in n0..n0+MC step R
+//           acc[i][q] = 0 : vector<L x f32>        (R*P accumulators in registers)
+//           for k in k0..k0+KC: xv[q] = xp[p][k][qL..]; acc[i][q] += bcast(w[n+i, k]) * xv[q]
+//           y[p*PW + j, n+i] += acc[i][j]         (transposed store, once per KC)
+//
+// The generic's accumulator (zero fill or bias) stays in y, so the rewrite keeps the op's
+// semantics up to the order of the floating-point additions.
 //
 //===----------------------------------------------------------------------===//
 
 #include "photon/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/Pass.h"
+
+#include <map>
 
 namespace mlir {
 namespace photon {
 namespace {
-
-constexpr int64_t kRows = 4;  // weight rows per block
-constexpr int64_t kLanes = 8; // f32 lanes of one AVX2 register
 
 /// True if `op` is y[m, n] += x[m, k] * w[n, k] on memrefs with f32 elements, a static
 /// [N, K] weight and unit-stride rows of x and w.
@@ -77,30 +88,31 @@ bool isMatmulTranspose(linalg::GenericOp op) {
   return mulOk && addOk;
 }
 
-/// Emits the kernel for weight rows [n, n + rows) and every row of x.
-void emitBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Value n, int64_t rows,
-               int64_t K) {
-  auto vt = VectorType::get({kLanes}, b.getF32Type());
-  int64_t k8 = K - K % kLanes;
-  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
-  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+Value cidx(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+/// Split-K GEMV block: weight rows [n, n + rows) and every row of x.
+void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Value n,
+                     int64_t rows, int64_t K, int64_t lanes) {
+  auto vt = VectorType::get({lanes}, b.getF32Type());
+  int64_t kv = K - K % lanes;
+  Value c0 = cidx(b, loc, 0);
+  Value c1 = cidx(b, loc, 1);
   Value M = memref::DimOp::create(b, loc, x, 0);
   auto reassoc = arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
   scf::ForOp::create(b, loc, c0, M, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value m,
                                                            ValueRange) {
     SmallVector<Value> rowIdx;
     for (int64_t i = 0; i < rows; ++i)
-      rowIdx.push_back(i == 0 ? n
-                              : arith::AddIOp::create(b, loc, n,
-                                                      arith::ConstantIndexOp::create(b, loc, i)));
+      rowIdx.push_back(i == 0 ? n : arith::AddIOp::create(b, loc, n, cidx(b, loc, i)));
     SmallVector<Value> sums;
-    if (k8 > 0) {
+    if (kv > 0) {
       Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
       SmallVector<Value> init(rows, zero);
-      Value ck8 = arith::ConstantIndexOp::create(b, loc, k8);
-      Value cl = arith::ConstantIndexOp::create(b, loc, kLanes);
       auto kLoop = scf::ForOp::create(
-          b, loc, c0, ck8, cl, init, [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
+          b, loc, c0, cidx(b, loc, kv), cidx(b, loc, lanes), init,
+          [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
             Value xv = vector::LoadOp::create(b, loc, vt, x, ValueRange{m, k});
             SmallVector<Value> next;
             for (int64_t i = 0; i < rows; ++i) {
@@ -116,11 +128,10 @@ void emitBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Value n, i
       Value z = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0f));
       sums.assign(rows, z);
     }
-    if (k8 < K) {
-      Value lo = arith::ConstantIndexOp::create(b, loc, k8);
-      Value hi = arith::ConstantIndexOp::create(b, loc, K);
+    if (kv < K) {
       auto tail = scf::ForOp::create(
-          b, loc, lo, hi, c1, sums, [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
+          b, loc, cidx(b, loc, kv), cidx(b, loc, K), c1, sums,
+          [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
             Value xs = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
             SmallVector<Value> next;
             for (int64_t i = 0; i < rows; ++i) {
@@ -140,66 +151,330 @@ void emitBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Value n, i
   });
 }
 
+/// A loop over [lo, hi) step `step`: scf.parallel if `par`, else scf.for.
+void emitLoop(OpBuilder &b, Location loc, Value lo, Value hi, Value step, bool par,
+              function_ref<void(OpBuilder &, Location, Value)> body) {
+  if (par) {
+    scf::ParallelOp::create(b, loc, ValueRange{lo}, ValueRange{hi}, ValueRange{step},
+                            [&](OpBuilder &b, Location loc, ValueRange iv) { body(b, loc, iv[0]); });
+  } else {
+    scf::ForOp::create(b, loc, lo, hi, step, ValueRange{},
+                       [&](OpBuilder &b, Location loc, Value iv, ValueRange) {
+                         body(b, loc, iv);
+                         scf::YieldOp::create(b, loc);
+                       });
+  }
+}
+
+void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
+                const MatmulKernelOptions &o, bool par) {
+  int64_t R = o.rows;
+  int64_t nr = N - N % R;
+  if (nr > 0 && par) {
+    // chunks of rows as the parallel work units (dynamic schedule: a descheduled thread
+    // holds up at most one chunk)
+    int64_t blocks = nr / R;
+    int64_t chunk = R * std::max<int64_t>(1, (blocks + o.parallelChunks - 1) / o.parallelChunks);
+    emitLoop(b, loc, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, chunk), true,
+             [&](OpBuilder &b, Location loc, Value n0) {
+               Value n1 = arith::MinSIOp::create(
+                   b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, chunk)), cidx(b, loc, nr));
+               emitLoop(b, loc, n0, n1, cidx(b, loc, R), false,
+                        [&](OpBuilder &b, Location loc, Value n) {
+                          emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes);
+                        });
+             });
+  } else if (nr > 0) {
+    emitLoop(b, loc, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, R), false,
+             [&](OpBuilder &b, Location loc, Value n) {
+               emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes);
+             });
+  }
+  if (nr < N)
+    emitLoop(b, loc, cidx(b, loc, nr), cidx(b, loc, N), cidx(b, loc, 1), false,
+             [&](OpBuilder &b, Location loc, Value n) {
+               emitSplitKBlock(b, loc, x, w, y, n, 1, K, o.lanes);
+             });
+}
+
+/// One R x PW register tile of the packed GEMM: weight rows [n, n + R), panel p of xp,
+/// k in [k0, k1); adds the tile into y (transposed), `valid` rows of the panel.
+void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value n, Value p,
+                  Value k0, Value k1, Value valid, int64_t R, int64_t K,
+                  const MatmulKernelOptions &o) {
+  int64_t L = o.lanes, P = o.gemmVecs, PW = L * P;
+  auto vt = VectorType::get({L}, b.getF32Type());
+  Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
+  SmallVector<Value> init(R * P, zero);
+  SmallVector<Value> rowIdx;
+  for (int64_t i = 0; i < R; ++i)
+    rowIdx.push_back(i == 0 ? n : arith::AddIOp::create(b, loc, n, cidx(b, loc, i)));
+  Value panelBase = arith::MulIOp::create(b, loc, p, cidx(b, loc, K * PW));
+  auto kLoop = scf::ForOp::create(
+      b, loc, k0, k1, cidx(b, loc, 1), init,
+      [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
+        Value off = arith::AddIOp::create(
+            b, loc, panelBase, arith::MulIOp::create(b, loc, k, cidx(b, loc, PW)));
+        SmallVector<Value> xv;
+        for (int64_t q = 0; q < P; ++q) {
+          Value o2 = q == 0 ? off : arith::AddIOp::create(b, loc, off, cidx(b, loc, q * L));
+          xv.push_back(vector::LoadOp::create(b, loc, vt, xp, ValueRange{o2}));
+        }
+        SmallVector<Value> next(R * P);
+        for (int64_t i = 0; i < R; ++i) {
+          Value ws = memref::LoadOp::create(b, loc, w, ValueRange{rowIdx[i], k});
+          Value wb = vector::BroadcastOp::create(b, loc, vt, ws);
+          for (int64_t q = 0; q < P; ++q)
+            next[i * P + q] = vector::FMAOp::create(b, loc, wb, xv[q], acc[i * P + q]);
+        }
+        scf::YieldOp::create(b, loc, next);
+      });
+  Value mBase = arith::MulIOp::create(b, loc, p, cidx(b, loc, PW));
+  auto addInto = [&](OpBuilder &b, Location loc, Value m, Value e, int64_t i) {
+    Value old = memref::LoadOp::create(b, loc, y, ValueRange{m, rowIdx[i]});
+    memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, e), y,
+                            ValueRange{m, rowIdx[i]});
+  };
+  Value full = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, valid, cidx(b, loc, PW));
+  scf::IfOp::create(
+      b, loc, full,
+      [&](OpBuilder &b, Location loc) {
+        // full panel: static extracts, rows of y written R contiguous floats at a time
+        for (int64_t q = 0; q < P; ++q)
+          for (int64_t j = 0; j < L; ++j) {
+            Value m = arith::AddIOp::create(b, loc, mBase, cidx(b, loc, q * L + j));
+            for (int64_t i = 0; i < R; ++i)
+              addInto(b, loc, m, vector::ExtractOp::create(b, loc, kLoop.getResult(i * P + q), j), i);
+          }
+        scf::YieldOp::create(b, loc);
+      },
+      [&](OpBuilder &b, Location loc) {
+        // last panel: `valid` rows
+        for (int64_t q = 0; q < P; ++q) {
+          Value rest = arith::SubIOp::create(b, loc, valid, cidx(b, loc, q * L));
+          Value hi = arith::MaxSIOp::create(
+              b, loc, cidx(b, loc, 0), arith::MinSIOp::create(b, loc, rest, cidx(b, loc, L)));
+          scf::ForOp::create(
+              b, loc, cidx(b, loc, 0), hi, cidx(b, loc, 1), ValueRange{},
+              [&](OpBuilder &b, Location loc, Value j, ValueRange) {
+                Value m = arith::AddIOp::create(
+                    b, loc, mBase, arith::AddIOp::create(b, loc, j, cidx(b, loc, q * L)));
+                for (int64_t i = 0; i < R; ++i)
+                  addInto(b, loc, m,
+                          vector::ExtractOp::create(b, loc, kLoop.getResult(i * P + q),
+                                                    OpFoldResult(j)),
+                          i);
+                scf::YieldOp::create(b, loc);
+              });
+        }
+        scf::YieldOp::create(b, loc);
+      });
+}
+
+void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
+              const MatmulKernelOptions &o, bool par) {
+  int64_t L = o.lanes, PW = L * o.gemmVecs, R = o.gemmRows;
+  Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1);
+  Value M = memref::DimOp::create(b, loc, x, 0);
+  Value cpw = cidx(b, loc, PW);
+  Value np = arith::DivUIOp::create(b, loc, arith::AddIOp::create(b, loc, M, cidx(b, loc, PW - 1)),
+                                    cpw);
+  Value size = arith::MulIOp::create(b, loc, np, cidx(b, loc, K * PW));
+  auto xpT = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
+  Value xp = memref::AllocOp::create(b, loc, xpT, ValueRange{size}, b.getI64IntegerAttr(64));
+  // pack: xp[(p*K + k)*PW + j] = x[p*PW + j, k], zero for rows >= M
+  Value zf = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0f));
+  Value mp = arith::MulIOp::create(b, loc, np, cpw);
+  scf::ForOp::create(b, loc, c0, mp, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value m,
+                                                            ValueRange) {
+    Value p = arith::DivUIOp::create(b, loc, m, cpw);
+    Value j = arith::RemUIOp::create(b, loc, m, cpw);
+    Value base = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, p, cidx(b, loc, K * PW)), j);
+    Value in = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, m, M);
+    scf::ForOp::create(b, loc, c0, cidx(b, loc, K), c1, ValueRange{},
+                       [&](OpBuilder &b, Location loc, Value k, ValueRange) {
+                         auto v = scf::IfOp::create(
+                             b, loc, in,
+                             [&](OpBuilder &b, Location loc) {
+                               scf::YieldOp::create(
+                                   b, loc, ValueRange{memref::LoadOp::create(b, loc, x, ValueRange{m, k})});
+                             },
+                             [&](OpBuilder &b, Location loc) { scf::YieldOp::create(b, loc, ValueRange{zf}); });
+                         Value idx = arith::AddIOp::create(b, loc, base, arith::MulIOp::create(b, loc, k, cpw));
+                         memref::StoreOp::create(b, loc, v.getResult(0), xp, ValueRange{idx});
+                         scf::YieldOp::create(b, loc);
+                       });
+    scf::YieldOp::create(b, loc);
+  });
+  int64_t KC = std::min(K, o.gemmKC);
+  auto kBlocks = [&](OpBuilder &b, Location loc, Value n0, Value n1, int64_t rows) {
+    scf::ForOp::create(
+        b, loc, c0, cidx(b, loc, K), cidx(b, loc, KC), ValueRange{},
+        [&](OpBuilder &b, Location loc, Value k0, ValueRange) {
+          Value k1 = arith::MinSIOp::create(b, loc, arith::AddIOp::create(b, loc, k0, cidx(b, loc, KC)),
+                                            cidx(b, loc, K));
+          scf::ForOp::create(
+              b, loc, c0, np, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value p, ValueRange) {
+                Value rest = arith::SubIOp::create(b, loc, M, arith::MulIOp::create(b, loc, p, cpw));
+                Value valid = arith::MinSIOp::create(b, loc, rest, cpw);
+                scf::ForOp::create(b, loc, n0, n1, cidx(b, loc, rows), ValueRange{},
+                                   [&](OpBuilder &b, Location loc, Value n, ValueRange) {
+                                     emitGemmTile(b, loc, xp, w, y, n, p, k0, k1, valid, rows, K, o);
+                                     scf::YieldOp::create(b, loc);
+                                   });
+                scf::YieldOp::create(b, loc);
+              });
+          scf::YieldOp::create(b, loc);
+        });
+  };
+  int64_t nr = N - N % R;
+  if (nr > 0) {
+    int64_t MC = std::max<int64_t>(R, o.gemmMC - o.gemmMC % R);
+    emitLoop(b, loc, c0, cidx(b, loc, nr), cidx(b, loc, MC), par,
+             [&](OpBuilder &b, Location loc, Value n0) {
+               Value n1 = arith::MinSIOp::create(b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, MC)),
+                                                 cidx(b, loc, nr));
+               kBlocks(b, loc, n0, n1, R);
+             });
+  }
+  if (nr < N) kBlocks(b, loc, cidx(b, loc, nr), cidx(b, loc, N), 1);
+  memref::DeallocOp::create(b, loc, xp);
+}
+
 struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MatmulKernelsPass)
   MatmulKernelsPass() = default;
   MatmulKernelsPass(const MatmulKernelsPass &o) : PassWrapper(o) {}
-  explicit MatmulKernelsPass(bool par) { parallel = par; }
+  explicit MatmulKernelsPass(const MatmulKernelOptions &o) {
+    parallel = o.parallel;
+    lanes = o.lanes;
+    rows = o.rows;
+    gemmMinRows = o.gemmMinRows;
+    gemmRows = o.gemmRows;
+    gemmVecs = o.gemmVecs;
+    gemmKC = o.gemmKC;
+    gemmMC = o.gemmMC;
+    parallelMinWeights = o.parallelMinWeights;
+    parallelChunks = o.parallelChunks;
+  }
   Option<bool> parallel{*this, "parallel",
                         llvm::cl::desc("Make the loop over weight-row blocks an scf.parallel "
                                        "(OpenMP work sharing after convert-scf-to-openmp)"),
                         llvm::cl::init(false)};
+  Option<int64_t> lanes{*this, "lanes", llvm::cl::desc("f32 lanes per vector (8: AVX2, 16: AVX-512)"),
+                        llvm::cl::init(8)};
+  Option<int64_t> rows{*this, "rows", llvm::cl::desc("weight rows per split-K block"),
+                       llvm::cl::init(4)};
+  Option<int64_t> gemmMinRows{*this, "gemm-min-rows",
+                              llvm::cl::desc("rows of x from which the packed GEMM runs (0: never)"),
+                              llvm::cl::init(16)};
+  Option<int64_t> gemmRows{*this, "gemm-rows", llvm::cl::desc("weight rows of the GEMM register tile"),
+                           llvm::cl::init(4)};
+  Option<int64_t> gemmVecs{*this, "gemm-vecs",
+                           llvm::cl::desc("vectors of x rows in the GEMM register tile"),
+                           llvm::cl::init(2)};
+  Option<int64_t> gemmKC{*this, "gemm-kc", llvm::cl::desc("K block of the GEMM"), llvm::cl::init(256)};
+  Option<int64_t> gemmMC{*this, "gemm-mc", llvm::cl::desc("weight rows per GEMM cache block"),
+                         llvm::cl::init(64)};
+  Option<int64_t> parallelMinWeights{
+      *this, "parallel-min-weights",
+      llvm::cl::desc("with `parallel`, weights (N*K) from which a matmul runs in parallel"),
+      llvm::cl::init(65536)};
+  Option<int64_t> parallelChunks{*this, "parallel-chunks",
+                                 llvm::cl::desc("with `parallel`, split-K work units per matmul"),
+                                 llvm::cl::init(16)};
   StringRef getArgument() const final { return "photon-matmul-kernels"; }
   StringRef getDescription() const final {
-    return "Rewrite bufferized y += x * W^T generics as split-K vector kernels (4 weight rows "
-           "x 8 lanes, accumulators in registers)";
+    return "Rewrite bufferized y += x * W^T generics as calls of split-K (GEMV) / packed GEMM "
+           "vector kernels, one kernel function per operand types";
   }
   void getDependentDialects(DialectRegistry &r) const override {
     r.insert<vector::VectorDialect, scf::SCFDialect, math::MathDialect, arith::ArithDialect,
-             memref::MemRefDialect>();
+             memref::MemRefDialect, func::FuncDialect>();
+  }
+  MatmulKernelOptions options() const {
+    MatmulKernelOptions o;
+    o.parallel = parallel;
+    o.lanes = lanes;
+    o.rows = rows;
+    o.gemmMinRows = gemmMinRows;
+    o.gemmRows = gemmRows;
+    o.gemmVecs = gemmVecs;
+    o.gemmKC = gemmKC;
+    o.gemmMC = gemmMC;
+    o.parallelMinWeights = parallelMinWeights;
+    o.parallelChunks = parallelChunks;
+    return o;
   }
   void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MatmulKernelOptions o = options();
+    if (o.lanes < 1 || o.rows < 1 || o.gemmRows < 1 || o.gemmVecs < 1 || o.gemmKC < 1 ||
+        o.gemmMC < 1 || o.parallelChunks < 1) {
+      module.emitError("photon-matmul-kernels: sizes must be positive");
+      return signalPassFailure();
+    }
     SmallVector<linalg::GenericOp> ops;
-    getOperation().walk([&](linalg::GenericOp op) {
+    module.walk([&](linalg::GenericOp op) {
       if (isMatmulTranspose(op)) ops.push_back(op);
     });
+    SymbolTable symbols(module);
+    std::map<std::string, func::FuncOp> kernels;
     for (auto op : ops) {
-      OpBuilder b(op);
-      Location loc = op.getLoc();
       Value x = op.getDpsInputs()[0], w = op.getDpsInputs()[1], y = op.getDpsInits()[0];
-      auto wt = cast<MemRefType>(w.getType());
-      int64_t N = wt.getDimSize(0), K = wt.getDimSize(1);
-      int64_t n4 = N - N % kRows;
-      if (n4 > 0) {
-        Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
-        Value cn4 = arith::ConstantIndexOp::create(b, loc, n4);
-        Value cr = arith::ConstantIndexOp::create(b, loc, kRows);
-        if (parallel) {
-          scf::ParallelOp::create(b, loc, ValueRange{c0}, ValueRange{cn4}, ValueRange{cr},
-                                  [&](OpBuilder &b, Location loc, ValueRange iv) {
-                                    emitBlock(b, loc, x, w, y, iv[0], kRows, K);
-                                  });
-        } else {
-          scf::ForOp::create(b, loc, c0, cn4, cr, ValueRange{},
-                             [&](OpBuilder &b, Location loc, Value n, ValueRange) {
-                               emitBlock(b, loc, x, w, y, n, kRows, K);
-                               scf::YieldOp::create(b, loc);
-                             });
-        }
-      }
-      for (int64_t n = n4; n < N; ++n) {
-        Value cn = arith::ConstantIndexOp::create(b, loc, n);
-        emitBlock(b, loc, x, w, y, cn, 1, K);
-      }
+      SmallVector<Type> types{x.getType(), w.getType(), y.getType()};
+      std::string key;
+      llvm::raw_string_ostream ks(key);
+      for (Type t : types) ks << t << ";";
+      func::FuncOp &fn = kernels[key];
+      if (!fn) fn = buildKernel(module, symbols, op.getLoc(), types, o);
+      OpBuilder b(op);
+      func::CallOp::create(b, op.getLoc(), fn, ValueRange{x, w, y});
       op.erase();
     }
+  }
+  func::FuncOp buildKernel(ModuleOp module, SymbolTable &symbols, Location loc,
+                           ArrayRef<Type> types, const MatmulKernelOptions &o) {
+    auto wt = cast<MemRefType>(types[1]);
+    int64_t N = wt.getDimSize(0), K = wt.getDimSize(1);
+    OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+    auto fn = func::FuncOp::create(b, loc,
+                                   "__photon_matmul_" + std::to_string(N) + "x" + std::to_string(K),
+                                   FunctionType::get(b.getContext(), types, {}));
+    symbols.insert(fn); // renames on a clash
+    fn.setPrivate();
+    // one copy per shape: keep LLVM from inlining it back into every caller
+    fn->setAttr("passthrough", b.getArrayAttr({b.getStringAttr("noinline")}));
+    Block *entry = fn.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+    Value x = entry->getArgument(0), w = entry->getArgument(1), y = entry->getArgument(2);
+    bool par = o.parallel && N * K >= o.parallelMinWeights;
+    if (o.gemmMinRows > 0) {
+      Value M = memref::DimOp::create(b, loc, x, 0);
+      Value big = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, M,
+                                        cidx(b, loc, o.gemmMinRows));
+      scf::IfOp::create(
+          b, loc, big,
+          [&](OpBuilder &b, Location loc) {
+            emitGemm(b, loc, x, w, y, N, K, o, par);
+            scf::YieldOp::create(b, loc);
+          },
+          [&](OpBuilder &b, Location loc) {
+            emitSplitK(b, loc, x, w, y, N, K, o, par);
+            scf::YieldOp::create(b, loc);
+          });
+    } else {
+      emitSplitK(b, loc, x, w, y, N, K, o, par);
+    }
+    func::ReturnOp::create(b, loc);
+    return fn;
   }
 };
 
 } // namespace
 
-std::unique_ptr<Pass> createMatmulKernelsPass(bool parallel) {
-  return std::make_unique<MatmulKernelsPass>(parallel);
+std::unique_ptr<Pass> createMatmulKernelsPass(const MatmulKernelOptions &options) {
+  return std::make_unique<MatmulKernelsPass>(options);
 }
 void registerMatmulKernelsPass() { PassRegistration<MatmulKernelsPass>(); }
 

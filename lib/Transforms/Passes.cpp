@@ -4,8 +4,10 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -111,6 +113,19 @@ struct InlineAllocaScopesPass
     }
   }
 };
+/// Gives every omp.wsloop a dynamic schedule (chunk 1): the kernels' parallel loops have a
+/// few coarse iterations (16 chunks of weight rows), and with a static schedule a thread
+/// that the OS has descheduled holds up the join for its whole half of the work.
+struct DynamicSchedulePass : public PassWrapper<DynamicSchedulePass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(DynamicSchedulePass)
+  StringRef getArgument() const final { return "photon-omp-dynamic-schedule"; }
+  StringRef getDescription() const final {
+    return "Set schedule(dynamic) on every omp.wsloop";
+  }
+  void runOnOperation() override {
+    getOperation().walk([](omp::WsloopOp op) { op.setScheduleKind(omp::ClauseScheduleKind::Dynamic); });
+  }
+};
 } // namespace
 
 /// The upstream lowering after convert-photon-to-linalg. Everything is inlined into the
@@ -122,39 +137,87 @@ static const char *kLowerToLLVM =
     "function-boundary-type-conversion=identity-layout-map},"
     "canonicalize,cse,buffer-deallocation-pipeline";
 static const char *kLowerToLLVMLoops = "convert-linalg-to-loops,lower-affine,canonicalize,cse";
+// With OpenMP only the matmul kernels' scf.parallel loops become work-sharing loops: the
+// many small elementwise and attention ops of a decode step cost more in fork/join than
+// they gain, and a join waits for the slower thread on a shared machine.
 static const char *kLowerToLLVMParallelLoops =
-    "convert-linalg-to-parallel-loops,lower-affine,canonicalize,cse,convert-scf-to-openmp";
+    "convert-linalg-to-loops,lower-affine,canonicalize,cse,convert-scf-to-openmp";
 static const char *kLowerToLLVM2 =
     "convert-scf-to-cf,convert-vector-to-llvm{reassociate-fp-reductions},expand-strided-metadata,lower-affine,finalize-memref-to-llvm,"
     "convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-cf-to-llvm,"
     "convert-func-to-llvm,convert-openmp-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts";
 
 void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulKernels) {
+  buildPhotonLowerToLLVMPipeline(pm, openmp, matmulKernels, MatmulKernelOptions{});
+}
+
+void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulKernels,
+                                    MatmulKernelOptions kernels) {
+  kernels.parallel = openmp;
   std::string err;
   llvm::raw_string_ostream os(err);
   if (failed(parsePassPipeline(kLowerToLLVM, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
-  if (matmulKernels) pm.addPass(createMatmulKernelsPass(openmp));
+  if (matmulKernels) pm.addPass(createMatmulKernelsPass(kernels));
   pm.addPass(std::make_unique<CopyToLinalgPass>());
   if (failed(parsePassPipeline(openmp ? kLowerToLLVMParallelLoops : kLowerToLLVMLoops, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
-  if (openmp) pm.addPass(std::make_unique<InlineAllocaScopesPass>());
+  if (openmp) {
+    pm.addPass(std::make_unique<InlineAllocaScopesPass>());
+    pm.addPass(std::make_unique<DynamicSchedulePass>());
+  }
   pm.addPass(std::make_unique<ExpandShapeToReinterpretCastPass>());
   if (failed(parsePassPipeline(kLowerToLLVM2, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
 }
+
+namespace {
+struct LowerToLLVMPipelineOptions : public PassPipelineOptions<LowerToLLVMPipelineOptions> {
+  Option<bool> openmp{*this, "openmp", llvm::cl::desc("OpenMP parallel loops"),
+                      llvm::cl::init(false)};
+  Option<bool> matmulKernels{*this, "matmul-kernels", llvm::cl::desc("run photon-matmul-kernels"),
+                             llvm::cl::init(true)};
+  Option<int64_t> lanes{*this, "lanes", llvm::cl::desc("f32 lanes per vector"), llvm::cl::init(8)};
+  Option<int64_t> rows{*this, "rows", llvm::cl::desc("split-K weight rows"), llvm::cl::init(4)};
+  Option<int64_t> gemmMinRows{*this, "gemm-min-rows", llvm::cl::desc("rows of x for the GEMM"),
+                              llvm::cl::init(MatmulKernelOptions{}.gemmMinRows)};
+  Option<int64_t> gemmRows{*this, "gemm-rows", llvm::cl::desc("GEMM tile weight rows"),
+                           llvm::cl::init(MatmulKernelOptions{}.gemmRows)};
+  Option<int64_t> gemmVecs{*this, "gemm-vecs", llvm::cl::desc("GEMM tile vectors of x rows"),
+                           llvm::cl::init(MatmulKernelOptions{}.gemmVecs)};
+  Option<int64_t> gemmKC{*this, "gemm-kc", llvm::cl::desc("GEMM K block"),
+                         llvm::cl::init(MatmulKernelOptions{}.gemmKC)};
+  Option<int64_t> gemmMC{*this, "gemm-mc", llvm::cl::desc("GEMM weight rows per cache block"),
+                         llvm::cl::init(MatmulKernelOptions{}.gemmMC)};
+  Option<int64_t> parallelChunks{*this, "parallel-chunks",
+                                 llvm::cl::desc("split-K work units per matmul"),
+                                 llvm::cl::init(MatmulKernelOptions{}.parallelChunks)};
+};
+} // namespace
 
 void registerPhotonPasses() {
   registerPhotonGenPasses();
   PassRegistration<CopyToLinalgPass>();
   PassRegistration<ExpandShapeToReinterpretCastPass>();
   PassRegistration<InlineAllocaScopesPass>();
+  PassRegistration<DynamicSchedulePass>();
   registerMatmulKernelsPass();
-  PassPipelineRegistration<>(
+  PassPipelineRegistration<LowerToLLVMPipelineOptions>(
       "photon-lower-to-llvm",
       "The upstream lowering photon-compile runs after convert-photon-to-linalg "
       "(inline, bufferize, loops, LLVM dialect)",
-      [](OpPassManager &pm) { buildPhotonLowerToLLVMPipeline(pm, /*openmp=*/false); });
+      [](OpPassManager &pm, const LowerToLLVMPipelineOptions &o) {
+        MatmulKernelOptions k;
+        k.lanes = o.lanes;
+        k.rows = o.rows;
+        k.gemmMinRows = o.gemmMinRows;
+        k.gemmRows = o.gemmRows;
+        k.gemmVecs = o.gemmVecs;
+        k.gemmKC = o.gemmKC;
+        k.gemmMC = o.gemmMC;
+        k.parallelChunks = o.parallelChunks;
+        buildPhotonLowerToLLVMPipeline(pm, o.openmp, o.matmulKernels, k);
+      });
   PassPipelineRegistration<>(
       "photon-lower-to-llvm-generic",
       "photon-lower-to-llvm without photon-matmul-kernels (matmuls as LLVM-vectorized loops)",

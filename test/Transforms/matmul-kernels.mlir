@@ -1,32 +1,29 @@
 // RUN: photon-opt %s --photon-matmul-kernels | FileCheck %s
 // RUN: photon-opt %s --photon-matmul-kernels=parallel=true | FileCheck %s --check-prefix=PAR
+// RUN: photon-opt %s --photon-matmul-kernels="lanes=16 gemm-min-rows=0" | FileCheck %s --check-prefix=L16
+// RUN: photon-opt %s --photon-lower-to-llvm=openmp=true | FileCheck %s --check-prefix=OMP
 
 // y[m, n] += x[m, k] * w[n, k], N = 6 (one block of 4 rows + 2 single rows),
-// K = 20 (two 8-lane steps + a scalar tail of 4).
+// K = 20 (two 8-lane steps + a scalar tail of 4). Both matmuls of the same types call one
+// kernel function.
 #x = affine_map<(m, n, k) -> (m, k)>
 #w = affine_map<(m, n, k) -> (n, k)>
 #y = affine_map<(m, n, k) -> (m, n)>
 // CHECK-LABEL: func.func @linear
 // CHECK-NOT:     linalg.generic
-// CHECK:         scf.for %[[N:[^ ]+]] = %{{[^ ]+}} to %c4 step %c4{{[_0-9]*}} {
-// CHECK:           scf.for %[[M:[^ ]+]] = %{{[^ ]+}} to %{{[^ ]+}} step %c1
-// CHECK:             %{{.+}}:4 = scf.for %[[K:[^ ]+]] = %{{[^ ]+}} to %c16 step %c8 iter_args(
-// CHECK:               %[[XV:.+]] = vector.load %arg0[%[[M]], %[[K]]] : memref<?x20xf32>, vector<8xf32>
-// CHECK-COUNT-4:       vector.fma %[[XV]]
-// CHECK:               scf.yield
-// CHECK-COUNT-4:     vector.reduction <add>, %{{.*}} fastmath<reassoc,contract> : vector<8xf32> into f32
-// CHECK:             scf.for %{{[^ ]+}} = %c16{{[_0-9]*}} to %c20 step %c1{{[_0-9]*}} iter_args(
-// CHECK-COUNT-4:       math.fma
-// CHECK:             memref.load %arg2[%[[M]], %[[N]]]
-// CHECK:             memref.store
-// single rows 4 and 5
-// CHECK-COUNT-2:  vector.reduction <add>
-// CHECK:          return
-// PAR:           scf.parallel (%{{.*}}) = (%c0) to (%c4) step (%c4{{[_0-9]*}}) {
-// PAR:             vector.fma
-func.func @linear(%x: memref<?x20xf32>, %w: memref<6x20xf32>, %y: memref<?x6xf32>) {
+// CHECK:         call @[[KERNEL:__photon_matmul_6x20]](%arg0, %arg1, %arg2)
+// CHECK:         call @[[KERNEL]](%arg0, %arg1, %arg3)
+// CHECK:         return
+func.func @linear(%x: memref<?x20xf32>, %w: memref<6x20xf32>, %y: memref<?x6xf32>, %y2: memref<?x6xf32>) {
   linalg.generic {indexing_maps = [#x, #w, #y], iterator_types = ["parallel", "parallel", "reduction"]}
       ins(%x, %w : memref<?x20xf32>, memref<6x20xf32>) outs(%y : memref<?x6xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b fastmath<reassoc,contract> : f32
+    %s = arith.addf %c, %p fastmath<reassoc,contract> : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [#x, #w, #y], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x20xf32>, memref<6x20xf32>) outs(%y2 : memref<?x6xf32>) {
   ^bb0(%a: f32, %b: f32, %c: f32):
     %p = arith.mulf %a, %b fastmath<reassoc,contract> : f32
     %s = arith.addf %c, %p fastmath<reassoc,contract> : f32
@@ -56,6 +53,81 @@ func.func @not_transposed(%x: memref<?x8xf32>, %w: memref<8x4xf32>, %y: memref<?
 func.func @dynamic_weight(%x: memref<?x?xf32>, %w: memref<?x?xf32>, %y: memref<?x?xf32>) {
   linalg.generic {indexing_maps = [#x, #w, #y], iterator_types = ["parallel", "parallel", "reduction"]}
       ins(%x, %w : memref<?x?xf32>, memref<?x?xf32>) outs(%y : memref<?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// The kernel: M >= 16 rows of x take the packed GEMM, fewer the split-K GEMV.
+// CHECK-LABEL: func.func private @__photon_matmul_6x20(
+// CHECK-SAME:      attributes {passthrough = ["noinline"]}
+// CHECK:         %[[M:.+]] = memref.dim %arg0, %c0
+// CHECK:         %[[BIG:.+]] = arith.cmpi sge, %[[M]], %c16
+// CHECK:         scf.if %[[BIG]] {
+// x packed into panels of 16 rows (2 vectors of 8 lanes), zero padded
+// CHECK:           %[[XP:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?xf32>
+// CHECK:           memref.store %{{.+}}, %[[XP]]
+// GEMM register tile: 4 weight rows x 16 rows of x, 8 accumulators
+// CHECK:           %{{.+}}:8 = scf.for %{{.+}} iter_args(
+// CHECK-COUNT-2:     vector.load %[[XP]]
+// CHECK:             memref.load %arg1
+// CHECK-NEXT:        vector.broadcast %{{.+}} : f32 to vector<8xf32>
+// CHECK-COUNT-8:     vector.fma
+// transposed store of the full tile: 64 scalars
+// CHECK-COUNT-64:  memref.store %{{.+}}, %arg2
+// last panel: as many rows as are valid
+// CHECK:           scf.for
+// CHECK:             vector.extract %{{.+}}[%{{.+}}] : f32 from vector<8xf32>
+// the 2 rows of the N tail, one weight row per tile
+// CHECK:           %{{.+}}:2 = scf.for %{{.+}} iter_args(
+// CHECK:           memref.dealloc %[[XP]]
+// CHECK:         } else {
+// split-K GEMV: 4 weight rows, every row of x inner
+// CHECK:           scf.for %[[N:[^ ]+]] = %{{[^ ]+}} to %c4{{[_0-9]*}} step %c4{{[_0-9]*}} {
+// CHECK:             scf.for %[[MM:[^ ]+]] = %{{[^ ]+}} to %{{[^ ]+}} step %c1
+// CHECK:               %{{.+}}:4 = scf.for %[[K:[^ ]+]] = %{{[^ ]+}} to %c16{{[_0-9]*}} step %c8{{[_0-9]*}} iter_args(
+// CHECK:                 %[[XV:.+]] = vector.load %arg0[%[[MM]], %[[K]]] : memref<?x20xf32>, vector<8xf32>
+// CHECK-COUNT-4:         vector.fma %[[XV]]
+// CHECK:                 scf.yield
+// CHECK-COUNT-4:       vector.reduction <add>, %{{.*}} fastmath<reassoc,contract> : vector<8xf32> into f32
+// CHECK:               scf.for %{{[^ ]+}} = %c16{{[_0-9]*}} to %c20{{[_0-9]*}} step %c1{{[_0-9]*}} iter_args(
+// CHECK-COUNT-4:         math.fma
+// CHECK:               memref.load %arg2[%[[MM]], %[[N]]]
+// CHECK:               memref.store
+// rows 4 and 5
+// CHECK:           scf.for %{{.+}} = %c4{{[_0-9]*}} to %c6{{[_0-9]*}} step %c1
+// CHECK:             vector.reduction <add>
+// CHECK:         return
+
+// PAR-LABEL: func.func private @__photon_matmul_6x20(
+// N * K = 120 < parallel-min-weights: sequential
+// PAR-NOT:     scf.parallel
+// PAR:         return
+
+// 16 lanes, GEMV only: K = 20 is one 16-lane step + a tail of 4
+// L16-LABEL: func.func private @__photon_matmul_6x20(
+// L16-NOT:     scf.if
+// L16:         scf.for %{{.+}} = %{{.+}} to %c16{{[_0-9]*}} step %c16{{[_0-9]*}} iter_args(
+// L16:           vector.load %arg0{{.+}} vector<16xf32>
+// L16:         scf.for %{{.+}} = %c16{{[_0-9]*}} to %c20
+
+// A weight large enough to run in parallel: 16 chunks of 4096/16 = 256 rows in an OpenMP
+// loop with a dynamic schedule.
+// PAR-LABEL: func.func private @__photon_matmul_4096x16(
+// PAR:         scf.parallel (%{{.*}}) = (%c0{{[_0-9]*}}) to (%c4096{{[_0-9]*}}) step (%c256{{[_0-9]*}})
+// PAR:           scf.for %{{.+}} step %c4
+// PAR:             vector.fma
+// OMP-LABEL: llvm.func @big(
+// OMP-LABEL: llvm.func @__photon_matmul_4096x16(
+// OMP-SAME:      passthrough = ["noinline"]
+// OMP:         omp.parallel
+// OMP:           omp.wsloop schedule(dynamic)
+func.func @big(%x: memref<?x16xf32>, %w: memref<4096x16xf32>, %y: memref<?x4096xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #y], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x16xf32>, memref<4096x16xf32>) outs(%y : memref<?x4096xf32>) {
   ^bb0(%a: f32, %b: f32, %c: f32):
     %p = arith.mulf %a, %b : f32
     %s = arith.addf %c, %p : f32

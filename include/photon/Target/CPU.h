@@ -46,6 +46,10 @@ LogicalResult addStageWrappers(ModuleOp module, std::vector<StageInfo> &stages);
 /// Host CPU name and its features (LLVM spelling, e.g. "+avx2,+fma,...").
 std::string hostCPU();
 std::string hostFeatures(const std::string &cpu);
+/// f32 lanes of the widest vector register the kernels should use for `cpu` (empty: the
+/// host) with `features` (empty: the CPU's): 16 with AVX-512F, else 8.
+int64_t f32VectorLanes(const std::string &cpu, const std::string &features,
+                       const std::string &triple = "x86_64-pc-linux-gnu");
 
 struct CodegenOptions {
   std::string triple = "x86_64-pc-linux-gnu";

@@ -29,17 +29,34 @@ namespace photon {
 /// passes photon-compile runs after convert-photon-to-linalg).
 void registerPhotonPasses();
 
+/// Options of photon-matmul-kernels (lib/Transforms/MatmulKernels.cpp).
+struct MatmulKernelOptions {
+  bool parallel = false;       // row-block loops as scf.parallel (OpenMP)
+  int64_t lanes = 8;           // f32 lanes per vector: 8 (AVX2), 16 (AVX-512)
+  int64_t rows = 4;            // weight rows per split-K (GEMV) block
+  int64_t gemmMinRows = 16;    // rows of x from which the packed GEMM runs (0: never)
+  int64_t gemmRows = 4;        // weight rows of the GEMM register tile
+  int64_t gemmVecs = 2;        // vectors of x rows in the GEMM register tile
+  int64_t gemmKC = 256;        // K block of the GEMM
+  int64_t gemmMC = 64;         // weight rows per GEMM cache block (unit of parallel work)
+  int64_t parallelMinWeights = 65536; // N*K from which a matmul runs in parallel
+  int64_t parallelChunks = 16; // split-K work units per matmul (OpenMP dynamic schedule)
+};
+
 /// Adds the upstream lowering from the output of convert-photon-to-linalg (tensors,
-/// linalg, scf, memref) down to the LLVM dialect. With `openmp`, the parallel dimensions
-/// of every linalg op become an OpenMP work-sharing loop (the library then needs libomp).
-/// `matmulKernels` runs photon-matmul-kernels (split-K vector kernels for y += x * W^T)
-/// after bufferization; without it LLVM vectorizes the generic's scalar loops.
+/// linalg, scf, memref) down to the LLVM dialect. With `openmp`, the weight-row blocks of
+/// the matmul kernels become OpenMP work-sharing loops with a dynamic schedule (the library
+/// then needs libomp); every other op stays sequential.
+/// `matmulKernels` runs photon-matmul-kernels (split-K / packed GEMM vector kernels for
+/// y += x * W^T) after bufferization; without it LLVM vectorizes the generic's scalar loops.
 void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp = false,
                                     bool matmulKernels = true);
+/// The same with explicit kernel options (`kernels.parallel` is set from `openmp`).
+void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulKernels,
+                                    MatmulKernelOptions kernels);
 
-/// photon-matmul-kernels (lib/Transforms/MatmulKernels.cpp). With `parallel`, the loop over
-/// blocks of 4 weight rows is an scf.parallel.
-std::unique_ptr<Pass> createMatmulKernelsPass(bool parallel = false);
+/// photon-matmul-kernels.
+std::unique_ptr<Pass> createMatmulKernelsPass(const MatmulKernelOptions &options = {});
 void registerMatmulKernelsPass();
 
 } // namespace photon
