@@ -20,6 +20,8 @@
 #include "photon/Transforms/Passes.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/AsmParser/AsmParser.h"
@@ -53,27 +55,31 @@ struct Deriver {
     return MemRefType::get(shape, IntegerType::get(ctx, 32));
   }
 
-  /// Clones an encoder stack into <name>_step(x, pool, table, lens).
-  FailureOr<StepStack> makeStep(func::FuncOp f, int64_t level) {
+  /// Clones a stack into <name><suffix>(x, pool, table, lens): every attention
+  /// (causal_attention of an encoder, bounded_attention of a decoder over one window)
+  /// becomes kv_append + cached_attention over a paged cache of block size `bs`.
+  FailureOr<StepStack> makeStep(func::FuncOp f, int64_t level, int64_t bs,
+                                StringRef suffix = "_step") {
     StepStack s;
     s.level = level;
     // Layer shapes from the attention ops.
     SmallVector<Operation *> attns;
     f.walk([&](Operation *op) {
-      if (op->getName().getStringRef() == "photon.causal_attention") attns.push_back(op);
+      StringRef n = op->getName().getStringRef();
+      if (n == "photon.causal_attention" || n == "photon.bounded_attention") attns.push_back(op);
     });
     if (attns.empty())
-      return f.emitError("encoder stack has no photon.causal_attention: cannot derive its step"),
+      return f.emitError("stack has no photon.causal_attention: cannot derive its step"),
              failure();
     auto kt = cast<RankedTensorType>(attns[0]->getOperand(1).getType());
     int64_t hkv = kt.getDimSize(2), hd = kt.getDimSize(3);
     Type elt = kt.getElementType();
-    s.poolType = MemRefType::get({ShapedType::kDynamic, (int64_t)attns.size(), 2, blockSize, hkv, hd},
+    s.poolType = MemRefType::get({ShapedType::kDynamic, (int64_t)attns.size(), 2, bs, hkv, hd},
                                  elt);
     std::string cacheText;
     llvm::raw_string_ostream cos(cacheText);
     cos << "!photon.kv_cache<level = " << level << ", layers = " << attns.size()
-        << ", kv_heads = " << hkv << ", head_dim = " << hd << ", block_size = " << blockSize
+        << ", kv_heads = " << hkv << ", head_dim = " << hd << ", block_size = " << bs
         << ", element = " << elt << ">";
     Type cacheT = parseType(cacheText, ctx);
     if (!cacheT) return f.emitError("cannot build the cache type ") << cacheText, failure();
@@ -81,7 +87,7 @@ struct Deriver {
     OpBuilder b(ctx);
     b.setInsertionPointAfter(f);
     auto step = cast<func::FuncOp>(b.clone(*f));
-    step.setSymName((f.getSymName() + "_step").str());
+    step.setSymName((f.getSymName() + suffix).str());
     step.setPrivate();
     step->setAttr("photon.step_of", FlatSymbolRefAttr::get(f.getSymNameAttr()));
     Location loc = step.getLoc();
@@ -110,7 +116,7 @@ struct Deriver {
       StringRef name = op->getName().getStringRef();
       if (name == "photon.rope" && op->getNumOperands() == 1) {
         op->insertOperands(1, ValueRange{lensT});
-      } else if (name == "photon.causal_attention") {
+      } else if (name == "photon.causal_attention" || name == "photon.bounded_attention") {
         b.setInsertionPoint(op);
         double scale = 0;
         if (auto sc = op->getAttrOfType<FloatAttr>("scale")) scale = sc.getValueAsDouble();
@@ -245,7 +251,7 @@ struct Deriver {
       if (auto lv = f->getAttrOfType<IntegerAttr>("photon.level")) level = lv.getInt();
       if (auto old = module.lookupSymbol<func::FuncOp>((f.getSymName() + "_step").str()))
         old.erase();
-      auto s = makeStep(f, level);
+      auto s = makeStep(f, level, blockSize);
       if (failed(s)) return failure();
       steps[f.getSymName()] = *s;
       encoderLevel[f.getSymName()] = level;
@@ -291,7 +297,6 @@ struct Deriver {
       func::CallOp call = it->second;
       StepStack &s = st->second;
       std::string C = num(h.chunkSizes[l - 1]);
-      Value target = call.getOperand(0);
       auto outT = cast<RankedTensorType>(call.getResult(0).getType());
       SmallVector<Type> in;
       Value boundary;
@@ -345,6 +350,197 @@ struct Deriver {
       auto f = newStage("token_step", {prevT, tokStepT, posT}, {outT}, {"prev", "tokens", "pos"},
                         {"logits"}, {{"W"}, {"S", D}, {"S", C}, {"S"}, {"S", V}});
       if (failed(buildTokenStep(f, sh->getResult(0), tokens, logits))) return failure();
+      // The incremental token step over a per-stream window cache (token_start /
+      // token_next), when the decoder part of @forward has the expected form.
+      if (failed(buildIncremental(sh->getResult(0), tokens, logits))) return failure();
+    }
+    return success();
+  }
+
+  static bool isShapeOp(Operation *op) {
+    return isa<tensor::CastOp, tensor::ExpandShapeOp, tensor::CollapseShapeOp,
+               tensor::ExtractSliceOp, tensor::ConcatOp>(op);
+  }
+
+  /// token_start / token_next: the token decoder window [U_1(prev) (R rows);
+  /// EmbDec(tokens)] is a causal sequence of W = R + C_1 - 1 positions, so its stack runs
+  /// as a step over a local cache of W positions per stream (block size W, block s of the
+  /// stream's own buffer). token_start runs the R converter rows, token_next one row.
+  /// Returns success without deriving them when the forward's decoder part has another
+  /// form (the runtime then uses token_step).
+  LogicalResult buildIncremental(Value shiftResult, Value tokens, Value logits) {
+    auto noInc = [&](const Twine &why) {
+      forward->setAttr("photon.no_incremental_token_step", StringAttr::get(ctx, why.str()));
+      return success();
+    };
+    auto H = hiddenOfLogits(logits);
+    if (failed(H)) return noInc("no photon.lm_head at the end of @forward");
+    int64_t R = h.prefix, C1 = h.chunkSizes[0], W = R + C1 - 1;
+    // H <- (shape ops, with one slice of the window rows R-1 .. R+C_1-2) <- call @dec.
+    Value v = *H;
+    func::CallOp decCall;
+    bool rowsOk = false;
+    while (Operation *d = v.getDefiningOp()) {
+      if (auto c = dyn_cast<func::CallOp>(d)) {
+        decCall = c;
+        break;
+      }
+      if (!isShapeOp(d) || isa<tensor::ConcatOp>(d)) break;
+      if (auto es = dyn_cast<tensor::ExtractSliceOp>(d)) {
+        auto offs = es.getStaticOffsets();
+        auto sizes = es.getStaticSizes();
+        rowsOk = es.getSourceType().getRank() == 3 && offs.size() == 3 && offs[1] == R - 1 &&
+                 sizes[1] == C1;
+      }
+      v = d->getOperand(0);
+    }
+    if (!decCall || !rowsOk || decCall.getNumOperands() != 1 || decCall.getNumResults() != 1)
+      return noInc("the token decoder's hidden states are not rows R-1 .. R+C_1-2 of one stack call");
+    auto dec = module.lookupSymbol<func::FuncOp>(decCall.getCallee());
+    auto role = dec ? dec->getAttrOfType<StringAttr>("photon.role") : StringAttr();
+    if (!dec || !role || role.getValue() != "decoder")
+      return noInc("the token decoder call is not a photon.role = \"decoder\" stack");
+    // The window: converter rows and decoder embeddings of the forward's tokens, joined by
+    // shape ops only.
+    Value window = decCall.getOperand(0);
+    Operation *emb = nullptr;
+    SmallVector<Value> work{window};
+    llvm::DenseSet<Value> seen;
+    while (!work.empty()) {
+      Value x = work.pop_back_val();
+      if (!seen.insert(x).second || x == shiftResult) continue;
+      Operation *d = x.getDefiningOp();
+      if (!d) return noInc("the token decoder window reaches an argument of @forward");
+      StringRef n = d->getName().getStringRef();
+      if (n == "photon.embedding" && d->getOperand(1) == tokens) {
+        if (emb && emb != d) return noInc("two token embeddings in the decoder window");
+        emb = d;
+        continue;
+      }
+      if (n == "photon.expand" || n == "photon.weight" || isa<tensor::DimOp>(d))
+        continue; // the converter (of the shift result) and sizes
+      if (d->getName().getDialectNamespace() == "arith" && d->getNumResults() == 1 &&
+          d->getResult(0).getType().isIndex())
+        continue; // size arithmetic
+      if (!isShapeOp(d)) return noInc("the token decoder window is built by " + n);
+      for (Value o : d->getOperands()) work.push_back(o);
+    }
+    if (!emb) return noInc("no decoder embedding of the tokens in the window");
+
+    if (auto old = module.lookupSymbol<func::FuncOp>((dec.getSymName() + "_window").str()))
+      old.erase();
+    auto st = makeStep(dec, 1, W, "_window");
+    if (failed(st)) return failure();
+    StepStack ws = *st;
+    Type elt = ws.poolType.getElementType();
+    auto cacheT = MemRefType::get({ShapedType::kDynamic, ws.poolType.getDimSize(1), 2, W,
+                                   ws.poolType.getDimSize(4), ws.poolType.getDimSize(5)},
+                                  elt);
+    SmallVector<std::string> cacheShape{"S"};
+    for (int64_t i = 1; i < 6; ++i) cacheShape.push_back(num(cacheT.getDimSize(i)));
+    std::string V = num(h.vocab), D = num(h.width);
+    auto i32 = IntegerType::get(ctx, 32);
+    auto prevT = RankedTensorType::get({ShapedType::kDynamic, h.width},
+                                       cast<RankedTensorType>(shiftResult.getType()).getElementType());
+    auto vecT = RankedTensorType::get({ShapedType::kDynamic}, i32);
+    auto outT = RankedTensorType::get({ShapedType::kDynamic, h.vocab},
+                                      cast<RankedTensorType>(logits.getType()).getElementType());
+    Type stackArgT = ws.step.getFunctionType().getInput(0);
+
+    // Block table (block s of stream s) and lengths of the window cache, on the stack.
+    auto bindArgs = [&](OpBuilder &b, Location loc, Value S, Value pos) -> SmallVector<Value> {
+      Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+      Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+      Value table = memref::AllocaOp::create(
+          b, loc, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, i32), ValueRange{S, c1});
+      Value lens = memref::AllocaOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, i32),
+                                            ValueRange{S});
+      scf::ForOp::create(b, loc, c0, S, c1, ValueRange{},
+                         [&](OpBuilder &ib, Location l, Value s, ValueRange) {
+                           Value si = arith::IndexCastOp::create(ib, l, i32, s);
+                           memref::StoreOp::create(ib, l, si, table, ValueRange{s, c0});
+                           Value len;
+                           if (pos) {
+                             Value p = tensor::ExtractOp::create(ib, l, pos, ValueRange{s});
+                             Value off = arith::ConstantOp::create(ib, l, ib.getI32IntegerAttr(R - 1));
+                             len = arith::AddIOp::create(ib, l, p, off);
+                           } else {
+                             len = arith::ConstantOp::create(ib, l, ib.getI32IntegerAttr(0));
+                           }
+                           memref::StoreOp::create(ib, l, len, lens, ValueRange{s});
+                           scf::YieldOp::create(ib, l);
+                         });
+      return {table, lens};
+    };
+    auto callWindow = [&](OpBuilder &b, Location loc, Value x, Value cache, Value S, Value pos) {
+      if (x.getType() != stackArgT) x = tensor::CastOp::create(b, loc, stackArgT, x);
+      auto tl = bindArgs(b, loc, S, pos);
+      return func::CallOp::create(b, loc, ws.step, ValueRange{x, cache, tl[0], tl[1]}).getResult(0);
+    };
+    // Rows [row, row+1) of y [S, ?, D] as [S, 1, D].
+    auto rowOf = [&](OpBuilder &b, Location loc, Value y, int64_t row, Value S) {
+      auto t = RankedTensorType::get({ShapedType::kDynamic, 1, h.width}, elt);
+      SmallVector<OpFoldResult> offs{b.getIndexAttr(0), b.getIndexAttr(row), b.getIndexAttr(0)};
+      SmallVector<OpFoldResult> sizes{S, b.getIndexAttr(1), b.getIndexAttr(h.width)};
+      SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
+      return tensor::ExtractSliceOp::create(b, loc, t, y, offs, sizes, strides).getResult();
+    };
+
+    // token_start(prev [S, D], cache) -> logits [S, V] of position 0.
+    {
+      auto f = newStage("token_start", {prevT, cacheT}, {outT}, {"prev", "cache"}, {"logits"},
+                        {{"W"}, {"S", D}, cacheShape, {"S", V}});
+      OpBuilder b(ctx);
+      Location loc = f.getLoc();
+      Block &entry = f.getBody().front();
+      b.setInsertionPointToStart(&entry);
+      Value S = tensor::DimOp::create(b, loc, entry.getArgument(0), 0);
+      IRMapping map;
+      map.map(shiftResult, asOneUnit(b, loc, entry.getArgument(0), shiftResult.getType()));
+      // The token rows of the window are not needed: any tokens do (they are cut off below).
+      auto tokT = cast<RankedTensorType>(tokens.getType());
+      Value zt = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{ShapedType::kDynamic, C1},
+                                         tokT.getElementType(), ValueRange{S});
+      Value zero = arith::ConstantOp::create(b, loc, b.getIntegerAttr(tokT.getElementType(), 0));
+      zt = linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{zt}).getResult(0);
+      map.map(tokens, tensor::CastOp::create(b, loc, tokT, zt).getResult());
+      auto x = materialize(b, window, map, {});
+      if (failed(x)) return failure();
+      Value xw = *x;
+      if (cast<RankedTensorType>(xw.getType()).getRank() != 3)
+        return forward.emitError("token decoder window is not [N, W, D]");
+      auto rT = RankedTensorType::get({ShapedType::kDynamic, R, h.width}, elt);
+      SmallVector<OpFoldResult> offs(3, b.getIndexAttr(0)), strides(3, b.getIndexAttr(1));
+      SmallVector<OpFoldResult> sizes{S, b.getIndexAttr(R), b.getIndexAttr(h.width)};
+      Value xr = tensor::ExtractSliceOp::create(b, loc, rT, xw, offs, sizes, strides);
+      Value y = callWindow(b, loc, xr, entry.getArgument(1), S, Value());
+      auto lg = applyTail(b, loc, *H, logits, rowOf(b, loc, y, R - 1, S), S, outT);
+      if (failed(lg)) return failure();
+      func::ReturnOp::create(b, loc, *lg);
+    }
+    // token_next(token [S], pos [S], cache) -> logits [S, V] of position pos >= 1.
+    {
+      auto f = newStage("token_next", {vecT, vecT, cacheT}, {outT}, {"token", "pos", "cache"},
+                        {"logits"}, {{"W"}, {"S"}, {"S"}, cacheShape, {"S", V}});
+      OpBuilder b(ctx);
+      Location loc = f.getLoc();
+      Block &entry = f.getBody().front();
+      b.setInsertionPointToStart(&entry);
+      Value S = tensor::DimOp::create(b, loc, entry.getArgument(0), 0);
+      auto t2 = RankedTensorType::get({ShapedType::kDynamic, 1}, i32);
+      Value tok = tensor::ExpandShapeOp::create(
+          b, loc, t2, entry.getArgument(0), ArrayRef<ReassociationIndices>{{0, 1}},
+          ArrayRef<OpFoldResult>{S, b.getIndexAttr(1)});
+      if (tok.getType() != tokens.getType())
+        tok = tensor::CastOp::create(b, loc, tokens.getType(), tok);
+      IRMapping map;
+      map.map(tokens, tok);
+      auto e = materialize(b, emb->getResult(0), map, {});
+      if (failed(e)) return failure();
+      Value y = callWindow(b, loc, *e, entry.getArgument(2), S, entry.getArgument(1));
+      auto lg = applyTail(b, loc, *H, logits, rowOf(b, loc, y, 0, S), S, outT);
+      if (failed(lg)) return failure();
+      func::ReturnOp::create(b, loc, *lg);
     }
     return success();
   }
@@ -484,7 +680,8 @@ struct PhotonDeriveStagesPass : public impl::PhotonDeriveStagesBase<PhotonDerive
   using Base::Base;
   void getDependentDialects(DialectRegistry &registry) const override {
     Base::getDependentDialects(registry);
-    registry.insert<bufferization::BufferizationDialect, linalg::LinalgDialect>();
+    registry.insert<bufferization::BufferizationDialect, linalg::LinalgDialect, scf::SCFDialect,
+                    memref::MemRefDialect>();
   }
   void runOnOperation() override {
     ModuleOp m = getOperation();

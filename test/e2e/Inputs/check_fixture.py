@@ -5,6 +5,8 @@
 - forward: logits of tokens.npy vs logits.npy
 - every entry of stages.json: inputs from the .npy files, outputs (and the pool after the
   call) vs the expected .npy files.
+- token_start / token_next (window cache), when the artifact has them, on the token_step
+  inputs: vs the artifact's token_step at every position and the expected logits at pos.
 Relative error: max|got - want| / max|want| <= tol. One line per check; exit 1 on failure.
 """
 import argparse
@@ -66,6 +68,36 @@ for key in sorted(stages):
     art.call(st["stage"], *arrays)
     for name, got, exp in expects:
         check("%s %s" % (key, name), got, exp)
+# token_start / token_next (window cache) give token_step's logits at every position of the
+# reference's token_step inputs, and the reference's logits at pos[s].
+ts = [st for st in stages.values() if st["stage"] == "token_step"]
+if "token_next" in art.stages and ts:
+    files = {arg["name"]: arg for arg in ts[0]["args"]}
+    prev = np.ascontiguousarray(np.load(os.path.join(fx, files["prev"]["file"])).astype(np.float32))
+    toks = np.ascontiguousarray(np.load(os.path.join(fx, files["tokens"]["file"])).astype(np.int32))
+    pos = np.load(os.path.join(fx, files["pos"]["file"])).astype(np.int32)
+    exp = np.load(os.path.join(fx, files["logits"]["expected"]))
+    S, C1 = toks.shape
+    V = art.manifest["model"]["vocab"]
+    shape = art.stages["token_next"]["args"][3]["shape"]
+    cache = np.full([S] + [int(d) for d in shape[1:]], np.nan, np.float32)
+    inc = np.zeros((S, C1, V), np.float32)
+    ref = np.zeros((S, C1, V), np.float32)
+    for p in range(C1):
+        lg = np.zeros((S, V), np.float32)
+        if p == 0:
+            art.call("token_start", prev, cache, lg)
+        else:
+            art.call("token_next", np.ascontiguousarray(toks[:, p - 1]), np.full(S, p, np.int32),
+                     cache, lg)
+        inc[:, p] = lg
+        lg = np.zeros((S, V), np.float32)
+        art.call("token_step", prev, toks, np.full(S, p, np.int32), lg)
+        ref[:, p] = lg
+    check("token_start/token_next vs token_step", inc, ref.astype(np.float64))
+    check("token_start/token_next at pos", inc[np.arange(S), pos], exp)
+elif "token_step" in art.stages:
+    print("NOTE the artifact has no token_start/token_next")
 # The cache plan in the manifest reproduces the section-3 formula bytes of gen.json.
 with open(os.path.join(fx, "gen.json")) as f:
     gen = json.load(f)

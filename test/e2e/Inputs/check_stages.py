@@ -9,6 +9,8 @@ Checks, each with relative error max|got - want| / max|want| <= tol:
                token, through a paged cache with a shuffled block table
   encode_l / latent_l / token_step (photon, block): the stream values X(l) and the
                teacher-forced logits rebuilt from the incremental stages
+  token_start / token_next (when the artifact has them): the same logits from the window
+               cache, equal to token_step's
 Prints one line per check and exits non-zero on the first failure.
 """
 import argparse
@@ -143,4 +145,40 @@ else:
         art.call("token_step", prev_s, t, pos, lg)
         out[:, p] = lg
     check("token_step (teacher-forced logits)", out.reshape(B, T, V), want)
+    if "token_next" in art.stages:
+        # Incremental token decoder over a per-stream window cache: token_start at pos 0,
+        # then token_next with the token at pos-1; compared with token_step's logits.
+        shape = art.stages["token_next"]["args"][3]["shape"]
+        cshape = [S] + [int(d) for d in shape[1:]]
+        cache = np.full(cshape, np.nan, np.float32)
+        inc = np.zeros((S, C1, V), np.float32)
+        lg = np.zeros((S, V), np.float32)
+        art.call("token_start", prev_s, cache, lg)
+        inc[:, 0] = lg
+        for p in range(1, C1):
+            lg = np.zeros((S, V), np.float32)
+            art.call("token_next", np.ascontiguousarray(tok_s[:, p - 1]), np.full(S, p, np.int32),
+                     cache, lg)
+            inc[:, p] = lg
+        check("token_start/token_next vs token_step", inc, out.astype(np.float64))
+        check("token_start/token_next (teacher-forced logits)", inc.reshape(B, T, V), want)
+        # Streams at different positions in one call, on a subset of the streams: odd
+        # streams run one position behind the even ones.
+        cache = np.full(cshape, np.nan, np.float32)
+        inc = np.zeros((S, C1, V), np.float32)
+        lg = np.zeros((S, V), np.float32)
+        art.call("token_start", prev_s, cache, lg)
+        inc[:, 0] = lg
+        for k in range(1, C1 + 1):
+            pos = np.array([k if s % 2 == 0 else k - 1 for s in range(S)], np.int32)
+            sel = np.array([s for s in range(S) if 1 <= pos[s] < C1], np.int64)
+            if len(sel) == 0:
+                continue
+            c = np.ascontiguousarray(cache[sel])
+            lg = np.zeros((len(sel), V), np.float32)
+            art.call("token_next", np.ascontiguousarray(tok_s[sel, pos[sel] - 1]),
+                     np.ascontiguousarray(pos[sel]), c, lg)
+            cache[sel] = c
+            inc[sel, pos[sel]] = lg
+        check("token_next (mixed positions, stream subsets)", inc, out.astype(np.float64))
 sys.exit(1 if failed else 0)
