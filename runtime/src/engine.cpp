@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <thread>
@@ -65,6 +66,23 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
     levels.push_back(s);
   }
   PHOTON_RETURN_IF_ERROR(e->cache_.init(levels, e->opts_.memoryBudget));
+  // The incremental token step: both stages, and a window cache of static dimensions
+  // (token_next's argument 3 = cache [S, layers, 2, R + C_1 - 1, kv_heads, head_dim]).
+  const StageSpec *ts = m.stage("token_start"), *tn = m.stage("token_next");
+  if (ts && tn && model.stage("token_start") && model.stage("token_next") &&
+      ts->args.size() == 4 && tn->args.size() == 5 && tn->args[3].shape.size() == 6 &&
+      ts->args[2].shape == tn->args[3].shape) {
+    int64_t n = 1;
+    for (size_t i = 1; i < 6; ++i) {
+      char *end = nullptr;
+      long long d = std::strtoll(tn->args[3].shape[i].c_str(), &end, 10);
+      if (!end || *end || d < 1) { n = 0; break; }
+      e->windowDims_.push_back(d);
+      n *= d;
+    }
+    if (n > 0) e->windowFloats_ = n;
+    else e->windowDims_.clear();
+  }
   out = std::move(e);
   return Status::ok();
 }
@@ -330,17 +348,26 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
     }
   }
 
-  StageFn tokenStep = model_.stage("token_step");
-  if (!tokenStep) return error(PHOTON_ERR_ABI, "the artifact has no stage 'token_step'");
   const int64_t S = B * N1;
   std::vector<int32_t> chunkTok(static_cast<size_t>(S * C1), 0);
   // Prompt tokens of the current meta-context are forced, not sampled.
   auto absIndex = [&](int64_t b, int64_t c, int p) { return meta[b] * tokensPerMeta_ + c * C1 + p; };
   std::vector<std::vector<int32_t>> sampled(static_cast<size_t>(B));
+  StageFn tokenStep = model_.stage("token_step");
+  if (windowFloats_ > 0) {
+    Status st = renderIncremental(batch, meta, tokenPrev, chunkTok, sampled);
+    if (!st.isOk()) {
+      if (overlapped.valid()) overlapped.wait();
+      return st;
+    }
+  } else if (!tokenStep) {
+    if (overlapped.valid()) overlapped.wait();
+    return error(PHOTON_ERR_ABI, "the artifact has no stage 'token_step'");
+  }
   std::vector<int64_t> streams;
   std::vector<float> prev, logits;
   std::vector<int32_t> toks, pos;
-  for (int p = 0; p < C1; ++p) {
+  for (int p = 0; p < C1 && windowFloats_ == 0; ++p) {
     streams.clear();
     for (int64_t b = 0; b < B; ++b)
       for (int64_t c = 0; c < N1; ++c) {
@@ -405,6 +432,97 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
     recgenEncodeSeconds_ = recgenEncodeSeconds_ == 0 ? dt : 0.8 * recgenEncodeSeconds_ + 0.2 * dt;
   }
   return st;
+}
+
+// The token decoder of one meta-context through the window cache: token_start computes the
+// R converter rows of every stream that samples in this chunk (their K/V go to the stream's
+// window, the logits are those of position 0), then token_next adds one row per position
+// (the token at p-1) and returns the logits of position p. A stream takes part up to its
+// last sampled position, forced prompt positions included (their rows are needed later).
+// The streams of a call are those still taking part, in (sequence, chunk) order; their
+// window slices are kept contiguous at the front of window_ (the sets only shrink).
+Status Engine::renderIncremental(std::vector<Sequence *> &batch, const std::vector<int64_t> &meta,
+                                 const std::vector<float> &tokenPrev,
+                                 std::vector<int32_t> &chunkTok,
+                                 std::vector<std::vector<int32_t>> &sampled) {
+  StageFn tokenStart = model_.stage("token_start"), tokenNext = model_.stage("token_next");
+  if (!tokenStart || !tokenNext)
+    return error(PHOTON_ERR_ABI, "the artifact has no stages 'token_start' and 'token_next'");
+  const int64_t B = static_cast<int64_t>(batch.size());
+  const int64_t N1 = N_[1];
+  const int C1 = C_[1];
+  const int64_t S = B * N1;
+  auto absIndex = [&](int64_t b, int64_t c, int p) { return meta[b] * tokensPerMeta_ + c * C1 + p; };
+  std::vector<int> last(static_cast<size_t>(S), -1);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < N1; ++c)
+      for (int p = 0; p < C1; ++p) {
+        int64_t a = absIndex(b, c, p);
+        if (a < batch[b]->promptLen) chunkTok[(b * N1 + c) * C1 + p] = batch[b]->tokens[a];
+        else if (a < batch[b]->limit) last[b * N1 + c] = p;
+      }
+  std::vector<int64_t> act;
+  for (int64_t s = 0; s < S; ++s)
+    if (last[s] >= 0) act.push_back(s);
+  if (act.empty()) return Status::ok();
+  const size_t wf = static_cast<size_t>(windowFloats_);
+  if (window_.size() < act.size() * wf) window_.resize(act.size() * wf);
+  std::vector<float> prev, logits;
+  std::vector<int32_t> toks, pos;
+  for (int p = 0; p < C1; ++p) {
+    if (p > 0) {
+      size_t k = 0;
+      for (size_t i = 0; i < act.size(); ++i) {
+        if (last[act[i]] < p) continue;
+        if (k != i) std::memmove(window_.data() + k * wf, window_.data() + i * wf, wf * sizeof(float));
+        act[k++] = act[i];
+      }
+      act.resize(k);
+    }
+    if (act.empty()) break;
+    const int64_t Sa = static_cast<int64_t>(act.size());
+    std::vector<int64_t> wshape{Sa};
+    wshape.insert(wshape.end(), windowDims_.begin(), windowDims_.end());
+    logits.assign(static_cast<size_t>(Sa * V_), 0.0f);
+    if (p == 0) {
+      prev.resize(static_cast<size_t>(Sa * D_));
+      for (int64_t i = 0; i < Sa; ++i)
+        std::memcpy(prev.data() + i * D_, tokenPrev.data() + act[i] * D_, sizeof(float) * D_);
+      StageArgs a(4);
+      a.add(model_.weights(), {static_cast<int64_t>(model_.weightsSize())});
+      a.add(prev.data(), {Sa, D_});
+      a.add(window_.data(), wshape);
+      a.add(logits.data(), {Sa, V_});
+      tokenStart(a.args());
+    } else {
+      toks.resize(static_cast<size_t>(Sa));
+      pos.assign(static_cast<size_t>(Sa), p);
+      for (int64_t i = 0; i < Sa; ++i) toks[i] = chunkTok[act[i] * C1 + p - 1];
+      StageArgs a(5);
+      a.add(model_.weights(), {static_cast<int64_t>(model_.weightsSize())});
+      a.add(toks.data(), {Sa});
+      a.add(pos.data(), {Sa});
+      a.add(window_.data(), wshape);
+      a.add(logits.data(), {Sa, V_});
+      tokenNext(a.args());
+    }
+    // Sample in (sequence, chunk) order; each sequence draws from its own RNG.
+    for (int64_t i = 0; i < Sa; ++i) {
+      int64_t b = act[i] / N1, c = act[i] % N1;
+      Sequence &s = *batch[b];
+      int64_t a = absIndex(b, c, p);
+      if (a < s.promptLen || a >= s.limit) continue; // forced, or beyond the limit
+      std::vector<int32_t> hist;
+      if (s.params.repetitionPenalty != 1.0f) {
+        hist = s.tokens;
+        hist.insert(hist.end(), sampled[b].begin(), sampled[b].end());
+      }
+      int32_t t = sampler_.sample(logits.data() + i * V_, V_, s.params, hist, s.rng);
+      chunkTok[act[i] * C1 + p] = t;
+      sampled[b].push_back(t);
+    }
+  }
+  return Status::ok();
 }
 
 // ------------------------------------------------------------------ vanilla

@@ -120,6 +120,15 @@ private:
   int L_ = 0, D_ = 0, V_ = 0, tokensPerMeta_ = 1;
   std::vector<int> C_;     // C_[l] for l = 1..L (C_[0] unused)
   std::vector<int64_t> N_; // N_[l] = level-l units per meta-context (l = 0: tokens)
+  // Token decoder window cache (token_start / token_next, docs/artifact.md): the static
+  // dimensions of one stream's slice [layers, 2, R + C_1 - 1, kv_heads, head_dim]; empty
+  // when the artifact has only token_step. Sized per call; it never grows with context.
+  std::vector<int64_t> windowDims_;
+  int64_t windowFloats_ = 0;
+  std::vector<float> window_;
+  Status renderIncremental(std::vector<Sequence *> &batch, const std::vector<int64_t> &meta,
+                           const std::vector<float> &tokenPrev, std::vector<int32_t> &chunkTok,
+                           std::vector<std::vector<int32_t>> &sampled);
 };
 
 /// Teacher-forced logits through the `forward` stage.
