@@ -234,6 +234,18 @@ static Value reduceInit(OpBuilder &b, Location loc, Type t, ReduceKind kind) {
   }
 }
 
+/// An elementwise linalg.generic over x (same shape and element type) with body `fn`.
+static Value mapElementwise(OpBuilder &b, Location loc, Value x,
+                            function_ref<void(OpBuilder &, Location, ValueRange)> fn) {
+  auto t = cast<RankedTensorType>(x.getType());
+  Value init = emptyTensor(b, loc, mixedSizes(b, loc, x), t.getElementType());
+  SmallVector<AffineMap> maps(2, AffineMap::getMultiDimIdentityMap(t.getRank(), b.getContext()));
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{x}, ValueRange{init}, maps,
+             SmallVector<utils::IteratorType>(t.getRank(), utils::IteratorType::parallel), fn)
+      .getResult(0);
+}
+
 Value reduce(OpBuilder &b, Location loc, Value x, ArrayRef<int64_t> dimsIn,
                              ReduceKind kind, bool keepdims) {
   auto ty = cast<RankedTensorType>(x.getType());
@@ -302,32 +314,18 @@ Value reduce(OpBuilder &b, Location loc, Value x, ArrayRef<int64_t> dimsIn,
     for (int64_t d : dimsIn) count = arith::MulIOp::create(b, loc, count, dimValue(b, loc, x, d));
     Value cnt = arith::IndexCastOp::create(b, loc, b.getI64Type(), count);
     cnt = castScalar(b, loc, cnt, et);
-    Value init2 = emptyTensor(b, loc, mixedSizes(b, loc, res), et);
-    int64_t orank = cast<RankedTensorType>(res.getType()).getRank();
-    SmallVector<AffineMap> m2(2, AffineMap::getMultiDimIdentityMap(orank, mctx));
-    res = linalg::GenericOp::create(
-              b, loc, TypeRange{init2.getType()}, ValueRange{res}, ValueRange{init2}, m2,
-              SmallVector<utils::IteratorType>(orank, utils::IteratorType::parallel),
-              [&](OpBuilder &nb, Location nl, ValueRange a) {
-                Value r = isF ? (Value)arith::DivFOp::create(nb, nl, a[0], cnt)
-                              : (Value)arith::DivSIOp::create(nb, nl, a[0], cnt);
-                linalg::YieldOp::create(nb, nl, r);
-              })
-              .getResult(0);
+    res = mapElementwise(b, loc, res, [&](OpBuilder &nb, Location nl, ValueRange a) {
+      Value r = isF ? (Value)arith::DivFOp::create(nb, nl, a[0], cnt)
+                    : (Value)arith::DivSIOp::create(nb, nl, a[0], cnt);
+      linalg::YieldOp::create(nb, nl, r);
+    });
   } else if (kind == ReduceKind::L2 || kind == ReduceKind::LogSum ||
              kind == ReduceKind::LogSumExp) {
-    Value init2 = emptyTensor(b, loc, mixedSizes(b, loc, res), et);
-    int64_t orank = cast<RankedTensorType>(res.getType()).getRank();
-    SmallVector<AffineMap> m2(2, AffineMap::getMultiDimIdentityMap(orank, mctx));
-    res = linalg::GenericOp::create(
-              b, loc, TypeRange{init2.getType()}, ValueRange{res}, ValueRange{init2}, m2,
-              SmallVector<utils::IteratorType>(orank, utils::IteratorType::parallel),
-              [&](OpBuilder &nb, Location nl, ValueRange a) {
-                Value r = kind == ReduceKind::L2 ? (Value)math::SqrtOp::create(nb, nl, a[0])
-                                                 : (Value)math::LogOp::create(nb, nl, a[0]);
-                linalg::YieldOp::create(nb, nl, r);
-              })
-              .getResult(0);
+    res = mapElementwise(b, loc, res, [&](OpBuilder &nb, Location nl, ValueRange a) {
+      Value r = kind == ReduceKind::L2 ? (Value)math::SqrtOp::create(nb, nl, a[0])
+                                       : (Value)math::LogOp::create(nb, nl, a[0]);
+      linalg::YieldOp::create(nb, nl, r);
+    });
   }
   if (!keepdims) return res;
   SmallVector<int64_t> pos(dimsIn.begin(), dimsIn.end());

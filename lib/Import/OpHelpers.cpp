@@ -118,5 +118,13 @@ std::optional<double> constScalar(Value v) {
   return (double)(*attr.getValues<APInt>().begin()).getSExtValue();
 }
 
+FailureOr<SmallVector<OpFoldResult>> shapeOperand(NodeContext &ctx) {
+  if (failed(ctx.requireInputs(2))) return failure();
+  auto st = ctx.type(1);
+  if (st.getRank() != 1 || st.isDynamicDim(0))
+    return ctx.unsupported("the shape input must be 1-D with a static length");
+  return intsAsFoldResults(ctx.b, ctx.loc, ctx.in(1), ctx.knownIn(1));
+}
+
 } // namespace import
 } // namespace photon

@@ -34,6 +34,10 @@ std::optional<KnownInts> foldKnown(llvm::ArrayRef<const KnownInts *> ins, IntFol
 mlir::FailureOr<std::optional<llvm::SmallVector<int64_t>>>
 readAxes(NodeContext &ctx, llvm::StringRef name, int64_t inputSince, size_t inputIdx);
 
+/// The data input (0) and the shape input (1) of Reshape / Expand: the shape must be 1-D of
+/// static length; its entries are constants where known, index values otherwise.
+mlir::FailureOr<llvm::SmallVector<mlir::OpFoldResult>> shapeOperand(NodeContext &ctx);
+
 /// Index arithmetic that folds constants.
 mlir::OpFoldResult idxAdd(mlir::OpBuilder &b, mlir::Location loc, mlir::OpFoldResult a,
                           mlir::OpFoldResult c);

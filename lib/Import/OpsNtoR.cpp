@@ -154,16 +154,14 @@ static ConvertFn reduceOp(ReduceKind kind) {
 }
 
 static LogicalResult convertReshape(NodeContext &ctx) {
-  if (failed(ctx.requireInputs(2))) return failure();
-  auto st = ctx.type(1);
-  if (st.getRank() != 1 || st.isDynamicDim(0))
-    return ctx.unsupported("the shape input must be 1-D with a static length");
+  auto shapeIn = shapeOperand(ctx);
+  if (failed(shapeIn)) return failure();
   OpBuilder &b = ctx.b;
   Location loc = ctx.loc;
   Value x = ctx.in(0);
   auto xt = ctx.type(0);
   bool allowZero = ctx.opset >= 14 && ctx.getInt("allowzero", 0);
-  SmallVector<OpFoldResult> s = intsAsFoldResults(b, loc, ctx.in(1), ctx.knownIn(1));
+  SmallVector<OpFoldResult> s = std::move(*shapeIn);
   SmallVector<OpFoldResult> xs = mixedSizes(b, loc, x);
   bool anyUnknown = llvm::any_of(s, [](OpFoldResult r) { return !getConstantIntValue(r); });
   if (anyUnknown) {

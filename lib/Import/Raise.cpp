@@ -675,6 +675,18 @@ public:
     auto it = producer.find(v);
     return it == producer.end() ? nullptr : it->second;
   }
+  /// The tensor of a Constant node's `value` or of an initializer named v; null otherwise.
+  const onnx::TensorProto *constantTensor(const std::string &v) const {
+    if (auto *p = prod(v)) {
+      if (p->op_type() != "Constant") return nullptr;
+      for (const auto &a : p->attribute())
+        if (a.name() == "value") return &a.t();
+      return nullptr;
+    }
+    for (const auto &i : g.initializer())
+      if (i.name() == v) return &i;
+    return nullptr;
+  }
   const std::vector<const onnx::NodeProto *> &cons(const std::string &v) {
     return consumers[v];
   }
@@ -690,15 +702,7 @@ public:
   }
   /// A scalar float Constant (or initializer) value.
   std::optional<double> scalar(const std::string &v) {
-    const onnx::TensorProto *t = nullptr;
-    if (auto *p = prod(v)) {
-      if (p->op_type() != "Constant") return std::nullopt;
-      for (const auto &a : p->attribute())
-        if (a.name() == "value") t = &a.t();
-    } else {
-      for (const auto &i : g.initializer())
-        if (i.name() == v) t = &i;
-    }
+    const onnx::TensorProto *t = constantTensor(v);
     if (!t || t->data_type() != onnx::TensorProto::FLOAT) return std::nullopt;
     int64_t n = 1;
     for (auto d : t->dims()) n *= d;
@@ -832,15 +836,7 @@ public:
 
   /// A constant tensor's float values (Constant node or initializer) and shape.
   bool constFloats(const std::string &v, std::vector<float> &vals, std::vector<int64_t> &shape) {
-    const onnx::TensorProto *t = nullptr;
-    if (auto *p = prod(v)) {
-      if (p->op_type() != "Constant") return false;
-      for (const auto &a : p->attribute())
-        if (a.name() == "value") t = &a.t();
-    } else {
-      for (const auto &i : g.initializer())
-        if (i.name() == v) t = &i;
-    }
+    const onnx::TensorProto *t = constantTensor(v);
     if (!t || t->data_type() != onnx::TensorProto::FLOAT) return false;
     int64_t n = 1;
     shape.assign(t->dims().begin(), t->dims().end());
@@ -862,15 +858,7 @@ public:
   }
   /// The int64 values of a constant (Unsqueeze axes).
   std::optional<int64_t> constInt(const std::string &v) {
-    const onnx::TensorProto *t = nullptr;
-    if (auto *p = prod(v)) {
-      if (p->op_type() != "Constant") return std::nullopt;
-      for (const auto &a : p->attribute())
-        if (a.name() == "value") t = &a.t();
-    } else {
-      for (const auto &i : g.initializer())
-        if (i.name() == v) t = &i;
-    }
+    const onnx::TensorProto *t = constantTensor(v);
     if (!t || t->data_type() != onnx::TensorProto::INT64) return std::nullopt;
     if (t->int64_data_size() == 1) return t->int64_data(0);
     if (t->raw_data().size() == 8) {
