@@ -87,10 +87,10 @@ options
   --peer-args ARGS     extra run_peers.py arguments (e.g. "--llama-batches 1,4")
   --no-checksum        skip the weights checksum when loading
   -v, --verbose        one line per run on stderr
+  -h, --help           this text
 
 The JSON file is rewritten (atomically) after every finished run, with "complete": false
 until the suite ends: an interrupted suite keeps every run it finished.
-  -h, --help           this text
 
 Exit status: 0 when every run succeeded, 1 when some run failed (recorded in the JSON), 2 on
 bad usage or an artifact that does not load.
