@@ -12,6 +12,8 @@
 #include "mlir/Target/LLVMIR/Export.h"
 
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
@@ -27,6 +29,9 @@
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
+#include "llvm/Transforms/Utils/SplitModule.h"
+
+#include <thread>
 
 using namespace mlir;
 
@@ -239,10 +244,13 @@ bool emitObject(ModuleOp llvmModule, const std::vector<StageInfo> &stages,
   if (!target) return false;
   std::string cpu = opts.cpu.empty() ? hostCPU() : opts.cpu;
   std::string features = opts.features.empty() ? hostFeatures(cpu) : opts.features;
-  llvm::TargetOptions to;
-  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
-      triple, cpu, features, to, llvm::Reloc::PIC_, std::nullopt,
-      opts.optLevel >= 3 ? llvm::CodeGenOptLevel::Aggressive : llvm::CodeGenOptLevel::Default));
+  auto makeTM = [&]() {
+    llvm::TargetOptions to;
+    return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
+        triple, cpu, features, to, llvm::Reloc::PIC_, std::nullopt,
+        opts.optLevel >= 3 ? llvm::CodeGenOptLevel::Aggressive : llvm::CodeGenOptLevel::Default));
+  };
+  std::unique_ptr<llvm::TargetMachine> tm = makeTM();
   if (!tm) {
     error = "cannot create a target machine for " + opts.triple + " cpu " + cpu;
     return false;
@@ -259,7 +267,10 @@ bool emitObject(ModuleOp llvmModule, const std::vector<StageInfo> &stages,
     return false;
   }
 
-  {
+  // Optimizes and compiles one module to `path` (runs on its own thread with its own
+  // context and target machine).
+  auto compile = [&](llvm::Module &m, llvm::TargetMachine &tm, const std::string &path,
+                     std::string &irText, std::string &err) -> bool {
     llvm::LoopAnalysisManager lam;
     llvm::FunctionAnalysisManager fam;
     llvm::CGSCCAnalysisManager cgam;
@@ -267,7 +278,7 @@ bool emitObject(ModuleOp llvmModule, const std::vector<StageInfo> &stages,
     llvm::PipelineTuningOptions pto;
     pto.LoopVectorization = true;
     pto.SLPVectorization = true;
-    llvm::PassBuilder pb(tm.get(), pto);
+    llvm::PassBuilder pb(&tm, pto);
     pb.registerModuleAnalyses(mam);
     pb.registerCGSCCAnalyses(cgam);
     pb.registerFunctionAnalyses(fam);
@@ -280,27 +291,106 @@ bool emitObject(ModuleOp llvmModule, const std::vector<StageInfo> &stages,
     llvm::ModulePassManager mpm = ol == llvm::OptimizationLevel::O0
                                       ? pb.buildO0DefaultPipeline(ol)
                                       : pb.buildPerModuleDefaultPipeline(ol);
-    mpm.run(*mod, mam);
+    mpm.run(m, mam);
+    if (!llvmIROut.empty()) {
+      llvm::raw_string_ostream os(irText);
+      m.print(os, nullptr);
+    }
+    std::error_code ec;
+    llvm::ToolOutputFile out(path, ec, llvm::sys::fs::OF_None);
+    if (ec) {
+      err = "cannot write " + path + ": " + ec.message();
+      return false;
+    }
+    llvm::legacy::PassManager pm;
+    if (tm.addPassesToEmitFile(pm, out.os(), nullptr, llvm::CodeGenFileType::ObjectFile)) {
+      err = "the target machine cannot emit an object file";
+      return false;
+    }
+    pm.run(m);
+    out.keep();
+    return true;
+  };
+
+  unsigned parts = opts.codegenThreads;
+  if (parts == 0) parts = std::min(4u, std::max(1u, std::thread::hardware_concurrency()));
+  size_t defined = 0;
+  for (llvm::Function &fn : *mod) defined += !fn.isDeclaration();
+  if (parts > defined) parts = std::max<size_t>(1, defined);
+
+  std::vector<std::string> irTexts(parts);
+  if (parts == 1) {
+    if (!compile(*mod, *tm, objPath, irTexts[0], error)) return false;
+  } else {
+    // Split the module by functions (round robin over sizes; locals become hidden
+    // externals), hand each part over as bitcode to a thread with its own context.
+    std::vector<llvm::SmallString<0>> bitcode;
+    llvm::SplitModule(
+        *mod, parts,
+        [&](std::unique_ptr<llvm::Module> part) {
+          bitcode.emplace_back();
+          llvm::raw_svector_ostream os(bitcode.back());
+          llvm::WriteBitcodeToFile(*part, os);
+        },
+        /*PreserveLocals=*/false, /*RoundRobin=*/true);
+    mod.reset();
+    parts = bitcode.size();
+    irTexts.resize(parts);
+    std::vector<std::string> partPaths(parts), errors(parts);
+    for (unsigned i = 0; i < parts; ++i) partPaths[i] = objPath + ".part" + std::to_string(i) + ".o";
+    std::vector<std::thread> workers;
+    for (unsigned i = 0; i < parts; ++i)
+      workers.emplace_back([&, i] {
+        llvm::LLVMContext c;
+        auto m = llvm::parseBitcodeFile(
+            llvm::MemoryBufferRef(llvm::StringRef(bitcode[i].data(), bitcode[i].size()), "part"), c);
+        if (!m) {
+          errors[i] = "internal: cannot read back partition " + std::to_string(i) + ": " +
+                      llvm::toString(m.takeError());
+          return;
+        }
+        std::unique_ptr<llvm::TargetMachine> ptm = makeTM();
+        compile(**m, *ptm, partPaths[i], irTexts[i], errors[i]);
+      });
+    for (auto &t : workers) t.join();
+    for (auto &e : errors)
+      if (!e.empty()) {
+        error = e;
+        return false;
+      }
+    // One relocatable object for the link step.
+    std::string driver;
+    for (const char *name : {"ld.lld-22", "ld.lld", "ld"}) {
+      auto p = llvm::sys::findProgramByName(name, {"/usr/lib/llvm-22/bin", "/usr/bin"});
+      if (p) {
+        driver = *p;
+        break;
+      }
+    }
+    if (driver.empty()) {
+      error = "no linker found to merge the object partitions (looked for ld.lld, ld)";
+      return false;
+    }
+    SmallVector<StringRef> args = {driver, "-r", "-o", objPath};
+    for (auto &p : partPaths) args.push_back(p);
+    std::string msg;
+    int rc = llvm::sys::ExecuteAndWait(driver, args, std::nullopt, {}, 0, 0, &msg);
+    for (auto &p : partPaths) llvm::sys::fs::remove(p);
+    if (rc != 0) {
+      error = "merging the object partitions failed (" + driver + " exited with " +
+              std::to_string(rc) + (msg.empty() ? "" : ": " + msg) + ")";
+      return false;
+    }
   }
   if (!llvmIROut.empty()) {
     std::error_code ec;
     llvm::raw_fd_ostream os(llvmIROut, ec);
-    if (!ec) mod->print(os, nullptr);
+    if (!ec)
+      for (unsigned i = 0; i < irTexts.size(); ++i) {
+        if (irTexts.size() > 1) os << "; ---- partition " << i << " of " << irTexts.size() << "\n";
+        os << irTexts[i];
+      }
   }
-
-  std::error_code ec;
-  llvm::ToolOutputFile out(objPath, ec, llvm::sys::fs::OF_None);
-  if (ec) {
-    error = "cannot write " + objPath + ": " + ec.message();
-    return false;
-  }
-  llvm::legacy::PassManager pm;
-  if (tm->addPassesToEmitFile(pm, out.os(), nullptr, llvm::CodeGenFileType::ObjectFile)) {
-    error = "the target machine cannot emit an object file";
-    return false;
-  }
-  pm.run(*mod);
-  out.keep();
   return true;
 }
 

@@ -56,6 +56,9 @@ struct CodegenOptions {
   std::string cpu;      ///< empty: host
   std::string features; ///< empty: host features when cpu is the host, else the CPU's own
   int optLevel = 3;
+  /// Partitions of the LLVM module optimized and compiled on as many threads (0: one per
+  /// hardware thread, at most 4). The objects are merged into one relocatable object.
+  unsigned codegenThreads = 0;
 };
 
 /// Translates an LLVM-dialect module, adds `photon_<stage>(void **args)` for every stage
