@@ -193,6 +193,21 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
   std::sort(plan.caches.begin(), plan.caches.end(),
             [](const LevelCache &a, const LevelCache &b) { return a.level < b.level; });
 
+  // The token decoder's window cache (level-1 decoder stack, R + C_1 - 1 positions).
+  if (!vanilla && L >= 1 && !h->chunkSizes.empty())
+    for (auto &s : plan.stacks) {
+      if (s.role != "decoder" || s.level != 1 || s.layers == 0) continue;
+      LocalCache lc;
+      lc.layers = s.layers;
+      lc.kvHeads = s.kvHeads;
+      lc.headDim = s.headDim;
+      lc.dtype = s.dtype;
+      lc.positions = h->prefix + h->chunkSizes[0] - 1;
+      lc.bytesPerStream = 2 * s.layers * s.kvHeads * s.headDim * s.elementBytes * lc.positions;
+      lc.streamsPerSequence = h->tokensPerUnit(L) / h->chunkSizes[0];
+      plan.localCaches.push_back(lc);
+    }
+
   // Forward-level ops: chunk_compress (levels 2..L in order), expand (levels L..1),
   // shift (start latents, levels L..1), embeddings, LM head.
   auto fwd = module.lookupSymbol<func::FuncOp>("forward");
@@ -304,6 +319,13 @@ void printReport(const CachePlan &p, llvm::raw_ostream &os) {
     for (auto &m : c.modes) os << " " << m;
     os << "\n";
   }
+  for (auto &w : p.localCaches)
+    os << "local window cache level " << w.level << " (token decoder): layers " << w.layers
+       << ", kv_heads " << w.kvHeads << ", head_dim " << w.headDim << ", " << w.dtype
+       << ", positions " << w.positions << ", bytes_per_stream " << w.bytesPerStream
+       << ", streams_per_sequence " << w.streamsPerSequence
+       << ", bytes_per_sequence " << w.bytesPerStream * w.streamsPerSequence
+       << ", grows_with_context no\n";
   for (auto &lc : p.costs)
     os << llvm::format("level %lld: cache bytes per 1000 tokens %lld, weight bytes read per "
                        "token %.1f, FLOPs per token %.1f\n",
@@ -360,6 +382,23 @@ llvm::json::Array cachesJson(const CachePlan &p) {
   return a;
 }
 
+llvm::json::Array localCachesJson(const CachePlan &p) {
+  llvm::json::Array a;
+  for (auto &w : p.localCaches)
+    a.push_back(llvm::json::Object{{"level", w.level},
+                                   {"layers", w.layers},
+                                   {"kv_heads", w.kvHeads},
+                                   {"head_dim", w.headDim},
+                                   {"dtype", w.dtype},
+                                   {"positions", w.positions},
+                                   {"bytes_per_stream", w.bytesPerStream},
+                                   {"streams_per_sequence", w.streamsPerSequence},
+                                   {"bytes_per_sequence", w.bytesPerStream * w.streamsPerSequence},
+                                   {"grows_with_context", false},
+                                   {"stages", llvm::json::Array{"token_start", "token_next"}}});
+  return a;
+}
+
 llvm::json::Object costModelJson(const CachePlan &p) {
   llvm::json::Object cache;
   for (auto &lc : p.costs) cache[std::to_string(lc.level)] = lc.cacheBytesPer1k;
@@ -370,6 +409,7 @@ llvm::json::Object costModelJson(const CachePlan &p) {
       {"cache_bytes_per_1k_tokens", std::move(cache)},
       {"weight_bytes_per_token", p.weightBytesPerToken},
       {"flops_per_token", p.flopsPerToken},
+      {"local_caches", localCachesJson(p)},
       {"vanilla", llvm::json::Object{{"layers", p.vanillaLayers},
                                      {"cache_bytes_per_1k_tokens", p.vanillaCacheBytesPer1k},
                                      {"weight_bytes_per_token", p.vanillaWeightBytesPerToken},

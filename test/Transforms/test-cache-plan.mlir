@@ -7,6 +7,9 @@
 // CHECK: photon cache plan: family photon, levels 2, chunk sizes [4, 4], prefix 2, width 32, vocab 64
 // CHECK: cache level 1: layers 1, kv_heads 2, head_dim 8, f32, bytes_per_unit 128, tokens_per_unit 4, block_size 16, modes hiergen
 // CHECK: cache level 2: layers 1, kv_heads 2, head_dim 8, f32, bytes_per_unit 128, tokens_per_unit 16, block_size 16, modes hiergen recgen
+// The token decoder's window cache: 2 * 1 * 2 * 8 * 4 bytes * (R + C_1 - 1 = 5 positions) = 640
+// per stream, C_2 = 4 streams rendered together per sequence; independent of the context.
+// CHECK: local window cache level 1 (token decoder): layers 1, kv_heads 2, head_dim 8, f32, positions 5, bytes_per_stream 640, streams_per_sequence 4, bytes_per_sequence 2560, grows_with_context no
 // CHECK: level 1: cache bytes per 1000 tokens 32000,
 // CHECK: level 2: cache bytes per 1000 tokens 8064,
 // CHECK: total: cache bytes per 1000 tokens 40064 (hiergen), 8064 (recgen);

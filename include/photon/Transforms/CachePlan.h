@@ -7,7 +7,8 @@
 // width (same D, heads, FFN width and vocabulary; as many layers as all stacks together).
 //
 // Cache sizes follow photon-model.md section 3 (the "+ local" decoder windows, at most
-// R + C - 1 positions, are dropped after each chunk and not counted):
+// R + C - 1 positions, are dropped after each chunk and not counted; the token decoder's
+// window cache is listed apart, as LocalCache):
 //   vanilla:  2 * N * d_kv * e * T
 //   photon:   2 * d_kv * e * sum_l N_E(l) * ceil(T / (C_1...C_l))   (HierGen)
 //             2 * d_kv * e * N_E(L) * ceil(T / (C_1...C_L))          (RecGen)
@@ -63,6 +64,16 @@ struct LevelCache {
   int64_t bytesFor(int64_t tokens) const;
 };
 
+/// The token decoder's local window cache (token_start / token_next): per chunk stream,
+/// the K/V of the W = R + C_1 - 1 window positions of the level-1 decoder stack. It is
+/// refilled for every chunk and does not grow with the context.
+struct LocalCache {
+  int64_t level = 1, layers = 0, kvHeads = 0, headDim = 0, positions = 0;
+  std::string dtype = "f32";
+  int64_t bytesPerStream = 0;     ///< 2 * layers * kv_heads * head_dim * e * positions
+  int64_t streamsPerSequence = 0; ///< chunk streams rendered together (C_2 * ... * C_L)
+};
+
 struct LevelCost {
   int64_t level = 0;
   int64_t cacheBytesPer1k = 0;
@@ -73,6 +84,7 @@ struct CachePlan {
   Hierarchy hierarchy;
   std::vector<StackInfo> stacks;
   std::vector<LevelCache> caches;
+  std::vector<LocalCache> localCaches; ///< empty for vanilla
   std::vector<LevelCost> costs; ///< per level (level 0: embeddings and the LM head)
   int64_t cacheBytesPer1kHierGen = 0, cacheBytesPer1kRecGen = 0;
   double weightBytesPerToken = 0, flopsPerToken = 0;
@@ -93,6 +105,7 @@ void printReport(const CachePlan &plan, llvm::raw_ostream &os);
 llvm::json::Object hierarchyJson(const CachePlan &plan);
 llvm::json::Object startLatentsJson(const CachePlan &plan);
 llvm::json::Array cachesJson(const CachePlan &plan);
+llvm::json::Array localCachesJson(const CachePlan &plan);
 llvm::json::Object costModelJson(const CachePlan &plan);
 
 } // namespace photon
