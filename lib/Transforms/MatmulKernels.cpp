@@ -362,9 +362,9 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
                                        "(OpenMP work sharing after convert-scf-to-openmp)"),
                         llvm::cl::init(false)};
   Option<int64_t> lanes{*this, "lanes", llvm::cl::desc("f32 lanes per vector (8: AVX2, 16: AVX-512)"),
-                        llvm::cl::init(8)};
+                        llvm::cl::init(MatmulKernelOptions{}.lanes)};
   Option<int64_t> rows{*this, "rows", llvm::cl::desc("weight rows per split-K block"),
-                       llvm::cl::init(4)};
+                       llvm::cl::init(MatmulKernelOptions{}.rows)};
   Option<int64_t> gemmMinRows{*this, "gemm-min-rows",
                               llvm::cl::desc("rows of x from which the packed GEMM runs (0: never)"),
                               llvm::cl::init(16)};

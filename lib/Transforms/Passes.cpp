@@ -178,7 +178,8 @@ struct LowerToLLVMPipelineOptions : public PassPipelineOptions<LowerToLLVMPipeli
   Option<bool> matmulKernels{*this, "matmul-kernels", llvm::cl::desc("run photon-matmul-kernels"),
                              llvm::cl::init(true)};
   Option<int64_t> lanes{*this, "lanes", llvm::cl::desc("f32 lanes per vector"), llvm::cl::init(8)};
-  Option<int64_t> rows{*this, "rows", llvm::cl::desc("split-K weight rows"), llvm::cl::init(4)};
+  Option<int64_t> rows{*this, "rows", llvm::cl::desc("split-K weight rows"),
+                       llvm::cl::init(MatmulKernelOptions{}.rows)};
   Option<int64_t> gemmMinRows{*this, "gemm-min-rows", llvm::cl::desc("rows of x for the GEMM"),
                               llvm::cl::init(MatmulKernelOptions{}.gemmMinRows)};
   Option<int64_t> gemmRows{*this, "gemm-rows", llvm::cl::desc("GEMM tile weight rows"),

@@ -1,4 +1,4 @@
-// RUN: photon-opt %s --photon-matmul-kernels | FileCheck %s
+// RUN: photon-opt %s --photon-matmul-kernels=rows=4 | FileCheck %s
 // RUN: photon-opt %s --photon-matmul-kernels=parallel=true | FileCheck %s --check-prefix=PAR
 // RUN: photon-opt %s --photon-matmul-kernels="lanes=16 gemm-min-rows=0" | FileCheck %s --check-prefix=L16
 // RUN: photon-opt %s --photon-lower-to-llvm=openmp=true | FileCheck %s --check-prefix=OMP
@@ -118,8 +118,8 @@ func.func @dynamic_weight(%x: memref<?x?xf32>, %w: memref<?x?xf32>, %y: memref<?
 // loop with a dynamic schedule.
 // PAR-LABEL: func.func private @__photon_matmul_4096x16(
 // PAR:         scf.parallel (%{{.*}}) = (%c0{{[_0-9]*}}) to (%c4096{{[_0-9]*}}) step (%c256{{[_0-9]*}})
-// PAR:           scf.for %{{.+}} step %c4
-// PAR:             vector.fma
+// PAR:           scf.for %{{.+}} step %c8
+// PAR-COUNT-8:       vector.fma
 // OMP-LABEL: llvm.func @big(
 // OMP-LABEL: llvm.func @__photon_matmul_4096x16(
 // OMP-SAME:      passthrough = ["noinline"]

@@ -33,7 +33,7 @@ void registerPhotonPasses();
 struct MatmulKernelOptions {
   bool parallel = false;       // row-block loops as scf.parallel (OpenMP)
   int64_t lanes = 8;           // f32 lanes per vector: 8 (AVX2), 16 (AVX-512)
-  int64_t rows = 4;            // weight rows per split-K (GEMV) block
+  int64_t rows = 8;            // weight rows per split-K (GEMV) block
   int64_t gemmMinRows = 16;    // rows of x from which the packed GEMM runs (0: never)
   int64_t gemmRows = 4;        // weight rows of the GEMM register tile
   int64_t gemmVecs = 2;        // vectors of x rows in the GEMM register tile
