@@ -367,22 +367,23 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
                        llvm::cl::init(MatmulKernelOptions{}.rows)};
   Option<int64_t> gemmMinRows{*this, "gemm-min-rows",
                               llvm::cl::desc("rows of x from which the packed GEMM runs (0: never)"),
-                              llvm::cl::init(16)};
+                              llvm::cl::init(MatmulKernelOptions{}.gemmMinRows)};
   Option<int64_t> gemmRows{*this, "gemm-rows", llvm::cl::desc("weight rows of the GEMM register tile"),
-                           llvm::cl::init(4)};
+                           llvm::cl::init(MatmulKernelOptions{}.gemmRows)};
   Option<int64_t> gemmVecs{*this, "gemm-vecs",
                            llvm::cl::desc("vectors of x rows in the GEMM register tile"),
-                           llvm::cl::init(2)};
-  Option<int64_t> gemmKC{*this, "gemm-kc", llvm::cl::desc("K block of the GEMM"), llvm::cl::init(256)};
+                           llvm::cl::init(MatmulKernelOptions{}.gemmVecs)};
+  Option<int64_t> gemmKC{*this, "gemm-kc", llvm::cl::desc("K block of the GEMM"),
+                       llvm::cl::init(MatmulKernelOptions{}.gemmKC)};
   Option<int64_t> gemmMC{*this, "gemm-mc", llvm::cl::desc("weight rows per GEMM cache block"),
-                         llvm::cl::init(64)};
+                         llvm::cl::init(MatmulKernelOptions{}.gemmMC)};
   Option<int64_t> parallelMinWeights{
       *this, "parallel-min-weights",
       llvm::cl::desc("with `parallel`, weights (N*K) from which a matmul runs in parallel"),
-      llvm::cl::init(65536)};
+      llvm::cl::init(MatmulKernelOptions{}.parallelMinWeights)};
   Option<int64_t> parallelChunks{*this, "parallel-chunks",
                                  llvm::cl::desc("with `parallel`, split-K work units per matmul"),
-                                 llvm::cl::init(16)};
+                                 llvm::cl::init(MatmulKernelOptions{}.parallelChunks)};
   StringRef getArgument() const final { return "photon-matmul-kernels"; }
   StringRef getDescription() const final {
     return "Rewrite bufferized y += x * W^T generics as calls of split-K (GEMV) / packed GEMM "

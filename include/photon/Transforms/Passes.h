@@ -37,7 +37,7 @@ struct MatmulKernelOptions {
   int64_t gemmMinRows = 16;    // rows of x from which the packed GEMM runs (0: never)
   int64_t gemmRows = 4;        // weight rows of the GEMM register tile
   int64_t gemmVecs = 2;        // vectors of x rows in the GEMM register tile
-  int64_t gemmKC = 256;        // K block of the GEMM
+  int64_t gemmKC = 640;        // K block of the GEMM
   int64_t gemmMC = 64;         // weight rows per GEMM cache block (unit of parallel work)
   int64_t parallelMinWeights = 65536; // N*K from which a matmul runs in parallel
   int64_t parallelChunks = 16; // split-K work units per matmul (OpenMP dynamic schedule)
