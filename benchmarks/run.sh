@@ -9,7 +9,8 @@
 # BENCH_ARGS (extra photon-bench arguments, e.g. --lengths to scale PF/DE down on a slow
 # machine), PAPER_ARGS / SWEEP_ARGS / ROOFLINE_ARGS (extra arguments of one suite),
 # PEER_ARGS (extra run_peers.py arguments, passed through --peer-args), LLAMA_JOBS (parallel
-# compile jobs of the llama.cpp build, default 1), SKIP_EXPORT=1 to reuse the exported models.
+# compile jobs of the llama.cpp build, default 1), SKIP_EXPORT=1 to reuse the exported models,
+# NOTES (a markdown file of the run's conditions for RESULTS.md).
 # The llama.cpp build (benchmarks/peers/build_llama_cpp.sh, niced) is part of this script,
 # never of the test command: it takes tens of minutes on a 2-core machine.
 set -eu
@@ -84,5 +85,7 @@ ARGS="--paper $WORK/json/paper.json"
 [ -f "$WORK/json/sweep.json" ] && ARGS="$ARGS --sweep $WORK/json/sweep.json"
 [ -f "$WORK/json/roofline.json" ] && ARGS="$ARGS --roofline $WORK/json/roofline.json"
 [ -f "$WORK/json/llama_check.json" ] && ARGS="$ARGS --llama-check $WORK/json/llama_check.json"
+# NOTES: a markdown file with the run's conditions (load, what was scaled), printed in RESULTS.md.
+[ -n "${NOTES:-}" ] && ARGS="$ARGS --notes $NOTES"
 # shellcheck disable=SC2086
 "$PY" "$ROOT/benchmarks/report.py" $ARGS --out "$ROOT/benchmarks/RESULTS.md" --plots "$ROOT/benchmarks/plots"
