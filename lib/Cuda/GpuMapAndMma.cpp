@@ -323,6 +323,23 @@ struct GpuMapToLaunchPass
       gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{alloc.getAsyncToken()});
       rewriter.replaceOp(a, alloc.getMemref());
     }
+    // Other host frees (of a callee's result, photon-gpu-insert-dealloc) are of device
+    // buffers too.
+    SmallVector<memref::DeallocOp> hostFrees;
+    func.walk([&](memref::DeallocOp d) {
+      if (!d->getParentOfType<gpu::LaunchOp>())
+        hostFrees.push_back(d);
+    });
+    for (memref::DeallocOp d : hostFrees) {
+      Location loc = d.getLoc();
+      auto tokTy = gpu::AsyncTokenType::get(d.getContext());
+      rewriter.setInsertionPoint(d);
+      Value t0 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
+      Value t1 = gpu::DeallocOp::create(rewriter, loc, tokTy, ValueRange{t0}, d.getMemref())
+                     .getAsyncToken();
+      gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{t1});
+      rewriter.eraseOp(d);
+    }
   }
 };
 
