@@ -38,6 +38,52 @@ std::optional<int> mappingIndex(Attribute a, bool &isWarp, bool &isThread, bool 
   return std::nullopt;
 }
 
+/// A constant upper bound (closed) of an index value. ValueBounds gives up on a whole
+/// affine.min as soon as one of its expressions is not affine (thread tiling of a partial
+/// block tile yields min(s0 - tid * ceildiv(s0, T), ceildiv(s0, T))); here every
+/// expression of a min is bounded on its own and the smallest bound wins, the
+/// expressions of a max are bounded the same way and the largest wins.
+FailureOr<int64_t> constantUpperBound(Value v, int depth = 4) {
+  FailureOr<int64_t> ub = ValueBoundsConstraintSet::computeConstantBound(
+      presburger::BoundType::UB, ValueBoundsConstraintSet::Variable(v),
+      /*stopCondition=*/nullptr, /*closedUB=*/true);
+  if (succeeded(ub) || depth == 0)
+    return ub;
+  auto boundOf = [&](AffineMap map, unsigned i, ValueRange operands) -> FailureOr<int64_t> {
+    AffineExpr e = map.getResult(i);
+    if (auto c = dyn_cast<AffineConstantExpr>(e))
+      return c.getValue();
+    if (auto d = dyn_cast<AffineDimExpr>(e))
+      return constantUpperBound(operands[d.getPosition()], depth - 1);
+    if (auto sym = dyn_cast<AffineSymbolExpr>(e))
+      return constantUpperBound(operands[map.getNumDims() + sym.getPosition()], depth - 1);
+    return ValueBoundsConstraintSet::computeConstantBound(
+        presburger::BoundType::UB,
+        ValueBoundsConstraintSet::Variable(map.getSubMap({i}), operands),
+        /*stopCondition=*/nullptr, /*closedUB=*/true);
+  };
+  if (auto mn = v.getDefiningOp<affine::AffineMinOp>()) {
+    std::optional<int64_t> best;
+    for (unsigned i = 0; i < mn.getMap().getNumResults(); ++i)
+      if (FailureOr<int64_t> b = boundOf(mn.getMap(), i, mn.getOperands()); succeeded(b))
+        best = best ? std::min(*best, *b) : *b;
+    if (best)
+      return *best;
+  }
+  if (auto mx = v.getDefiningOp<affine::AffineMaxOp>()) {
+    std::optional<int64_t> best;
+    for (unsigned i = 0; i < mx.getMap().getNumResults(); ++i) {
+      FailureOr<int64_t> b = boundOf(mx.getMap(), i, mx.getOperands());
+      if (failed(b))
+        return failure();
+      best = best ? std::max(*best, *b) : *b;
+    }
+    if (best)
+      return *best;
+  }
+  return failure();
+}
+
 bool isBlockForall(scf::ForallOp forall) {
   std::optional<ArrayAttr> mapping = forall.getMapping();
   return mapping && !mapping->empty() && isa<gpu::GPUBlockMappingAttr>((*mapping)[0]);
@@ -201,9 +247,7 @@ struct GpuMapToLaunchPass
           for (int64_t &d : bound) {
             if (!ShapedType::isDynamic(d))
               continue;
-            FailureOr<int64_t> ub = ValueBoundsConstraintSet::computeConstantBound(
-                presburger::BoundType::UB, ValueBoundsConstraintSet::Variable(a.getDynamicSizes()[dyn++]),
-                /*stopCondition=*/nullptr, /*closedUB=*/true);
+            FailureOr<int64_t> ub = constantUpperBound(a.getDynamicSizes()[dyn++]);
             if (failed(ub)) {
               a->emitError("photon-gpu-map-to-launch: buffer inside a kernel whose size has no "
                            "compile-time bound (a dimension the kernel keeps whole is "

@@ -92,7 +92,74 @@ SmallVector<OpFoldResult> indexAttrs(MLIRContext *ctx, ArrayRef<int64_t> v) {
   return getAsIndexOpFoldResult(ctx, v);
 }
 
-/// Tiles `op` to an scf.forall with `mapping` and fuses all producers in. Returns the
+/// Limits of one kernel's fusion group: a producer reached along more than kMaxPaths
+/// use paths from the root would be recomputed that many times per element; more than
+/// kMaxGroupOps op instances (after that duplication) make one kernel too big.
+constexpr int64_t kMaxPaths = 4;
+constexpr int64_t kMaxGroupOps = 48;
+
+/// True for producers that are cheap to recompute wherever they are used: no tensor
+/// inputs (linalg.fill of an accumulator, a constant broadcast).
+bool isLeafProducer(Operation *op) {
+  auto l = dyn_cast<linalg::LinalgOp>(op);
+  return l && l.getNumDpsInputs() == 0;
+}
+
+/// The producers fused into `consumer`'s kernel: linalg ops in the same block whose
+/// results are used only by the consumer or by other members, walked back from the
+/// consumer. Fusion stops at every value with a user outside the group (the residual
+/// stream, a value several roots read, a function result): such a value becomes a kernel
+/// of its own and is read from device memory, instead of being recomputed inside every
+/// consumer (each layer's kernel would otherwise fuse the whole upstream chain, twice per
+/// residual connection: exponential in depth). Diamonds inside a group are allowed up to
+/// kMaxPaths paths (softmax: the row max and the exponentials are read twice).
+DenseSet<Operation *> fusionGroup(Operation *consumer) {
+  DenseSet<Operation *> group = {consumer};
+  DenseMap<Operation *, int64_t> paths = {{consumer, 1}};
+  Block *block = consumer->getBlock();
+  SmallVector<Operation *> cand;
+  DenseSet<Operation *> seen;
+  SmallVector<Operation *> work = {consumer};
+  while (!work.empty()) {
+    Operation *op = work.pop_back_val();
+    for (Value v : op->getOperands()) {
+      Operation *def = v.getDefiningOp();
+      if (!def || def->getBlock() != block || !isa<TilingInterface>(def) ||
+          !seen.insert(def).second)
+        continue;
+      cand.push_back(def);
+      work.push_back(def);
+    }
+  }
+  // Users come after their producers in the block: decide users first.
+  llvm::sort(cand, [](Operation *a, Operation *b) { return b->isBeforeInBlock(a); });
+  int64_t total = 1;
+  for (Operation *p : cand) {
+    int64_t n = 0;
+    bool inside = true;
+    for (OpOperand &use : p->getUses()) {
+      auto it = paths.find(use.getOwner());
+      if (it == paths.end()) {
+        inside = false;
+        break;
+      }
+      n += it->second;
+    }
+    if (isLeafProducer(p)) { // recomputed in every kernel that reads it
+      group.insert(p);
+      paths[p] = std::max<int64_t>(n, 1);
+      continue;
+    }
+    if (!inside || n > kMaxPaths || total + n > kMaxGroupOps)
+      continue;
+    group.insert(p);
+    paths[p] = n;
+    total += n;
+  }
+  return group;
+}
+
+/// Tiles `op` to an scf.forall with `mapping` and fuses its fusion group in. Returns the
 /// tiled consumer inside the loop.
 FailureOr<Operation *> tileAndFuse(RewriterBase &rewriter, Operation *op,
                                    ArrayRef<int64_t> tileSizes, ArrayRef<int64_t> numThreads,
@@ -106,7 +173,15 @@ FailureOr<Operation *> tileAndFuse(RewriterBase &rewriter, Operation *op,
   tiling.setMapping(mapping);
   scf::SCFTileAndFuseOptions opts;
   opts.setTilingOptions(tiling);
-  if (!fuse)
+  DenseSet<Operation *> group = fusionGroup(op);
+  if (fuse)
+    opts.setFusionControlFn([group](tensor::ExtractSliceOp, OpResult producer, bool)
+                                -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
+      if (!group.contains(producer.getOwner()))
+        return std::nullopt;
+      return scf::SCFTileAndFuseOptions::ControlFnResult{};
+    });
+  else
     opts.setFusionControlFn([](tensor::ExtractSliceOp, OpResult, bool isDestination)
                                 -> std::optional<scf::SCFTileAndFuseOptions::ControlFnResult> {
       // Only fills of the destination; producers stay kernels of their own.
