@@ -143,6 +143,11 @@ DenseSet<Operation *> fusionGroup(Operation *consumer) {
         inside = false;
         break;
       }
+      // An init the consumer only overwrites (elementwise ops made by
+      // convert-elementwise-to-linalg write into their first input) is not recomputed.
+      auto l = dyn_cast<linalg::LinalgOp>(use.getOwner());
+      if (l && l.isDpsInit(&use) && !l.payloadUsesValueFromOperand(&use))
+        continue;
       n += it->second;
     }
     if (isLeafProducer(p)) { // recomputed in every kernel that reads it
