@@ -280,6 +280,9 @@ struct GpuInsertDeallocPass
                 cf::CondBranchOp>(user) &&
             !user->getParentOfType<scf::ForallOp>())
           ok = false; // flows into a region result / block argument: not tracked
+        if (llvm::any_of(user->getResultTypes(),
+                         [](Type t) { return isa<BaseMemRefType>(t); }))
+          ok = false; // an op (not a known view) whose memref result may alias
         if (auto mem = dyn_cast<MemoryEffectOpInterface>(user))
           if (mem.getEffectOnValue<MemoryEffects::Free>(v))
             ok = false; // already freed
