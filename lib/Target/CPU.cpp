@@ -359,14 +359,7 @@ bool emitObject(ModuleOp llvmModule, const std::vector<StageInfo> &stages,
         return false;
       }
     // One relocatable object for the link step.
-    std::string driver;
-    for (const char *name : {"ld.lld-22", "ld.lld", "ld"}) {
-      auto p = llvm::sys::findProgramByName(name, {"/usr/lib/llvm-22/bin", "/usr/bin"});
-      if (p) {
-        driver = *p;
-        break;
-      }
-    }
+    std::string driver = findLinkerProgram({"ld.lld-22", "ld.lld", "ld"});
     if (driver.empty()) {
       error = "no linker found to merge the object partitions (looked for ld.lld, ld)";
       return false;
@@ -394,16 +387,18 @@ bool emitObject(ModuleOp llvmModule, const std::vector<StageInfo> &stages,
   return true;
 }
 
+std::string findLinkerProgram(llvm::ArrayRef<const char *> names) {
+  for (const char *name : names)
+    if (auto p = llvm::sys::findProgramByName(name, {"/usr/lib/llvm-22/bin", "/usr/bin"}))
+      return *p;
+  for (const char *name : names)
+    if (auto p = llvm::sys::findProgramByName(name)) return *p;
+  return "";
+}
+
 bool linkSharedLibrary(const std::string &objPath, const std::string &soPath, bool openmp,
                        std::string &error) {
-  std::string driver;
-  for (const char *name : {"clang-22", "clang", "cc"}) {
-    auto p = llvm::sys::findProgramByName(name, {"/usr/lib/llvm-22/bin", "/usr/bin"});
-    if (p) {
-      driver = *p;
-      break;
-    }
-  }
+  std::string driver = findLinkerProgram({"clang-22", "clang", "cc"});
   if (driver.empty()) {
     error = "no linker driver found (looked for clang-22, clang, cc): install clang-22";
     return false;

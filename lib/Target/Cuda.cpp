@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "photon/Target/Cuda.h"
+#include "photon/Target/CPU.h"
 #include "photon/Target/Cuda/CudaPipeline.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -89,14 +90,7 @@ std::string findCudaRuntimeLibrary(const std::string &explicitPath, const char *
 
 bool linkCudaSharedLibrary(const std::string &objPath, const std::string &soPath,
                            const std::string &runtimeLib, std::string &error) {
-  std::string driver;
-  for (const char *name : {"clang-22", "clang", "cc"}) {
-    auto p = llvm::sys::findProgramByName(name, {"/usr/lib/llvm-22/bin", "/usr/bin"});
-    if (p) {
-      driver = *p;
-      break;
-    }
-  }
+  std::string driver = findLinkerProgram({"clang-22", "clang", "cc"});
   if (driver.empty()) {
     error = "no linker driver found (looked for clang-22, clang, cc): install clang-22";
     return false;

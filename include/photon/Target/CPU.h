@@ -69,6 +69,9 @@ bool emitObject(ModuleOp llvmDialectModule, const std::vector<StageInfo> &stages
                 const CodegenOptions &opts, const std::string &objPath,
                 const std::string &llvmIROut, std::string &error);
 
+/// The first of `names` found in LLVM 22's bin directory, /usr/bin or PATH; "" if none.
+std::string findLinkerProgram(llvm::ArrayRef<const char *> names);
+
 /// Links `objPath` into a shared library with the system linker (clang-22 driver).
 /// `openmp` adds libomp (the library then runs its parallel loops on OpenMP threads).
 bool linkSharedLibrary(const std::string &objPath, const std::string &soPath, bool openmp,
