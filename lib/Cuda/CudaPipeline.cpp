@@ -1,5 +1,6 @@
 //===- CudaPipeline.cpp - the photon GPU lowering pipeline and fatbin merging ------===//
 #include "photon/Target/Cuda/CudaPipeline.h"
+#include "photon/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -163,50 +164,6 @@ struct GpuMergeFatbinPass
   }
 
   GpuTargetOptions options;
-};
-
-/// memref.expand_shape into a group with several dynamic sizes crashes MLIR 22's
-/// expand-strided-metadata (null stride attribute); the same view as a reinterpret_cast
-/// of the base buffer with the strides spelled out lowers fine.
-struct ExpandShapeToCastPass
-    : public PassWrapper<ExpandShapeToCastPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ExpandShapeToCastPass)
-  StringRef getArgument() const override { return "photon-gpu-expand-shape-to-cast"; }
-  StringRef getDescription() const override {
-    return "Rewrite dynamically shaped memref.expand_shape as memref.reinterpret_cast";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<affine::AffineDialect, memref::MemRefDialect>();
-  }
-  void runOnOperation() override {
-    SmallVector<memref::ExpandShapeOp> ops;
-    getOperation().walk([&](memref::ExpandShapeOp op) {
-      if (!op.getResultType().hasStaticShape())
-        ops.push_back(op);
-    });
-    IRRewriter rewriter(&getContext());
-    AffineExpr a, b;
-    bindSymbols(rewriter.getContext(), a, b);
-    for (memref::ExpandShapeOp op : ops) {
-      rewriter.setInsertionPoint(op);
-      Location loc = op.getLoc();
-      auto md = memref::ExtractStridedMetadataOp::create(rewriter, loc, op.getSrc());
-      SmallVector<OpFoldResult> srcStrides = md.getConstifiedMixedStrides();
-      SmallVector<OpFoldResult> sizes = op.getMixedOutputShape();
-      SmallVector<OpFoldResult> strides(sizes.size());
-      for (auto [srcDim, group] : llvm::enumerate(op.getReassociationIndices())) {
-        OpFoldResult running = srcStrides[srcDim];
-        for (int64_t i : llvm::reverse(group)) {
-          strides[i] = running;
-          running =
-              affine::makeComposedFoldedAffineApply(rewriter, loc, a * b, {running, sizes[i]});
-        }
-      }
-      rewriter.replaceOpWithNewOp<memref::ReinterpretCastOp>(
-          op, op.getResultType(), md.getBaseBuffer(), md.getConstifiedMixedOffset(), sizes,
-          strides);
-    }
-  }
 };
 
 /// Frees the device buffers of intermediates: every host `memref.alloc` (one that is not
@@ -480,7 +437,7 @@ void buildGpuKernelPipeline(OpPassManager &pm, const GpuTargetOptions &options) 
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(memref::createFoldMemRefAliasOpsPass());
-  pm.addPass(std::make_unique<ExpandShapeToCastPass>());
+  pm.addPass(mlir::photon::createExpandShapeToReinterpretCastPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createCanonicalizerPass());
@@ -495,7 +452,7 @@ void buildGpuLoweringPipeline(OpPassManager &pm, const GpuTargetOptions &options
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertNVVMToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
-  pm.addPass(std::make_unique<ExpandShapeToCastPass>());
+  pm.addPass(mlir::photon::createExpandShapeToReinterpretCastPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   for (const std::string &chip : options.chips) {
     GpuNVVMAttachTargetOptions attach;
@@ -543,7 +500,6 @@ void registerCudaPasses() {
   PassRegistration<Pass>([] { return createGpuMmaSyncPass(GpuTargetOptions()); });
   PassRegistration<Pass>([] { return createGpuMergeFatbinPass(GpuTargetOptions()); });
   PassRegistration<Pass>([] { return createGpuHostLoopsToKernelsPass(); });
-  PassRegistration<ExpandShapeToCastPass>();
   PassRegistration<GpuInsertDeallocPass>();
   PassPipelineRegistration<CudaPipelineOptions>(
       "photon-gpu-kernels",

@@ -196,6 +196,10 @@ struct LowerToLLVMPipelineOptions : public PassPipelineOptions<LowerToLLVMPipeli
 };
 } // namespace
 
+std::unique_ptr<Pass> createExpandShapeToReinterpretCastPass() {
+  return std::make_unique<ExpandShapeToReinterpretCastPass>();
+}
+
 void registerPhotonPasses() {
   registerPhotonGenPasses();
   PassRegistration<CopyToLinalgPass>();

@@ -55,6 +55,11 @@ void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp = false,
 void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulKernels,
                                     MatmulKernelOptions kernels);
 
+/// photon-expand-shape-to-reinterpret-cast: memref.expand_shape as a reinterpret_cast of
+/// the source's base buffer (MLIR 22's expand-strided-metadata crashes on a group with
+/// several dynamic sizes); the CPU and CUDA pipelines run it before that pass.
+std::unique_ptr<Pass> createExpandShapeToReinterpretCastPass();
+
 /// photon-matmul-kernels.
 std::unique_ptr<Pass> createMatmulKernelsPass(const MatmulKernelOptions &options = {});
 void registerMatmulKernelsPass();
