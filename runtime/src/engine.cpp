@@ -395,15 +395,7 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
     // Sample in (sequence, chunk) order; each sequence draws from its own RNG.
     for (int64_t i = 0; i < Sa; ++i) {
       int64_t b = streams[i] / N1;
-      Sequence &s = *batch[b];
-      std::vector<int32_t> hist;
-      if (s.params.repetitionPenalty != 1.0f) {
-        hist = s.tokens;
-        hist.insert(hist.end(), sampled[b].begin(), sampled[b].end());
-      }
-      int32_t t = sampler_.sample(logits.data() + i * V_, V_, s.params, hist, s.rng);
-      chunkTok[streams[i] * C1 + p] = t;
-      sampled[b].push_back(t);
+      chunkTok[streams[i] * C1 + p] = sampleToken(*batch[b], logits.data() + i * V_, sampled[b]);
     }
   }
   // Commit the meta-context's tokens (beyond the prompt) in order.
@@ -432,6 +424,19 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
     recgenEncodeSeconds_ = recgenEncodeSeconds_ == 0 ? dt : 0.8 * recgenEncodeSeconds_ + 0.2 * dt;
   }
   return st;
+}
+
+// Samples the next token of `s` from `logits` (its own RNG; the repetition penalty sees the
+// sequence's tokens and those sampled so far in this meta-context) and records it.
+int32_t Engine::sampleToken(Sequence &s, const float *logits, std::vector<int32_t> &sampled) {
+  std::vector<int32_t> hist;
+  if (s.params.repetitionPenalty != 1.0f) {
+    hist = s.tokens;
+    hist.insert(hist.end(), sampled.begin(), sampled.end());
+  }
+  int32_t t = sampler_.sample(logits, V_, s.params, hist, s.rng);
+  sampled.push_back(t);
+  return t;
 }
 
 // The token decoder of one meta-context through the window cache: token_start computes the
@@ -509,17 +514,9 @@ Status Engine::renderIncremental(std::vector<Sequence *> &batch, const std::vect
     // Sample in (sequence, chunk) order; each sequence draws from its own RNG.
     for (int64_t i = 0; i < Sa; ++i) {
       int64_t b = act[i] / N1, c = act[i] % N1;
-      Sequence &s = *batch[b];
       int64_t a = absIndex(b, c, p);
-      if (a < s.promptLen || a >= s.limit) continue; // forced, or beyond the limit
-      std::vector<int32_t> hist;
-      if (s.params.repetitionPenalty != 1.0f) {
-        hist = s.tokens;
-        hist.insert(hist.end(), sampled[b].begin(), sampled[b].end());
-      }
-      int32_t t = sampler_.sample(logits.data() + i * V_, V_, s.params, hist, s.rng);
-      chunkTok[act[i] * C1 + p] = t;
-      sampled[b].push_back(t);
+      if (a < batch[b]->promptLen || a >= batch[b]->limit) continue; // forced, or beyond the limit
+      chunkTok[act[i] * C1 + p] = sampleToken(*batch[b], logits.data() + i * V_, sampled[b]);
     }
   }
   return Status::ok();

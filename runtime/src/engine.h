@@ -126,6 +126,7 @@ private:
   std::vector<int64_t> windowDims_;
   int64_t windowFloats_ = 0;
   std::vector<float> window_;
+  int32_t sampleToken(Sequence &s, const float *logits, std::vector<int32_t> &sampled);
   Status renderIncremental(std::vector<Sequence *> &batch, const std::vector<int64_t> &meta,
                            const std::vector<float> &tokenPrev, std::vector<int32_t> &chunkTok,
                            std::vector<std::vector<int32_t>> &sampled);
