@@ -27,6 +27,11 @@
 // The generic's accumulator (zero fill or bias) stays in y, so the rewrite keeps the op's
 // semantics up to the order of the floating-point additions.
 //
+// The RMSNorm-fused form of photon-fuse-norm-matmul, y[m, n] += ((x[m, k] * r[m]) * g[k]) *
+// w[n, k], gets kernels `__photon_matmul_rmsnorm_<N>x<K>(x, w, y, r, g)` with the same two
+// paths: the GEMM applies r[m] * g[k] while packing x (the panels hold the normalized rows),
+// the GEMV scales the M rows once into an [M, K] buffer and runs the unchanged split-K on it.
+//
 //===----------------------------------------------------------------------===//
 
 #include "photon/Transforms/Passes.h"
@@ -88,6 +93,56 @@ bool isMatmulTranspose(linalg::GenericOp op) {
   return mulOk && addOk;
 }
 
+/// True if `op` is the RMSNorm-fused form photon-fuse-norm-matmul writes,
+/// y[m, n] += ((x[m, k] * r[m]) * g[k]) * w[n, k], on memrefs with f32 elements, a static
+/// [N, K] weight and unit-stride rows of x and w (inputs x, r, g, w; init y).
+bool isNormMatmulTranspose(linalg::GenericOp op) {
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 4 || op.getNumDpsInits() != 1)
+    return false;
+  if (op.getNumLoops() != 3) return false;
+  auto it = op.getIteratorTypesArray();
+  if (it[0] != utils::IteratorType::parallel || it[1] != utils::IteratorType::parallel ||
+      it[2] != utils::IteratorType::reduction)
+    return false;
+  MLIRContext *ctx = op.getContext();
+  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  auto maps = op.getIndexingMapsArray();
+  if (maps[0] != AffineMap::get(3, 0, {d(0), d(2)}, ctx) ||
+      maps[1] != AffineMap::get(3, 0, {d(0)}, ctx) ||
+      maps[2] != AffineMap::get(3, 0, {d(2)}, ctx) ||
+      maps[3] != AffineMap::get(3, 0, {d(1), d(2)}, ctx) ||
+      maps[4] != AffineMap::get(3, 0, {d(0), d(1)}, ctx))
+    return false;
+  Type f32 = Float32Type::get(ctx);
+  for (Value v : op->getOperands()) {
+    auto t = dyn_cast<MemRefType>(v.getType());
+    if (!t || t.getElementType() != f32) return false;
+  }
+  auto x = cast<MemRefType>(op.getDpsInputs()[0].getType());
+  auto w = cast<MemRefType>(op.getDpsInputs()[3].getType());
+  if (!w.hasStaticShape() || !x.isLastDimUnitStride() || !w.isLastDimUnitStride()) return false;
+  // body: %a = mulf x, r; %b = mulf %a, g; %p = mulf %b, w; %s = addf acc, %p; yield %s
+  // (either operand order in each)
+  Block &body = op.getRegion().front();
+  if (body.getOperations().size() != 5) return false;
+  auto m1 = dyn_cast<arith::MulFOp>(&body.front());
+  auto m2 = dyn_cast_or_null<arith::MulFOp>(m1 ? m1->getNextNode() : nullptr);
+  auto m3 = dyn_cast_or_null<arith::MulFOp>(m2 ? m2->getNextNode() : nullptr);
+  auto add = dyn_cast_or_null<arith::AddFOp>(m3 ? m3->getNextNode() : nullptr);
+  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
+  if (!m1 || !m2 || !m3 || !add || !yield || yield.getNumOperands() != 1 ||
+      yield.getOperand(0) != add)
+    return false;
+  auto is = [](Operation *bin, Value a, Value b) {
+    return (bin->getOperand(0) == a && bin->getOperand(1) == b) ||
+           (bin->getOperand(0) == b && bin->getOperand(1) == a);
+  };
+  return is(m1, body.getArgument(0), body.getArgument(1)) &&
+         is(m2, m1.getResult(), body.getArgument(2)) &&
+         is(m3, m2.getResult(), body.getArgument(3)) &&
+         is(add, body.getArgument(4), m3.getResult());
+}
+
 Value cidx(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
 }
@@ -97,6 +152,9 @@ void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Valu
                      int64_t rows, int64_t K, int64_t lanes) {
   auto vt = VectorType::get({lanes}, b.getF32Type());
   int64_t kv = K - K % lanes;
+  static int64_t pfRows = getenv("PHOTON_GEMV_PF") ? atoll(getenv("PHOTON_GEMV_PF")) : 0;
+  static int64_t pfHint = getenv("PHOTON_GEMV_PFHINT") ? atoll(getenv("PHOTON_GEMV_PFHINT")) : 3;
+  int64_t N = cast<MemRefType>(w.getType()).getDimSize(0);
   Value c0 = cidx(b, loc, 0);
   Value c1 = cidx(b, loc, 1);
   Value M = memref::DimOp::create(b, loc, x, 0);
@@ -106,6 +164,12 @@ void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Valu
     SmallVector<Value> rowIdx;
     for (int64_t i = 0; i < rows; ++i)
       rowIdx.push_back(i == 0 ? n : arith::AddIOp::create(b, loc, n, cidx(b, loc, i)));
+    SmallVector<Value> pfIdx;
+    if (pfRows > 0)
+      for (int64_t i = 0; i < rows; ++i)
+        pfIdx.push_back(arith::MinSIOp::create(
+            b, loc, arith::AddIOp::create(b, loc, rowIdx[i], cidx(b, loc, pfRows)),
+            cidx(b, loc, N - 1)));
     SmallVector<Value> sums;
     if (kv > 0) {
       Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
@@ -114,6 +178,8 @@ void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Valu
           b, loc, c0, cidx(b, loc, kv), cidx(b, loc, lanes), init,
           [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
             Value xv = vector::LoadOp::create(b, loc, vt, x, ValueRange{m, k});
+            for (Value r : pfIdx)
+              memref::PrefetchOp::create(b, loc, w, ValueRange{r, k}, false, pfHint, true);
             SmallVector<Value> next;
             for (int64_t i = 0; i < rows; ++i) {
               Value wv = vector::LoadOp::create(b, loc, vt, w, ValueRange{rowIdx[i], k});
@@ -271,8 +337,10 @@ void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value 
       });
 }
 
+/// `r`, `g` (both or neither): the RMSNorm-fused form, x[m, k] is packed as
+/// (x[m, k] * r[m]) * g[k].
 void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
-              const MatmulKernelOptions &o, bool par) {
+              const MatmulKernelOptions &o, bool par, Value r = {}, Value g = {}) {
   int64_t L = o.lanes, PW = L * o.gemmVecs, R = o.gemmRows;
   Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1);
   Value M = memref::DimOp::create(b, loc, x, 0);
@@ -291,13 +359,20 @@ void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, 
     Value j = arith::RemUIOp::create(b, loc, m, cpw);
     Value base = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, p, cidx(b, loc, K * PW)), j);
     Value in = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, m, M);
+    // the row's norm scale, read once per row (row 0's for the padding rows)
+    Value rm = r ? memref::LoadOp::create(b, loc, r, ValueRange{arith::SelectOp::create(b, loc, in, m, c0)})
+                 : Value();
     scf::ForOp::create(b, loc, c0, cidx(b, loc, K), c1, ValueRange{},
                        [&](OpBuilder &b, Location loc, Value k, ValueRange) {
                          auto v = scf::IfOp::create(
                              b, loc, in,
                              [&](OpBuilder &b, Location loc) {
-                               scf::YieldOp::create(
-                                   b, loc, ValueRange{memref::LoadOp::create(b, loc, x, ValueRange{m, k})});
+                               Value xv = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
+                               if (r)
+                                 xv = arith::MulFOp::create(
+                                     b, loc, arith::MulFOp::create(b, loc, xv, rm),
+                                     memref::LoadOp::create(b, loc, g, ValueRange{k}));
+                               scf::YieldOp::create(b, loc, ValueRange{xv});
                              },
                              [&](OpBuilder &b, Location loc) { scf::YieldOp::create(b, loc, ValueRange{zf}); });
                          Value idx = arith::AddIOp::create(b, loc, base, arith::MulIOp::create(b, loc, k, cpw));
@@ -339,6 +414,32 @@ void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, 
   }
   if (nr < N) kBlocks(b, loc, cidx(b, loc, nr), cidx(b, loc, N), 1);
   memref::DeallocOp::create(b, loc, xp);
+}
+
+/// The RMSNorm-fused GEMV: the M rows of x scaled once into xs[m, k] =
+/// (x[m, k] * r[m]) * g[k] (a fresh [M, K] buffer), then the unchanged split-K on xs.
+void emitNormSplitK(OpBuilder &b, Location loc, Value x, Value r, Value g, Value w, Value y,
+                    int64_t N, int64_t K, const MatmulKernelOptions &o, bool par) {
+  Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1);
+  Value M = memref::DimOp::create(b, loc, x, 0);
+  auto xsT = MemRefType::get({ShapedType::kDynamic, K}, b.getF32Type());
+  Value xs = memref::AllocOp::create(b, loc, xsT, ValueRange{M}, b.getI64IntegerAttr(64));
+  scf::ForOp::create(b, loc, c0, M, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value m,
+                                                          ValueRange) {
+    Value rm = memref::LoadOp::create(b, loc, r, ValueRange{m});
+    scf::ForOp::create(b, loc, c0, cidx(b, loc, K), c1, ValueRange{},
+                       [&](OpBuilder &b, Location loc, Value k, ValueRange) {
+                         Value xv = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
+                         Value gv = memref::LoadOp::create(b, loc, g, ValueRange{k});
+                         Value v = arith::MulFOp::create(
+                             b, loc, arith::MulFOp::create(b, loc, xv, rm), gv);
+                         memref::StoreOp::create(b, loc, v, xs, ValueRange{m, k});
+                         scf::YieldOp::create(b, loc);
+                       });
+    scf::YieldOp::create(b, loc);
+  });
+  emitSplitK(b, loc, xs, w, y, N, K, o, par);
+  memref::DeallocOp::create(b, loc, xs);
 }
 
 struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<ModuleOp>> {
@@ -417,20 +518,27 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
     }
     SmallVector<linalg::GenericOp> ops;
     module.walk([&](linalg::GenericOp op) {
-      if (isMatmulTranspose(op)) ops.push_back(op);
+      if (isMatmulTranspose(op) || isNormMatmulTranspose(op)) ops.push_back(op);
     });
     SymbolTable symbols(module);
     std::map<std::string, func::FuncOp> kernels;
     for (auto op : ops) {
-      Value x = op.getDpsInputs()[0], w = op.getDpsInputs()[1], y = op.getDpsInits()[0];
-      SmallVector<Type> types{x.getType(), w.getType(), y.getType()};
+      // kernel arguments: x, w, y (+ r, g for the RMSNorm-fused form)
+      SmallVector<Value> args;
+      if (op.getNumDpsInputs() == 4)
+        args = {op.getDpsInputs()[0], op.getDpsInputs()[3], op.getDpsInits()[0],
+                op.getDpsInputs()[1], op.getDpsInputs()[2]};
+      else
+        args = {op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0]};
+      SmallVector<Type> types;
+      for (Value v : args) types.push_back(v.getType());
       std::string key;
       llvm::raw_string_ostream ks(key);
       for (Type t : types) ks << t << ";";
       func::FuncOp &fn = kernels[key];
       if (!fn) fn = buildKernel(module, symbols, op.getLoc(), types, o);
       OpBuilder b(op);
-      func::CallOp::create(b, op.getLoc(), fn, ValueRange{x, w, y});
+      func::CallOp::create(b, op.getLoc(), fn, args);
       op.erase();
     }
   }
@@ -439,8 +547,10 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
     auto wt = cast<MemRefType>(types[1]);
     int64_t N = wt.getDimSize(0), K = wt.getDimSize(1);
     OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+    bool norm = types.size() == 5; // RMSNorm-fused: x, w, y, r, g
     auto fn = func::FuncOp::create(b, loc,
-                                   "__photon_matmul_" + std::to_string(N) + "x" + std::to_string(K),
+                                   std::string(norm ? "__photon_matmul_rmsnorm_" : "__photon_matmul_") +
+                                       std::to_string(N) + "x" + std::to_string(K),
                                    FunctionType::get(b.getContext(), types, {}));
     symbols.insert(fn); // renames on a clash
     fn.setPrivate();
@@ -449,7 +559,12 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
     Block *entry = fn.addEntryBlock();
     b.setInsertionPointToStart(entry);
     Value x = entry->getArgument(0), w = entry->getArgument(1), y = entry->getArgument(2);
+    Value r = norm ? entry->getArgument(3) : Value(), g = norm ? entry->getArgument(4) : Value();
     bool par = o.parallel && N * K >= o.parallelMinWeights;
+    auto gemv = [&](OpBuilder &b, Location loc) {
+      if (norm) emitNormSplitK(b, loc, x, r, g, w, y, N, K, o, par);
+      else emitSplitK(b, loc, x, w, y, N, K, o, par);
+    };
     if (o.gemmMinRows > 0) {
       Value M = memref::DimOp::create(b, loc, x, 0);
       Value big = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, M,
@@ -457,15 +572,15 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
       scf::IfOp::create(
           b, loc, big,
           [&](OpBuilder &b, Location loc) {
-            emitGemm(b, loc, x, w, y, N, K, o, par);
+            emitGemm(b, loc, x, w, y, N, K, o, par, r, g);
             scf::YieldOp::create(b, loc);
           },
           [&](OpBuilder &b, Location loc) {
-            emitSplitK(b, loc, x, w, y, N, K, o, par);
+            gemv(b, loc);
             scf::YieldOp::create(b, loc);
           });
     } else {
-      emitSplitK(b, loc, x, w, y, N, K, o, par);
+      gemv(b, loc);
     }
     func::ReturnOp::create(b, loc);
     return fn;

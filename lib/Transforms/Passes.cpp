@@ -130,8 +130,9 @@ struct DynamicSchedulePass : public PassWrapper<DynamicSchedulePass, OperationPa
 
 /// The upstream lowering after convert-photon-to-linalg. Everything is inlined into the
 /// stage entry points first, so bufferization sees one function per stage.
+static const char *kLowerToLLVMInline = "inline,symbol-dce,convert-elementwise-to-linalg";
 static const char *kLowerToLLVM =
-    "inline,symbol-dce,convert-elementwise-to-linalg,canonicalize,cse,"
+    "canonicalize,cse,"
     "eliminate-empty-tensors,empty-tensor-to-alloc-tensor,"
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map},"
@@ -156,6 +157,10 @@ void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulK
   kernels.parallel = openmp;
   std::string err;
   llvm::raw_string_ostream os(err);
+  if (failed(parsePassPipeline(kLowerToLLVMInline, pm, os)))
+    llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
+  // RMSNorm into the next matmuls, on tensors (the kernels then scale x while packing it)
+  if (matmulKernels && kernels.fuseNorm) pm.addPass(createFuseNormMatmulPass());
   if (failed(parsePassPipeline(kLowerToLLVM, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
   if (matmulKernels) pm.addPass(createMatmulKernelsPass(kernels));
@@ -193,6 +198,8 @@ struct LowerToLLVMPipelineOptions : public PassPipelineOptions<LowerToLLVMPipeli
   Option<int64_t> parallelChunks{*this, "parallel-chunks",
                                  llvm::cl::desc("split-K work units per matmul"),
                                  llvm::cl::init(MatmulKernelOptions{}.parallelChunks)};
+  Option<bool> fuseNorm{*this, "fuse-norm", llvm::cl::desc("run photon-fuse-norm-matmul"),
+                        llvm::cl::init(MatmulKernelOptions{}.fuseNorm)};
 };
 } // namespace
 
@@ -207,6 +214,7 @@ void registerPhotonPasses() {
   PassRegistration<InlineAllocaScopesPass>();
   PassRegistration<DynamicSchedulePass>();
   registerMatmulKernelsPass();
+  registerFuseNormMatmulPass();
   PassPipelineRegistration<LowerToLLVMPipelineOptions>(
       "photon-lower-to-llvm",
       "The upstream lowering photon-compile runs after convert-photon-to-linalg "
@@ -221,6 +229,7 @@ void registerPhotonPasses() {
         k.gemmKC = o.gemmKC;
         k.gemmMC = o.gemmMC;
         k.parallelChunks = o.parallelChunks;
+        k.fuseNorm = o.fuseNorm;
         buildPhotonLowerToLLVMPipeline(pm, o.openmp, o.matmulKernels, k);
       });
   PassPipelineRegistration<>(

@@ -2,6 +2,7 @@
 // RUN: photon-opt %s --photon-matmul-kernels=parallel=true | FileCheck %s --check-prefix=PAR
 // RUN: photon-opt %s --photon-matmul-kernels="lanes=16 gemm-min-rows=0" | FileCheck %s --check-prefix=L16
 // RUN: photon-opt %s --photon-lower-to-llvm=openmp=true | FileCheck %s --check-prefix=OMP
+// RUN: photon-opt %s --photon-matmul-kernels=rows=4 | FileCheck %s --check-prefix=NORM
 
 // y[m, n] += x[m, k] * w[n, k], N = 6 (one block of 4 rows + 2 single rows),
 // K = 20 (two 8-lane steps + a scalar tail of 4). Both matmuls of the same types call one
@@ -135,3 +136,97 @@ func.func @big(%x: memref<?x16xf32>, %w: memref<4096x16xf32>, %y: memref<?x4096x
   }
   return
 }
+
+// The RMSNorm-fused form of photon-fuse-norm-matmul, y[m, n] += ((x[m, k] * r[m]) * g[k]) *
+// w[n, k]: a kernel of its own with r and g as extra arguments, shared by both calls.
+#nx = affine_map<(m, n, k) -> (m, k)>
+#nr = affine_map<(m, n, k) -> (m)>
+#ng = affine_map<(m, n, k) -> (k)>
+#nw = affine_map<(m, n, k) -> (n, k)>
+#ny = affine_map<(m, n, k) -> (m, n)>
+// NORM-LABEL: func.func @linear_rmsnorm(
+// NORM-SAME:      %[[X:[^:]+]]: memref<?x20xf32>, %[[R:[^:]+]]: memref<?xf32>, %[[G:[^:]+]]: memref<20xf32>, %[[W:[^:]+]]: memref<6x20xf32>, %[[Y:[^:]+]]: memref<?x6xf32>, %[[Y2:[^:]+]]: memref<?x6xf32>
+// NORM-NOT:     linalg.generic
+// NORM:         call @[[NK:__photon_matmul_rmsnorm_6x20]](%[[X]], %[[W]], %[[Y]], %[[R]], %[[G]])
+// NORM:         call @[[NK]](%[[X]], %[[W]], %[[Y2]], %[[R]], %[[G]])
+// A 4-input generic that is not the fused form (g indexed by n): left alone.
+// NORM-LABEL: func.func @not_norm_form(
+// NORM:         linalg.generic
+func.func @linear_rmsnorm(%x: memref<?x20xf32>, %r: memref<?xf32>, %g: memref<20xf32>, %w: memref<6x20xf32>,
+                          %y: memref<?x6xf32>, %y2: memref<?x6xf32>) {
+  linalg.generic {indexing_maps = [#nx, #nr, #ng, #nw, #ny], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %r, %g, %w : memref<?x20xf32>, memref<?xf32>, memref<20xf32>, memref<6x20xf32>) outs(%y : memref<?x6xf32>) {
+  ^bb0(%a: f32, %rm: f32, %gk: f32, %b: f32, %c: f32):
+    %xr = arith.mulf %a, %rm : f32
+    %xn = arith.mulf %xr, %gk : f32
+    %p = arith.mulf %xn, %b fastmath<reassoc,contract> : f32
+    %s = arith.addf %c, %p fastmath<reassoc,contract> : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [#nx, #nr, #ng, #nw, #ny], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %r, %g, %w : memref<?x20xf32>, memref<?xf32>, memref<20xf32>, memref<6x20xf32>) outs(%y2 : memref<?x6xf32>) {
+  ^bb0(%a: f32, %rm: f32, %gk: f32, %b: f32, %c: f32):
+    %xr = arith.mulf %rm, %a : f32
+    %xn = arith.mulf %gk, %xr : f32
+    %p = arith.mulf %b, %xn : f32
+    %s = arith.addf %p, %c : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+#ngn = affine_map<(m, n, k) -> (n)>
+func.func @not_norm_form(%x: memref<?x20xf32>, %r: memref<?xf32>, %g: memref<6xf32>, %w: memref<6x20xf32>,
+                         %y: memref<?x6xf32>) {
+  linalg.generic {indexing_maps = [#nx, #nr, #ngn, #nw, #ny], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %r, %g, %w : memref<?x20xf32>, memref<?xf32>, memref<6xf32>, memref<6x20xf32>) outs(%y : memref<?x6xf32>) {
+  ^bb0(%a: f32, %rm: f32, %gk: f32, %b: f32, %c: f32):
+    %xr = arith.mulf %a, %rm : f32
+    %xn = arith.mulf %xr, %gk : f32
+    %p = arith.mulf %xn, %b : f32
+    %s = arith.addf %c, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+// The fused kernel: (x, w, y, r, g).
+// NORM-LABEL: func.func private @__photon_matmul_rmsnorm_6x20(
+// NORM-SAME:      %[[KX:[^:]+]]: memref<?x20xf32>, %[[KW:[^:]+]]: memref<6x20xf32>, %[[KY:[^:]+]]: memref<?x6xf32>, %[[KR:[^:]+]]: memref<?xf32>, %[[KG:[^:]+]]: memref<20xf32>)
+// NORM-SAME:      attributes {passthrough = ["noinline"]}
+// NORM:         scf.if %{{.+}} {
+// GEMM: x packed as (x * r[m]) * g[k], r read once per row (row 0 for the padding rows)
+// NORM:           %[[XP:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?xf32>
+// NORM:           scf.for %[[PM:[^ ]+]] =
+// NORM:             %[[IN:.+]] = arith.cmpi ult, %[[PM]],
+// NORM:             %[[RI:.+]] = arith.select %[[IN]], %[[PM]], %c0
+// NORM:             %[[RM:.+]] = memref.load %[[KR]][%[[RI]]]
+// NORM:             scf.for %[[PK:[^ ]+]] =
+// NORM:               scf.if %[[IN]] -> (f32) {
+// NORM-NEXT:            %[[XV:.+]] = memref.load %[[KX]][%[[PM]], %[[PK]]]
+// NORM-NEXT:            %[[XR:.+]] = arith.mulf %[[XV]], %[[RM]] : f32
+// NORM-NEXT:            %[[GV:.+]] = memref.load %[[KG]][%[[PK]]]
+// NORM-NEXT:            %[[XN:.+]] = arith.mulf %[[XR]], %[[GV]] : f32
+// NORM-NEXT:            scf.yield %[[XN]] : f32
+// NORM:               memref.store %{{.+}}, %[[XP]]
+// the GEMM itself reads only the packed panels and w
+// NORM:           %{{.+}}:8 = scf.for %{{.+}} iter_args(
+// NORM-COUNT-2:     vector.load %[[XP]]
+// NORM:           memref.dealloc %[[XP]]
+// NORM:         } else {
+// GEMV: the M rows scaled once into xs, then the split-K loop on xs
+// NORM:           %[[XS:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?x20xf32>
+// NORM:           scf.for %[[SM:[^ ]+]] =
+// NORM-NEXT:        %[[SR:.+]] = memref.load %[[KR]][%[[SM]]]
+// NORM:            scf.for %[[SK:[^ ]+]] =
+// NORM-NEXT:          %[[SX:.+]] = memref.load %[[KX]][%[[SM]], %[[SK]]]
+// NORM-NEXT:          %[[SG:.+]] = memref.load %[[KG]][%[[SK]]]
+// NORM-NEXT:          %[[S1:.+]] = arith.mulf %[[SX]], %[[SR]] : f32
+// NORM-NEXT:          %[[S2:.+]] = arith.mulf %[[S1]], %[[SG]] : f32
+// NORM-NEXT:          memref.store %[[S2]], %[[XS]][%[[SM]], %[[SK]]]
+// NORM:           scf.for %[[N:[^ ]+]] = %{{[^ ]+}} to %c4{{[_0-9]*}} step %c4{{[_0-9]*}} {
+// NORM:             scf.for %[[MM:[^ ]+]] = %{{[^ ]+}} to %{{[^ ]+}} step %c1
+// NORM:               %{{.+}}:4 = scf.for %[[K:[^ ]+]] = %{{[^ ]+}} to %c16{{[_0-9]*}} step %c8{{[_0-9]*}} iter_args(
+// NORM:                 %[[XV2:.+]] = vector.load %[[XS]][%[[MM]], %[[K]]] : memref<?x20xf32>, vector<8xf32>
+// NORM-COUNT-4:         vector.fma %[[XV2]]
+// NORM:           memref.dealloc %[[XS]]
+// NORM:         }
+// NORM-NEXT:    return

@@ -41,6 +41,7 @@ struct MatmulKernelOptions {
   int64_t gemmMC = 64;         // weight rows per GEMM cache block (unit of parallel work)
   int64_t parallelMinWeights = 65536; // N*K from which a matmul runs in parallel
   int64_t parallelChunks = 16; // split-K work units per matmul (OpenMP dynamic schedule)
+  bool fuseNorm = true;        // run photon-fuse-norm-matmul first (with the kernels only)
 };
 
 /// Adds the upstream lowering from the output of convert-photon-to-linalg (tensors,
@@ -49,6 +50,7 @@ struct MatmulKernelOptions {
 /// then needs libomp); every other op stays sequential.
 /// `matmulKernels` runs photon-matmul-kernels (split-K / packed GEMM vector kernels for
 /// y += x * W^T) after bufferization; without it LLVM vectorizes the generic's scalar loops.
+/// With the kernels and `kernels.fuseNorm`, photon-fuse-norm-matmul runs after inlining.
 void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp = false,
                                     bool matmulKernels = true);
 /// The same with explicit kernel options (`kernels.parallel` is set from `openmp`).
@@ -59,6 +61,12 @@ void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulK
 /// the source's base buffer (MLIR 22's expand-strided-metadata crashes on a group with
 /// several dynamic sizes); the CPU and CUDA pipelines run it before that pass.
 std::unique_ptr<Pass> createExpandShapeToReinterpretCastPass();
+
+/// photon-fuse-norm-matmul (lib/Transforms/FuseNormMatmul.cpp): on tensors, every
+/// y += n * W^T whose n is an RMSNorm's normalize generic reads the norm's input, the
+/// per-row rsqrt scale and the gain instead, so n is not materialized for it.
+std::unique_ptr<Pass> createFuseNormMatmulPass();
+void registerFuseNormMatmulPass();
 
 /// photon-matmul-kernels.
 std::unique_ptr<Pass> createMatmulKernelsPass(const MatmulKernelOptions &options = {});
