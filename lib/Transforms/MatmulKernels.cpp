@@ -147,13 +147,16 @@ Value cidx(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
 }
 
-/// Split-K GEMV block: weight rows [n, n + rows) and every row of x.
+/// Split-K GEMV block: weight rows [n, n + rows) and every row of x. With `pfRows` > 0
+/// the k loop also prefetches (into L2) the same columns of the rows `pfRows` further on,
+/// the next block: the block's rows are short streams (K floats each), too short for the
+/// hardware prefetchers to ramp up on, and the software prefetch keeps the next block's
+/// lines in flight (docs/compiler.md, "Matmul kernels").
 void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Value n,
-                     int64_t rows, int64_t K, int64_t lanes) {
+                     int64_t rows, int64_t K, int64_t lanes, int64_t pfRows) {
   auto vt = VectorType::get({lanes}, b.getF32Type());
   int64_t kv = K - K % lanes;
-  static int64_t pfRows = getenv("PHOTON_GEMV_PF") ? atoll(getenv("PHOTON_GEMV_PF")) : 0;
-  static int64_t pfHint = getenv("PHOTON_GEMV_PFHINT") ? atoll(getenv("PHOTON_GEMV_PFHINT")) : 3;
+  constexpr uint32_t kPrefetchL2 = 2; // llvm.prefetch locality 2: keep in L2, not in L1
   int64_t N = cast<MemRefType>(w.getType()).getDimSize(0);
   Value c0 = cidx(b, loc, 0);
   Value c1 = cidx(b, loc, 1);
@@ -179,7 +182,8 @@ void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Valu
           [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
             Value xv = vector::LoadOp::create(b, loc, vt, x, ValueRange{m, k});
             for (Value r : pfIdx)
-              memref::PrefetchOp::create(b, loc, w, ValueRange{r, k}, false, pfHint, true);
+              memref::PrefetchOp::create(b, loc, w, ValueRange{r, k}, /*isWrite=*/false, kPrefetchL2,
+                                         /*isDataCache=*/true);
             SmallVector<Value> next;
             for (int64_t i = 0; i < rows; ++i) {
               Value wv = vector::LoadOp::create(b, loc, vt, w, ValueRange{rowIdx[i], k});
@@ -247,19 +251,19 @@ void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N
                    b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, chunk)), cidx(b, loc, nr));
                emitLoop(b, loc, n0, n1, cidx(b, loc, R), false,
                         [&](OpBuilder &b, Location loc, Value n) {
-                          emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes);
+                          emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows);
                         });
              });
   } else if (nr > 0) {
     emitLoop(b, loc, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, R), false,
              [&](OpBuilder &b, Location loc, Value n) {
-               emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes);
+               emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows);
              });
   }
   if (nr < N)
     emitLoop(b, loc, cidx(b, loc, nr), cidx(b, loc, N), cidx(b, loc, 1), false,
              [&](OpBuilder &b, Location loc, Value n) {
-               emitSplitKBlock(b, loc, x, w, y, n, 1, K, o.lanes);
+               emitSplitKBlock(b, loc, x, w, y, n, 1, K, o.lanes, 0);
              });
 }
 
@@ -457,6 +461,7 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
     gemmMC = o.gemmMC;
     parallelMinWeights = o.parallelMinWeights;
     parallelChunks = o.parallelChunks;
+    prefetchRows = o.prefetchRows;
   }
   Option<bool> parallel{*this, "parallel",
                         llvm::cl::desc("Make the loop over weight-row blocks an scf.parallel "
@@ -485,6 +490,10 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
   Option<int64_t> parallelChunks{*this, "parallel-chunks",
                                  llvm::cl::desc("with `parallel`, split-K work units per matmul"),
                                  llvm::cl::init(MatmulKernelOptions{}.parallelChunks)};
+  Option<int64_t> prefetchRows{
+      *this, "prefetch-rows",
+      llvm::cl::desc("GEMV: prefetch the weight rows this far ahead into L2 (0: off)"),
+      llvm::cl::init(MatmulKernelOptions{}.prefetchRows)};
   StringRef getArgument() const final { return "photon-matmul-kernels"; }
   StringRef getDescription() const final {
     return "Rewrite bufferized y += x * W^T generics as calls of split-K (GEMV) / packed GEMM "
@@ -506,13 +515,14 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
     o.gemmMC = gemmMC;
     o.parallelMinWeights = parallelMinWeights;
     o.parallelChunks = parallelChunks;
+    o.prefetchRows = prefetchRows;
     return o;
   }
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MatmulKernelOptions o = options();
     if (o.lanes < 1 || o.rows < 1 || o.gemmRows < 1 || o.gemmVecs < 1 || o.gemmKC < 1 ||
-        o.gemmMC < 1 || o.parallelChunks < 1) {
+        o.gemmMC < 1 || o.parallelChunks < 1 || o.prefetchRows < 0) {
       module.emitError("photon-matmul-kernels: sizes must be positive");
       return signalPassFailure();
     }

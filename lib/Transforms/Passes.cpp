@@ -198,6 +198,9 @@ struct LowerToLLVMPipelineOptions : public PassPipelineOptions<LowerToLLVMPipeli
   Option<int64_t> parallelChunks{*this, "parallel-chunks",
                                  llvm::cl::desc("split-K work units per matmul"),
                                  llvm::cl::init(MatmulKernelOptions{}.parallelChunks)};
+  Option<int64_t> prefetchRows{*this, "prefetch-rows",
+                               llvm::cl::desc("GEMV weight rows prefetched ahead (0: off)"),
+                               llvm::cl::init(MatmulKernelOptions{}.prefetchRows)};
   Option<bool> fuseNorm{*this, "fuse-norm", llvm::cl::desc("run photon-fuse-norm-matmul"),
                         llvm::cl::init(MatmulKernelOptions{}.fuseNorm)};
 };
@@ -229,6 +232,7 @@ void registerPhotonPasses() {
         k.gemmKC = o.gemmKC;
         k.gemmMC = o.gemmMC;
         k.parallelChunks = o.parallelChunks;
+        k.prefetchRows = o.prefetchRows;
         k.fuseNorm = o.fuseNorm;
         buildPhotonLowerToLLVMPipeline(pm, o.openmp, o.matmulKernels, k);
       });

@@ -41,6 +41,7 @@ struct MatmulKernelOptions {
   int64_t gemmMC = 64;         // weight rows per GEMM cache block (unit of parallel work)
   int64_t parallelMinWeights = 65536; // N*K from which a matmul runs in parallel
   int64_t parallelChunks = 16; // split-K work units per matmul (OpenMP dynamic schedule)
+  int64_t prefetchRows = 8;    // GEMV: weight rows prefetched ahead into L2 (0: off)
   bool fuseNorm = true;        // run photon-fuse-norm-matmul first (with the kernels only)
 };
 
