@@ -258,14 +258,25 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
     plan.costs[level - 1].weightBytesPerToken += bytes / perTokens;
     plan.costs[level - 1].flopsPerToken += 2.0 * macs / perTokens;
   };
+  // The token decoder steps every chunk stream of a meta-context together (one row per
+  // stream), so at batch 1 one read of G_1's weights and of the LM head serves
+  // streams = C_1...C_L / C_1 tokens. FLOPs stay per token.
+  double streams = vanilla || L < 1 ? 1.0 : (double)h->tokensPerUnit(L) / h->chunkSizes[0];
+  plan.tokenStreams = static_cast<int64_t>(streams);
+  auto addDecoder = [&](int64_t level, double bytes, double macs, double perTokens) {
+    add(level, bytes / streams, 0.0, perTokens);
+    add(level, 0.0, macs, perTokens);
+  };
   for (auto &s : plan.stacks) {
     int64_t lvl = vanilla ? 1 : s.level;
     if (s.role == "encoder") {
       add(lvl, s.weightBytes, s.macs, vanilla ? 1 : h->tokensPerUnit(lvl));
+    } else if (lvl <= 1) {
+      // G_1 runs once per token, all streams of a meta-context in one step.
+      addDecoder(lvl, s.weightBytes, s.macs, 1.0);
     } else {
-      // G_1 runs once per token; G_l (l >= 2) runs C_l steps per level-l unit.
-      double per = lvl <= 1 ? 1.0 : (double)h->tokensPerUnit(lvl) / h->chunkSizes[lvl - 1];
-      add(lvl, s.weightBytes, s.macs, per);
+      // G_l (l >= 2) runs C_l steps per level-l unit.
+      add(lvl, s.weightBytes, s.macs, (double)h->tokensPerUnit(lvl) / h->chunkSizes[lvl - 1]);
     }
   }
   for (size_t i = 0; i < ccMacs.size(); ++i)
@@ -274,7 +285,8 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
     int64_t lvl = L - (int64_t)i;
     add(lvl, exBytes[i], exMacs[i], h->tokensPerUnit(lvl));
   }
-  add(1, lmBytes + embBytesPerToken, lmMacs, 1.0);
+  addDecoder(1, lmBytes, lmMacs, 1.0);
+  add(1, embBytesPerToken, 0.0, 1.0);
 
   for (auto &c : plan.caches) {
     plan.cacheBytesPer1kHierGen += c.bytesFor(1000);
@@ -326,6 +338,9 @@ void printReport(const CachePlan &p, llvm::raw_ostream &os) {
        << ", streams_per_sequence " << w.streamsPerSequence
        << ", bytes_per_sequence " << w.bytesPerStream * w.streamsPerSequence
        << ", grows_with_context no\n";
+  if (p.tokenStreams > 1)
+    os << "token decoder: " << p.tokenStreams
+       << " chunk streams per step (G_1 and the LM head are read once per step at batch 1)\n";
   for (auto &lc : p.costs)
     os << llvm::format("level %lld: cache bytes per 1000 tokens %lld, weight bytes read per "
                        "token %.1f, FLOPs per token %.1f\n",
@@ -408,6 +423,7 @@ llvm::json::Object costModelJson(const CachePlan &p) {
   return llvm::json::Object{
       {"cache_bytes_per_1k_tokens", std::move(cache)},
       {"weight_bytes_per_token", p.weightBytesPerToken},
+      {"token_streams_per_step", p.tokenStreams},
       {"flops_per_token", p.flopsPerToken},
       {"local_caches", localCachesJson(p)},
       {"vanilla", llvm::json::Object{{"layers", p.vanillaLayers},

@@ -88,6 +88,8 @@ struct CachePlan {
   std::vector<LevelCost> costs; ///< per level (level 0: embeddings and the LM head)
   int64_t cacheBytesPer1kHierGen = 0, cacheBytesPer1kRecGen = 0;
   double weightBytesPerToken = 0, flopsPerToken = 0;
+  /// Chunk streams the token decoder steps together per sequence (1 for vanilla / Block).
+  int64_t tokenStreams = 1;
   /// The vanilla model of the same width.
   int64_t vanillaLayers = 0, vanillaCacheBytesPer1k = 0;
   double vanillaWeightBytesPerToken = 0, vanillaFlopsPerToken = 0;

@@ -70,9 +70,11 @@ TEST_F(CachePlanTest, PhotonTwoLevelsMatchesSection3) {
   EXPECT_EQ(plan->vanillaCacheBytesPer1k, 4 * dkvE * 1000);
   EXPECT_EQ(plan->caches[1].modes, (std::vector<std::string>{"hiergen", "recgen"}));
   EXPECT_EQ(plan->caches[0].modes, (std::vector<std::string>{"hiergen"}));
-  // weights per token: enc1 / 4, enc2 / 16, dec1 / 1, dec2 runs 4 steps per 16 tokens
+  // weights per token: enc1 / 4, enc2 / 16, dec2 runs 4 steps per 16 tokens, dec1 once per
+  // step of the 16 / 4 = 4 chunk streams of a meta-context
   double w = 32 * 32 * 4;
-  EXPECT_DOUBLE_EQ(plan->weightBytesPerToken, w / 4 + w / 16 + w + w / 4);
+  EXPECT_EQ(plan->tokenStreams, 4);
+  EXPECT_DOUBLE_EQ(plan->weightBytesPerToken, w / 4 + w / 16 + w / 4 + w / 4);
   EXPECT_DOUBLE_EQ(plan->flopsPerToken, 2.0 * 32 * 32 * (1.0 / 4 + 1.0 / 16 + 1 + 1.0 / 4));
 }
 
