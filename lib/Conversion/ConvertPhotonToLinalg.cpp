@@ -6,11 +6,13 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "AttentionKernels.h"
 #include "photon/Transforms/Passes.h"
 #include "photon/weights_format.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/StringMap.h"
@@ -451,8 +453,9 @@ LogicalResult lowerKvAppend(Operation *op, OpBuilder &b) {
 }
 
 /// Streaming (online-softmax) attention of q [B, n, H, hd] over cache positions
-/// 0 .. lens[b] + t.
-FailureOr<Value> lowerCachedAttention(Operation *op, OpBuilder &b) {
+/// 0 .. lens[b] + t: the fused kernel of AttentionKernels.cpp when `fused` (and the shapes
+/// allow it), else one scalar loop nest per query row and head.
+FailureOr<Value> lowerCachedAttention(Operation *op, OpBuilder &b, bool fused) {
   Location loc = op->getLoc();
   auto c = getCache(op, op->getOperand(0));
   if (failed(c)) return failure();
@@ -468,6 +471,12 @@ FailureOr<Value> lowerCachedAttention(Operation *op, OpBuilder &b) {
     return op->emitOpError("expects static heads divisible by the cache's kv heads (")
                << H << " vs " << Hkv << ")",
            failure();
+  if (fused) {
+    mlir::photon::PagedCache pc{c->pool, c->table, c->lens, c->blockSize};
+    auto r = mlir::photon::emitFusedCachedAttention(b, loc, pc, q, layerAttr.getInt(),
+                                              scaleAttr.getValueAsDouble());
+    if (succeeded(r)) return *r;
+  }
   Lowering L{b, loc};
   Type f32 = b.getF32Type();
   Value B = L.dimV(q, 0), N = L.dimV(q, 1);
@@ -561,6 +570,11 @@ struct ConvertPhotonToLinalgPass
 
   llvm::StringMap<::photon::weights::TensorInfo> index;
 
+  void getDependentDialects(DialectRegistry &registry) const override {
+    Base::getDependentDialects(registry);
+    registry.insert<vector::VectorDialect>(); // the fused attention kernels
+  }
+
   LogicalResult loadIndex(ModuleOp m) {
     if (weightsFile.empty()) return success();
     auto buf = llvm::MemoryBuffer::getFile(weightsFile, /*IsText=*/false,
@@ -639,9 +653,11 @@ struct ConvertPhotonToLinalgPass
                  floatAttr(op, "theta", 10000.0));
     } else if (name == "photon.causal_attention" || name == "photon.bounded_attention") {
       auto qt = L.rtt(opnd(0));
-      r = L.causalAttention(opnd(0), opnd(1), opnd(2),
-                            floatAttr(op, "scale", 1.0 / std::sqrt((double)qt.getDimSize(3))),
-                            resT());
+      double scale = floatAttr(op, "scale", 1.0 / std::sqrt((double)qt.getDimSize(3)));
+      FailureOr<Value> fused = failure();
+      if (fusedAttention)
+        fused = mlir::photon::emitFusedCausalAttention(b, loc, opnd(0), opnd(1), opnd(2), scale, resT());
+      r = succeeded(fused) ? *fused : L.causalAttention(opnd(0), opnd(1), opnd(2), scale, resT());
     } else if (name == "photon.swiglu") {
       r = L.swiglu(opnd(0), opnd(1), opnd(2), opnd(3), resT());
     } else if (name == "photon.chunk") {
@@ -674,7 +690,7 @@ struct ConvertPhotonToLinalgPass
       op->erase();
       return success();
     } else if (name == "photon.cached_attention") {
-      auto v = lowerCachedAttention(op, b);
+      auto v = lowerCachedAttention(op, b, fusedAttention);
       if (failed(v)) return failure();
       r = *v;
     } else if (name == "photon.cache_bind") {

@@ -273,6 +273,8 @@ int main(int argc, char **argv) {
     PassManager pm(&ctx);
     mlir::photon::ConvertPhotonToLinalgOptions o;
     o.weightsFile = weights;
+    // The GPU pipeline tiles and fuses the linalg form of attention itself.
+    o.fusedAttention = !cuda;
     pm.addPass(mlir::photon::createConvertPhotonToLinalg(o));
     progress("lowering photon ops to linalg");
     if (failed(pm.run(*module))) return fail("convert-photon-to-linalg failed");

@@ -24,11 +24,17 @@ def ConvertPhotonToLinalg : Pass<"convert-photon-to-linalg", "::mlir::ModuleOp">
       read-only `bufferization.to_tensor`.
     - `embedding`, `rms_norm`, `linear`, `lm_head`, `rope`, `swiglu`, `chunk`,
       `chunk_compress`, `expand`, `shift` become `linalg.generic` ops (plus reshapes).
-    - `causal_attention` and `bounded_attention` (causal inside each window) become
-      score / masked-softmax / value contractions (GQA by grouping query heads).
+    - `causal_attention` and `bounded_attention` (causal inside each window) become a
+      fused kernel (`fused-attention`, the default): scf loops over (batch row, kv head,
+      tiles of 4 query rows of that kv head's G heads) and an online softmax over key
+      blocks of 16, with vector FMAs over head_dim, no [M, M] scores tensor and each K/V
+      row loaded once per tile. With `fused-attention=false` (the CUDA pipeline, which
+      tiles and fuses linalg ops) they become score / masked-softmax / value
+      linalg.generic contractions (GQA by grouping query heads).
     - `kv_append` becomes loops storing into the block pool bound by `cache_bind`;
       `cached_attention` becomes a streaming (online-softmax) loop over the cached
-      positions 0 .. lens[b] + t of each query.
+      positions 0 .. lens[b] + t of each query: the same fused kernel, one cache block
+      per key block (scalar loops per query and head with `fused-attention=false`).
     - Tensor encodings (`#photon.stream`) are dropped.
 
     Before:
@@ -47,6 +53,10 @@ def ConvertPhotonToLinalg : Pass<"convert-photon-to-linalg", "::mlir::ModuleOp">
     Option<"weightsFile", "weights-file", "std::string", /*default=*/"\"\"",
            "PHOTONW1 weights blob giving the byte offset of every photon.weight "
            "(not needed when the ops carry an `offset` attribute)">,
+    Option<"fusedAttention", "fused-attention", "bool", /*default=*/"true",
+           "Lower causal/bounded/cached attention to the fused, vectorized online-softmax "
+           "kernel (scf + vector; head_dim a multiple of 4). false: the linalg.generic "
+           "score/softmax/value form and the scalar cached loop (for the CUDA pipeline)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",
