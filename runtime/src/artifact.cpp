@@ -2,6 +2,7 @@
 
 #include "photon/cuda.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -398,6 +399,12 @@ StageFn Model::stage(const std::string &name) const {
   return it == stages_.end() ? nullptr : it->second;
 }
 
+int Model::computeThreads() const { return ompGetMaxThreads_ ? std::max(1, ompGetMaxThreads_()) : 1; }
+
+void Model::setComputeThreads(int n) const {
+  if (ompSetNumThreads_ && n > 0) ompSetNumThreads_(n);
+}
+
 const float *Model::startLatent(int level) const {
   auto it = startLatents_.find(level);
   return it == startLatents_.end() ? nullptr : it->second;
@@ -571,6 +578,14 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
       return error(PHOTON_ERR_ABI, lpath + " does not export '" + s.symbol + "' (stage '" +
                                        s.name + "' of the manifest): recompile the model");
     m->stages_[s.name] = reinterpret_cast<StageFn>(sym);
+  }
+  // An --openmp library (manifest target.threads "openmp") links libomp: its thread-count
+  // controls are reachable through the library's handle, which searches its dependencies.
+  m->ompSetNumThreads_ = reinterpret_cast<void (*)(int)>(dlsym(m->lib_, "omp_set_num_threads"));
+  m->ompGetMaxThreads_ = reinterpret_cast<int (*)()>(dlsym(m->lib_, "omp_get_max_threads"));
+  if (!m->ompSetNumThreads_ || !m->ompGetMaxThreads_) {
+    m->ompSetNumThreads_ = nullptr;
+    m->ompGetMaxThreads_ = nullptr;
   }
 
   // Tokenizer.

@@ -103,6 +103,14 @@ public:
   /// Start latent s_l (width floats inside the mmapped blob), nullptr if absent.
   const float *startLatent(int level) const;
   const Tokenizer &tokenizer() const { return *tokenizer_; }
+  /// True when the library was compiled with --openmp (its matmul kernels share their
+  /// weight rows among OpenMP threads).
+  bool parallel() const { return ompSetNumThreads_ != nullptr; }
+  /// Threads the next parallel kernel started from the calling thread uses (1 for a
+  /// sequential library). OpenMP's default: OMP_NUM_THREADS, else every core.
+  int computeThreads() const;
+  /// Sets the calling thread's OpenMP thread count (no-op for a sequential library).
+  void setComputeThreads(int n) const;
 
 private:
   Model() = default;
@@ -115,6 +123,8 @@ private:
   std::map<std::string, StageFn> stages_;
   std::map<int, const float *> startLatents_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  void (*ompSetNumThreads_)(int) = nullptr;
+  int (*ompGetMaxThreads_)() = nullptr;
 };
 
 /// Reads a whole file into `out`.

@@ -5,6 +5,7 @@
 #include "cuda/cuda_backend.h"
 #include "engine.h"
 
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <string>
@@ -176,6 +177,11 @@ photon_status photon_engine_create(const photon_model *model, const photon_engin
     if (opts->overlap_recgen < 0 || opts->overlap_recgen > 2)
       return fail(PHOTON_ERR_INVALID_ARGUMENT, "overlap_recgen must be 0, 1 or 2");
     eo.overlapRecGen = opts->overlap_recgen;
+    // `threads` came later: read it only from a struct that has it.
+    if (opts->struct_size >= offsetof(photon_engine_options, threads) + sizeof(opts->threads)) {
+      if (opts->threads < 0) return fail(PHOTON_ERR_INVALID_ARGUMENT, "threads must be >= 0");
+      eo.threads = opts->threads;
+    }
   }
   std::unique_ptr<photon::Engine> e;
   photon::Status st = photon::Engine::create(*model->impl, eo, e);

@@ -25,6 +25,8 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
   std::unique_ptr<Engine> e(new Engine(model, opts));
   if (e->opts_.maxBatch < 1)
     return error(PHOTON_ERR_INVALID_ARGUMENT, "max batch must be >= 1");
+  if (e->opts_.threads < 0)
+    return error(PHOTON_ERR_INVALID_ARGUMENT, "threads must be >= 0 (0 = the default)");
   if (e->opts_.memoryBudget == 0) e->opts_.memoryBudget = defaultMemoryBudget();
   if (opts.mode == PHOTON_MODE_RECGEN &&
       (m.family != PHOTON_FAMILY_PHOTON || m.levels < 2))
@@ -336,11 +338,15 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
   // token rendering below when there is a second core.
   std::future<Status> overlapped;
   const bool recgen = opts_.mode == PHOTON_MODE_RECGEN;
-  const bool pays = std::thread::hardware_concurrency() > 1 && recgenEncodeSeconds_ > 200e-6;
+  // It pays with a core the kernels leave free (an --openmp artifact's kernels use
+  // computeThreads() of them) and a step slower than starting a thread.
+  const bool pays = std::thread::hardware_concurrency() > static_cast<unsigned>(model_.computeThreads()) &&
+                    recgenEncodeSeconds_ > 200e-6;
   if (recgen && (opts_.overlapRecGen == 2 || (opts_.overlapRecGen == 1 && pays))) {
     std::vector<Sequence *> all(batch);
     try {
       overlapped = std::async(std::launch::async, [this, all, &topChunk]() mutable {
+        model_.setComputeThreads(1); // this thread is the "second core" already
         return encodeStep(all, topChunk);
       });
     } catch (...) {
@@ -658,6 +664,8 @@ Status Engine::admit(Sequence &s) {
 }
 
 Status Engine::step(const TokenCallback &cb, int &active) {
+  // OpenMP's thread count is per calling thread: set it on whichever thread steps.
+  if (opts_.threads > 0) model_.setComputeThreads(opts_.threads);
   if (cancel_.load()) {
     finishAll(PHOTON_FINISH_CANCELLED, cb);
     cancel_.store(false);

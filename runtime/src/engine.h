@@ -30,6 +30,9 @@ struct EngineOptions {
   /// 0 = never; 1 = where it pays (a second core, and the step takes longer than starting a
   /// thread: measured on the first sequential steps); 2 = always.
   int overlapRecGen = 1;
+  /// Compute threads of an --openmp artifact's kernels; 0 = OpenMP's default
+  /// (OMP_NUM_THREADS, else every core). Ignored by a sequential artifact.
+  int threads = 0;
 };
 
 struct EngineStats {

@@ -49,6 +49,8 @@ generation:
   --context-limit N         max prompt + generated tokens per sequence (default: none)
   --overlap never|auto|always  RecGen: run the next top-level step on a second thread while
                             tokens render (default auto: where it pays)
+  --threads N               compute threads of an artifact compiled with --openmp (default:
+                            OMP_NUM_THREADS, else every core; a sequential artifact uses 1)
   --json                    print one JSON object with every request and the statistics
   --quiet                   no streaming and no statistics (just the texts)
 
@@ -101,9 +103,46 @@ std::string unescape(const std::string &s) {
   return o;
 }
 
+/// Length of the valid UTF-8 sequence starting at s[i], 0 if the bytes there are not one
+/// (overlong forms, surrogates and code points above U+10FFFF are invalid).
+size_t utf8SequenceLength(const std::string &s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto cont = [&](size_t k) { return k < s.size() && (b(k) & 0xC0) == 0x80; };
+  unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(i + 1) || !cont(i + 2)) return 0;
+    if (c == 0xE0 && b(i + 1) < 0xA0) return 0; // overlong
+    if (c == 0xED && b(i + 1) >= 0xA0) return 0; // surrogates
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+    if (c == 0xF0 && b(i + 1) < 0x90) return 0; // overlong
+    if (c == 0xF4 && b(i + 1) >= 0x90) return 0; // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+/// A JSON string body: escapes, and U+FFFD for every byte that is not part of valid UTF-8
+/// (a byte-level model can generate any bytes; the token ids stay exact in "tokens").
 std::string jsonEscape(const std::string &s) {
   std::string o;
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = utf8SequenceLength(s, i);
+    if (n == 0) {
+      o += "\\ufffd";
+      ++i;
+      continue;
+    }
+    if (n > 1) {
+      o.append(s, i, n);
+      i += n;
+      continue;
+    }
     switch (c) {
     case '"': o += "\\\""; break;
     case '\\': o += "\\\\"; break;
@@ -111,14 +150,15 @@ std::string jsonEscape(const std::string &s) {
     case '\t': o += "\\t"; break;
     case '\r': o += "\\r"; break;
     default:
-      if (c < 0x20) {
-        char b[8];
-        std::snprintf(b, sizeof b, "\\u%04x", c);
-        o += b;
+      if (c < 0x20 || c == 0x7F) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        o += buf;
       } else {
         o += static_cast<char>(c);
       }
     }
+    ++i;
   }
   return o;
 }
@@ -291,6 +331,14 @@ int main(int argc, char **argv) {
       else if (v == "always") eo.overlapRecGen = 2;
       else die("--overlap: expected never, auto or always, got '" + v + "'", 2);
     }
+    else if (a == "--threads") {
+      std::string v = value("--threads");
+      char *end = nullptr;
+      long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end || n < 1 || n > 1024)
+        die("--threads: expected a thread count >= 1, got '" + v + "'", 2);
+      eo.threads = static_cast<int>(n);
+    }
     else if (a == "--json") json = true;
     else if (a == "--quiet") quiet = true;
     else if (a == "--eval") evalFile = value("--eval");
@@ -422,6 +470,8 @@ int main(int argc, char **argv) {
   double decodeTps = es.decodeSeconds > 0 ? es.decodeTokens / es.decodeSeconds : 0;
   double tpm = peakCache > 0 ? decodeTps / (static_cast<double>(peakCache) / (1024.0 * 1024 * 1024)) : 0;
   const char *modeName = eo.mode == PHOTON_MODE_RECGEN ? "recgen" : "hiergen";
+  if (eo.threads > 0) model->setComputeThreads(eo.threads);
+  const int computeThreads = model->computeThreads();
   if (json) {
     std::printf("{\"model\": \"%s\", \"family\": \"%s\", \"mode\": \"%s\", \"requests\": [", jsonEscape(modelPath).c_str(),
                 mf.familyName.c_str(), mf.family == PHOTON_FAMILY_VANILLA ? "vanilla" : modeName);
@@ -434,8 +484,9 @@ int main(int argc, char **argv) {
     }
     std::printf("],\n \"stats\": {\"prefill_tokens\": %" PRIu64 ", \"prefill_seconds\": %.6f, \"prefill_tokens_per_s\": %.2f, "
                 "\"decode_tokens\": %" PRIu64 ", \"decode_seconds\": %.6f, \"decode_tokens_per_s\": %.2f, "
-                "\"peak_batch\": %d, \"cache_peak_bytes\": {",
-                es.prefillTokens, es.prefillSeconds, prefillTps, es.decodeTokens, es.decodeSeconds, decodeTps, es.peakBatch);
+                "\"peak_batch\": %d, \"compute_threads\": %d, \"cache_peak_bytes\": {",
+                es.prefillTokens, es.prefillSeconds, prefillTps, es.decodeTokens, es.decodeSeconds, decodeTps, es.peakBatch,
+                computeThreads);
     for (size_t li = 0; li < cm.levelCount(); ++li)
       std::printf("%s\"%d\": %" PRIu64, li ? ", " : "", cm.spec(li).level, cm.peakBytes(li));
     std::printf("}, \"cache_peak_total_bytes\": %" PRIu64 ", \"weights_bytes\": %zu, \"total_memory_bytes\": %" PRIu64
@@ -453,8 +504,9 @@ int main(int argc, char **argv) {
                    cancelled ? " (interrupted)" : "");
       std::fprintf(stderr, "prefill: %" PRIu64 " tokens in %.3f s = %.1f tokens/s\n", es.prefillTokens,
                    es.prefillSeconds, prefillTps);
-      std::fprintf(stderr, "decode:  %" PRIu64 " tokens in %.3f s = %.1f tokens/s (peak batch %d)\n",
-                   es.decodeTokens, es.decodeSeconds, decodeTps, es.peakBatch);
+      std::fprintf(stderr, "decode:  %" PRIu64 " tokens in %.3f s = %.1f tokens/s (peak batch %d, %d compute thread%s)\n",
+                   es.decodeTokens, es.decodeSeconds, decodeTps, es.peakBatch, computeThreads,
+                   computeThreads == 1 ? "" : "s");
       for (size_t li = 0; li < cm.levelCount(); ++li)
         std::fprintf(stderr, "cache level %d: peak %s (%" PRIu64 " bytes)\n", cm.spec(li).level,
                      formatBytes(static_cast<double>(cm.peakBytes(li))).c_str(), cm.peakBytes(li));

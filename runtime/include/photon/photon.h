@@ -140,6 +140,9 @@ typedef struct photon_engine_options {
                               the current tokens render. 0 = never, 1 = where it pays
                               (default: a second core and a step slower than a thread
                               start), 2 = always */
+  int32_t threads;         /* compute threads of an artifact compiled with --openmp;
+                              0 = OpenMP's default (OMP_NUM_THREADS, else every core);
+                              ignored by a sequential artifact */
 } photon_engine_options;
 
 PHOTON_EXPORT void photon_engine_options_defaults(photon_engine_options *opts);
