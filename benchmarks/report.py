@@ -65,11 +65,14 @@ def cells_by(paper):
     return out
 
 
+ROOF_OPENMP = None  # --roofline-openmp, set by main()
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--paper", required=True)
     ap.add_argument("--sweep")
     ap.add_argument("--roofline")
+    ap.add_argument("--roofline-openmp", help="roofline suite of an --openmp artifact (photon-bench --threads N)")
     ap.add_argument("--peers")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
     ap.add_argument("--plots", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "plots"))
@@ -78,6 +81,8 @@ def main():
     ap.add_argument("--notes", help="a markdown file appended under 'Conditions of this run'")
     a = ap.parse_args()
     paper, sweep, roof, peers = load(a.paper), load(a.sweep), load(a.roofline), load(a.peers)
+    global ROOF_OPENMP
+    ROOF_OPENMP = load(a.roofline_openmp)
     if peers is None and isinstance(paper.get("peers"), dict) and paper["peers"].get("runs") is not None:
         peers = paper["peers"]
     lcheck = load(a.llama_check)
@@ -234,6 +239,13 @@ def main():
         w("`--suite roofline` (batch 1, context 2,048 + 64): " + "; ".join(
             f"{r['model']}/{r['mode']}: {f(r['run']['decode_tps'], 1)} tok/s = {g(r['achieved_over_roofline_decode'])} of "
             f"{f(r['roofline']['decode_tps'], 1)}" for r in roof["roofline_runs"]) + ".")
+        w("")
+    r2 = ROOF_OPENMP
+    if r2 and r2.get("roofline_runs"):
+        w(f"`--suite roofline` of the `--openmp` artifact, `--threads {r2.get('compute_threads_option', 0)}` "
+          "(batch 1, context 2,048 + 64; roofline from the 2-thread read bandwidth): " + "; ".join(
+            f"{r['model']}/{r['mode']}: {f(r['run']['decode_tps'], 1)} tok/s = {g(r['achieved_over_roofline_decode'])} of "
+            f"{f(r['roofline']['decode_tps'], 1)}" for r in r2["roofline_runs"]) + ".")
         w("")
     # ---- peers
     vde, vpf = cells.get(("vanilla", "DE")), cells.get(("vanilla", "PF"))

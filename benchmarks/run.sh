@@ -10,7 +10,8 @@
 # machine), PAPER_ARGS / SWEEP_ARGS / ROOFLINE_ARGS (extra arguments of one suite),
 # PEER_ARGS (extra run_peers.py arguments, passed through --peer-args), LLAMA_JOBS (parallel
 # compile jobs of the llama.cpp build, default 1), SKIP_EXPORT=1 to reuse the exported models,
-# NOTES (a markdown file of the run's conditions for RESULTS.md).
+# NOTES (a markdown file of the run's conditions for RESULTS.md), THREADS (compute threads of
+# the --openmp vanilla artifact in the roofline suite, default 2).
 # The llama.cpp build (benchmarks/peers/build_llama_cpp.sh, niced) is part of this script,
 # never of the test command: it takes tens of minutes on a 2-core machine.
 set -eu
@@ -38,6 +39,12 @@ for m in vanilla-mid block-mid photon-mid; do
     nice -n 19 "$BUILD/bin/photon-compile" "$WORK/models/$m/model.onnx" -o "$a" --max-context 40960
   fi
 done
+# the vanilla model with OpenMP kernels, for the 2-thread decode of the roofline suite
+a="$WORK/models/vanilla-mid-openmp.photon"
+if [ ! -f "$a/manifest.json" ] || [ "$a/manifest.json" -ot "$WORK/models/vanilla-mid/model.onnx" ]; then
+  echo "== photon-compile vanilla-mid --openmp"
+  nice -n 19 "$BUILD/bin/photon-compile" "$WORK/models/vanilla-mid/model.onnx" -o "$a" --max-context 40960 --openmp
+fi
 
 # 2. peers' inputs (step export, GGUF) and llama.cpp
 if [ -n "$PEERS" ]; then
@@ -78,12 +85,20 @@ for s in $SUITES; do
   # shellcheck disable=SC2086
   "$BUILD/bin/photon-bench" --suite "$s" $MODELS --json "$WORK/json/$s.json" -v $BENCH_ARGS $EXTRA \
     ${PEER_ARGS:+--peer-args "$PEER_ARGS"} 2>&1 | tee "$WORK/json/$s.log" || true
+  if [ "$s" = roofline ]; then
+    echo "== photon-bench --suite roofline, vanilla-mid --openmp on ${THREADS:-2} threads"
+    # shellcheck disable=SC2086
+    "$BUILD/bin/photon-bench" --suite roofline --model "$WORK/models/vanilla-mid-openmp.photon" \
+      --threads "${THREADS:-2}" --json "$WORK/json/roofline-openmp.json" -v $BENCH_ARGS $EXTRA \
+      2>&1 | tee "$WORK/json/roofline-openmp.log" || true
+  fi
 done
 
 # 4. report
 ARGS="--paper $WORK/json/paper.json"
 [ -f "$WORK/json/sweep.json" ] && ARGS="$ARGS --sweep $WORK/json/sweep.json"
 [ -f "$WORK/json/roofline.json" ] && ARGS="$ARGS --roofline $WORK/json/roofline.json"
+[ -f "$WORK/json/roofline-openmp.json" ] && ARGS="$ARGS --roofline-openmp $WORK/json/roofline-openmp.json"
 [ -f "$WORK/json/llama_check.json" ] && ARGS="$ARGS --llama-check $WORK/json/llama_check.json"
 # NOTES: a markdown file with the run's conditions (load, what was scaled), printed in RESULTS.md.
 [ -n "${NOTES:-}" ] && ARGS="$ARGS --notes $NOTES"

@@ -83,6 +83,9 @@ options
   --peer-model DIR     the vanilla model directory with step.onnx and model-f32/f16.gguf
                        (default: the vanilla artifact's path without .photon)
   --peer-threads N     threads of every peer (default: the threads photon's vanilla runs used)
+  --threads N          compute threads of artifacts compiled with --openmp (engine option
+                       `threads`; default: OpenMP's, i.e. OMP_NUM_THREADS or every core);
+                       sequential artifacts use one thread per stage call
   --peers-script PATH  benchmarks/peers/run_peers.py (default: the source tree's)
   --peer-args ARGS     extra run_peers.py arguments (e.g. "--llama-batches 1,4")
   --no-checksum        skip the weights checksum when loading
@@ -142,6 +145,7 @@ struct Options {
   std::vector<std::string> peers;
   std::string peerModel, peersScript, peerArgs;
   int peerThreads = 0;
+  int threads = 0;
 };
 
 #ifndef PHOTON_BENCH_PEERS_SCRIPT
@@ -295,7 +299,7 @@ int countTokens(void *user, photon_request_id, const int32_t *, size_t n, photon
   return 0;
 }
 
-void childRun(const RunSpec &rs, uint64_t seed, int fd) {
+void childRun(const RunSpec &rs, uint64_t seed, int threads, int fd) {
   ChildResult r;
   std::memset(&r, 0, sizeof r);
   auto finish = [&](photon_status st) {
@@ -311,6 +315,7 @@ void childRun(const RunSpec &rs, uint64_t seed, int fd) {
   photon_engine_options_defaults(&eo);
   eo.mode = rs.mode.mode;
   eo.max_batch = rs.batch;
+  eo.threads = threads;
   // The engine's own budget must never make requests wait: the protocol tunes the batch.
   uint64_t perSeq = 0;
   for (int i = 0; i < m.info.cache_levels; ++i)
@@ -387,7 +392,7 @@ RunResult runOne(const RunSpec &rs, const Options &o) {
   }
   if (pid == 0) {
     close(fds[0]);
-    childRun(rs, o.seed, fds[1]);
+    childRun(rs, o.seed, o.threads, fds[1]);
     _exit(4);
   }
   close(fds[1]);
@@ -734,6 +739,13 @@ int main(int argc, char **argv) {
         }
     } else if (a == "--peer-model") o.peerModel = need("a model directory");
     else if (a == "--peer-threads") o.peerThreads = static_cast<int>(num("a thread count"));
+    else if (a == "--threads") {
+      o.threads = static_cast<int>(num("a thread count"));
+      if (o.threads < 1) {
+        std::fprintf(stderr, "photon-bench: --threads: expected a thread count >= 1\n");
+        return 2;
+      }
+    }
     else if (a == "--peers-script") o.peersScript = need("a path");
     else if (a == "--peer-args") o.peerArgs = need("arguments");
     else if (a == "-v" || a == "--verbose") o.verbose = true;
@@ -990,6 +1002,7 @@ int main(int argc, char **argv) {
     w.kv("suite", o.suite);
     w.kv("date", isoNow());
     w.kv("complete", complete);
+    w.kv("compute_threads_option", o.threads); // --threads (0: OpenMP's default)
     w.key("host");
     w.beginObj();
     w.kv("cpu", cpuModel());
