@@ -88,6 +88,7 @@ public:
   EngineOptions &maxBatch(int32_t n) { o_.max_batch = n; return *this; }
   EngineOptions &contextLimit(int64_t n) { o_.context_limit = n; return *this; }
   EngineOptions &overlapRecGen(int mode) { o_.overlap_recgen = mode; return *this; } // 0/1/2
+  EngineOptions &threads(int32_t n) { o_.threads = n; return *this; } // 0: OpenMP's default
   const photon_engine_options *get() const { return &o_; }
 
 private:

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <map>
 #include <unistd.h>
 
@@ -55,4 +56,23 @@ TEST(PublicApi, GenerateThroughTheSharedLibrary) {
     EXPECT_NE(std::string(e.what()).find("999"), std::string::npos) << e.what();
   }
   EXPECT_STREQ(photon_status_string(PHOTON_ERR_OUT_OF_BUDGET), "out of budget");
+
+  // Compute threads: a sequential artifact accepts a count (and ignores it); a negative
+  // count is refused; a caller built before `threads` existed (smaller struct_size) is
+  // not read past its struct.
+  photon::Engine threaded(model, photon::EngineOptions().threads(2));
+  try {
+    photon::Engine neg(model, photon::EngineOptions().threads(-1));
+    FAIL() << "threads = -1 was accepted";
+  } catch (const photon::Error &e) {
+    EXPECT_EQ(e.status(), PHOTON_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("threads"), std::string::npos) << e.what();
+  }
+  photon_engine_options old;
+  photon_engine_options_defaults(&old);
+  old.threads = -1;
+  old.struct_size = offsetof(photon_engine_options, threads);
+  photon_engine *oe = nullptr;
+  EXPECT_EQ(photon_engine_create(model.get(), &old, &oe), PHOTON_OK) << photon_last_error();
+  photon_engine_free(oe);
 }
