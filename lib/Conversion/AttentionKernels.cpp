@@ -418,3 +418,53 @@ FailureOr<Value> mlir::photon::emitFusedCachedAttention(OpBuilder &b, Location l
   ker.emit(b, loc);
   return finish(b, loc, ker);
 }
+
+LogicalResult mlir::photon::emitVectorKvAppend(OpBuilder &b, Location loc, const PagedCache &c,
+                                               Value k, Value v, int64_t layer) {
+  auto kt = dyn_cast<RankedTensorType>(k.getType());
+  auto vt = dyn_cast<RankedTensorType>(v.getType());
+  auto pt = dyn_cast<MemRefType>(c.pool.getType());
+  if (!kt || !vt || !pt || kt.getRank() != 4 || kt != vt || pt.getRank() != 6 ||
+      !kt.getElementType().isF32() || !pt.getElementType().isF32() || !pt.isLastDimUnitStride())
+    return failure();
+  int64_t Hkv = kt.getDimSize(2), hd = kt.getDimSize(3);
+  int64_t L = attentionLanes(hd);
+  if (ShapedType::isDynamic(Hkv) || ShapedType::isDynamic(hd) || L == 0 ||
+      pt.getDimSize(4) != Hkv || pt.getDimSize(5) != hd || c.blockSize <= 0)
+    return failure();
+  auto vec = VectorType::get({L}, b.getF32Type());
+  Value K = readOnlyBuffer(b, loc, k), V = readOnlyBuffer(b, loc, v);
+  Value B = tensor::DimOp::create(b, loc, k, 0), N = tensor::DimOp::create(b, loc, k, 1);
+  Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1), cLayer = cIdx(b, loc, layer);
+  Value bs = cIdx(b, loc, c.blockSize), cHkv = cIdx(b, loc, Hkv);
+  scf::ForOp::create(b, loc, c0, B, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value bI,
+                                                           ValueRange) {
+    Value len = arith::IndexCastOp::create(
+        b, loc, b.getIndexType(), memref::LoadOp::create(b, loc, c.lens, ValueRange{bI}));
+    scf::ForOp::create(b, loc, c0, N, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value t,
+                                                             ValueRange) {
+      Value pos = arith::AddIOp::create(b, loc, len, t);
+      Value blk = arith::IndexCastOp::create(
+          b, loc, b.getIndexType(),
+          memref::LoadOp::create(b, loc, c.table,
+                                 ValueRange{bI, arith::DivUIOp::create(b, loc, pos, bs)}));
+      Value off = arith::RemUIOp::create(b, loc, pos, bs);
+      scf::ForOp::create(b, loc, c0, cHkv, c1, ValueRange{}, [&](OpBuilder &b, Location loc,
+                                                                 Value kh, ValueRange) {
+        for (int64_t d = 0; d < hd; d += L) {
+          Value cd = cIdx(b, loc, d);
+          for (int which = 0; which < 2; ++which) {
+            Value x = vector::LoadOp::create(b, loc, vec, which == 0 ? K : V,
+                                             ValueRange{bI, t, kh, cd});
+            vector::StoreOp::create(b, loc, x, c.pool,
+                                    ValueRange{blk, cLayer, cIdx(b, loc, which), off, kh, cd});
+          }
+        }
+        scf::YieldOp::create(b, loc);
+      });
+      scf::YieldOp::create(b, loc);
+    });
+    scf::YieldOp::create(b, loc);
+  });
+  return success();
+}

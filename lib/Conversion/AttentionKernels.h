@@ -42,6 +42,12 @@ struct PagedCache {
 FailureOr<Value> emitFusedCachedAttention(OpBuilder &b, Location loc, const PagedCache &cache,
                                           Value q, int64_t layer, double scale);
 
+/// `photon.kv_append` with one vector copy per (sequence, position, kv head) row: writes
+/// k/v [B, n, Hkv, hd] at positions lens[b] + t of layer `layer`. Fails (emitting
+/// nothing) unless hd is a multiple of attentionLanes(hd) != 0.
+LogicalResult emitVectorKvAppend(OpBuilder &b, Location loc, const PagedCache &cache, Value k,
+                                 Value v, int64_t layer);
+
 } // namespace photon
 } // namespace mlir
 

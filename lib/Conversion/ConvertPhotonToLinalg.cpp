@@ -426,13 +426,18 @@ Value loadIndex(OpBuilder &b, Location loc, Value m, ValueRange idx) {
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
 }
 
-LogicalResult lowerKvAppend(Operation *op, OpBuilder &b) {
+LogicalResult lowerKvAppend(Operation *op, OpBuilder &b, bool fused) {
   Location loc = op->getLoc();
   auto c = getCache(op, op->getOperand(0));
   if (failed(c)) return failure();
   auto layerAttr = op->getAttrOfType<IntegerAttr>("layer");
   if (!layerAttr) return op->emitOpError("needs an integer `layer` attribute");
   Value k = op->getOperand(1), v = op->getOperand(2);
+  if (fused) {
+    mlir::photon::PagedCache pc{c->pool, c->table, c->lens, c->blockSize};
+    if (succeeded(mlir::photon::emitVectorKvAppend(b, loc, pc, k, v, layerAttr.getInt())))
+      return success();
+  }
   Lowering L{b, loc};
   Value layer = L.cIdx(layerAttr.getInt());
   Value bs = L.cIdx(c->blockSize);
@@ -686,7 +691,7 @@ struct ConvertPhotonToLinalgPass
     } else if (name == "photon.shift") {
       r = L.shift(opnd(0), opnd(1));
     } else if (name == "photon.kv_append") {
-      if (failed(lowerKvAppend(op, b))) return failure();
+      if (failed(lowerKvAppend(op, b, fusedAttention))) return failure();
       op->erase();
       return success();
     } else if (name == "photon.cached_attention") {

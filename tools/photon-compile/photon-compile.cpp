@@ -111,6 +111,11 @@ static cl::opt<std::string> emit(
 static cl::opt<bool> noDerive("no-derive",
                               cl::desc("Compile only the stages already in the module"),
                               cl::cat(cat));
+// For before/after measurements of the attention lowering only.
+static cl::opt<bool> fusedAttention("fused-attention",
+                                    cl::desc("CPU: fused, vectorized attention kernels "
+                                             "(false: the linalg form)"),
+                                    cl::init(true), cl::Hidden, cl::cat(cat));
 static cl::opt<bool> openmp("openmp",
                             cl::desc("Run the parallel loops of every kernel on OpenMP threads "
                                      "(links libomp; OMP_NUM_THREADS picks the count). Off by "
@@ -274,7 +279,7 @@ int main(int argc, char **argv) {
     mlir::photon::ConvertPhotonToLinalgOptions o;
     o.weightsFile = weights;
     // The GPU pipeline tiles and fuses the linalg form of attention itself.
-    o.fusedAttention = !cuda;
+    o.fusedAttention = fusedAttention && !cuda;
     pm.addPass(mlir::photon::createConvertPhotonToLinalg(o));
     progress("lowering photon ops to linalg");
     if (failed(pm.run(*module))) return fail("convert-photon-to-linalg failed");

@@ -1,0 +1,132 @@
+// RUN: photon-opt %s --convert-photon-to-linalg --split-input-file | FileCheck %s
+// RUN: photon-opt %s --convert-photon-to-linalg="fused-attention=false" --split-input-file | FileCheck %s --check-prefix=UNFUSED
+// RUN: photon-opt %s --convert-photon-to-linalg --split-input-file --photon-lower-to-llvm | FileCheck %s --check-prefix=LLVM
+
+// Causal attention with GQA (H = 4 query heads over Hkv = 2 kv heads, hd = 16): the fused
+// kernel reads q/k/v through read-only buffers, keeps R x 16 scores and R x hd
+// accumulators on the stack and never builds a [B, Hkv, G, M, M] scores tensor.
+// CHECK-LABEL: func.func @causal(
+// CHECK-NOT:     linalg.generic
+// CHECK:         %[[Q:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x4x16xf32> to memref<?x?x4x16xf32, strided<[?, ?, ?, 1], offset: ?>>
+// CHECK:         %[[OUT:.+]] = memref.alloc(%{{.+}}, %{{.+}}) : memref<?x?x4x16xf32>
+// CHECK:         %[[K:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x2x16xf32>
+// CHECK:         %[[V:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x2x16xf32>
+// CHECK:         %[[S:.+]] = memref.alloca() : memref<4x16xf32>
+// CHECK:         %[[ACC:.+]] = memref.alloca() : memref<4x16xf32>
+// batch rows, then kv heads, then tiles of 4 (query, head) rows
+// CHECK:         scf.for
+// CHECK:           scf.for %{{.+}} = %{{.+}} to %c2{{.*}} step
+// CHECK:             scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c4
+// the key-block loop carries the running max and sum of the 4 rows
+// CHECK:               scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c16{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32)
+// scores: one K row load shared by the 4 rows, FMAs over hd, masked j <= i
+// CHECK:                 scf.for
+// CHECK:                   vector.load %[[K]]{{.*}} vector<8xf32>
+// CHECK:                   vector.load %[[Q]]
+// CHECK:                   vector.fma {{.*}} : vector<8xf32>
+// CHECK:                   vector.reduction <add>
+// CHECK:                   arith.cmpi ule
+// CHECK:                   arith.select
+// CHECK:                   memref.store %{{.+}}, %[[S]]
+// online softmax over the block with a vector exp (no libm call)
+// CHECK:                 vector.reduction <maximumf>
+// CHECK:                 math.floor %{{.+}} : vector<8xf32>
+// CHECK:                 vector.store %{{.+}}, %[[S]]
+// p V: a 4 x 2-vector register tile over the keys of the block
+// CHECK:                 scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:                   vector.load %[[V]]
+// CHECK:                   memref.load %[[S]]
+// CHECK:                   vector.broadcast
+// CHECK:                   vector.fma
+// CHECK:               vector.store %{{.+}}, %[[OUT]]
+// remainder rows one at a time
+// CHECK:             scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c1
+// CHECK:               iter_args({{.*}}) -> (f32, f32)
+// CHECK:         bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK-NOT:     math.exp
+// CHECK:         return
+
+// The unfused form (the CUDA pipeline's): materialized [B, Hkv, G, M, M] scores.
+// UNFUSED-LABEL: func.func @causal(
+// UNFUSED-NOT:   vector.
+// UNFUSED:       linalg.fill {{.*}} -> tensor<?x2x2x?x?xf32>
+// UNFUSED:       linalg.generic
+// UNFUSED:       math.exp
+// UNFUSED:       return
+
+// LLVM-LABEL: llvm.func @causal(
+// LLVM-NOT:   = photon.
+// LLVM:       llvm.intr.fmuladd({{.*}}) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
+// LLVM:       llvm.intr.vector.reduce.fmaximum
+// LLVM:       llvm.intr.floor({{.*}}) : (vector<8xf32>) -> vector<8xf32>
+// LLVM-NOT:   llvm.intr.exp
+// LLVM-LABEL: llvm.func @window(
+module {
+  func.func @causal(%q: tensor<?x?x4x16xf32>, %k: tensor<?x?x2x16xf32>, %v: tensor<?x?x2x16xf32>) -> tensor<?x?x4x16xf32> {
+    %o = "photon.causal_attention"(%q, %k, %v) {scale = 0.25 : f32} : (tensor<?x?x4x16xf32>, tensor<?x?x2x16xf32>, tensor<?x?x2x16xf32>) -> tensor<?x?x4x16xf32>
+    return %o : tensor<?x?x4x16xf32>
+  }
+}
+
+// -----
+
+// Bounded attention (windows of W = 5 are the batch rows) is the same kernel; hd = 12
+// uses 4 lanes.
+// CHECK-LABEL: func.func @window(
+// CHECK-NOT:     linalg.generic
+// CHECK:         memref.alloc(%{{.+}}) : memref<?x5x2x12xf32>
+// CHECK:         memref.alloca() : memref<4x16xf32>
+// CHECK:         memref.alloca() : memref<4x12xf32>
+// CHECK:         vector.fma {{.*}} : vector<4xf32>
+// CHECK:         math.floor %{{.+}} : vector<4xf32>
+// UNFUSED-LABEL: func.func @window(
+// UNFUSED:       linalg.fill {{.*}} -> tensor<?x2x1x5x5xf32>
+module {
+  func.func @window(%q: tensor<?x5x2x12xf32>, %k: tensor<?x5x2x12xf32>, %v: tensor<?x5x2x12xf32>) -> tensor<?x5x2x12xf32> {
+    %o = "photon.bounded_attention"(%q, %k, %v) {prefix = 2 : i64, chunk = 4 : i64, scale = 0.288675129 : f32} : (tensor<?x5x2x12xf32>, tensor<?x5x2x12xf32>, tensor<?x5x2x12xf32>) -> tensor<?x5x2x12xf32>
+    return %o : tensor<?x5x2x12xf32>
+  }
+}
+
+// -----
+
+// head_dim 6 is not a multiple of 4: the unfused form is kept.
+// CHECK-LABEL: func.func @odd_head_dim(
+// CHECK-NOT:     vector.fma
+// CHECK:         linalg.fill {{.*}} -> tensor<?x1x1x?x?xf32>
+module {
+  func.func @odd_head_dim(%q: tensor<?x?x1x6xf32>, %k: tensor<?x?x1x6xf32>, %v: tensor<?x?x1x6xf32>) -> tensor<?x?x1x6xf32> {
+    %o = "photon.causal_attention"(%q, %k, %v) {scale = 0.408248290 : f32} : (tensor<?x?x1x6xf32>, tensor<?x?x1x6xf32>, tensor<?x?x1x6xf32>) -> tensor<?x?x1x6xf32>
+    return %o : tensor<?x?x1x6xf32>
+  }
+}
+
+// -----
+
+// Cached attention: one key block per cache block (block_size 4, padded to 8 lanes in the
+// scores scratch), its pool block looked up once per block through the table; K and V
+// rows are vector loads from the pool.
+// CHECK-LABEL: func.func @cached(
+// CHECK-SAME:    %[[POOL:[^:]+]]: memref<?x2x2x4x2x8xf32>, %[[TABLE:[^:]+]]: memref<?x?xi32>, %[[LENS:[^:]+]]: memref<?xi32>
+// CHECK:         %[[S:.+]] = memref.alloca() : memref<4x8xf32>
+// CHECK:         scf.for %[[B:[^ ]+]] =
+// CHECK:           memref.load %[[LENS]][%[[B]]]
+// CHECK:               scf.for %[[J0:[^ ]+]] = %{{.+}} to %{{.+}} step %c4{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32)
+// CHECK:                 %[[BI:.+]] = arith.divui %[[J0]], %c4
+// CHECK:                 memref.load %[[TABLE]][%[[B]], %[[BI]]]
+// CHECK:                 scf.for
+// CHECK:                   vector.load %[[POOL]][%{{.+}}, %c1{{[_0-9]*}}, %c0{{[_0-9]*}}, %{{.+}}, %{{.+}}, %c0{{[_0-9]*}}] : memref<?x2x2x4x2x8xf32>, vector<8xf32>
+// CHECK:                 vector.reduction <maximumf>
+// CHECK:                 scf.for
+// CHECK:                   vector.load %[[POOL]][%{{.+}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x2x2x4x2x8xf32>, vector<8xf32>
+// UNFUSED-LABEL: func.func @cached(
+// UNFUSED-NOT:   vector.
+// UNFUSED:       scf.for {{.*}} iter_args(%{{.*}} = %cst{{.*}}, %{{.*}} = %cst{{.*}}) -> (f32, f32)
+// UNFUSED:         math.exp
+module {
+  func.func @cached(%q: tensor<?x?x4x8xf32>, %pool: memref<?x2x2x4x2x8xf32>, %table: memref<?x?xi32>, %lens: memref<?xi32>) -> tensor<?x?x4x8xf32> {
+    %c = "photon.cache_bind"(%pool, %table, %lens) : (memref<?x2x2x4x2x8xf32>, memref<?x?xi32>, memref<?xi32>) -> !photon.kv_cache<level = 1, layers = 2, kv_heads = 2, head_dim = 8, block_size = 4, element = f32>
+    %o = "photon.cached_attention"(%c, %q) {layer = 1 : i64, scale = 0.353553385 : f32} : (!photon.kv_cache<level = 1, layers = 2, kv_heads = 2, head_dim = 8, block_size = 4, element = f32>, tensor<?x?x4x8xf32>) -> tensor<?x?x4x8xf32>
+    return %o : tensor<?x?x4x8xf32>
+  }
+}
