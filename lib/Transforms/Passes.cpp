@@ -161,6 +161,8 @@ void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulK
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
   // RMSNorm into the next matmuls, on tensors (the kernels then scale x while packing it)
   if (matmulKernels && kernels.fuseNorm) pm.addPass(createFuseNormMatmulPass());
+  // RoPE's cos/sin once per position and frequency, not per head
+  if (kernels.mathTables) pm.addPass(createHoistMathTablesPass());
   if (failed(parsePassPipeline(kLowerToLLVM, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
   if (matmulKernels) pm.addPass(createMatmulKernelsPass(kernels));
@@ -203,6 +205,8 @@ struct LowerToLLVMPipelineOptions : public PassPipelineOptions<LowerToLLVMPipeli
                                llvm::cl::init(MatmulKernelOptions{}.prefetchRows)};
   Option<bool> fuseNorm{*this, "fuse-norm", llvm::cl::desc("run photon-fuse-norm-matmul"),
                         llvm::cl::init(MatmulKernelOptions{}.fuseNorm)};
+  Option<bool> mathTables{*this, "math-tables", llvm::cl::desc("run photon-hoist-math-tables"),
+                          llvm::cl::init(MatmulKernelOptions{}.mathTables)};
 };
 } // namespace
 
@@ -234,6 +238,7 @@ void registerPhotonPasses() {
         k.parallelChunks = o.parallelChunks;
         k.prefetchRows = o.prefetchRows;
         k.fuseNorm = o.fuseNorm;
+        k.mathTables = o.mathTables;
         buildPhotonLowerToLLVMPipeline(pm, o.openmp, o.matmulKernels, k);
       });
   PassPipelineRegistration<>(

@@ -1,4 +1,5 @@
 // RUN: photon-opt %s --photon-fuse-norm-matmul --split-input-file | FileCheck %s
+// RUN: photon-opt %s --photon-hoist-math-tables --split-input-file | FileCheck %s --check-prefix=ROPE
 
 // RMSNorm (as convert-photon-to-linalg lowers it: row sum of squares + normalize generic)
 // feeding two x * W^T generics: both read x, r = rsqrt(ss / D + eps) and g instead of the
@@ -236,4 +237,99 @@ func.func @scale_reads_x(%x: tensor<?x8xf32>, %ss: tensor<?xf32>, %g: tensor<8xf
     linalg.yield %s : f32
   } -> tensor<?x4xf32>
   return %y1 : tensor<?x4xf32>
+}
+
+// -----
+
+// photon-hoist-math-tables on RoPE as convert-photon-to-linalg lowers it (x [B, T, H, hd],
+// position offsets[b] + t): cos/sin depend on (b, t, i), not on the head h, so they move
+// into a [B, T, hd] table generic; the frequency exp(...) depends on i only and moves on
+// into an [hd] table. The rotation itself stays per element and reads the tables.
+// ROPE-DAG:   #[[ID3:.+]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// ROPE-DAG:   #[[B3:.+]] = affine_map<(d0, d1, d2) -> (d0)>
+// ROPE-DAG:   #[[I3:.+]] = affine_map<(d0, d1, d2) -> (d2)>
+// ROPE-DAG:   #[[B4:.+]] = affine_map<(d0, d1, d2, d3) -> (d0)>
+// ROPE-DAG:   #[[T4:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+// ROPE-DAG:   #[[ID4:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+// ROPE-LABEL: func.func @rope(
+// ROPE-SAME:      %[[X:[^:]+]]: tensor<?x?x4x8xf32>, %[[OFF:[^:]+]]: tensor<?xi32>
+// the frequency table: exp once per i
+// ROPE:         %[[FE:.+]] = tensor.empty() : tensor<8xf32>
+// ROPE:         %[[FREQ:.+]] = linalg.generic {indexing_maps = [#{{.+}}], iterator_types = ["parallel"]} outs(%[[FE]] : tensor<8xf32>)
+// ROPE:           linalg.index 0 : index
+// ROPE:           math.exp
+// ROPE-NOT:       math.cos
+// ROPE:         } -> tensor<8xf32>
+// cos and sin once per (b, t, i)
+// ROPE:         %[[CS:.+]]:2 = linalg.generic {indexing_maps = [#[[B3]], #[[I3]], #[[ID3]], #[[ID3]]], iterator_types = ["parallel", "parallel", "parallel"]} ins(%[[OFF]], %[[FREQ]] : tensor<?xi32>, tensor<8xf32>) outs(%{{.+}}, %{{.+}} : tensor<?x?x8xf32>, tensor<?x?x8xf32>)
+// ROPE-NOT:       math.exp
+// ROPE:           math.cos
+// ROPE:           math.sin
+// ROPE:         } -> (tensor<?x?x8xf32>, tensor<?x?x8xf32>)
+// ROPE:         %[[R:.+]] = linalg.generic {indexing_maps = [#[[B4]], #[[T4]], #[[T4]], #[[ID4]]], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%[[OFF]], %[[CS]]#0, %[[CS]]#1 : tensor<?xi32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>)
+// ROPE-NEXT:    ^bb0(%{{.+}}: i32, %[[C:.+]]: f32, %[[S:.+]]: f32, %{{.+}}: f32):
+// ROPE-NOT:       math.
+// ROPE:           arith.mulf %{{.+}}, %[[C]] : f32
+// ROPE:           arith.mulf %{{.+}}, %[[S]] : f32
+// ROPE:         return %[[R]]
+#r4 = affine_map<(b, t, h, i) -> (b, t, h, i)>
+#rb = affine_map<(b, t, h, i) -> (b)>
+func.func @rope(%x: tensor<?x?x4x8xf32>, %off: tensor<?xi32>) -> tensor<?x?x4x8xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %k = arith.constant -2.30258512 : f32
+  %b = tensor.dim %x, %c0 : tensor<?x?x4x8xf32>
+  %t = tensor.dim %x, %c1 : tensor<?x?x4x8xf32>
+  %e = tensor.empty(%b, %t) : tensor<?x?x4x8xf32>
+  %r = linalg.generic {indexing_maps = [#rb, #r4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%off : tensor<?xi32>) outs(%e : tensor<?x?x4x8xf32>) {
+  ^bb0(%o: i32, %out: f32):
+    %bi = linalg.index 0 : index
+    %ti = linalg.index 1 : index
+    %hi = linalg.index 2 : index
+    %ii = linalg.index 3 : index
+    %lower = arith.cmpi ult, %ii, %c4 : index
+    %j = arith.remui %ii, %c4 : index
+    %plo = arith.addi %ii, %c4 : index
+    %phi = arith.subi %ii, %c4 : index
+    %partner = arith.select %lower, %plo, %phi : index
+    %p64 = arith.index_cast %ti : index to i64
+    %o64 = arith.extsi %o : i32 to i64
+    %pos = arith.addi %p64, %o64 : i64
+    %posf = arith.sitofp %pos : i64 to f32
+    %j64 = arith.index_cast %j : index to i64
+    %jf = arith.sitofp %j64 : i64 to f32
+    %a = arith.mulf %jf, %k : f32
+    %freq = math.exp %a : f32
+    %ang = arith.mulf %posf, %freq : f32
+    %cos = math.cos %ang : f32
+    %sin = math.sin %ang : f32
+    %xi = tensor.extract %x[%bi, %ti, %hi, %ii] : tensor<?x?x4x8xf32>
+    %xp = tensor.extract %x[%bi, %ti, %hi, %partner] : tensor<?x?x4x8xf32>
+    %xc = arith.mulf %xi, %cos : f32
+    %ps = arith.mulf %xp, %sin : f32
+    %lo = arith.subf %xc, %ps : f32
+    %hi2 = arith.addf %xc, %ps : f32
+    %y = arith.select %lower, %lo, %hi2 : f32
+    linalg.yield %y : f32
+  } -> tensor<?x?x4x8xf32>
+  return %r : tensor<?x?x4x8xf32>
+}
+
+// -----
+
+// Nothing to move: the only math op depends on every loop.
+// ROPE-LABEL: func.func @all_loops(
+// ROPE:         linalg.generic
+// ROPE-NOT:     linalg.generic
+#e2 = affine_map<(m, k) -> (m, k)>
+func.func @all_loops(%x: tensor<?x8xf32>, %init: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  %r = linalg.generic {indexing_maps = [#e2, #e2], iterator_types = ["parallel", "parallel"]}
+      ins(%x : tensor<?x8xf32>) outs(%init : tensor<?x8xf32>) {
+  ^bb0(%a: f32, %out: f32):
+    %e = math.exp %a : f32
+    linalg.yield %e : f32
+  } -> tensor<?x8xf32>
+  return %r : tensor<?x8xf32>
 }

@@ -43,6 +43,7 @@ struct MatmulKernelOptions {
   int64_t parallelChunks = 16; // split-K work units per matmul (OpenMP dynamic schedule)
   int64_t prefetchRows = 8;    // GEMV: weight rows prefetched ahead into L2 (0: off)
   bool fuseNorm = true;        // run photon-fuse-norm-matmul first (with the kernels only)
+  bool mathTables = true;      // run photon-hoist-math-tables (with or without the kernels)
 };
 
 /// Adds the upstream lowering from the output of convert-photon-to-linalg (tensors,
@@ -51,7 +52,8 @@ struct MatmulKernelOptions {
 /// then needs libomp); every other op stays sequential.
 /// `matmulKernels` runs photon-matmul-kernels (split-K / packed GEMM vector kernels for
 /// y += x * W^T) after bufferization; without it LLVM vectorizes the generic's scalar loops.
-/// With the kernels and `kernels.fuseNorm`, photon-fuse-norm-matmul runs after inlining.
+/// With the kernels and `kernels.fuseNorm`, photon-fuse-norm-matmul runs after inlining;
+/// with `kernels.mathTables` (also without the kernels), photon-hoist-math-tables after it.
 void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp = false,
                                     bool matmulKernels = true);
 /// The same with explicit kernel options (`kernels.parallel` is set from `openmp`).
@@ -67,6 +69,11 @@ std::unique_ptr<Pass> createExpandShapeToReinterpretCastPass();
 /// y += n * W^T whose n is an RMSNorm's normalize generic reads the norm's input, the
 /// per-row rsqrt scale and the gain instead, so n is not materialized for it.
 std::unique_ptr<Pass> createFuseNormMatmulPass();
+/// photon-hoist-math-tables (same file): the math sub-expressions of an elementwise tensor
+/// generic that do not depend on every loop (RoPE's cos/sin: not on the head) are computed
+/// once per the loops they depend on, into table generics the generic then reads.
+std::unique_ptr<Pass> createHoistMathTablesPass();
+/// Registers photon-fuse-norm-matmul and photon-hoist-math-tables.
 void registerFuseNormMatmulPass();
 
 /// photon-matmul-kernels.
