@@ -147,76 +147,113 @@ Value cidx(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
 }
 
-/// Split-K GEMV block: weight rows [n, n + rows) and every row of x. With `pfRows` > 0
-/// the k loop also prefetches (into L2) the same columns of the rows `pfRows` further on,
-/// the next block: the block's rows are short streams (K floats each), too short for the
-/// hardware prefetchers to ramp up on, and the software prefetch keeps the next block's
-/// lines in flight (docs/compiler.md, "Matmul kernels").
-void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Value n,
-                     int64_t rows, int64_t K, int64_t lanes, int64_t pfRows) {
+/// One split-K register tile: weight rows `rowIdx` x rows `ms` of x, one vector
+/// accumulator per (weight row, x row); every weight vector loaded feeds all rows of x.
+/// With prefetch rows `pfIdx`, the k loop also prefetches (into L2) the same columns of
+/// those rows: the next block's, whose short streams (K floats each) the hardware
+/// prefetchers do not ramp up on (docs/compiler.md, "Matmul kernels").
+void emitSplitKTile(OpBuilder &b, Location loc, Value x, Value w, Value y, ArrayRef<Value> rowIdx,
+                    ArrayRef<Value> ms, ArrayRef<Value> pfIdx, int64_t K, int64_t lanes) {
   auto vt = VectorType::get({lanes}, b.getF32Type());
   int64_t kv = K - K % lanes;
   constexpr uint32_t kPrefetchL2 = 2; // llvm.prefetch locality 2: keep in L2, not in L1
+  const size_t R = rowIdx.size(), MB = ms.size();
+  Value c1 = cidx(b, loc, 1);
+  auto reassoc = arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
+  SmallVector<Value> sums; // [i * MB + j]
+  if (kv > 0) {
+    Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
+    SmallVector<Value> init(R * MB, zero);
+    auto kLoop = scf::ForOp::create(
+        b, loc, cidx(b, loc, 0), cidx(b, loc, kv), cidx(b, loc, lanes), init,
+        [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
+          SmallVector<Value> xv;
+          for (Value m : ms) xv.push_back(vector::LoadOp::create(b, loc, vt, x, ValueRange{m, k}));
+          for (Value r : pfIdx)
+            memref::PrefetchOp::create(b, loc, w, ValueRange{r, k}, /*isWrite=*/false, kPrefetchL2,
+                                       /*isDataCache=*/true);
+          SmallVector<Value> next;
+          for (size_t i = 0; i < R; ++i) {
+            Value wv = vector::LoadOp::create(b, loc, vt, w, ValueRange{rowIdx[i], k});
+            for (size_t j = 0; j < MB; ++j)
+              next.push_back(vector::FMAOp::create(b, loc, xv[j], wv, acc[i * MB + j]));
+          }
+          scf::YieldOp::create(b, loc, next);
+        });
+    for (size_t i = 0; i < R * MB; ++i)
+      sums.push_back(vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                                 kLoop.getResult(i), reassoc));
+  } else {
+    sums.assign(R * MB, arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0f)));
+  }
+  if (kv < K) {
+    auto tail = scf::ForOp::create(
+        b, loc, cidx(b, loc, kv), cidx(b, loc, K), c1, sums,
+        [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
+          SmallVector<Value> xs;
+          for (Value m : ms) xs.push_back(memref::LoadOp::create(b, loc, x, ValueRange{m, k}));
+          SmallVector<Value> next;
+          for (size_t i = 0; i < R; ++i) {
+            Value ws = memref::LoadOp::create(b, loc, w, ValueRange{rowIdx[i], k});
+            for (size_t j = 0; j < MB; ++j)
+              next.push_back(math::FmaOp::create(b, loc, xs[j], ws, acc[i * MB + j]));
+          }
+          scf::YieldOp::create(b, loc, next);
+        });
+    sums.assign(tail.getResults().begin(), tail.getResults().end());
+  }
+  for (size_t i = 0; i < R; ++i)
+    for (size_t j = 0; j < MB; ++j) {
+      Value old = memref::LoadOp::create(b, loc, y, ValueRange{ms[j], rowIdx[i]});
+      Value s = arith::AddFOp::create(b, loc, old, sums[i * MB + j]);
+      memref::StoreOp::create(b, loc, s, y, ValueRange{ms[j], rowIdx[i]});
+    }
+}
+
+/// Split-K GEMV block: weight rows [n, n + rows) and every row of x. From M >= 2 * mRows
+/// on, rows of x go in groups of `mRows` (the weight vectors loaded once feed mRows
+/// accumulators each; the block's weight rows then go `16 / mRows` at a time to stay within
+/// the registers), the remaining rows one at a time with all the block's weight rows. With `pfRows`
+/// > 0 the rows pfRows further on are prefetched (clamped to the last row).
+void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Value n,
+                     int64_t rows, int64_t K, int64_t lanes, int64_t pfRows, int64_t mRows) {
   int64_t N = cast<MemRefType>(w.getType()).getDimSize(0);
   Value c0 = cidx(b, loc, 0);
   Value c1 = cidx(b, loc, 1);
   Value M = memref::DimOp::create(b, loc, x, 0);
-  auto reassoc = arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
-  scf::ForOp::create(b, loc, c0, M, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value m,
-                                                           ValueRange) {
-    SmallVector<Value> rowIdx;
+  SmallVector<Value> rowIdx, pfIdx;
+  for (int64_t i = 0; i < rows; ++i)
+    rowIdx.push_back(i == 0 ? n : arith::AddIOp::create(b, loc, n, cidx(b, loc, i)));
+  if (pfRows > 0)
     for (int64_t i = 0; i < rows; ++i)
-      rowIdx.push_back(i == 0 ? n : arith::AddIOp::create(b, loc, n, cidx(b, loc, i)));
-    SmallVector<Value> pfIdx;
-    if (pfRows > 0)
-      for (int64_t i = 0; i < rows; ++i)
-        pfIdx.push_back(arith::MinSIOp::create(
-            b, loc, arith::AddIOp::create(b, loc, rowIdx[i], cidx(b, loc, pfRows)),
-            cidx(b, loc, N - 1)));
-    SmallVector<Value> sums;
-    if (kv > 0) {
-      Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
-      SmallVector<Value> init(rows, zero);
-      auto kLoop = scf::ForOp::create(
-          b, loc, c0, cidx(b, loc, kv), cidx(b, loc, lanes), init,
-          [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
-            Value xv = vector::LoadOp::create(b, loc, vt, x, ValueRange{m, k});
-            for (Value r : pfIdx)
-              memref::PrefetchOp::create(b, loc, w, ValueRange{r, k}, /*isWrite=*/false, kPrefetchL2,
-                                         /*isDataCache=*/true);
-            SmallVector<Value> next;
-            for (int64_t i = 0; i < rows; ++i) {
-              Value wv = vector::LoadOp::create(b, loc, vt, w, ValueRange{rowIdx[i], k});
-              next.push_back(vector::FMAOp::create(b, loc, xv, wv, acc[i]));
-            }
-            scf::YieldOp::create(b, loc, next);
-          });
-      for (int64_t i = 0; i < rows; ++i)
-        sums.push_back(vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                                   kLoop.getResult(i), reassoc));
-    } else {
-      Value z = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0f));
-      sums.assign(rows, z);
-    }
-    if (kv < K) {
-      auto tail = scf::ForOp::create(
-          b, loc, cidx(b, loc, kv), cidx(b, loc, K), c1, sums,
-          [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
-            Value xs = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
-            SmallVector<Value> next;
-            for (int64_t i = 0; i < rows; ++i) {
-              Value ws = memref::LoadOp::create(b, loc, w, ValueRange{rowIdx[i], k});
-              next.push_back(math::FmaOp::create(b, loc, xs, ws, acc[i]));
-            }
-            scf::YieldOp::create(b, loc, next);
-          });
-      sums.assign(tail.getResults().begin(), tail.getResults().end());
-    }
-    for (int64_t i = 0; i < rows; ++i) {
-      Value old = memref::LoadOp::create(b, loc, y, ValueRange{m, rowIdx[i]});
-      Value s = arith::AddFOp::create(b, loc, old, sums[i]);
-      memref::StoreOp::create(b, loc, s, y, ValueRange{m, rowIdx[i]});
-    }
+      pfIdx.push_back(arith::MinSIOp::create(
+          b, loc, arith::AddIOp::create(b, loc, rowIdx[i], cidx(b, loc, pfRows)),
+          cidx(b, loc, N - 1)));
+  Value mFull = c0;
+  if (mRows > 1) {
+    Value cMB = cidx(b, loc, mRows);
+    // Only from 2 * mRows rows of x on: with fewer, the one-row passes (the second and later
+    // ones read the block from L1) measured faster (gemv_bench, M = 2 vs 4).
+    Value full = arith::SubIOp::create(b, loc, M, arith::RemUIOp::create(b, loc, M, cMB));
+    Value enough = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, M, cidx(b, loc, 2 * mRows));
+    mFull = arith::SelectOp::create(b, loc, enough, full, c0);
+    int64_t group = std::max<int64_t>(1, std::min<int64_t>(rows, 16 / mRows));
+    scf::ForOp::create(
+        b, loc, c0, mFull, cMB, ValueRange{}, [&](OpBuilder &b, Location loc, Value m0, ValueRange) {
+          SmallVector<Value> ms = {m0};
+          for (int64_t j = 1; j < mRows; ++j) ms.push_back(arith::AddIOp::create(b, loc, m0, cidx(b, loc, j)));
+          for (int64_t g = 0; g < rows; g += group) {
+            int64_t cnt = std::min(group, rows - g);
+            ArrayRef<Value> pf = pfIdx.empty() ? ArrayRef<Value>() : ArrayRef<Value>(pfIdx).slice(g, cnt);
+            emitSplitKTile(b, loc, x, w, y, ArrayRef<Value>(rowIdx).slice(g, cnt), ms, pf, K, lanes);
+          }
+          scf::YieldOp::create(b, loc);
+        });
+  }
+  scf::ForOp::create(b, loc, mFull, M, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value m,
+                                                              ValueRange) {
+    Value one[] = {m};
+    emitSplitKTile(b, loc, x, w, y, rowIdx, one, pfIdx, K, lanes);
     scf::YieldOp::create(b, loc);
   });
 }
@@ -251,19 +288,19 @@ void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N
                    b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, chunk)), cidx(b, loc, nr));
                emitLoop(b, loc, n0, n1, cidx(b, loc, R), false,
                         [&](OpBuilder &b, Location loc, Value n) {
-                          emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows);
+                          emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows, o.gemvMRows);
                         });
              });
   } else if (nr > 0) {
     emitLoop(b, loc, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, R), false,
              [&](OpBuilder &b, Location loc, Value n) {
-               emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows);
+               emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows, o.gemvMRows);
              });
   }
   if (nr < N)
     emitLoop(b, loc, cidx(b, loc, nr), cidx(b, loc, N), cidx(b, loc, 1), false,
              [&](OpBuilder &b, Location loc, Value n) {
-               emitSplitKBlock(b, loc, x, w, y, n, 1, K, o.lanes, 0);
+               emitSplitKBlock(b, loc, x, w, y, n, 1, K, o.lanes, 0, o.gemvMRows);
              });
 }
 
@@ -462,6 +499,7 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
     parallelMinWeights = o.parallelMinWeights;
     parallelChunks = o.parallelChunks;
     prefetchRows = o.prefetchRows;
+    gemvMRows = o.gemvMRows;
   }
   Option<bool> parallel{*this, "parallel",
                         llvm::cl::desc("Make the loop over weight-row blocks an scf.parallel "
@@ -494,6 +532,10 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
       *this, "prefetch-rows",
       llvm::cl::desc("GEMV: prefetch the weight rows this far ahead into L2 (0: off)"),
       llvm::cl::init(MatmulKernelOptions{}.prefetchRows)};
+  Option<int64_t> gemvMRows{
+      *this, "gemv-mrows",
+      llvm::cl::desc("GEMV: rows of x that share each weight vector load (1: one at a time)"),
+      llvm::cl::init(MatmulKernelOptions{}.gemvMRows)};
   StringRef getArgument() const final { return "photon-matmul-kernels"; }
   StringRef getDescription() const final {
     return "Rewrite bufferized y += x * W^T generics as calls of split-K (GEMV) / packed GEMM "
@@ -516,13 +558,15 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
     o.parallelMinWeights = parallelMinWeights;
     o.parallelChunks = parallelChunks;
     o.prefetchRows = prefetchRows;
+    o.gemvMRows = gemvMRows;
     return o;
   }
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MatmulKernelOptions o = options();
     if (o.lanes < 1 || o.rows < 1 || o.gemmRows < 1 || o.gemmVecs < 1 || o.gemmKC < 1 ||
-        o.gemmMC < 1 || o.parallelChunks < 1 || o.prefetchRows < 0) {
+        o.gemmMC < 1 || o.parallelChunks < 1 || o.prefetchRows < 0 ||
+        o.gemvMRows < 1) {
       module.emitError("photon-matmul-kernels: sizes must be positive");
       return signalPassFailure();
     }

@@ -203,6 +203,9 @@ struct LowerToLLVMPipelineOptions : public PassPipelineOptions<LowerToLLVMPipeli
   Option<int64_t> prefetchRows{*this, "prefetch-rows",
                                llvm::cl::desc("GEMV weight rows prefetched ahead (0: off)"),
                                llvm::cl::init(MatmulKernelOptions{}.prefetchRows)};
+  Option<int64_t> gemvMRows{*this, "gemv-mrows",
+                            llvm::cl::desc("GEMV rows of x per weight vector load"),
+                            llvm::cl::init(MatmulKernelOptions{}.gemvMRows)};
   Option<bool> fuseNorm{*this, "fuse-norm", llvm::cl::desc("run photon-fuse-norm-matmul"),
                         llvm::cl::init(MatmulKernelOptions{}.fuseNorm)};
   Option<bool> mathTables{*this, "math-tables", llvm::cl::desc("run photon-hoist-math-tables"),
@@ -237,6 +240,7 @@ void registerPhotonPasses() {
         k.gemmMC = o.gemmMC;
         k.parallelChunks = o.parallelChunks;
         k.prefetchRows = o.prefetchRows;
+        k.gemvMRows = o.gemvMRows;
         k.fuseNorm = o.fuseNorm;
         k.mathTables = o.mathTables;
         buildPhotonLowerToLLVMPipeline(pm, o.openmp, o.matmulKernels, k);

@@ -10,6 +10,9 @@
 #y = affine_map<(m, n, k) -> (m, n)>
 // CHECK-LABEL: func.func private @__photon_matmul_10x32
 // CHECK:         %[[RC:.*]] = arith.minsi %{{.*}}, %c9 : index
+// rows of x one at a time (M < 4: the pairs loop does not run; its tile has the same
+// prefetches)
+// CHECK:         scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c1
 // CHECK:         scf.for %[[K:.*]] = %{{.*}} to %c32 step %{{.*}} iter_args
 // CHECK-NEXT:      vector.load %arg0
 // CHECK-NEXT:      memref.prefetch %arg1[%[[RC]], %[[K]]], read, locality<2>, data : memref<10x32xf32>

@@ -86,9 +86,16 @@ func.func @dynamic_weight(%x: memref<?x?xf32>, %w: memref<?x?xf32>, %y: memref<?
 // CHECK:           %{{.+}}:2 = scf.for %{{.+}} iter_args(
 // CHECK:           memref.dealloc %[[XP]]
 // CHECK:         } else {
-// split-K GEMV: 4 weight rows, every row of x inner
+// split-K GEMV: 4 weight rows; from M >= 4 on, rows of x in pairs (each weight vector
+// feeds 2 accumulators, 8 in all), the remaining rows one at a time
 // CHECK:           scf.for %[[N:[^ ]+]] = %{{[^ ]+}} to %c4{{[_0-9]*}} step %c4{{[_0-9]*}} {
-// CHECK:             scf.for %[[MM:[^ ]+]] = %{{[^ ]+}} to %{{[^ ]+}} step %c1
+// CHECK:             %[[MF:.+]] = arith.select
+// CHECK:             scf.for %[[M0:[^ ]+]] = %{{[^ ]+}} to %[[MF]] step %c2
+// CHECK:               %{{.+}}:8 = scf.for %[[K0:[^ ]+]] = %{{[^ ]+}} to %c16{{[_0-9]*}} step %c8{{[_0-9]*}} iter_args(
+// CHECK:                 vector.load %arg0[%[[M0]], %[[K0]]]
+// CHECK:                 vector.load %arg0[
+// CHECK-COUNT-8:         vector.fma
+// CHECK:             scf.for %[[MM:[^ ]+]] = %[[MF]] to %{{[^ ]+}} step %c1
 // CHECK:               %{{.+}}:4 = scf.for %[[K:[^ ]+]] = %{{[^ ]+}} to %c16{{[_0-9]*}} step %c8{{[_0-9]*}} iter_args(
 // CHECK:                 %[[XV:.+]] = vector.load %arg0[%[[MM]], %[[K]]] : memref<?x20xf32>, vector<8xf32>
 // CHECK-COUNT-4:         vector.fma %[[XV]]
@@ -223,7 +230,10 @@ func.func @not_norm_form(%x: memref<?x20xf32>, %r: memref<?xf32>, %g: memref<6xf
 // NORM-NEXT:          %[[S2:.+]] = arith.mulf %[[S1]], %[[SG]] : f32
 // NORM-NEXT:          memref.store %[[S2]], %[[XS]][%[[SM]], %[[SK]]]
 // NORM:           scf.for %[[N:[^ ]+]] = %{{[^ ]+}} to %c4{{[_0-9]*}} step %c4{{[_0-9]*}} {
-// NORM:             scf.for %[[MM:[^ ]+]] = %{{[^ ]+}} to %{{[^ ]+}} step %c1
+// NORM:             %[[MF:.+]] = arith.select
+// NORM:             scf.for %{{[^ ]+}} = %{{[^ ]+}} to %[[MF]] step %c2
+// NORM:               vector.load %[[XS]]
+// NORM:             scf.for %[[MM:[^ ]+]] = %[[MF]] to %{{[^ ]+}} step %c1
 // NORM:               %{{.+}}:4 = scf.for %[[K:[^ ]+]] = %{{[^ ]+}} to %c16{{[_0-9]*}} step %c8{{[_0-9]*}} iter_args(
 // NORM:                 %[[XV2:.+]] = vector.load %[[XS]][%[[MM]], %[[K]]] : memref<?x20xf32>, vector<8xf32>
 // NORM-COUNT-4:         vector.fma %[[XV2]]

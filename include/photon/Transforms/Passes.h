@@ -42,6 +42,7 @@ struct MatmulKernelOptions {
   int64_t parallelMinWeights = 65536; // N*K from which a matmul runs in parallel
   int64_t parallelChunks = 16; // split-K work units per matmul (OpenMP dynamic schedule)
   int64_t prefetchRows = 8;    // GEMV: weight rows prefetched ahead into L2 (0: off)
+  int64_t gemvMRows = 2;       // GEMV: rows of x sharing each weight vector load (M >= 2x)
   bool fuseNorm = true;        // run photon-fuse-norm-matmul first (with the kernels only)
   bool mathTables = true;      // run photon-hoist-math-tables (with or without the kernels)
 };
