@@ -48,19 +48,19 @@ module {
 
 // -----
 
-// kv_append stores K and V at positions lens[b] + t of the paged pool; cached_attention
-// is a streaming loop over cache blocks with a running max and sum per row of a tile of
-// 4 (query, head) rows (the fused kernel, test/Conversion/PhotonToLinalg/fused-attention.mlir).
+// kv_append stores K and V rows (vectors over head_dim) at positions lens[b] + t of the
+// paged pool; cached_attention is a streaming loop over cache blocks with a running max
+// and sum per row of a tile of 4 (query, head) rows (the fused kernel, fused-attention.mlir).
 // CHECK-LABEL: func.func @step(
 // CHECK-SAME:    %[[POOL:[^:]+]]: memref<?x1x2x16x2x8xf32>, %[[TABLE:[^:]+]]: memref<?x?xi32>, %[[LENS:[^:]+]]: memref<?xi32>
 // CHECK-NOT:     photon.cache_bind
 // CHECK:         scf.for
 // CHECK:           memref.load %[[LENS]]
 // CHECK:           arith.divui %{{.*}}, %c16{{[_0-9]*}}
-// CHECK:           arith.remui %{{.*}}, %c16{{[_0-9]*}}
 // CHECK:           memref.load %[[TABLE]]
-// CHECK:           memref.store %{{.*}}, %[[POOL]][%{{[^,]*}}, %c0{{[_0-9]*}}, %c0{{[_0-9]*}}, %{{.*}}]
-// CHECK:           memref.store %{{.*}}, %[[POOL]][%{{[^,]*}}, %c0{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}]
+// CHECK:           arith.remui %{{.*}}, %c16{{[_0-9]*}}
+// CHECK:           vector.store %{{.*}}, %[[POOL]][%{{[^,]*}}, %c0{{[_0-9]*}}, %c0{{[_0-9]*}}, %{{.*}}] : memref<?x1x2x16x2x8xf32>, vector<8xf32>
+// CHECK:           vector.store %{{.*}}, %[[POOL]][%{{[^,]*}}, %c0{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}] : memref<?x1x2x16x2x8xf32>, vector<8xf32>
 // CHECK:         %[[OUT:.+]] = memref.alloc(%{{.*}}, %{{.*}}) : memref<?x?x4x8xf32>
 // CHECK:         scf.for {{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32)
 // CHECK:           memref.load %[[TABLE]]
