@@ -5,7 +5,7 @@
 // each window row) and cached_attention (keys and values from the paged block pool);
 // only where key row j lives and how far each query may look differ:
 //
-//   for b in 0..B, kh in 0..Hkv
+//   for b in 0..B, kh in 0..Hkv  (scf.parallel with >= 64 queries per row: prefill)
 //     rows = (query t, head g of kv head kh), r = t * G + g, in tiles of R = 4 rows
 //     (then single rows for the remainder): the tile's rows share every K/V row load
 //     for each tile: acc[R][hd] = 0 (stack scratch), m[R] = -inf, l[R] = 0 (loop-carried)
@@ -18,7 +18,9 @@
 //                    tile per step over jj, V row chunks loaded once for all R rows)
 //       out[b, t_r, kh * G + g_r, :] = acc[r] / l[r]
 //
-// No [M, M] scores tensor exists; the scratch is R x KB scores and R x hd accumulators.
+// No [M, M] scores tensor exists; the scratch is R x KB scores and R x hd accumulators
+// (on the stack, or one heap slot per (b, kh) when the pairs run as an scf.parallel, which
+// --openmp turns into an OpenMP loop; a decode step's attention stays sequential).
 // Everything is explicit scf loops and vector ops on memrefs (q/k/v through read-only
 // bufferization.to_buffer, the result a fresh buffer), lowered by the existing
 // photon-lower-to-llvm pipeline. exp is a Cephes-style polynomial on vectors (relative
@@ -50,6 +52,8 @@ constexpr arith::FastMathFlags kFM =
 constexpr int64_t kTileRows = 4;
 /// Key block of causal / bounded attention (cached attention uses the cache block).
 constexpr int64_t kKeyBlock = 16;
+/// Queries per batch row from which (batch row, kv head) pairs run as an scf.parallel.
+constexpr int64_t kParallelMinQueries = 64;
 
 Value cIdx(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
@@ -120,184 +124,291 @@ struct AttentionKernel {
   KeySource keys;
 
   int64_t KB = 0, KBp = 0; // key block and its padding to a multiple of L
-  Value S, Acc;            // scratch [kTileRows, KBp], [kTileRows, hd]
+  // Scratch: scores [sSlots, R, KBp], accumulators [slots, R, hd], running (max, sum)
+  // [slots, R, 2]; sSlot / slot select this tile's.
+  Value S, Acc, ML;
+  Value sSlot, slot;
 
   VectorType vt(OpBuilder &b) const { return VectorType::get({L}, b.getF32Type()); }
+
+  struct Rows {
+    SmallVector<Value> t, h, lim, r;
+  };
 
   void emit(OpBuilder &b, Location loc) {
     KB = keys.block;
     KBp = (KB + L - 1) / L * L;
     Type f32 = b.getF32Type();
-    S = memref::AllocaOp::create(b, loc, MemRefType::get({kTileRows, KBp}, f32));
-    Acc = memref::AllocaOp::create(b, loc, MemRefType::get({kTileRows, hd}, f32));
-    Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
-    scf::ForOp::create(b, loc, c0, B, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value bI,
-                                                             ValueRange) {
-      Value base = keys.base(b, loc, bI);
-      Value cHkv = cIdx(b, loc, Hkv);
-      scf::ForOp::create(b, loc, cIdx(b, loc, 0), cHkv, cIdx(b, loc, 1), ValueRange{},
-                         [&](OpBuilder &b, Location loc, Value kh, ValueRange) {
-                           Value nr = arith::MulIOp::create(b, loc, N, cIdx(b, loc, G));
-                           Value cR = cIdx(b, loc, kTileRows);
-                           Value nMain = arith::MulIOp::create(
-                               b, loc, arith::DivUIOp::create(b, loc, nr, cR), cR);
-                           scf::ForOp::create(b, loc, cIdx(b, loc, 0), nMain, cR, ValueRange{},
-                                              [&](OpBuilder &b, Location loc, Value r0, ValueRange) {
-                                                tile(b, loc, kTileRows, bI, kh, base, r0);
-                                                scf::YieldOp::create(b, loc);
-                                              });
-                           scf::ForOp::create(b, loc, nMain, nr, cIdx(b, loc, 1), ValueRange{},
-                                              [&](OpBuilder &b, Location loc, Value r0, ValueRange) {
-                                                tile(b, loc, 1, bI, kh, base, r0);
-                                                scf::YieldOp::create(b, loc);
-                                              });
-                           scf::YieldOp::create(b, loc);
-                         });
-      scf::YieldOp::create(b, loc);
-    });
+    auto dyn3 = [&](int64_t last) {
+      return MemRefType::get({ShapedType::kDynamic, kTileRows, last}, f32);
+    };
+    Value sStack = memref::AllocaOp::create(b, loc, MemRefType::get({1, kTileRows, KBp}, f32));
+    Value large = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, N,
+                                        cIdx(b, loc, kParallelMinQueries));
+    scf::IfOp::create(
+        b, loc, large,
+        [&](OpBuilder &b, Location loc) {
+          // Prefill: (batch row, kv head) pairs as an scf.parallel (OpenMP with --openmp),
+          // one scratch slot each; every tile streams over its keys alone.
+          Value cHkv = cIdx(b, loc, Hkv);
+          Value slots = arith::MulIOp::create(b, loc, B, cHkv);
+          S = memref::AllocOp::create(b, loc, dyn3(KBp), ValueRange{slots});
+          Acc = memref::AllocOp::create(b, loc, dyn3(hd), ValueRange{slots});
+          ML = memref::AllocOp::create(b, loc, dyn3(2), ValueRange{slots});
+          Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
+          scf::ParallelOp::create(
+              b, loc, ValueRange{c0, c0}, ValueRange{B, cHkv}, ValueRange{c1, c1},
+              [&](OpBuilder &b, Location loc, ValueRange iv) {
+                Value bI = iv[0], kh = iv[1];
+                Value sl = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, bI, cHkv), kh);
+                sSlot = sl;
+                Value base = keys.base(b, loc, bI);
+                forTiles(b, loc, kh, [&](OpBuilder &b, Location loc, int64_t R, Value r0, Value) {
+                  slot = sl;
+                  Rows rw = rows(b, loc, R, kh, base, r0);
+                  init(b, loc, R, rw);
+                  Value jend = arith::AddIOp::create(b, loc, rw.lim[R - 1], cIdx(b, loc, 1));
+                  scf::ForOp::create(b, loc, cIdx(b, loc, 0), jend, cIdx(b, loc, KB), ValueRange{},
+                                     [&](OpBuilder &b, Location loc, Value j0, ValueRange) {
+                                       SmallVector<Value> blk = keys.blockSetup(b, loc, bI, j0);
+                                       step(b, loc, R, bI, kh, rw, j0, jend, blk);
+                                       scf::YieldOp::create(b, loc);
+                                     });
+                  finish(b, loc, R, bI, rw);
+                });
+              });
+          scf::YieldOp::create(b, loc);
+        },
+        [&](OpBuilder &b, Location loc) {
+          // Decode (few queries): one pass over the key blocks of a sequence serves every
+          // kv head, so the cache is read in its memory order; every tile keeps its own
+          // accumulators and (max, sum) across the blocks.
+          S = sStack;
+          sSlot = cIdx(b, loc, 0);
+          Value nt = tilesPerHead(b, loc);
+          Value slots = arith::MulIOp::create(b, loc, nt, cIdx(b, loc, Hkv));
+          Acc = memref::AllocOp::create(b, loc, dyn3(hd), ValueRange{slots});
+          ML = memref::AllocOp::create(b, loc, dyn3(2), ValueRange{slots});
+          Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
+          auto overTiles = [&](OpBuilder &b, Location loc, Value base,
+                               function_ref<void(OpBuilder &, Location, int64_t, Value, Rows &)> fn) {
+            scf::ForOp::create(b, loc, cIdx(b, loc, 0), cIdx(b, loc, Hkv), cIdx(b, loc, 1),
+                               ValueRange{}, [&](OpBuilder &b, Location loc, Value kh, ValueRange) {
+                                 forTiles(b, loc, kh, [&](OpBuilder &b, Location loc, int64_t R,
+                                                          Value r0, Value ti) {
+                                   slot = arith::AddIOp::create(
+                                       b, loc, arith::MulIOp::create(b, loc, kh, nt), ti);
+                                   Rows rw = rows(b, loc, R, kh, base, r0);
+                                   fn(b, loc, R, kh, rw);
+                                 });
+                                 scf::YieldOp::create(b, loc);
+                               });
+          };
+          scf::ForOp::create(b, loc, c0, B, c1, ValueRange{}, [&](OpBuilder &b, Location loc,
+                                                                   Value bI, ValueRange) {
+            Value base = keys.base(b, loc, bI);
+            overTiles(b, loc, base, [&](OpBuilder &b, Location loc, int64_t R, Value, Rows &rw) {
+              init(b, loc, R, rw);
+            });
+            Value jend = arith::AddIOp::create(b, loc, base, N);
+            scf::ForOp::create(b, loc, cIdx(b, loc, 0), jend, cIdx(b, loc, KB), ValueRange{},
+                               [&](OpBuilder &b, Location loc, Value j0, ValueRange) {
+                                 SmallVector<Value> blk = keys.blockSetup(b, loc, bI, j0);
+                                 overTiles(b, loc, base, [&](OpBuilder &b, Location loc, int64_t R,
+                                                             Value kh, Rows &rw) {
+                                   step(b, loc, R, bI, kh, rw, j0, jend, blk);
+                                 });
+                                 scf::YieldOp::create(b, loc);
+                               });
+            overTiles(b, loc, base, [&](OpBuilder &b, Location loc, int64_t R, Value, Rows &rw) {
+              finish(b, loc, R, bI, rw);
+            });
+            scf::YieldOp::create(b, loc);
+          });
+          scf::YieldOp::create(b, loc);
+        });
   }
 
-  /// Rows r0 .. r0 + R - 1 of kv head kh (all valid).
-  void tile(OpBuilder &b, Location loc, int64_t R, Value bI, Value kh, Value base, Value r0) {
-    VectorType v = vt(b);
-    Type f32 = b.getF32Type();
+  /// Tiles of one kv head: N * G rows in tiles of kTileRows, then single rows.
+  Value tilesPerHead(OpBuilder &b, Location loc) {
+    Value nr = arith::MulIOp::create(b, loc, N, cIdx(b, loc, G));
+    Value cR = cIdx(b, loc, kTileRows);
+    Value q = arith::DivUIOp::create(b, loc, nr, cR);
+    Value rem = arith::RemUIOp::create(b, loc, nr, cR);
+    return arith::AddIOp::create(b, loc, q, rem);
+  }
+
+  /// Calls fn(R, first row, tile index) for every tile of kv head kh.
+  void forTiles(OpBuilder &b, Location loc, Value kh,
+                function_ref<void(OpBuilder &, Location, int64_t, Value, Value)> fn) {
+    Value nr = arith::MulIOp::create(b, loc, N, cIdx(b, loc, G));
+    Value cR = cIdx(b, loc, kTileRows);
+    Value q = arith::DivUIOp::create(b, loc, nr, cR);
+    Value nMain = arith::MulIOp::create(b, loc, q, cR);
+    scf::ForOp::create(b, loc, cIdx(b, loc, 0), nMain, cR, ValueRange{},
+                       [&](OpBuilder &b, Location loc, Value r0, ValueRange) {
+                         fn(b, loc, kTileRows, r0, arith::DivUIOp::create(b, loc, r0, cR));
+                         scf::YieldOp::create(b, loc);
+                       });
+    scf::ForOp::create(b, loc, nMain, nr, cIdx(b, loc, 1), ValueRange{},
+                       [&](OpBuilder &b, Location loc, Value r0, ValueRange) {
+                         fn(b, loc, 1, r0,
+                            arith::AddIOp::create(b, loc, q, arith::SubIOp::create(b, loc, r0, nMain)));
+                         scf::YieldOp::create(b, loc);
+                       });
+  }
+
+  /// Query position, head and last visible key of rows r0 .. r0 + R - 1 of kv head kh.
+  Rows rows(OpBuilder &b, Location loc, int64_t R, Value kh, Value base, Value r0) {
+    Rows rw;
     Value cG = cIdx(b, loc, G);
-    SmallVector<Value> t(R), h(R), lim(R), rIdx(R);
     for (int64_t r = 0; r < R; ++r) {
       Value rg = r == 0 ? r0 : arith::AddIOp::create(b, loc, r0, cIdx(b, loc, r)).getResult();
-      t[r] = arith::DivUIOp::create(b, loc, rg, cG);
+      Value t = arith::DivUIOp::create(b, loc, rg, cG);
       Value g = arith::RemUIOp::create(b, loc, rg, cG);
-      h[r] = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, kh, cG), g);
-      lim[r] = arith::AddIOp::create(b, loc, base, t[r]);
-      rIdx[r] = cIdx(b, loc, r);
+      rw.t.push_back(t);
+      rw.h.push_back(arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, kh, cG), g));
+      rw.lim.push_back(arith::AddIOp::create(b, loc, base, t));
+      rw.r.push_back(cIdx(b, loc, r));
     }
-    Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
-    Value jend = arith::AddIOp::create(b, loc, lim[R - 1], c1);
+    return rw;
+  }
+
+  void init(OpBuilder &b, Location loc, int64_t R, Rows &rw) {
+    Type f32 = b.getF32Type();
+    Value zeroV = splatF(b, loc, vt(b), 0.0f);
+    Value ninf = splatF(b, loc, f32, -std::numeric_limits<float>::infinity());
+    Value zero = splatF(b, loc, f32, 0.0f);
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t d = 0; d < hd; d += L)
+        vector::StoreOp::create(b, loc, zeroV, Acc, ValueRange{slot, rw.r[r], cIdx(b, loc, d)});
+      memref::StoreOp::create(b, loc, ninf, ML, ValueRange{slot, rw.r[r], cIdx(b, loc, 0)});
+      memref::StoreOp::create(b, loc, zero, ML, ValueRange{slot, rw.r[r], cIdx(b, loc, 1)});
+    }
+  }
+
+  /// One key block j0 .. min(j0 + KB, jend) - 1 for the rows of a tile.
+  void step(OpBuilder &b, Location loc, int64_t R, Value bI, Value kh, Rows &rw, Value j0,
+            Value jend, ArrayRef<Value> blk) {
+    VectorType v = vt(b);
+    Type f32 = b.getF32Type();
     Value zeroV = splatF(b, loc, v, 0.0f);
     Value ninfV = splatF(b, loc, v, -std::numeric_limits<float>::infinity());
     Value ninf = splatF(b, loc, f32, -std::numeric_limits<float>::infinity());
-    Value zero = splatF(b, loc, f32, 0.0f);
+    Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
+    Value jn = arith::MinUIOp::create(b, loc, arith::SubIOp::create(b, loc, jend, j0),
+                                      cIdx(b, loc, KB));
     for (int64_t r = 0; r < R; ++r)
-      for (int64_t d = 0; d < hd; d += L)
-        vector::StoreOp::create(b, loc, zeroV, Acc, ValueRange{rIdx[r], cIdx(b, loc, d)});
-    SmallVector<Value> init(R, ninf);
-    init.append(R, zero);
-    auto blockLoop = scf::ForOp::create(
-        b, loc, c0, jend, cIdx(b, loc, KB), init,
-        [&](OpBuilder &b, Location loc, Value j0, ValueRange it) {
-          SmallVector<Value> blk = keys.blockSetup(b, loc, bI, j0);
-          Value jn = arith::MinUIOp::create(b, loc, arith::SubIOp::create(b, loc, jend, j0),
-                                            cIdx(b, loc, KB));
-          for (int64_t r = 0; r < R; ++r)
-            for (int64_t c = 0; c < KBp; c += L)
-              vector::StoreOp::create(b, loc, ninfV, S, ValueRange{rIdx[r], cIdx(b, loc, c)});
-          // Scores of the block.
-          scf::ForOp::create(
-              b, loc, cIdx(b, loc, 0), jn, cIdx(b, loc, 1), ValueRange{},
-              [&](OpBuilder &b, Location loc, Value jj, ValueRange) {
-                auto [km, kidx] = keys.row(b, loc, 0, bI, kh, j0, jj, blk);
-                SmallVector<Value> acc(R, zeroV);
-                for (int64_t d = 0; d < hd; d += L) {
-                  Value cd = cIdx(b, loc, d);
-                  SmallVector<Value> ki(kidx);
-                  ki.push_back(cd);
-                  Value kv = vector::LoadOp::create(b, loc, v, km, ki);
-                  for (int64_t r = 0; r < R; ++r) {
-                    Value qv = vector::LoadOp::create(b, loc, v, Q, ValueRange{bI, t[r], h[r], cd});
-                    acc[r] = vector::FMAOp::create(b, loc, qv, kv, acc[r]);
-                  }
-                }
-                Value j = arith::AddIOp::create(b, loc, j0, jj);
-                Value sc = splatF(b, loc, f32, scale);
-                for (int64_t r = 0; r < R; ++r) {
-                  Value s = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc[r],
-                                                        kFM);
-                  s = arith::MulFOp::create(b, loc, s, sc);
-                  Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, j, lim[r]);
-                  s = arith::SelectOp::create(b, loc, ok, s, ninf);
-                  memref::StoreOp::create(b, loc, s, S, ValueRange{rIdx[r], jj});
-                }
-                scf::YieldOp::create(b, loc);
-              });
-          // Online softmax update; S becomes p.
-          SmallVector<Value> mNew(R), lNew(R), corr(R);
-          for (int64_t r = 0; r < R; ++r) {
-            SmallVector<Value> sv;
-            for (int64_t c = 0; c < KBp; c += L)
-              sv.push_back(vector::LoadOp::create(b, loc, v, S, ValueRange{rIdx[r], cIdx(b, loc, c)}));
-            Value mx = sv[0];
-            for (size_t c = 1; c < sv.size(); ++c) mx = arith::MaximumFOp::create(b, loc, mx, sv[c]);
-            Value mt = vector::ReductionOp::create(b, loc, vector::CombiningKind::MAXIMUMF, mx);
-            mNew[r] = arith::MaximumFOp::create(b, loc, it[r], mt);
-            corr[r] = emitExp(b, loc, arith::SubFOp::create(b, loc, it[r], mNew[r]));
-            Value mb = vector::BroadcastOp::create(b, loc, v, mNew[r]);
-            Value sum = zeroV;
-            for (size_t c = 0; c < sv.size(); ++c) {
-              Value p = emitExp(b, loc, arith::SubFOp::create(b, loc, sv[c], mb));
-              vector::StoreOp::create(b, loc, p, S, ValueRange{rIdx[r], cIdx(b, loc, c * L)});
-              sum = arith::AddFOp::create(b, loc, sum, p, kFM);
+      for (int64_t c = 0; c < KBp; c += L)
+        vector::StoreOp::create(b, loc, ninfV, S, ValueRange{sSlot, rw.r[r], cIdx(b, loc, c)});
+    // Scores of the block.
+    scf::ForOp::create(
+        b, loc, c0, jn, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value jj, ValueRange) {
+          auto [km, kidx] = keys.row(b, loc, 0, bI, kh, j0, jj, blk);
+          SmallVector<Value> acc(R, zeroV);
+          for (int64_t d = 0; d < hd; d += L) {
+            Value cd = cIdx(b, loc, d);
+            SmallVector<Value> ki(kidx);
+            ki.push_back(cd);
+            Value kv = vector::LoadOp::create(b, loc, v, km, ki);
+            for (int64_t r = 0; r < R; ++r) {
+              Value qv = vector::LoadOp::create(b, loc, v, Q, ValueRange{bI, rw.t[r], rw.h[r], cd});
+              acc[r] = vector::FMAOp::create(b, loc, qv, kv, acc[r]);
             }
-            Value ls = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, sum, kFM);
-            lNew[r] = arith::AddFOp::create(
-                b, loc, arith::MulFOp::create(b, loc, it[R + r], corr[r], kFM), ls, kFM);
           }
-          // acc = acc * corr + p V, in chunks of U vectors of hd.
-          int64_t U = hd % (2 * L) == 0 ? 2 : 1;
-          scf::ForOp::create(
-              b, loc, cIdx(b, loc, 0), cIdx(b, loc, hd), cIdx(b, loc, U * L), ValueRange{},
-              [&](OpBuilder &b, Location loc, Value dc, ValueRange) {
-                SmallVector<Value> dIdx;
-                for (int64_t u = 0; u < U; ++u)
-                  dIdx.push_back(u == 0 ? dc
-                                        : arith::AddIOp::create(b, loc, dc, cIdx(b, loc, u * L))
-                                              .getResult());
-                SmallVector<Value> a;
-                for (int64_t r = 0; r < R; ++r) {
-                  Value cb = vector::BroadcastOp::create(b, loc, v, corr[r]);
-                  for (int64_t u = 0; u < U; ++u)
-                    a.push_back(arith::MulFOp::create(
-                        b, loc, vector::LoadOp::create(b, loc, v, Acc, ValueRange{rIdx[r], dIdx[u]}),
-                        cb));
-                }
-                auto pv = scf::ForOp::create(
-                    b, loc, cIdx(b, loc, 0), jn, cIdx(b, loc, 1), a,
-                    [&](OpBuilder &b, Location loc, Value jj, ValueRange acc) {
-                      auto [vm, vidx] = keys.row(b, loc, 1, bI, kh, j0, jj, blk);
-                      SmallVector<Value> vv;
-                      for (int64_t u = 0; u < U; ++u) {
-                        SmallVector<Value> vi(vidx);
-                        vi.push_back(dIdx[u]);
-                        vv.push_back(vector::LoadOp::create(b, loc, v, vm, vi));
-                      }
-                      SmallVector<Value> next;
-                      for (int64_t r = 0; r < R; ++r) {
-                        Value ps = memref::LoadOp::create(b, loc, S, ValueRange{rIdx[r], jj});
-                        Value pb = vector::BroadcastOp::create(b, loc, v, ps);
-                        for (int64_t u = 0; u < U; ++u)
-                          next.push_back(vector::FMAOp::create(b, loc, pb, vv[u], acc[r * U + u]));
-                      }
-                      scf::YieldOp::create(b, loc, next);
-                    });
-                for (int64_t r = 0; r < R; ++r)
-                  for (int64_t u = 0; u < U; ++u)
-                    vector::StoreOp::create(b, loc, pv.getResult(r * U + u), Acc,
-                                            ValueRange{rIdx[r], dIdx[u]});
-                scf::YieldOp::create(b, loc);
-              });
-          SmallVector<Value> next(mNew);
-          next.append(lNew);
-          scf::YieldOp::create(b, loc, next);
+          Value j = arith::AddIOp::create(b, loc, j0, jj);
+          Value sc = splatF(b, loc, f32, scale);
+          for (int64_t r = 0; r < R; ++r) {
+            Value s = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc[r], kFM);
+            s = arith::MulFOp::create(b, loc, s, sc);
+            Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, j, rw.lim[r]);
+            s = arith::SelectOp::create(b, loc, ok, s, ninf);
+            memref::StoreOp::create(b, loc, s, S, ValueRange{sSlot, rw.r[r], jj});
+          }
+          scf::YieldOp::create(b, loc);
         });
-    // out = acc / l
-    Value one = splatF(b, loc, f32, 1.0f);
+    // Online softmax update; S becomes p.
+    SmallVector<Value> corr(R);
     for (int64_t r = 0; r < R; ++r) {
-      Value inv = arith::DivFOp::create(b, loc, one, blockLoop.getResult(R + r));
-      Value ib = vector::BroadcastOp::create(b, loc, v, inv);
+      Value mOld = memref::LoadOp::create(b, loc, ML, ValueRange{slot, rw.r[r], c0});
+      Value lOld = memref::LoadOp::create(b, loc, ML, ValueRange{slot, rw.r[r], c1});
+      SmallVector<Value> sv;
+      for (int64_t c = 0; c < KBp; c += L)
+        sv.push_back(vector::LoadOp::create(b, loc, v, S, ValueRange{sSlot, rw.r[r], cIdx(b, loc, c)}));
+      Value mx = sv[0];
+      for (size_t c = 1; c < sv.size(); ++c) mx = arith::MaximumFOp::create(b, loc, mx, sv[c]);
+      Value mt = vector::ReductionOp::create(b, loc, vector::CombiningKind::MAXIMUMF, mx);
+      Value mNew = arith::MaximumFOp::create(b, loc, mOld, mt);
+      corr[r] = emitExp(b, loc, arith::SubFOp::create(b, loc, mOld, mNew));
+      Value mb = vector::BroadcastOp::create(b, loc, v, mNew);
+      Value sum = zeroV;
+      for (size_t c = 0; c < sv.size(); ++c) {
+        Value p = emitExp(b, loc, arith::SubFOp::create(b, loc, sv[c], mb));
+        vector::StoreOp::create(b, loc, p, S, ValueRange{sSlot, rw.r[r], cIdx(b, loc, c * L)});
+        sum = arith::AddFOp::create(b, loc, sum, p, kFM);
+      }
+      Value ls = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, sum, kFM);
+      Value lNew = arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, lOld, corr[r], kFM),
+                                         ls, kFM);
+      memref::StoreOp::create(b, loc, mNew, ML, ValueRange{slot, rw.r[r], c0});
+      memref::StoreOp::create(b, loc, lNew, ML, ValueRange{slot, rw.r[r], c1});
+    }
+    // acc = acc * corr + p V, in chunks of U vectors of hd.
+    int64_t U = hd % (2 * L) == 0 ? 2 : 1;
+    scf::ForOp::create(
+        b, loc, cIdx(b, loc, 0), cIdx(b, loc, hd), cIdx(b, loc, U * L), ValueRange{},
+        [&](OpBuilder &b, Location loc, Value dc, ValueRange) {
+          SmallVector<Value> dIdx;
+          for (int64_t u = 0; u < U; ++u)
+            dIdx.push_back(u == 0 ? dc
+                                  : arith::AddIOp::create(b, loc, dc, cIdx(b, loc, u * L)).getResult());
+          SmallVector<Value> a;
+          for (int64_t r = 0; r < R; ++r) {
+            Value cb = vector::BroadcastOp::create(b, loc, v, corr[r]);
+            for (int64_t u = 0; u < U; ++u)
+              a.push_back(arith::MulFOp::create(
+                  b, loc, vector::LoadOp::create(b, loc, v, Acc, ValueRange{slot, rw.r[r], dIdx[u]}),
+                  cb));
+          }
+          auto pv = scf::ForOp::create(
+              b, loc, cIdx(b, loc, 0), jn, cIdx(b, loc, 1), a,
+              [&](OpBuilder &b, Location loc, Value jj, ValueRange acc) {
+                auto [vm, vidx] = keys.row(b, loc, 1, bI, kh, j0, jj, blk);
+                SmallVector<Value> vv;
+                for (int64_t u = 0; u < U; ++u) {
+                  SmallVector<Value> vi(vidx);
+                  vi.push_back(dIdx[u]);
+                  vv.push_back(vector::LoadOp::create(b, loc, v, vm, vi));
+                }
+                SmallVector<Value> next;
+                for (int64_t r = 0; r < R; ++r) {
+                  Value ps = memref::LoadOp::create(b, loc, S, ValueRange{sSlot, rw.r[r], jj});
+                  Value pb = vector::BroadcastOp::create(b, loc, v, ps);
+                  for (int64_t u = 0; u < U; ++u)
+                    next.push_back(vector::FMAOp::create(b, loc, pb, vv[u], acc[r * U + u]));
+                }
+                scf::YieldOp::create(b, loc, next);
+              });
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t u = 0; u < U; ++u)
+              vector::StoreOp::create(b, loc, pv.getResult(r * U + u), Acc,
+                                      ValueRange{slot, rw.r[r], dIdx[u]});
+          scf::YieldOp::create(b, loc);
+        });
+  }
+
+  /// out = acc / l for the rows of a tile.
+  void finish(OpBuilder &b, Location loc, int64_t R, Value bI, Rows &rw) {
+    VectorType v = vt(b);
+    Value one = splatF(b, loc, b.getF32Type(), 1.0f);
+    for (int64_t r = 0; r < R; ++r) {
+      Value l = memref::LoadOp::create(b, loc, ML, ValueRange{slot, rw.r[r], cIdx(b, loc, 1)});
+      Value ib = vector::BroadcastOp::create(b, loc, v, arith::DivFOp::create(b, loc, one, l));
       for (int64_t d = 0; d < hd; d += L) {
         Value cd = cIdx(b, loc, d);
-        Value a = vector::LoadOp::create(b, loc, v, Acc, ValueRange{rIdx[r], cd});
+        Value a = vector::LoadOp::create(b, loc, v, Acc, ValueRange{slot, rw.r[r], cd});
         vector::StoreOp::create(b, loc, arith::MulFOp::create(b, loc, a, ib), O,
-                                ValueRange{bI, t[r], h[r], cd});
+                                ValueRange{bI, rw.t[r], rw.h[r], cd});
       }
     }
   }

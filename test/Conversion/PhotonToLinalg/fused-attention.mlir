@@ -3,22 +3,25 @@
 // RUN: photon-opt %s --convert-photon-to-linalg --split-input-file --photon-lower-to-llvm | FileCheck %s --check-prefix=LLVM
 
 // Causal attention with GQA (H = 4 query heads over Hkv = 2 kv heads, hd = 16): the fused
-// kernel reads q/k/v through read-only buffers, keeps R x 16 scores and R x hd
-// accumulators on the stack and never builds a [B, Hkv, G, M, M] scores tensor.
+// kernel reads q/k/v through read-only buffers, keeps R x 16 scores, R x hd accumulators
+// and R (max, sum) pairs in scratch and never builds a [B, Hkv, G, M, M] scores tensor.
 // CHECK-LABEL: func.func @causal(
 // CHECK-NOT:     linalg.generic
 // CHECK:         %[[Q:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x4x16xf32> to memref<?x?x4x16xf32, strided<[?, ?, ?, 1], offset: ?>>
 // CHECK:         %[[OUT:.+]] = memref.alloc(%{{.+}}, %{{.+}}) : memref<?x?x4x16xf32>
 // CHECK:         %[[K:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x2x16xf32>
 // CHECK:         %[[V:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x2x16xf32>
-// CHECK:         %[[S:.+]] = memref.alloca() : memref<4x16xf32>
-// CHECK:         %[[ACC:.+]] = memref.alloca() : memref<4x16xf32>
-// batch rows, then kv heads, then tiles of 4 (query, head) rows
-// CHECK:         scf.for
-// CHECK:           scf.for %{{.+}} = %{{.+}} to %c2{{.*}} step
+// CHECK:         %[[SD:.+]] = memref.alloca() : memref<1x4x16xf32>
+// CHECK:         %[[LARGE:.+]] = arith.cmpi uge, %{{.+}}, %c64
+// CHECK:         scf.if %[[LARGE]] {
+// Prefill: (batch row, kv head) pairs as an scf.parallel, one heap scratch slot each.
+// CHECK:           %[[S:.+]] = memref.alloc(%{{.+}}) : memref<?x4x16xf32>
+// CHECK:           %[[ACC:.+]] = memref.alloc(%{{.+}}) : memref<?x4x16xf32>
+// CHECK:           %[[ML:.+]] = memref.alloc(%{{.+}}) : memref<?x4x2xf32>
+// CHECK:           scf.parallel (%{{.+}}, %{{.+}}) = ({{.+}}) to (%{{.+}}, %c2{{[_0-9]*}})
+// tiles of 4 (query, head) rows, then key blocks of 16
 // CHECK:             scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c4
-// the key-block loop carries the running max and sum of the 4 rows
-// CHECK:               scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c16{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32)
+// CHECK:               scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c16
 // scores: one K row load shared by the 4 rows, FMAs over hd, masked j <= i
 // CHECK:                 scf.for
 // CHECK:                   vector.load %[[K]]{{.*}} vector<8xf32>
@@ -29,19 +32,37 @@
 // CHECK:                   arith.select
 // CHECK:                   memref.store %{{.+}}, %[[S]]
 // online softmax over the block with a vector exp (no libm call)
+// CHECK:                 memref.load %[[ML]]
 // CHECK:                 vector.reduction <maximumf>
 // CHECK:                 math.floor %{{.+}} : vector<8xf32>
 // CHECK:                 vector.store %{{.+}}, %[[S]]
+// CHECK:                 memref.store %{{.+}}, %[[ML]]
 // p V: a 4 x 2-vector register tile over the keys of the block
 // CHECK:                 scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK:                   vector.load %[[V]]
 // CHECK:                   memref.load %[[S]]
 // CHECK:                   vector.broadcast
 // CHECK:                   vector.fma
+// CHECK:                 vector.store %{{.+}}, %[[ACC]]
 // CHECK:               vector.store %{{.+}}, %[[OUT]]
 // remainder rows one at a time
 // CHECK:             scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c1
-// CHECK:               iter_args({{.*}}) -> (f32, f32)
+// CHECK:           scf.reduce
+// Decode (< 64 queries): one pass over the key blocks of a sequence serves every kv head.
+// CHECK:         } else {
+// CHECK:           %[[DACC:.+]] = memref.alloc(%{{.+}}) : memref<?x4x16xf32>
+// CHECK:           %[[DML:.+]] = memref.alloc(%{{.+}}) : memref<?x4x2xf32>
+// CHECK:           scf.for
+// CHECK:             scf.for %{{.+}} = %{{.+}} to %c2
+// CHECK:               vector.store %{{.+}}, %[[DACC]]
+// CHECK:             scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c16
+// CHECK:               scf.for %{{.+}} = %{{.+}} to %c2
+// CHECK:                 scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c4
+// CHECK:                   vector.load %[[K]]
+// CHECK:                   memref.store %{{.+}}, %[[SD]]
+// CHECK:                   memref.store %{{.+}}, %[[DML]]
+// CHECK:             scf.for %{{.+}} = %{{.+}} to %c2
+// CHECK:               vector.store %{{.+}}, %[[OUT]]
 // CHECK:         bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK-NOT:     math.exp
 // CHECK:         return
@@ -75,8 +96,8 @@ module {
 // CHECK-LABEL: func.func @window(
 // CHECK-NOT:     linalg.generic
 // CHECK:         memref.alloc(%{{.+}}) : memref<?x5x2x12xf32>
-// CHECK:         memref.alloca() : memref<4x16xf32>
-// CHECK:         memref.alloca() : memref<4x12xf32>
+// CHECK:         memref.alloca() : memref<1x4x16xf32>
+// CHECK:         memref.alloc(%{{.+}}) : memref<?x4x12xf32>
 // CHECK:         vector.fma {{.*}} : vector<4xf32>
 // CHECK:         math.floor %{{.+}} : vector<4xf32>
 // UNFUSED-LABEL: func.func @window(
@@ -103,30 +124,40 @@ module {
 
 // -----
 
-// Cached attention: one key block per cache block (block_size 4, padded to 8 lanes in the
+// Cached attention: one key block per cache block (block_size 12, padded to 16 in the
 // scores scratch), its pool block looked up once per block through the table; K and V
 // rows are vector loads from the pool.
 // CHECK-LABEL: func.func @cached(
-// CHECK-SAME:    %[[POOL:[^:]+]]: memref<?x2x2x4x2x8xf32>, %[[TABLE:[^:]+]]: memref<?x?xi32>, %[[LENS:[^:]+]]: memref<?xi32>
-// CHECK:         %[[S:.+]] = memref.alloca() : memref<4x8xf32>
-// CHECK:         scf.for %[[B:[^ ]+]] =
-// CHECK:           memref.load %[[LENS]][%[[B]]]
-// CHECK:               scf.for %[[J0:[^ ]+]] = %{{.+}} to %{{.+}} step %c4{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32)
-// CHECK:                 %[[BI:.+]] = arith.divui %[[J0]], %c4
-// CHECK:                 memref.load %[[TABLE]][%[[B]], %[[BI]]]
-// CHECK:                 scf.for
-// CHECK:                   vector.load %[[POOL]][%{{.+}}, %c1{{[_0-9]*}}, %c0{{[_0-9]*}}, %{{.+}}, %{{.+}}, %c0{{[_0-9]*}}] : memref<?x2x2x4x2x8xf32>, vector<8xf32>
-// CHECK:                 vector.reduction <maximumf>
-// CHECK:                 scf.for
-// CHECK:                   vector.load %[[POOL]][%{{.+}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x2x2x4x2x8xf32>, vector<8xf32>
+// CHECK-SAME:    %[[POOL:[^:]+]]: memref<?x2x2x12x2x8xf32>, %[[TABLE:[^:]+]]: memref<?x?xi32>, %[[LENS:[^:]+]]: memref<?xi32>
+// CHECK:         memref.alloca() : memref<1x4x16xf32>
+// CHECK:         scf.if
+// CHECK:           scf.parallel (%[[PB:[^,]+]], %{{.+}}) =
+// CHECK:             memref.load %[[LENS]][%[[PB]]]
+// CHECK:                 scf.for %[[J0:[^ ]+]] = %{{.+}} to %{{.+}} step %c12
+// CHECK:                   %[[BI:.+]] = arith.divui %[[J0]], %c12
+// CHECK:                   memref.load %[[TABLE]][%[[PB]], %[[BI]]]
+// CHECK:                   scf.for
+// CHECK:                     vector.load %[[POOL]][%{{.+}}, %c1{{[_0-9]*}}, %c0{{[_0-9]*}}, %{{.+}}, %{{.+}}, %c0{{[_0-9]*}}] : memref<?x2x2x12x2x8xf32>, vector<8xf32>
+// CHECK:                   vector.reduction <maximumf>
+// CHECK:                   scf.for
+// CHECK:                     vector.load %[[POOL]][%{{.+}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x2x2x12x2x8xf32>, vector<8xf32>
+// Decode: the block is looked up once for all kv heads.
+// CHECK:         } else {
+// CHECK:           scf.for %[[B:[^ ]+]] =
+// CHECK:             memref.load %[[LENS]][%[[B]]]
+// CHECK:             scf.for %[[DJ0:[^ ]+]] = %{{.+}} to %{{.+}} step %c12
+// CHECK:               %[[DBI:.+]] = arith.divui %[[DJ0]], %c12
+// CHECK:               memref.load %[[TABLE]][%[[B]], %[[DBI]]]
+// CHECK:               scf.for %{{.+}} = %{{.+}} to %c2
+// CHECK:                 vector.load %[[POOL]]
 // UNFUSED-LABEL: func.func @cached(
 // UNFUSED-NOT:   vector.
 // UNFUSED:       scf.for {{.*}} iter_args(%{{.*}} = %cst{{.*}}, %{{.*}} = %cst{{.*}}) -> (f32, f32)
 // UNFUSED:         math.exp
 module {
-  func.func @cached(%q: tensor<?x?x4x8xf32>, %pool: memref<?x2x2x4x2x8xf32>, %table: memref<?x?xi32>, %lens: memref<?xi32>) -> tensor<?x?x4x8xf32> {
-    %c = "photon.cache_bind"(%pool, %table, %lens) : (memref<?x2x2x4x2x8xf32>, memref<?x?xi32>, memref<?xi32>) -> !photon.kv_cache<level = 1, layers = 2, kv_heads = 2, head_dim = 8, block_size = 4, element = f32>
-    %o = "photon.cached_attention"(%c, %q) {layer = 1 : i64, scale = 0.353553385 : f32} : (!photon.kv_cache<level = 1, layers = 2, kv_heads = 2, head_dim = 8, block_size = 4, element = f32>, tensor<?x?x4x8xf32>) -> tensor<?x?x4x8xf32>
+  func.func @cached(%q: tensor<?x?x4x8xf32>, %pool: memref<?x2x2x12x2x8xf32>, %table: memref<?x?xi32>, %lens: memref<?xi32>) -> tensor<?x?x4x8xf32> {
+    %c = "photon.cache_bind"(%pool, %table, %lens) : (memref<?x2x2x12x2x8xf32>, memref<?x?xi32>, memref<?xi32>) -> !photon.kv_cache<level = 1, layers = 2, kv_heads = 2, head_dim = 8, block_size = 12, element = f32>
+    %o = "photon.cached_attention"(%c, %q) {layer = 1 : i64, scale = 0.353553385 : f32} : (!photon.kv_cache<level = 1, layers = 2, kv_heads = 2, head_dim = 8, block_size = 12, element = f32>, tensor<?x?x4x8xf32>) -> tensor<?x?x4x8xf32>
     return %o : tensor<?x?x4x8xf32>
   }
 }
