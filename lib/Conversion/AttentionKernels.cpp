@@ -32,11 +32,15 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <functional>
 #include <limits>
@@ -120,7 +124,7 @@ struct AttentionKernel {
   Value Q, O;           // memrefs [B, N, H, hd] (unit innermost stride)
   Value B, N;           // index
   int64_t H, Hkv, G, hd, L;
-  float scale;
+  Value scale;          // f32
   KeySource keys;
 
   int64_t KB = 0, KBp = 0; // key block and its padding to a multiple of L
@@ -317,7 +321,7 @@ struct AttentionKernel {
             }
           }
           Value j = arith::AddIOp::create(b, loc, j0, jj);
-          Value sc = splatF(b, loc, f32, scale);
+          Value sc = scale;
           for (int64_t r = 0; r < R; ++r) {
             Value s = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc[r], kFM);
             s = arith::MulFOp::create(b, loc, s, sc);
@@ -424,32 +428,70 @@ Value readOnlyBuffer(OpBuilder &b, Location loc, Value t) {
   return bufferization::ToBufferOp::create(b, loc, mt, t, /*read_only=*/true);
 }
 
-/// The result buffer [B, N, H, hd] shaped like q, and the kernel's common fields.
-AttentionKernel makeKernel(OpBuilder &b, Location loc, Value q, int64_t Hkv, int64_t L,
-                           double scale) {
+/// The result buffer [B, N, H, hd] shaped like q.
+Value allocOut(OpBuilder &b, Location loc, Value q) {
   auto qt = cast<RankedTensorType>(q.getType());
+  auto outT = MemRefType::get(qt.getShape(), b.getF32Type());
+  SmallVector<Value> dyn;
+  if (outT.isDynamicDim(0)) dyn.push_back(tensor::DimOp::create(b, loc, q, 0));
+  if (outT.isDynamicDim(1)) dyn.push_back(tensor::DimOp::create(b, loc, q, 1));
+  return memref::AllocOp::create(b, loc, outT, dyn);
+}
+
+/// The kernel's common fields inside a kernel function (Q and O are arguments).
+AttentionKernel makeKernel(OpBuilder &b, Location loc, Value Q, Value O, int64_t Hkv,
+                           Value scale) {
+  auto qt = cast<MemRefType>(Q.getType());
   AttentionKernel k;
   k.H = qt.getDimSize(2);
   k.hd = qt.getDimSize(3);
   k.Hkv = Hkv;
   k.G = k.H / Hkv;
-  k.L = L;
-  k.scale = static_cast<float>(scale);
-  k.B = tensor::DimOp::create(b, loc, q, 0);
-  k.N = tensor::DimOp::create(b, loc, q, 1);
-  k.Q = readOnlyBuffer(b, loc, q);
-  auto outT = MemRefType::get(qt.getShape(), b.getF32Type());
-  SmallVector<Value> dyn;
-  if (outT.isDynamicDim(0)) dyn.push_back(k.B);
-  if (outT.isDynamicDim(1)) dyn.push_back(k.N);
-  k.O = memref::AllocOp::create(b, loc, outT, dyn);
+  k.L = mlir::photon::attentionLanes(k.hd);
+  k.scale = scale;
+  k.B = memref::DimOp::create(b, loc, Q, 0);
+  k.N = memref::DimOp::create(b, loc, Q, 1);
+  k.Q = Q;
+  k.O = O;
   return k;
 }
 
-Value finish(OpBuilder &b, Location loc, AttentionKernel &k) {
-  auto mt = cast<MemRefType>(k.O.getType());
+/// The kernels are functions, one per kind and operand types, shared by every layer and
+/// stage (the call is not inlined), so LLVM compiles each shape once.
+func::FuncOp getOrCreateKernel(OpBuilder &b, Location loc, StringRef kind, TypeRange args,
+                               function_ref<void(OpBuilder &, Location, ValueRange)> body) {
+  Operation *parent = b.getInsertionBlock()->getParentOp();
+  auto module = isa<ModuleOp>(parent) ? cast<ModuleOp>(parent) : parent->getParentOfType<ModuleOp>();
+  std::string sig;
+  llvm::raw_string_ostream os(sig);
+  os << kind;
+  for (Type t : args) os << " " << t;
+  int64_t count = 0;
+  for (auto f : module.getOps<func::FuncOp>()) {
+    auto a = f->getAttrOfType<StringAttr>("photon.attention_kernel");
+    if (!a) continue;
+    if (a.getValue() == sig) return f;
+    ++count;
+  }
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(module.getBody());
+  auto ft = b.getFunctionType(args, {});
+  auto f = func::FuncOp::create(b, loc, ("photon_attention_" + kind + "_" + Twine(count)).str(), ft);
+  f.setPrivate();
+  f->setAttr("photon.attention_kernel", b.getStringAttr(sig));
+  Block *entry = f.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  body(b, loc, entry->getArguments());
+  func::ReturnOp::create(b, loc);
+  return f;
+}
+
+Value callKernel(OpBuilder &b, Location loc, func::FuncOp f, ValueRange args, Value out) {
+  auto call = func::CallOp::create(b, loc, f, args);
+  call.setNoInline(true);
+  auto mt = cast<MemRefType>(out.getType());
   auto tt = RankedTensorType::get(mt.getShape(), mt.getElementType());
-  return bufferization::ToTensorOp::create(b, loc, tt, k.O, /*restrict=*/true, /*writable=*/true)
+  return bufferization::ToTensorOp::create(b, loc, tt, out, /*restrict=*/true, /*writable=*/true)
       .getResult();
 }
 
@@ -483,18 +525,28 @@ FailureOr<Value> mlir::photon::emitFusedCausalAttention(OpBuilder &b, Location l
   if (!supported(qt, Hkv) || kt.getDimSize(3) != qt.getDimSize(3) || vt.getDimSize(2) != Hkv ||
       vt.getDimSize(3) != qt.getDimSize(3) || resultType.getShape() != qt.getShape())
     return failure();
-  AttentionKernel ker = makeKernel(b, loc, q, Hkv, attentionLanes(qt.getDimSize(3)), scale);
-  Value K = readOnlyBuffer(b, loc, k), V = readOnlyBuffer(b, loc, v);
-  ker.keys.block = kKeyBlock;
-  ker.keys.base = [](OpBuilder &b, Location loc, Value) { return cIdx(b, loc, 0); };
-  ker.keys.blockSetup = [](OpBuilder &, Location, Value, Value) { return SmallVector<Value>{}; };
-  ker.keys.row = [K, V](OpBuilder &b, Location loc, int which, Value bI, Value kh, Value j0,
-                        Value jj, ArrayRef<Value>) {
-    Value j = arith::AddIOp::create(b, loc, j0, jj);
-    return std::make_pair(which == 0 ? K : V, SmallVector<Value>{bI, j, kh});
-  };
-  ker.emit(b, loc);
-  return finish(b, loc, ker);
+  Value Q = readOnlyBuffer(b, loc, q), K = readOnlyBuffer(b, loc, k), V = readOnlyBuffer(b, loc, v);
+  Value O = allocOut(b, loc, q);
+  Value sc = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(static_cast<float>(scale)));
+  SmallVector<Value> args{Q, K, V, O, sc};
+  auto f = getOrCreateKernel(
+      b, loc, "causal", ValueRange(args).getTypes(),
+      [&](OpBuilder &b, Location loc, ValueRange a) {
+        AttentionKernel ker = makeKernel(b, loc, a[0], a[3], Hkv, a[4]);
+        Value K = a[1], V = a[2];
+        ker.keys.block = kKeyBlock;
+        ker.keys.base = [](OpBuilder &b, Location loc, Value) { return cIdx(b, loc, 0); };
+        ker.keys.blockSetup = [](OpBuilder &, Location, Value, Value) {
+          return SmallVector<Value>{};
+        };
+        ker.keys.row = [K, V](OpBuilder &b, Location loc, int which, Value bI, Value kh, Value j0,
+                              Value jj, ArrayRef<Value>) {
+          Value j = arith::AddIOp::create(b, loc, j0, jj);
+          return std::make_pair(which == 0 ? K : V, SmallVector<Value>{bI, j, kh});
+        };
+        ker.emit(b, loc);
+      });
+  return callKernel(b, loc, f, args, O);
 }
 
 FailureOr<Value> mlir::photon::emitFusedCachedAttention(OpBuilder &b, Location loc,
@@ -508,26 +560,34 @@ FailureOr<Value> mlir::photon::emitFusedCachedAttention(OpBuilder &b, Location l
   if (!supported(qt, Hkv) || pt.getDimSize(5) != qt.getDimSize(3)) return failure();
   // vector.load needs a unit innermost stride.
   if (!pt.isLastDimUnitStride()) return failure();
-  AttentionKernel ker = makeKernel(b, loc, q, Hkv, attentionLanes(qt.getDimSize(3)), scale);
-  Value pool = c.pool, table = c.table, lens = c.lens;
   int64_t bs = c.blockSize;
-  Value cLayer = cIdx(b, loc, layer);
-  ker.keys.block = bs;
-  ker.keys.base = [lens](OpBuilder &b, Location loc, Value bI) {
-    Value len = memref::LoadOp::create(b, loc, lens, ValueRange{bI});
-    return arith::IndexCastOp::create(b, loc, b.getIndexType(), len).getResult();
-  };
-  ker.keys.blockSetup = [table, bs](OpBuilder &b, Location loc, Value bI, Value j0) {
-    Value bi = arith::DivUIOp::create(b, loc, j0, cIdx(b, loc, bs));
-    Value blk = memref::LoadOp::create(b, loc, table, ValueRange{bI, bi});
-    return SmallVector<Value>{arith::IndexCastOp::create(b, loc, b.getIndexType(), blk)};
-  };
-  ker.keys.row = [pool, cLayer](OpBuilder &b, Location loc, int which, Value, Value kh, Value,
-                                Value jj, ArrayRef<Value> blk) {
-    return std::make_pair(pool, SmallVector<Value>{blk[0], cLayer, cIdx(b, loc, which), jj, kh});
-  };
-  ker.emit(b, loc);
-  return finish(b, loc, ker);
+  Value Q = readOnlyBuffer(b, loc, q);
+  Value O = allocOut(b, loc, q);
+  Value sc = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(static_cast<float>(scale)));
+  SmallVector<Value> args{Q, c.pool, c.table, c.lens, O, cIdx(b, loc, layer), sc};
+  auto f = getOrCreateKernel(
+      b, loc, ("cached" + Twine(bs)).str(), ValueRange(args).getTypes(),
+      [&](OpBuilder &b, Location loc, ValueRange a) {
+        AttentionKernel ker = makeKernel(b, loc, a[0], a[4], Hkv, a[6]);
+        Value pool = a[1], table = a[2], lens = a[3], cLayer = a[5];
+        ker.keys.block = bs;
+        ker.keys.base = [lens](OpBuilder &b, Location loc, Value bI) {
+          Value len = memref::LoadOp::create(b, loc, lens, ValueRange{bI});
+          return arith::IndexCastOp::create(b, loc, b.getIndexType(), len).getResult();
+        };
+        ker.keys.blockSetup = [table, bs](OpBuilder &b, Location loc, Value bI, Value j0) {
+          Value bi = arith::DivUIOp::create(b, loc, j0, cIdx(b, loc, bs));
+          Value blk = memref::LoadOp::create(b, loc, table, ValueRange{bI, bi});
+          return SmallVector<Value>{arith::IndexCastOp::create(b, loc, b.getIndexType(), blk)};
+        };
+        ker.keys.row = [pool, cLayer](OpBuilder &b, Location loc, int which, Value, Value kh,
+                                      Value, Value jj, ArrayRef<Value> blk) {
+          return std::make_pair(pool,
+                                SmallVector<Value>{blk[0], cLayer, cIdx(b, loc, which), jj, kh});
+        };
+        ker.emit(b, loc);
+      });
+  return callKernel(b, loc, f, args, O);
 }
 
 LogicalResult mlir::photon::emitVectorKvAppend(OpBuilder &b, Location loc, const PagedCache &c,

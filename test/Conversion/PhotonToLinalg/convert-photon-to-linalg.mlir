@@ -50,7 +50,8 @@ module {
 
 // kv_append stores K and V rows (vectors over head_dim) at positions lens[b] + t of the
 // paged pool; cached_attention is a streaming loop over cache blocks with a running max
-// and sum per row of a tile of 4 (query, head) rows (the fused kernel, fused-attention.mlir).
+// and sum per row of a tile of 4 (query, head) rows: the fused kernel (fused-attention.mlir),
+// a function shared by every call with the same operand types.
 // CHECK-LABEL: func.func @step(
 // CHECK-SAME:    %[[POOL:[^:]+]]: memref<?x1x2x16x2x8xf32>, %[[TABLE:[^:]+]]: memref<?x?xi32>, %[[LENS:[^:]+]]: memref<?xi32>
 // CHECK-NOT:     photon.cache_bind
@@ -62,11 +63,13 @@ module {
 // CHECK:           vector.store %{{.*}}, %[[POOL]][%{{[^,]*}}, %c0{{[_0-9]*}}, %c0{{[_0-9]*}}, %{{.*}}] : memref<?x1x2x16x2x8xf32>, vector<8xf32>
 // CHECK:           vector.store %{{.*}}, %[[POOL]][%{{[^,]*}}, %c0{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.*}}] : memref<?x1x2x16x2x8xf32>, vector<8xf32>
 // CHECK:         %[[OUT:.+]] = memref.alloc(%{{.*}}, %{{.*}}) : memref<?x?x4x8xf32>
-// CHECK:         scf.if
-// CHECK:           memref.load %[[TABLE]]
-// CHECK:           vector.load %[[POOL]]
-// CHECK:           vector.reduction <maximumf>
+// CHECK:         call @photon_attention_cached16_0(%{{.+}}, %[[POOL]], %[[TABLE]], %[[LENS]], %[[OUT]], %{{.+}}, %{{.+}}) {no_inline}
 // CHECK:         bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK-LABEL: func.func private @photon_attention_cached16_0(
+// CHECK:         scf.if
+// CHECK:           memref.load
+// CHECK:           vector.load
+// CHECK:           vector.reduction <maximumf>
 module {
   func.func @step(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>, %v: tensor<?x?x2x8xf32>,
                   %pool: memref<?x1x2x16x2x8xf32>, %table: memref<?x?xi32>, %lens: memref<?xi32>) -> tensor<?x?x4x8xf32> {

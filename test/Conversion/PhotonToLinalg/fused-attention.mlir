@@ -5,12 +5,20 @@
 // Causal attention with GQA (H = 4 query heads over Hkv = 2 kv heads, hd = 16): the fused
 // kernel reads q/k/v through read-only buffers, keeps R x 16 scores, R x hd accumulators
 // and R (max, sum) pairs in scratch and never builds a [B, Hkv, G, M, M] scores tensor.
+// The kernel is a function shared by every call with the same operand types (not inlined).
 // CHECK-LABEL: func.func @causal(
 // CHECK-NOT:     linalg.generic
-// CHECK:         %[[Q:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x4x16xf32> to memref<?x?x4x16xf32, strided<[?, ?, ?, 1], offset: ?>>
-// CHECK:         %[[OUT:.+]] = memref.alloc(%{{.+}}, %{{.+}}) : memref<?x?x4x16xf32>
-// CHECK:         %[[K:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x2x16xf32>
-// CHECK:         %[[V:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x2x16xf32>
+// CHECK:         %[[Q0:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x4x16xf32> to memref<?x?x4x16xf32, strided<[?, ?, ?, 1], offset: ?>>
+// CHECK:         %[[K0:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x2x16xf32>
+// CHECK:         %[[V0:.+]] = bufferization.to_buffer %{{.+}} read_only : tensor<?x?x2x16xf32>
+// CHECK:         %[[OUT0:.+]] = memref.alloc(%{{.+}}, %{{.+}}) : memref<?x?x4x16xf32>
+// CHECK:         %[[SC:.+]] = arith.constant 2.500000e-01 : f32
+// CHECK:         call @photon_attention_causal_0(%[[Q0]], %[[K0]], %[[V0]], %[[OUT0]], %[[SC]]) {no_inline}
+// CHECK:         bufferization.to_tensor %[[OUT0]] restrict writable
+// CHECK-NOT:     math.exp
+// CHECK:         return
+// CHECK-LABEL: func.func private @photon_attention_causal_0(
+// CHECK-SAME:    %[[Q:[^:]+]]: memref<?x?x4x16xf32, strided<[?, ?, ?, 1], offset: ?>>, %[[K:[^:]+]]: memref<?x?x2x16xf32, strided<[?, ?, ?, 1], offset: ?>>, %[[V:[^:]+]]: memref<?x?x2x16xf32, strided<[?, ?, ?, 1], offset: ?>>, %[[OUT:[^:]+]]: memref<?x?x4x16xf32>, %{{.+}}: f32)
 // CHECK:         %[[SD:.+]] = memref.alloca() : memref<1x4x16xf32>
 // CHECK:         %[[LARGE:.+]] = arith.cmpi uge, %{{.+}}, %c64
 // CHECK:         scf.if %[[LARGE]] {
@@ -63,7 +71,6 @@
 // CHECK:                   memref.store %{{.+}}, %[[DML]]
 // CHECK:             scf.for %{{.+}} = %{{.+}} to %c2
 // CHECK:               vector.store %{{.+}}, %[[OUT]]
-// CHECK:         bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK-NOT:     math.exp
 // CHECK:         return
 
@@ -96,6 +103,8 @@ module {
 // CHECK-LABEL: func.func @window(
 // CHECK-NOT:     linalg.generic
 // CHECK:         memref.alloc(%{{.+}}) : memref<?x5x2x12xf32>
+// CHECK:         call @photon_attention_causal_0(
+// CHECK-LABEL: func.func private @photon_attention_causal_0(
 // CHECK:         memref.alloca() : memref<1x4x16xf32>
 // CHECK:         memref.alloc(%{{.+}}) : memref<?x4x12xf32>
 // CHECK:         vector.fma {{.*}} : vector<4xf32>
@@ -128,7 +137,10 @@ module {
 // scores scratch), its pool block looked up once per block through the table; K and V
 // rows are vector loads from the pool.
 // CHECK-LABEL: func.func @cached(
-// CHECK-SAME:    %[[POOL:[^:]+]]: memref<?x2x2x12x2x8xf32>, %[[TABLE:[^:]+]]: memref<?x?xi32>, %[[LENS:[^:]+]]: memref<?xi32>
+// CHECK-SAME:    %[[POOL0:[^:]+]]: memref<?x2x2x12x2x8xf32>, %[[TABLE0:[^:]+]]: memref<?x?xi32>, %[[LENS0:[^:]+]]: memref<?xi32>
+// CHECK:         call @photon_attention_cached12_0(%{{.+}}, %[[POOL0]], %[[TABLE0]], %[[LENS0]], %{{.+}}, %{{.+}}, %{{.+}}) {no_inline} : ({{.*}}, index, f32) -> ()
+// CHECK-LABEL: func.func private @photon_attention_cached12_0(
+// CHECK-SAME:    %{{[^:]+}}: memref<?x?x4x8xf32, {{.*}}>, %[[POOL:[^:]+]]: memref<?x2x2x12x2x8xf32>, %[[TABLE:[^:]+]]: memref<?x?xi32>, %[[LENS:[^:]+]]: memref<?xi32>, %{{[^:]+}}: memref<?x?x4x8xf32>, %[[L:[^:]+]]: index
 // CHECK:         memref.alloca() : memref<1x4x16xf32>
 // CHECK:         scf.if
 // CHECK:           scf.parallel (%[[PB:[^,]+]], %{{.+}}) =
@@ -137,10 +149,10 @@ module {
 // CHECK:                   %[[BI:.+]] = arith.divui %[[J0]], %c12
 // CHECK:                   memref.load %[[TABLE]][%[[PB]], %[[BI]]]
 // CHECK:                   scf.for
-// CHECK:                     vector.load %[[POOL]][%{{.+}}, %c1{{[_0-9]*}}, %c0{{[_0-9]*}}, %{{.+}}, %{{.+}}, %c0{{[_0-9]*}}] : memref<?x2x2x12x2x8xf32>, vector<8xf32>
+// CHECK:                     vector.load %[[POOL]][%{{.+}}, %[[L]], %c0{{[_0-9]*}}, %{{.+}}, %{{.+}}, %c0{{[_0-9]*}}] : memref<?x2x2x12x2x8xf32>, vector<8xf32>
 // CHECK:                   vector.reduction <maximumf>
 // CHECK:                   scf.for
-// CHECK:                     vector.load %[[POOL]][%{{.+}}, %c1{{[_0-9]*}}, %c1{{[_0-9]*}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x2x2x12x2x8xf32>, vector<8xf32>
+// CHECK:                     vector.load %[[POOL]][%{{.+}}, %[[L]], %c1{{[_0-9]*}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x2x2x12x2x8xf32>, vector<8xf32>
 // Decode: the block is looked up once for all kv heads.
 // CHECK:         } else {
 // CHECK:           scf.for %[[B:[^ ]+]] =
