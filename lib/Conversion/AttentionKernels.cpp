@@ -128,6 +128,9 @@ struct AttentionKernel {
   int64_t H, Hkv, G, hd, L;
   Value scale;          // f32
   KeySource keys;
+  /// Decode over at least this many keys (batch row 0's) also runs the (batch row, kv
+  /// head) pairs as an scf.parallel; 0 = only prefill does.
+  int64_t parallelMinKeys = 0;
 
   int64_t KB = 0, KBp = 0; // key block and its padding to a multiple of L
   // Scratch: scores [sSlots, R, KBp], accumulators [slots, R, hd], running (max, sum)
@@ -151,6 +154,20 @@ struct AttentionKernel {
     Value sStack = memref::AllocaOp::create(b, loc, MemRefType::get({1, kTileRows, KBp}, f32));
     Value large = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, N,
                                         cIdx(b, loc, kParallelMinQueries));
+    if (parallelMinKeys > 0) {
+      // A long cache: the key streams are the bulk of a decode step's memory traffic, and
+      // the pairs split them between the threads (each pair streams its own keys).
+      Value hasRows = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, B, cIdx(b, loc, 0));
+      auto keys0 = scf::IfOp::create(
+          b, loc, hasRows,
+          [&](OpBuilder &b, Location loc) {
+            scf::YieldOp::create(b, loc, ValueRange{keys.base(b, loc, cIdx(b, loc, 0))});
+          },
+          [&](OpBuilder &b, Location loc) { scf::YieldOp::create(b, loc, ValueRange{cIdx(b, loc, 0)}); });
+      Value longCache = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, keys0.getResult(0),
+                                              cIdx(b, loc, parallelMinKeys));
+      large = arith::OrIOp::create(b, loc, large, longCache);
+    }
     scf::IfOp::create(
         b, loc, large,
         [&](OpBuilder &b, Location loc) {
@@ -553,7 +570,8 @@ FailureOr<Value> mlir::photon::emitFusedCausalAttention(OpBuilder &b, Location l
 
 FailureOr<Value> mlir::photon::emitFusedCachedAttention(OpBuilder &b, Location loc,
                                                         const PagedCache &c, Value q,
-                                                        int64_t layer, double scale) {
+                                                        int64_t layer, double scale,
+                                                        int64_t parallelMinKeys) {
   auto qt = dyn_cast<RankedTensorType>(q.getType());
   auto pt = dyn_cast<MemRefType>(c.pool.getType());
   if (!qt || !pt || pt.getRank() != 6 || !pt.getElementType().isF32() || c.blockSize <= 0)
@@ -567,11 +585,14 @@ FailureOr<Value> mlir::photon::emitFusedCachedAttention(OpBuilder &b, Location l
   Value O = allocOut(b, loc, q);
   Value sc = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(static_cast<float>(scale)));
   SmallVector<Value> args{Q, c.pool, c.table, c.lens, O, cIdx(b, loc, layer), sc};
+  std::string kind = ("cached" + Twine(bs)).str();
+  if (parallelMinKeys > 0) kind += "_par" + std::to_string(parallelMinKeys);
   auto f = getOrCreateKernel(
-      b, loc, ("cached" + Twine(bs)).str(), ValueRange(args).getTypes(),
+      b, loc, kind, ValueRange(args).getTypes(),
       [&](OpBuilder &b, Location loc, ValueRange a) {
         AttentionKernel ker = makeKernel(b, loc, a[0], a[4], Hkv, a[6]);
         Value pool = a[1], table = a[2], lens = a[3], cLayer = a[5];
+        ker.parallelMinKeys = parallelMinKeys;
         ker.keys.block = bs;
         ker.keys.base = [lens](OpBuilder &b, Location loc, Value bI) {
           Value len = memref::LoadOp::create(b, loc, lens, ValueRange{bI});

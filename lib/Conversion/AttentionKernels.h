@@ -38,9 +38,12 @@ struct PagedCache {
 
 /// Fused `photon.cached_attention`: query t of sequence b attends cache positions
 /// 0 .. lens[b] + t of layer `layer`, one cache block at a time. Same support conditions
-/// as emitFusedCausalAttention.
+/// as emitFusedCausalAttention. With `parallelMinKeys` > 0, a decode over at least that many
+/// cached keys (batch row 0's) runs its (batch row, kv head) pairs as an scf.parallel, as
+/// prefill does.
 FailureOr<Value> emitFusedCachedAttention(OpBuilder &b, Location loc, const PagedCache &cache,
-                                          Value q, int64_t layer, double scale);
+                                          Value q, int64_t layer, double scale,
+                                          int64_t parallelMinKeys = 0);
 
 /// `photon.kv_append` with one vector copy per (sequence, position, kv head) row: writes
 /// k/v [B, n, Hkv, hd] at positions lens[b] + t of layer `layer`. Fails (emitting

@@ -460,7 +460,8 @@ LogicalResult lowerKvAppend(Operation *op, OpBuilder &b, bool fused) {
 /// Streaming (online-softmax) attention of q [B, n, H, hd] over cache positions
 /// 0 .. lens[b] + t: the fused kernel of AttentionKernels.cpp when `fused` (and the shapes
 /// allow it), else one scalar loop nest per query row and head.
-FailureOr<Value> lowerCachedAttention(Operation *op, OpBuilder &b, bool fused) {
+FailureOr<Value> lowerCachedAttention(Operation *op, OpBuilder &b, bool fused,
+                                      int64_t parallelMinKeys) {
   Location loc = op->getLoc();
   auto c = getCache(op, op->getOperand(0));
   if (failed(c)) return failure();
@@ -479,7 +480,7 @@ FailureOr<Value> lowerCachedAttention(Operation *op, OpBuilder &b, bool fused) {
   if (fused) {
     mlir::photon::PagedCache pc{c->pool, c->table, c->lens, c->blockSize};
     auto r = mlir::photon::emitFusedCachedAttention(b, loc, pc, q, layerAttr.getInt(),
-                                              scaleAttr.getValueAsDouble());
+                                              scaleAttr.getValueAsDouble(), parallelMinKeys);
     if (succeeded(r)) return *r;
   }
   Lowering L{b, loc};
@@ -695,7 +696,7 @@ struct ConvertPhotonToLinalgPass
       op->erase();
       return success();
     } else if (name == "photon.cached_attention") {
-      auto v = lowerCachedAttention(op, b, fusedAttention);
+      auto v = lowerCachedAttention(op, b, fusedAttention, parallelDecodeMinKeys);
       if (failed(v)) return failure();
       r = *v;
     } else if (name == "photon.cache_bind") {

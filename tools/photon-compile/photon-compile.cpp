@@ -280,6 +280,9 @@ int main(int argc, char **argv) {
     o.weightsFile = weights;
     // The GPU pipeline tiles and fuses the linalg form of attention itself.
     o.fusedAttention = fusedAttention && !cuda;
+    // With OpenMP kernels, decode attention over a long cache splits its kv heads between
+    // the threads too (it reads as many bytes as the weights at a few thousand tokens).
+    o.parallelDecodeMinKeys = openmp && !cuda ? 256 : 0;
     pm.addPass(mlir::photon::createConvertPhotonToLinalg(o));
     progress("lowering photon ops to linalg");
     if (failed(pm.run(*module))) return fail("convert-photon-to-linalg failed");

@@ -57,6 +57,10 @@ def ConvertPhotonToLinalg : Pass<"convert-photon-to-linalg", "::mlir::ModuleOp">
            "Lower causal/bounded/cached attention to the fused, vectorized online-softmax "
            "kernel (scf + vector; head_dim a multiple of 4). false: the linalg.generic "
            "score/softmax/value form and the scalar cached loop (for the CUDA pipeline)">,
+    Option<"parallelDecodeMinKeys", "parallel-decode-min-keys", "int64_t", /*default=*/"0",
+           "Fused cached attention: a decode over at least this many cached keys runs its "
+           "(batch row, kv head) pairs as an scf.parallel (OpenMP with --openmp), as "
+           "prefill does; 0 = never (photon-compile --openmp sets 256)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

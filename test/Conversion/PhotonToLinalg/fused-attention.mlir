@@ -1,6 +1,7 @@
 // RUN: photon-opt %s --convert-photon-to-linalg --split-input-file | FileCheck %s
 // RUN: photon-opt %s --convert-photon-to-linalg="fused-attention=false" --split-input-file | FileCheck %s --check-prefix=UNFUSED
 // RUN: photon-opt %s --convert-photon-to-linalg --split-input-file --photon-lower-to-llvm | FileCheck %s --check-prefix=LLVM
+// RUN: photon-opt %s --convert-photon-to-linalg="parallel-decode-min-keys=256" --split-input-file | FileCheck %s --check-prefix=PAR
 
 // Causal attention with GQA (H = 4 query heads over Hkv = 2 kv heads, hd = 16): the fused
 // kernel reads q/k/v through read-only buffers, keeps R x 16 scores, R x hd accumulators
@@ -162,6 +163,22 @@ module {
 // CHECK:               memref.load %[[TABLE]][%[[B]], %[[DBI]]]
 // CHECK:               scf.for %{{.+}} = %{{.+}} to %c2
 // CHECK:                 vector.load %[[POOL]]
+// With parallel-decode-min-keys (photon-compile --openmp), decode over at least 256 keys
+// of batch row 0 also takes the parallel (batch row, kv head) branch; the kernel's name
+// carries the threshold.
+// PAR-LABEL: func.func @cached(
+// PAR:         call @photon_attention_cached12_par256_0(
+// PAR-LABEL: func.func private @photon_attention_cached12_par256_0(
+// PAR-SAME:    %{{[^:]+}}: memref<?x?x4x8xf32, {{.*}}>, %{{[^:]+}}: memref<?x2x2x12x2x8xf32>, %{{[^:]+}}: memref<?x?xi32>, %[[PLENS:[^:]+]]: memref<?xi32>
+// PAR:         %[[PREFILL:.+]] = arith.cmpi uge, %{{.+}}, %c64
+// PAR:         %[[ROWS:.+]] = arith.cmpi ugt, %{{.+}}, %c0
+// PAR:         %[[K0:.+]] = scf.if %[[ROWS]] -> (index) {
+// PAR:           memref.load %[[PLENS]][%c0
+// PAR:         %[[LONG:.+]] = arith.cmpi uge, %[[K0]], %c256
+// PAR:         %[[ANY:.+]] = arith.ori %[[PREFILL]], %[[LONG]]
+// PAR:         scf.if %[[ANY]] {
+// PAR:           scf.parallel
+// PAR:         } else {
 // UNFUSED-LABEL: func.func @cached(
 // UNFUSED-NOT:   vector.
 // UNFUSED:       scf.for {{.*}} iter_args(%{{.*}} = %cst{{.*}}, %{{.*}} = %cst{{.*}}) -> (f32, f32)
