@@ -3,6 +3,8 @@
 // that both agree. Not part of ctest; see README.md beside this file.
 //
 //   gemm_bench KERNELS.so M NxK [NxK ...] [--rounds R] [--blas libopenblas.so.0]
+#include "bench_common.h"
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -15,23 +17,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-struct Memref2D {
-  float *allocated, *aligned;
-  int64_t offset, sizes[2], strides[2];
-};
-using KernelFn = void (*)(Memref2D *, Memref2D *, Memref2D *);
-using SgemmFn = void (*)(int, int, int, int, int, int, float, const float *, int, const float *,
-                         int, float, float *, int);
-enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
-
-static Memref2D view(float *p, int64_t rows, int64_t cols) {
-  return Memref2D{p, p, 0, {rows, cols}, {cols, 1}};
-}
-
-static double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 int main(int argc, char **argv) {
   if (argc < 4) {

@@ -9,6 +9,8 @@
 // this file.
 //
 //   gemv_bench M NxK [NxK ...] --so LABEL=KERNELS.so [--so ...] [--rounds R] [--mib N]
+#include "bench_common.h"
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -21,25 +23,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-struct Memref2D {
-  float *allocated, *aligned;
-  int64_t offset, sizes[2], strides[2];
-};
-using KernelFn = void (*)(Memref2D *, Memref2D *, Memref2D *);
-using SgemmFn = void (*)(int, int, int, int, int, int, float, const float *, int, const float *,
-                         int, float, float *, int);
-using SgemvFn = void (*)(int, int, int, int, float, const float *, int, const float *, int, float,
-                         float *, int);
-enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
-
-static Memref2D view(float *p, int64_t rows, int64_t cols) {
-  return Memref2D{p, p, 0, {rows, cols}, {cols, 1}};
-}
-
-static double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 static double median(std::vector<double> v) {
   std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());

@@ -19,6 +19,8 @@
 
 #include "photon/Transforms/Passes.h"
 
+#include "MatmulMatch.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -110,33 +112,8 @@ std::optional<NormMatch> matchNorm(linalg::GenericOp op) {
 
 /// True if `op` is y[m, n] += x[m, k] * w[n, k] on tensors (f32).
 bool isTensorMatmulT(linalg::GenericOp op) {
-  if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
-      op.getNumLoops() != 3)
-    return false;
-  auto it = op.getIteratorTypesArray();
-  if (it[0] != utils::IteratorType::parallel || it[1] != utils::IteratorType::parallel ||
-      it[2] != utils::IteratorType::reduction)
-    return false;
-  MLIRContext *ctx = op.getContext();
-  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-  auto maps = op.getIndexingMapsArray();
-  if (maps[0] != AffineMap::get(3, 0, {d(0), d(2)}, ctx) ||
-      maps[1] != AffineMap::get(3, 0, {d(1), d(2)}, ctx) ||
-      maps[2] != AffineMap::get(3, 0, {d(0), d(1)}, ctx))
-    return false;
-  if (!isF32(op.getDpsInputs()[0]) || !isF32(op.getDpsInputs()[1]) || !isF32(op.getDpsInits()[0]))
-    return false;
-  Block &body = op.getRegion().front();
-  if (body.getOperations().size() != 3) return false;
-  auto mul = dyn_cast<arith::MulFOp>(&body.front());
-  auto add = dyn_cast<arith::AddFOp>(mul ? mul->getNextNode() : nullptr);
-  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
-  if (!mul || !add || !yield || yield.getNumOperands() != 1 || yield.getOperand(0) != add)
-    return false;
-  Value a0 = body.getArgument(0), a1 = body.getArgument(1), a2 = body.getArgument(2);
-  bool mulOk = (mul.getLhs() == a0 && mul.getRhs() == a1) || (mul.getLhs() == a1 && mul.getRhs() == a0);
-  bool addOk = (add.getLhs() == a2 && add.getRhs() == mul) || (add.getLhs() == mul && add.getRhs() == a2);
-  return mulOk && addOk;
+  return op.hasPureTensorSemantics() && isMatmulTStructure(op) && isF32(op.getDpsInputs()[0]) &&
+         isF32(op.getDpsInputs()[1]) && isF32(op.getDpsInits()[0]);
 }
 
 /// The value `v` is a copy of: v itself, or the source of expand_shape when `v` is
@@ -357,7 +334,10 @@ SmallVector<linalg::GenericOp> hoistTables(linalg::GenericOp op) {
   for (OpOperand *in : op.getDpsInputOperands()) newMaps.push_back(op.getMatchingIndexingMap(in));
   SmallVector<Value> replaced; // body values now read from the tables, in input order
   auto oldMaps = op.getIndexingMapsArray();
-  for (auto &[s, vals] : groups) {
+  for (auto &group : groups) {
+    // (not a structured binding: the table body's lambda captures `vals`)
+    auto s = group.first;
+    auto &vals = group.second;
     SmallVector<unsigned> loops; // the table's dims, in loop order
     SmallVector<int64_t> pos(n, -1);
     for (unsigned d = 0; d < n; ++d)

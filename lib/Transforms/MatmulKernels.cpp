@@ -36,6 +36,8 @@
 
 #include "photon/Transforms/Passes.h"
 
+#include "MatmulMatch.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -57,90 +59,28 @@ namespace {
 /// True if `op` is y[m, n] += x[m, k] * w[n, k] on memrefs with f32 elements, a static
 /// [N, K] weight and unit-stride rows of x and w.
 bool isMatmulTranspose(linalg::GenericOp op) {
-  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1)
-    return false;
-  if (op.getNumLoops() != 3) return false;
-  auto it = op.getIteratorTypesArray();
-  if (it[0] != utils::IteratorType::parallel || it[1] != utils::IteratorType::parallel ||
-      it[2] != utils::IteratorType::reduction)
-    return false;
-  MLIRContext *ctx = op.getContext();
-  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-  auto maps = op.getIndexingMapsArray();
-  if (maps[0] != AffineMap::get(3, 0, {d(0), d(2)}, ctx) ||
-      maps[1] != AffineMap::get(3, 0, {d(1), d(2)}, ctx) ||
-      maps[2] != AffineMap::get(3, 0, {d(0), d(1)}, ctx))
-    return false;
+  if (!op.hasPureBufferSemantics() || !isMatmulTStructure(op)) return false;
   auto x = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
   auto w = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
   auto y = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
   if (!x || !w || !y) return false;
-  Type f32 = Float32Type::get(ctx);
-  if (x.getElementType() != f32 || w.getElementType() != f32 || y.getElementType() != f32)
+  if (!x.getElementType().isF32() || !w.getElementType().isF32() || !y.getElementType().isF32())
     return false;
-  if (!w.hasStaticShape() || !x.isLastDimUnitStride() || !w.isLastDimUnitStride()) return false;
-  // body: %p = mulf %a0, %a1; %s = addf %a2, %p (either operand order); yield %s
-  Block &body = op.getRegion().front();
-  if (body.getOperations().size() != 3) return false;
-  auto mul = dyn_cast<arith::MulFOp>(&body.front());
-  auto add = dyn_cast<arith::AddFOp>(mul ? mul->getNextNode() : nullptr);
-  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
-  if (!mul || !add || !yield || yield.getNumOperands() != 1 || yield.getOperand(0) != add)
-    return false;
-  Value a0 = body.getArgument(0), a1 = body.getArgument(1), a2 = body.getArgument(2);
-  bool mulOk = (mul.getLhs() == a0 && mul.getRhs() == a1) || (mul.getLhs() == a1 && mul.getRhs() == a0);
-  bool addOk = (add.getLhs() == a2 && add.getRhs() == mul) || (add.getLhs() == mul && add.getRhs() == a2);
-  return mulOk && addOk;
+  return w.hasStaticShape() && x.isLastDimUnitStride() && w.isLastDimUnitStride();
 }
 
 /// True if `op` is the RMSNorm-fused form photon-fuse-norm-matmul writes,
 /// y[m, n] += ((x[m, k] * r[m]) * g[k]) * w[n, k], on memrefs with f32 elements, a static
 /// [N, K] weight and unit-stride rows of x and w (inputs x, r, g, w; init y).
 bool isNormMatmulTranspose(linalg::GenericOp op) {
-  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 4 || op.getNumDpsInits() != 1)
-    return false;
-  if (op.getNumLoops() != 3) return false;
-  auto it = op.getIteratorTypesArray();
-  if (it[0] != utils::IteratorType::parallel || it[1] != utils::IteratorType::parallel ||
-      it[2] != utils::IteratorType::reduction)
-    return false;
-  MLIRContext *ctx = op.getContext();
-  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-  auto maps = op.getIndexingMapsArray();
-  if (maps[0] != AffineMap::get(3, 0, {d(0), d(2)}, ctx) ||
-      maps[1] != AffineMap::get(3, 0, {d(0)}, ctx) ||
-      maps[2] != AffineMap::get(3, 0, {d(2)}, ctx) ||
-      maps[3] != AffineMap::get(3, 0, {d(1), d(2)}, ctx) ||
-      maps[4] != AffineMap::get(3, 0, {d(0), d(1)}, ctx))
-    return false;
-  Type f32 = Float32Type::get(ctx);
+  if (!op.hasPureBufferSemantics() || !isNormMatmulTStructure(op)) return false;
   for (Value v : op->getOperands()) {
     auto t = dyn_cast<MemRefType>(v.getType());
-    if (!t || t.getElementType() != f32) return false;
+    if (!t || !t.getElementType().isF32()) return false;
   }
   auto x = cast<MemRefType>(op.getDpsInputs()[0].getType());
   auto w = cast<MemRefType>(op.getDpsInputs()[3].getType());
-  if (!w.hasStaticShape() || !x.isLastDimUnitStride() || !w.isLastDimUnitStride()) return false;
-  // body: %a = mulf x, r; %b = mulf %a, g; %p = mulf %b, w; %s = addf acc, %p; yield %s
-  // (either operand order in each)
-  Block &body = op.getRegion().front();
-  if (body.getOperations().size() != 5) return false;
-  auto m1 = dyn_cast<arith::MulFOp>(&body.front());
-  auto m2 = dyn_cast_or_null<arith::MulFOp>(m1 ? m1->getNextNode() : nullptr);
-  auto m3 = dyn_cast_or_null<arith::MulFOp>(m2 ? m2->getNextNode() : nullptr);
-  auto add = dyn_cast_or_null<arith::AddFOp>(m3 ? m3->getNextNode() : nullptr);
-  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
-  if (!m1 || !m2 || !m3 || !add || !yield || yield.getNumOperands() != 1 ||
-      yield.getOperand(0) != add)
-    return false;
-  auto is = [](Operation *bin, Value a, Value b) {
-    return (bin->getOperand(0) == a && bin->getOperand(1) == b) ||
-           (bin->getOperand(0) == b && bin->getOperand(1) == a);
-  };
-  return is(m1, body.getArgument(0), body.getArgument(1)) &&
-         is(m2, m1.getResult(), body.getArgument(2)) &&
-         is(m3, m2.getResult(), body.getArgument(3)) &&
-         is(add, body.getArgument(4), m3.getResult());
+  return w.hasStaticShape() && x.isLastDimUnitStride() && w.isLastDimUnitStride();
 }
 
 Value cidx(OpBuilder &b, Location loc, int64_t v) {

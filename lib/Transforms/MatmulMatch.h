@@ -1,0 +1,91 @@
+//===- MatmulMatch.h - the x * W^T generic shapes the matmul passes match -===//
+//
+// photon-fuse-norm-matmul (on tensors) and photon-matmul-kernels (on memrefs) both look for
+// the generic convert-photon-to-linalg emits for photon.linear / lm_head / SwiGLU,
+// y[m, n] += x[m, k] * w[n, k], and for its RMSNorm-fused form; the structural part of
+// that match (loops, indexing maps, body) lives here, the type checks stay with each pass.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef PHOTON_LIB_TRANSFORMS_MATMULMATCH_H
+#define PHOTON_LIB_TRANSFORMS_MATMULMATCH_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/AffineMap.h"
+
+#include <initializer_list>
+
+namespace mlir {
+namespace photon {
+
+/// Loops (m, n, k) = (parallel, parallel, reduction) and, per operand in order (inputs,
+/// then the init), the loop dims its indexing map reads.
+inline bool hasMatmulLoops(linalg::GenericOp op,
+                           std::initializer_list<std::initializer_list<unsigned>> operandDims) {
+  if (op.getNumLoops() != 3 || op.getNumDpsInits() != 1 ||
+      op->getNumOperands() != static_cast<unsigned>(operandDims.size()))
+    return false;
+  auto it = op.getIteratorTypesArray();
+  if (it[0] != utils::IteratorType::parallel || it[1] != utils::IteratorType::parallel ||
+      it[2] != utils::IteratorType::reduction)
+    return false;
+  MLIRContext *ctx = op.getContext();
+  auto maps = op.getIndexingMapsArray();
+  size_t i = 0;
+  for (auto dims : operandDims) {
+    SmallVector<AffineExpr> exprs;
+    for (unsigned d : dims) exprs.push_back(getAffineDimExpr(d, ctx));
+    if (maps[i++] != AffineMap::get(3, 0, exprs, ctx)) return false;
+  }
+  return true;
+}
+
+/// True if the binary op's operands are {a, b} in either order.
+inline bool usesPair(Operation *bin, Value a, Value b) {
+  return bin->getNumOperands() == 2 &&
+         ((bin->getOperand(0) == a && bin->getOperand(1) == b) ||
+          (bin->getOperand(0) == b && bin->getOperand(1) == a));
+}
+
+/// y[m, n] += x[m, k] * w[n, k]: inputs x, w and init y with those maps, body
+/// `%p = mulf x, w; %s = addf y, %p; yield %s` (either operand order). Types unchecked.
+inline bool isMatmulTStructure(linalg::GenericOp op) {
+  if (op.getNumDpsInputs() != 2 || !hasMatmulLoops(op, {{0, 2}, {1, 2}, {0, 1}})) return false;
+  Block &body = op.getRegion().front();
+  if (body.getOperations().size() != 3) return false;
+  auto mul = dyn_cast<arith::MulFOp>(&body.front());
+  auto add = dyn_cast_or_null<arith::AddFOp>(mul ? mul->getNextNode() : nullptr);
+  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
+  if (!mul || !add || !yield || yield.getNumOperands() != 1 || yield.getOperand(0) != add)
+    return false;
+  return usesPair(mul, body.getArgument(0), body.getArgument(1)) &&
+         usesPair(add, body.getArgument(2), mul.getResult());
+}
+
+/// The RMSNorm-fused form y[m, n] += ((x[m, k] * r[m]) * g[k]) * w[n, k]: inputs x, r, g,
+/// w and init y, body of three mulf and an addf in that order (either operand order in
+/// each). Types unchecked.
+inline bool isNormMatmulTStructure(linalg::GenericOp op) {
+  if (op.getNumDpsInputs() != 4 || !hasMatmulLoops(op, {{0, 2}, {0}, {2}, {1, 2}, {0, 1}}))
+    return false;
+  Block &body = op.getRegion().front();
+  if (body.getOperations().size() != 5) return false;
+  auto m1 = dyn_cast<arith::MulFOp>(&body.front());
+  auto m2 = dyn_cast_or_null<arith::MulFOp>(m1 ? m1->getNextNode() : nullptr);
+  auto m3 = dyn_cast_or_null<arith::MulFOp>(m2 ? m2->getNextNode() : nullptr);
+  auto add = dyn_cast_or_null<arith::AddFOp>(m3 ? m3->getNextNode() : nullptr);
+  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
+  if (!m1 || !m2 || !m3 || !add || !yield || yield.getNumOperands() != 1 ||
+      yield.getOperand(0) != add)
+    return false;
+  return usesPair(m1, body.getArgument(0), body.getArgument(1)) &&
+         usesPair(m2, m1.getResult(), body.getArgument(2)) &&
+         usesPair(m3, m2.getResult(), body.getArgument(3)) &&
+         usesPair(add, body.getArgument(4), m3.getResult());
+}
+
+} // namespace photon
+} // namespace mlir
+
+#endif // PHOTON_LIB_TRANSFORMS_MATMULMATCH_H
