@@ -137,6 +137,9 @@ struct AttentionKernel {
   // [slots, R, 2]; sSlot / slot select this tile's.
   Value S, Acc, ML;
   Value sSlot, slot;
+  /// Decode: the next key block (blockSetup values and its first key), prefetched by step.
+  SmallVector<Value> pfBlk;
+  Value pfJ0;
 
   VectorType vt(OpBuilder &b) const { return VectorType::get({L}, b.getF32Type()); }
 
@@ -194,6 +197,7 @@ struct AttentionKernel {
                   scf::ForOp::create(b, loc, cIdx(b, loc, 0), jend, cIdx(b, loc, KB), ValueRange{},
                                      [&](OpBuilder &b, Location loc, Value j0, ValueRange) {
                                        SmallVector<Value> blk = keys.blockSetup(b, loc, bI, j0);
+                                       setPrefetchBlock(b, loc, bI, j0, jend);
                                        step(b, loc, R, bI, kh, rw, j0, jend, blk);
                                        scf::YieldOp::create(b, loc);
                                      });
@@ -237,6 +241,7 @@ struct AttentionKernel {
             scf::ForOp::create(b, loc, cIdx(b, loc, 0), jend, cIdx(b, loc, KB), ValueRange{},
                                [&](OpBuilder &b, Location loc, Value j0, ValueRange) {
                                  SmallVector<Value> blk = keys.blockSetup(b, loc, bI, j0);
+                                 setPrefetchBlock(b, loc, bI, j0, jend);
                                  overTiles(b, loc, base, [&](OpBuilder &b, Location loc, int64_t R,
                                                              Value kh, Rows &rw) {
                                    step(b, loc, R, bI, kh, rw, j0, jend, blk);
@@ -250,6 +255,17 @@ struct AttentionKernel {
           });
           scf::YieldOp::create(b, loc);
         });
+  }
+
+  /// The key block after [j0, j0 + KB) of sequence bI (the last block refers to itself),
+  /// whose K/V rows `step` prefetches into L2 while it reads this block's.
+  void setPrefetchBlock(OpBuilder &b, Location loc, Value bI, Value j0, Value jend) {
+    Value jNext = arith::MinUIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, j0, cIdx(b, loc, KB)),
+        arith::SubIOp::create(b, loc, jend, cIdx(b, loc, 1)));
+    pfJ0 = arith::MulIOp::create(b, loc, arith::DivUIOp::create(b, loc, jNext, cIdx(b, loc, KB)),
+                                 cIdx(b, loc, KB));
+    pfBlk = keys.blockSetup(b, loc, bI, pfJ0);
   }
 
   /// Tiles of one kv head: N * G rows in tiles of kTileRows, then single rows.
@@ -328,21 +344,36 @@ struct AttentionKernel {
     scf::ForOp::create(
         b, loc, c0, jn, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value jj, ValueRange) {
           auto [km, kidx] = keys.row(b, loc, 0, bI, kh, j0, jj, blk);
-          SmallVector<Value> acc(R, zeroV);
+          // U independent accumulators per row (the head_dim chunks round robin), so that
+          // a tile of one row is not one chain of hd / L dependent FMAs per key.
+          int64_t U = std::max<int64_t>(1, std::min<int64_t>(4 / R, hd / L));
+          SmallVector<Value> acc(R * U, zeroV);
           for (int64_t d = 0; d < hd; d += L) {
             Value cd = cIdx(b, loc, d);
             SmallVector<Value> ki(kidx);
             ki.push_back(cd);
             Value kv = vector::LoadOp::create(b, loc, v, km, ki);
+            if (!pfBlk.empty() && d % 16 == 0) // one prefetch per 64-byte line
+              for (int which = 0; which < 2; ++which) {
+                auto [pm, pidx] = keys.row(b, loc, which, bI, kh, pfJ0, jj, pfBlk);
+                SmallVector<Value> pi(pidx);
+                pi.push_back(cd);
+                memref::PrefetchOp::create(b, loc, pm, pi, /*isWrite=*/false, /*locality=*/2,
+                                           /*isDataCache=*/true);
+              }
+            int64_t u = (d / L) % U;
             for (int64_t r = 0; r < R; ++r) {
               Value qv = vector::LoadOp::create(b, loc, v, Q, ValueRange{bI, rw.t[r], rw.h[r], cd});
-              acc[r] = vector::FMAOp::create(b, loc, qv, kv, acc[r]);
+              acc[r * U + u] = vector::FMAOp::create(b, loc, qv, kv, acc[r * U + u]);
             }
           }
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t u = 1; u < U; ++u)
+              acc[r * U] = arith::AddFOp::create(b, loc, acc[r * U], acc[r * U + u], kFM);
           Value j = arith::AddIOp::create(b, loc, j0, jj);
           Value sc = scale;
           for (int64_t r = 0; r < R; ++r) {
-            Value s = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc[r], kFM);
+            Value s = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc[r * U], kFM);
             s = arith::MulFOp::create(b, loc, s, sc);
             Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, j, rw.lim[r]);
             s = arith::SelectOp::create(b, loc, ok, s, ninf);

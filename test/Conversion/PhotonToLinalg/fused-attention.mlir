@@ -163,6 +163,9 @@ module {
 // CHECK:               memref.load %[[TABLE]][%[[B]], %[[DBI]]]
 // CHECK:               scf.for %{{.+}} = %{{.+}} to %c2
 // CHECK:                 vector.load %[[POOL]]
+// the next block's K and V rows of this head go to L2 while this block is read
+// CHECK:                 memref.prefetch %[[POOL]][%{{.+}}, %[[L]], %c0{{[_0-9]*}}, {{.+}}], read, locality<2>, data
+// CHECK:                 memref.prefetch %[[POOL]][%{{.+}}, %[[L]], %c1{{[_0-9]*}}, {{.+}}], read, locality<2>, data
 // With parallel-decode-min-keys (photon-compile --openmp), decode over at least 256 keys
 // of batch row 0 also takes the parallel (batch row, kv head) branch; the kernel's name
 // carries the threshold.
