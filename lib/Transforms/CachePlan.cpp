@@ -263,17 +263,13 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
   // streams = C_1...C_L / C_1 tokens. FLOPs stay per token.
   double streams = vanilla || L < 1 ? 1.0 : (double)h->tokensPerUnit(L) / h->chunkSizes[0];
   plan.tokenStreams = static_cast<int64_t>(streams);
-  auto addDecoder = [&](int64_t level, double bytes, double macs, double perTokens) {
-    add(level, bytes / streams, 0.0, perTokens);
-    add(level, 0.0, macs, perTokens);
-  };
   for (auto &s : plan.stacks) {
     int64_t lvl = vanilla ? 1 : s.level;
     if (s.role == "encoder") {
       add(lvl, s.weightBytes, s.macs, vanilla ? 1 : h->tokensPerUnit(lvl));
     } else if (lvl <= 1) {
       // G_1 runs once per token, all streams of a meta-context in one step.
-      addDecoder(lvl, s.weightBytes, s.macs, 1.0);
+      add(lvl, s.weightBytes / streams, s.macs, 1.0);
     } else {
       // G_l (l >= 2) runs C_l steps per level-l unit.
       add(lvl, s.weightBytes, s.macs, (double)h->tokensPerUnit(lvl) / h->chunkSizes[lvl - 1]);
@@ -285,7 +281,7 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
     int64_t lvl = L - (int64_t)i;
     add(lvl, exBytes[i], exMacs[i], h->tokensPerUnit(lvl));
   }
-  addDecoder(1, lmBytes, lmMacs, 1.0);
+  add(1, lmBytes / streams, lmMacs, 1.0);
   add(1, embBytesPerToken, 0.0, 1.0);
 
   for (auto &c : plan.caches) {

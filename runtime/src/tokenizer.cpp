@@ -46,28 +46,17 @@ std::vector<Cp> decodeUtf8(const std::string &s) {
   size_t i = 0, n = s.size();
   while (i < n) {
     unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = utf8SequenceLength(s, i);
     uint32_t cp = 0xFFFD;
-    uint32_t len = 1;
-    if (c < 0x80) { cp = c; }
-    else {
-      int extra = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 && c < 0xE0 ? 1 : -1;
-      if (c >= 0xF5) extra = -1;
-      if (extra > 0) {
-        uint32_t v = c & (extra == 1 ? 0x1F : extra == 2 ? 0x0F : 0x07);
-        bool ok = true;
-        for (int k = 1; ok && k <= extra; ++k) {
-          if (i + k >= n) { ok = false; break; }
-          unsigned char cc = static_cast<unsigned char>(s[i + k]);
-          if ((cc & 0xC0) != 0x80) { ok = false; break; }
-          v = (v << 6) | (cc & 0x3F);
-        }
-        if (ok && ((extra == 2 && v < 0x800) || (extra == 3 && (v < 0x10000 || v > 0x10FFFF)) ||
-                   (v >= 0xD800 && v <= 0xDFFF)))
-          ok = false;
-        if (ok) { cp = v; len = static_cast<uint32_t>(extra + 1); }
-      }
+    if (len == 1) {
+      cp = c;
+    } else if (len > 1) {
+      cp = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+      for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    } else {
+      len = 1;
     }
-    out.push_back({cp, static_cast<uint32_t>(i), len});
+    out.push_back({cp, static_cast<uint32_t>(i), static_cast<uint32_t>(len)});
     i += len;
   }
   return out;
@@ -86,6 +75,27 @@ void appendUtf8(std::string &s, uint32_t cp) {
 }
 
 } // namespace
+
+size_t utf8SequenceLength(const std::string &s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto cont = [&](size_t k) { return k < s.size() && (b(k) & 0xC0) == 0x80; };
+  unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(i + 1) || !cont(i + 2)) return 0;
+    if (c == 0xE0 && b(i + 1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(i + 1) >= 0xA0) return 0; // surrogates
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+    if (c == 0xF0 && b(i + 1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(i + 1) >= 0x90) return 0; // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
 
 std::vector<int32_t> ByteTokenizer::encode(const std::string &text) const {
   std::vector<int32_t> out;

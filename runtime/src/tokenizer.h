@@ -59,6 +59,11 @@ private:
   std::string byteToUnicode_[256];                     // UTF-8 of the mapped code point
 };
 
+/// Bytes of the valid UTF-8 sequence starting at s[i], 0 if the bytes there are not one
+/// (overlong forms, surrogates and code points above U+10FFFF are invalid). The tokenizers'
+/// lenient decoding reads such a byte as U+FFFD.
+size_t utf8SequenceLength(const std::string &s, size_t i);
+
 } // namespace photon
 
 #endif

@@ -103,36 +103,13 @@ std::string unescape(const std::string &s) {
   return o;
 }
 
-/// Length of the valid UTF-8 sequence starting at s[i], 0 if the bytes there are not one
-/// (overlong forms, surrogates and code points above U+10FFFF are invalid).
-size_t utf8SequenceLength(const std::string &s, size_t i) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  auto cont = [&](size_t k) { return k < s.size() && (b(k) & 0xC0) == 0x80; };
-  unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(i + 1) || !cont(i + 2)) return 0;
-    if (c == 0xE0 && b(i + 1) < 0xA0) return 0; // overlong
-    if (c == 0xED && b(i + 1) >= 0xA0) return 0; // surrogates
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
-    if (c == 0xF0 && b(i + 1) < 0x90) return 0; // overlong
-    if (c == 0xF4 && b(i + 1) >= 0x90) return 0; // above U+10FFFF
-    return 4;
-  }
-  return 0;
-}
-
 /// A JSON string body: escapes, and U+FFFD for every byte that is not part of valid UTF-8
 /// (a byte-level model can generate any bytes; the token ids stay exact in "tokens").
 std::string jsonEscape(const std::string &s) {
   std::string o;
   for (size_t i = 0; i < s.size();) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = utf8SequenceLength(s, i);
+    size_t n = photon::utf8SequenceLength(s, i);
     if (n == 0) {
       o += "\\ufffd";
       ++i;
