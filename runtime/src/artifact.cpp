@@ -61,6 +61,7 @@ const CacheSpec *Manifest::cache(int level) const {
 }
 int Manifest::tokensPerStep() const {
   if (family == PHOTON_FAMILY_VANILLA) return 1;
+  if (family == PHOTON_FAMILY_FORWARD) return lengthMultiple;
   int t = 1;
   for (int c : chunkSizes) t *= c;
   return t;
@@ -168,12 +169,19 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
   if (m.familyName == "photon") m.family = PHOTON_FAMILY_PHOTON;
   else if (m.familyName == "block") m.family = PHOTON_FAMILY_BLOCK;
   else if (m.familyName == "vanilla") m.family = PHOTON_FAMILY_VANILLA;
-  else return c.fail("model.family", "expected \"photon\", \"block\" or \"vanilla\", got \"" +
-                                         m.familyName + "\"");
+  else if (m.familyName == "forward") m.family = PHOTON_FAMILY_FORWARD;
+  else return c.fail("model.family", "expected \"photon\", \"block\", \"vanilla\" or "
+                                     "\"forward\", got \"" + m.familyName + "\"");
   PHOTON_RETURN_IF_ERROR(getInt(c, *model, "vocab", m.vocab, true, 1));
-  PHOTON_RETURN_IF_ERROR(getInt(c, *model, "width", m.width, true, 1));
+  // A forward-only artifact's width is unknown when its hierarchy was not recognized.
+  PHOTON_RETURN_IF_ERROR(getInt(c, *model, "width", m.width,
+                                m.family != PHOTON_FAMILY_FORWARD, 1));
   PHOTON_RETURN_IF_ERROR(getInt(c, *model, "max_context", m.maxContext, true, 1));
-  if (m.family != PHOTON_FAMILY_VANILLA) {
+  if (m.family == PHOTON_FAMILY_FORWARD) {
+    PHOTON_RETURN_IF_ERROR(getInt(c, *model, "length_multiple", m.lengthMultiple, false, 1));
+    if (m.lengthMultiple > 65536)
+      return c.fail("model.length_multiple", "expected an integer in [1, 65536]");
+  } else if (m.family != PHOTON_FAMILY_VANILLA) {
     PHOTON_RETURN_IF_ERROR(getInt(c, *model, "levels", m.levels, true, 1));
     if (m.levels > PHOTON_MAX_LEVELS)
       return c.fail("model.levels", "at most " + std::to_string(PHOTON_MAX_LEVELS) + " supported");
@@ -477,7 +485,10 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
 
   // Stage table sanity against the ABI.
   const std::string &fam = mf.familyName;
-  if (mf.family == PHOTON_FAMILY_VANILLA) {
+  if (mf.family == PHOTON_FAMILY_FORWARD) {
+    if (!mf.stage("forward"))
+      return error(PHOTON_ERR_FORMAT, mpath + ": a forward-only artifact needs a 'forward' stage");
+  } else if (mf.family == PHOTON_FAMILY_VANILLA) {
     PHOTON_RETURN_IF_ERROR(checkStageArgs(mf, "lm_step", {1, 2, 6, 2, 1, 3}, mpath));
     if (!mf.cache(1))
       return error(PHOTON_ERR_FORMAT, mpath + ": a vanilla artifact needs caches[] level 1");

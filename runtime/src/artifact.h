@@ -53,6 +53,8 @@ struct Manifest {
   photon_family family = PHOTON_FAMILY_PHOTON;
   std::string familyName;
   int vocab = 0, width = 0, levels = 0, prefix = 0, maxContext = 0;
+  // family "forward": the sequence lengths the forward stage accepts are multiples of this.
+  int lengthMultiple = 1;
   std::vector<int> chunkSizes;
   bool decoderShift = true; // token chunk k is fed Xhat(1)_{k-1} (docs/artifact.md)
   std::string tokenizerKind = "byte", tokenizerVocab, tokenizerMerges;
@@ -67,7 +69,7 @@ struct Manifest {
 
   const StageSpec *stage(const std::string &name) const;
   const CacheSpec *cache(int level) const;
-  /// Tokens per top-level unit (C_1*...*C_L); 1 for vanilla.
+  /// Tokens per top-level unit (C_1*...*C_L); 1 for vanilla; length_multiple for forward.
   int tokensPerStep() const;
 };
 

@@ -100,7 +100,7 @@ photon_status photon_model_get_info(const photon_model *model, photon_model_info
   r.family = m.family;
   r.vocab = m.vocab;
   r.width = m.width;
-  r.levels = m.family == PHOTON_FAMILY_VANILLA ? 0 : m.levels;
+  r.levels = m.family == PHOTON_FAMILY_VANILLA || m.family == PHOTON_FAMILY_FORWARD ? 0 : m.levels;
   for (size_t i = 0; i < m.chunkSizes.size() && i < PHOTON_MAX_LEVELS; ++i)
     r.chunk_sizes[i] = m.chunkSizes[i];
   r.tokens_per_step = m.tokensPerStep();

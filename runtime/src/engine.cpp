@@ -28,6 +28,12 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
   if (e->opts_.threads < 0)
     return error(PHOTON_ERR_INVALID_ARGUMENT, "threads must be >= 0 (0 = the default)");
   if (e->opts_.memoryBudget == 0) e->opts_.memoryBudget = defaultMemoryBudget();
+  if (m.family == PHOTON_FAMILY_FORWARD)
+    return error(PHOTON_ERR_UNSUPPORTED,
+                 "this is a forward-only artifact (photon-compile did not recognize a PHOTON, "
+                 "Block or decoder-only structure in the model; its compile log says what it "
+                 "did not recognize): it computes teacher-forced logits (photon-run --eval, "
+                 "--logits-out) but cannot generate");
   if (opts.mode == PHOTON_MODE_RECGEN &&
       (m.family != PHOTON_FAMILY_PHOTON || m.levels < 2))
     return error(PHOTON_ERR_UNSUPPORTED,

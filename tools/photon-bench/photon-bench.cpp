@@ -222,6 +222,7 @@ const char *familyName(photon_family f) {
     case PHOTON_FAMILY_PHOTON: return "photon";
     case PHOTON_FAMILY_BLOCK: return "block";
     case PHOTON_FAMILY_VANILLA: return "vanilla";
+    case PHOTON_FAMILY_FORWARD: return "forward";
   }
   return "?";
 }

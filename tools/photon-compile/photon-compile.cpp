@@ -12,6 +12,7 @@
 
 #include "photon/Target/CPU.h"
 #include "photon/Target/Cuda.h"
+#include "photon/Target/ForwardOnly.h"
 #include "photon/Transforms/CachePlan.h"
 #include "photon/Transforms/Passes.h"
 #include "photon/weights_format.h"
@@ -127,6 +128,12 @@ static cl::opt<std::string> matmul(
              "kernels of photon-matmul-kernels, default) or generic (linalg loops vectorized "
              "by LLVM only)"),
     cl::init("vector"), cl::cat(cat));
+static cl::opt<int64_t> lengthMultiple(
+    "length-multiple",
+    cl::desc("Forward-only artifacts (a graph whose hierarchy was not recognized): the "
+             "sequence lengths the graph accepts are multiples of N (e.g. a PHOTON "
+             "meta-context); the runtime refuses others (default 1)"),
+    cl::init(1), cl::value_desc("N"), cl::cat(cat));
 static cl::opt<bool> quiet("q", cl::desc("No progress lines"), cl::cat(cat));
 
 namespace {
@@ -254,8 +261,29 @@ int main(int argc, char **argv) {
   }
   if (!saveIR(*module, "00-input.mlir")) return 1;
 
+  // A module without a recognized hierarchy compiles as a forward-only artifact: the
+  // graph's teacher-forced logits, no generation stages (docs/importer.md, "Fallback").
+  std::optional<mlir::photon::ForwardOnlyInfo> forwardOnly;
+  if (!(*module)->hasAttr("photon.hierarchy")) {
+    if (cuda) return fail("'" + inputFile + "' has no recognized hierarchy: forward-only "
+                          "artifacts are compiled for --target cpu only");
+    if (lengthMultiple < 1) return fail("--length-multiple must be >= 1");
+    auto fo = mlir::photon::makeForwardOnly(*module);
+    if (failed(fo)) return fail("cannot compile '" + inputFile + "' as a forward-only artifact "
+                                "(see the errors above)");
+    forwardOnly = *fo;
+    llvm::errs() << "photon-compile: note: no PHOTON, Block or decoder-only structure was "
+                    "recognized in '" << inputFile << "' (the importer's remark above says "
+                    "why): compiling a forward-only artifact. It computes the teacher-forced "
+                    "logits of output '" << fo->logitsOutput << "' from input '"
+                 << fo->tokensInput << "' (photon-run --eval, --logits-out) but cannot "
+                    "generate.";
+    for (auto &s : fo->suppliedInputs) llvm::errs() << " Input " << s << ".";
+    llvm::errs() << "\n";
+  }
+
   // Stage derivation.
-  if (!noDerive) {
+  if (!noDerive && !forwardOnly) {
     PassManager pm(&ctx);
     mlir::photon::PhotonDeriveStagesOptions o;
     o.blockSize = blockSize;
@@ -265,9 +293,15 @@ int main(int argc, char **argv) {
   }
   if (!saveIR(*module, "01-stages.mlir")) return 1;
   // Cache plan + cost model (before lowering: it reads the photon ops).
-  auto plan = mlir::photon::planCaches(*module, blockSize);
-  if (failed(plan)) return fail("cache planning failed (see the errors above)");
-  if (report) mlir::photon::printReport(*plan, llvm::outs());
+  FailureOr<mlir::photon::CachePlan> plan = failure();
+  if (!forwardOnly) {
+    plan = mlir::photon::planCaches(*module, blockSize);
+    if (failed(plan)) return fail("cache planning failed (see the errors above)");
+    if (report) mlir::photon::printReport(*plan, llvm::outs());
+  } else if (report) {
+    llvm::outs() << "forward-only artifact: no caches, no generation stages (vocab "
+                 << forwardOnly->vocab << ")\n";
+  }
   if (emit == "photon") {
     module->print(llvm::outs());
     return 0;
@@ -390,7 +424,16 @@ int main(int argc, char **argv) {
                                      {"features", std::move(feats)},
                                      {"threads", openmp ? "openmp" : "none"}};
   }
-  llvm::json::Object model = mlir::photon::hierarchyJson(*plan);
+  llvm::json::Object model;
+  if (forwardOnly) {
+    model["family"] = "forward";
+    model["vocab"] = forwardOnly->vocab;
+    model["length_multiple"] = lengthMultiple.getValue();
+    model["onnx_tokens_input"] = forwardOnly->tokensInput;
+    model["onnx_logits_output"] = forwardOnly->logitsOutput;
+  } else {
+    model = mlir::photon::hierarchyJson(*plan);
+  }
   model["max_context"] = maxContext.getValue();
   m["model"] = std::move(model);
   m["library"] = "model.so";
@@ -399,8 +442,8 @@ int main(int argc, char **argv) {
   m["weights"] = llvm::json::Object{{"file", "weights.bin"},
                                     {"bytes", (int64_t)(*wbuf)->getBufferSize()},
                                     {"checksum", hex}};
-  m["start_latents"] = mlir::photon::startLatentsJson(*plan);
-  m["caches"] = mlir::photon::cachesJson(*plan);
+  m["start_latents"] = forwardOnly ? llvm::json::Object{} : mlir::photon::startLatentsJson(*plan);
+  m["caches"] = forwardOnly ? llvm::json::Array{} : mlir::photon::cachesJson(*plan);
   llvm::json::Array st;
   for (auto &s : stages) {
     llvm::json::Array args;
@@ -419,7 +462,7 @@ int main(int argc, char **argv) {
     st.push_back(llvm::json::Object{{"name", s.name}, {"symbol", s.symbol}, {"args", std::move(args)}});
   }
   m["stages"] = std::move(st);
-  m["cost_model"] = mlir::photon::costModelJson(*plan);
+  if (!forwardOnly) m["cost_model"] = mlir::photon::costModelJson(*plan);
   {
     std::error_code ec;
     llvm::raw_fd_ostream os(man, ec);

@@ -207,7 +207,9 @@ int runEval(const Model &model, const std::string &file, int64_t window, bool js
   const Manifest &m = model.manifest();
   std::vector<int32_t> toks = model.tokenizer().encode(text);
   const int tps = m.tokensPerStep();
-  const bool vanilla = m.family == PHOTON_FAMILY_VANILLA;
+  // Logits at t predict token t + 1 (decoder-only and forward-only graphs) or token t
+  // (PHOTON and Block: the token decoder's windows already shift by one).
+  const bool vanilla = m.family == PHOTON_FAMILY_VANILLA || m.family == PHOTON_FAMILY_FORWARD;
   if (window <= 0) window = m.maxContext;
   window = window / tps * tps;
   if (window > static_cast<int64_t>(toks.size())) window = static_cast<int64_t>(toks.size()) / tps * tps;

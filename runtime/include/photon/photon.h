@@ -68,7 +68,10 @@ typedef struct photon_model photon_model;
 typedef enum photon_family {
   PHOTON_FAMILY_PHOTON = 0,  /* hierarchical, L levels */
   PHOTON_FAMILY_BLOCK = 1,   /* Block Transformer (L = 1) */
-  PHOTON_FAMILY_VANILLA = 2  /* plain decoder-only transformer */
+  PHOTON_FAMILY_VANILLA = 2, /* plain decoder-only transformer */
+  PHOTON_FAMILY_FORWARD = 3  /* forward only: a graph whose hierarchy the compiler did not
+                                recognize; teacher-forced logits (photon_model_forward), no
+                                generation */
 } photon_family;
 
 typedef struct photon_load_options {
