@@ -553,13 +553,17 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
     initNames.insert(t.name());
     scope.pending[t.name()] = &t;
   }
+  for (const auto &[name, t] : extraInitializers) {
+    initNames.insert(name);
+    scope.pending[name] = &t;
+  }
   SmallVector<Type> argTypes;
   SmallVector<std::string> argNames;
   for (const auto &in : graph.input()) {
     if (initNames.count(in.name())) continue;
     auto ty = tensorType(in.type(), "graph input '" + in.name() + "'", fileLoc);
     if (!ty) return nullptr;
-    if (tokensAsI32 && in.name() == "tokens" && ty.getElementType().isInteger(64))
+    if (tokensAsI32 && in.name() == tokensName && ty.getElementType().isInteger(64))
       ty = RankedTensorType::get(ty.getShape(), b.getI32Type());
     argTypes.push_back(ty);
     argNames.push_back(in.name());
@@ -570,7 +574,7 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   b.setInsertionPointToStart(entry);
   for (size_t i = 0; i < argNames.size(); ++i) {
     scope.values[argNames[i]] = entry->getArgument(i);
-    if (tokensAsI32 && argNames[i] == "tokens" &&
+    if (tokensAsI32 && argNames[i] == tokensName &&
         cast<RankedTensorType>(argTypes[i]).getElementType().isInteger(32)) {
       tokensI32 = entry->getArgument(i);
       tokensI64 = castTensor(b, fileLoc, tokensI32, b.getI64Type());

@@ -11,6 +11,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include <map>
 #include <set>
 
 namespace photon {
@@ -87,7 +88,11 @@ public:
   /// PHOTON models: the forward takes i32 tokens; the ONNX int64 `tokens` input is the
   /// cast tokensI64 of the i32 argument tokensI32.
   bool tokensAsI32 = false;
+  std::string tokensName = "tokens"; // the graph input holding the token ids
   mlir::Value tokensI32, tokensI64;
+  /// Initializers a raiser derives (a transposed weight, say), visible by name like the
+  /// graph's own; std::map keeps their addresses stable.
+  std::map<std::string, onnx::TensorProto> extraInitializers;
 
   mlir::LogicalResult checkDeclaredPublic(Scope &scope, mlir::OpBuilder &b, const std::string &name,
                                           mlir::Value &v, mlir::Location loc) {

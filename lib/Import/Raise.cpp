@@ -11,6 +11,7 @@
 
 #include "Builders.h"
 #include "GraphImporter.h"
+#include "Recognize.h"
 
 #include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -127,6 +128,13 @@ public:
   LogicalResult finalize(ModuleOp module, func::FuncOp forward);
   /// Plain export (no photon functions): recovers the call sequence (RaisePlain.cpp).
   LogicalResult preparePlain();
+  /// No metadata: recognizes the structure from the graph (Recognize.cpp); when it is not
+  /// recognized, the model imports to upstream ops and `unrecognized` says why.
+  LogicalResult prepareRecognized();
+  /// Replaces the graph's nodes by the calls, raised like the function export's.
+  void emitCalls(const std::vector<PlainCall> &calls);
+  RecognizedModel recognized;
+  std::string unrecognized;
 
   GraphImporter &gi;
   Config cfg;
@@ -626,15 +634,6 @@ LogicalResult Raiser::finalize(ModuleOp module, func::FuncOp forward) {
 // through the same raising as the function export, so both exports give the same module.
 
 namespace {
-
-struct PlainCall {
-  std::string op;
-  std::vector<std::pair<std::string, int64_t>> intAttrs;
-  std::vector<std::pair<std::string, float>> floatAttrs;
-  std::vector<std::string> inputs; // "" = the previous call's output
-  std::string output;
-  std::string stack; // stack prefix (enc1, dec2, stack) or ""
-};
 
 class PlainChecker {
 public:
@@ -1337,6 +1336,12 @@ LogicalResult Raiser::preparePlain() {
     }
   }
 
+  emitCalls(calls);
+  return success();
+}
+
+
+void Raiser::emitCalls(const std::vector<PlainCall> &calls) {
   // The synthetic calls, converted by the same raising as the function export.
   std::string prev;
   int k = 0;
@@ -1372,17 +1377,79 @@ LogicalResult Raiser::preparePlain() {
     auto it = plainFns.find(n);
     return it == plainFns.end() ? nullptr : &it->second;
   };
-  return success();
 }
 
+LogicalResult Raiser::prepareRecognized() {
+  const onnx::ModelProto &mp = gi.model().proto();
+  if (!recognizeDecoderOnly(mp.graph(), recognized, unrecognized)) return success();
+  RecognizedModel &r = recognized;
+  cfg.family = r.family;
+  cfg.vocab = r.vocab;
+  cfg.width = r.width;
+  cfg.nHeads = r.heads;
+  cfg.nKvHeads = r.kvHeads;
+  cfg.headDim = r.headDim;
+  cfg.ffn = r.ffn;
+  cfg.ropeTheta = r.ropeTheta;
+  cfg.normEps = r.normEps;
+  cfg.levels = 0;
+  // Weights in the raising's layout ([out, in]; rotate-half RoPE rows).
+  for (const DerivedWeight &d : r.derived) {
+    const onnx::TensorProto *src = nullptr;
+    for (const auto &t : mp.graph().initializer())
+      if (t.name() == d.source) src = &t;
+    TensorBytes tb;
+    std::string err;
+    if (!src || !gi.model().tensorBytes(*src, tb, err) || src->dims_size() != 2)
+      return emitError(FileLineColLoc::get(&gi.context(), gi.model().path(), 0, 0))
+             << "cannot read weight '" << d.source << "': " << err, failure();
+    int64_t R = src->dims(0), C = src->dims(1);
+    int64_t rows = d.transpose ? C : R, cols = d.transpose ? R : C;
+    const float *in = reinterpret_cast<const float *>(tb.data());
+    std::string raw(static_cast<size_t>(rows * cols) * 4, '\0');
+    float *o = reinterpret_cast<float *>(raw.data());
+    int64_t hd = d.interleavedHeadDim;
+    for (int64_t i = 0; i < rows; ++i) {
+      // Row i of the result is row srcRow of the [out, in] weight: within each head, the
+      // rotate-half order (evens, then odds) of the interleaved pairs.
+      int64_t srcRow = i;
+      if (hd > 0) {
+        int64_t h = i / hd, j = i % hd;
+        srcRow = h * hd + (j < hd / 2 ? 2 * j : 2 * (j - hd / 2) + 1);
+      }
+      for (int64_t k = 0; k < cols; ++k)
+        o[i * cols + k] = d.transpose ? in[k * C + srcRow] : in[srcRow * C + k];
+    }
+    onnx::TensorProto &t = gi.extraInitializers[d.name];
+    t.set_name(d.name);
+    t.set_data_type(onnx::TensorProto::FLOAT);
+    t.add_dims(rows);
+    t.add_dims(cols);
+    t.set_raw_data(std::move(raw));
+  }
+  gi.tokensName = r.tokensInput;
+  gi.tokensAsI32 = true;
+  emitCalls(r.calls);
+  return success();
+}
 
 void installPhotonRaiser(GraphImporter &gi) {
   auto r = std::make_shared<Raiser>(gi);
   if (!r->init()) {
-    gi.finalizeHook = [&gi](ModuleOp module, func::FuncOp) -> LogicalResult {
-      emitRemark(module.getLoc()) << "no PHOTON hierarchy found in '" << gi.model().path()
-                                  << "' (no photon.family metadata): imported to upstream ops";
-      return success();
+    // No metadata: the structure is read from the graph itself.
+    gi.prepareHook = [r]() { return r->prepareRecognized(); };
+    gi.raisesFunction = [r](const onnx::FunctionProto &fn) { return r->handles(fn); };
+    gi.raiseHook = [r](const onnx::NodeProto &n, const onnx::FunctionProto &fn, Scope &s,
+                       OpBuilder &b) { return r->raise(n, fn, s, b); };
+    gi.finalizeHook = [r, &gi](ModuleOp module, func::FuncOp f) -> LogicalResult {
+      if (r->recognized.family.empty()) {
+        emitRemark(module.getLoc())
+            << "no PHOTON, Block or decoder-only structure recognized in '" << gi.model().path()
+            << "' (and no photon.family metadata): imported to upstream ops. Not recognized: "
+            << r->unrecognized;
+        return success();
+      }
+      return r->finalize(module, f);
     };
     return;
   }

@@ -1,0 +1,832 @@
+//===- Recognize.cpp - model structure from an ONNX graph -----------------===//
+//
+// See Recognize.h. The recognizer walks the residual stream backwards from the logits:
+//
+//   logits = Linear_head(RMSNorm_final(r_N))
+//   r_i    = h_i + Linear_down(SiLU(Linear_gate(n)) * Linear_up(n)),  n = RMSNorm(h_i)
+//   h_i    = r_{i-1} + Linear_o(Attention(q, k, v)),  q, k, v = Linear_{q,k,v}(RMSNorm(r_{i-1}))
+//   r_0    = Gather(embedding, tokens)
+//
+// Each piece accepts the spellings torch.onnx and other exporters write (Pow or x*x,
+// Sqrt+Div / Reciprocal / Pow(-0.5), MatMul by a pre-transposed initializer or a Transpose,
+// Gemm, Mul or Div scales before or after QK^T, additive or Where masks, Expand / Reshape
+// GQA or a broadcasting MatMul, rotate-half or interleaved RoPE from tables or computed
+// from Range/Cos/Sin). Between a projection and the attention MatMuls the recognizer takes
+// the whole token-dependent cone (reshapes, transposes, RoPE arithmetic) and checks that
+// it holds only such ops; in the end every token-dependent node of the graph must belong
+// to a recognized piece, so an extra op (a bias, a second scale, an activation) makes the
+// recognition fail with that node named instead of being silently dropped.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Recognize.h"
+#include "GraphView.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <set>
+#include <sstream>
+
+namespace photon {
+namespace import {
+
+namespace {
+
+using Node = onnx::NodeProto;
+
+struct Linear {
+  std::string x, y, weight; // weight: the initializer ([out, in] unless transposed)
+  bool transposed = false;  // the initializer is [in, out]
+  int64_t out = 0, in = 0;
+  const Node *mm = nullptr;
+};
+
+struct Norm {
+  std::string x, y, gain;
+  double eps = 0;
+};
+
+class Recognizer : public GraphView {
+public:
+  explicit Recognizer(const onnx::GraphProto &g) : GraphView(g) {}
+
+  std::string why;
+  RecognizedModel &m() { return *model; }
+  RecognizedModel *model = nullptr;
+  std::set<const Node *> claimed;
+  std::set<std::string> tokDep; // values that depend on the token ids
+
+  bool fail(const Node *n, const std::string &msg) {
+    if (why.empty()) {
+      why = msg;
+      if (n) why += " (node '" + n->name() + "', " + n->op_type() + ")";
+    }
+    return false;
+  }
+  static std::string nm(const Node *n) { return "'" + n->name() + "' (" + n->op_type() + ")"; }
+  void note(const Node *n, const std::string &what) {
+    if (n) m().explain.push_back("node " + nm(n) + " -> " + what);
+  }
+
+  /// Skips Cast / Identity producers backwards.
+  std::string skip(std::string v) {
+    for (int k = 0; k < 8; ++k) {
+      const Node *p = prod(v);
+      if (!p || (p->op_type() != "Cast" && p->op_type() != "Identity")) break;
+      claimed.insert(p);
+      v = in(p, 0);
+    }
+    return v;
+  }
+  const Node *prodOp(const std::string &v, const char *op) {
+    const Node *p = prod(skip(v));
+    return p && p->op_type() == op ? p : nullptr;
+  }
+  std::vector<int64_t> dims(const std::string &init) {
+    const onnx::TensorProto *t = initializer(init);
+    if (!t) return {};
+    return std::vector<int64_t>(t->dims().begin(), t->dims().end());
+  }
+  bool isFloatInit(const std::string &v) {
+    const onnx::TensorProto *t = initializer(v);
+    return t && t->data_type() == onnx::TensorProto::FLOAT;
+  }
+
+  /// y = x W^T (MatMul by an initializer or its Transpose, or Gemm without bias).
+  bool linear(const std::string &yIn, Linear &L, const char *what) {
+    std::string y = skip(yIn);
+    const Node *p = prod(y);
+    if (!p) return fail(nullptr, std::string("expected the ") + what + " projection, found a graph input");
+    if (p->op_type() == "Add") {
+      for (int s = 0; s < 2; ++s)
+        if (isFloatInit(in(p, s)) && prod(in(p, 1 - s)) &&
+            (prod(in(p, 1 - s))->op_type() == "MatMul" || prod(in(p, 1 - s))->op_type() == "Gemm"))
+          return fail(p, std::string("the ") + what + " projection has a bias, which the " +
+                             "decoder-only form (bias-free LLaMA blocks) does not have");
+    }
+    std::string w;
+    if (p->op_type() == "MatMul") {
+      w = in(p, 1);
+      L.x = in(p, 0);
+      if (isFloatInit(w)) {
+        L.transposed = true;
+      } else if (const Node *t = prod(w); t && t->op_type() == "Transpose" && isFloatInit(in(t, 0))) {
+        auto *perm = attr(t, "perm");
+        if (perm && !(perm->ints_size() == 2 && perm->ints(0) == 1 && perm->ints(1) == 0))
+          return fail(t, "a weight Transpose that is not [1, 0]");
+        claimed.insert(t);
+        w = in(t, 0);
+      } else {
+        return fail(p, std::string("expected the ") + what +
+                           " projection: MatMul(x, W) with W an initializer or its Transpose");
+      }
+    } else if (p->op_type() == "Gemm") {
+      if (p->input_size() > 2 && !in(p, 2).empty())
+        return fail(p, std::string("the ") + what + " projection (Gemm) has a bias");
+      auto *ta = attr(p, "transA"), *tb = attr(p, "transB"), *al = attr(p, "alpha");
+      if ((ta && ta->i()) || (al && al->f() != 1.0f))
+        return fail(p, "a Gemm with transA or alpha != 1");
+      w = in(p, 1);
+      L.x = in(p, 0);
+      if (!isFloatInit(w)) return fail(p, "a Gemm whose weight is not an initializer");
+      L.transposed = !(tb && tb->i());
+    } else {
+      return fail(p, std::string("expected the ") + what + " projection (MatMul or Gemm by a weight)");
+    }
+    auto d = dims(w);
+    if (d.size() != 2) return fail(p, std::string("the ") + what + " weight is not 2-D");
+    L.weight = w;
+    L.out = L.transposed ? d[1] : d[0];
+    L.in = L.transposed ? d[0] : d[1];
+    L.y = y;
+    L.mm = p;
+    claimed.insert(p);
+    note(p, std::string(what) + " projection, weight '" + w + "' [" + std::to_string(L.out) +
+                " x " + std::to_string(L.in) + "]" + (L.transposed ? " (stored [in, out])" : ""));
+    return true;
+  }
+
+  /// y = gain * (x / sqrt(mean(x^2) + eps)), in any of the usual spellings.
+  bool rmsNorm(const std::string &yIn, Norm &N, const char *what) {
+    std::string y = skip(yIn);
+    const Node *g = prod(y);
+    if (!g || g->op_type() != "Mul") return fail(g, std::string("expected the ") + what + " RMSNorm (gain Mul)");
+    std::string nv, gain;
+    for (int s = 0; s < 2; ++s) {
+      std::string c = skip(in(g, s));
+      if (isFloatInit(c) && dims(c).size() == 1) {
+        gain = c;
+        nv = in(g, 1 - s);
+      }
+    }
+    if (gain.empty()) return fail(g, std::string("the ") + what + " RMSNorm has no 1-D gain initializer");
+    std::set<const Node *> local{g};
+    nv = skip(nv);
+    const Node *n = prod(nv);
+    std::string x, denom; // x / sqrt(denom) or x * rsqrt(denom)
+    if (n && n->op_type() == "Div") {
+      const Node *sq = prodOp(in(n, 1), "Sqrt");
+      if (!sq) return fail(n, std::string("the ") + what + " RMSNorm divides by something else than Sqrt");
+      x = in(n, 0);
+      denom = in(sq, 0);
+      local.insert({n, sq});
+    } else if (n && n->op_type() == "Mul") {
+      for (int s = 0; s < 2 && denom.empty(); ++s) {
+        const Node *r = prod(skip(in(n, s)));
+        if (!r) continue;
+        if (r->op_type() == "Reciprocal") {
+          if (const Node *sq = prodOp(in(r, 0), "Sqrt")) {
+            denom = in(sq, 0);
+            local.insert({r, sq});
+          }
+        } else if (r->op_type() == "Div") {
+          auto one = scalar(in(r, 0));
+          const Node *sq = prodOp(in(r, 1), "Sqrt");
+          if (one && *one == 1.0 && sq) {
+            denom = in(sq, 0);
+            local.insert({r, sq});
+          }
+        } else if (r->op_type() == "Pow") {
+          auto e = scalar(in(r, 1));
+          if (e && std::fabs(*e + 0.5) < 1e-7) {
+            denom = in(r, 0);
+            local.insert(r);
+          }
+        }
+        if (!denom.empty()) x = in(n, 1 - s);
+      }
+      local.insert(n);
+    }
+    if (denom.empty())
+      return fail(n ? n : g, std::string("the ") + what +
+                                 " norm is not x / sqrt(...), x * Reciprocal(Sqrt(...)) or x * Pow(..., -0.5)");
+    const Node *add = prodOp(denom, "Add");
+    if (!add) return fail(prod(denom), std::string("the ") + what + " RMSNorm has no + eps");
+    const Node *mean = nullptr;
+    std::optional<double> eps;
+    for (int s = 0; s < 2; ++s)
+      if (const Node *r = prodOp(in(add, s), "ReduceMean")) {
+        mean = r;
+        eps = scalar(skip(in(add, 1 - s)));
+      }
+    if (!mean || !eps || *eps <= 0)
+      return fail(add, std::string("the ") + what + " RMSNorm is not ReduceMean(x^2) + eps (a positive constant)");
+    auto *axes = attr(mean, "axes");
+    auto *keep = attr(mean, "keepdims");
+    if (!axes || axes->ints_size() != 1 || axes->ints(0) != -1 || (keep && keep->i() == 0))
+      return fail(mean, std::string("the ") + what + " RMSNorm must reduce the last axis (axes = [-1], keepdims)");
+    const Node *sq = prod(skip(in(mean, 0)));
+    x = skip(x);
+    bool okSq = false;
+    if (sq && sq->op_type() == "Pow") {
+      auto e = scalar(in(sq, 1));
+      okSq = e && *e == 2.0 && skip(in(sq, 0)) == x;
+    } else if (sq && sq->op_type() == "Mul") {
+      okSq = skip(in(sq, 0)) == x && skip(in(sq, 1)) == x;
+    }
+    if (!okSq)
+      return fail(sq ? sq : mean, std::string("the ") + what +
+                                      " RMSNorm's mean is not of the normalized x squared "
+                                      "(a LayerNorm with mean-centring is not an RMSNorm)");
+    local.insert({add, mean, sq});
+    claimed.insert(local.begin(), local.end());
+    N.x = x;
+    N.y = y;
+    N.gain = gain;
+    N.eps = *eps;
+    note(g, std::string(what) + " RMSNorm, gain '" + gain + "', eps " + fmt(*eps));
+    return true;
+  }
+
+  static std::string fmt(double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+  }
+
+  /// The token-dependent nodes on the paths from `from` back to `to` (exclusive).
+  std::vector<const Node *> between(const std::string &from, const std::string &to) {
+    std::vector<const Node *> r;
+    std::set<const Node *> seen;
+    std::vector<std::string> work{from};
+    while (!work.empty()) {
+      std::string v = work.back();
+      work.pop_back();
+      if (v == to || !tokDep.count(v)) continue;
+      const Node *p = prod(v);
+      if (!p || !seen.insert(p).second) continue;
+      r.push_back(p);
+      for (const auto &i : p->input()) work.push_back(i);
+    }
+    return r;
+  }
+
+  /// Per-cone facts: RoPE layout and frequencies, scale factors, head_dim from a Reshape.
+  struct Cone {
+    bool rope = false, interleaved = false, tile = false;
+    double scale = 1;
+    int64_t reshapeLast = 0;
+    std::vector<const Node *> trig; // Cos / Sin feeding the cone
+    std::vector<std::string> tables;
+  };
+
+  /// Checks a projection -> attention cone: only layout ops and RoPE arithmetic.
+  bool cone(const std::vector<const Node *> &nodes, Cone &c, const char *what) {
+    static const std::set<std::string> layout = {
+        "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Cast", "Identity", "Expand",
+        "Flatten", "Tile", "Slice", "Concat", "Split", "Neg", "Mul", "Add", "Sub", "Div"};
+    for (const Node *n : nodes) {
+      const std::string &op = n->op_type();
+      if (!layout.count(op))
+        return fail(n, std::string("an op the ") + what + " path of attention does not have");
+      claimed.insert(n);
+      if (op == "Tile") c.tile = true;
+      if (op == "Add" || op == "Sub" || op == "Concat")
+        for (const auto &i : n->input())
+          if (!i.empty() && !tokDep.count(i))
+            return fail(n, std::string("a constant ") + (op == "Concat" ? "concatenated" : "added") +
+                               " on the " + what + " path of attention (a projection bias, "
+                               "which the decoder-only form does not have)");
+      if (op == "Reshape") {
+        std::vector<int64_t> s;
+        std::string shp = in(n, 1);
+        int64_t last = 0;
+        if (constInts(shp, s) && !s.empty()) last = s.back();
+        else if (const Node *cc = prod(shp); cc && cc->op_type() == "Concat" && cc->input_size())
+          if (auto v = lastInt(cc->input(cc->input_size() - 1))) last = *v;
+        if (last == 2) c.interleaved = true;
+        else if (last > 2) c.reshapeLast = last;
+      }
+      if (op == "Slice") {
+        std::vector<int64_t> st;
+        if (n->input_size() > 4 && constInts(in(n, 4), st) && !st.empty() && std::abs(st[0]) == 2)
+          c.interleaved = true;
+      }
+      if (op == "Mul" || op == "Div") {
+        for (int s = 0; s < 2; ++s) {
+          std::string o = in(n, s);
+          if (tokDep.count(o)) continue;
+          if (auto f = scalarValue(o)) {
+            c.scale *= op == "Mul" ? *f : (s == 1 ? 1.0 / *f : 0.0);
+            if (op == "Div" && s == 0) return fail(n, "a division of a constant by the activations");
+          } else if (op == "Mul") {
+            c.rope = true;
+            findTrig(o, c);
+          } else {
+            return fail(n, "a division by a non-scalar tensor");
+          }
+        }
+      }
+    }
+    return true;
+  }
+  std::optional<int64_t> lastInt(const std::string &v) {
+    std::vector<int64_t> s;
+    std::string u = v;
+    if (const Node *p = prod(v); p && p->op_type() == "Unsqueeze") u = in(p, 0);
+    if (constInts(u, s) && !s.empty()) return s.back();
+    return std::nullopt;
+  }
+  /// A scalar constant, also computed from constants (Sqrt, Reciprocal, Div, Cast, Mul).
+  std::optional<double> scalarValue(const std::string &v, int depth = 0) {
+    if (auto s = scalar(v)) return s;
+    if (auto i = constInt(v)) return (double)*i;
+    if (depth > 6) return std::nullopt;
+    const Node *p = prod(v);
+    if (!p) return std::nullopt;
+    const std::string &op = p->op_type();
+    if (op == "Cast" || op == "Identity") return scalarValue(in(p, 0), depth + 1);
+    if (op == "Sqrt" || op == "Reciprocal") {
+      auto a = scalarValue(in(p, 0), depth + 1);
+      if (!a) return std::nullopt;
+      claimed.insert(p);
+      return op == "Sqrt" ? std::sqrt(*a) : 1.0 / *a;
+    }
+    if (op == "Div" || op == "Mul" || op == "Pow") {
+      auto a = scalarValue(in(p, 0), depth + 1), b = scalarValue(in(p, 1), depth + 1);
+      if (!a || !b) return std::nullopt;
+      claimed.insert(p);
+      return op == "Div" ? *a / *b : op == "Mul" ? *a * *b : std::pow(*a, *b);
+    }
+    return std::nullopt;
+  }
+  /// The Cos / Sin nodes (or constant tables) a RoPE factor comes from.
+  void findTrig(const std::string &v, Cone &c) {
+    std::vector<std::string> work{v};
+    std::set<std::string> seen;
+    while (!work.empty() && seen.size() < 64) {
+      std::string x = work.back();
+      work.pop_back();
+      if (!seen.insert(x).second) continue;
+      const Node *p = prod(x);
+      if (!p) {
+        if (isFloatInit(x) && dims(x).size() >= 2) c.tables.push_back(x);
+        continue;
+      }
+      if (p->op_type() == "Cos" || p->op_type() == "Sin") {
+        c.trig.push_back(p);
+        continue;
+      }
+      if (p->op_type() == "Constant") {
+        std::vector<float> f;
+        std::vector<int64_t> s;
+        if (constFloats(x, f, s) && s.size() >= 2) c.tables.push_back(x);
+        continue;
+      }
+      for (const auto &i : p->input()) work.push_back(i);
+    }
+  }
+
+  /// RoPE base from Cos/Sin(positions * inv_freq) or from cos/sin tables.
+  bool ropeTheta(const Cone &c, int64_t hd, double &theta, const Node *at) {
+    int64_t half = hd / 2;
+    auto thetaOf = [&](const std::vector<double> &f, double tol = 1e-4) -> std::optional<double> {
+      // f[i] = theta^(-2i / hd); i = 1 gives theta, the rest are checked.
+      if ((int64_t)f.size() < 2 || f[0] != 1.0 || !(f[1] > 0 && f[1] < 1)) return std::nullopt;
+      double t = std::pow(f[1], -(double)hd / 2.0);
+      // RoPE bases are integers (10000, 500000, ...); f32 frequencies lose the last digits.
+      if (std::fabs(t - std::round(t)) < 1e-4 * t) t = std::round(t);
+      for (int64_t i = 0; i < (int64_t)f.size(); ++i) {
+        double want = std::pow(t, -2.0 * i / (double)hd);
+        if (std::fabs(f[i] - want) > tol * want + 1e-6) return std::nullopt;
+      }
+      return t;
+    };
+    for (const Node *t : c.trig) {
+      // Search the constant cone of the argument for a vector of hd/2 frequencies.
+      std::vector<std::string> work{in(t, 0)};
+      std::set<std::string> seen;
+      while (!work.empty() && seen.size() < 64) {
+        std::string x = work.back();
+        work.pop_back();
+        if (!seen.insert(x).second) continue;
+        std::vector<float> f;
+        std::vector<int64_t> s;
+        if (constFloats(x, f, s)) {
+          std::vector<double> fr;
+          if ((int64_t)f.size() == half) fr.assign(f.begin(), f.end());
+          else if ((int64_t)f.size() == hd) fr.assign(f.begin(), f.begin() + half); // cat(f, f)
+          if (!fr.empty())
+            if (auto th = thetaOf(fr)) {
+              theta = *th;
+              return true;
+            }
+          continue;
+        }
+        if (const Node *p = prod(x)) {
+          claimed.insert(p);
+          for (const auto &i : p->input()) work.push_back(i);
+        }
+      }
+    }
+    // Tables: sin of position * inv_freq (row 0 all zero) is exact for small angles, so it
+    // is preferred to cos.
+    for (int wantSin = 1; wantSin >= 0; --wantSin)
+      for (const std::string &tb : c.tables) {
+        std::vector<float> v;
+        std::vector<int64_t> s;
+        if (!constFloats(tb, v, s) || s.empty()) continue;
+        int64_t cols = s.back();
+        if ((cols != half && cols != hd) || (int64_t)v.size() < 2 * cols) continue;
+        bool isSin = std::fabs(v[0]) < 1e-6, isCos = std::fabs(v[0] - 1.0f) < 1e-6;
+        if (wantSin ? !isSin : !isCos) continue;
+        bool dup = cols == hd && v[cols] == v[cols + 1]; // interleaved: f0 f0 f1 f1 ...
+        std::vector<double> fr(half);
+        for (int64_t i = 0; i < half; ++i) {
+          double r1 = std::max(-1.0, std::min(1.0, (double)v[cols + (dup ? 2 * i : i)]));
+          fr[i] = isSin ? std::asin(r1) : std::acos(r1);
+        }
+        fr[0] = 1.0; // row 1, frequency 0: an angle of exactly 1 rad
+        if (auto th = thetaOf(fr, 2e-3)) {
+          theta = *th;
+          return true;
+        }
+      }
+    return fail(at, "the rotary embedding's frequencies were not found or are not "
+                    "theta^(-2i/head_dim) (looked for an inv_freq vector or cos/sin tables)");
+  }
+
+  /// One attention block: a = Linear_o(softmax(q k^T * s + mask) v), q/k/v from `n`.
+  bool attention(const std::string &aOut, const std::string &n, int layer) {
+    Linear o;
+    if (!linear(aOut, o, "attention output")) return false;
+    lin.push_back(o);
+    // Back from o.x to MatMul(P, V) through layout ops.
+    std::string v = o.x;
+    const Node *pv = nullptr;
+    std::vector<const Node *> post;
+    for (int k = 0; k < 16; ++k) {
+      const Node *p = prod(v);
+      if (!p) break;
+      if (p->op_type() == "MatMul" && !isFloatInit(in(p, 1)) && tokDep.count(in(p, 1))) {
+        pv = p;
+        break;
+      }
+      if (p->op_type() != "Reshape" && p->op_type() != "Transpose" && p->op_type() != "Cast" &&
+          p->op_type() != "Identity")
+        return fail(p, "expected reshapes / transposes between attention and its output projection");
+      post.push_back(p);
+      v = in(p, 0);
+    }
+    if (!pv) return fail(o.mm, "no attention-weights x V MatMul before the output projection");
+    claimed.insert(post.begin(), post.end());
+    claimed.insert(pv);
+    const Node *sm = prodOp(in(pv, 0), "Softmax");
+    if (!sm) return fail(pv, "the attention weights are not a Softmax");
+    auto *ax = attr(sm, "axis");
+    if (ax && ax->i() != -1 && ax->i() != 3)
+      return fail(sm, "Softmax over an axis other than the keys");
+    claimed.insert(sm);
+    note(sm, "attention softmax (layer " + std::to_string(layer) + ")");
+    // Scores: back through scale and mask ops to MatMul(q, k^T).
+    std::string s = in(sm, 0);
+    double scale = 1;
+    bool mask = false;
+    const Node *qk = nullptr;
+    for (int k = 0; k < 12; ++k) {
+      s = skip(s);
+      const Node *p = prod(s);
+      if (!p) break;
+      const std::string &op = p->op_type();
+      if (op == "MatMul") {
+        qk = p;
+        break;
+      }
+      claimed.insert(p);
+      int dep = tokDep.count(in(p, 0)) ? 0 : 1;
+      if (op == "Where") {
+        dep = tokDep.count(in(p, 1)) ? 1 : 2;
+        auto fill = scalarValue(in(p, dep == 1 ? 2 : 1));
+        if (!fill || !(*fill <= -1e4))
+          return fail(p, "a Where on the scores whose other value is not a large negative constant (a mask)");
+        mask = true;
+        note(p, "attention mask (Where)");
+        s = in(p, dep);
+        continue;
+      }
+      if (tokDep.count(in(p, 1 - dep)) && op != "Where")
+        return fail(p, "an op combining the scores with another token-dependent value");
+      if (op == "Add") {
+        mask = true;
+        note(p, "attention mask (additive)");
+      } else if (op == "Mul" || op == "Div") {
+        auto f = scalarValue(in(p, 1 - dep));
+        if (!f || (op == "Div" && dep == 1)) return fail(p, "a non-scalar scale of the scores");
+        scale *= op == "Mul" ? *f : 1.0 / *f;
+      } else {
+        return fail(p, "an op between QK^T and the Softmax that is not a scale or a mask");
+      }
+      s = in(p, dep);
+    }
+    if (!qk) return fail(sm, "no QK^T MatMul before the Softmax");
+    if (!mask)
+      return fail(sm, "the attention has no mask: a bidirectional attention is not a decoder");
+    claimed.insert(qk);
+    // The q, k, v projections and the cones from them.
+    Linear q, kk, vv;
+    auto projOf = [&](const std::string &from, Linear &L, const char *what, Cone &c) -> bool {
+      // Walk back through token-dependent single-input chains to the first MatMul by a weight.
+      std::vector<std::string> work{from};
+      std::set<std::string> seen;
+      std::string found;
+      while (!work.empty()) {
+        std::string x = work.back();
+        work.pop_back();
+        if (!seen.insert(x).second || !tokDep.count(x)) continue;
+        const Node *p = prod(x);
+        if (!p) continue;
+        if ((p->op_type() == "MatMul" || p->op_type() == "Gemm") &&
+            (isFloatInit(in(p, 1)) || (prod(in(p, 1)) && prod(in(p, 1))->op_type() == "Transpose" &&
+                                       isFloatInit(in(prod(in(p, 1)), 0))))) {
+          if (!found.empty() && found != x)
+            return fail(p, std::string("the ") + what + " path of attention reads two projections");
+          found = x;
+          continue;
+        }
+        for (const auto &i : p->input()) work.push_back(i);
+      }
+      if (found.empty()) return fail(qk, std::string("no ") + what + " projection found");
+      if (!linear(found, L, what)) return false;
+      return cone(between(from, L.y), c, what);
+    };
+    Cone cq, ck, cv;
+    if (!projOf(in(qk, 0), q, "query", cq) || !projOf(in(qk, 1), kk, "key", ck) ||
+        !projOf(in(pv, 1), vv, "value", cv))
+      return false;
+    for (Linear *L : {&q, &kk, &vv})
+      if (skip(L->x) != skip(n))
+        return fail(L->mm, "the q, k and v projections do not read the attention norm's output");
+    if (cv.rope) return fail(pv, "the value path has a position-dependent factor");
+    if (cq.tile || ck.tile || cv.tile)
+      return fail(qk, "K/V heads repeated with Tile (head h reads kv head h mod kv_heads); "
+                      "only the grouped order (h reads h / group: Expand + Reshape, "
+                      "repeat_interleave or a broadcasting MatMul) is supported");
+    // head_dim: the projections' Reshape, cross-checked with the scale and the RoPE.
+    int64_t hd = cq.reshapeLast > 2 ? cq.reshapeLast : 0;
+    double total = scale * cq.scale * ck.scale;
+    if (!hd && total > 0 && total < 1) hd = std::llround(1.0 / (total * total));
+    if (hd < 2 || q.out % hd || kk.out % hd || vv.out != kk.out)
+      return fail(qk, "cannot infer head_dim (q: " + std::to_string(q.out) + ", k: " +
+                          std::to_string(kk.out) + ", v: " + std::to_string(vv.out) +
+                          " outputs, reshape to " + std::to_string(cq.reshapeLast) + ")");
+    if (std::fabs(total * std::sqrt((double)hd) - 1.0) > 1e-4)
+      return fail(qk, "the attention scale is " + fmt(total) + ", not 1/sqrt(head_dim = " +
+                          std::to_string(hd) + ")");
+    if (!cq.rope || !ck.rope)
+      return fail(qk, "no rotary position embedding on q and k (models without RoPE, e.g. "
+                      "learned absolute positions, are not in the decoder-only form)");
+    double theta = 0;
+    if (!ropeTheta(cq, hd, theta, qk)) return false;
+    std::string layout = cq.interleaved || ck.interleaved ? "interleaved" : "rotate-half";
+    int64_t H = q.out / hd, KV = kk.out / hd;
+    if (H % KV) return fail(qk, "heads (" + std::to_string(H) + ") not a multiple of kv heads (" +
+                                    std::to_string(KV) + ")");
+    note(qk, "attention scores: " + std::to_string(H) + " heads, " + std::to_string(KV) +
+                 " kv heads, head_dim " + std::to_string(hd) + ", RoPE " + layout + " base " +
+                 fmt(theta));
+    if (layer == 0) {
+      m().heads = H;
+      m().kvHeads = KV;
+      m().headDim = hd;
+      m().ropeTheta = theta;
+      m().ropeLayout = layout;
+    } else if (H != m().heads || KV != m().kvHeads || hd != m().headDim ||
+               std::fabs(theta - m().ropeTheta) > 1e-3 * theta || layout != m().ropeLayout) {
+      return fail(qk, "layer " + std::to_string(layer) + " has other heads / head_dim / RoPE than layer 0");
+    }
+    lin.push_back(q);
+    lin.push_back(kk);
+    lin.push_back(vv);
+    return true;
+  }
+
+  std::vector<Linear> lin; // of the current layer, in recognition order
+
+  bool run(RecognizedModel &out) {
+    model = &out;
+    // Token input: the graph's only non-initializer input, an integer tensor.
+    std::vector<const onnx::ValueInfoProto *> ins;
+    for (const auto &i : g.input())
+      if (!initializer(i.name())) ins.push_back(&i);
+    if (ins.size() != 1)
+      return fail(nullptr, "the graph has " + std::to_string(ins.size()) +
+                               " inputs; the decoder-only form takes only the token ids");
+    int et = ins[0]->type().tensor_type().elem_type();
+    if (et != onnx::TensorProto::INT64 && et != onnx::TensorProto::INT32)
+      return fail(nullptr, "the graph input '" + ins[0]->name() + "' is not integer token ids");
+    out.tokensInput = ins[0]->name();
+    // Token dependence (nodes are in topological order in a valid graph; Shape cuts it).
+    tokDep.insert(out.tokensInput);
+    for (const auto &n : g.node()) {
+      if (n.op_type() == "Shape") continue;
+      bool d = false;
+      for (const auto &i : n.input()) d |= tokDep.count(i) > 0;
+      if (d)
+        for (const auto &o : n.output()) tokDep.insert(o);
+    }
+    // Logits: the graph's only output.
+    if (g.output_size() != 1)
+      return fail(nullptr, "the graph has " + std::to_string(g.output_size()) +
+                               " outputs; the decoder-only form returns only the logits");
+    out.logitsOutput = g.output(0).name();
+    Linear head;
+    if (!linear(out.logitsOutput, head, "LM head")) return false;
+    Norm fn;
+    if (!rmsNorm(head.x, fn, "final")) return false;
+    out.width = head.in;
+    out.vocab = head.out;
+    out.normEps = fn.eps;
+    // Residual stream, from the top.
+    struct Layer {
+      Norm n1, n2;
+      std::vector<Linear> lin; // o, q, k, v, down, gate, up
+    };
+    std::vector<Layer> layers;
+    std::string r = skip(fn.x);
+    const Node *emb = nullptr;
+    for (int guard = 0; guard < 4096; ++guard) {
+      const Node *p = prod(r);
+      if (p && p->op_type() == "Gather" && skip(in(p, 1)) == out.tokensInput &&
+          isFloatInit(in(p, 0))) {
+        emb = p;
+        break;
+      }
+      if (!p || p->op_type() != "Add")
+        return fail(p, "expected a residual Add (or the embedding Gather of the tokens)");
+      Layer L;
+      lin.clear();
+      // MLP residual: r = h + down(silu(gate(n2)) * up(n2)).
+      int side = -1;
+      for (int s = 0; s < 2 && side < 0; ++s) {
+        const Node *mm = prod(skip(in(p, s)));
+        if (!mm || (mm->op_type() != "MatMul" && mm->op_type() != "Gemm")) continue;
+        const Node *mul = prod(skip(in(mm, 0)));
+        if (mul && mul->op_type() == "Mul") side = s;
+      }
+      if (side < 0) return fail(p, "a residual Add without an MLP branch (MatMul of a product)");
+      claimed.insert(p);
+      std::string h = skip(in(p, 1 - side));
+      Linear down, gate, up;
+      if (!linear(in(p, side), down, "MLP down")) return false;
+      const Node *mul = prod(skip(down.x));
+      claimed.insert(mul);
+      // One factor is SiLU(gate) = gate * Sigmoid(gate).
+      std::string gv, uv;
+      for (int s = 0; s < 2 && gv.empty(); ++s) {
+        const Node *si = prod(skip(in(mul, s)));
+        if (!si || si->op_type() != "Mul") continue;
+        for (int t = 0; t < 2; ++t) {
+          const Node *sg = prod(skip(in(si, t)));
+          if (sg && sg->op_type() == "Sigmoid" && skip(in(sg, 0)) == skip(in(si, 1 - t))) {
+            gv = in(si, 1 - t);
+            uv = in(mul, 1 - s);
+            claimed.insert({si, sg});
+          }
+        }
+      }
+      if (gv.empty())
+        return fail(mul, "the MLP is not SwiGLU: expected down(silu(gate(x)) * up(x)) with silu "
+                         "as x * Sigmoid(x) (GELU MLPs are not in the decoder-only form)");
+      note(mul, "SwiGLU product");
+      if (!linear(gv, gate, "MLP gate") || !linear(uv, up, "MLP up")) return false;
+      if (skip(gate.x) != skip(up.x)) return fail(up.mm, "the MLP gate and up read different values");
+      if (!rmsNorm(gate.x, L.n2, "MLP")) return false;
+      if (skip(L.n2.x) != h) return fail(p, "the MLP norm does not read the residual stream");
+      // Attention residual: h = x + o(attention(n1)).
+      const Node *pa = prod(h);
+      if (!pa || pa->op_type() != "Add") return fail(pa, "expected the attention residual Add");
+      claimed.insert(pa);
+      int as = -1;
+      for (int s = 0; s < 2 && as < 0; ++s) {
+        const Node *mm = prod(skip(in(pa, s)));
+        if (mm && (mm->op_type() == "MatMul" || mm->op_type() == "Gemm") &&
+            (isFloatInit(in(mm, 1)) || (prod(in(mm, 1)) && prod(in(mm, 1))->op_type() == "Transpose")))
+          as = s;
+      }
+      if (as < 0) return fail(pa, "an attention residual Add without an output projection");
+      std::string xprev = skip(in(pa, 1 - as));
+      // n1: the norm the q projection reads; found from the attention.
+      // First recognize the norm of xprev that feeds q/k/v.
+      // n1: the RMSNorm of xprev that the attention reads (a gain Mul a few steps after it).
+      std::string n1;
+      {
+        std::vector<std::pair<std::string, int>> work{{xprev, 0}};
+        std::set<const Node *> seen;
+        while (!work.empty() && n1.empty()) {
+          auto [v, d] = work.back();
+          work.pop_back();
+          for (const Node *c : cons(v)) {
+            if (!seen.insert(c).second || c == pa) continue;
+            for (const auto &o : c->output()) {
+              Norm t;
+              std::string saveWhy = why;
+              if (c->op_type() == "Mul" && rmsNormQuiet(o, t) && skip(t.x) == xprev) n1 = o;
+              why = saveWhy;
+              if (d < 4 && n1.empty()) work.push_back({o, d + 1});
+            }
+          }
+        }
+      }
+      if (n1.empty()) return fail(pa, "no RMSNorm of the residual stream feeds the attention");
+      if (!rmsNorm(n1, L.n1, "attention")) return false;
+      if (!attention(in(pa, as), n1, (int)layers.size())) return false;
+      L.lin = lin;
+      L.lin.push_back(down);
+      L.lin.push_back(gate);
+      L.lin.push_back(up);
+      layers.push_back(L);
+      r = xprev;
+    }
+    if (!emb) return fail(nullptr, "the residual stream does not start at an embedding Gather");
+    claimed.insert(emb);
+    auto ed = dims(in(emb, 0));
+    if (ed.size() != 2 || ed[1] != out.width || ed[0] != out.vocab)
+      return fail(emb, "the embedding table is not [vocab, width]");
+    note(emb, "token embedding '" + in(emb, 0) + "'");
+    if (layers.empty()) return fail(nullptr, "no transformer block found");
+    std::reverse(layers.begin(), layers.end());
+    // Every token-dependent node must be part of what was recognized.
+    std::vector<std::string> extra;
+    for (const auto &n : g.node()) {
+      bool dep = false;
+      for (const auto &o : n.output()) dep |= tokDep.count(o) > 0;
+      if (dep && !claimed.count(&n)) extra.push_back(nm(&n));
+    }
+    if (!extra.empty()) {
+      std::string list;
+      for (size_t i = 0; i < extra.size() && i < 6; ++i) list += (i ? ", " : "") + extra[i];
+      if (extra.size() > 6) list += ", ... (" + std::to_string(extra.size()) + " in all)";
+      return fail(nullptr, "nodes outside the recognized decoder-only blocks compute on the "
+                           "tokens: " + list);
+    }
+    // The call sequence, with weights in the raising's layout.
+    out.family = "vanilla";
+    out.layers = (int64_t)layers.size();
+    out.ffn = layers[0].lin[5].out;
+    auto use = [&](const Linear &L, bool ropePerm) -> std::string {
+      bool perm = ropePerm && out.ropeLayout == "interleaved";
+      if (!L.transposed && !perm) return L.weight;
+      DerivedWeight d;
+      d.source = L.weight;
+      d.transpose = L.transposed;
+      d.interleavedHeadDim = perm ? out.headDim : 0;
+      d.name = L.weight + (L.transposed ? ".T" : "") + (perm ? ".rope" : "");
+      for (auto &e : out.derived)
+        if (e.name == d.name) return d.name;
+      out.derived.push_back(d);
+      return d.name;
+    };
+    PlainCall e{"TokenEmbedding", {}, {}, {out.tokensInput, in(emb, 0)}, "", ""};
+    PlainCall st;
+    st.op = "EncoderStack";
+    st.stack = "stack";
+    st.intAttrs = {{"n_layers", out.layers}, {"n_heads", out.heads},
+                   {"n_kv_heads", out.kvHeads}, {"head_dim", out.headDim}};
+    st.floatAttrs = {{"rope_theta", (float)out.ropeTheta}, {"eps", (float)out.normEps}};
+    st.inputs = {""};
+    for (auto &L : layers) {
+      // lin: o, q, k, v, down, gate, up
+      if (std::fabs(L.n1.eps - out.normEps) > 1e-6 * out.normEps ||
+          std::fabs(L.n2.eps - out.normEps) > 1e-6 * out.normEps)
+        return fail(nullptr, "the norms' eps differ between layers");
+      for (const std::string &w :
+           {L.n1.gain, use(L.lin[1], true), use(L.lin[2], true), use(L.lin[3], false),
+            use(L.lin[0], false), L.n2.gain, use(L.lin[5], false), use(L.lin[6], false),
+            use(L.lin[4], false)})
+        st.inputs.push_back(w);
+    }
+    st.inputs.push_back(fn.gain);
+    PlainCall lm{"LMHead", {}, {}, {"", use(head, false)}, out.logitsOutput, ""};
+    out.calls = {e, st, lm};
+    return true;
+  }
+
+  /// rmsNorm without recording claims or notes (a probe).
+  bool rmsNormQuiet(const std::string &y, Norm &N) {
+    auto saveC = claimed;
+    auto saveE = model->explain.size();
+    bool ok = rmsNorm(y, N, "probe");
+    claimed = saveC;
+    model->explain.resize(saveE);
+    return ok;
+  }
+};
+
+} // namespace
+
+bool recognizeDecoderOnly(const onnx::GraphProto &g, RecognizedModel &out, std::string &why) {
+  for (const auto &n : g.node())
+    if (!n.domain().empty() && n.domain() != "ai.onnx") {
+      why = "node '" + n.name() + "' calls " + n.domain() + "." + n.op_type() +
+            " (a local function): structure recognition reads plain graphs";
+      return false;
+    }
+  Recognizer r(g);
+  if (r.run(out)) return true;
+  why = r.why.empty() ? "not recognized" : r.why;
+  return false;
+}
+
+} // namespace import
+} // namespace photon

@@ -1,0 +1,66 @@
+//===- Recognize.h - model structure from an ONNX graph --------*- C++ -*-===//
+//
+// Recognizes the structure of a plain ONNX graph that carries no photon metadata (an export
+// written by someone else): today a LLaMA-style decoder-only model (pre-RMSNorm blocks,
+// bias-free Q/K/V/O, RoPE, causal softmax attention with optional GQA, SwiGLU MLP, final
+// RMSNorm, LM head). Everything the compiler needs is read from the graph: layers, width,
+// heads, kv heads, head_dim (from the Reshape of the projections, cross-checked with the
+// attention scale and the rotary frequencies), norm eps, RoPE base and layout, vocab. The
+// result is the convention's call sequence (TokenEmbedding, EncoderStack, LMHead) that
+// Raise.cpp turns into photon ops exactly as for our own exports. docs/importer.md,
+// "Structure recognition".
+//
+//===----------------------------------------------------------------------===//
+#ifndef PHOTON_LIB_IMPORT_RECOGNIZE_H
+#define PHOTON_LIB_IMPORT_RECOGNIZE_H
+
+#include "onnx/onnx_pb.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace photon {
+namespace import {
+
+/// One call of the convention's functions (docs/onnx-convention.md, "Signatures").
+struct PlainCall {
+  std::string op;
+  std::vector<std::pair<std::string, int64_t>> intAttrs;
+  std::vector<std::pair<std::string, float>> floatAttrs;
+  std::vector<std::string> inputs; // "" = the previous call's output
+  std::string output;
+  std::string stack; // stack prefix (enc1, dec2, stack) or ""
+};
+
+/// A weight the raising needs in another layout than the graph's initializer: [out, in]
+/// from a pre-transposed [in, out] one, and/or with each head's rows permuted from the
+/// interleaved (GPT-J) RoPE layout to rotate-half (attention scores are invariant under
+/// one permutation of q's and k's head_dim axis).
+struct DerivedWeight {
+  std::string name, source;
+  bool transpose = false;
+  int64_t interleavedHeadDim = 0; // > 0: permute rows within each head of this size
+};
+
+struct RecognizedModel {
+  std::string family; // "vanilla"
+  int64_t vocab = 0, width = 0, layers = 0, heads = 0, kvHeads = 0, headDim = 0, ffn = 0;
+  double ropeTheta = 0, normEps = 0;
+  std::string ropeLayout; // "rotate-half" or "interleaved"
+  std::string tokensInput, logitsOutput;
+  std::vector<PlainCall> calls;
+  std::vector<DerivedWeight> derived;
+  /// What was recognized where, for --explain: "node '<name>' (<op>) -> <what>".
+  std::vector<std::string> explain;
+};
+
+/// Recognizes a decoder-only model in `g`. On failure, `why` says what was not recognized
+/// and where (node names), in one paragraph.
+bool recognizeDecoderOnly(const onnx::GraphProto &g, RecognizedModel &out, std::string &why);
+
+} // namespace import
+} // namespace photon
+
+#endif
