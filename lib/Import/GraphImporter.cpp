@@ -188,8 +188,9 @@ FailureOr<Value> GraphImporter::tensorValue(OpBuilder &b, Location loc, const on
     return failure();
   }
   bool isF = isFloatTy(et);
-  bool asWeight = (isInitializer && isF && n > 1 && blobType(t.data_type())) ||
-                  n > opts_.maxInlineElements;
+  // Tensors with no blob dtype (bool, u8, i16, f64, ...) stay constants whatever their size.
+  bool asWeight = blobType(t.data_type()) &&
+                  ((isInitializer && isF && n > 1) || n > opts_.maxInlineElements);
   if (asWeight) return weight(b, loc, t, name);
   TensorBytes tb;
   if (!model_.tensorBytes(t, tb, err)) {

@@ -1,6 +1,6 @@
 //===- OpsStoZ.cpp - ONNX ops S..Z -> upstream MLIR ----------------------===//
 //
-// Shape Sigmoid Sin Slice Softmax Split Sqrt Squeeze Sub Sum Tanh Transpose Trilu Unsqueeze
+// Shape Sigmoid Sin Slice Softmax Split Sqrt Squeeze Sub Sum Tanh Tile Transpose Trilu Unsqueeze
 // Where Xor
 
 #include "OpHelpers.h"
@@ -293,6 +293,66 @@ static LogicalResult convertUnsqueeze(NodeContext &ctx) {
   return success();
 }
 
+// Tile (opset 6, 13): out[i] = x[i mod size(x)] per axis, repeats a 1-D int64 input
+// (constant, known from shape arithmetic, or a runtime value). Lowered without modulo: a
+// linalg.generic broadcasts x to [r0, d0, r1, d1, ...] (only the pairs that need both; an
+// axis whose x size is 1 or whose repeat is 1 keeps one dimension), then collapse_shape
+// merges each (r, d) pair into r*d.
+static LogicalResult convertTile(NodeContext &ctx) {
+  if (failed(ctx.requireInputs(2))) return failure();
+  OpBuilder &b = ctx.b;
+  Location loc = ctx.loc;
+  Value x = ctx.in(0);
+  auto xt = ctx.type(0);
+  auto rt = ctx.type(1);
+  int64_t rank = xt.getRank();
+  if (!isIntTy(rt.getElementType()) || rt.getRank() != 1 || rt.getDimSize(0) != rank)
+    return ctx.error("repeats must be a 1-D integer tensor of length " + Twine(rank) +
+                     " (the input's rank)");
+  SmallVector<OpFoldResult> reps = intsAsFoldResults(b, loc, ctx.in(1), ctx.knownIn(1));
+  for (int64_t i = 0; i < rank; ++i)
+    if (auto c = getConstantIntValue(reps[i]); c && *c < 0)
+      return ctx.error("repeats[" + Twine(i) + "] = " + Twine(*c) + " is negative");
+  SmallVector<OpFoldResult> xs = mixedSizes(b, loc, x);
+  MLIRContext *m = ctx.context();
+  // Broadcast shape (wide), the input's map into it, and the collapse groups.
+  SmallVector<OpFoldResult> wide;
+  SmallVector<AffineExpr> e;
+  SmallVector<ReassociationIndices> groups;
+  bool paired = false;
+  for (int64_t i = 0; i < rank; ++i) {
+    auto r = getConstantIntValue(reps[i]);
+    int64_t w = wide.size();
+    if (r && *r == 1) {
+      e.push_back(getAffineDimExpr(w, m));
+      wide.push_back(xs[i]);
+      groups.push_back({w});
+    } else if (xt.getDimSize(i) == 1) {
+      e.push_back(getAffineConstantExpr(0, m));
+      wide.push_back(reps[i]);
+      groups.push_back({w});
+    } else {
+      e.push_back(getAffineDimExpr(w + 1, m));
+      wide.push_back(reps[i]);
+      wide.push_back(xs[i]);
+      groups.push_back({w, w + 1});
+      paired = true;
+    }
+  }
+  int64_t wr = wide.size();
+  Value init = emptyTensor(b, loc, wide, xt.getElementType());
+  SmallVector<AffineMap> maps = {AffineMap::get(wr, 0, e, m),
+                                 AffineMap::getMultiDimIdentityMap(wr, m)};
+  Value r = linalg::GenericOp::create(
+                b, loc, TypeRange{init.getType()}, ValueRange{x}, ValueRange{init}, maps,
+                SmallVector<utils::IteratorType>(wr, utils::IteratorType::parallel),
+                [&](OpBuilder &nb, Location l, ValueRange a) { linalg::YieldOp::create(nb, l, a[0]); })
+                .getResult(0);
+  if (paired) r = tensor::CollapseShapeOp::create(b, loc, r, groups);
+  ctx.setResult(0, r);
+  return success();
+}
+
 static LogicalResult convertTranspose(NodeContext &ctx) {
   if (failed(ctx.requireInputs(1))) return failure();
   int64_t rank = ctx.type(0).getRank();
@@ -410,6 +470,7 @@ void registerOpsStoZ(OpRegistry &r) {
     return success();
   });
   r.onOp("Tanh", 6, unaryFloat([](OpBuilder &b, Location l, Value x) -> Value { return math::TanhOp::create(b, l, x); }));
+  r.onOp("Tile", 6, convertTile);
   r.onOp("Transpose", 1, convertTranspose);
   r.onOp("Trilu", 14, convertTrilu);
   r.onOp("Unsqueeze", 1, convertUnsqueeze);
