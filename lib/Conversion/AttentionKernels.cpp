@@ -31,6 +31,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "AttentionKernels.h"
+#include "photon/Dialect/PhotonDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -516,9 +517,10 @@ func::FuncOp getOrCreateKernel(OpBuilder &b, Location loc, StringRef kind, TypeR
   llvm::raw_string_ostream os(sig);
   os << kind;
   for (Type t : args) os << " " << t;
+  auto kernelAttr = mlir::photon::getPhotonDialect(b.getContext())->getAttentionKernelAttrHelper();
   int64_t count = 0;
   for (auto f : module.getOps<func::FuncOp>()) {
-    auto a = f->getAttrOfType<StringAttr>("photon.attention_kernel");
+    auto a = kernelAttr.getAttr(f);
     if (!a) continue;
     if (a.getValue() == sig) return f;
     ++count;
@@ -528,7 +530,7 @@ func::FuncOp getOrCreateKernel(OpBuilder &b, Location loc, StringRef kind, TypeR
   auto ft = b.getFunctionType(args, {});
   auto f = func::FuncOp::create(b, loc, ("photon_attention_" + kind + "_" + Twine(count)).str(), ft);
   f.setPrivate();
-  f->setAttr("photon.attention_kernel", b.getStringAttr(sig));
+  kernelAttr.setAttr(f, b.getStringAttr(sig));
   Block *entry = f.addEntryBlock();
   b.setInsertionPointToStart(entry);
   body(b, loc, entry->getArguments());

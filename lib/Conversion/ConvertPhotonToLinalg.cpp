@@ -1,12 +1,12 @@
 //===- ConvertPhotonToLinalg.cpp - photon ops to linalg/tensor/scf -------===//
 //
-// Lowers the photon ops of docs/ir-contract.md to upstream dialects on tensors. Ops are
-// matched by name so that the pass works on generic-form modules whether or not the
-// photon dialect is registered. See Passes.td for the op-by-op description.
+// Lowers the photon ops of docs/ir-contract.md to upstream dialects on tensors, reading
+// each op through its generated accessors. See Passes.td for the op-by-op description.
 //
 //===----------------------------------------------------------------------===//
 
 #include "AttentionKernels.h"
+#include "photon/Dialect/PhotonOps.h"
 #include "photon/Transforms/Passes.h"
 #include "photon/weights_format.h"
 
@@ -28,6 +28,7 @@ namespace photon {
 } // namespace mlir
 
 using namespace mlir;
+using namespace mlir::photon;
 
 namespace {
 
@@ -382,12 +383,12 @@ struct CacheOperands {
 };
 
 FailureOr<CacheOperands> getCache(Operation *user, Value cache) {
-  Operation *def = cache.getDefiningOp();
-  if (!def || def->getName().getStringRef() != "photon.cache_bind" || def->getNumOperands() != 3)
+  auto bind = cache.getDefiningOp<CacheBindOp>();
+  if (!bind)
     return user->emitOpError("expects its cache operand to come from photon.cache_bind "
                              "(pool, table, lens); bind the cache in the same function"),
            failure();
-  CacheOperands c{def->getOperand(0), def->getOperand(1), def->getOperand(2)};
+  CacheOperands c{bind.getPool(), bind.getTable(), bind.getLens()};
   auto pt = dyn_cast<MemRefType>(c.pool.getType());
   if (!pt || pt.getRank() != 6 || ShapedType::isDynamic(pt.getDimSize(3)))
     return user->emitOpError("expects the cache pool to be a memref "
@@ -426,20 +427,19 @@ Value loadIndex(OpBuilder &b, Location loc, Value m, ValueRange idx) {
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
 }
 
-LogicalResult lowerKvAppend(Operation *op, OpBuilder &b, bool fused) {
-  Location loc = op->getLoc();
-  auto c = getCache(op, op->getOperand(0));
+LogicalResult lowerKvAppend(KvAppendOp op, OpBuilder &b, bool fused) {
+  Location loc = op.getLoc();
+  auto c = getCache(op, op.getCache());
   if (failed(c)) return failure();
-  auto layerAttr = op->getAttrOfType<IntegerAttr>("layer");
-  if (!layerAttr) return op->emitOpError("needs an integer `layer` attribute");
-  Value k = op->getOperand(1), v = op->getOperand(2);
+  int64_t layerIndex = op.getLayer();
+  Value k = op.getK(), v = op.getV();
   if (fused) {
     mlir::photon::PagedCache pc{c->pool, c->table, c->lens, c->blockSize};
-    if (succeeded(mlir::photon::emitVectorKvAppend(b, loc, pc, k, v, layerAttr.getInt())))
+    if (succeeded(mlir::photon::emitVectorKvAppend(b, loc, pc, k, v, layerIndex)))
       return success();
   }
   Lowering L{b, loc};
-  Value layer = L.cIdx(layerAttr.getInt());
+  Value layer = L.cIdx(layerIndex);
   Value bs = L.cIdx(c->blockSize);
   Value c0 = L.cIdx(0), c1 = L.cIdx(1);
   SmallVector<Value> ubs = {L.dimV(k, 0), L.dimV(k, 1), L.dimV(k, 2), L.dimV(k, 3)};
@@ -460,27 +460,25 @@ LogicalResult lowerKvAppend(Operation *op, OpBuilder &b, bool fused) {
 /// Streaming (online-softmax) attention of q [B, n, H, hd] over cache positions
 /// 0 .. lens[b] + t: the fused kernel of AttentionKernels.cpp when `fused` (and the shapes
 /// allow it), else one scalar loop nest per query row and head.
-FailureOr<Value> lowerCachedAttention(Operation *op, OpBuilder &b, bool fused,
+FailureOr<Value> lowerCachedAttention(CachedAttentionOp op, OpBuilder &b, bool fused,
                                       int64_t parallelMinKeys) {
-  Location loc = op->getLoc();
-  auto c = getCache(op, op->getOperand(0));
+  Location loc = op.getLoc();
+  auto c = getCache(op, op.getCache());
   if (failed(c)) return failure();
-  auto layerAttr = op->getAttrOfType<IntegerAttr>("layer");
-  auto scaleAttr = op->getAttrOfType<FloatAttr>("scale");
-  if (!layerAttr || !scaleAttr)
-    return op->emitOpError("needs integer `layer` and float `scale` attributes"), failure();
-  Value q = op->getOperand(1);
+  int64_t layerIndex = op.getLayer();
+  double scaleValue = op.getScaleAttr().getValueAsDouble();
+  Value q = op.getQ();
   auto qt = cast<RankedTensorType>(q.getType());
   auto pt = cast<MemRefType>(c->pool.getType());
   int64_t H = qt.getDimSize(2), hd = qt.getDimSize(3), Hkv = pt.getDimSize(4);
   if (ShapedType::isDynamic(H) || ShapedType::isDynamic(hd) || Hkv <= 0 || H % Hkv != 0)
-    return op->emitOpError("expects static heads divisible by the cache's kv heads (")
+    return op.emitOpError("expects static heads divisible by the cache's kv heads (")
                << H << " vs " << Hkv << ")",
            failure();
   if (fused) {
     mlir::photon::PagedCache pc{c->pool, c->table, c->lens, c->blockSize};
-    auto r = mlir::photon::emitFusedCachedAttention(b, loc, pc, q, layerAttr.getInt(),
-                                              scaleAttr.getValueAsDouble(), parallelMinKeys);
+    auto r = mlir::photon::emitFusedCachedAttention(b, loc, pc, q, layerIndex, scaleValue,
+                                                    parallelMinKeys);
     if (succeeded(r)) return *r;
   }
   Lowering L{b, loc};
@@ -492,10 +490,10 @@ FailureOr<Value> lowerCachedAttention(Operation *op, OpBuilder &b, bool fused,
   if (outT.isDynamicDim(1)) dyn.push_back(N);
   Value out = memref::AllocOp::create(b, loc, outT, dyn);
   Value acc = memref::AllocaOp::create(b, loc, MemRefType::get({hd}, f32));
-  Value layer = L.cIdx(layerAttr.getInt());
+  Value layer = L.cIdx(layerIndex);
   Value bs = L.cIdx(c->blockSize);
   Value c0 = L.cIdx(0), c1 = L.cIdx(1), cHd = L.cIdx(hd), cG = L.cIdx(H / Hkv);
-  float scale = static_cast<float>(scaleAttr.getValueAsDouble());
+  float scale = static_cast<float>(scaleValue);
   SmallVector<Value> ubs = {B, N, L.cIdx(H)};
   loopNest(b, loc, ubs, [&](OpBuilder &nb, Location l, ValueRange iv) {
     Value bI = iv[0], tI = iv[1], hI = iv[2];
@@ -565,11 +563,6 @@ Type stripEncoding(Type t) {
   return t;
 }
 
-double floatAttr(Operation *op, StringRef name, double dflt) {
-  if (auto a = op->getAttrOfType<FloatAttr>(name)) return a.getValueAsDouble();
-  return dflt;
-}
-
 struct ConvertPhotonToLinalgPass
     : public mlir::photon::impl::ConvertPhotonToLinalgBase<ConvertPhotonToLinalgPass> {
   using Base::Base;
@@ -597,33 +590,32 @@ struct ConvertPhotonToLinalgPass
     return success();
   }
 
-  FailureOr<Value> lowerWeight(Operation *op, OpBuilder &b, Value blob) {
-    auto nameAttr = op->getAttrOfType<StringAttr>("name");
-    if (!nameAttr) return op->emitOpError("needs a string `name` attribute"), failure();
-    auto rt = dyn_cast<RankedTensorType>(stripEncoding(op->getResult(0).getType()));
+  FailureOr<Value> lowerWeight(WeightOp op, OpBuilder &b, Value blob) {
+    StringRef name = op.getName();
+    auto rt = dyn_cast<RankedTensorType>(stripEncoding(op.getType()));
     if (!rt || !rt.hasStaticShape())
-      return op->emitOpError("must produce a statically shaped tensor"), failure();
+      return op.emitOpError("must produce a statically shaped tensor"), failure();
     int64_t offset = -1;
-    if (auto off = op->getAttrOfType<IntegerAttr>("offset")) offset = off.getInt();
-    auto it = index.find(nameAttr.getValue());
+    if (std::optional<uint64_t> off = op.getOffset()) offset = static_cast<int64_t>(*off);
+    auto it = index.find(name);
     if (it != index.end()) {
       const auto &info = it->second;
       if (info.shape != std::vector<int64_t>(rt.getShape().begin(), rt.getShape().end()))
-        return op->emitOpError("weight '") << nameAttr.getValue()
+        return op.emitOpError("weight '") << name
                                            << "' has another shape in the weights blob ("
                                            << info.shape.size() << "-d) than in the IR ("
                                            << rt << "); re-import the model",
                failure();
       offset = static_cast<int64_t>(info.offset);
     } else if (offset < 0) {
-      return op->emitOpError("weight '")
-                 << nameAttr.getValue()
+      return op.emitOpError("weight '")
+                 << name
                  << "' is not in the weights blob"
                  << (weightsFile.empty() ? " (no weights file given: pass --weights)" : "")
                  << "",
              failure();
     }
-    Location loc = op->getLoc();
+    Location loc = op.getLoc();
     Value off = arith::ConstantIndexOp::create(b, loc, offset);
     auto mt = MemRefType::get(rt.getShape(), rt.getElementType());
     Value view = memref::ViewOp::create(b, loc, mt, blob, off, ValueRange{});
@@ -633,73 +625,72 @@ struct ConvertPhotonToLinalgPass
   }
 
   LogicalResult lowerOp(Operation *op, OpBuilder &b, Value blob) {
-    StringRef name = op->getName().getStringRef();
     Location loc = op->getLoc();
     b.setInsertionPoint(op);
     Lowering L{b, loc};
     auto resT = [&](unsigned i = 0) {
       return cast<RankedTensorType>(stripEncoding(op->getResult(i).getType()));
     };
-    auto opnd = [&](unsigned i) { return op->getOperand(i); };
     Value r;
-    if (name == "photon.weight") {
-      auto v = lowerWeight(op, b, blob);
+    if (auto w = dyn_cast<WeightOp>(op)) {
+      auto v = lowerWeight(w, b, blob);
       if (failed(v)) return failure();
       r = *v;
-    } else if (name == "photon.embedding") {
-      r = L.embedding(opnd(0), opnd(1), resT());
-    } else if (name == "photon.rms_norm") {
-      r = L.rmsNorm(opnd(0), opnd(1), floatAttr(op, "eps", 1e-5), resT());
-    } else if (name == "photon.linear") {
-      r = L.linear(opnd(0), opnd(1), op->getNumOperands() > 2 ? opnd(2) : Value(), resT());
-    } else if (name == "photon.lm_head") {
-      r = L.linear(opnd(0), opnd(1), Value(), resT());
-    } else if (name == "photon.rope") {
-      r = L.rope(opnd(0), op->getNumOperands() > 1 ? opnd(1) : Value(),
-                 floatAttr(op, "theta", 10000.0));
-    } else if (name == "photon.causal_attention" || name == "photon.bounded_attention") {
-      auto qt = L.rtt(opnd(0));
-      double scale = floatAttr(op, "scale", 1.0 / std::sqrt((double)qt.getDimSize(3)));
-      FailureOr<Value> fused = failure();
-      if (fusedAttention)
-        fused = mlir::photon::emitFusedCausalAttention(b, loc, opnd(0), opnd(1), opnd(2), scale, resT());
-      r = succeeded(fused) ? *fused : L.causalAttention(opnd(0), opnd(1), opnd(2), scale, resT());
-    } else if (name == "photon.swiglu") {
-      r = L.swiglu(opnd(0), opnd(1), opnd(2), opnd(3), resT());
-    } else if (name == "photon.chunk") {
-      auto size = op->getAttrOfType<IntegerAttr>("size");
-      if (!size) return op->emitOpError("needs an integer `size` attribute");
-      r = L.chunk(opnd(0), size.getInt());
-    } else if (name == "photon.chunk_compress") {
-      auto size = op->getAttrOfType<IntegerAttr>("size");
-      if (!size) return op->emitOpError("needs an integer `size` attribute");
-      Value ch = L.chunk(opnd(0), size.getInt());
-      Value n = L.rmsNorm(ch, opnd(1), floatAttr(op, "eps", 1e-5),
+    } else if (auto emb = dyn_cast<EmbeddingOp>(op)) {
+      r = L.embedding(emb.getTable(), emb.getIds(), resT());
+    } else if (auto norm = dyn_cast<RMSNormOp>(op)) {
+      r = L.rmsNorm(norm.getX(), norm.getW(), norm.getEpsAttr().getValueAsDouble(), resT());
+    } else if (auto linear = dyn_cast<LinearOp>(op)) {
+      r = L.linear(linear.getX(), linear.getW(), linear.getB(), resT());
+    } else if (auto head = dyn_cast<LMHeadOp>(op)) {
+      r = L.linear(head.getX(), head.getW(), Value(), resT());
+    } else if (auto rope = dyn_cast<RoPEOp>(op)) {
+      r = L.rope(rope.getX(), rope.getOffsets(), rope.getThetaAttr().getValueAsDouble());
+    } else if (isa<CausalAttentionOp, BoundedAttentionOp>(op)) {
+      // Both attend causally; a bounded attention's windows are its batch rows.
+      auto attention = [&](auto attn) {
+        double scale = attn.getScaleAttr().getValueAsDouble();
+        FailureOr<Value> fused = failure();
+        if (fusedAttention)
+          fused = mlir::photon::emitFusedCausalAttention(b, loc, attn.getQ(), attn.getK(),
+                                                         attn.getV(), scale, resT());
+        return succeeded(fused) ? *fused
+                                : L.causalAttention(attn.getQ(), attn.getK(), attn.getV(),
+                                                    scale, resT());
+      };
+      if (auto causal = dyn_cast<CausalAttentionOp>(op)) r = attention(causal);
+      else r = attention(cast<BoundedAttentionOp>(op));
+    } else if (auto mlp = dyn_cast<SwiGLUOp>(op)) {
+      r = L.swiglu(mlp.getX(), mlp.getWGate(), mlp.getWUp(), mlp.getWDown(), resT());
+    } else if (auto chunk = dyn_cast<ChunkOp>(op)) {
+      r = L.chunk(chunk.getX(), chunk.getSize());
+    } else if (auto cc = dyn_cast<ChunkCompressOp>(op)) {
+      Value ch = L.chunk(cc.getX(), cc.getSize());
+      Value n = L.rmsNorm(ch, cc.getNormW(), cc.getEpsAttr().getValueAsDouble(),
                           cast<RankedTensorType>(ch.getType()));
-      r = L.linear(n, opnd(2), opnd(3), resT());
-    } else if (name == "photon.expand") {
-      auto rr = op->getAttrOfType<IntegerAttr>("r");
-      if (!rr) return op->emitOpError("needs an integer `r` attribute");
-      auto xt = L.rtt(opnd(0));
+      r = L.linear(n, cc.getW(), cc.getB(), resT());
+    } else if (auto expand = dyn_cast<ExpandOp>(op)) {
+      int64_t R = expand.getR();
+      auto xt = L.rtt(expand.getX());
       int64_t D = xt.getDimSize(2);
-      auto linT = RankedTensorType::get({xt.getDimSize(0), xt.getDimSize(1), rr.getInt() * D},
+      auto linT = RankedTensorType::get({xt.getDimSize(0), xt.getDimSize(1), R * D},
                                         xt.getElementType());
-      Value y = L.linear(opnd(0), opnd(1), opnd(2), linT);
+      Value y = L.linear(expand.getX(), expand.getW(), expand.getB(), linT);
       r = tensor::ExpandShapeOp::create(
           b, loc, resT(), y, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}},
-          ArrayRef<OpFoldResult>{L.dim(y, 0), L.dim(y, 1), b.getIndexAttr(rr.getInt()),
+          ArrayRef<OpFoldResult>{L.dim(y, 0), L.dim(y, 1), b.getIndexAttr(R),
                                  b.getIndexAttr(D)});
-    } else if (name == "photon.shift") {
-      r = L.shift(opnd(0), opnd(1));
-    } else if (name == "photon.kv_append") {
-      if (failed(lowerKvAppend(op, b, fusedAttention))) return failure();
+    } else if (auto shift = dyn_cast<ShiftOp>(op)) {
+      r = L.shift(shift.getX(), shift.getStart());
+    } else if (auto append = dyn_cast<KvAppendOp>(op)) {
+      if (failed(lowerKvAppend(append, b, fusedAttention))) return failure();
       op->erase();
       return success();
-    } else if (name == "photon.cached_attention") {
-      auto v = lowerCachedAttention(op, b, fusedAttention, parallelDecodeMinKeys);
+    } else if (auto cached = dyn_cast<CachedAttentionOp>(op)) {
+      auto v = lowerCachedAttention(cached, b, fusedAttention, parallelDecodeMinKeys);
       if (failed(v)) return failure();
       r = *v;
-    } else if (name == "photon.cache_bind") {
+    } else if (isa<CacheBindOp>(op)) {
       return success(); // erased once its users are lowered
     } else {
       return op->emitOpError("has no lowering in convert-photon-to-linalg (supported: the ops "
@@ -734,16 +725,21 @@ struct ConvertPhotonToLinalgPass
 
     // 2. The weights blob becomes argument 0 of every function with a body.
     auto blobT = MemRefType::get({ShapedType::kDynamic}, IntegerType::get(ctx, 8));
+    PhotonDialect *dialect = getPhotonDialect(ctx);
+    auto weightsArg = dialect->getWeightsArgAttrHelper();
+    // The blob argument's attribute: photon.arg = "weights".
+    NamedAttribute blobArgAttr(dialect->getArgAttrHelper().getName(),
+                               StringAttr::get(ctx, "weights"));
     llvm::DenseMap<func::FuncOp, Value> blobOf;
     for (auto f : m.getOps<func::FuncOp>()) {
       if (f.isExternal()) continue;
-      if (f->hasAttr("photon.weights_arg")) {
+      if (f->hasAttr(weightsArg.getName())) {
         blobOf[f] = f.getArgument(0);
         continue;
       }
-      if (failed(f.insertArgument(0, blobT, DictionaryAttr::get(ctx, {b_name(ctx)}), f.getLoc())))
+      if (failed(f.insertArgument(0, blobT, DictionaryAttr::get(ctx, {blobArgAttr}), f.getLoc())))
         return signalPassFailure();
-      f->setAttr("photon.weights_arg", UnitAttr::get(ctx));
+      weightsArg.setAttr(f, UnitAttr::get(ctx));
       blobOf[f] = f.getArgument(0);
     }
     WalkResult wr = m.walk([&](func::CallOp call) {
@@ -764,30 +760,22 @@ struct ConvertPhotonToLinalgPass
       if (f.isExternal()) continue;
       SmallVector<Operation *> ops;
       f.walk([&](Operation *op) {
-        if (op->getName().getDialectNamespace() == "photon") ops.push_back(op);
+        if (isa_and_nonnull<PhotonDialect>(op->getDialect())) ops.push_back(op);
       });
       for (Operation *op : ops)
         if (failed(lowerOp(op, b, blobOf[f]))) return signalPassFailure();
-      for (Operation *op : ops) {
-        (void)op; // cache_bind ops are left; erase them below
-      }
-      SmallVector<Operation *> binds;
-      f.walk([&](Operation *op) {
-        if (op->getName().getStringRef() == "photon.cache_bind") binds.push_back(op);
-      });
-      for (Operation *op : binds) {
+      // cache_bind ops are left by lowerOp: erase them now that their users are lowered.
+      SmallVector<CacheBindOp> binds;
+      f.walk([&](CacheBindOp op) { binds.push_back(op); });
+      for (CacheBindOp op : binds) {
         if (!op->use_empty()) {
-          op->emitOpError("result is still used after lowering (only kv_append and "
-                          "cached_attention may use a cache)");
+          op.emitOpError("result is still used after lowering (only kv_append and "
+                         "cached_attention may use a cache)");
           return signalPassFailure();
         }
         op->erase();
       }
     }
-  }
-
-  static NamedAttribute b_name(MLIRContext *ctx) {
-    return NamedAttribute(StringAttr::get(ctx, "photon.arg"), StringAttr::get(ctx, "weights"));
   }
 };
 

@@ -155,7 +155,7 @@ struct GpuMergeFatbinPass
     for (Attribute a : bin.getObjectsAttr())
       chips.push_back(StringAttr::get(
           ctx, cast<NVVM::NVVMTargetAttr>(cast<gpu::ObjectAttr>(a).getTarget()).getChip()));
-    props.set("photon.chips", ArrayAttr::get(ctx, chips));
+    props.set(kChipsPropertyName, ArrayAttr::get(ctx, chips));
     auto merged = gpu::ObjectAttr::get(
         ctx, firstTarget, gpu::CompilationTarget::Fatbin,
         StringAttr::get(ctx, (*buf)->getBuffer()), props.getDictionary(ctx), nullptr);

@@ -311,7 +311,7 @@ struct GpuHostLoopsToKernelsPass
     if (threadLoop)
       mapLoop(threadLoop, launch.getThreadIds().x);
     if (!parallel)
-      launch->setAttr("photon.serial", UnitAttr::get(ctx));
+      launch->setAttr(kSerialLaunchAttrName, UnitAttr::get(ctx));
     return success();
   }
 };

@@ -414,7 +414,7 @@ struct GpuMmaSyncPass : public PassWrapper<GpuMmaSyncPass, OperationPass<func::F
     SmallVector<linalg::MatmulOp> mms;
     getOperation().walk([&](linalg::MatmulOp mm) {
       if (mm->getParentOfType<gpu::LaunchOp>() && mm.hasPureBufferSemantics() &&
-          mm->hasAttr("photon.mma_k"))
+          mm->hasAttr(kMmaKAttrName))
         mms.push_back(mm);
     });
     for (linalg::MatmulOp mm : mms)
@@ -432,7 +432,7 @@ struct GpuMmaSyncPass : public PassWrapper<GpuMmaSyncPass, OperationPass<func::F
          cTy = cast<MemRefType>(C.getType());
     bool transB = mm.hasUserDefinedMaps();
     int64_t M = cTy.getDimSize(0), N = cTy.getDimSize(1), K = aTy.getDimSize(1);
-    int64_t kStep = cast<IntegerAttr>(mm->getAttr("photon.mma_k")).getInt();
+    int64_t kStep = cast<IntegerAttr>(mm->getAttr(kMmaKAttrName)).getInt();
     if (M != 16 || N != 8 || ShapedType::isDynamic(K) || K % kStep)
       return mm->emitError("photon-gpu-mma-sync: expected a 16x8xK warp tile with K a "
                            "multiple of ")

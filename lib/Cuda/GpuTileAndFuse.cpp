@@ -232,7 +232,7 @@ LogicalResult tileMatmul(RewriterBase &rewriter, Operation *op, const MmaPlan &p
                                                  {warpDim(ctx, 2), warpDim(ctx, 1)});
   if (failed(warpTiled))
     return op->emitError("photon-gpu-tile-and-fuse: cannot tile the matmul to warps");
-  (*warpTiled)->setAttr("photon.mma_k", rewriter.getI64IntegerAttr(plan.kStep));
+  (*warpTiled)->setAttr(kMmaKAttrName, rewriter.getI64IntegerAttr(plan.kStep));
   return success();
 }
 

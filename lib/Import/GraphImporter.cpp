@@ -3,6 +3,8 @@
 #include "GraphImporter.h"
 #include "Builders.h"
 
+#include "photon/Dialect/PhotonOps.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -166,10 +168,7 @@ FailureOr<Value> GraphImporter::weight(OpBuilder &b, Location loc, const onnx::T
   }
   Type et = onnxElemType(&ctx_, t.data_type());
   auto ty = RankedTensorType::get(SmallVector<int64_t>(shape.begin(), shape.end()), et);
-  OperationState st(loc, "photon.weight");
-  st.addAttribute("name", b.getStringAttr(name));
-  st.addTypes(ty);
-  return b.create(st)->getResult(0);
+  return mlir::photon::WeightOp::create(b, loc, ty, name).getResult();
 }
 
 FailureOr<Value> GraphImporter::tensorValue(OpBuilder &b, Location loc, const onnx::TensorProto &t,

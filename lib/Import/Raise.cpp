@@ -13,7 +13,8 @@
 #include "GraphImporter.h"
 #include "Recognize.h"
 
-#include "mlir/AsmParser/AsmParser.h"
+#include "photon/Dialect/PhotonOps.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -30,10 +31,17 @@
 namespace photon {
 namespace import {
 using namespace mlir;
+using mlir::photon::PhotonDialect;
+namespace ops = mlir::photon;
 
 namespace {
 
 constexpr int64_t kDyn = ShapedType::kDynamic;
+
+/// The convention's model metadata (docs/onnx-convention.md): the model family and its
+/// JSON configuration.
+constexpr StringLiteral kFamilyMetadataKey = "photon.family";
+constexpr StringLiteral kConfigMetadataKey = "photon.config";
 
 struct Config {
   std::string family;
@@ -70,10 +78,10 @@ public:
   explicit Raiser(GraphImporter &gi) : gi(gi) {}
 
   bool init() {
-    std::string fam = gi.model().metadata("photon.family");
+    std::string fam = gi.model().metadata(kFamilyMetadataKey);
     if (fam.empty()) return false;
     cfg.family = fam;
-    std::string js = gi.model().metadata("photon.config");
+    std::string js = gi.model().metadata(kConfigMetadataKey);
     if (!js.empty()) {
       auto v = llvm::json::parse(js);
       if (!v) {
@@ -171,10 +179,10 @@ private:
   }
   /// The weight behind an input (must be a photon.weight, i.e. an initializer).
   FailureOr<WeightRef> weightOf(Value v, int idx, StringRef what, ArrayRef<int64_t> expect) {
-    Operation *def = v.getDefiningOp();
-    if (!def || def->getName().getStringRef() != "photon.weight")
+    auto def = v.getDefiningOp<ops::WeightOp>();
+    if (!def)
       return fail("input " + Twine(idx) + " (" + what + ") must be an initializer (a weight)");
-    WeightRef w{cast<StringAttr>(def->getAttr("name")).str(), cast<RankedTensorType>(v.getType())};
+    WeightRef w{def.getName().str(), cast<RankedTensorType>(v.getType())};
     if (!isa<Float32Type>(w.type.getElementType()))
       return fail("weight '" + w.name + "' (" + what + ") must be f32");
     ArrayRef<int64_t> s = w.type.getShape();
@@ -187,18 +195,7 @@ private:
     return w;
   }
   Value weightIn(OpBuilder &b, const WeightRef &w) {
-    OperationState st(loc, "photon.weight");
-    st.addAttribute("name", b.getStringAttr(w.name));
-    st.addTypes(w.type);
-    return b.create(st)->getResult(0);
-  }
-  Value mk(OpBuilder &b, StringRef name, ValueRange operands, Type result,
-           ArrayRef<NamedAttribute> attrs = {}) {
-    OperationState st(loc, name);
-    st.addOperands(operands);
-    st.addTypes(result);
-    st.addAttributes(attrs);
-    return b.create(st)->getResult(0);
+    return ops::WeightOp::create(b, loc, w.type, w.name);
   }
   static RankedTensorType f32(ArrayRef<int64_t> s, MLIRContext *c) {
     return RankedTensorType::get(s, Float32Type::get(c));
@@ -328,46 +325,42 @@ FailureOr<func::FuncOp> Raiser::buildStack(OpBuilder &outer, StringRef name, Str
   auto xt = f32({kDyn, kDyn, s.width}, c);
   auto f = func::FuncOp::create(b, loc, name, b.getFunctionType({xt}, {xt}));
   f.setPrivate();
-  f->setAttr("photon.role", b.getStringAttr(role));
-  f->setAttr("photon.level", b.getI64IntegerAttr(level));
+  auto *dialect = ops::getPhotonDialect(c);
+  dialect->getRoleAttrHelper().setAttr(f, b.getStringAttr(role));
+  dialect->getLevelAttrHelper().setAttr(f, b.getI64IntegerAttr(level));
   Block *blk = f.addEntryBlock();
   b.setInsertionPointToStart(blk);
   Value x = blk->getArgument(0);
   Value N = tensor::DimOp::create(b, loc, x, 0), W = tensor::DimOp::create(b, loc, x, 1);
-  auto epsA = b.getNamedAttr("eps", b.getF32FloatAttr(s.eps));
   float scale = 1.0f / std::sqrt((float)s.headDim);
   auto proj4 = [&](Value h, const WeightRef &wt, int64_t heads) {
-    Value p = mk(b, "photon.linear", {h, weightIn(b, wt)}, f32({kDyn, kDyn, heads * s.headDim}, c));
+    Value p = ops::LinearOp::create(b, loc, f32({kDyn, kDyn, heads * s.headDim}, c), h,
+                                    weightIn(b, wt), Value());
     return expandShape(b, p, {kDyn, kDyn, heads, s.headDim}, {{0}, {1}, {2, 3}},
                        {N, W, b.getIndexAttr(heads), b.getIndexAttr(s.headDim)});
   };
   for (int64_t i = 0; i < s.layers; ++i) {
     ArrayRef<WeightRef> lw = w.slice(9 * i, 9);
-    Value h = mk(b, "photon.rms_norm", {x, weightIn(b, lw[0])}, xt, {epsA});
+    // x keeps the type xt: every op below preserves its operand's type.
+    Value h = ops::RMSNormOp::create(b, loc, x, weightIn(b, lw[0]), s.eps);
     Value q = proj4(h, lw[1], s.heads), k = proj4(h, lw[2], s.kvHeads),
           v = proj4(h, lw[3], s.kvHeads);
-    auto theta = b.getNamedAttr("theta", b.getF32FloatAttr(s.theta));
-    q = mk(b, "photon.rope", {q}, q.getType(), {theta});
-    k = mk(b, "photon.rope", {k}, k.getType(), {theta});
-    auto qt = f32({kDyn, kDyn, s.heads, s.headDim}, c);
+    q = ops::RoPEOp::create(b, loc, q, /*offsets=*/Value(), s.theta);
+    k = ops::RoPEOp::create(b, loc, k, /*offsets=*/Value(), s.theta);
     Value a;
     if (role == "encoder")
-      a = mk(b, "photon.causal_attention", {q, k, v}, qt,
-             {b.getNamedAttr("scale", b.getF32FloatAttr(scale))});
+      a = ops::CausalAttentionOp::create(b, loc, q, k, v, scale);
     else
-      a = mk(b, "photon.bounded_attention", {q, k, v}, qt,
-             {b.getNamedAttr("prefix", b.getI64IntegerAttr(prefix)),
-              b.getNamedAttr("chunk", b.getI64IntegerAttr(chunk)),
-              b.getNamedAttr("scale", b.getF32FloatAttr(scale))});
+      a = ops::BoundedAttentionOp::create(b, loc, q, k, v, prefix, chunk, scale);
     Value a3 = collapse(b, a, {{0}, {1}, {2, 3}});
-    Value o = mk(b, "photon.linear", {a3, weightIn(b, lw[4])}, xt);
+    Value o = ops::LinearOp::create(b, loc, xt, a3, weightIn(b, lw[4]), Value());
     x = arith::AddFOp::create(b, loc, x, o);
-    Value h2 = mk(b, "photon.rms_norm", {x, weightIn(b, lw[5])}, xt, {epsA});
-    Value m = mk(b, "photon.swiglu",
-                 {h2, weightIn(b, lw[6]), weightIn(b, lw[7]), weightIn(b, lw[8])}, xt);
+    Value h2 = ops::RMSNormOp::create(b, loc, x, weightIn(b, lw[5]), s.eps);
+    Value m = ops::SwiGLUOp::create(b, loc, h2, weightIn(b, lw[6]), weightIn(b, lw[7]),
+                                    weightIn(b, lw[8]));
     x = arith::AddFOp::create(b, loc, x, m);
   }
-  x = mk(b, "photon.rms_norm", {x, weightIn(b, w.back())}, xt, {epsA});
+  x = ops::RMSNormOp::create(b, loc, x, weightIn(b, w.back()), s.eps);
   func::ReturnOp::create(b, loc, x);
   stacks[name] = f;
   return f;
@@ -419,17 +412,14 @@ std::optional<LogicalResult> Raiser::raise(const onnx::NodeProto &n, const onnx:
     Value ids = tokensI32(b, ins[0]);
     SmallVector<int64_t> s(rt(0).getShape());
     s.push_back(w->type.getDimSize(1));
-    result = mk(b, "photon.embedding", {ins[1], ids}, f32(s, c));
+    result = ops::EmbeddingOp::create(b, loc, ins[1], ids);
   } else if (op == "Chunk") {
     if (failed(need(1)) || failed(needAttr("size")) || failed(act3(0, "x"))) return failure();
-    int64_t size = attrI("size"), M = rt(0).getDimSize(1), d = rt(0).getDimSize(2);
+    int64_t size = attrI("size"), M = rt(0).getDimSize(1);
     if (size < 1) return fail("size must be >= 1");
     if (!ShapedType::isDynamic(M) && M % size)
       return fail("size (" + Twine(size) + ") does not divide the stream length (" + Twine(M) + ")");
-    int64_t rd = ShapedType::isDynamic(d) ? kDyn : d * size;
-    result = mk(b, "photon.chunk", {ins[0]},
-                f32({rt(0).getDimSize(0), ShapedType::isDynamic(M) ? kDyn : M / size, rd}, c),
-                {b.getNamedAttr("size", b.getI64IntegerAttr(size))});
+    result = ops::ChunkOp::create(b, loc, ins[0], size);
   } else if (op == "ChunkCompress") {
     if (failed(need(4)) || failed(needAttr("size")) || failed(needAttr("eps")) ||
         failed(act3(0, "x")))
@@ -445,23 +435,21 @@ std::optional<LogicalResult> Raiser::raise(const onnx::NodeProto &n, const onnx:
     if (failed(ww)) return failure();
     auto bw = weightOf(ins[3], 3, "b", {D});
     if (failed(bw)) return failure();
-    result = mk(b, "photon.chunk_compress", ins,
-                f32({rt(0).getDimSize(0), ShapedType::isDynamic(M) ? kDyn : M / size, D}, c),
-                {b.getNamedAttr("size", b.getI64IntegerAttr(size)),
-                 b.getNamedAttr("eps", b.getF32FloatAttr(attrF("eps", 1e-5f)))});
+    result = ops::ChunkCompressOp::create(
+        b, loc, f32({rt(0).getDimSize(0), ShapedType::isDynamic(M) ? kDyn : M / size, D}, c),
+        ins[0], ins[1], ins[2], ins[3], b.getI64IntegerAttr(size),
+        b.getF32FloatAttr(attrF("eps", 1e-5f)));
   } else if (op == "Shift") {
     if (failed(need(2)) || failed(act3(0, "x"))) return failure();
     auto sw = weightOf(ins[1], 1, "start", {rt(0).getDimSize(2)});
     if (failed(sw)) return failure();
-    result = mk(b, "photon.shift", ins, rt(0));
+    result = ops::ShiftOp::create(b, loc, ins[0], ins[1]);
   } else if (op == "LMHead") {
     if (failed(need(2))) return failure();
     int64_t d = rt(0).getShape().back();
     auto w = weightOf(ins[1], 1, "w", {cfg.vocab > 0 ? cfg.vocab : kDyn, d});
     if (failed(w)) return failure();
-    SmallVector<int64_t> s(rt(0).getShape());
-    s.back() = w->type.getDimSize(0);
-    result = mk(b, "photon.lm_head", ins, f32(s, c));
+    result = ops::LMHeadOp::create(b, loc, ins[0], ins[1]);
   } else if (op == "EncoderStack") {
     if (ins.empty() || failed(act3(0, "x"))) return failure();
     int64_t d = rt(0).getDimSize(2);
@@ -517,9 +505,9 @@ std::optional<LogicalResult> Raiser::raise(const onnx::NodeProto &n, const onnx:
     // Converter: [B, M, D] -> [B, M, R, D].
     Value prev = ins[0];
     Value B = tensor::DimOp::create(b, loc, prev, 0), M = tensor::DimOp::create(b, loc, prev, 1);
-    Value u = mk(b, "photon.expand", {prev, ins[convAt], ins[convAt + 1]},
-                 f32({rt(0).getDimSize(0), rt(0).getDimSize(1), R, d}, c),
-                 {b.getNamedAttr("r", b.getI64IntegerAttr(R))});
+    Value u = ops::ExpandOp::create(
+        b, loc, f32({rt(0).getDimSize(0), rt(0).getDimSize(1), R, d}, c), prev, ins[convAt],
+        ins[convAt + 1], b.getI64IntegerAttr(R));
     SmallVector<OpFoldResult> bmcd = {B, M, b.getIndexAttr(chunk), b.getIndexAttr(d)};
     Value outs;
     if (!tok) {
@@ -543,7 +531,7 @@ std::optional<LogicalResult> Raiser::raise(const onnx::NodeProto &n, const onnx:
       Value ids = tokensI32(b, ins[1]);
       SmallVector<int64_t> es(rt(1).getShape());
       es.push_back(d);
-      Value e = mk(b, "photon.embedding", {ins[2], ids}, f32(es, c));
+      Value e = ops::EmbeddingOp::create(b, loc, ins[2], ids);
       if (cast<RankedTensorType>(e.getType()).getRank() != 3)
         return fail("tokens must be rank 2 [B, T]");
       Value e4 = expandShape(b, toDyn3(b, e), {kDyn, kDyn, chunk, d}, {{0}, {1, 2}, {3}}, bmcd);
@@ -581,7 +569,8 @@ std::optional<LogicalResult> Raiser::raise(const onnx::NodeProto &n, const onnx:
 LogicalResult Raiser::finalize(ModuleOp module, func::FuncOp forward) {
   MLIRContext *c = module.getContext();
   forward.setSymName("forward");
-  forward->setAttr("photon.stage", StringAttr::get(c, "forward"));
+  auto *dialect = ops::getPhotonDialect(c);
+  dialect->getStageAttrHelper().setAttr(forward, StringAttr::get(c, "forward"));
   // docs/ir-contract.md: @forward(tokens) -> logits. The convention's extra outputs (x1,
   // xh1: encoder and decoder bottleneck latents, for the reference's tests) are dropped;
   // --emit=upstream keeps every graph output.
@@ -604,16 +593,17 @@ LogicalResult Raiser::finalize(ModuleOp module, func::FuncOp forward) {
   }
   if (cfg.vocab < 1 || cfg.width < 1)
     return emitError(module.getLoc())
-           << "photon.config must give vocab and width (needed for photon.hierarchy)";
-  std::string cs;
-  for (size_t i = 0; i < cfg.chunkSizes.size(); ++i) cs += (i ? ", " : "") + std::to_string(cfg.chunkSizes[i]);
-  std::string text = "#photon.hierarchy<family = \"" + cfg.family + "\", levels = " +
-                     std::to_string(cfg.levels) + ", chunk_sizes = [" + cs + "], prefix = " +
-                     std::to_string(cfg.prefix) + ", width = " + std::to_string(cfg.width) +
-                     ", vocab = " + std::to_string(cfg.vocab) + ">";
-  Attribute h = parseAttribute(text, c);
-  if (!h) return emitError(module.getLoc()) << "cannot build " << text;
-  module->setAttr("photon.hierarchy", h);
+           << kConfigMetadataKey << " must give vocab and width (needed for "
+           << PhotonDialect::HierarchyAttrHelper::getNameStr() << ")";
+  auto h = ops::HierarchyAttr::getChecked(
+      [&] {
+        return emitError(module.getLoc())
+               << "cannot build the #photon.hierarchy of " << kConfigMetadataKey << ": ";
+      },
+      c, StringRef(cfg.family), cfg.levels, ArrayRef<int64_t>(cfg.chunkSizes), cfg.prefix,
+      cfg.width, cfg.vocab);
+  if (!h) return failure();
+  dialect->getHierarchyAttrHelper().setAttr(module, h);
   return success();
 }
 

@@ -1,6 +1,7 @@
 //===- CPU.cpp - stage wrappers, LLVM IR, object file, shared library ----===//
 
 #include "photon/Target/CPU.h"
+#include "photon/Dialect/PhotonDialect.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -38,6 +39,9 @@ using namespace mlir;
 namespace mlir {
 namespace photon {
 
+/// The LLVM global holding photon_abi()'s string.
+static constexpr llvm::StringLiteral kAbiStringGlobal = "photon.abi";
+
 static std::string dtypeOf(Type t) {
   if (t.isF32()) return "f32";
   if (t.isF16()) return "f16";
@@ -59,21 +63,23 @@ static std::vector<std::string> stringList(Attribute a) {
 LogicalResult addStageWrappers(ModuleOp module, std::vector<StageInfo> &stages) {
   MLIRContext *ctx = module.getContext();
   OpBuilder b(ctx);
+  PhotonDialect *dialect = getPhotonDialect(ctx);
+  auto stageAttr = dialect->getStageAttrHelper();
   SmallVector<func::FuncOp> stageFuncs;
   for (auto f : module.getOps<func::FuncOp>())
-    if (f->getAttrOfType<StringAttr>("photon.stage") && !f.isExternal()) stageFuncs.push_back(f);
+    if (stageAttr.getAttr(f) && !f.isExternal()) stageFuncs.push_back(f);
   if (stageFuncs.empty())
     return module.emitError("no function is marked `photon.stage`: nothing to compile "
                             "(expected at least @forward with photon.stage = \"forward\")");
   for (auto f : stageFuncs) {
-    std::string stage = f->getAttrOfType<StringAttr>("photon.stage").str();
+    std::string stage = stageAttr.getAttr(f).str();
     auto ft = f.getFunctionType();
     if (ft.getNumInputs() == 0 || !isa<MemRefType>(ft.getInput(0)))
       return f.emitError("stage '") << stage
                                     << "' has no weights argument: run convert-photon-to-linalg first";
-    auto argNames = stringList(f->getAttr("photon.arg_names"));
-    auto resNames = stringList(f->getAttr("photon.result_names"));
-    auto argShapes = dyn_cast_or_null<ArrayAttr>(f->getAttr("photon.arg_shapes"));
+    auto argNames = stringList(dialect->getArgNamesAttrHelper().getAttr(f));
+    auto resNames = stringList(dialect->getResultNamesAttrHelper().getAttr(f));
+    ArrayAttr argShapes = dialect->getArgShapesAttrHelper().getAttr(f);
     if (stage == "forward" && argNames.empty()) argNames = {"tokens"};
     if (stage == "forward" && resNames.empty()) resNames = {"logits"};
     unsigned nIn = ft.getNumInputs() - 1;
@@ -230,7 +236,7 @@ bool emitObject(ModuleOp llvmModule, const std::vector<StageInfo> &stages,
     auto *fn = llvm::Function::Create(llvm::FunctionType::get(ptrT, {}, false),
                                       llvm::GlobalValue::ExternalLinkage, "photon_abi", *mod);
     llvm::IRBuilder<> ir(llvm::BasicBlock::Create(c, "entry", fn));
-    ir.CreateRet(ir.CreateGlobalString("photon-abi-1", "photon.abi"));
+    ir.CreateRet(ir.CreateGlobalString("photon-abi-1", kAbiStringGlobal));
   }
   // Internalize everything but the ABI symbols so -O3 can inline and drop the rest.
   for (llvm::Function &fn : *mod) {

@@ -3,6 +3,8 @@
 #include "photon/Transforms/CachePlan.h"
 #include "photon/Transforms/Passes.h"
 
+#include "photon/Dialect/PhotonOps.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/StringSet.h"
@@ -26,73 +28,26 @@ int64_t LevelCache::bytesFor(int64_t tokens) const {
   return bytesPerUnit * units;
 }
 
-/// Finds `key = value` in the printed attribute; value up to ',' or '>' (or ']' for lists).
-static std::optional<std::string> field(StringRef text, StringRef key) {
-  size_t pos = 0;
-  while ((pos = text.find(key, pos)) != StringRef::npos) {
-    bool startOk = pos == 0 || !(isalnum(text[pos - 1]) || text[pos - 1] == '_');
-    size_t p = pos + key.size();
-    while (p < text.size() && text[p] == ' ') ++p;
-    if (startOk && p < text.size() && text[p] == '=') {
-      ++p;
-      while (p < text.size() && text[p] == ' ') ++p;
-      size_t e = p;
-      if (text[p] == '[') {
-        e = text.find(']', p);
-        return text.substr(p + 1, e - p - 1).str();
-      }
-      if (text[p] == '"') {
-        e = text.find('"', p + 1);
-        return text.substr(p + 1, e - p - 1).str();
-      }
-      while (e < text.size() && text[e] != ',' && text[e] != '>' && text[e] != ' ') ++e;
-      return text.substr(p, e - p).str();
-    }
-    pos = p;
-  }
-  return std::nullopt;
-}
-
 FailureOr<Hierarchy> getHierarchy(ModuleOp module) {
-  Attribute a = module->getAttr("photon.hierarchy");
+  constexpr StringLiteral name = PhotonDialect::HierarchyAttrHelper::getNameStr();
+  Attribute a = module->getAttr(name);
   if (!a)
-    return module.emitError("module has no `photon.hierarchy` attribute (the importer writes "
-                            "#photon.hierarchy<family = ..., levels = ..., chunk_sizes = [...], "
-                            "prefix = ..., width = ..., vocab = ...>)"),
+    return module.emitError("module has no `")
+               << name
+               << "` attribute (the importer writes "
+                  "#photon.hierarchy<family = ..., levels = ..., chunk_sizes = [...], "
+                  "prefix = ..., width = ..., vocab = ...>)",
            failure();
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  a.print(os);
+  auto attr = dyn_cast<HierarchyAttr>(a);
+  if (!attr)
+    return module.emitError("`") << name << "` is not a #photon.hierarchy: " << a, failure();
   Hierarchy h;
-  auto need = [&](StringRef k) -> FailureOr<std::string> {
-    auto v = field(text, k);
-    if (!v)
-      return module.emitError("photon.hierarchy has no `") << k << "`: " << text, failure();
-    return *v;
-  };
-  auto fam = need("family");
-  auto lev = need("levels");
-  auto cs = need("chunk_sizes");
-  auto pre = need("prefix");
-  auto wid = need("width");
-  auto voc = need("vocab");
-  if (failed(fam) || failed(lev) || failed(cs) || failed(pre) || failed(wid) || failed(voc))
-    return failure();
-  h.family = *fam;
-  StringRef(*lev).getAsInteger(10, h.levels);
-  StringRef(*pre).getAsInteger(10, h.prefix);
-  StringRef(*wid).getAsInteger(10, h.width);
-  StringRef(*voc).getAsInteger(10, h.vocab);
-  SmallVector<StringRef> parts;
-  StringRef(*cs).split(parts, ',', -1, false);
-  for (StringRef p : parts) {
-    int64_t v = 0;
-    if (!p.trim().getAsInteger(10, v)) h.chunkSizes.push_back(v);
-  }
-  if ((int64_t)h.chunkSizes.size() != h.levels)
-    return module.emitError("photon.hierarchy lists ")
-               << h.chunkSizes.size() << " chunk sizes for " << h.levels << " levels",
-           failure();
+  h.family = attr.getFamily().str();
+  h.levels = attr.getLevels();
+  h.chunkSizes.assign(attr.getChunkSizes().begin(), attr.getChunkSizes().end());
+  h.prefix = attr.getPrefix();
+  h.width = attr.getWidth();
+  h.vocab = attr.getVocab();
   return h;
 }
 
@@ -109,15 +64,13 @@ static int64_t numElements(Type t) {
 
 /// Multiply-adds per position of one matmul-like op (weights N x K -> N*K).
 static int64_t opMacs(Operation *op) {
-  StringRef n = op->getName().getStringRef();
-  if (n == "photon.linear" || n == "photon.lm_head" || n == "photon.chunk_compress" ||
-      n == "photon.expand") {
-    Value w = op->getOperand(n == "photon.chunk_compress" ? 2 : 1);
-    return numElements(w.getType());
-  }
-  if (n == "photon.swiglu")
-    return numElements(op->getOperand(1).getType()) + numElements(op->getOperand(2).getType()) +
-           numElements(op->getOperand(3).getType());
+  if (auto linear = dyn_cast<LinearOp>(op)) return numElements(linear.getW().getType());
+  if (auto head = dyn_cast<LMHeadOp>(op)) return numElements(head.getW().getType());
+  if (auto cc = dyn_cast<ChunkCompressOp>(op)) return numElements(cc.getW().getType());
+  if (auto expand = dyn_cast<ExpandOp>(op)) return numElements(expand.getW().getType());
+  if (auto mlp = dyn_cast<SwiGLUOp>(op))
+    return numElements(mlp.getWGate().getType()) + numElements(mlp.getWUp().getType()) +
+           numElements(mlp.getWDown().getType());
   return 0;
 }
 
@@ -125,12 +78,10 @@ static int64_t weightBytesOf(Operation *root, llvm::StringSet<> *seen = nullptr)
   llvm::StringSet<> local;
   if (!seen) seen = &local;
   int64_t bytes = 0;
-  root->walk([&](Operation *op) {
-    if (op->getName().getStringRef() != "photon.weight") return;
-    auto name = op->getAttrOfType<StringAttr>("name");
-    if (name && !seen->insert(name.getValue()).second) return;
-    auto st = dyn_cast<ShapedType>(op->getResult(0).getType());
-    if (st && st.hasStaticShape()) bytes += st.getNumElements() * elementBytes(st.getElementType());
+  root->walk([&](WeightOp op) {
+    if (!seen->insert(op.getName()).second) return;
+    auto st = cast<ShapedType>(op.getType());
+    if (st.hasStaticShape()) bytes += st.getNumElements() * elementBytes(st.getElementType());
   });
   return bytes;
 }
@@ -143,26 +94,29 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
   bool vanilla = h->family == "vanilla";
   int64_t L = h->levels;
 
+  PhotonDialect *dialect = getPhotonDialect(module.getContext());
   for (auto f : module.getOps<func::FuncOp>()) {
-    auto role = f->getAttrOfType<StringAttr>("photon.role");
-    if (!role || f.isExternal() || f->hasAttr("photon.step_of")) continue;
+    auto role = dialect->getRoleAttrHelper().getAttr(f);
+    if (!role || f.isExternal() || f->hasAttr(dialect->getStepOfAttrHelper().getName()))
+      continue;
     StackInfo s;
     s.func = f.getSymName().str();
     s.role = role.str();
-    if (auto lv = f->getAttrOfType<IntegerAttr>("photon.level")) s.level = lv.getInt();
+    if (auto lv = dialect->getLevelAttrHelper().getAttr(f)) s.level = lv.getInt();
     f.walk([&](Operation *op) {
-      StringRef n = op->getName().getStringRef();
       s.macs += opMacs(op);
-      if (n == "photon.causal_attention" || n == "photon.bounded_attention") {
+      auto attention = [&](auto attn) {
         ++s.layers;
-        auto q = cast<ShapedType>(op->getOperand(0).getType());
-        auto k = cast<ShapedType>(op->getOperand(1).getType());
+        auto q = cast<ShapedType>(attn.getQ().getType());
+        auto k = cast<ShapedType>(attn.getK().getType());
         s.heads = q.getDimSize(2);
         s.headDim = q.getDimSize(3);
         s.kvHeads = k.getDimSize(2);
         s.elementBytes = elementBytes(k.getElementType());
         s.dtype = k.getElementType().isF32() ? "f32" : k.getElementType().isF16() ? "f16" : "bf16";
-      }
+      };
+      if (auto attn = dyn_cast<CausalAttentionOp>(op)) attention(attn);
+      else if (auto attn = dyn_cast<BoundedAttentionOp>(op)) attention(attn);
     });
     s.weightBytes = weightBytesOf(f);
     plan.stacks.push_back(s);
@@ -219,28 +173,25 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
   if (fwd) {
     llvm::StringSet<> seen;
     fwd.walk([&](Operation *op) {
-      StringRef n = op->getName().getStringRef();
-      auto wbytes = [&](unsigned i) -> int64_t {
-        auto st = dyn_cast<ShapedType>(op->getOperand(i).getType());
+      auto wbytes = [&](Value v) -> int64_t {
+        auto st = dyn_cast<ShapedType>(v.getType());
         return st && st.hasStaticShape() ? st.getNumElements() * elementBytes(st.getElementType()) : 0;
       };
-      if (n == "photon.chunk_compress") {
+      if (auto cc = dyn_cast<ChunkCompressOp>(op)) {
         ccMacs.push_back(opMacs(op));
-        ccBytes.push_back(wbytes(1) + wbytes(2) + wbytes(3));
-      } else if (n == "photon.expand") {
+        ccBytes.push_back(wbytes(cc.getNormW()) + wbytes(cc.getW()) + wbytes(cc.getB()));
+      } else if (auto expand = dyn_cast<ExpandOp>(op)) {
         exMacs.push_back(opMacs(op));
-        exBytes.push_back(wbytes(1) + wbytes(2));
-      } else if (n == "photon.lm_head") {
+        exBytes.push_back(wbytes(expand.getW()) + wbytes(expand.getB()));
+      } else if (auto head = dyn_cast<LMHeadOp>(op)) {
         lmMacs += opMacs(op);
-        lmBytes += wbytes(1);
-      } else if (n == "photon.embedding") {
-        auto st = cast<ShapedType>(op->getOperand(0).getType());
+        lmBytes += wbytes(head.getW());
+      } else if (auto emb = dyn_cast<EmbeddingOp>(op)) {
+        auto st = cast<ShapedType>(emb.getTable().getType());
         embBytesPerToken += st.getDimSize(1) * elementBytes(st.getElementType());
-      } else if (n == "photon.shift") {
-        Operation *def = op->getOperand(1).getDefiningOp();
-        if (def && def->getName().getStringRef() == "photon.weight")
-          if (auto nm = def->getAttrOfType<StringAttr>("name"))
-            plan.startLatents.push_back({L - (int64_t)plan.startLatents.size(), nm.str()});
+      } else if (auto shift = dyn_cast<ShiftOp>(op)) {
+        if (auto start = shift.getStart().getDefiningOp<WeightOp>())
+          plan.startLatents.push_back({L - (int64_t)plan.startLatents.size(), start.getName().str()});
       }
     });
   }

@@ -19,13 +19,13 @@
 #include "photon/Transforms/CachePlan.h"
 #include "photon/Transforms/Passes.h"
 
+#include "photon/Dialect/PhotonOps.h"
+
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/IRMapping.h"
-#include "mlir/AsmParser/AsmParser.h"
-#include "mlir/Parser/Parser.h"
 #include "mlir/Transforms/RegionUtils.h"
 
 namespace mlir {
@@ -34,6 +34,20 @@ namespace photon {
 #include "photon/Transforms/Passes.h.inc"
 
 namespace {
+
+/// The operands and scale of a causal or bounded attention: the two ops whose step
+/// versions are kv_append + cached_attention.
+struct Attention {
+  Value q, k, v;
+  FloatAttr scale;
+};
+std::optional<Attention> asAttention(Operation *op) {
+  if (auto a = dyn_cast<CausalAttentionOp>(op))
+    return Attention{a.getQ(), a.getK(), a.getV(), a.getScaleAttr()};
+  if (auto a = dyn_cast<BoundedAttentionOp>(op))
+    return Attention{a.getQ(), a.getK(), a.getV(), a.getScaleAttr()};
+  return std::nullopt;
+}
 
 struct StepStack {
   func::FuncOp step;
@@ -47,6 +61,7 @@ struct Deriver {
   int64_t blockSize;
   func::FuncOp forward;
   MLIRContext *ctx;
+  PhotonDialect *dialect;
   llvm::DenseMap<StringRef, StepStack> steps; // encoder func name -> step version
   llvm::DenseMap<StringRef, int64_t> encoderLevel;
   std::string stageName;
@@ -65,31 +80,27 @@ struct Deriver {
     // Layer shapes from the attention ops.
     SmallVector<Operation *> attns;
     f.walk([&](Operation *op) {
-      StringRef n = op->getName().getStringRef();
-      if (n == "photon.causal_attention" || n == "photon.bounded_attention") attns.push_back(op);
+      if (isa<CausalAttentionOp, BoundedAttentionOp>(op)) attns.push_back(op);
     });
     if (attns.empty())
       return f.emitError("stack has no photon.causal_attention: cannot derive its step"),
              failure();
-    auto kt = cast<RankedTensorType>(attns[0]->getOperand(1).getType());
+    auto kt = cast<RankedTensorType>(asAttention(attns[0])->k.getType());
     int64_t hkv = kt.getDimSize(2), hd = kt.getDimSize(3);
     Type elt = kt.getElementType();
     s.poolType = MemRefType::get({ShapedType::kDynamic, (int64_t)attns.size(), 2, bs, hkv, hd},
                                  elt);
-    std::string cacheText;
-    llvm::raw_string_ostream cos(cacheText);
-    cos << "!photon.kv_cache<level = " << level << ", layers = " << attns.size()
-        << ", kv_heads = " << hkv << ", head_dim = " << hd << ", block_size = " << bs
-        << ", element = " << elt << ">";
-    Type cacheT = parseType(cacheText, ctx);
-    if (!cacheT) return f.emitError("cannot build the cache type ") << cacheText, failure();
+    auto cacheT = KvCacheType::getChecked(
+        [&] { return f.emitError("cannot build the stack's cache type: "); }, ctx, level,
+        (int64_t)attns.size(), hkv, hd, bs, elt);
+    if (!cacheT) return failure();
 
     OpBuilder b(ctx);
     b.setInsertionPointAfter(f);
     auto step = cast<func::FuncOp>(b.clone(*f));
     step.setSymName((f.getSymName() + suffix).str());
     step.setPrivate();
-    step->setAttr("photon.step_of", FlatSymbolRefAttr::get(f.getSymNameAttr()));
+    dialect->getStepOfAttrHelper().setAttr(step, FlatSymbolRefAttr::get(f.getSymNameAttr()));
     Location loc = step.getLoc();
     unsigned n = step.getNumArguments();
     SmallVector<Type> extra{s.poolType, memrefI32({ShapedType::kDynamic, ShapedType::kDynamic}),
@@ -101,10 +112,7 @@ struct Deriver {
           lens = step.getArgument(n + 2);
     Block &entry = step.getBody().front();
     b.setInsertionPointToStart(&entry);
-    OperationState bind(loc, "photon.cache_bind");
-    bind.addOperands({pool, table, lens});
-    bind.addTypes(cacheT);
-    Value cache = b.create(bind)->getResult(0);
+    Value cache = CacheBindOp::create(b, loc, cacheT, pool, table, lens);
     Value lensT = bufferization::ToTensorOp::create(
         b, loc, RankedTensorType::get({ShapedType::kDynamic}, IntegerType::get(ctx, 32)), lens,
         /*restrict=*/true, /*writable=*/false);
@@ -113,25 +121,14 @@ struct Deriver {
     step.walk([&](Operation *op) { ops.push_back(op); });
     int64_t layer = 0;
     for (Operation *op : ops) {
-      StringRef name = op->getName().getStringRef();
-      if (name == "photon.rope" && op->getNumOperands() == 1) {
-        op->insertOperands(1, ValueRange{lensT});
-      } else if (name == "photon.causal_attention" || name == "photon.bounded_attention") {
+      if (auto rope = dyn_cast<RoPEOp>(op)) {
+        if (!rope.getOffsets()) rope.getOffsetsMutable().assign(lensT);
+      } else if (std::optional<Attention> attn = asAttention(op)) {
         b.setInsertionPoint(op);
-        double scale = 0;
-        if (auto sc = op->getAttrOfType<FloatAttr>("scale")) scale = sc.getValueAsDouble();
-        else scale = 1.0 / std::sqrt((double)cast<RankedTensorType>(op->getOperand(0).getType()).getDimSize(3));
-        OperationState app(op->getLoc(), "photon.kv_append");
-        app.addOperands({cache, op->getOperand(1), op->getOperand(2)});
-        app.addAttribute("layer", b.getI64IntegerAttr(layer));
-        b.create(app);
-        OperationState att(op->getLoc(), "photon.cached_attention");
-        att.addOperands({cache, op->getOperand(0)});
-        att.addAttribute("layer", b.getI64IntegerAttr(layer));
-        att.addAttribute("scale", b.getF32FloatAttr((float)scale));
-        att.addTypes(op->getResult(0).getType());
-        Operation *na = b.create(att);
-        op->getResult(0).replaceAllUsesWith(na->getResult(0));
+        KvAppendOp::create(b, op->getLoc(), cache, attn->k, attn->v, layer);
+        Value out = CachedAttentionOp::create(b, op->getLoc(), op->getResult(0).getType(), cache,
+                                              attn->q, b.getI64IntegerAttr(layer), attn->scale);
+        op->getResult(0).replaceAllUsesWith(out);
         op->erase();
         ++layer;
       }
@@ -199,7 +196,7 @@ struct Deriver {
     b.setInsertionPointToEnd(module.getBody());
     if (auto old = module.lookupSymbol<func::FuncOp>(name)) old.erase();
     auto f = func::FuncOp::create(b, forward.getLoc(), name, FunctionType::get(ctx, ins, outs));
-    f->setAttr("photon.stage", StringAttr::get(ctx, name));
+    dialect->getStageAttrHelper().setAttr(f, StringAttr::get(ctx, name));
     SmallVector<Attribute> an, rn, sh;
     for (StringRef s : argNames) an.push_back(StringAttr::get(ctx, s));
     for (StringRef s : resNames) rn.push_back(StringAttr::get(ctx, s));
@@ -208,9 +205,9 @@ struct Deriver {
       for (auto &x : s) d.push_back(StringAttr::get(ctx, x));
       sh.push_back(ArrayAttr::get(ctx, d));
     }
-    f->setAttr("photon.arg_names", ArrayAttr::get(ctx, an));
-    f->setAttr("photon.result_names", ArrayAttr::get(ctx, rn));
-    f->setAttr("photon.arg_shapes", ArrayAttr::get(ctx, sh));
+    dialect->getArgNamesAttrHelper().setAttr(f, ArrayAttr::get(ctx, an));
+    dialect->getResultNamesAttrHelper().setAttr(f, ArrayAttr::get(ctx, rn));
+    dialect->getArgShapesAttrHelper().setAttr(f, ArrayAttr::get(ctx, sh));
     f.addEntryBlock();
     return f;
   }
@@ -229,26 +226,28 @@ struct Deriver {
     if (!forward || forward.isExternal())
       return module.emitError("no @forward function: photon-derive-stages derives the stages "
                               "from the teacher-forced forward graph the importer writes");
-    if (!forward->hasAttr("photon.stage"))
-      forward->setAttr("photon.stage", StringAttr::get(ctx, "forward"));
-    if (!forward->hasAttr("photon.arg_names")) {
-      forward->setAttr("photon.arg_names", ArrayAttr::get(ctx, {StringAttr::get(ctx, "tokens")}));
-      forward->setAttr("photon.result_names", ArrayAttr::get(ctx, {StringAttr::get(ctx, "logits")}));
+    if (!forward->hasAttr(dialect->getStageAttrHelper().getName()))
+      dialect->getStageAttrHelper().setAttr(forward, StringAttr::get(ctx, "forward"));
+    if (!forward->hasAttr(dialect->getArgNamesAttrHelper().getName())) {
+      dialect->getArgNamesAttrHelper().setAttr(
+          forward, ArrayAttr::get(ctx, {StringAttr::get(ctx, "tokens")}));
+      dialect->getResultNamesAttrHelper().setAttr(
+          forward, ArrayAttr::get(ctx, {StringAttr::get(ctx, "logits")}));
       auto sh = [&](ArrayRef<std::string> d) -> Attribute {
         SmallVector<Attribute> a;
         for (const std::string &s : d) a.push_back(StringAttr::get(ctx, s));
         return ArrayAttr::get(ctx, a);
       };
-      forward->setAttr("photon.arg_shapes",
-                       ArrayAttr::get(ctx, {sh({"W"}), sh({"B", "T"}), sh({"B", "T", num(h.vocab)})}));
+      dialect->getArgShapesAttrHelper().setAttr(
+          forward, ArrayAttr::get(ctx, {sh({"W"}), sh({"B", "T"}), sh({"B", "T", num(h.vocab)})}));
     }
     // Encoder stacks -> step versions.
     for (auto f : llvm::to_vector(module.getOps<func::FuncOp>())) {
-      auto role = f->getAttrOfType<StringAttr>("photon.role");
+      auto role = dialect->getRoleAttrHelper().getAttr(f);
       if (!role || role.getValue() != "encoder" || f.isExternal()) continue;
-      if (f->hasAttr("photon.step_of")) continue;
+      if (f->hasAttr(dialect->getStepOfAttrHelper().getName())) continue;
       int64_t level = 1;
-      if (auto lv = f->getAttrOfType<IntegerAttr>("photon.level")) level = lv.getInt();
+      if (auto lv = dialect->getLevelAttrHelper().getAttr(f)) level = lv.getInt();
       if (auto old = module.lookupSymbol<func::FuncOp>((f.getSymName() + "_step").str()))
         old.erase();
       auto s = makeStep(f, level, blockSize);
@@ -267,7 +266,7 @@ struct Deriver {
         auto it = encoderLevel.find(c.getCallee());
         if (it != encoderLevel.end() && !encCall.count(it->second)) encCall[it->second] = c;
       }
-      if (op->getName().getStringRef() == "photon.shift") shifts.push_back(op);
+      if (isa<ShiftOp>(op)) shifts.push_back(op);
     });
     Value tokens = forward.getArgument(0);
     auto tokT = cast<RankedTensorType>(tokens.getType());
@@ -370,7 +369,8 @@ struct Deriver {
   /// form (the runtime then uses token_step).
   LogicalResult buildIncremental(Value shiftResult, Value tokens, Value logits) {
     auto noInc = [&](const Twine &why) {
-      forward->setAttr("photon.no_incremental_token_step", StringAttr::get(ctx, why.str()));
+      dialect->getNoIncrementalTokenStepAttrHelper().setAttr(forward,
+                                                              StringAttr::get(ctx, why.str()));
       return success();
     };
     auto H = hiddenOfLogits(logits);
@@ -397,7 +397,7 @@ struct Deriver {
     if (!decCall || !rowsOk || decCall.getNumOperands() != 1 || decCall.getNumResults() != 1)
       return noInc("the token decoder's hidden states are not rows R-1 .. R+C_1-2 of one stack call");
     auto dec = module.lookupSymbol<func::FuncOp>(decCall.getCallee());
-    auto role = dec ? dec->getAttrOfType<StringAttr>("photon.role") : StringAttr();
+    auto role = dec ? dialect->getRoleAttrHelper().getAttr(dec) : StringAttr();
     if (!dec || !role || role.getValue() != "decoder")
       return noInc("the token decoder call is not a photon.role = \"decoder\" stack");
     // The window: converter rows and decoder embeddings of the forward's tokens, joined by
@@ -411,18 +411,19 @@ struct Deriver {
       if (!seen.insert(x).second || x == shiftResult) continue;
       Operation *d = x.getDefiningOp();
       if (!d) return noInc("the token decoder window reaches an argument of @forward");
-      StringRef n = d->getName().getStringRef();
-      if (n == "photon.embedding" && d->getOperand(1) == tokens) {
+      auto embedding = dyn_cast<EmbeddingOp>(d);
+      if (embedding && embedding.getIds() == tokens) {
         if (emb && emb != d) return noInc("two token embeddings in the decoder window");
         emb = d;
         continue;
       }
-      if (n == "photon.expand" || n == "photon.weight" || isa<tensor::DimOp>(d))
+      if (isa<ExpandOp, WeightOp, tensor::DimOp>(d))
         continue; // the converter (of the shift result) and sizes
       if (d->getName().getDialectNamespace() == "arith" && d->getNumResults() == 1 &&
           d->getResult(0).getType().isIndex())
         continue; // size arithmetic
-      if (!isShapeOp(d)) return noInc("the token decoder window is built by " + n);
+      if (!isShapeOp(d))
+        return noInc("the token decoder window is built by " + d->getName().getStringRef());
       for (Value o : d->getOperands()) work.push_back(o);
     }
     if (!emb) return noInc("no decoder embedding of the tokens in the window");
@@ -595,10 +596,9 @@ struct Deriver {
     Value v = logits;
     bool head = false;
     while (Operation *d = v.getDefiningOp()) {
-      StringRef n = d->getName().getStringRef();
-      if (n == "photon.lm_head") head = true;
-      else if (n != "photon.rms_norm" && !isa<tensor::CastOp>(d)) break;
-      v = d->getOperand(0);
+      if (isa<LMHeadOp>(d)) head = true;
+      else if (!isa<RMSNormOp, tensor::CastOp>(d)) break;
+      v = d->getOperand(0); // x of the head and the norm, the source of the cast
     }
     if (!head) return failure();
     return v;
@@ -692,6 +692,7 @@ struct PhotonDeriveStagesPass : public impl::PhotonDeriveStagesBase<PhotonDerive
     d.h = *h;
     d.blockSize = blockSize;
     d.ctx = &getContext();
+    d.dialect = getPhotonDialect(d.ctx);
     if (failed(d.run())) return signalPassFailure();
   }
 };

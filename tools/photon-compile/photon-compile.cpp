@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "photon/Dialect/PhotonDialect.h"
 #include "photon/Target/CPU.h"
 #include "photon/Target/Cuda.h"
 #include "photon/Target/ForwardOnly.h"
@@ -19,9 +20,6 @@
 
 #ifdef PHOTON_HAVE_IMPORTER
 #include "photon/Import/Importer.h"
-#endif
-#ifdef PHOTON_HAVE_DIALECT
-#include "photon/Dialect/PhotonDialect.h"
 #endif
 
 #include "mlir/IR/AsmState.h"
@@ -208,13 +206,10 @@ int main(int argc, char **argv) {
 #ifdef PHOTON_HAVE_IMPORTER
   mlir::photon::registerImportDialects(registry);
 #endif
-#ifdef PHOTON_HAVE_DIALECT
   registry.insert<mlir::photon::PhotonDialect>();
-#endif
   registerAllPasses();
   mlir::photon::registerPhotonPasses();
   MLIRContext ctx(registry);
-  ctx.allowUnregisteredDialects(true); // photon ops in generic form without the dialect
   ctx.loadAllAvailableDialects();
   llvm::SourceMgr smgr;
   SourceMgrDiagnosticHandler diag(smgr, &ctx);

@@ -34,7 +34,7 @@ void PhotonDialect::initialize() {
 LogicalResult PhotonDialect::verifyOperationAttribute(Operation *op,
                                                       NamedAttribute attr) {
   StringRef name = attr.getName().getValue();
-  if (name == kHierarchyAttrName) {
+  if (name == HierarchyAttrHelper::getNameStr()) {
     if (!isa<HierarchyAttr>(attr.getValue()))
       return op->emitError() << "'" << name
                              << "' must be a #photon.hierarchy attribute, got "
@@ -44,14 +44,14 @@ LogicalResult PhotonDialect::verifyOperationAttribute(Operation *op,
                              << op->getName() << "'";
     return success();
   }
-  if (name == "photon.level") {
+  if (name == LevelAttrHelper::getNameStr()) {
     auto level = dyn_cast<IntegerAttr>(attr.getValue());
     if (!level || level.getInt() < 0)
-      return op->emitError() << "'photon.level' must be a non-negative integer, got "
+      return op->emitError() << "'" << name << "' must be a non-negative integer, got "
                              << attr.getValue();
     return success();
   }
-  if (name == "photon.role" || name == "photon.stage") {
+  if (name == RoleAttrHelper::getNameStr() || name == StageAttrHelper::getNameStr()) {
     if (!isa<StringAttr>(attr.getValue()))
       return op->emitError() << "'" << name << "' must be a string, got "
                              << attr.getValue();

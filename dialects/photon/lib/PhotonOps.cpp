@@ -171,6 +171,36 @@ LogicalResult verifyCacheLayer(Operation *op, KvCacheType cache, int64_t layer) 
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Result types of the ODS builders that infer them
+//===----------------------------------------------------------------------===//
+
+/// embedding: `ids`' shape + [E] (the table's rows), of the table's element type.
+RankedTensorType embeddingResultType(Value table, Value ids) {
+  RankedTensorType tableType = tensorType(table);
+  SmallVector<int64_t> shape(tensorType(ids).getShape());
+  shape.push_back(tableType.getDimSize(1));
+  return RankedTensorType::get(shape, tableType.getElementType());
+}
+
+/// x W^T: `x`'s shape with the last dimension replaced by the rows of `w`.
+RankedTensorType matmulResultType(Value x, Value w) {
+  RankedTensorType xType = tensorType(x);
+  SmallVector<int64_t> shape(xType.getShape());
+  shape.back() = tensorType(w).getDimSize(0);
+  return RankedTensorType::get(shape, xType.getElementType());
+}
+
+/// chunk: [B, M, d] -> [B, M / size, size * d] (dynamic where M or d is).
+RankedTensorType chunkResultType(Value x, int64_t size) {
+  RankedTensorType xType = tensorType(x);
+  int64_t m = xType.getDimSize(1), d = xType.getDimSize(2);
+  return RankedTensorType::get(
+      {xType.getDimSize(0), isStatic(m) ? m / size : ShapedType::kDynamic,
+       mulDims(d, size)},
+      xType.getElementType());
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//

@@ -38,7 +38,7 @@ struct Hierarchy {
   int64_t tokensPerUnit(int64_t level) const;
 };
 
-/// Parses `photon.hierarchy` from the module (registered attribute or generic form).
+/// Reads the module's #photon.hierarchy (the `photon.hierarchy` attribute).
 FailureOr<Hierarchy> getHierarchy(ModuleOp module);
 
 /// One transformer stack function (photon.role / photon.level).

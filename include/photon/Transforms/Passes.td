@@ -2,8 +2,8 @@
 //
 // The passes of photon-compile: derive the generation stages from the forward graph, plan
 // the KV caches, and lower the photon dialect to upstream MLIR (linalg/tensor/scf/memref).
-// Ops are matched by name (the generic form of docs/ir-contract.md), so the passes work on
-// modules whether or not the photon dialect is registered in the context.
+// They work on the registered photon dialect: ops through their generated classes and
+// accessors, the discardable `photon.*` attributes through the dialect's helpers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -66,7 +66,8 @@ def ConvertPhotonToLinalg : Pass<"convert-photon-to-linalg", "::mlir::ModuleOp">
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",
     "::mlir::func::FuncDialect", "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
-    "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect"
+    "::mlir::photon::PhotonDialect", "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
   ];
 }
 
@@ -93,7 +94,8 @@ def PhotonDeriveStages : Pass<"photon-derive-stages", "::mlir::ModuleOp"> {
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
-    "::mlir::memref::MemRefDialect", "::mlir::tensor::TensorDialect"
+    "::mlir::memref::MemRefDialect", "::mlir::photon::PhotonDialect",
+    "::mlir::tensor::TensorDialect"
   ];
 }
 

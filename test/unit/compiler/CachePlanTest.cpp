@@ -1,5 +1,6 @@
 //===- CachePlanTest.cpp - the cache planner and cost model --------------===//
 
+#include "photon/Dialect/PhotonDialect.h"
 #include "photon/Transforms/CachePlan.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -36,7 +37,8 @@ std::string stack(const std::string &name, const std::string &role, int level, i
 class CachePlanTest : public ::testing::Test {
 protected:
   CachePlanTest() {
-    ctx.loadDialect<func::FuncDialect, tensor::TensorDialect>();
+    // The planner reads typed photon ops and the #photon.hierarchy: the dialect is loaded.
+    ctx.loadDialect<func::FuncDialect, tensor::TensorDialect, photon::PhotonDialect>();
     ctx.allowUnregisteredDialects(true);
   }
   OwningOpRef<ModuleOp> parse(const std::string &src) {

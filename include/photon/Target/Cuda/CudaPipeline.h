@@ -35,6 +35,16 @@
 
 namespace photon::cuda {
 
+/// Discardable attributes of the lowered IR (linalg, gpu), not of the photon dialect.
+/// photon-gpu-tile-and-fuse marks each warp-tiled matmul with its mma K step (i64) for
+/// photon-gpu-mma-sync.
+constexpr llvm::StringLiteral kMmaKAttrName = "photon.mma_k";
+/// photon-gpu-host-loops-to-kernels marks a gpu.launch of a loop nest that runs in one
+/// thread of a one-block kernel (unit attribute).
+constexpr llvm::StringLiteral kSerialLaunchAttrName = "photon.serial";
+/// photon-gpu-merge-fatbin: the merged gpu.object's property listing its chips.
+constexpr llvm::StringLiteral kChipsPropertyName = "photon.chips";
+
 /// What to build for. `chips` are "sm_XY" names, XY >= 75 (CUDA 13's ptxas).
 struct GpuTargetOptions {
   std::vector<std::string> chips = {"sm_80"};

@@ -14,8 +14,6 @@
 #include "mlir/IR/TensorEncoding.h"
 #include "llvm/ADT/SmallVector.h"
 
-#include "photon/Dialect/PhotonDialect.h"
-
 namespace mlir::photon {
 /// `[a, b, ...]` (possibly `[]`), used by #photon.hierarchy's chunk_sizes.
 FailureOr<SmallVector<int64_t>> parseI64List(AsmParser &parser);

@@ -38,6 +38,35 @@ def Photon_Dialect : Dialect {
     description of the model that travels into the artifact's manifest.
   }];
 
+  // The discardable `photon.*` attributes the compiler reads and writes: each gets a
+  // typed helper (`PhotonDialect::getStageAttrHelper()`, its static `getNameStr()`), so
+  // no pass spells an attribute name. verifyOperationAttribute checks the kinds of
+  // `hierarchy`, `level`, `role` and `stage`.
+  let discardableAttrs = (ins
+    // Module: the model's hierarchy, the one description of the model that travels into
+    // the artifact's manifest.
+    "::mlir::photon::HierarchyAttr":$hierarchy,
+    // Stack functions written by the importer: "encoder" or "decoder", and their level.
+    "::mlir::StringAttr":$role,
+    "::mlir::IntegerAttr":$level,
+    // A stack's incremental version (photon-derive-stages): the stack it was cloned from.
+    "::mlir::FlatSymbolRefAttr":$step_of,
+    // Stage functions of docs/artifact.md: the stage name, the names of its arguments and
+    // results and the symbolic shapes of its ABI arguments.
+    "::mlir::StringAttr":$stage,
+    "::mlir::ArrayAttr":$arg_names,
+    "::mlir::ArrayAttr":$result_names,
+    "::mlir::ArrayAttr":$arg_shapes,
+    // On @forward: why photon-derive-stages derived no token_start / token_next.
+    "::mlir::StringAttr":$no_incremental_token_step,
+    // convert-photon-to-linalg: functions whose argument 0 is already the weights blob,
+    // and the argument attribute naming that argument ("weights").
+    "::mlir::UnitAttr":$weights_arg,
+    "::mlir::StringAttr":$arg,
+    // A fused attention kernel function: its kind and operand types (one per shape).
+    "::mlir::StringAttr":$attention_kernel
+  );
+
   let useDefaultAttributePrinterParser = 1;
   let useDefaultTypePrinterParser = 1;
   let hasOperationAttrVerify = 1;

@@ -31,14 +31,23 @@ def Photon_WeightOp : Photon_Op<"weight", [Pure]> {
     (docs/artifact.md). Weights are never stored as attributes: this keeps modules small
     and lets the compiler pack each weight once, in the layout its consumer wants.
     The result shape must be static and equal to the shape recorded in the blob.
+    The optional `offset` is the tensor's byte offset in the blob, for modules lowered
+    without the blob's index at hand (convert-photon-to-linalg's `weights-file` wins).
 
     ```mlir
     %wq = photon.weight "enc1.layers.0.wq" : tensor<128x128xf32>
+    %wk = photon.weight "enc1.layers.0.wk" {offset = 65536 : i64} : tensor<128x128xf32>
     ```
   }];
-  let arguments = (ins StrAttr:$name);
+  let arguments = (ins StrAttr:$name, OptionalAttr<I64Attr>:$offset);
   let results = (outs AnyStaticShapeTensor:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
+  // The weight `name` of type `result`, without an offset.
+  let builders = [
+    OpBuilder<(ins "::mlir::Type":$result, "::llvm::StringRef":$name), [{
+      build($_builder, $_state, result, name, /*offset=*/nullptr);
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
@@ -62,6 +71,12 @@ def Photon_EmbeddingOp : Photon_Op<"embedding", [Pure]> {
   let results = (outs Photon_FloatTensor:$result);
   let assemblyFormat =
       "$table `,` $ids attr-dict `:` functional-type(operands, results)";
+  // The result is `ids`' shape plus the table's row width, of the table's element type.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$table, "::mlir::Value":$ids), [{
+      build($_builder, $_state, embeddingResultType(table, ids), table, ids);
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
@@ -85,6 +100,12 @@ def Photon_RMSNormOp : Photon_Op<"rms_norm",
                        F32Attr:$eps);
   let results = (outs Photon_FloatTensor:$result);
   let assemblyFormat = "$x `,` $w attr-dict `:` functional-type(operands, results)";
+  // The result has the type of `x`.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$x, "::mlir::Value":$w, "float":$eps), [{
+      build($_builder, $_state, x.getType(), x, w, $_builder.getF32FloatAttr(eps));
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
@@ -138,6 +159,12 @@ def Photon_RoPEOp : Photon_Op<"rope", [Pure]> {
   let results = (outs Photon_FloatTensorOfRank<[4]>:$result);
   let assemblyFormat =
       "$x (`,` $offsets^)? attr-dict `:` functional-type(operands, results)";
+  // The result has the type of `x`; `offsets` may be null.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$x, "::mlir::Value":$offsets, "float":$theta), [{
+      build($_builder, $_state, x.getType(), x, offsets, $_builder.getF32FloatAttr(theta));
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
@@ -169,6 +196,13 @@ def Photon_CausalAttentionOp : Photon_Op<"causal_attention",
   let results = (outs Photon_FloatTensorOfRank<[4]>:$result);
   let assemblyFormat =
       "$q `,` $k `,` $v attr-dict `:` functional-type(operands, results)";
+  // The result has the type of `q`.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$q, "::mlir::Value":$k, "::mlir::Value":$v,
+                   "float":$scale), [{
+      build($_builder, $_state, q.getType(), q, k, v, $_builder.getF32FloatAttr(scale));
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
@@ -200,6 +234,14 @@ def Photon_BoundedAttentionOp : Photon_Op<"bounded_attention",
   let results = (outs Photon_FloatTensorOfRank<[4]>:$result);
   let assemblyFormat =
       "$q `,` $k `,` $v attr-dict `:` functional-type(operands, results)";
+  // The result has the type of `q`.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$q, "::mlir::Value":$k, "::mlir::Value":$v,
+                   "int64_t":$prefix, "int64_t":$chunk, "float":$scale), [{
+      build($_builder, $_state, q.getType(), q, k, v, $_builder.getI64IntegerAttr(prefix),
+            $_builder.getI64IntegerAttr(chunk), $_builder.getF32FloatAttr(scale));
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
@@ -226,6 +268,13 @@ def Photon_SwiGLUOp : Photon_Op<"swiglu",
   let results = (outs Photon_FloatTensor:$result);
   let assemblyFormat = "$x `,` $w_gate `,` $w_up `,` $w_down attr-dict `:` "
                        "functional-type(operands, results)";
+  // The result has the type of `x`.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$x, "::mlir::Value":$w_gate, "::mlir::Value":$w_up,
+                   "::mlir::Value":$w_down), [{
+      build($_builder, $_state, x.getType(), x, w_gate, w_up, w_down);
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
@@ -254,6 +303,14 @@ def Photon_ChunkOp : Photon_Op<"chunk",
   let arguments = (ins Photon_FloatTensorOfRank<[3]>:$x, I64Attr:$size);
   let results = (outs Photon_FloatTensorOfRank<[3]>:$result);
   let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
+  // The result is `[B, M / size, size * d]` (dynamic where `M` or `d` is), without an
+  // encoding.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$x, "int64_t":$size), [{
+      build($_builder, $_state, chunkResultType(x, size), x,
+            $_builder.getI64IntegerAttr(size));
+    }]>
+  ];
   let hasVerifier = 1;
   let hasFolder = 1;
 }
@@ -338,6 +395,12 @@ def Photon_ShiftOp : Photon_Op<"shift",
                        Photon_FloatTensorOfRank<[1]>:$start);
   let results = (outs Photon_FloatTensorOfRank<[3]>:$result);
   let assemblyFormat = "$x `,` $start attr-dict `:` functional-type(operands, results)";
+  // The result has the type of `x`.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$x, "::mlir::Value":$start), [{
+      build($_builder, $_state, x.getType(), x, start);
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
@@ -360,6 +423,13 @@ def Photon_LMHeadOp : Photon_Op<"lm_head",
   let arguments = (ins Photon_FloatTensor:$x, Photon_FloatTensorOfRank<[2]>:$w);
   let results = (outs Photon_FloatTensor:$result);
   let assemblyFormat = "$x `,` $w attr-dict `:` functional-type(operands, results)";
+  // The result is `x`'s shape with the last dimension `V` (rows of `w`), without an
+  // encoding.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$x, "::mlir::Value":$w), [{
+      build($_builder, $_state, matmulResultType(x, w), x, w);
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
