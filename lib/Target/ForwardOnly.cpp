@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "photon/Target/ForwardOnly.h"
+#include "photon/Dialect/PhotonDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -205,12 +206,13 @@ FailureOr<ForwardOnlyInfo> makeForwardOnly(ModuleOp module) {
     for (StringRef x : s) a.push_back(StringAttr::get(ctx, x));
     return ArrayAttr::get(ctx, a);
   };
-  fwd->setAttr("photon.stage", StringAttr::get(ctx, "forward"));
-  fwd->setAttr("photon.arg_names", strs({"tokens"}));
-  fwd->setAttr("photon.result_names", strs({"logits"}));
+  PhotonDialect *dialect = getPhotonDialect(ctx);
+  dialect->getStageAttrHelper().setAttr(fwd, StringAttr::get(ctx, "forward"));
+  dialect->getArgNamesAttrHelper().setAttr(fwd, strs({"tokens"}));
+  dialect->getResultNamesAttrHelper().setAttr(fwd, strs({"logits"}));
   std::string v = std::to_string(info.vocab);
-  fwd->setAttr("photon.arg_shapes",
-               ArrayAttr::get(ctx, {strs({"W"}), strs({"B", "T"}), strs({"B", "T", v})}));
+  dialect->getArgShapesAttrHelper().setAttr(
+      fwd, ArrayAttr::get(ctx, {strs({"W"}), strs({"B", "T"}), strs({"B", "T", v})}));
   return info;
 }
 

@@ -259,7 +259,7 @@ int main(int argc, char **argv) {
   // A module without a recognized hierarchy compiles as a forward-only artifact: the
   // graph's teacher-forced logits, no generation stages (docs/importer.md, "Fallback").
   std::optional<mlir::photon::ForwardOnlyInfo> forwardOnly;
-  if (!(*module)->hasAttr("photon.hierarchy")) {
+  if (!(*module)->hasAttr(mlir::photon::PhotonDialect::HierarchyAttrHelper::getNameStr())) {
     if (cuda) return fail("'" + inputFile + "' has no recognized hierarchy: forward-only "
                           "artifacts are compiled for --target cpu only");
     if (lengthMultiple < 1) return fail("--length-multiple must be >= 1");
