@@ -11,6 +11,7 @@
 
 #include "Builders.h"
 #include "GraphImporter.h"
+#include "GraphView.h"
 #include "Recognize.h"
 
 #include "photon/Dialect/PhotonOps.h"
@@ -625,31 +626,14 @@ LogicalResult Raiser::finalize(ModuleOp module, func::FuncOp forward) {
 
 namespace {
 
-class PlainChecker {
+class PlainChecker : public GraphView {
 public:
-  /// Inputs and outputs by index, "" when out of range (any graph may reach here).
-  static std::string in(const onnx::NodeProto *n, int i) {
-    return i >= 0 && i < n->input_size() ? n->input(i) : std::string();
-  }
-  static std::string out(const onnx::NodeProto *n, int i) {
-    return i >= 0 && i < n->output_size() ? n->output(i) : std::string();
-  }
   PlainChecker(const onnx::GraphProto &g, Location loc, StringRef path, double eps)
-      : g(g), loc(loc), path(path), eps(eps) {
-    for (const auto &n : g.node()) {
-      for (const auto &o : n.output())
-        if (!o.empty()) producer[o] = &n;
-      for (const auto &i : n.input())
-        if (!i.empty()) consumers[i].push_back(&n);
-    }
-  }
+      : GraphView(g), loc(loc), path(path), eps(eps) {}
 
-  const onnx::GraphProto &g;
   Location loc;
   std::string path;
   double eps;
-  std::map<std::string, const onnx::NodeProto *> producer;
-  std::map<std::string, std::vector<const onnx::NodeProto *>> consumers;
 
   LogicalResult fail(const onnx::NodeProto *n, StringRef weight, StringRef pattern,
                      const Twine &what) {
@@ -660,51 +644,6 @@ public:
          "(export with functions, docs/onnx-convention.md, or import with --emit=upstream)";
     return failure();
   }
-  const onnx::NodeProto *prod(const std::string &v) const {
-    auto it = producer.find(v);
-    return it == producer.end() ? nullptr : it->second;
-  }
-  /// The tensor of a Constant node's `value` or of an initializer named v; null otherwise.
-  const onnx::TensorProto *constantTensor(const std::string &v) const {
-    if (auto *p = prod(v)) {
-      if (p->op_type() != "Constant") return nullptr;
-      for (const auto &a : p->attribute())
-        if (a.name() == "value") return &a.t();
-      return nullptr;
-    }
-    for (const auto &i : g.initializer())
-      if (i.name() == v) return &i;
-    return nullptr;
-  }
-  const std::vector<const onnx::NodeProto *> &cons(const std::string &v) {
-    return consumers[v];
-  }
-  static bool hasInput(const onnx::NodeProto &n, const std::string &v) {
-    for (const auto &i : n.input())
-      if (i == v) return true;
-    return false;
-  }
-  /// The other input of a binary node.
-  static std::string other(const onnx::NodeProto &n, const std::string &v) {
-    if (n.input_size() != 2) return "";
-    return n.input(0) == v ? n.input(1) : n.input(0);
-  }
-  /// A scalar float Constant (or initializer) value.
-  std::optional<double> scalar(const std::string &v) {
-    const onnx::TensorProto *t = constantTensor(v);
-    if (!t || t->data_type() != onnx::TensorProto::FLOAT) return std::nullopt;
-    int64_t n = 1;
-    for (auto d : t->dims()) n *= d;
-    if (n != 1) return std::nullopt;
-    if (t->float_data_size() == 1) return t->float_data(0);
-    if (t->raw_data().size() == 4) {
-      float f;
-      memcpy(&f, t->raw_data().data(), 4);
-      return f;
-    }
-    return std::nullopt;
-  }
-
   /// linear: MatMul(x, Transpose(w)) (or MatMul(x, w) / Gemm): every MatMul the weight
   /// feeds (one per application of a stack: the latent decoders' rollout applies it
   /// `chunk` times).
@@ -822,41 +761,6 @@ public:
   /// Attention kind of the stack being checked: scale 1/sqrt(headDim); a constant mask
   /// of a decoder window has maskMin..maskMax rows (0 = any).
   int64_t headDim = 0, maskMin = 0, maskMax = 0;
-
-  /// A constant tensor's float values (Constant node or initializer) and shape.
-  bool constFloats(const std::string &v, std::vector<float> &vals, std::vector<int64_t> &shape) {
-    const onnx::TensorProto *t = constantTensor(v);
-    if (!t || t->data_type() != onnx::TensorProto::FLOAT) return false;
-    int64_t n = 1;
-    shape.assign(t->dims().begin(), t->dims().end());
-    for (auto d : shape) {
-      if (d < 0 || d > (1 << 20)) return false;
-      n *= d;
-    }
-    if (n > (1 << 22)) return false;
-    vals.resize(n);
-    if (t->float_data_size() == n) {
-      for (int64_t i = 0; i < n; ++i) vals[i] = t->float_data(i);
-      return true;
-    }
-    if ((int64_t)t->raw_data().size() == 4 * n) {
-      memcpy(vals.data(), t->raw_data().data(), 4 * n);
-      return true;
-    }
-    return false;
-  }
-  /// The int64 values of a constant (Unsqueeze axes).
-  std::optional<int64_t> constInt(const std::string &v) {
-    const onnx::TensorProto *t = constantTensor(v);
-    if (!t || t->data_type() != onnx::TensorProto::INT64) return std::nullopt;
-    if (t->int64_data_size() == 1) return t->int64_data(0);
-    if (t->raw_data().size() == 8) {
-      int64_t x;
-      memcpy(&x, t->raw_data().data(), 8);
-      return x;
-    }
-    return std::nullopt;
-  }
 
   double theta = 10000;
   /// RoPE: Cos / Sin(positions * f) with f[i] = theta^(-2i / head_dim), i < head_dim / 2.
@@ -1434,8 +1338,9 @@ void installPhotonRaiser(GraphImporter &gi) {
     gi.finalizeHook = [r, &gi](ModuleOp module, func::FuncOp f) -> LogicalResult {
       if (r->recognized.family.empty()) {
         emitRemark(module.getLoc())
-            << "no PHOTON, Block or decoder-only structure recognized in '" << gi.model().path()
-            << "' (and no photon.family metadata): imported to upstream ops. Not recognized: "
+            << "no PHOTON hierarchy found in '" << gi.model().path()
+            << "' (no photon.family metadata, and no PHOTON, Block or decoder-only structure "
+               "recognized): imported to upstream ops. Not recognized: "
             << r->unrecognized;
         return success();
       }
