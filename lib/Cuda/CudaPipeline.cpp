@@ -437,7 +437,7 @@ void buildGpuKernelPipeline(OpPassManager &pm, const GpuTargetOptions &options) 
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(memref::createFoldMemRefAliasOpsPass());
-  pm.addPass(mlir::photon::createExpandShapeToReinterpretCastPass());
+  pm.addPass(mlir::photon::createPhotonExpandShapeToReinterpretCast());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createCanonicalizerPass());
@@ -452,7 +452,7 @@ void buildGpuLoweringPipeline(OpPassManager &pm, const GpuTargetOptions &options
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertNVVMToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
-  pm.addPass(mlir::photon::createExpandShapeToReinterpretCastPass());
+  pm.addPass(mlir::photon::createPhotonExpandShapeToReinterpretCast());
   pm.addPass(memref::createExpandStridedMetadataPass());
   for (const std::string &chip : options.chips) {
     GpuNVVMAttachTargetOptions attach;

@@ -14,8 +14,6 @@
 
 namespace mlir {
 namespace photon {
-#define GEN_PASS_DEF_PHOTONTESTCACHEPLAN
-#include "photon/Transforms/Passes.h.inc"
 
 int64_t Hierarchy::tokensPerUnit(int64_t level) const {
   int64_t t = 1;
@@ -384,17 +382,6 @@ llvm::json::Object costModelJson(const CachePlan &p) {
            {"weight_bytes", ratio(p.weightBytesPerToken, p.vanillaWeightBytesPerToken)},
            {"flops", ratio(p.flopsPerToken, p.vanillaFlopsPerToken)}}}};
 }
-
-namespace {
-struct PhotonTestCachePlanPass
-    : public impl::PhotonTestCachePlanBase<PhotonTestCachePlanPass> {
-  void runOnOperation() override {
-    auto plan = planCaches(getOperation());
-    if (failed(plan)) return signalPassFailure();
-    printReport(*plan, llvm::outs());
-  }
-};
-} // namespace
 
 } // namespace photon
 } // namespace mlir

@@ -54,6 +54,9 @@
 
 namespace mlir {
 namespace photon {
+#define GEN_PASS_DEF_PHOTONMATMULKERNELS
+#include "photon/Transforms/Passes.h.inc"
+
 namespace {
 
 /// True if `op` is y[m, n] += x[m, k] * w[n, k] on memrefs with f32 elements, a static
@@ -214,7 +217,7 @@ void emitLoop(OpBuilder &b, Location loc, Value lo, Value hi, Value step, bool p
 }
 
 void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
-                const MatmulKernelOptions &o, bool par) {
+                const PhotonMatmulKernelsOptions &o, bool par) {
   int64_t R = o.rows;
   int64_t nr = N - N % R;
   if (nr > 0 && par) {
@@ -248,7 +251,7 @@ void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N
 /// k in [k0, k1); adds the tile into y (transposed), `valid` rows of the panel.
 void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value n, Value p,
                   Value k0, Value k1, Value valid, int64_t R, int64_t K,
-                  const MatmulKernelOptions &o) {
+                  const PhotonMatmulKernelsOptions &o) {
   int64_t L = o.lanes, P = o.gemmVecs, PW = L * P;
   auto vt = VectorType::get({L}, b.getF32Type());
   Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
@@ -321,7 +324,7 @@ void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value 
 /// `r`, `g` (both or neither): the RMSNorm-fused form, x[m, k] is packed as
 /// (x[m, k] * r[m]) * g[k].
 void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
-              const MatmulKernelOptions &o, bool par, Value r = {}, Value g = {}) {
+              const PhotonMatmulKernelsOptions &o, bool par, Value r = {}, Value g = {}) {
   int64_t L = o.lanes, PW = L * o.gemmVecs, R = o.gemmRows;
   Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1);
   Value M = memref::DimOp::create(b, loc, x, 0);
@@ -400,7 +403,7 @@ void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, 
 /// The RMSNorm-fused GEMV: the M rows of x scaled once into xs[m, k] =
 /// (x[m, k] * r[m]) * g[k] (a fresh [M, K] buffer), then the unchanged split-K on xs.
 void emitNormSplitK(OpBuilder &b, Location loc, Value x, Value r, Value g, Value w, Value y,
-                    int64_t N, int64_t K, const MatmulKernelOptions &o, bool par) {
+                    int64_t N, int64_t K, const PhotonMatmulKernelsOptions &o, bool par) {
   Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1);
   Value M = memref::DimOp::create(b, loc, x, 0);
   auto xsT = MemRefType::get({ShapedType::kDynamic, K}, b.getF32Type());
@@ -423,70 +426,11 @@ void emitNormSplitK(OpBuilder &b, Location loc, Value x, Value r, Value g, Value
   memref::DeallocOp::create(b, loc, xs);
 }
 
-struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MatmulKernelsPass)
-  MatmulKernelsPass() = default;
-  MatmulKernelsPass(const MatmulKernelsPass &o) : PassWrapper(o) {}
-  explicit MatmulKernelsPass(const MatmulKernelOptions &o) {
-    parallel = o.parallel;
-    lanes = o.lanes;
-    rows = o.rows;
-    gemmMinRows = o.gemmMinRows;
-    gemmRows = o.gemmRows;
-    gemmVecs = o.gemmVecs;
-    gemmKC = o.gemmKC;
-    gemmMC = o.gemmMC;
-    parallelMinWeights = o.parallelMinWeights;
-    parallelChunks = o.parallelChunks;
-    prefetchRows = o.prefetchRows;
-    gemvMRows = o.gemvMRows;
-  }
-  Option<bool> parallel{*this, "parallel",
-                        llvm::cl::desc("Make the loop over weight-row blocks an scf.parallel "
-                                       "(OpenMP work sharing after convert-scf-to-openmp)"),
-                        llvm::cl::init(false)};
-  Option<int64_t> lanes{*this, "lanes", llvm::cl::desc("f32 lanes per vector (8: AVX2, 16: AVX-512)"),
-                        llvm::cl::init(MatmulKernelOptions{}.lanes)};
-  Option<int64_t> rows{*this, "rows", llvm::cl::desc("weight rows per split-K block"),
-                       llvm::cl::init(MatmulKernelOptions{}.rows)};
-  Option<int64_t> gemmMinRows{*this, "gemm-min-rows",
-                              llvm::cl::desc("rows of x from which the packed GEMM runs (0: never)"),
-                              llvm::cl::init(MatmulKernelOptions{}.gemmMinRows)};
-  Option<int64_t> gemmRows{*this, "gemm-rows", llvm::cl::desc("weight rows of the GEMM register tile"),
-                           llvm::cl::init(MatmulKernelOptions{}.gemmRows)};
-  Option<int64_t> gemmVecs{*this, "gemm-vecs",
-                           llvm::cl::desc("vectors of x rows in the GEMM register tile"),
-                           llvm::cl::init(MatmulKernelOptions{}.gemmVecs)};
-  Option<int64_t> gemmKC{*this, "gemm-kc", llvm::cl::desc("K block of the GEMM"),
-                       llvm::cl::init(MatmulKernelOptions{}.gemmKC)};
-  Option<int64_t> gemmMC{*this, "gemm-mc", llvm::cl::desc("weight rows per GEMM cache block"),
-                         llvm::cl::init(MatmulKernelOptions{}.gemmMC)};
-  Option<int64_t> parallelMinWeights{
-      *this, "parallel-min-weights",
-      llvm::cl::desc("with `parallel`, weights (N*K) from which a matmul runs in parallel"),
-      llvm::cl::init(MatmulKernelOptions{}.parallelMinWeights)};
-  Option<int64_t> parallelChunks{*this, "parallel-chunks",
-                                 llvm::cl::desc("with `parallel`, split-K work units per matmul"),
-                                 llvm::cl::init(MatmulKernelOptions{}.parallelChunks)};
-  Option<int64_t> prefetchRows{
-      *this, "prefetch-rows",
-      llvm::cl::desc("GEMV: prefetch the weight rows this far ahead into L2 (0: off)"),
-      llvm::cl::init(MatmulKernelOptions{}.prefetchRows)};
-  Option<int64_t> gemvMRows{
-      *this, "gemv-mrows",
-      llvm::cl::desc("GEMV: rows of x that share each weight vector load (1: one at a time)"),
-      llvm::cl::init(MatmulKernelOptions{}.gemvMRows)};
-  StringRef getArgument() const final { return "photon-matmul-kernels"; }
-  StringRef getDescription() const final {
-    return "Rewrite bufferized y += x * W^T generics as calls of split-K (GEMV) / packed GEMM "
-           "vector kernels, one kernel function per operand types";
-  }
-  void getDependentDialects(DialectRegistry &r) const override {
-    r.insert<vector::VectorDialect, scf::SCFDialect, math::MathDialect, arith::ArithDialect,
-             memref::MemRefDialect, func::FuncDialect>();
-  }
-  MatmulKernelOptions options() const {
-    MatmulKernelOptions o;
+struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPass> {
+  using Base::Base;
+  /// The pass's options as the generated struct the kernel builders take.
+  PhotonMatmulKernelsOptions options() const {
+    PhotonMatmulKernelsOptions o;
     o.parallel = parallel;
     o.lanes = lanes;
     o.rows = rows;
@@ -503,7 +447,7 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
   }
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    MatmulKernelOptions o = options();
+    PhotonMatmulKernelsOptions o = options();
     if (o.lanes < 1 || o.rows < 1 || o.gemmRows < 1 || o.gemmVecs < 1 || o.gemmKC < 1 ||
         o.gemmMC < 1 || o.parallelChunks < 1 || o.prefetchRows < 0 ||
         o.gemvMRows < 1) {
@@ -537,7 +481,7 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
     }
   }
   func::FuncOp buildKernel(ModuleOp module, SymbolTable &symbols, Location loc,
-                           ArrayRef<Type> types, const MatmulKernelOptions &o) {
+                           ArrayRef<Type> types, const PhotonMatmulKernelsOptions &o) {
     auto wt = cast<MemRefType>(types[1]);
     int64_t N = wt.getDimSize(0), K = wt.getDimSize(1);
     OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
@@ -582,11 +526,6 @@ struct MatmulKernelsPass : public PassWrapper<MatmulKernelsPass, OperationPass<M
 };
 
 } // namespace
-
-std::unique_ptr<Pass> createMatmulKernelsPass(const MatmulKernelOptions &options) {
-  return std::make_unique<MatmulKernelsPass>(options);
-}
-void registerMatmulKernelsPass() { PassRegistration<MatmulKernelsPass>(); }
 
 } // namespace photon
 } // namespace mlir

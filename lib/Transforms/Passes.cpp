@@ -1,11 +1,12 @@
 //===- Passes.cpp - registration of the photon passes and pipelines ------===//
+//
+// Every pass is declared in include/photon/Transforms/Passes.td and defined in its own
+// file; this file registers them and builds the photon-lower-to-llvm pipeline.
+//
+//===----------------------------------------------------------------------===//
 
 #include "photon/Transforms/Passes.h"
 
-#include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
-#include "mlir/IR/Builders.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -16,116 +17,6 @@ namespace photon {
 namespace {
 #define GEN_PASS_REGISTRATION
 #include "photon/Transforms/Passes.h.inc"
-} // namespace
-
-namespace {
-/// memref.expand_shape -> memref.reinterpret_cast of the source's base buffer with the
-/// strides spelled out. MLIR 22's expand-strided-metadata crashes on an expand_shape with
-/// more than one dynamic size in one reassociation group ([?, D] into [?, ?, D]), which
-/// reshapes of [B*M, ...] streams produce; this rewrite runs right before it.
-struct ExpandShapeToReinterpretCastPass
-    : public PassWrapper<ExpandShapeToReinterpretCastPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ExpandShapeToReinterpretCastPass)
-  StringRef getArgument() const final { return "photon-expand-shape-to-reinterpret-cast"; }
-  StringRef getDescription() const final {
-    return "Rewrite memref.expand_shape as memref.reinterpret_cast (works around an MLIR 22 "
-           "expand-strided-metadata crash)";
-  }
-  void runOnOperation() override {
-    SmallVector<memref::ExpandShapeOp> ops;
-    getOperation().walk([&](memref::ExpandShapeOp op) { ops.push_back(op); });
-    for (auto op : ops) {
-      OpBuilder b(op);
-      Location loc = op.getLoc();
-      auto resT = op.getResultType();
-      SmallVector<int64_t> tStrides;
-      int64_t tOffset;
-      if (failed(resT.getStridesAndOffset(tStrides, tOffset))) continue;
-      auto md = memref::ExtractStridedMetadataOp::create(b, loc, op.getSrc());
-      SmallVector<OpFoldResult> sizes = op.getMixedOutputShape();
-      SmallVector<OpFoldResult> strides(resT.getRank());
-      auto reassoc = op.getReassociationIndices();
-      for (auto [srcDim, group] : llvm::enumerate(reassoc)) {
-        Value stride = md.getStrides()[srcDim];
-        for (int64_t i = group.size() - 1; i >= 0; --i) {
-          int64_t d = group[i];
-          strides[d] = stride;
-          if (i > 0) {
-            Value sz = getValueOrCreateConstantIndexOp(b, loc, sizes[d]);
-            stride = arith::MulIOp::create(b, loc, stride, sz);
-          }
-        }
-      }
-      for (int64_t d = 0; d < resT.getRank(); ++d) {
-        if (!ShapedType::isDynamic(tStrides[d])) strides[d] = b.getIndexAttr(tStrides[d]);
-        if (!resT.isDynamicDim(d)) sizes[d] = b.getIndexAttr(resT.getDimSize(d));
-      }
-      OpFoldResult offset = ShapedType::isDynamic(tOffset)
-                                ? OpFoldResult(md.getOffset())
-                                : OpFoldResult(b.getIndexAttr(tOffset));
-      auto rc = memref::ReinterpretCastOp::create(b, loc, resT, md.getBaseBuffer(), offset,
-                                                  sizes, strides);
-      op.getResult().replaceAllUsesWith(rc.getResult());
-      op.erase();
-    }
-  }
-};
-/// memref.copy -> linalg.copy, so convert-linalg-to-loops turns every copy into loops and
-/// the artifact needs no `memrefCopy` from MLIR's runner utils.
-struct CopyToLinalgPass : public PassWrapper<CopyToLinalgPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CopyToLinalgPass)
-  StringRef getArgument() const final { return "photon-copy-to-linalg"; }
-  StringRef getDescription() const final {
-    return "Rewrite memref.copy as linalg.copy (lowered to loops, no runtime call)";
-  }
-  void getDependentDialects(DialectRegistry &r) const override { r.insert<linalg::LinalgDialect>(); }
-  void runOnOperation() override {
-    SmallVector<memref::CopyOp> ops;
-    getOperation().walk([&](memref::CopyOp op) { ops.push_back(op); });
-    for (auto op : ops) {
-      OpBuilder b(op);
-      linalg::CopyOp::create(b, op.getLoc(), op.getSource(), op.getTarget());
-      op.erase();
-    }
-  }
-};
-/// Inlines memref.alloca_scope regions (convert-scf-to-openmp wraps every parallel body in
-/// one; convert-scf-to-cf would then give it several blocks, which its verifier rejects).
-/// The kernels allocate no stack memory inside parallel loops, so the scopes are not needed.
-struct InlineAllocaScopesPass
-    : public PassWrapper<InlineAllocaScopesPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(InlineAllocaScopesPass)
-  StringRef getArgument() const final { return "photon-inline-alloca-scopes"; }
-  StringRef getDescription() const final {
-    return "Inline memref.alloca_scope bodies (after convert-scf-to-openmp)";
-  }
-  void runOnOperation() override {
-    SmallVector<memref::AllocaScopeOp> ops;
-    getOperation().walk([&](memref::AllocaScopeOp op) { ops.push_back(op); });
-    for (auto op : ops) {
-      Block &body = op.getBodyRegion().front();
-      Operation *ret = body.getTerminator();
-      SmallVector<Value> results(ret->getOperands());
-      op->getBlock()->getOperations().splice(Block::iterator(op), body.getOperations(),
-                                             body.begin(), Block::iterator(ret));
-      op->replaceAllUsesWith(results);
-      op->erase();
-    }
-  }
-};
-/// Gives every omp.wsloop a dynamic schedule (chunk 1): the kernels' parallel loops have a
-/// few coarse iterations (16 chunks of weight rows), and with a static schedule a thread
-/// that the OS has descheduled holds up the join for its whole half of the work.
-struct DynamicSchedulePass : public PassWrapper<DynamicSchedulePass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(DynamicSchedulePass)
-  StringRef getArgument() const final { return "photon-omp-dynamic-schedule"; }
-  StringRef getDescription() const final {
-    return "Set schedule(dynamic) on every omp.wsloop";
-  }
-  void runOnOperation() override {
-    getOperation().walk([](omp::WsloopOp op) { op.setScheduleKind(omp::ClauseScheduleKind::Dynamic); });
-  }
-};
 } // namespace
 
 /// The upstream lowering after convert-photon-to-linalg. Everything is inlined into the
@@ -160,20 +51,20 @@ void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulK
   if (failed(parsePassPipeline(kLowerToLLVMInline, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
   // RMSNorm into the next matmuls, on tensors (the kernels then scale x while packing it)
-  if (matmulKernels && kernels.fuseNorm) pm.addPass(createFuseNormMatmulPass());
+  if (matmulKernels && kernels.fuseNorm) pm.addPass(createPhotonFuseNormMatmul());
   // RoPE's cos/sin once per position and frequency, not per head
-  if (kernels.mathTables) pm.addPass(createHoistMathTablesPass());
+  if (kernels.mathTables) pm.addPass(createPhotonHoistMathTables());
   if (failed(parsePassPipeline(kLowerToLLVM, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
-  if (matmulKernels) pm.addPass(createMatmulKernelsPass(kernels));
-  pm.addPass(std::make_unique<CopyToLinalgPass>());
+  if (matmulKernels) pm.addPass(createPhotonMatmulKernels(kernels));
+  pm.addPass(createPhotonCopyToLinalg());
   if (failed(parsePassPipeline(openmp ? kLowerToLLVMParallelLoops : kLowerToLLVMLoops, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
   if (openmp) {
-    pm.addPass(std::make_unique<InlineAllocaScopesPass>());
-    pm.addPass(std::make_unique<DynamicSchedulePass>());
+    pm.addPass(createPhotonInlineAllocaScopes());
+    pm.addPass(createPhotonOmpDynamicSchedule());
   }
-  pm.addPass(std::make_unique<ExpandShapeToReinterpretCastPass>());
+  pm.addPass(createPhotonExpandShapeToReinterpretCast());
   if (failed(parsePassPipeline(kLowerToLLVM2, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
 }
@@ -213,18 +104,8 @@ struct LowerToLLVMPipelineOptions : public PassPipelineOptions<LowerToLLVMPipeli
 };
 } // namespace
 
-std::unique_ptr<Pass> createExpandShapeToReinterpretCastPass() {
-  return std::make_unique<ExpandShapeToReinterpretCastPass>();
-}
-
 void registerPhotonPasses() {
   registerPhotonGenPasses();
-  PassRegistration<CopyToLinalgPass>();
-  PassRegistration<ExpandShapeToReinterpretCastPass>();
-  PassRegistration<InlineAllocaScopesPass>();
-  PassRegistration<DynamicSchedulePass>();
-  registerMatmulKernelsPass();
-  registerFuseNormMatmulPass();
   PassPipelineRegistration<LowerToLLVMPipelineOptions>(
       "photon-lower-to-llvm",
       "The upstream lowering photon-compile runs after convert-photon-to-linalg "
