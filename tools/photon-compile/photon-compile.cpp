@@ -256,10 +256,12 @@ int main(int argc, char **argv) {
   }
   if (!saveIR(*module, "00-input.mlir")) return 1;
 
-  // A module without a recognized hierarchy compiles as a forward-only artifact: the
-  // graph's teacher-forced logits, no generation stages (docs/importer.md, "Fallback").
+  // An ONNX model whose hierarchy was not recognized compiles as a forward-only artifact:
+  // the graph's teacher-forced logits, no generation stages (docs/importer.md, 4d). A .mlir
+  // input is photon IR written for the compiler: without a hierarchy it is an error below.
   std::optional<mlir::photon::ForwardOnlyInfo> forwardOnly;
-  if (!(*module)->hasAttr(mlir::photon::PhotonDialect::HierarchyAttrHelper::getNameStr())) {
+  if (ext == ".onnx" &&
+      !(*module)->hasAttr(mlir::photon::PhotonDialect::HierarchyAttrHelper::getNameStr())) {
     if (cuda) return fail("'" + inputFile + "' has no recognized hierarchy: forward-only "
                           "artifacts are compiled for --target cpu only");
     if (lengthMultiple < 1) return fail("--length-multiple must be >= 1");
