@@ -134,7 +134,11 @@ class Fixtures(unittest.TestCase):
                 self.assertEqual(toks.dtype, np.dtype("<i4"))
                 lg = np.load(os.path.join(d, "logits.npy"))
                 out = forward_logits(m, torch.from_numpy(toks.astype(np.int64)))
-                np.testing.assert_allclose(lg, out.numpy(), atol=1e-5, rtol=1e-5)
+                # fp32 logits (|max| ~ 35) from torch kernels that differ per CPU: elementwise
+                # 1e-5 failed on Zen 5 (AVX-512) at 1e-4 absolute; the project's metric,
+                # max|got - want| / max|want|, stays strict at 1e-5 (3e-6 measured there).
+                rel = np.abs(lg - out.numpy()).max() / np.abs(lg).max()
+                self.assertLessEqual(rel, 1e-5, "%s: relative logit error %.3g" % (name, rel))
                 gen = read_json(os.path.join(d, "gen.json"))
                 self.assertGreaterEqual(gen["min_margin"], 0.02)
                 modes = ["hiergen"] + (["recgen"] if m.cfg.family != "vanilla" else [])
