@@ -24,6 +24,8 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler libonnx-dev libonnx-testdata
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # JSON in the runtime and its tools (header-only)
+  nlohmann-json3-dev
   # OpenMP, libFuzzer and sanitizer runtimes
   libomp-22-dev libfuzzer-22-dev libclang-rt-22-dev
   # the PyTorch reference (system Python: /usr/bin/python3)

@@ -1,4 +1,5 @@
 #include "artifact.h"
+#include "jsonio.h"
 
 #include "photon/cuda.h"
 
@@ -17,7 +18,7 @@
 #include <cpuid.h>
 #endif
 
-namespace photon {
+namespace photon::rt {
 
 std::string formatBytes(double bytes) {
   const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -79,44 +80,44 @@ struct Ctx {
   }
 };
 
-Status getObj(const Ctx &c, const json::Value &v, const char *key, const json::Value *&out,
+Status getObj(const Ctx &c, const Json &v, const char *key, const Json *&out,
               bool required = true) {
-  out = v.get(key);
+  out = jsonGet(v, key);
   if (!out) return required ? c.fail(key, "missing") : Status::ok();
-  if (!out->isObject()) return c.fail(key, std::string("expected an object, got ") +
-                                              json::Value::kindName(out->kind()));
+  if (!out->is_object()) return c.fail(key, std::string("expected an object, got ") +
+                                              jsonKindName(*out));
   return Status::ok();
 }
-Status getStr(const Ctx &c, const json::Value &v, const char *key, std::string &out,
+Status getStr(const Ctx &c, const Json &v, const char *key, std::string &out,
               bool required = true) {
-  const json::Value *x = v.get(key);
+  const Json *x = jsonGet(v, key);
   if (!x) return required ? c.fail(key, "missing") : Status::ok();
-  if (!x->isString()) return c.fail(key, std::string("expected a string, got ") +
-                                            json::Value::kindName(x->kind()));
-  out = x->asString();
+  if (!x->is_string()) return c.fail(key, std::string("expected a string, got ") +
+                                            jsonKindName(*x));
+  out = x->get<std::string>();
   return Status::ok();
 }
 template <typename T>
-Status getInt(const Ctx &c, const json::Value &v, const char *key, T &out, bool required = true,
+Status getInt(const Ctx &c, const Json &v, const char *key, T &out, bool required = true,
               int64_t minValue = 0) {
-  const json::Value *x = v.get(key);
+  const Json *x = jsonGet(v, key);
   if (!x) return required ? c.fail(key, "missing") : Status::ok();
-  if (!x->isInteger()) return c.fail(key, "expected an integer");
-  if (x->asInt() < minValue)
+  if (!jsonIsInteger(*x)) return c.fail(key, "expected an integer");
+  if (jsonInt(*x) < minValue)
     return c.fail(key, "must be >= " + std::to_string(minValue) + ", got " +
-                           std::to_string(x->asInt()));
-  out = static_cast<T>(x->asInt());
+                           std::to_string(jsonInt(*x)));
+  out = static_cast<T>(jsonInt(*x));
   return Status::ok();
 }
-Status getStrList(const Ctx &c, const json::Value &v, const char *key,
+Status getStrList(const Ctx &c, const Json &v, const char *key,
                   std::vector<std::string> &out, bool required = true) {
-  const json::Value *x = v.get(key);
+  const Json *x = jsonGet(v, key);
   if (!x) return required ? c.fail(key, "missing") : Status::ok();
-  if (!x->isArray()) return c.fail(key, "expected an array of strings");
+  if (!x->is_array()) return c.fail(key, "expected an array of strings");
   out.clear();
-  for (const auto &e : x->items()) {
-    if (!e.isString()) return c.fail(key, "expected an array of strings");
-    out.push_back(e.asString());
+  for (const auto &e : (*x)) {
+    if (!e.is_string()) return c.fail(key, "expected an array of strings");
+    out.push_back(e.get<std::string>());
   }
   return Status::ok();
 }
@@ -125,11 +126,11 @@ Status getStrList(const Ctx &c, const json::Value &v, const char *key,
 
 Status parseManifest(const std::string &text, const std::string &file, Manifest &m) {
   Ctx c{file};
-  json::Value root;
+  Json root;
   std::string err;
-  if (!json::parse(text, root, err))
+  if (!parseJson(text, root, err))
     return error(PHOTON_ERR_FORMAT, file + ": invalid JSON at " + err);
-  if (!root.isObject()) return c.fail("(root)", "expected a JSON object");
+  if (!root.is_object()) return c.fail("(root)", "expected a JSON object");
   std::string format;
   PHOTON_RETURN_IF_ERROR(getStr(c, root, "format", format));
   if (format != "photon-artifact")
@@ -148,14 +149,14 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
                                      PHOTON_STAGE_ABI +
                                      "\"; recompile the model with a matching photon-compile");
 
-  const json::Value *comp = nullptr;
+  const Json *comp = nullptr;
   PHOTON_RETURN_IF_ERROR(getObj(c, root, "compiler", comp, false));
   if (comp) {
     getStr(c, *comp, "name", m.compilerName, false);
     getStr(c, *comp, "version", m.compilerVersion, false);
   }
 
-  const json::Value *target = nullptr;
+  const Json *target = nullptr;
   PHOTON_RETURN_IF_ERROR(getObj(c, root, "target", target));
   PHOTON_RETURN_IF_ERROR(getStr(c, *target, "kind", m.targetKind));
   PHOTON_RETURN_IF_ERROR(getStr(c, *target, "triple", m.targetTriple, false));
@@ -163,7 +164,7 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
   PHOTON_RETURN_IF_ERROR(getStrList(c, *target, "features", m.targetFeatures, false));
   PHOTON_RETURN_IF_ERROR(getStrList(c, *target, "archs", m.targetArchs, false));
 
-  const json::Value *model = nullptr;
+  const Json *model = nullptr;
   PHOTON_RETURN_IF_ERROR(getObj(c, root, "model", model));
   PHOTON_RETURN_IF_ERROR(getStr(c, *model, "family", m.familyName));
   if (m.familyName == "photon") m.family = PHOTON_FAMILY_PHOTON;
@@ -187,14 +188,14 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
       return c.fail("model.levels", "at most " + std::to_string(PHOTON_MAX_LEVELS) + " supported");
     if (m.family == PHOTON_FAMILY_BLOCK && m.levels != 1)
       return c.fail("model.levels", "a block (Block Transformer) artifact has exactly 1 level");
-    const json::Value *cs = model->get("chunk_sizes");
-    if (!cs || !cs->isArray() || static_cast<int>(cs->size()) != m.levels)
+    const Json *cs = jsonGet(*model, "chunk_sizes");
+    if (!cs || !cs->is_array() || static_cast<int>(cs->size()) != m.levels)
       return c.fail("model.chunk_sizes", "expected an array of " + std::to_string(m.levels) +
                                              " positive integers");
-    for (const auto &e : cs->items()) {
-      if (!e.isInteger() || e.asInt() < 1 || e.asInt() > 4096)
+    for (const auto &e : (*cs)) {
+      if (!jsonIsInteger(e) || jsonInt(e) < 1 || jsonInt(e) > 4096)
         return c.fail("model.chunk_sizes", "expected positive integers");
-      m.chunkSizes.push_back(static_cast<int>(e.asInt()));
+      m.chunkSizes.push_back(static_cast<int>(jsonInt(e)));
     }
     PHOTON_RETURN_IF_ERROR(getInt(c, *model, "prefix", m.prefix, false));
     std::string tdi = "decoder";
@@ -204,13 +205,13 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
                    file + ": model.token_decoder_input \"" + tdi +
                        "\" is not supported by this runtime (only \"decoder\", the paper's "
                        "composition); re-train or export with token_decoder_input='decoder'");
-    if (const json::Value *sh = model->get("decoder_shift")) {
-      if (!sh->isBool()) return c.fail("model.decoder_shift", "expected true or false");
-      m.decoderShift = sh->asBool();
+    if (const Json *sh = jsonGet(*model, "decoder_shift")) {
+      if (!sh->is_boolean()) return c.fail("model.decoder_shift", "expected true or false");
+      m.decoderShift = sh->get<bool>();
     }
   }
-  if (const json::Value *tok = model->get("tokenizer")) {
-    if (!tok->isObject()) return c.fail("model.tokenizer", "expected an object");
+  if (const Json *tok = jsonGet(*model, "tokenizer")) {
+    if (!tok->is_object()) return c.fail("model.tokenizer", "expected an object");
     PHOTON_RETURN_IF_ERROR(getStr(c, *tok, "kind", m.tokenizerKind));
     if (m.tokenizerKind == "bpe") {
       PHOTON_RETURN_IF_ERROR(getStr(c, *tok, "vocab", m.tokenizerVocab));
@@ -222,7 +223,7 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
   }
 
   PHOTON_RETURN_IF_ERROR(getStr(c, root, "library", m.library, false));
-  const json::Value *w = nullptr;
+  const Json *w = nullptr;
   PHOTON_RETURN_IF_ERROR(getObj(c, root, "weights", w));
   PHOTON_RETURN_IF_ERROR(getStr(c, *w, "file", m.weightsFile, false));
   PHOTON_RETURN_IF_ERROR(getInt(c, *w, "bytes", m.weightsBytes, false));
@@ -240,22 +241,22 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
   if (m.library.find('/') != std::string::npos || m.weightsFile.find('/') != std::string::npos)
     return c.fail("library/weights.file", "must be a file name inside the artifact directory");
 
-  if (const json::Value *sl = root.get("start_latents")) {
-    if (!sl->isObject()) return c.fail("start_latents", "expected an object {level: tensor}");
-    for (const auto &kv : sl->members()) {
+  if (const Json *sl = jsonGet(root, "start_latents")) {
+    if (!sl->is_object()) return c.fail("start_latents", "expected an object {level: tensor}");
+    for (const auto &kv : sl->items()) {
       char *end = nullptr;
-      long lvl = std::strtol(kv.first.c_str(), &end, 10);
-      if (!end || *end || lvl < 1 || lvl > PHOTON_MAX_LEVELS || !kv.second.isString())
+      long lvl = std::strtol(kv.key().c_str(), &end, 10);
+      if (!end || *end || lvl < 1 || lvl > PHOTON_MAX_LEVELS || !kv.value().is_string())
         return c.fail("start_latents", "expected {\"<level>\": \"<tensor name>\"}");
-      m.startLatents[static_cast<int>(lvl)] = kv.second.asString();
+      m.startLatents[static_cast<int>(lvl)] = kv.value().get<std::string>();
     }
   }
 
-  const json::Value *caches = root.get("caches");
+  const Json *caches = jsonGet(root, "caches");
   if (caches) {
-    if (!caches->isArray()) return c.fail("caches", "expected an array");
-    for (const auto &e : caches->items()) {
-      if (!e.isObject()) return c.fail("caches", "expected an array of objects");
+    if (!caches->is_array()) return c.fail("caches", "expected an array");
+    for (const auto &e : (*caches)) {
+      if (!e.is_object()) return c.fail("caches", "expected an array of objects");
       CacheSpec cs;
       Ctx cc{file + ": caches[" + std::to_string(m.caches.size()) + "]"};
       PHOTON_RETURN_IF_ERROR(getInt(cc, e, "level", cs.level, true, 1));
@@ -280,28 +281,28 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
     }
   }
 
-  const json::Value *stages = root.get("stages");
-  if (!stages || !stages->isArray()) return c.fail("stages", "missing or not an array");
-  for (const auto &e : stages->items()) {
-    if (!e.isObject()) return c.fail("stages", "expected an array of objects");
+  const Json *stages = jsonGet(root, "stages");
+  if (!stages || !stages->is_array()) return c.fail("stages", "missing or not an array");
+  for (const auto &e : (*stages)) {
+    if (!e.is_object()) return c.fail("stages", "expected an array of objects");
     StageSpec st;
     Ctx sc{file + ": stages[" + std::to_string(m.stages.size()) + "]"};
     PHOTON_RETURN_IF_ERROR(getStr(sc, e, "name", st.name));
     st.symbol = "photon_" + st.name;
     PHOTON_RETURN_IF_ERROR(getStr(sc, e, "symbol", st.symbol, false));
-    const json::Value *args = e.get("args");
-    if (!args || !args->isArray()) return sc.fail("args", "missing or not an array");
-    for (const auto &a : args->items()) {
-      if (!a.isObject()) return sc.fail("args", "expected objects");
+    const Json *args = jsonGet(e, "args");
+    if (!args || !args->is_array()) return sc.fail("args", "missing or not an array");
+    for (const auto &a : (*args)) {
+      if (!a.is_object()) return sc.fail("args", "expected objects");
       StageArg arg;
       PHOTON_RETURN_IF_ERROR(getStr(sc, a, "name", arg.name));
       PHOTON_RETURN_IF_ERROR(getStr(sc, a, "dtype", arg.dtype));
       PHOTON_RETURN_IF_ERROR(getStr(sc, a, "io", arg.io, false));
-      const json::Value *shape = a.get("shape");
-      if (!shape || !shape->isArray()) return sc.fail("args." + arg.name + ".shape", "missing");
-      for (const auto &d : shape->items()) {
-        if (d.isString()) arg.shape.push_back(d.asString());
-        else if (d.isInteger()) arg.shape.push_back(std::to_string(d.asInt()));
+      const Json *shape = jsonGet(a, "shape");
+      if (!shape || !shape->is_array()) return sc.fail("args." + arg.name + ".shape", "missing");
+      for (const auto &d : (*shape)) {
+        if (d.is_string()) arg.shape.push_back(d.get<std::string>());
+        else if (jsonIsInteger(d)) arg.shape.push_back(std::to_string(jsonInt(d)));
         else return sc.fail("args." + arg.name + ".shape", "expected strings or integers");
       }
       st.args.push_back(std::move(arg));
@@ -619,4 +620,4 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
   return Status::ok();
 }
 
-} // namespace photon
+} // namespace photon::rt

@@ -2,7 +2,6 @@
 #ifndef PHOTON_RUNTIME_ARTIFACT_H
 #define PHOTON_RUNTIME_ARTIFACT_H
 
-#include "json.h"
 #include "status.h"
 #include "tokenizer.h"
 
@@ -14,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace photon {
+namespace photon::rt {
 
 struct StageArg {
   std::string name;
@@ -132,6 +131,6 @@ private:
 /// Reads a whole file into `out`.
 Status readFile(const std::string &path, std::string &out);
 
-} // namespace photon
+} // namespace photon::rt
 
 #endif

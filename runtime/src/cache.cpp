@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-namespace photon {
+namespace photon::rt {
 
 CacheManager::~CacheManager() {
   for (auto &p : pools_)
@@ -238,4 +238,4 @@ bool parseByteSize(const std::string &text, uint64_t &out) {
   return true;
 }
 
-} // namespace photon
+} // namespace photon::rt

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-namespace photon {
+namespace photon::rt {
 
 struct CacheLevelSpec {
   int level = 1;               // model level (1..L), used in messages
@@ -131,6 +131,6 @@ uint64_t defaultMemoryBudget();
 /// Parses "512M", "2G", "1.5GiB", "100000" (bytes); false on bad input.
 bool parseByteSize(const std::string &text, uint64_t &out);
 
-} // namespace photon
+} // namespace photon::rt
 
 #endif

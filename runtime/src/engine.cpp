@@ -7,7 +7,7 @@
 #include <future>
 #include <thread>
 
-namespace photon {
+namespace photon::rt {
 
 namespace {
 double now() {
@@ -756,4 +756,4 @@ Status forwardLogits(const Model &model, const int32_t *tokens, int32_t batch, i
   return Status::ok();
 }
 
-} // namespace photon
+} // namespace photon::rt

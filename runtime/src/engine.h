@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-namespace photon {
+namespace photon::rt {
 
 struct EngineOptions {
   photon_mode mode = PHOTON_MODE_HIERGEN;
@@ -139,6 +139,6 @@ private:
 Status forwardLogits(const Model &model, const int32_t *tokens, int32_t batch, int32_t length,
                      float *logits);
 
-} // namespace photon
+} // namespace photon::rt
 
 #endif

@@ -9,7 +9,7 @@
 #include <initializer_list>
 #include <vector>
 
-namespace photon {
+namespace photon::rt {
 
 class MemRef {
 public:
@@ -68,6 +68,6 @@ private:
   std::vector<void *> ptrs_;
 };
 
-} // namespace photon
+} // namespace photon::rt
 
 #endif

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-namespace photon {
+namespace photon::rt {
 
 static uint64_t splitmix64(uint64_t &x) {
   uint64_t z = (x += 0x9e3779b97f4a7c15ull);
@@ -137,4 +137,4 @@ int64_t findStop(const std::string &text, const std::vector<std::string> &stop, 
   return best;
 }
 
-} // namespace photon
+} // namespace photon::rt

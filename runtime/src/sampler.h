@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace photon {
+namespace photon::rt {
 
 struct SamplingParams {
   float temperature = 0.0f;     // <= 0: greedy
@@ -62,6 +62,6 @@ int32_t argmax(const float *x, int n);
 /// was already checked); pass 0 to search everything.
 int64_t findStop(const std::string &text, const std::vector<std::string> &stop, size_t from);
 
-} // namespace photon
+} // namespace photon::rt
 
 #endif

@@ -8,7 +8,7 @@
 #include <string>
 #include <utility>
 
-namespace photon {
+namespace photon::rt {
 
 class Status {
 public:
@@ -36,13 +36,13 @@ inline Status error(photon_status code, std::string message) {
 
 #define PHOTON_RETURN_IF_ERROR(expr)                                                           \
   do {                                                                                         \
-    ::photon::Status _st = (expr);                                                             \
+    ::photon::rt::Status _st = (expr);                                                             \
     if (!_st.isOk()) return _st;                                                               \
   } while (0)
 
 /// "3.1 MiB", "512 B", "2.0 GiB".
 std::string formatBytes(double bytes);
 
-} // namespace photon
+} // namespace photon::rt
 
 #endif

@@ -1,12 +1,12 @@
 #include "tokenizer.h"
 
 #include "artifact.h"
-#include "json.h"
+#include "jsonio.h"
 
 #include <algorithm>
 #include <climits>
 
-namespace photon {
+namespace photon::rt {
 
 namespace {
 #include "unicode_tables.inc"
@@ -181,29 +181,29 @@ Status BpeTokenizer::load(const std::string &vocabPath, const std::string &merge
 
   std::string text;
   PHOTON_RETURN_IF_ERROR(readFile(vocabPath, text));
-  json::Value v;
+  Json v;
   std::string err;
-  if (!json::parse(text, v, err))
+  if (!parseJson(text, v, err))
     return error(PHOTON_ERR_FORMAT, vocabPath + ": invalid JSON at " + err);
-  if (!v.isObject())
+  if (!v.is_object())
     return error(PHOTON_ERR_FORMAT, vocabPath + ": expected a JSON object {token: id}");
   int32_t maxId = -1;
-  for (const auto &kv : v.members()) {
-    if (!kv.second.isInteger() || kv.second.asInt() < 0 || kv.second.asInt() > INT32_MAX / 2)
-      return error(PHOTON_ERR_FORMAT, vocabPath + ": token \"" + kv.first +
+  for (const auto &kv : v.items()) {
+    if (!jsonIsInteger(kv.value()) || jsonInt(kv.value()) < 0 || jsonInt(kv.value()) > INT32_MAX / 2)
+      return error(PHOTON_ERR_FORMAT, vocabPath + ": token \"" + kv.key() +
                                           "\" has no valid integer id");
-    maxId = std::max<int32_t>(maxId, static_cast<int32_t>(kv.second.asInt()));
+    maxId = std::max<int32_t>(maxId, static_cast<int32_t>(jsonInt(kv.value())));
   }
   t->idToToken_.assign(static_cast<size_t>(maxId + 1), std::string());
   t->idToBytes_.assign(static_cast<size_t>(maxId + 1), std::string());
-  for (const auto &kv : v.members()) {
-    int32_t id = static_cast<int32_t>(kv.second.asInt());
-    t->tokenToId_[kv.first] = id;
-    t->idToToken_[id] = kv.first;
+  for (const auto &kv : v.items()) {
+    int32_t id = static_cast<int32_t>(jsonInt(kv.value()));
+    t->tokenToId_[kv.key()] = id;
+    t->idToToken_[id] = kv.key();
     std::string bytes;
-    for (const Cp &c : decodeUtf8(kv.first)) {
+    for (const Cp &c : decodeUtf8(kv.key())) {
       auto it = unicodeToByte.find(c.cp);
-      if (it == unicodeToByte.end()) { bytes = kv.first; break; } // special token: as written
+      if (it == unicodeToByte.end()) { bytes = kv.key(); break; } // special token: as written
       bytes += static_cast<char>(it->second);
     }
     t->idToBytes_[id] = bytes;
@@ -287,4 +287,4 @@ std::string BpeTokenizer::tokenBytes(int32_t id) const {
   return idToBytes_[id];
 }
 
-} // namespace photon
+} // namespace photon::rt

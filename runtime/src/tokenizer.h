@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace photon {
+namespace photon::rt {
 
 class Tokenizer {
 public:
@@ -64,6 +64,6 @@ private:
 /// lenient decoding reads such a byte as U+FFFD.
 size_t utf8SequenceLength(const std::string &s, size_t i);
 
-} // namespace photon
+} // namespace photon::rt
 
 #endif

@@ -4,11 +4,15 @@
 //   photon-run model.photon --prompts-file prompts.txt --json
 //   photon-run model.photon --eval corpus.txt            bits per byte / perplexity
 //   photon-run model.photon --prompt "..." --logits-out logits.npy
-#include "artifact.h"
-#include "cache.h"
-#include "cuda/cuda_backend.h"
-#include "engine.h"
+//
+// A client of the public API only: photon/photon.hpp (the C API of photon.h through its C++
+// wrapper) and photon/cuda.h (device properties), linked against libphoton.so. JSON output through nlohmann::json.
+#include "photon/cuda.h"
+#include "photon/photon.hpp"
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -23,7 +27,7 @@
 #include <sys/resource.h>
 #include <vector>
 
-using namespace photon;
+using Json = nlohmann::ordered_json;
 
 namespace {
 
@@ -72,7 +76,7 @@ Statistics: prefill and decode tokens/s, peak KV-cache bytes per level, total me
 Ctrl-C stops generation cleanly after the current step (press twice to abort).
 )";
 
-std::atomic<Engine *> g_engine{nullptr};
+std::atomic<photon_engine *> g_engine{nullptr};
 volatile sig_atomic_t g_interrupts = 0;
 
 void onSigint(int) {
@@ -82,7 +86,7 @@ void onSigint(int) {
     std::raise(SIGINT);
     return;
   }
-  if (Engine *e = g_engine.load()) e->cancel();
+  if (photon_engine *e = g_engine.load()) photon_engine_cancel(e);
 }
 
 [[noreturn]] void die(const std::string &msg, int code = 1) {
@@ -103,41 +107,53 @@ std::string unescape(const std::string &s) {
   return o;
 }
 
-/// A JSON string body: escapes, and U+FFFD for every byte that is not part of valid UTF-8
-/// (a byte-level model can generate any bytes; the token ids stay exact in "tokens").
-std::string jsonEscape(const std::string &s) {
-  std::string o;
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = photon::utf8SequenceLength(s, i);
-    if (n == 0) {
-      o += "\\ufffd";
-      ++i;
-      continue;
-    }
-    if (n > 1) {
-      o.append(s, i, n);
-      i += n;
-      continue;
-    }
-    switch (c) {
-    case '"': o += "\\\""; break;
-    case '\\': o += "\\\\"; break;
-    case '\n': o += "\\n"; break;
-    case '\t': o += "\\t"; break;
-    case '\r': o += "\\r"; break;
-    default:
-      if (c < 0x20 || c == 0x7F) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-        o += buf;
-      } else {
-        o += static_cast<char>(c);
-      }
-    }
-    ++i;
-  }
-  return o;
+/// JSON text of `j`; bytes that are not valid UTF-8 become U+FFFD (a byte-level model can
+/// generate any bytes; the token ids stay exact in "tokens").
+std::string dumpJson(const Json &j) { return j.dump(1, ' ', false, Json::error_handler_t::replace); }
+
+std::string formatBytes(double bytes) {
+  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) { bytes /= 1024.0; ++u; }
+  char buf[64];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+  else std::snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
+  return buf;
+}
+
+/// "512M", "2G", "1.5GiB", "4096" -> bytes.
+bool parseByteSize(const std::string &text, uint64_t &out) {
+  if (text.empty()) return false;
+  char *end = nullptr;
+  errno = 0;
+  double v = std::strtod(text.c_str(), &end);
+  if (errno || end == text.c_str() || !(v >= 0) || !std::isfinite(v)) return false;
+  std::string suf(end);
+  for (auto &c : suf) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double mul = 1;
+  if (suf.empty() || suf == "B") mul = 1;
+  else if (suf == "K" || suf == "KB" || suf == "KIB") mul = 1024.0;
+  else if (suf == "M" || suf == "MB" || suf == "MIB") mul = 1024.0 * 1024;
+  else if (suf == "G" || suf == "GB" || suf == "GIB") mul = 1024.0 * 1024 * 1024;
+  else if (suf == "T" || suf == "TB" || suf == "TIB") mul = 1024.0 * 1024 * 1024 * 1024;
+  else return false;
+  double b = v * mul;
+  if (b > 1.8e19) return false;
+  out = static_cast<uint64_t>(b);
+  return true;
+}
+
+bool readFile(const std::string &path, std::string &out, std::string &err) {
+  std::FILE *f = std::fopen(path.c_str(), "rb");
+  if (!f) { err = "cannot open '" + path + "': " + std::strerror(errno); return false; }
+  out.clear();
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  bool bad = std::ferror(f);
+  std::fclose(f);
+  if (bad) { err = "error reading '" + path + "'"; return false; }
+  return true;
 }
 
 const char *finishName(photon_finish f) {
@@ -200,17 +216,16 @@ double logSoftmaxAt(const float *l, int V, int32_t t) {
   return static_cast<double>(l[t]) - mx - std::log(s);
 }
 
-int runEval(const Model &model, const std::string &file, int64_t window, bool json) {
-  std::string text;
-  Status st = readFile(file, text);
-  if (!st) die(st.message());
-  const Manifest &m = model.manifest();
-  std::vector<int32_t> toks = model.tokenizer().encode(text);
-  const int tps = m.tokensPerStep();
+int runEval(const photon::Model &model, const std::string &file, int64_t window, bool json) {
+  std::string text, err;
+  if (!readFile(file, text, err)) die(err);
+  const photon_model_info m = model.info();
+  std::vector<int32_t> toks = model.tokenize(text);
+  const int tps = m.tokens_per_step;
   // Logits at t predict token t + 1 (decoder-only and forward-only graphs) or token t
   // (PHOTON and Block: the token decoder's windows already shift by one).
   const bool vanilla = m.family == PHOTON_FAMILY_VANILLA || m.family == PHOTON_FAMILY_FORWARD;
-  if (window <= 0) window = m.maxContext;
+  if (window <= 0) window = m.max_context;
   window = window / tps * tps;
   if (window > static_cast<int64_t>(toks.size())) window = static_cast<int64_t>(toks.size()) / tps * tps;
   if (window < tps || (vanilla && window < 2))
@@ -224,24 +239,31 @@ int runEval(const Model &model, const std::string &file, int64_t window, bool js
   double t0 = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   for (int64_t w = 0; w < nWin && !g_interrupts; ++w) {
     const int32_t *x = toks.data() + w * window;
-    st = forwardLogits(model, x, 1, static_cast<int32_t>(window), logits.data());
-    if (!st) die(st.message());
-    for (int64_t t = vanilla ? 1 : 0; t < window; ++t) {
+    model.forward(x, 1, static_cast<int32_t>(window), logits.data());
+    const int64_t first = vanilla ? 1 : 0;
+    for (int64_t t = first; t < window; ++t) {
       const float *row = logits.data() + (vanilla ? t - 1 : t) * V;
       nll -= logSoftmaxAt(row, V, x[t]);
       ++scored;
-      bytes += static_cast<int64_t>(model.tokenizer().tokenBytes(x[t]).size());
     }
+    bytes += static_cast<int64_t>(model.detokenize(std::vector<int32_t>(x + first, x + window)).size());
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count() - t0;
   double ppl = std::exp(nll / std::max<int64_t>(scored, 1));
   double bpb = nll / std::log(2.0) / std::max<int64_t>(bytes, 1);
   if (json) {
-    std::printf("{\"file\": \"%s\", \"tokens\": %zu, \"window\": %" PRId64 ", \"windows\": %" PRId64
-                ", \"scored_tokens\": %" PRId64 ", \"scored_bytes\": %" PRId64
-                ", \"nll_per_token\": %.6f, \"perplexity\": %.4f, \"bits_per_byte\": %.5f, \"seconds\": %.3f}\n",
-                jsonEscape(file).c_str(), toks.size(), window, nWin, scored, bytes, nll / std::max<int64_t>(scored, 1),
-                ppl, bpb, secs);
+    Json j;
+    j["file"] = file;
+    j["tokens"] = toks.size();
+    j["window"] = window;
+    j["windows"] = nWin;
+    j["scored_tokens"] = scored;
+    j["scored_bytes"] = bytes;
+    j["nll_per_token"] = nll / std::max<int64_t>(scored, 1);
+    j["perplexity"] = ppl;
+    j["bits_per_byte"] = bpb;
+    j["seconds"] = secs;
+    std::printf("%s\n", dumpJson(j).c_str());
   } else {
     std::printf("eval %s: %zu tokens, %" PRId64 " windows of %" PRId64 " (tail of %" PRId64 " not scored)\n",
                 file.c_str(), toks.size(), nWin, window, static_cast<int64_t>(toks.size()) - nWin * window);
@@ -253,13 +275,18 @@ int runEval(const Model &model, const std::string &file, int64_t window, bool js
   return g_interrupts ? 130 : 0;
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
+int run(int argc, char **argv) {
   std::string modelPath, prompt, promptsFile, evalFile, logitsOut;
   bool havePrompt = false, json = false, quiet = false, verify = true, cudaProbe = false;
-  EngineOptions eo;
-  SamplingParams sp;
+  // Engine options and sampling parameters, as given on the command line.
+  photon_mode mode = PHOTON_MODE_HIERGEN;
+  uint64_t memoryBudget = 0;
+  int32_t maxBatch = 64, overlap = 1, threads = 0;
+  int64_t contextLimit = 0;
+  float temperature = 0, topP = 1, repetitionPenalty = 1;
+  int32_t topK = 0, maxTokens = 128;
+  uint64_t seed = 0;
+  std::vector<std::string> stops;
   int64_t window = 0;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
@@ -285,29 +312,29 @@ int main(int argc, char **argv) {
     else if (a == "--prompts-file") promptsFile = value("--prompts-file");
     else if (a == "--mode") {
       std::string m = value("--mode");
-      if (m == "hiergen") eo.mode = PHOTON_MODE_HIERGEN;
-      else if (m == "recgen") eo.mode = PHOTON_MODE_RECGEN;
+      if (m == "hiergen") mode = PHOTON_MODE_HIERGEN;
+      else if (m == "recgen") mode = PHOTON_MODE_RECGEN;
       else die("--mode: expected hiergen or recgen, got '" + m + "'", 2);
     }
-    else if (a == "--max-tokens") sp.maxTokens = static_cast<int>(intValue("--max-tokens", 1));
-    else if (a == "--temperature") sp.temperature = static_cast<float>(floatValue("--temperature", 0));
-    else if (a == "--top-k") sp.topK = static_cast<int>(intValue("--top-k", 0));
-    else if (a == "--top-p") sp.topP = static_cast<float>(floatValue("--top-p", 0));
-    else if (a == "--repetition-penalty") sp.repetitionPenalty = static_cast<float>(floatValue("--repetition-penalty", 1e-6));
-    else if (a == "--seed") sp.seed = static_cast<uint64_t>(intValue("--seed", 0));
-    else if (a == "--stop") sp.stop.push_back(unescape(value("--stop")));
-    else if (a == "--max-batch") eo.maxBatch = static_cast<int>(intValue("--max-batch", 1));
-    else if (a == "--context-limit") eo.contextLimit = intValue("--context-limit", 1);
+    else if (a == "--max-tokens") maxTokens = static_cast<int32_t>(intValue("--max-tokens", 1));
+    else if (a == "--temperature") temperature = static_cast<float>(floatValue("--temperature", 0));
+    else if (a == "--top-k") topK = static_cast<int32_t>(intValue("--top-k", 0));
+    else if (a == "--top-p") topP = static_cast<float>(floatValue("--top-p", 0));
+    else if (a == "--repetition-penalty") repetitionPenalty = static_cast<float>(floatValue("--repetition-penalty", 1e-6));
+    else if (a == "--seed") seed = static_cast<uint64_t>(intValue("--seed", 0));
+    else if (a == "--stop") stops.push_back(unescape(value("--stop")));
+    else if (a == "--max-batch") maxBatch = static_cast<int32_t>(intValue("--max-batch", 1));
+    else if (a == "--context-limit") contextLimit = intValue("--context-limit", 1);
     else if (a == "--memory-budget") {
       std::string s = value("--memory-budget");
-      if (!parseByteSize(s, eo.memoryBudget) || eo.memoryBudget == 0)
+      if (!parseByteSize(s, memoryBudget) || memoryBudget == 0)
         die("--memory-budget: expected a size such as 512M or 2G, got '" + s + "'", 2);
     }
     else if (a == "--overlap") {
       std::string v = value("--overlap");
-      if (v == "never") eo.overlapRecGen = 0;
-      else if (v == "auto") eo.overlapRecGen = 1;
-      else if (v == "always") eo.overlapRecGen = 2;
+      if (v == "never") overlap = 0;
+      else if (v == "auto") overlap = 1;
+      else if (v == "always") overlap = 2;
       else die("--overlap: expected never, auto or always, got '" + v + "'", 2);
     }
     else if (a == "--threads") {
@@ -316,7 +343,7 @@ int main(int argc, char **argv) {
       long n = std::strtol(v.c_str(), &end, 10);
       if (v.empty() || *end || n < 1 || n > 1024)
         die("--threads: expected a thread count >= 1, got '" + v + "'", 2);
-      eo.threads = static_cast<int>(n);
+      threads = static_cast<int32_t>(n);
     }
     else if (a == "--json") json = true;
     else if (a == "--quiet") quiet = true;
@@ -330,14 +357,13 @@ int main(int argc, char **argv) {
     else die("more than one model given ('" + modelPath + "' and '" + a + "')", 2);
   }
   if (cudaProbe) {
-    int n = 0;
-    Status st = cuda::probe(n);
-    if (!st) { std::printf("CUDA: %s\n", st.message().c_str()); return 1; }
-    for (int d = 0; d < n; ++d) {
-      cuda::DeviceInfo info;
-      if (cuda::deviceInfo(d, info))
-        std::printf("CUDA device %d: %s (sm_%d%d, %s)\n", d, info.name.c_str(), info.ccMajor,
-                    info.ccMinor, formatBytes(static_cast<double>(info.totalMemory)).c_str());
+    int32_t n = 0;
+    if (photon_cuda_probe(&n) != PHOTON_OK) { std::printf("CUDA: %s\n", photon_last_error()); return 1; }
+    for (int32_t d = 0; d < n; ++d) {
+      photon_cuda_device_info info;
+      if (photon_cuda_device_query(d, &info) == PHOTON_CUDA_OK)
+        std::printf("CUDA device %d: %s (sm_%d%d, %s)\n", d, info.name, info.cc_major,
+                    info.cc_minor, formatBytes(static_cast<double>(info.total_bytes)).c_str());
     }
     return 0;
   }
@@ -345,28 +371,24 @@ int main(int argc, char **argv) {
   if (!havePrompt && promptsFile.empty() && evalFile.empty())
     die("nothing to do: give --prompt, --prompts-file or --eval (see --help)", 2);
 
-  LoadOptions lo;
-  lo.verifyChecksum = verify;
-  std::unique_ptr<Model> model;
-  Status st = Model::load(modelPath, lo, model);
-  if (!st) die(st.message());
-  const Manifest &mf = model->manifest();
+  photon::Model model(modelPath, verify);
+  const photon_model_info mf = model.info();
+  const std::string familyName = mf.family_name ? mf.family_name : "?";
   std::signal(SIGINT, onSigint);
 
-  if (!evalFile.empty()) return runEval(*model, evalFile, window, json);
+  if (!evalFile.empty()) return runEval(model, evalFile, window, json);
 
   if (!logitsOut.empty()) {
     if (!havePrompt) die("--logits-out needs --prompt (the tokens whose logits to write)", 2);
-    std::vector<int32_t> toks = model->tokenizer().encode(prompt);
+    std::vector<int32_t> toks = model.tokenize(prompt);
     if (toks.empty()) die("--logits-out: the prompt is empty", 2);
-    int tps = mf.tokensPerStep();
+    int tps = mf.tokens_per_step;
     int64_t T = static_cast<int64_t>(toks.size());
     int64_t Tp = (T + tps - 1) / tps * tps;
     std::vector<int32_t> padded(toks);
     padded.resize(static_cast<size_t>(Tp), 0);
     std::vector<float> logits(static_cast<size_t>(Tp) * mf.vocab);
-    st = forwardLogits(*model, padded.data(), 1, static_cast<int32_t>(Tp), logits.data());
-    if (!st) die(st.message());
+    model.forward(padded.data(), 1, static_cast<int32_t>(Tp), logits.data());
     std::string err;
     if (!writeNpy(logitsOut, logits.data(), {T, mf.vocab}, err)) die(err);
     std::fprintf(stderr, "photon-run: wrote logits [%" PRId64 ", %d] of %" PRId64 " tokens to %s\n", T,
@@ -377,9 +399,8 @@ int main(int argc, char **argv) {
   std::vector<std::string> prompts;
   if (havePrompt) prompts.push_back(prompt);
   if (!promptsFile.empty()) {
-    std::string text;
-    st = readFile(promptsFile, text);
-    if (!st) die(st.message());
+    std::string text, err;
+    if (!readFile(promptsFile, text, err)) die(err);
     size_t pos = 0;
     while (pos < text.size()) {
       size_t e = text.find('\n', pos);
@@ -392,9 +413,13 @@ int main(int argc, char **argv) {
     if (prompts.empty()) die("'" + promptsFile + "' has no prompts (one per line)");
   }
 
-  std::unique_ptr<Engine> engine;
-  st = Engine::create(*model, eo, engine);
-  if (!st) die(st.message());
+  photon::Engine engine(model, photon::EngineOptions()
+                                   .mode(mode)
+                                   .memoryBudget(memoryBudget)
+                                   .maxBatch(maxBatch)
+                                   .contextLimit(contextLimit)
+                                   .overlapRecGen(overlap)
+                                   .threads(threads));
   struct Req {
     std::string prompt, text;
     std::vector<int32_t> tokens;
@@ -405,13 +430,17 @@ int main(int argc, char **argv) {
   std::map<uint64_t, size_t> byId;
   for (size_t i = 0; i < prompts.size(); ++i) {
     reqs[i].prompt = prompts[i];
-    std::vector<int32_t> toks = model->tokenizer().encode(prompts[i]);
+    std::vector<int32_t> toks = model.tokenize(prompts[i]);
     reqs[i].promptTokens = toks.size();
-    SamplingParams p = sp;
-    p.seed = sp.seed + i;
-    uint64_t id = 0;
-    st = engine->submit(toks, p, id);
-    if (!st) die("prompt " + std::to_string(i + 1) + ": " + st.message());
+    photon::Sampling p;
+    p.temperature(temperature).topK(topK).topP(topP).repetitionPenalty(repetitionPenalty)
+        .seed(seed + i).maxTokens(maxTokens).stop(stops);
+    photon_request_id id = 0;
+    try {
+      id = engine.submit(toks, p);
+    } catch (const photon::Error &e) {
+      die("prompt " + std::to_string(i + 1) + ": " + e.what());
+    }
     byId[id] = i;
   }
   const bool stream = !json && !quiet && prompts.size() == 1;
@@ -420,11 +449,10 @@ int main(int argc, char **argv) {
     std::fflush(stdout);
   }
   g_engine.store(engine.get());
-  st = engine->run([&](uint64_t id, const int32_t *t, size_t n, photon_finish f) {
+  bool cancelled = !engine.run([&](photon_request_id id, const std::vector<int32_t> &t, photon_finish f) {
     Req &r = reqs[byId[id]];
-    std::string piece;
-    for (size_t k = 0; k < n; ++k) piece += model->tokenizer().tokenBytes(t[k]);
-    r.tokens.insert(r.tokens.end(), t, t + n);
+    std::string piece = model.detokenize(t);
+    r.tokens.insert(r.tokens.end(), t.begin(), t.end());
     r.text += piece;
     r.finish = f;
     if (stream) {
@@ -435,42 +463,51 @@ int main(int argc, char **argv) {
     return true;
   });
   g_engine.store(nullptr);
-  bool cancelled = st.code() == PHOTON_ERR_CANCELLED;
-  if (!st && !cancelled) die(st.message());
 
-  const EngineStats &es = engine->stats();
-  const CacheManager &cm = engine->cache();
+  const photon_engine_stats es = engine.stats();
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   uint64_t rss = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
-  uint64_t peakCache = cm.peakTotalBytes();
-  uint64_t total = model->weightsSize() + peakCache;
-  double prefillTps = es.prefillSeconds > 0 ? es.prefillTokens / es.prefillSeconds : 0;
-  double decodeTps = es.decodeSeconds > 0 ? es.decodeTokens / es.decodeSeconds : 0;
+  uint64_t peakCache = es.cache_peak_total_bytes;
+  uint64_t total = mf.weights_bytes + peakCache;
+  double prefillTps = es.prefill_seconds > 0 ? es.prefill_tokens / es.prefill_seconds : 0;
+  double decodeTps = es.decode_seconds > 0 ? es.decode_tokens / es.decode_seconds : 0;
   double tpm = peakCache > 0 ? decodeTps / (static_cast<double>(peakCache) / (1024.0 * 1024 * 1024)) : 0;
-  const char *modeName = eo.mode == PHOTON_MODE_RECGEN ? "recgen" : "hiergen";
-  if (eo.threads > 0) model->setComputeThreads(eo.threads);
-  const int computeThreads = model->computeThreads();
+  const char *modeName = mode == PHOTON_MODE_RECGEN ? "recgen" : "hiergen";
+  const int computeThreads = es.compute_threads;
   if (json) {
-    std::printf("{\"model\": \"%s\", \"family\": \"%s\", \"mode\": \"%s\", \"requests\": [", jsonEscape(modelPath).c_str(),
-                mf.familyName.c_str(), mf.family == PHOTON_FAMILY_VANILLA ? "vanilla" : modeName);
-    for (size_t i = 0; i < reqs.size(); ++i) {
-      std::printf("%s\n  {\"prompt\": \"%s\", \"prompt_tokens\": %zu, \"text\": \"%s\", \"finish\": \"%s\", \"tokens\": [",
-                  i ? "," : "", jsonEscape(reqs[i].prompt).c_str(), reqs[i].promptTokens,
-                  jsonEscape(reqs[i].text).c_str(), finishName(reqs[i].finish));
-      for (size_t k = 0; k < reqs[i].tokens.size(); ++k) std::printf("%s%d", k ? ", " : "", reqs[i].tokens[k]);
-      std::printf("]}");
-    }
-    std::printf("],\n \"stats\": {\"prefill_tokens\": %" PRIu64 ", \"prefill_seconds\": %.6f, \"prefill_tokens_per_s\": %.2f, "
-                "\"decode_tokens\": %" PRIu64 ", \"decode_seconds\": %.6f, \"decode_tokens_per_s\": %.2f, "
-                "\"peak_batch\": %d, \"compute_threads\": %d, \"cache_peak_bytes\": {",
-                es.prefillTokens, es.prefillSeconds, prefillTps, es.decodeTokens, es.decodeSeconds, decodeTps, es.peakBatch,
-                computeThreads);
-    for (size_t li = 0; li < cm.levelCount(); ++li)
-      std::printf("%s\"%d\": %" PRIu64, li ? ", " : "", cm.spec(li).level, cm.peakBytes(li));
-    std::printf("}, \"cache_peak_total_bytes\": %" PRIu64 ", \"weights_bytes\": %zu, \"total_memory_bytes\": %" PRIu64
-                ", \"peak_rss_bytes\": %" PRIu64 ", \"tpm_tokens_per_s_per_gib\": %.2f, \"budget_bytes\": %" PRIu64 ", \"cancelled\": %s}}\n",
-                peakCache, model->weightsSize(), total, rss, tpm, cm.budget(), cancelled ? "true" : "false");
+    Json j;
+    j["model"] = modelPath;
+    j["family"] = familyName;
+    j["mode"] = mf.family == PHOTON_FAMILY_VANILLA ? "vanilla" : modeName;
+    Json requests = Json::array();
+    for (const Req &r : reqs)
+      requests.push_back(Json{{"prompt", r.prompt},
+                              {"prompt_tokens", r.promptTokens},
+                              {"text", r.text},
+                              {"finish", finishName(r.finish)},
+                              {"tokens", r.tokens}});
+    j["requests"] = std::move(requests);
+    Json cachePeak = Json::object();
+    for (int li = 0; li < es.cache_levels; ++li)
+      cachePeak[std::to_string(es.cache_level_id[li])] = es.cache_peak_bytes[li];
+    j["stats"] = Json{{"prefill_tokens", es.prefill_tokens},
+                      {"prefill_seconds", es.prefill_seconds},
+                      {"prefill_tokens_per_s", prefillTps},
+                      {"decode_tokens", es.decode_tokens},
+                      {"decode_seconds", es.decode_seconds},
+                      {"decode_tokens_per_s", decodeTps},
+                      {"peak_batch", es.peak_batch},
+                      {"compute_threads", computeThreads},
+                      {"cache_peak_bytes", std::move(cachePeak)},
+                      {"cache_peak_total_bytes", peakCache},
+                      {"weights_bytes", mf.weights_bytes},
+                      {"total_memory_bytes", total},
+                      {"peak_rss_bytes", rss},
+                      {"tpm_tokens_per_s_per_gib", tpm},
+                      {"budget_bytes", es.budget_bytes},
+                      {"cancelled", cancelled}};
+    std::printf("%s\n", dumpJson(j).c_str());
   } else {
     if (!stream)
       for (size_t i = 0; i < reqs.size(); ++i) {
@@ -478,19 +515,19 @@ int main(int argc, char **argv) {
         std::printf("%s%s\n", reqs[i].prompt.c_str(), reqs[i].text.c_str());
       }
     if (!quiet) {
-      std::fprintf(stderr, "\n--- photon-run: %s, %s%s\n", mf.familyName.c_str(),
+      std::fprintf(stderr, "\n--- photon-run: %s, %s%s\n", familyName.c_str(),
                    mf.family == PHOTON_FAMILY_VANILLA ? "autoregressive" : modeName,
                    cancelled ? " (interrupted)" : "");
-      std::fprintf(stderr, "prefill: %" PRIu64 " tokens in %.3f s = %.1f tokens/s\n", es.prefillTokens,
-                   es.prefillSeconds, prefillTps);
+      std::fprintf(stderr, "prefill: %" PRIu64 " tokens in %.3f s = %.1f tokens/s\n", es.prefill_tokens,
+                   es.prefill_seconds, prefillTps);
       std::fprintf(stderr, "decode:  %" PRIu64 " tokens in %.3f s = %.1f tokens/s (peak batch %d, %d compute thread%s)\n",
-                   es.decodeTokens, es.decodeSeconds, decodeTps, es.peakBatch, computeThreads,
+                   es.decode_tokens, es.decode_seconds, decodeTps, es.peak_batch, computeThreads,
                    computeThreads == 1 ? "" : "s");
-      for (size_t li = 0; li < cm.levelCount(); ++li)
-        std::fprintf(stderr, "cache level %d: peak %s (%" PRIu64 " bytes)\n", cm.spec(li).level,
-                     formatBytes(static_cast<double>(cm.peakBytes(li))).c_str(), cm.peakBytes(li));
+      for (int li = 0; li < es.cache_levels; ++li)
+        std::fprintf(stderr, "cache level %d: peak %s (%" PRIu64 " bytes)\n", es.cache_level_id[li],
+                     formatBytes(static_cast<double>(es.cache_peak_bytes[li])).c_str(), es.cache_peak_bytes[li]);
       std::fprintf(stderr, "memory: weights %s + peak cache %s = %s (process peak RSS %s)\n",
-                   formatBytes(static_cast<double>(model->weightsSize())).c_str(),
+                   formatBytes(static_cast<double>(mf.weights_bytes)).c_str(),
                    formatBytes(static_cast<double>(peakCache)).c_str(),
                    formatBytes(static_cast<double>(total)).c_str(), formatBytes(static_cast<double>(rss)).c_str());
       if (peakCache > 0) std::fprintf(stderr, "TPM: %.1f tokens/s per GiB of KV cache\n", tpm);
@@ -498,4 +535,16 @@ int main(int argc, char **argv) {
     }
   }
   return cancelled ? 130 : 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return run(argc, argv);
+  } catch (const photon::Error &e) {
+    die(e.what());
+  } catch (const std::exception &e) {
+    die(std::string("internal error: ") + e.what());
+  }
 }

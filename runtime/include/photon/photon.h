@@ -7,12 +7,38 @@
  * Conventions
  *  - Every function that can fail returns a photon_status; PHOTON_OK is 0. The message of
  *    the last failure on the calling thread is photon_last_error(); it says what to do.
- *  - Handles are opaque. A photon_model is immutable after loading and may be shared by
- *    several engines and threads; a photon_engine is used by one thread at a time.
- *  - Option structs start with `struct_size` (set it to sizeof the struct) so that the
- *    library can grow them compatibly; photon_*_defaults() fills them.
- *  - Versioning: PHOTON_API_VERSION changes when this header changes incompatibly;
- *    photon_api_version() reports the version the library was built with.
+ *    No C++ exception crosses this API: an allocation failure inside the library returns
+ *    PHOTON_ERR_OUT_OF_MEMORY, any other internal exception PHOTON_ERR_INTERNAL, both with
+ *    a message; the library never aborts on a failure it can report.
+ *  - Option structs (photon_load_options, photon_engine_options, photon_sampling) start with
+ *    `struct_size` (set it to sizeof the struct; photon_*_defaults() fills everything). The
+ *    library reads a field only when `struct_size` covers it entirely, so a caller compiled
+ *    against an older, shorter struct gets the defaults for the fields it does not know.
+ *    Info structs (photon_model_info, photon_engine_stats) are
+ *    written up to the caller's `struct_size` (which is set to the bytes written).
+ *  - Versioning: PHOTON_API_VERSION changes when this header changes incompatibly (fields
+ *    are only ever appended); photon_api_version() reports the version the library was
+ *    built with, photon_version() the release ("0.1.0", from the build's project version;
+ *    also PHOTON_VERSION_STRING in photon/version.h).
+ *
+ * Handles: ownership, lifetime, threads
+ *  - photon_model: created by photon_model_load, owned by the caller, released with
+ *    photon_model_free. Immutable after loading: any number of threads and engines may use
+ *    one model at the same time (tokenize, detokenize, get_info, forward, engine_create).
+ *    Reference-counted with its engines: every engine keeps its model alive, so
+ *    photon_model_free may be called while engines exist (the model is unloaded, its
+ *    model.so closed and weights.bin unmapped, when the last engine is freed). Pointers
+ *    inside photon_model_info (target_cpu, ...) are valid until the model is unloaded.
+ *  - photon_engine: created by photon_engine_create from a model, owned by the caller,
+ *    released with photon_engine_free (never while a call on it is running). Not
+ *    thread-safe: one thread at a time calls submit/step/run/get_stats; different engines
+ *    (of the same model or not) run concurrently. photon_engine_cancel is the exception:
+ *    any thread or a signal handler may call it (an atomic flag).
+ *  - photon_request_id: a number, valid for the engine that returned it.
+ *  - Callbacks (photon_token_callback) run on the thread that called step/run, before it
+ *    returns; the token array is valid only during the call. A callback must not call
+ *    back into the same engine except photon_engine_cancel.
+ *  - Strings and arrays passed in are copied or used only during the call.
  *
  * See docs/runtime.md for the design and the generation loop.
  */
@@ -51,14 +77,17 @@ typedef enum photon_status {
   PHOTON_ERR_UNSUPPORTED = 8,      /* e.g. RecGen on a vanilla model */
   PHOTON_ERR_NO_DEVICE = 9,        /* CUDA requested, no driver or device */
   PHOTON_ERR_CANCELLED = 10,       /* stopped by photon_engine_cancel or a callback */
-  PHOTON_ERR_INTERNAL = 11
+  PHOTON_ERR_INTERNAL = 11,       /* a bug in the library (the message says where) */
+  PHOTON_ERR_OUT_OF_MEMORY = 12    /* an allocation failed inside the library */
 } photon_status;
 
 PHOTON_EXPORT int photon_api_version(void);
+/* The library's release version ("0.1.0"), set by the build. Static storage. */
 PHOTON_EXPORT const char *photon_version(void);
 /* Short name of a status ("out of budget"). Never NULL. */
 PHOTON_EXPORT const char *photon_status_string(photon_status status);
-/* Message of the last failure on this thread ("" if none). Valid until the next call. */
+/* Message of the last failure on this thread ("" if none). Owned by the library; valid
+ * until the next photon_* call on this thread. */
 PHOTON_EXPORT const char *photon_last_error(void);
 
 /* ---------------------------------------------------------------- model ---------- */
@@ -86,6 +115,8 @@ PHOTON_EXPORT void photon_load_options_defaults(photon_load_options *opts);
  * is memory-mapped read-only, never copied. `opts` may be NULL. */
 PHOTON_EXPORT photon_status photon_model_load(const char *path, const photon_load_options *opts,
                                               photon_model **out);
+/* Releases the caller's reference; NULL is ignored. Engines created from the model keep it
+ * loaded until they are freed. */
 PHOTON_EXPORT void photon_model_free(photon_model *model);
 
 typedef struct photon_model_info {
@@ -106,6 +137,10 @@ typedef struct photon_model_info {
   uint64_t weights_bytes;
   const char *target_cpu;                 /* owned by the model */
   const char *tokenizer_kind;             /* "byte" or "bpe"; owned by the model */
+  const char *family_name;                /* manifest model.family: "photon", "block",
+                                             "vanilla" or "forward"; owned by the model */
+  int32_t compute_parallel;               /* the library was compiled with --openmp
+                                             (photon_engine_options.threads applies) */
 } photon_model_info;
 
 PHOTON_EXPORT photon_status photon_model_get_info(const photon_model *model,
@@ -152,6 +187,8 @@ PHOTON_EXPORT void photon_engine_options_defaults(photon_engine_options *opts);
 PHOTON_EXPORT photon_status photon_engine_create(const photon_model *model,
                                                  const photon_engine_options *opts,
                                                  photon_engine **out);
+/* Frees the engine, its caches and queued requests (and the model, if this was its last
+ * reference); NULL is ignored. */
 PHOTON_EXPORT void photon_engine_free(photon_engine *engine);
 
 typedef struct photon_sampling {
@@ -217,6 +254,8 @@ typedef struct photon_engine_stats {
   uint64_t cache_peak_total_bytes;
   uint64_t requests_finished;
   int32_t peak_batch;
+  int32_t compute_threads;  /* threads of the engine's parallel kernels (1 for a sequential
+                               artifact; `threads` if set, else OpenMP's default) */
 } photon_engine_stats;
 
 PHOTON_EXPORT photon_status photon_engine_get_stats(const photon_engine *engine,
@@ -224,9 +263,11 @@ PHOTON_EXPORT photon_status photon_engine_get_stats(const photon_engine *engine,
 
 /* ----------------------------------------------------------------- CUDA ---------- */
 
-/* Probes the CUDA driver (dlopen("libcuda.so.1")). PHOTON_OK with the device count, or
+/* Probes the CUDA driver (dlopen("libcuda.so.1")). Device properties: photon_cuda_device_query
+ * in photon/cuda.h (libphoton_cuda, which libphoton links). PHOTON_OK with the device count, or
  * PHOTON_ERR_NO_DEVICE with a message such as "no CUDA driver (libcuda.so.1 not found)". */
 PHOTON_EXPORT photon_status photon_cuda_probe(int32_t *device_count);
+
 
 #ifdef __cplusplus
 } /* extern "C" */

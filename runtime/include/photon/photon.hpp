@@ -1,6 +1,10 @@
 // Thin C++17 wrapper over the C API of photon.h: RAII handles, std::string / std::vector,
 // and photon::Error (a status code plus the message) instead of status codes. Header-only;
-// link libphoton.
+// link libphoton (CMake: photon::runtime). Ownership, lifetime and threads are those of the
+// C handles (photon.h): a Model may be shared by threads and engines, and an Engine keeps
+// its model loaded, so destroying a Model before its Engines is safe; an Engine is used by
+// one thread at a time (cancel() from anywhere). Exceptions thrown by an Engine callback
+// stop the run and are rethrown from run()/step(); they never cross the C library.
 //
 //   photon::Model model("tiny.photon");
 //   photon::Engine engine(model, photon::EngineOptions().mode(PHOTON_MODE_RECGEN));
@@ -14,6 +18,7 @@
 
 #include "photon/photon.h"
 
+#include <exception>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -49,6 +54,8 @@ public:
   Model(Model &&o) noexcept : m_(o.m_) { o.m_ = nullptr; }
 
   photon_model *get() const { return m_; }
+  /// The bytes of one token (detokenize of a single id).
+  std::string tokenBytes(int32_t id) const { return detokenize(std::vector<int32_t>{id}); }
   photon_model_info info() const {
     photon_model_info i;
     i.struct_size = sizeof i;
@@ -72,8 +79,12 @@ public:
   /// Teacher-forced logits [batch, length, vocab].
   std::vector<float> forward(const std::vector<int32_t> &tokens, int32_t batch, int32_t length) const {
     std::vector<float> logits(static_cast<size_t>(batch) * length * info().vocab);
-    check(photon_model_forward(m_, tokens.data(), batch, length, logits.data()));
+    forward(tokens.data(), batch, length, logits.data());
     return logits;
+  }
+  /// Teacher-forced logits into `logits` ([batch, length, vocab] floats).
+  void forward(const int32_t *tokens, int32_t batch, int32_t length, float *logits) const {
+    check(photon_model_forward(m_, tokens, batch, length, logits));
   }
 
 private:
@@ -139,7 +150,9 @@ public:
   }
   /// Runs until every request finished. Returns false if cancelled.
   bool run(const Callback &cb) {
-    photon_status s = photon_engine_run(e_, cb ? &trampoline : nullptr, const_cast<Callback *>(&cb));
+    Call c{&cb, nullptr};
+    photon_status s = photon_engine_run(e_, cb ? &trampoline : nullptr, &c);
+    if (c.error) std::rethrow_exception(c.error);
     if (s == PHOTON_ERR_CANCELLED) return false;
     check(s);
     return true;
@@ -147,10 +160,14 @@ public:
   /// One scheduling step; returns the number of unfinished requests.
   int32_t step(const Callback &cb) {
     int32_t active = 0;
-    check(photon_engine_step(e_, cb ? &trampoline : nullptr, const_cast<Callback *>(&cb), &active));
+    Call c{&cb, nullptr};
+    photon_status s = photon_engine_step(e_, cb ? &trampoline : nullptr, &c, &active);
+    if (c.error) std::rethrow_exception(c.error);
+    check(s);
     return active;
   }
   void cancel() { photon_engine_cancel(e_); }
+  photon_engine *get() const { return e_; }
   photon_engine_stats stats() const {
     photon_engine_stats s;
     s.struct_size = sizeof s;
@@ -159,9 +176,18 @@ public:
   }
 
 private:
+  struct Call {
+    const Callback *cb;
+    std::exception_ptr error; // thrown by the callback; rethrown after the C call returns
+  };
   static int trampoline(void *user, photon_request_id id, const int32_t *t, size_t n, photon_finish f) {
-    const Callback &cb = *static_cast<const Callback *>(user);
-    return cb(id, std::vector<int32_t>(t, t + n), f) ? 0 : 1;
+    Call &c = *static_cast<Call *>(user);
+    try {
+      return (*c.cb)(id, std::vector<int32_t>(t, t + n), f) ? 0 : 1;
+    } catch (...) {
+      c.error = std::current_exception();
+      return 1; // cancels the run
+    }
   }
   photon_engine *e_ = nullptr;
 };

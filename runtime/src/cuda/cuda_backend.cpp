@@ -4,7 +4,7 @@
 
 #include "photon/cuda.h"
 
-namespace photon {
+namespace photon::rt {
 namespace cuda {
 
 Status probe(int &deviceCount) {
@@ -37,4 +37,4 @@ Status deviceInfo(int ordinal, DeviceInfo &out) {
 }
 
 } // namespace cuda
-} // namespace photon
+} // namespace photon::rt

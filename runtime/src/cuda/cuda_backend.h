@@ -8,7 +8,7 @@
 
 #include <string>
 
-namespace photon {
+namespace photon::rt {
 namespace cuda {
 
 struct DeviceInfo {
@@ -25,6 +25,6 @@ Status probe(int &deviceCount);
 Status deviceInfo(int ordinal, DeviceInfo &out);
 
 } // namespace cuda
-} // namespace photon
+} // namespace photon::rt
 
 #endif

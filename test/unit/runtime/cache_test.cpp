@@ -6,7 +6,7 @@
 #include <random>
 #include <set>
 
-using namespace photon;
+using namespace photon::rt;
 
 namespace {
 // Two levels like the tiny PHOTON model: level 1 (4 tokens/unit), level 2 (16 tokens/unit).

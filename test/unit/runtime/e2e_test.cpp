@@ -9,7 +9,7 @@
 // Missing artifacts skip the test with the path that was tried.
 #include "artifact.h"
 #include "engine.h"
-#include "json.h"
+#include "jsonio.h"
 #include "test_artifact.h"
 
 #include <gtest/gtest.h>
@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-using namespace photon;
+using namespace photon::rt;
 
 namespace {
 
@@ -36,9 +36,9 @@ bool isDir(const std::string &p) {
   return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-std::vector<int32_t> ints(const json::Value &v) {
+std::vector<int32_t> ints(const Json &v) {
   std::vector<int32_t> out;
-  for (const auto &x : v.items()) out.push_back(static_cast<int32_t>(x.asInt()));
+  for (const auto &x : v) out.push_back(static_cast<int32_t>(jsonInt(x)));
   return out;
 }
 
@@ -82,19 +82,19 @@ static void checkAgainstGenJson(const std::string &name, const std::string &art)
   const std::string fixture = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/" + name;
   std::string text;
   ASSERT_TRUE(readFile(fixture + "/gen.json", text).isOk());
-  json::Value gen;
+  Json gen;
   std::string err;
-  ASSERT_TRUE(json::parse(text, gen, err)) << err;
+  ASSERT_TRUE(parseJson(text, gen, err)) << err;
   std::unique_ptr<Model> model;
   Status st = Model::load(art, {}, model);
   ASSERT_TRUE(st.isOk()) << st.message();
-  const int maxNew = static_cast<int>(gen.get("max_new_tokens")->asInt());
+  const int maxNew = static_cast<int>(jsonInt(gen.at("max_new_tokens")));
   std::vector<std::vector<int32_t>> prompts;
-  for (const auto &p : gen.get("prompts")->items()) prompts.push_back(ints(p));
+  for (const auto &p : gen.at("prompts")) prompts.push_back(ints(p));
 
   for (const char *modeName : {"hiergen", "recgen"}) {
-    const json::Value *expect = gen.get(modeName);
-    if (!expect || expect->isNull()) continue;
+    const Json *expect = jsonGet(gen, modeName);
+    if (!expect || expect->is_null()) continue;
     photon_mode mode = std::string(modeName) == "recgen" ? PHOTON_MODE_RECGEN : PHOTON_MODE_HIERGEN;
     if (mode == PHOTON_MODE_RECGEN && (model->manifest().family != PHOTON_FAMILY_PHOTON ||
                                        model->manifest().levels < 2))
@@ -173,11 +173,11 @@ TEST_P(RefModelE2E, GreedyTokensEqualTheReference) {
   ASSERT_TRUE(st.isOk()) << st.message();
   std::string text;
   ASSERT_TRUE(readFile(fixture + "/gen.json", text).isOk());
-  json::Value gen;
+  Json gen;
   std::string err;
-  ASSERT_TRUE(json::parse(text, gen, err));
-  const json::Value *tol = gen.get("tolerance")->get("logits");
-  double atol = tol->get("atol")->asDouble(), rtol = tol->get("rtol")->asDouble();
+  ASSERT_TRUE(parseJson(text, gen, err));
+  const Json *tol = &gen.at("tolerance").at("logits");
+  double atol = tol->at("atol").get<double>(), rtol = tol->at("rtol").get<double>();
   size_t bad = 0;
   double worst = 0;
   for (size_t i = 0; i < want.size(); ++i) {

@@ -12,7 +12,7 @@
 #include <map>
 #include <random>
 
-using namespace photon;
+using namespace photon::rt;
 
 namespace {
 

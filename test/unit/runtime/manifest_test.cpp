@@ -7,7 +7,7 @@
 
 #include <fstream>
 
-using namespace photon;
+using namespace photon::rt;
 
 namespace {
 std::string tmpDir(const std::string &name) {

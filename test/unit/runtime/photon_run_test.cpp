@@ -1,5 +1,5 @@
 // photon-run as a user runs it: a subprocess over a test artifact (test_artifact.h).
-#include "json.h"
+#include "jsonio.h"
 #include "test_artifact.h"
 
 #include <gtest/gtest.h>
@@ -68,22 +68,22 @@ TEST_F(PhotonRun, GeneratesAndPrintsStatistics) {
 }
 
 TEST_F(PhotonRun, JsonIsValidAndModesDiffer) {
-  photon::json::Value h, g;
+  photon::rt::Json h, g;
   std::string err;
   Result r = sh(run(dir_ + " --prompt 'abc' --max-tokens 40 --json"));
   ASSERT_EQ(r.status, 0) << r.out;
-  ASSERT_TRUE(photon::json::parse(r.out, h, err)) << err << "\n" << r.out;
+  ASSERT_TRUE(photon::rt::parseJson(r.out, h, err)) << err << "\n" << r.out;
   r = sh(run(dir_ + " --prompt 'abc' --max-tokens 40 --json --mode recgen"));
   ASSERT_EQ(r.status, 0) << r.out;
-  ASSERT_TRUE(photon::json::parse(r.out, g, err)) << err;
-  const auto &hr = (*h.get("requests"))[0];
-  const auto &gr = (*g.get("requests"))[0];
-  EXPECT_EQ(hr.get("tokens")->size(), 40u);
-  EXPECT_EQ(hr.get("finish")->asString(), "length");
-  EXPECT_EQ(g.get("mode")->asString(), "recgen");
-  EXPECT_EQ(g.get("stats")->get("cache_peak_bytes")->get("1")->asInt(), 0); // no KV(1) under RecGen
-  EXPECT_GT(h.get("stats")->get("cache_peak_bytes")->get("1")->asInt(), 0);
-  EXPECT_GT(g.get("stats")->get("cache_peak_bytes")->get("2")->asInt(), 0);
+  ASSERT_TRUE(photon::rt::parseJson(r.out, g, err)) << err;
+  const auto &hr = h.at("requests")[0];
+  const auto &gr = g.at("requests")[0];
+  EXPECT_EQ(hr.at("tokens").size(), 40u);
+  EXPECT_EQ(hr.at("finish").get<std::string>(), "length");
+  EXPECT_EQ(g.at("mode").get<std::string>(), "recgen");
+  EXPECT_EQ(g.at("stats").at("cache_peak_bytes").at("1").get<int64_t>(), 0); // no KV(1) under RecGen
+  EXPECT_GT(h.at("stats").at("cache_peak_bytes").at("1").get<int64_t>(), 0);
+  EXPECT_GT(g.at("stats").at("cache_peak_bytes").at("2").get<int64_t>(), 0);
   (void)gr;
 }
 
@@ -94,11 +94,11 @@ TEST_F(PhotonRun, PromptsFileSeedsAndStop) {
   Result a = sh(cmd), b = sh(cmd);
   ASSERT_EQ(a.status, 0) << a.out;
   EXPECT_EQ(a.out.substr(0, a.out.find("\"stats\"")), b.out.substr(0, b.out.find("\"stats\""))); // same seed, same text
-  photon::json::Value v;
+  photon::rt::Json v;
   std::string err;
-  ASSERT_TRUE(photon::json::parse(a.out, v, err)) << err;
-  EXPECT_EQ(v.get("requests")->size(), 3u);
-  EXPECT_EQ(v.get("stats")->get("peak_batch")->asInt(), 3);
+  ASSERT_TRUE(photon::rt::parseJson(a.out, v, err)) << err;
+  EXPECT_EQ(v.at("requests").size(), 3u);
+  EXPECT_EQ(v.at("stats").at("peak_batch").get<int64_t>(), 3);
 }
 
 TEST_F(PhotonRun, EvalAndLogits) {
@@ -106,14 +106,14 @@ TEST_F(PhotonRun, EvalAndLogits) {
   std::ofstream(f) << std::string(300, 'a') << "the quick brown fox jumps over the lazy dog";
   Result r = sh(run(dir_ + " --eval " + f + " --json"));
   ASSERT_EQ(r.status, 0) << r.out;
-  photon::json::Value v;
+  photon::rt::Json v;
   std::string err;
-  ASSERT_TRUE(photon::json::parse(r.out, v, err)) << err << r.out;
-  EXPECT_EQ(v.get("window")->asInt(), 64);
-  EXPECT_EQ(v.get("windows")->asInt(), 5);
-  EXPECT_EQ(v.get("scored_tokens")->asInt(), 320);
-  EXPECT_GT(v.get("perplexity")->asDouble(), 1.0);
-  EXPECT_GT(v.get("bits_per_byte")->asDouble(), 0.0);
+  ASSERT_TRUE(photon::rt::parseJson(r.out, v, err)) << err << r.out;
+  EXPECT_EQ(v.at("window").get<int64_t>(), 64);
+  EXPECT_EQ(v.at("windows").get<int64_t>(), 5);
+  EXPECT_EQ(v.at("scored_tokens").get<int64_t>(), 320);
+  EXPECT_GT(v.at("perplexity").get<double>(), 1.0);
+  EXPECT_GT(v.at("bits_per_byte").get<double>(), 0.0);
   std::string npy = dir_ + "/logits.npy";
   r = sh(run(dir_ + " --prompt 'abcdef' --logits-out " + npy + " 2>&1"));
   ASSERT_EQ(r.status, 0) << r.out;

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <map>
 
-using namespace photon;
+using namespace photon::rt;
 
 namespace {
 std::vector<float> logitsOf(std::initializer_list<float> l) { return std::vector<float>(l); }

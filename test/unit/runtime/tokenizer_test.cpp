@@ -1,4 +1,4 @@
-#include "json.h"
+#include "jsonio.h"
 #include "tokenizer.h"
 #include "artifact.h"
 
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sys/stat.h>
 
-using namespace photon;
+using namespace photon::rt;
 
 namespace {
 const std::string kGpt2Dir = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/tokenizers/gpt2";
@@ -50,16 +50,16 @@ TEST(BpeTokenizer, MatchesTheReferenceEncoder) {
   EXPECT_EQ(t->vocabSize(), 50257);
   std::string text;
   ASSERT_TRUE(readFile(kGpt2Dir + "/expected.json", text).isOk());
-  json::Value cases;
+  Json cases;
   std::string err;
-  ASSERT_TRUE(json::parse(text, cases, err)) << err;
+  ASSERT_TRUE(parseJson(text, cases, err)) << err;
   ASSERT_GE(cases.size(), 10u);
-  for (const auto &c : cases.items()) {
-    const std::string &s = c.get("text")->asString();
+  for (const auto &c : cases) {
+    const std::string s = c.at("text").get<std::string>();
     std::vector<int32_t> expect;
-    for (const auto &id : c.get("ids")->items()) expect.push_back(static_cast<int32_t>(id.asInt()));
+    for (const auto &id : c.at("ids")) expect.push_back(static_cast<int32_t>(jsonInt(id)));
     EXPECT_EQ(t->encode(s), expect) << "text: \"" << s << "\"";
-    if (c.get("roundtrip")->asBool()) EXPECT_EQ(t->decode(expect), s);
+    if (c.at("roundtrip").get<bool>()) EXPECT_EQ(t->decode(expect), s);
   }
   // Known single encodings.
   EXPECT_EQ(t->encode("Hello world"), (std::vector<int32_t>{15496, 995}));
