@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "machine.h"
-#include "minijson.h"
+#include "benchjson.h"
 #include "sgemm_ref.h"
 #include "photon/photon.h"
 
@@ -190,30 +190,29 @@ bool readFile(const std::string &path, std::string &out) {
 void readCostModel(Model &m) {
   std::string text, err;
   if (!readFile(m.path + "/manifest.json", text)) return;
-  JValue root;
-  JParser p(text);
-  if (!p.parse(root, err)) return;
-  const JValue *cm = root.get("cost_model");
+  Json root;
+  if (!parseJson(text, root, err)) return;
+  const Json *cm = jget(&root, "cost_model");
   if (!cm) return;
   CostModel &c = m.cost;
   c.present = true;
-  c.weightBytesPerToken = cm->number("weight_bytes_per_token");
-  c.flopsPerToken = cm->number("flops_per_token");
-  if (const JValue *cb = cm->get("cache_bytes_per_1k_tokens")) {
-    c.cacheHierPer1k = cb->number("total");
-    c.cacheRecPer1k = cb->number("recgen", c.cacheHierPer1k);
+  c.weightBytesPerToken = jnumber(cm, "weight_bytes_per_token");
+  c.flopsPerToken = jnumber(cm, "flops_per_token");
+  if (const Json *cb = jget(cm, "cache_bytes_per_1k_tokens")) {
+    c.cacheHierPer1k = jnumber(cb, "total");
+    c.cacheRecPer1k = jnumber(cb, "recgen", c.cacheHierPer1k);
   }
-  if (const JValue *v = cm->get("vanilla")) {
-    c.vWeightBytesPerToken = v->number("weight_bytes_per_token");
-    c.vFlopsPerToken = v->number("flops_per_token");
-    c.vCachePer1k = v->number("cache_bytes_per_1k_tokens");
-    c.vLayers = v->number("layers");
+  if (const Json *v = jget(cm, "vanilla")) {
+    c.vWeightBytesPerToken = jnumber(v, "weight_bytes_per_token");
+    c.vFlopsPerToken = jnumber(v, "flops_per_token");
+    c.vCachePer1k = jnumber(v, "cache_bytes_per_1k_tokens");
+    c.vLayers = jnumber(v, "layers");
   }
-  if (const JValue *r = cm->get("ratio_to_vanilla")) {
-    c.ratioCacheRec = r->number("cache_recgen");
-    c.ratioCacheHier = r->number("cache_hiergen");
-    c.ratioWeight = r->number("weight_bytes");
-    c.ratioFlops = r->number("flops");
+  if (const Json *r = jget(cm, "ratio_to_vanilla")) {
+    c.ratioCacheRec = jnumber(r, "cache_recgen");
+    c.ratioCacheHier = jnumber(r, "cache_hiergen");
+    c.ratioWeight = jnumber(r, "weight_bytes");
+    c.ratioFlops = jnumber(r, "flops");
   }
 }
 
@@ -625,28 +624,6 @@ void writeRoof(JWriter &w, const std::string &k, const Roofline &r) {
   w.endObj();
 }
 
-// Writes a parsed JSON value back (the peers' JSON inside photon-bench's).
-void writeJValue(JWriter &w, const JValue &v) {
-  switch (v.kind) {
-    case JValue::Null: w.null(); break;
-    case JValue::Bool: w.value(v.b); break;
-    case JValue::Num: w.value(v.num); break;
-    case JValue::Str: w.value(v.str); break;
-    case JValue::Arr:
-      w.beginArr();
-      for (auto &e : v.arr) writeJValue(w, e);
-      w.endArr();
-      break;
-    case JValue::Obj:
-      w.beginObj();
-      for (auto &kv : v.obj) {
-        w.key(kv.first);
-        writeJValue(w, kv.second);
-      }
-      w.endObj();
-      break;
-  }
-}
 
 // The first three fields of /proc/loadavg ("1.02 0.80 0.66").
 std::string loadavg() {
@@ -926,7 +903,7 @@ int main(int argc, char **argv) {
   std::vector<RunResult> sweepRuns;
   std::vector<RunResult> rooflineRuns;
   const double budgetBytes = o.budgetGiB * 1073741824.0;
-  JValue peersJson;
+  Json peersJson;
   bool peersRan = false;
   std::string peersError;
 
@@ -1259,12 +1236,12 @@ int main(int argc, char **argv) {
     w.endObj();
 
     // ---- peers (run_peers.py's JSON as it wrote it) and photon / peer at equal batch
-    std::vector<const JValue *> peerRuns;
-    if (const JValue *pr = peersRan ? peersJson.get("runs") : nullptr)
-      if (pr->kind == JValue::Arr)
-        for (auto &r : pr->arr) peerRuns.push_back(&r);
+    std::vector<const Json *> peerRuns;
+    if (const Json *pr = peersRan ? jget(&peersJson, "runs") : nullptr)
+      if (pr->is_array())
+        for (auto &r : *pr) peerRuns.push_back(&r);
     w.key("peers");
-    if (peersRan) writeJValue(w, peersJson);
+    if (peersRan) w.value(peersJson);
     else if (!peersError.empty()) {
       w.beginObj();
       w.kv("error", peersError);
@@ -1272,20 +1249,20 @@ int main(int argc, char **argv) {
     } else w.null();
     w.key("peer_ratios");
     w.beginArr();
-    for (const JValue *pr : peerRuns) {
-      const JValue *ps = pr->get("setting"), *pp = pr->get("peer"), *pk = pr->get("kind");
+    for (const Json *pr : peerRuns) {
+      const Json *ps = jget(pr, "setting"), *pp = jget(pr, "peer"), *pk = jget(pr, "kind");
       if (!ps || !pp || !pk) continue;
-      const Cell *v = findCell("vanilla", ps->str);
+      const Cell *v = findCell("vanilla", jstr(ps));
       if (!v) continue;
-      int b = static_cast<int>(pr->number("batch", 1));
-      double pd = pr->number("decode_tps", NAN), pf = pr->number("prefill_tps", NAN),
-             pt = pr->number("throughput_tps", NAN);
+      int b = static_cast<int>(jnumber(pr, "batch", 1));
+      double pd = jnumber(pr, "decode_tps", NAN), pf = jnumber(pr, "prefill_tps", NAN),
+             pt = jnumber(pr, "throughput_tps", NAN);
       double d = atBatch(v, b, &RunResult::decodeTps), f = atBatch(v, b, &RunResult::prefillTps),
              t = atBatch(v, b, &RunResult::throughput);
       w.beginObj();
-      w.kv("setting", ps->str);
-      w.kv("peer", pp->str);
-      w.kv("kind", pk->str);
+      w.kv("setting", jstr(ps));
+      w.kv("peer", jstr(pp));
+      w.kv("kind", jstr(pk));
       w.kv("batch", b);
       w.kv("photon_decode_tps", d);
       w.kv("peer_decode_tps", pd);
@@ -1322,10 +1299,10 @@ int main(int argc, char **argv) {
         w.kv("target", 0.9);
         w.kv("met", std::isfinite(r) && r >= 0.9);
         w.endObj();
-        for (const JValue *pr : peerRuns) {
-          const JValue *ps = pr->get("setting"), *pp = pr->get("peer");
-          if (!ps || !pp || ps->str != "DE" || pp->str != "onnxruntime" || pr->number("batch", 1) != 1) continue;
-          double x = safeDiv(v->b1Decode.median, pr->number("decode_tps", NAN));
+        for (const Json *pr : peerRuns) {
+          const Json *ps = jget(pr, "setting"), *pp = jget(pr, "peer");
+          if (!ps || !pp || jstr(ps) != "DE" || jstr(pp) != "onnxruntime" || jnumber(pr, "batch", 1) != 1) continue;
+          double x = safeDiv(v->b1Decode.median, jnumber(pr, "decode_tps", NAN));
           w.key("vanilla_batch1_decode_over_onnxruntime");
           w.beginObj();
           w.kv("value", x);
@@ -1369,8 +1346,7 @@ int main(int argc, char **argv) {
     w.endObj();
     w.kv("all_ok", !anyFailed);
     w.endObj();
-    w.out += '\n';
-    return w.out;
+    return w.str() + "\n";
   };
 
   // Rewrites the JSON file (temporary file + rename: a reader never sees half a file).
@@ -1535,8 +1511,7 @@ int main(int argc, char **argv) {
       if (!readFile(peersOut, text)) {
         peersError = "run_peers.py wrote no JSON (exit status " + std::to_string(rc) + ")";
       } else {
-        JParser jp(text);
-        if (!jp.parse(peersJson, err)) peersError = "run_peers.py's JSON: " + err;
+        if (!parseJson(text, peersJson, err)) peersError = "run_peers.py's JSON: " + err;
         else peersRan = true;
       }
       if (rc != 0 && peersRan) peersError = "run_peers.py exit status " + std::to_string(rc) + " (see peers.errors)";
