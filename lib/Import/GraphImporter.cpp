@@ -560,7 +560,7 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   SmallVector<Type> argTypes;
   SmallVector<std::string> argNames;
   for (const auto &in : graph.input()) {
-    if (initNames.count(in.name())) continue;
+    if (initNames.count(in.name()) || ignoredGraphIO.count(in.name())) continue;
     auto ty = tensorType(in.type(), "graph input '" + in.name() + "'", fileLoc);
     if (!ty) return nullptr;
     if (tokensAsI32 && in.name() == tokensName && ty.getElementType().isInteger(64))
@@ -585,7 +585,10 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   if (failed(convertNodes(nodes, scope, b))) return nullptr;
 
   SmallVector<Value> results;
+  SmallVector<std::string> resultNames;
   for (const auto &out : graph.output()) {
+    if (ignoredGraphIO.count(out.name())) continue;
+    resultNames.push_back(out.name());
     auto it = scope.values.find(out.name());
     if (it == scope.values.end()) {
       // An output can be a graph input or an initializer directly.
@@ -601,8 +604,8 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   }
   func::ReturnOp::create(b, fileLoc, results);
   func.setType(b.getFunctionType(argTypes, ValueRange(results).getTypes()));
-  for (int i = 0; i < graph.output_size(); ++i)
-    func.setResultAttr(i, "onnx.name", b.getStringAttr(graph.output(i).name()));
+  for (size_t i = 0; i < resultNames.size(); ++i)
+    func.setResultAttr(i, "onnx.name", b.getStringAttr(resultNames[i]));
   if (finalizeHook && failed(finalizeHook(*module, func))) return nullptr;
   // Drop what the shape arithmetic left unused (constants, tensor.dim, ...).
   module->walk([](func::FuncOp f) {

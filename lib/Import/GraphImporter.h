@@ -93,6 +93,9 @@ public:
   /// Initializers a raiser derives (a transposed weight, say), visible by name like the
   /// graph's own; std::map keeps their addresses stable.
   std::map<std::string, onnx::TensorProto> extraInitializers;
+  /// Graph inputs and outputs a raiser replaced (a decoder-with-past export's past and
+  /// present caches): no function argument or result is made for them.
+  std::set<std::string> ignoredGraphIO;
 
   mlir::LogicalResult checkDeclaredPublic(Scope &scope, mlir::OpBuilder &b, const std::string &name,
                                           mlir::Value &v, mlir::Location loc) {

@@ -1275,8 +1275,30 @@ void Raiser::emitCalls(const std::vector<PlainCall> &calls) {
 
 LogicalResult Raiser::prepareRecognized() {
   const onnx::ModelProto &mp = gi.model().proto();
-  if (!recognizeDecoderOnly(mp.graph(), recognized, unrecognized)) return success();
+  llvm::raw_ostream *ex = gi.options().explain;
+  if (!recognizeDecoderOnly(mp.graph(), recognized, unrecognized)) {
+    if (ex)
+      *ex << "photon-import: '" << gi.model().path() << "': no photon.* metadata and no "
+          << "PHOTON, Block or decoder-only structure recognized: " << unrecognized
+          << "\n  imported to upstream ops; photon-compile makes a forward-only artifact\n";
+    recognized = RecognizedModel();
+    return success();
+  }
   RecognizedModel &r = recognized;
+  if (ex) {
+    *ex << "photon-import: '" << gi.model().path() << "': recognized from the graph (no "
+        << "photon.* metadata): " << r.family << " (decoder-only), " << r.layers
+        << " layers, width " << r.width << ", vocab " << r.vocab << ", " << r.heads
+        << " heads, " << r.kvHeads << " kv heads, head_dim " << r.headDim << ", ffn " << r.ffn
+        << ", RMSNorm eps " << r.normEps << ", RoPE " << r.ropeLayout << " base "
+        << r.ropeTheta << "; tokens '" << r.tokensInput << "', logits '" << r.logitsOutput
+        << "'\n";
+    for (const DerivedWeight &d : r.derived)
+      *ex << "  weight '" << d.name << "' = '" << d.source << "'"
+          << (d.transpose ? " transposed to [out, in]" : "")
+          << (d.interleavedHeadDim ? " with q/k rows in rotate-half order" : "") << "\n";
+    for (const std::string &e : r.explain) *ex << "  " << e << "\n";
+  }
   cfg.family = r.family;
   cfg.vocab = r.vocab;
   cfg.width = r.width;
@@ -1322,6 +1344,8 @@ LogicalResult Raiser::prepareRecognized() {
     t.set_raw_data(std::move(raw));
   }
   gi.tokensName = r.tokensInput;
+  gi.ignoredGraphIO.insert(r.ignoredInputs.begin(), r.ignoredInputs.end());
+  gi.ignoredGraphIO.insert(r.ignoredOutputs.begin(), r.ignoredOutputs.end());
   gi.tokensAsI32 = true;
   emitCalls(r.calls);
   return success();
@@ -1353,7 +1377,17 @@ void installPhotonRaiser(GraphImporter &gi) {
   gi.raiseHook = [r](const onnx::NodeProto &n, const onnx::FunctionProto &fn, Scope &s,
                      OpBuilder &b) { return r->raise(n, fn, s, b); };
   gi.finalizeHook = [r](ModuleOp m, func::FuncOp f) { return r->finalize(m, f); };
-  gi.prepareHook = [r]() { return r->preparePlain(); };
+  gi.prepareHook = [r, &gi]() {
+    if (llvm::raw_ostream *ex = gi.options().explain) {
+      *ex << "photon-import: '" << gi.model().path() << "': structure from the photon.* "
+          << "metadata: family " << r->cfg.family << ", " << r->cfg.levels << " level(s), chunk sizes [";
+      for (size_t i = 0; i < r->cfg.chunkSizes.size(); ++i)
+        *ex << (i ? ", " : "") << r->cfg.chunkSizes[i];
+      *ex << "], prefix " << r->cfg.prefix << ", width " << r->cfg.width << ", vocab "
+          << r->cfg.vocab << " (checked against each call's weights while raising)\n";
+    }
+    return r->preparePlain();
+  };
 }
 
 } // namespace import

@@ -56,6 +56,19 @@ public:
   RecognizedModel *model = nullptr;
   std::set<const Node *> claimed;
   std::set<std::string> tokDep; // values that depend on the token ids
+  std::set<std::string> cacheInputs; // past key/value inputs of a decoder-with-past export
+  std::set<std::string> presentValues; // the caches after the append (present outputs)
+  /// Back through Cast / Identity / Transpose / Reshape producers (a cache's layout ops).
+  std::string skipLayout(std::string v) {
+    for (int k = 0; k < 8; ++k) {
+      const Node *p = prod(v);
+      if (!p || (p->op_type() != "Cast" && p->op_type() != "Identity" &&
+                 p->op_type() != "Transpose" && p->op_type() != "Reshape"))
+        break;
+      v = in(p, 0);
+    }
+    return v;
+  }
 
   bool fail(const Node *n, const std::string &msg) {
     if (why.empty()) {
@@ -265,6 +278,7 @@ public:
   /// Per-cone facts: RoPE layout and frequencies, scale factors, head_dim from a Reshape.
   struct Cone {
     bool rope = false, interleaved = false, tile = false;
+    const Node *pastConcat = nullptr; // past cache ++ new keys / values
     double scale = 1;
     int64_t reshapeLast = 0;
     std::vector<const Node *> trig; // Cos / Sin feeding the cone
@@ -282,6 +296,16 @@ public:
         return fail(n, std::string("an op the ") + what + " path of attention does not have");
       claimed.insert(n);
       if (op == "Tile") c.tile = true;
+      if (op == "Concat" && (std::string(what) == "key" || std::string(what) == "value")) {
+        // A decoder-with-past export appends the new keys / values to the past cache.
+        bool past = false;
+        for (const auto &i : n->input())
+          if (!i.empty() && !tokDep.count(i)) past |= cacheInputs.count(skipLayout(i)) > 0;
+        if (past) {
+          c.pastConcat = n;
+          continue;
+        }
+      }
       if (op == "Add" || op == "Sub" || op == "Concat")
         for (const auto &i : n->input())
           if (!i.empty() && !tokDep.count(i))
@@ -478,7 +502,7 @@ public:
     if (ax && ax->i() != -1 && ax->i() != 3)
       return fail(sm, "Softmax over an axis other than the keys");
     claimed.insert(sm);
-    note(sm, "attention softmax (layer " + std::to_string(layer) + ")");
+    note(sm, "attention softmax (block " + std::to_string(layer + 1) + " counted from the output)");
     // Scores: back through scale and mask ops to MatMul(q, k^T).
     std::string s = in(sm, 0);
     double scale = 1;
@@ -558,6 +582,11 @@ public:
       if (skip(L->x) != skip(n))
         return fail(L->mm, "the q, k and v projections do not read the attention norm's output");
     if (cv.rope) return fail(pv, "the value path has a position-dependent factor");
+    if (!cacheInputs.empty() && (!ck.pastConcat || !cv.pastConcat))
+      return fail(qk, "a decoder-with-past export whose keys and values are not both appended "
+                      "to a past input");
+    for (const Cone *c : {&ck, &cv})
+      if (c->pastConcat) presentValues.insert(out(c->pastConcat, 0));
     if (cq.tile || ck.tile || cv.tile)
       return fail(qk, "K/V heads repeated with Tile (head h reads kv head h mod kv_heads); "
                       "only the grouped order (h reads h / group: Expand + Reshape, "
@@ -609,13 +638,25 @@ public:
     std::vector<const onnx::ValueInfoProto *> ins;
     for (const auto &i : g.input())
       if (!initializer(i.name())) ins.push_back(&i);
-    if (ins.size() != 1)
-      return fail(nullptr, "the graph has " + std::to_string(ins.size()) +
-                               " inputs; the decoder-only form takes only the token ids");
-    int et = ins[0]->type().tensor_type().elem_type();
-    if (et != onnx::TensorProto::INT64 && et != onnx::TensorProto::INT32)
-      return fail(nullptr, "the graph input '" + ins[0]->name() + "' is not integer token ids");
-    out.tokensInput = ins[0]->name();
+    // The token ids: the one integer input. Other inputs may only be float caches of a
+    // decoder-with-past export (past_key_values.*: [B, kv_heads, P, head_dim]).
+    for (const auto *i : ins) {
+      int et = i->type().tensor_type().elem_type();
+      if (et == onnx::TensorProto::INT64 || et == onnx::TensorProto::INT32) {
+        if (!out.tokensInput.empty())
+          return fail(nullptr, "the graph has two integer inputs ('" + out.tokensInput + "', '" +
+                                   i->name() + "'); the decoder-only form takes only the token "
+                                   "ids (and past key/value caches)");
+        out.tokensInput = i->name();
+      } else if (et == onnx::TensorProto::FLOAT && i->type().tensor_type().shape().dim_size() == 4) {
+        cacheInputs.insert(i->name());
+      } else {
+        return fail(nullptr, "graph input '" + i->name() + "' is neither the token ids nor a "
+                                 "rank-4 float past key/value cache");
+      }
+    }
+    if (out.tokensInput.empty())
+      return fail(nullptr, "the graph has no integer token-id input");
     // Token dependence (nodes are in topological order in a valid graph; Shape cuts it).
     tokDep.insert(out.tokensInput);
     for (const auto &n : g.node()) {
@@ -626,10 +667,16 @@ public:
         for (const auto &o : n.output()) tokDep.insert(o);
     }
     // Logits: the graph's only output.
-    if (g.output_size() != 1)
-      return fail(nullptr, "the graph has " + std::to_string(g.output_size()) +
-                               " outputs; the decoder-only form returns only the logits");
-    out.logitsOutput = g.output(0).name();
+    // Logits: the output named logits, else the only output; the others may only be the
+    // present key/value caches of a decoder-with-past export (checked at the end).
+    for (const auto &o : g.output())
+      if (o.name() == "logits") out.logitsOutput = o.name();
+    if (out.logitsOutput.empty()) {
+      if (g.output_size() != 1)
+        return fail(nullptr, "the graph has " + std::to_string(g.output_size()) +
+                                 " outputs and none is named logits");
+      out.logitsOutput = g.output(0).name();
+    }
     Linear head;
     if (!linear(out.logitsOutput, head, "LM head")) return false;
     Norm fn;
@@ -746,12 +793,45 @@ public:
     note(emb, "token embedding '" + in(emb, 0) + "'");
     if (layers.empty()) return fail(nullptr, "no transformer block found");
     std::reverse(layers.begin(), layers.end());
+    // Other outputs: only the present caches (the past appended with the new keys/values),
+    // which the runtime's paged cache replaces.
+    for (const auto &o : g.output()) {
+      if (o.name() == out.logitsOutput) continue;
+      std::string v = o.name();
+      if (!presentValues.count(v) && !presentValues.count(skipLayout(v)))
+        return fail(prod(v), "graph output '" + v + "' is neither the logits nor a present "
+                                 "key/value cache");
+      for (std::string x = v; x != skipLayout(x);) { // claim the output's layout ops
+        const Node *p = prod(x);
+        claimed.insert(p);
+        x = in(p, 0);
+      }
+      out.ignoredOutputs.push_back(v);
+    }
+    for (const auto &i : cacheInputs) out.ignoredInputs.push_back(i);
+    if (!cacheInputs.empty())
+      out.explain.push_back("decoder-with-past export: " + std::to_string(cacheInputs.size()) +
+                            " past inputs and their present outputs become the runtime's "
+                            "paged KV cache");
     // Every token-dependent node must be part of what was recognized.
+    // (Nodes whose values reach no graph output, or only a Shape, do not count.)
+    std::set<const Node *> live;
+    {
+      std::vector<std::string> work;
+      for (const auto &o : g.output()) work.push_back(o.name());
+      while (!work.empty()) {
+        const Node *p = prod(work.back());
+        work.pop_back();
+        if (!p || !live.insert(p).second) continue;
+        if (p->op_type() == "Shape") continue; // reads only the shape of its input
+        for (const auto &i : p->input()) work.push_back(i);
+      }
+    }
     std::vector<std::string> extra;
     for (const auto &n : g.node()) {
       bool dep = false;
       for (const auto &o : n.output()) dep |= tokDep.count(o) > 0;
-      if (dep && !claimed.count(&n)) extra.push_back(nm(&n));
+      if (dep && live.count(&n) && !claimed.count(&n)) extra.push_back(nm(&n));
     }
     if (!extra.empty()) {
       std::string list;

@@ -52,6 +52,9 @@ struct RecognizedModel {
   std::string tokensInput, logitsOutput;
   std::vector<PlainCall> calls;
   std::vector<DerivedWeight> derived;
+  /// A decoder-with-past export: the past key/value inputs and present outputs, which the
+  /// raised model drops (its caches are the runtime's paged cache).
+  std::vector<std::string> ignoredInputs, ignoredOutputs;
   /// What was recognized where, for --explain: "node '<name>' (<op>) -> <what>".
   std::vector<std::string> explain;
 };

@@ -36,6 +36,12 @@ static cl::opt<bool> listUnsupported(
     cl::cat(cat));
 static cl::opt<bool> progress("progress", cl::desc("Print progress on stderr (big models)"),
                               cl::cat(cat));
+static cl::opt<bool> explain(
+    "explain",
+    cl::desc("Print on stderr the model structure the importer found (family, levels, chunk "
+             "sizes, widths, heads, head_dim, eps, RoPE) and which ONNX node became which "
+             "piece, or why no structure was recognized"),
+    cl::cat(cat));
 static cl::opt<bool> check("check", cl::desc("Validate the model and exit; write nothing"),
                            cl::cat(cat));
 enum class EmitKind { Photon, Upstream };
@@ -92,6 +98,7 @@ int main(int argc, char **argv) {
   opts.weightsOut = weightsOut;
   opts.checkOnly = check;
   if (progress) opts.progress = &errs();
+  if (explain) opts.explain = &errs();
   auto module = mlir::photon::importOnnxFile(context, inputFile, opts);
   if (!module) return 1;
   if (check) return 0;

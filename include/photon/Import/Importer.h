@@ -46,6 +46,10 @@ struct ImportOptions {
   /// Float initializers (and Constant tensors with more than this many elements) become
   /// `photon.weight`; smaller integer constants are inlined as attributes.
   int64_t maxInlineElements = 256;
+  /// When set, the raiser writes what it found here: the hierarchy (from metadata or
+  /// recognized from the graph's structure) and which node became which piece, or why the
+  /// structure was not recognized (photon-import --explain).
+  llvm::raw_ostream *explain = nullptr;
 };
 
 /// One ONNX node the importer cannot convert.
