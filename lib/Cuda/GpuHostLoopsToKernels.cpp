@@ -1,4 +1,4 @@
-//===- GpuHostLoops.cpp - host-side loops over device memory -> gpu.launch ----------===//
+//===- GpuHostLoopsToKernels.cpp - host-side loops over device memory -> gpu.launch -===//
 //
 // The compiler leaves a few loops outside linalg: the scf.for nests of kv_append that
 // store new K/V rows into the cache pool (indices read from the block table and the
@@ -34,6 +34,9 @@
 using namespace mlir;
 
 namespace photon::cuda {
+#define GEN_PASS_DEF_PHOTONGPUHOSTLOOPSTOKERNELS
+#include "photon/Target/Cuda/Passes.h.inc"
+
 namespace {
 
 /// The buffer a memref value views (through subview / cast / reshape / view ops).
@@ -79,19 +82,10 @@ std::optional<OpFoldResult> hostBound(Value v, Operation *nest) {
   return std::nullopt;
 }
 
+/// photon-gpu-host-loops-to-kernels (Passes.td).
 struct GpuHostLoopsToKernelsPass
-    : public PassWrapper<GpuHostLoopsToKernelsPass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GpuHostLoopsToKernelsPass)
-  StringRef getArgument() const override { return "photon-gpu-host-loops-to-kernels"; }
-  StringRef getDescription() const override {
-    return "Move host-side scf.for nests that read or write (device) buffers into "
-           "gpu.launch: perfectly nested parallel loops onto the grid and threads, the "
-           "rest serial per thread; one thread when the nest is not parallel";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<gpu::GPUDialect, arith::ArithDialect, affine::AffineDialect,
-                    memref::MemRefDialect, scf::SCFDialect>();
-  }
+    : public impl::PhotonGpuHostLoopsToKernelsBase<GpuHostLoopsToKernelsPass> {
+  using Base::Base;
 
   void runOnOperation() override {
     func::FuncOp func = getOperation();
@@ -317,9 +311,5 @@ struct GpuHostLoopsToKernelsPass
 };
 
 } // namespace
-
-std::unique_ptr<Pass> createGpuHostLoopsToKernelsPass() {
-  return std::make_unique<GpuHostLoopsToKernelsPass>();
-}
 
 } // namespace photon::cuda

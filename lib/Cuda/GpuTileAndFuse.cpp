@@ -18,10 +18,14 @@
 #include "mlir/Interfaces/TilingInterface.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 
 using namespace mlir;
 
 namespace photon::cuda {
+#define GEN_PASS_DEF_PHOTONGPUTILEANDFUSE
+#include "photon/Target/Cuda/Passes.h.inc"
+
 namespace {
 
 constexpr int64_t kMaxThreads = 256;
@@ -45,14 +49,20 @@ bool isTransposedB(linalg::MatmulOp mm) {
          maps[2] == AffineMap::get(3, 0, {m, n}, ctx);
 }
 
-std::optional<MmaPlan> planMma(Operation *op, const GpuTargetOptions &options) {
+/// What planMma reads of the pass options: `minChip` is the oldest requested chip's
+/// sm number (80 when none is given: the default target).
+struct MmaTarget {
+  bool tensorCores = true, allowTf32 = false;
+  unsigned minChip = 80;
+};
+
+std::optional<MmaPlan> planMma(Operation *op, const MmaTarget &options) {
   auto mm = dyn_cast<linalg::MatmulOp>(op);
   if (!mm || !options.tensorCores)
     return std::nullopt;
   // Every requested chip must have mma.sync m16n8k16 (sm_80+); sm_75 has only k8.
-  for (const std::string &chip : options.chips)
-    if (std::stoi(chip.substr(3)) < 80)
-      return std::nullopt;
+  if (options.minChip < 80)
+    return std::nullopt;
   if (mm.hasUserDefinedMaps() && !isTransposedB(mm))
     return std::nullopt;
   auto aTy = dyn_cast<RankedTensorType>(mm.getDpsInputOperand(0)->get().getType());
@@ -378,22 +388,25 @@ LogicalResult tileSimt(RewriterBase &rewriter, linalg::LinalgOp op) {
   return success();
 }
 
-struct GpuTileAndFusePass
-    : public PassWrapper<GpuTileAndFusePass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GpuTileAndFusePass)
-  GpuTileAndFusePass(const GpuTargetOptions &o) : options(o) {}
-  StringRef getArgument() const override { return "photon-gpu-tile-and-fuse"; }
-  StringRef getDescription() const override {
-    return "Tile every root linalg op on tensors to scf.forall loops over thread blocks "
-           "and threads (warps for tensor-core matmuls), fusing its producers";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<scf::SCFDialect, gpu::GPUDialect, tensor::TensorDialect,
-                    arith::ArithDialect, linalg::LinalgDialect>();
-  }
+/// photon-gpu-tile-and-fuse (Passes.td); options chips, tensor-cores, allow-tf32.
+struct GpuTileAndFusePass : public impl::PhotonGpuTileAndFuseBase<GpuTileAndFusePass> {
+  using Base::Base;
 
   void runOnOperation() override {
     func::FuncOp func = getOperation();
+    MmaTarget options;
+    options.tensorCores = tensorCores;
+    options.allowTf32 = allowTf32;
+    if (!chips.empty()) {
+      std::string text = llvm::join(chips, ","), error;
+      std::vector<std::string> parsed;
+      if (!parseChips(text, parsed, error)) {
+        func->emitError("photon-gpu-tile-and-fuse: chips: ") << error;
+        return signalPassFailure();
+      }
+      for (const std::string &chip : parsed)
+        options.minChip = std::min<unsigned>(options.minChip, std::stoi(chip.substr(3)));
+    }
     IRRewriter rewriter(func.getContext());
     // Aggregate ops (linalg.softmax) become generics that can be fused.
     SmallVector<linalg::AggregatedOpInterface> aggregates;
@@ -450,14 +463,8 @@ struct GpuTileAndFusePass
         }
     }
   }
-
-  GpuTargetOptions options;
 };
 
 } // namespace
-
-std::unique_ptr<Pass> createGpuTileAndFusePass(const GpuTargetOptions &options) {
-  return std::make_unique<GpuTileAndFusePass>(options);
-}
 
 } // namespace photon::cuda

@@ -28,6 +28,7 @@
 
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringRef.h"
 
 #include <memory>
 #include <string>
@@ -77,18 +78,20 @@ void buildGpuKernelPipeline(mlir::OpPassManager &pm, const GpuTargetOptions &opt
 /// code lowered to the LLVM dialect.
 void buildGpuLoweringPipeline(mlir::OpPassManager &pm, const GpuTargetOptions &options);
 
-std::unique_ptr<mlir::Pass> createGpuTileAndFusePass(const GpuTargetOptions &options);
-std::unique_ptr<mlir::Pass> createGpuMapToLaunchPass();
-std::unique_ptr<mlir::Pass> createGpuMmaSyncPass(const GpuTargetOptions &options);
-std::unique_ptr<mlir::Pass> createGpuMergeFatbinPass(const GpuTargetOptions &options);
-/// photon-gpu-host-loops-to-kernels: scf.for nests left on the host that read or write
-/// (device) buffers - kv_append's stores into the cache pool, the cached-attention loop -
-/// become gpu.launch (parallel loops on the grid / threads, see GpuHostLoops.cpp).
-std::unique_ptr<mlir::Pass> createGpuHostLoopsToKernelsPass();
+/// The root of the CUDA toolkit: `path` when given, else $CUDA_HOME, $CUDA_PATH,
+/// $CUDA_ROOT, then /usr/local/cuda.
+std::string toolkitRoot(llvm::StringRef path);
 
-/// Registers the passes above (photon-gpu-tile-and-fuse, photon-gpu-map-to-launch,
-/// photon-gpu-mma-sync, photon-gpu-merge-fatbin, photon-gpu-host-loops-to-kernels) and the pipelines
-/// `photon-gpu-kernels` and `photon-gpu-lowering` with options
+/// The passes of the GPU lowering, declared in include/photon/Target/Cuda/Passes.td (one
+/// file each in lib/Cuda): createPhotonGpuTileAndFuse(PhotonGpuTileAndFuseOptions),
+/// createPhotonGpuInsertDealloc(), createPhotonGpuMapToLaunch(), createPhotonGpuMmaSync(),
+/// createPhotonGpuHostLoopsToKernels(), createPhotonGpuMergeFatbin(
+/// PhotonGpuMergeFatbinOptions). The pipelines fill their options from GpuTargetOptions.
+#define GEN_PASS_DECL
+#include "photon/Target/Cuda/Passes.h.inc"
+
+/// Registers the passes above and the pipelines `photon-gpu-kernels` and
+/// `photon-gpu-lowering` with options
 /// chips=sm_80,sm_90 format=fatbin|bin|isa tensor-cores=1 allow-tf32=0 opt-level=3
 /// toolkit=<path>.
 void registerCudaPasses();
