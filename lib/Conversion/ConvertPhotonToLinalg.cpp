@@ -473,7 +473,8 @@ FailureOr<Value> lowerCachedAttention(CachedAttentionOp op, OpBuilder &b, bool f
   int64_t H = qt.getDimSize(2), hd = qt.getDimSize(3), Hkv = pt.getDimSize(4);
   if (ShapedType::isDynamic(H) || ShapedType::isDynamic(hd) || Hkv <= 0 || H % Hkv != 0)
     return op.emitOpError("expects static heads divisible by the cache's kv heads (")
-               << H << " vs " << Hkv << ")",
+               << (ShapedType::isDynamic(H) ? std::string("?") : std::to_string(H)) << " vs "
+               << Hkv << ")",
            failure();
   if (fused) {
     mlir::photon::PagedCache pc{c->pool, c->table, c->lens, c->blockSize};

@@ -1,8 +1,9 @@
 // Host-side loops over device buffers (what the compiler leaves outside linalg: kv_append's
 // stores into the cache pool, the cached-attention loop) become kernels.
-// RUN: photon-cuda-opt %s --photon-gpu-host-loops-to-kernels -split-input-file | FileCheck %s
+// The last two cases are the pass's diagnostics (expected-error).
+// RUN: photon-cuda-opt %s --photon-gpu-host-loops-to-kernels -split-input-file -verify-diagnostics | FileCheck %s
 // And the whole lowering accepts them (the loops end up in kernels, not host code).
-// RUN: photon-cuda-opt %s --photon-gpu-kernels -split-input-file | FileCheck %s --check-prefix=KERNELS
+// RUN: photon-cuda-opt %s --photon-gpu-kernels -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=KERNELS
 
 // kv_append: new K rows of [B, n, H=4, hd=8] into the pool at position lens[b] + t, block
 // table[b][pos / 16], slot pos % 16. Parallel: the pool is only written.
@@ -186,5 +187,40 @@ func.func @table_for_callee(%n: index) {
     memref.store %v, %t[%i] : memref<?xi32>
   }
   call @use_table(%t) : (memref<?xi32>) -> ()
+  return
+}
+
+// -----
+
+// A host loop over device buffers whose results the host needs cannot become a kernel.
+func.func @yields(%m: memref<?xf32>, %n: index) -> f32 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %z = arith.constant 0.0 : f32
+  // expected-error @below {{photon-gpu-host-loops-to-kernels: a host loop over device buffers that yields values to the host is not supported}}
+  %s = scf.for %i = %c0 to %n step %c1 iter_args(%acc = %z) -> (f32) {
+    %x = memref.load %m[%i] : memref<?xf32>
+    %y = arith.addf %acc, %x : f32
+    scf.yield %y : f32
+  }
+  return %s : f32
+}
+
+// -----
+
+// A host loop that both launches kernels and touches device buffers itself.
+func.func @launches(%m: memref<?xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %z = arith.constant 0.0 : f32
+  // expected-error @below {{photon-gpu-host-loops-to-kernels: a host loop that launches kernels and also touches device buffers is not supported}}
+  scf.for %i = %c0 to %n step %c1 {
+    memref.store %z, %m[%i] : memref<?xf32>
+    gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+               threads(%tx, %ty, %tz) in (%sx = %c1, %sy = %c1, %sz = %c1) {
+      memref.store %z, %m[%c0] : memref<?xf32>
+      gpu.terminator
+    }
+  }
   return
 }

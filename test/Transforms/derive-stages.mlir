@@ -1,5 +1,8 @@
-// RUN: photon-opt %s --photon-derive-stages | FileCheck %s
-// RUN: photon-opt %s --photon-derive-stages=block-size=4 | FileCheck %s --check-prefix=BS4
+// RUN: photon-opt %s --photon-derive-stages -split-input-file -verify-diagnostics | FileCheck %s
+// RUN: photon-opt %s --photon-derive-stages=block-size=4 -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=BS4
+// The cache type's own check (a block size of at least 1):
+// RUN: not photon-opt %s --photon-derive-stages=block-size=0 -split-input-file 2>&1 | FileCheck %s --check-prefix=BS0
+// BS0: error: cannot build the stack's cache type: {{.*}}block
 
 // The encoder stack's step: cache bound from (pool, table, lens), causal_attention replaced
 // by kv_append + cached_attention (layer = index of the attention), rope offsets = lens.
@@ -53,5 +56,86 @@ module attributes {photon.hierarchy = #photon.hierarchy<family = "vanilla", leve
     %w = "photon.weight"() {name = "lm_head"} : () -> tensor<64x32xf32>
     %l = "photon.lm_head"(%h, %w) : (tensor<?x?x32xf32>, tensor<64x32xf32>) -> tensor<?x?x64xf32>
     return %l : tensor<?x?x64xf32>
+  }
+}
+
+// -----
+
+// expected-error @below {{module has no `photon.hierarchy` attribute}}
+module {
+  func.func @forward(%tokens: tensor<?x?xi32>) -> tensor<?x?xi32> {
+    return %tokens : tensor<?x?xi32>
+  }
+}
+
+
+// -----
+
+// expected-error @below {{no @forward function: photon-derive-stages derives the stages from the teacher-forced forward graph}}
+module attributes {photon.hierarchy = #photon.hierarchy<family = "vanilla", levels = 0, chunk_sizes = [], prefix = 0, width = 32, vocab = 64>} {
+  func.func private @stack(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32> attributes {photon.role = "encoder", photon.level = 1 : i64} {
+    %a = "photon.causal_attention"(%q, %k, %k) {scale = 0.353553385 : f32} : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
+    return %a : tensor<?x?x4x8xf32>
+  }
+}
+
+// -----
+
+// expected-error @below {{no encoder stack (photon.role = "encoder"): nothing to derive}}
+module attributes {photon.hierarchy = #photon.hierarchy<family = "vanilla", levels = 0, chunk_sizes = [], prefix = 0, width = 32, vocab = 64>} {
+  func.func @forward(%tokens: tensor<?x?xi32>) -> tensor<?x?x64xf32> {
+    %l = tensor.empty() : tensor<2x3x64xf32>
+    %c = tensor.cast %l : tensor<2x3x64xf32> to tensor<?x?x64xf32>
+    return %c : tensor<?x?x64xf32>
+  }
+}
+
+// -----
+
+module attributes {photon.hierarchy = #photon.hierarchy<family = "vanilla", levels = 0, chunk_sizes = [], prefix = 0, width = 32, vocab = 64>} {
+  // expected-error @below {{stack has no photon.causal_attention: cannot derive its step}}
+  func.func private @stack(%x: tensor<?x?x32xf32>) -> tensor<?x?x32xf32> attributes {photon.role = "encoder", photon.level = 1 : i64} {
+    return %x : tensor<?x?x32xf32>
+  }
+  func.func @forward(%tokens: tensor<?x?xi32>) -> tensor<?x?x64xf32> {
+    %l = tensor.empty() : tensor<2x3x64xf32>
+    %c = tensor.cast %l : tensor<2x3x64xf32> to tensor<?x?x64xf32>
+    return %c : tensor<?x?x64xf32>
+  }
+}
+
+// -----
+
+// A PHOTON model of one level whose @forward has no photon.shift.
+module attributes {photon.hierarchy = #photon.hierarchy<family = "photon", levels = 1, chunk_sizes = [4], prefix = 1, width = 32, vocab = 64>} {
+  func.func private @stack(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32> attributes {photon.role = "encoder", photon.level = 1 : i64} {
+    %a = "photon.causal_attention"(%q, %k, %k) {scale = 0.353553385 : f32} : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
+    return %a : tensor<?x?x4x8xf32>
+  }
+  // expected-error @below {{expected one photon.shift per level (1) in @forward, found 0}}
+  func.func @forward(%tokens: tensor<?x?xi32>) -> tensor<?x?x64xf32> {
+    %l = tensor.empty() : tensor<2x3x64xf32>
+    %c = tensor.cast %l : tensor<2x3x64xf32> to tensor<?x?x64xf32>
+    return %c : tensor<?x?x64xf32>
+  }
+}
+
+// -----
+
+// A PHOTON model of one level whose @forward shifts but never calls its encoder stack.
+module attributes {photon.hierarchy = #photon.hierarchy<family = "photon", levels = 1, chunk_sizes = [4], prefix = 1, width = 32, vocab = 64>} {
+  func.func private @stack(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32> attributes {photon.role = "encoder", photon.level = 1 : i64} {
+    %a = "photon.causal_attention"(%q, %k, %k) {scale = 0.353553385 : f32} : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
+    return %a : tensor<?x?x4x8xf32>
+  }
+  // expected-error @below {{no call of the level-1 encoder stack in @forward}}
+  func.func @forward(%tokens: tensor<?x?xi32>) -> tensor<?x?x64xf32> {
+    %x = tensor.empty() : tensor<2x3x32xf32>
+    %xc = tensor.cast %x : tensor<2x3x32xf32> to tensor<?x?x32xf32>
+    %s = "photon.weight"() {name = "start"} : () -> tensor<32xf32>
+    %y = "photon.shift"(%xc, %s) : (tensor<?x?x32xf32>, tensor<32xf32>) -> tensor<?x?x32xf32>
+    %l = tensor.empty() : tensor<2x3x64xf32>
+    %c = tensor.cast %l : tensor<2x3x64xf32> to tensor<?x?x64xf32>
+    return %c : tensor<?x?x64xf32>
   }
 }

@@ -1,4 +1,8 @@
 // RUN: photon-opt %s --photon-matmul-kernels=rows=4 | FileCheck %s
+// Its one diagnostic: every size option must be positive (prefetch-rows may be 0).
+// RUN: not photon-opt %s --photon-matmul-kernels=lanes=0 2>&1 | FileCheck %s --check-prefix=SIZES
+// RUN: not photon-opt %s --photon-matmul-kernels=prefetch-rows=-1 2>&1 | FileCheck %s --check-prefix=SIZES
+// SIZES: error: photon-matmul-kernels: sizes must be positive
 // RUN: photon-opt %s --photon-matmul-kernels=parallel=true | FileCheck %s --check-prefix=PAR
 // RUN: photon-opt %s --photon-matmul-kernels="lanes=16 gemm-min-rows=0" | FileCheck %s --check-prefix=L16
 // RUN: photon-opt %s --photon-lower-to-llvm=openmp=true | FileCheck %s --check-prefix=OMP

@@ -1,4 +1,9 @@
 // RUN: photon-opt %s --photon-test-cache-plan -o /dev/null | FileCheck %s
+// The planner's diagnostics (shared with photon-derive-stages, see derive-stages.mlir):
+// RUN: echo 'module {}' | not photon-opt --photon-test-cache-plan 2>&1 | FileCheck %s --check-prefix=NOHIER
+// NOHIER: error: module has no `photon.hierarchy` attribute
+// RUN: echo 'module attributes {photon.hierarchy = #photon.hierarchy<family = "vanilla", levels = 0, chunk_sizes = [], prefix = 0, width = 32, vocab = 64>} {}' | not photon-opt --photon-test-cache-plan 2>&1 | FileCheck %s --check-prefix=NOSTACK
+// NOSTACK: error: no stack functions (photon.role = "encoder" / "decoder") in the module: cannot plan caches
 
 // A PHOTON model, L = 2, C = (4, 4), R = 2, D = 32: one encoder layer per level, Hkv = 2,
 // hd = 8, f32. Section 3 of photon-model.md: bytes per unit 2 * 1 * 2 * 8 * 4 = 128;
