@@ -614,7 +614,7 @@ public:
     note(qk, "attention scores: " + std::to_string(H) + " heads, " + std::to_string(KV) +
                  " kv heads, head_dim " + std::to_string(hd) + ", RoPE " + layout + " base " +
                  fmt(theta));
-    if (layer == 0) {
+    if (m().headDim == 0) {
       m().heads = H;
       m().kvHeads = KV;
       m().headDim = hd;
@@ -622,7 +622,9 @@ public:
       m().ropeLayout = layout;
     } else if (H != m().heads || KV != m().kvHeads || hd != m().headDim ||
                std::fabs(theta - m().ropeTheta) > 1e-3 * theta || layout != m().ropeLayout) {
-      return fail(qk, "layer " + std::to_string(layer) + " has other heads / head_dim / RoPE than layer 0");
+      return fail(qk, "this attention has other heads / head_dim / RoPE than the first one "
+                      "recognized (" + std::to_string(m().heads) + " heads, head_dim " +
+                      std::to_string(m().headDim) + ")");
     }
     lin.push_back(q);
     lin.push_back(kk);
@@ -631,6 +633,140 @@ public:
   }
 
   std::vector<Linear> lin; // of the current layer, in recognition order
+
+  struct Layer {
+    Norm n1, n2;
+    std::vector<Linear> lin; // o, q, k, v, down, gate, up
+  };
+  int attnCount = 0;
+
+  /// Is r the output of a transformer block (a residual Add whose other side is a MatMul of
+  /// a product, the MLP's down projection)?
+  bool isBlockOutput(const std::string &r) {
+    const Node *p = prod(r);
+    if (!p || p->op_type() != "Add") return false;
+    for (int s = 0; s < 2; ++s) {
+      const Node *mm = prod(skip(in(p, s)));
+      if (!mm || (mm->op_type() != "MatMul" && mm->op_type() != "Gemm")) continue;
+      const Node *mul = prod(skip(in(mm, 0)));
+      if (mul && mul->op_type() == "Mul") return true;
+    }
+    return false;
+  }
+
+  /// One pre-norm LLaMA block whose output is r; xprev is its input.
+  bool block(const std::string &r, Layer &L, std::string &xprev) {
+    const Node *p = prod(r);
+    lin.clear();
+    // MLP residual: r = h + down(silu(gate(n2)) * up(n2)).
+    int side = -1;
+    for (int s = 0; s < 2 && side < 0; ++s) {
+      const Node *mm = prod(skip(in(p, s)));
+      if (!mm || (mm->op_type() != "MatMul" && mm->op_type() != "Gemm")) continue;
+      const Node *mul = prod(skip(in(mm, 0)));
+      if (mul && mul->op_type() == "Mul") side = s;
+    }
+    if (side < 0) return fail(p, "a residual Add without an MLP branch (MatMul of a product)");
+    claimed.insert(p);
+    std::string h = skip(in(p, 1 - side));
+    Linear down, gate, up;
+    if (!linear(in(p, side), down, "MLP down")) return false;
+    const Node *mul = prod(skip(down.x));
+    claimed.insert(mul);
+    // One factor is SiLU(gate) = gate * Sigmoid(gate).
+    std::string gv, uv;
+    for (int s = 0; s < 2 && gv.empty(); ++s) {
+      const Node *si = prod(skip(in(mul, s)));
+      if (!si || si->op_type() != "Mul") continue;
+      for (int t = 0; t < 2; ++t) {
+        const Node *sg = prod(skip(in(si, t)));
+        if (sg && sg->op_type() == "Sigmoid" && skip(in(sg, 0)) == skip(in(si, 1 - t))) {
+          gv = in(si, 1 - t);
+          uv = in(mul, 1 - s);
+          claimed.insert({si, sg});
+        }
+      }
+    }
+    if (gv.empty())
+      return fail(mul, "the MLP is not SwiGLU: expected down(silu(gate(x)) * up(x)) with silu "
+                       "as x * Sigmoid(x) (GELU MLPs are not in the decoder-only form)");
+    note(mul, "SwiGLU product");
+    if (!linear(gv, gate, "MLP gate") || !linear(uv, up, "MLP up")) return false;
+    if (skip(gate.x) != skip(up.x)) return fail(up.mm, "the MLP gate and up read different values");
+    if (!rmsNorm(gate.x, L.n2, "MLP")) return false;
+    if (skip(L.n2.x) != h) return fail(p, "the MLP norm does not read the residual stream");
+    // Attention residual: h = x + o(attention(n1)).
+    const Node *pa = prod(h);
+    if (!pa || pa->op_type() != "Add") return fail(pa, "expected the attention residual Add");
+    claimed.insert(pa);
+    int as = -1;
+    for (int s = 0; s < 2 && as < 0; ++s) {
+      const Node *mm = prod(skip(in(pa, s)));
+      if (mm && (mm->op_type() == "MatMul" || mm->op_type() == "Gemm") &&
+          (isFloatInit(in(mm, 1)) || (prod(in(mm, 1)) && prod(in(mm, 1))->op_type() == "Transpose")))
+        as = s;
+    }
+    if (as < 0) return fail(pa, "an attention residual Add without an output projection");
+    xprev = skip(in(pa, 1 - as));
+    // n1: the norm the q projection reads; found from the attention.
+    // First recognize the norm of xprev that feeds q/k/v.
+    // n1: the RMSNorm of xprev that the attention reads (a gain Mul a few steps after it).
+    std::string n1;
+    {
+      std::vector<std::pair<std::string, int>> work{{xprev, 0}};
+      std::set<const Node *> seen;
+      while (!work.empty() && n1.empty()) {
+        auto [v, d] = work.back();
+        work.pop_back();
+        for (const Node *c : cons(v)) {
+          if (!seen.insert(c).second || c == pa) continue;
+          for (const auto &o : c->output()) {
+            Norm t;
+            std::string saveWhy = why;
+            if (c->op_type() == "Mul" && rmsNormQuiet(o, t) && skip(t.x) == xprev) n1 = o;
+            why = saveWhy;
+            if (d < 4 && n1.empty()) work.push_back({o, d + 1});
+          }
+        }
+      }
+    }
+    if (n1.empty()) return fail(pa, "no RMSNorm of the residual stream feeds the attention");
+    if (!rmsNorm(n1, L.n1, "attention")) return false;
+    if (!attention(in(pa, as), n1, attnCount++)) return false;
+    L.lin = lin;
+    L.lin.push_back(down);
+    L.lin.push_back(gate);
+    L.lin.push_back(up);
+    L.lin = lin;
+    L.lin.push_back(down);
+    L.lin.push_back(gate);
+    L.lin.push_back(up);
+    return true;
+  }
+
+  struct Stack {
+    std::string input, output;
+    Norm fn;
+    std::vector<Layer> layers; // bottom-up
+  };
+  /// A stack of blocks ending in its final RMSNorm y; its input is the first value that is
+  /// not a block output.
+  bool stackAt(const std::string &y, Stack &S, const char *what) {
+    if (!rmsNorm(y, S.fn, what)) return false;
+    std::string r = skip(S.fn.x);
+    while (isBlockOutput(r)) {
+      Layer L;
+      std::string xprev;
+      if (!block(r, L, xprev)) return false;
+      S.layers.push_back(L);
+      r = xprev;
+    }
+    if (S.layers.empty()) return fail(prod(r), std::string("no transformer block before the ") + what + " norm");
+    std::reverse(S.layers.begin(), S.layers.end());
+    S.input = r;
+    S.output = skip(y);
+    return true;
+  }
 
   bool run(RecognizedModel &out) {
     model = &out;
@@ -679,112 +815,18 @@ public:
     }
     Linear head;
     if (!linear(out.logitsOutput, head, "LM head")) return false;
-    Norm fn;
-    if (!rmsNorm(head.x, fn, "final")) return false;
     out.width = head.in;
     out.vocab = head.out;
-    out.normEps = fn.eps;
     // Residual stream, from the top.
-    struct Layer {
-      Norm n1, n2;
-      std::vector<Linear> lin; // o, q, k, v, down, gate, up
-    };
-    std::vector<Layer> layers;
-    std::string r = skip(fn.x);
+    Stack st0;
+    if (!stackAt(head.x, st0, "final")) return false;
+    std::vector<Layer> &layers = st0.layers;
+    Norm &fn = st0.fn;
+    out.normEps = fn.eps;
     const Node *emb = nullptr;
-    for (int guard = 0; guard < 4096; ++guard) {
-      const Node *p = prod(r);
-      if (p && p->op_type() == "Gather" && skip(in(p, 1)) == out.tokensInput &&
-          isFloatInit(in(p, 0))) {
-        emb = p;
-        break;
-      }
-      if (!p || p->op_type() != "Add")
-        return fail(p, "expected a residual Add (or the embedding Gather of the tokens)");
-      Layer L;
-      lin.clear();
-      // MLP residual: r = h + down(silu(gate(n2)) * up(n2)).
-      int side = -1;
-      for (int s = 0; s < 2 && side < 0; ++s) {
-        const Node *mm = prod(skip(in(p, s)));
-        if (!mm || (mm->op_type() != "MatMul" && mm->op_type() != "Gemm")) continue;
-        const Node *mul = prod(skip(in(mm, 0)));
-        if (mul && mul->op_type() == "Mul") side = s;
-      }
-      if (side < 0) return fail(p, "a residual Add without an MLP branch (MatMul of a product)");
-      claimed.insert(p);
-      std::string h = skip(in(p, 1 - side));
-      Linear down, gate, up;
-      if (!linear(in(p, side), down, "MLP down")) return false;
-      const Node *mul = prod(skip(down.x));
-      claimed.insert(mul);
-      // One factor is SiLU(gate) = gate * Sigmoid(gate).
-      std::string gv, uv;
-      for (int s = 0; s < 2 && gv.empty(); ++s) {
-        const Node *si = prod(skip(in(mul, s)));
-        if (!si || si->op_type() != "Mul") continue;
-        for (int t = 0; t < 2; ++t) {
-          const Node *sg = prod(skip(in(si, t)));
-          if (sg && sg->op_type() == "Sigmoid" && skip(in(sg, 0)) == skip(in(si, 1 - t))) {
-            gv = in(si, 1 - t);
-            uv = in(mul, 1 - s);
-            claimed.insert({si, sg});
-          }
-        }
-      }
-      if (gv.empty())
-        return fail(mul, "the MLP is not SwiGLU: expected down(silu(gate(x)) * up(x)) with silu "
-                         "as x * Sigmoid(x) (GELU MLPs are not in the decoder-only form)");
-      note(mul, "SwiGLU product");
-      if (!linear(gv, gate, "MLP gate") || !linear(uv, up, "MLP up")) return false;
-      if (skip(gate.x) != skip(up.x)) return fail(up.mm, "the MLP gate and up read different values");
-      if (!rmsNorm(gate.x, L.n2, "MLP")) return false;
-      if (skip(L.n2.x) != h) return fail(p, "the MLP norm does not read the residual stream");
-      // Attention residual: h = x + o(attention(n1)).
-      const Node *pa = prod(h);
-      if (!pa || pa->op_type() != "Add") return fail(pa, "expected the attention residual Add");
-      claimed.insert(pa);
-      int as = -1;
-      for (int s = 0; s < 2 && as < 0; ++s) {
-        const Node *mm = prod(skip(in(pa, s)));
-        if (mm && (mm->op_type() == "MatMul" || mm->op_type() == "Gemm") &&
-            (isFloatInit(in(mm, 1)) || (prod(in(mm, 1)) && prod(in(mm, 1))->op_type() == "Transpose")))
-          as = s;
-      }
-      if (as < 0) return fail(pa, "an attention residual Add without an output projection");
-      std::string xprev = skip(in(pa, 1 - as));
-      // n1: the norm the q projection reads; found from the attention.
-      // First recognize the norm of xprev that feeds q/k/v.
-      // n1: the RMSNorm of xprev that the attention reads (a gain Mul a few steps after it).
-      std::string n1;
-      {
-        std::vector<std::pair<std::string, int>> work{{xprev, 0}};
-        std::set<const Node *> seen;
-        while (!work.empty() && n1.empty()) {
-          auto [v, d] = work.back();
-          work.pop_back();
-          for (const Node *c : cons(v)) {
-            if (!seen.insert(c).second || c == pa) continue;
-            for (const auto &o : c->output()) {
-              Norm t;
-              std::string saveWhy = why;
-              if (c->op_type() == "Mul" && rmsNormQuiet(o, t) && skip(t.x) == xprev) n1 = o;
-              why = saveWhy;
-              if (d < 4 && n1.empty()) work.push_back({o, d + 1});
-            }
-          }
-        }
-      }
-      if (n1.empty()) return fail(pa, "no RMSNorm of the residual stream feeds the attention");
-      if (!rmsNorm(n1, L.n1, "attention")) return false;
-      if (!attention(in(pa, as), n1, (int)layers.size())) return false;
-      L.lin = lin;
-      L.lin.push_back(down);
-      L.lin.push_back(gate);
-      L.lin.push_back(up);
-      layers.push_back(L);
-      r = xprev;
-    }
+    if (const Node *p = prod(st0.input); p && p->op_type() == "Gather" &&
+        skip(in(p, 1)) == out.tokensInput && isFloatInit(in(p, 0)))
+      emb = p;
     if (!emb) return fail(nullptr, "the residual stream does not start at an embedding Gather");
     claimed.insert(emb);
     auto ed = dims(in(emb, 0));
@@ -792,7 +834,6 @@ public:
       return fail(emb, "the embedding table is not [vocab, width]");
     note(emb, "token embedding '" + in(emb, 0) + "'");
     if (layers.empty()) return fail(nullptr, "no transformer block found");
-    std::reverse(layers.begin(), layers.end());
     // Other outputs: only the present caches (the past appended with the new keys/values),
     // which the runtime's paged cache replaces.
     for (const auto &o : g.output()) {
