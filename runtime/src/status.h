@@ -1,5 +1,7 @@
 // Internal status type of libphoton: a code from photon.h plus a message that says what
-// went wrong and what to do. The runtime does not use exceptions.
+// went wrong and what to do. The runtime reports errors through Status, not exceptions;
+// what the standard library or nlohmann-json may throw is caught in jsonio.cpp and, for
+// everything else, at the C API boundary (capi.cpp).
 #ifndef PHOTON_RUNTIME_STATUS_H
 #define PHOTON_RUNTIME_STATUS_H
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cstring>
 #include <map>
 #include <unistd.h>
 
@@ -75,4 +76,54 @@ TEST(PublicApi, GenerateThroughTheSharedLibrary) {
   photon_engine *oe = nullptr;
   EXPECT_EQ(photon_engine_create(model.get(), &old, &oe), PHOTON_OK) << photon_last_error();
   photon_engine_free(oe);
+}
+
+// Lifetimes and struct_size (photon.h, "Handles" and "Conventions"): an engine keeps its
+// model loaded, so the model handle may be freed first; every option field is read only
+// when struct_size covers it; the version comes from the build.
+TEST(PublicApi, EngineOutlivesModelAndShortStructsGetDefaults) {
+  std::string dir = ::testing::TempDir() + "photon-capi-life-" + std::to_string(getpid());
+  std::string err;
+  ASSERT_TRUE(photon_test::writeArtifact(dir, {}, err)) << err;
+  EXPECT_STRNE(photon_version(), "");
+  photon_model *m = nullptr;
+  ASSERT_EQ(photon_model_load(dir.c_str(), nullptr, &m), PHOTON_OK) << photon_last_error();
+  int32_t ids[64];
+  size_t n = 0;
+  ASSERT_EQ(photon_tokenize(m, "lifetime", 8, ids, 64, &n), PHOTON_OK);
+  photon_engine *e = nullptr;
+  ASSERT_EQ(photon_engine_create(m, nullptr, &e), PHOTON_OK) << photon_last_error();
+  photon_model_free(m); // the engine still holds the model
+
+  // A sampling struct from a caller that knows only `temperature`: max_tokens keeps its
+  // default (128) even though the (garbage) field behind struct_size says 5.
+  photon_sampling s;
+  photon_sampling_defaults(&s);
+  s.max_tokens = 5;
+  s.n_stop = -7; // would be refused if read
+  s.struct_size = offsetof(photon_sampling, top_k);
+  photon_request_id id = 0;
+  ASSERT_EQ(photon_engine_submit(e, ids, n, &s, &id), PHOTON_OK) << photon_last_error();
+  size_t total = 0;
+  auto cb = [](void *user, photon_request_id, const int32_t *, size_t k, photon_finish) {
+    *static_cast<size_t *>(user) += k;
+    return 0;
+  };
+  ASSERT_EQ(photon_engine_run(e, cb, &total), PHOTON_OK) << photon_last_error();
+  EXPECT_EQ(total, 128u);
+
+  // An info struct from an older caller is written only up to its struct_size.
+  struct {
+    photon_engine_stats st;
+    unsigned char guard[8];
+  } small;
+  std::memset(&small, 0xAB, sizeof small);
+  small.st.struct_size = offsetof(photon_engine_stats, decode_tokens);
+  ASSERT_EQ(photon_engine_get_stats(e, &small.st), PHOTON_OK);
+  EXPECT_EQ(small.st.prefill_tokens, n);
+  const unsigned char *tail = reinterpret_cast<const unsigned char *>(&small.st) +
+                              offsetof(photon_engine_stats, decode_tokens);
+  EXPECT_EQ(tail[0], 0xAB); // not written past struct_size
+  photon_engine_free(e);    // unloads the model
+  photon_test::removeTree(dir);
 }
