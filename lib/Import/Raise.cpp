@@ -462,8 +462,8 @@ std::optional<LogicalResult> Raiser::raise(const onnx::NodeProto &n, const onnx:
     if (failed(w)) return failure();
     ++stackCount;
     std::string name = stackName(*w, "enc" + std::to_string(stackCount));
-    int64_t level = 1;
-    if (name.size() > 3 && StringRef(name).starts_with("enc"))
+    int64_t level = attrI("level", 1); // recognized structures say it; exports name it
+    if (attrI("level") < 1 && name.size() > 3 && StringRef(name).starts_with("enc"))
       StringRef(name).drop_front(3).getAsInteger(10, level);
     auto f = buildStack(b, name, "encoder", level, *s, *w, 0, 0);
     if (failed(f)) return failure();
@@ -498,8 +498,8 @@ std::optional<LogicalResult> Raiser::raise(const onnx::NodeProto &n, const onnx:
     auto w = stackWeights(ins, first, *s);
     if (failed(w)) return failure();
     std::string name = stackName(*w, tok ? "dec1" : "dec");
-    int64_t level = tok ? 1 : 2;
-    if (name.size() > 3 && StringRef(name).starts_with("dec"))
+    int64_t level = attrI("level", tok ? 1 : 2);
+    if (attrI("level") < 1 && name.size() > 3 && StringRef(name).starts_with("dec"))
       StringRef(name).drop_front(3).getAsInteger(10, level);
     auto f = buildStack(b, name, "decoder", level, *s, *w, R, chunk);
     if (failed(f)) return failure();
@@ -1287,16 +1287,19 @@ LogicalResult Raiser::prepareRecognized() {
   RecognizedModel &r = recognized;
   if (ex) {
     *ex << "photon-import: '" << gi.model().path() << "': recognized from the graph (no "
-        << "photon.* metadata): " << r.family << " (decoder-only), " << r.layers
-        << " layers, width " << r.width << ", vocab " << r.vocab << ", " << r.heads
-        << " heads, " << r.kvHeads << " kv heads, head_dim " << r.headDim << ", ffn " << r.ffn
+        << "photon.* metadata): " << r.family;
+    if (r.levels == 0) *ex << " (decoder-only), " << r.layers << " layers";
+    *ex << ", width " << r.width << ", vocab " << r.vocab << ", " << r.heads
+        << " heads, " << r.kvHeads << " kv heads, head_dim " << r.headDim
+        << (r.levels == 0 ? ", ffn " + std::to_string(r.ffn) : std::string())
         << ", RMSNorm eps " << r.normEps << ", RoPE " << r.ropeLayout << " base "
         << r.ropeTheta << "; tokens '" << r.tokensInput << "', logits '" << r.logitsOutput
         << "'\n";
     for (const DerivedWeight &d : r.derived)
       *ex << "  weight '" << d.name << "' = '" << d.source << "'"
           << (d.transpose ? " transposed to [out, in]" : "")
-          << (d.interleavedHeadDim ? " with q/k rows in rotate-half order" : "") << "\n";
+          << (d.interleavedHeadDim ? " with q/k rows in rotate-half order" : "")
+          << (d.flatten ? " as a 1-D vector" : "") << "\n";
     for (const std::string &e : r.explain) *ex << "  " << e << "\n";
   }
   cfg.family = r.family;
@@ -1308,7 +1311,10 @@ LogicalResult Raiser::prepareRecognized() {
   cfg.ffn = r.ffn;
   cfg.ropeTheta = r.ropeTheta;
   cfg.normEps = r.normEps;
-  cfg.levels = 0;
+  cfg.levels = r.levels;
+  cfg.chunkSizes = r.chunkSizes;
+  cfg.prefix = r.prefix;
+  cfg.level1Shift = r.level1Shift;
   // Weights in the raising's layout ([out, in]; rotate-half RoPE rows).
   for (const DerivedWeight &d : r.derived) {
     const onnx::TensorProto *src = nullptr;
@@ -1316,6 +1322,14 @@ LogicalResult Raiser::prepareRecognized() {
       if (t.name() == d.source) src = &t;
     TensorBytes tb;
     std::string err;
+    if (src && d.flatten && gi.model().tensorBytes(*src, tb, err)) {
+      onnx::TensorProto &t = gi.extraInitializers[d.name];
+      t.set_name(d.name);
+      t.set_data_type(onnx::TensorProto::FLOAT);
+      t.add_dims(static_cast<int64_t>(tb.size() / 4));
+      t.set_raw_data(std::string(reinterpret_cast<const char *>(tb.data()), tb.size()));
+      continue;
+    }
     if (!src || !gi.model().tensorBytes(*src, tb, err) || src->dims_size() != 2)
       return emitError(FileLineColLoc::get(&gi.context(), gi.model().path(), 0, 0))
              << "cannot read weight '" << d.source << "': " << err, failure();

@@ -42,12 +42,16 @@ struct DerivedWeight {
   std::string name, source;
   bool transpose = false;
   int64_t interleavedHeadDim = 0; // > 0: permute rows within each head of this size
+  bool flatten = false;           // the same values as a 1-D tensor (a [1, 1, D] start latent)
 };
 
 struct RecognizedModel {
-  std::string family; // "vanilla"
+  std::string family; // "vanilla", "block" (L = 1) or "photon"
   int64_t vocab = 0, width = 0, layers = 0, heads = 0, kvHeads = 0, headDim = 0, ffn = 0;
   double ropeTheta = 0, normEps = 0;
+  int64_t levels = 0, prefix = 0; // hierarchical models: L and the converter length R
+  std::vector<int64_t> chunkSizes;
+  bool level1Shift = true;
   std::string ropeLayout; // "rotate-half" or "interleaved"
   std::string tokensInput, logitsOutput;
   std::vector<PlainCall> calls;
@@ -59,7 +63,7 @@ struct RecognizedModel {
   std::vector<std::string> explain;
 };
 
-/// Recognizes a decoder-only model in `g`. On failure, `why` says what was not recognized
+/// Recognizes a decoder-only or a hierarchical (PHOTON / Block) model in `g`. On failure, `why` says what was not recognized
 /// and where (node names), in one paragraph.
 bool recognizeDecoderOnly(const onnx::GraphProto &g, RecognizedModel &out, std::string &why);
 
