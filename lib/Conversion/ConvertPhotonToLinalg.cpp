@@ -1,7 +1,12 @@
 //===- ConvertPhotonToLinalg.cpp - photon ops to linalg/tensor/scf -------===//
 //
 // Lowers the photon ops of docs/ir-contract.md to upstream dialects on tensors, reading
-// each op through its generated accessors. See Passes.td for the op-by-op description.
+// each op through its generated accessors and adaptor. See Passes.td for the op-by-op
+// description. Structure (as mlir/examples/toy/Ch7's LowerToAffineLoops.cpp): the
+// `Lowering` builders below emit the upstream IR; one OpConversionPattern per photon op
+// calls them on the adaptor's (converted) operands; the pass adds the weights blob
+// argument, then runs a partial conversion with the photon dialect illegal and
+// PhotonTypeConverter for the photon types.
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,6 +20,8 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "mlir/Transforms/DialectConversion.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/MemoryBuffer.h"
 
@@ -382,13 +389,19 @@ struct CacheOperands {
   int64_t blockSize = 0;
 };
 
-FailureOr<CacheOperands> getCache(Operation *user, Value cache) {
+/// The pool, table and lens that `cache` was bound to. The cache_bind itself is erased by
+/// its pattern (it comes first in the block); this reads the original op, whose operands
+/// are remapped through `rewriter` to their converted values.
+FailureOr<CacheOperands> getCache(Operation *user, Value cache,
+                                  ConversionPatternRewriter &rewriter) {
   auto bind = cache.getDefiningOp<CacheBindOp>();
   if (!bind)
     return user->emitOpError("expects its cache operand to come from photon.cache_bind "
                              "(pool, table, lens); bind the cache in the same function"),
            failure();
-  CacheOperands c{bind.getPool(), bind.getTable(), bind.getLens()};
+  CacheOperands c{rewriter.getRemappedValue(bind.getPool()),
+                  rewriter.getRemappedValue(bind.getTable()),
+                  rewriter.getRemappedValue(bind.getLens())};
   auto pt = dyn_cast<MemRefType>(c.pool.getType());
   if (!pt || pt.getRank() != 6 || ShapedType::isDynamic(pt.getDimSize(3)))
     return user->emitOpError("expects the cache pool to be a memref "
@@ -427,12 +440,12 @@ Value loadIndex(OpBuilder &b, Location loc, Value m, ValueRange idx) {
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
 }
 
-LogicalResult lowerKvAppend(KvAppendOp op, OpBuilder &b, bool fused) {
+/// kv_append of the (converted) `k` and `v` into the cache `c`.
+LogicalResult lowerKvAppend(KvAppendOp op, Value k, Value v, FailureOr<CacheOperands> c,
+                            OpBuilder &b, bool fused) {
   Location loc = op.getLoc();
-  auto c = getCache(op, op.getCache());
   if (failed(c)) return failure();
   int64_t layerIndex = op.getLayer();
-  Value k = op.getK(), v = op.getV();
   if (fused) {
     mlir::photon::PagedCache pc{c->pool, c->table, c->lens, c->blockSize};
     if (succeeded(mlir::photon::emitVectorKvAppend(b, loc, pc, k, v, layerIndex)))
@@ -460,14 +473,13 @@ LogicalResult lowerKvAppend(KvAppendOp op, OpBuilder &b, bool fused) {
 /// Streaming (online-softmax) attention of q [B, n, H, hd] over cache positions
 /// 0 .. lens[b] + t: the fused kernel of AttentionKernels.cpp when `fused` (and the shapes
 /// allow it), else one scalar loop nest per query row and head.
-FailureOr<Value> lowerCachedAttention(CachedAttentionOp op, OpBuilder &b, bool fused,
+FailureOr<Value> lowerCachedAttention(CachedAttentionOp op, Value q,
+                                      FailureOr<CacheOperands> c, OpBuilder &b, bool fused,
                                       int64_t parallelMinKeys) {
   Location loc = op.getLoc();
-  auto c = getCache(op, op.getCache());
   if (failed(c)) return failure();
   int64_t layerIndex = op.getLayer();
   double scaleValue = op.getScaleAttr().getValueAsDouble();
-  Value q = op.getQ();
   auto qt = cast<RankedTensorType>(q.getType());
   auto pt = cast<MemRefType>(c->pool.getType());
   int64_t H = qt.getDimSize(2), hd = qt.getDimSize(3), Hkv = pt.getDimSize(4);
@@ -555,27 +567,320 @@ FailureOr<Value> lowerCachedAttention(CachedAttentionOp op, OpBuilder &b, bool f
 }
 
 //===----------------------------------------------------------------------===//
-// The pass
+// Types: the photon types' lowering
 //===----------------------------------------------------------------------===//
 
-Type stripEncoding(Type t) {
-  if (auto r = dyn_cast<RankedTensorType>(t))
-    if (r.getEncoding()) return RankedTensorType::get(r.getShape(), r.getElementType());
-  return t;
+/// The photon dialect's types after lowering: tensors lose their `#photon.stream`
+/// encoding (any encoding: upstream ops take plain tensors); every other type, the
+/// weights blob memref and `!photon.kv_cache` included, is kept. A cache handle has no
+/// value of its own after lowering: `photon.cache_bind` is erased and `kv_append` /
+/// `cached_attention` read the pool, table and lens it was bound to.
+struct PhotonTypeConverter : TypeConverter {
+  PhotonTypeConverter() {
+    addConversion([](Type t) { return t; });
+    addConversion([](RankedTensorType t) -> Type {
+      if (!t.getEncoding()) return t;
+      return RankedTensorType::get(t.getShape(), t.getElementType());
+    });
+  }
+
+  /// No encoded tensor among the op's operands, results and block arguments (a
+  /// function's signature included).
+  bool isLegalOp(Operation *op) const {
+    if (auto f = dyn_cast<FunctionOpInterface>(op))
+      if (!isLegal(f.getArgumentTypes()) || !isLegal(f.getResultTypes())) return false;
+    if (!isLegal(op)) return false;
+    for (Region &r : op->getRegions())
+      if (!isLegal(&r)) return false;
+    return true;
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Patterns: one per photon op
+//===----------------------------------------------------------------------===//
+
+/// What the patterns share with the pass: its options and the weights blob's index.
+struct LoweringContext {
+  bool fusedAttention = true;
+  int64_t parallelDecodeMinKeys = 0;
+  bool haveWeightsFile = false;
+  llvm::StringMap<::photon::weights::TensorInfo> index;
+  /// Set when a pattern has reported why its op cannot be lowered (the conversion then
+  /// fails; the driver's generic "failed to legalize" adds nothing).
+  bool reported = false;
+};
+
+template <typename OpT>
+struct PhotonOpLowering : OpConversionPattern<OpT> {
+  using Adaptor = typename OpConversionPattern<OpT>::OpAdaptor;
+  PhotonOpLowering(const TypeConverter &tc, MLIRContext *ctx, LoweringContext &lc)
+      : OpConversionPattern<OpT>(tc, ctx), lc(lc) {}
+
+  /// The converted type of result `i`.
+  RankedTensorType resultType(OpT op, unsigned i = 0) const {
+    return cast<RankedTensorType>(this->getTypeConverter()->convertType(op->getResult(i).getType()));
+  }
+  /// Replaces the op's result by `r` (cast to the converted result type when the lowering
+  /// computed a more static one).
+  LogicalResult replace(OpT op, Value r, ConversionPatternRewriter &rewriter) const {
+    Type want = resultType(op);
+    if (r.getType() != want) r = tensor::CastOp::create(rewriter, op.getLoc(), want, r);
+    rewriter.replaceOp(op, r);
+    return success();
+  }
+  /// The op cannot be lowered; the diagnostic has been emitted.
+  LogicalResult reported() const {
+    lc.reported = true;
+    return failure();
+  }
+
+  LoweringContext &lc;
+};
+
+#define PHOTON_LOWERING(OpT)                                                               \
+  struct OpT##Lowering : PhotonOpLowering<OpT> {                                           \
+    using PhotonOpLowering<OpT>::PhotonOpLowering;                                         \
+    LogicalResult matchAndRewrite(OpT op, OpAdaptor a,                                     \
+                                  ConversionPatternRewriter &rewriter) const override;     \
+  };
+PHOTON_LOWERING(WeightOp)
+PHOTON_LOWERING(EmbeddingOp)
+PHOTON_LOWERING(RMSNormOp)
+PHOTON_LOWERING(LinearOp)
+PHOTON_LOWERING(LMHeadOp)
+PHOTON_LOWERING(RoPEOp)
+PHOTON_LOWERING(CausalAttentionOp)
+PHOTON_LOWERING(BoundedAttentionOp)
+PHOTON_LOWERING(SwiGLUOp)
+PHOTON_LOWERING(ChunkOp)
+PHOTON_LOWERING(ChunkCompressOp)
+PHOTON_LOWERING(ExpandOp)
+PHOTON_LOWERING(ShiftOp)
+PHOTON_LOWERING(CacheBindOp)
+PHOTON_LOWERING(KvAppendOp)
+PHOTON_LOWERING(CachedAttentionOp)
+#undef PHOTON_LOWERING
+
+/// `photon.weight` -> memref.view of the blob (the function's argument 0) at the tensor's
+/// byte offset, as a read-only tensor.
+LogicalResult WeightOpLowering::matchAndRewrite(WeightOp op, OpAdaptor,
+                                                ConversionPatternRewriter &rewriter) const {
+  StringRef name = op.getName();
+  RankedTensorType rt = resultType(op);
+  if (!rt.hasStaticShape())
+    return op.emitOpError("must produce a statically shaped tensor"), reported();
+  int64_t offset = -1;
+  if (std::optional<uint64_t> off = op.getOffset()) offset = static_cast<int64_t>(*off);
+  auto it = lc.index.find(name);
+  if (it != lc.index.end()) {
+    const auto &info = it->second;
+    if (info.shape != std::vector<int64_t>(rt.getShape().begin(), rt.getShape().end()))
+      return op.emitOpError("weight '") << name << "' has another shape in the weights blob ("
+                                         << info.shape.size() << "-d) than in the IR (" << rt
+                                         << "); re-import the model",
+             reported();
+    offset = static_cast<int64_t>(info.offset);
+  } else if (offset < 0) {
+    return op.emitOpError("weight '")
+               << name << "' is not in the weights blob"
+               << (lc.haveWeightsFile ? "" : " (no weights file given: pass --weights)") << "",
+           reported();
+  }
+  auto f = op->getParentOfType<func::FuncOp>();
+  Value blob = rewriter.getRemappedValue(f.getArgument(0));
+  Location loc = op.getLoc();
+  Value off = arith::ConstantIndexOp::create(rewriter, loc, offset);
+  auto mt = MemRefType::get(rt.getShape(), rt.getElementType());
+  Value view = memref::ViewOp::create(rewriter, loc, mt, blob, off, ValueRange{});
+  return replace(op,
+                 bufferization::ToTensorOp::create(rewriter, loc, rt, view, /*restrict=*/true,
+                                                   /*writable=*/false),
+                 rewriter);
 }
+
+LogicalResult EmbeddingOpLowering::matchAndRewrite(EmbeddingOp op, OpAdaptor a,
+                                                   ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.embedding(a.getTable(), a.getIds(), resultType(op)), rewriter);
+}
+
+LogicalResult RMSNormOpLowering::matchAndRewrite(RMSNormOp op, OpAdaptor a,
+                                                 ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.rmsNorm(a.getX(), a.getW(), op.getEpsAttr().getValueAsDouble(),
+                               resultType(op)),
+                 rewriter);
+}
+
+LogicalResult LinearOpLowering::matchAndRewrite(LinearOp op, OpAdaptor a,
+                                                ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.linear(a.getX(), a.getW(), a.getB(), resultType(op)), rewriter);
+}
+
+LogicalResult LMHeadOpLowering::matchAndRewrite(LMHeadOp op, OpAdaptor a,
+                                                ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.linear(a.getX(), a.getW(), Value(), resultType(op)), rewriter);
+}
+
+LogicalResult RoPEOpLowering::matchAndRewrite(RoPEOp op, OpAdaptor a,
+                                              ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.rope(a.getX(), a.getOffsets(), op.getThetaAttr().getValueAsDouble()),
+                 rewriter);
+}
+
+/// Causal and bounded attention (a bounded attention's windows are its batch rows) lower
+/// the same way: the fused kernel when enabled and the shapes allow it, else the
+/// score / masked-softmax / value generics.
+template <typename AttnOp, typename AdaptorT>
+Value lowerAttention(AttnOp op, AdaptorT a, RankedTensorType resultType, OpBuilder &b,
+                     bool fusedAttention) {
+  Location loc = op.getLoc();
+  double scale = op.getScaleAttr().getValueAsDouble();
+  FailureOr<Value> fused = failure();
+  if (fusedAttention)
+    fused = mlir::photon::emitFusedCausalAttention(b, loc, a.getQ(), a.getK(), a.getV(), scale,
+                                                   resultType);
+  if (succeeded(fused)) return *fused;
+  Lowering L{b, loc};
+  return L.causalAttention(a.getQ(), a.getK(), a.getV(), scale, resultType);
+}
+
+LogicalResult
+CausalAttentionOpLowering::matchAndRewrite(CausalAttentionOp op, OpAdaptor a,
+                                           ConversionPatternRewriter &rewriter) const {
+  return replace(op, lowerAttention(op, a, resultType(op), rewriter, lc.fusedAttention),
+                 rewriter);
+}
+
+LogicalResult
+BoundedAttentionOpLowering::matchAndRewrite(BoundedAttentionOp op, OpAdaptor a,
+                                            ConversionPatternRewriter &rewriter) const {
+  return replace(op, lowerAttention(op, a, resultType(op), rewriter, lc.fusedAttention),
+                 rewriter);
+}
+
+LogicalResult SwiGLUOpLowering::matchAndRewrite(SwiGLUOp op, OpAdaptor a,
+                                                ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.swiglu(a.getX(), a.getWGate(), a.getWUp(), a.getWDown(), resultType(op)),
+                 rewriter);
+}
+
+LogicalResult ChunkOpLowering::matchAndRewrite(ChunkOp op, OpAdaptor a,
+                                               ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.chunk(a.getX(), op.getSize()), rewriter);
+}
+
+/// chunk, then RMSNorm, then the linear projection.
+LogicalResult
+ChunkCompressOpLowering::matchAndRewrite(ChunkCompressOp op, OpAdaptor a,
+                                         ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  Value ch = L.chunk(a.getX(), op.getSize());
+  Value n = L.rmsNorm(ch, a.getNormW(), op.getEpsAttr().getValueAsDouble(),
+                      cast<RankedTensorType>(ch.getType()));
+  return replace(op, L.linear(n, a.getW(), a.getB(), resultType(op)), rewriter);
+}
+
+/// The linear projection to R * D, then [.., R * D] -> [.., R, D].
+LogicalResult ExpandOpLowering::matchAndRewrite(ExpandOp op, OpAdaptor a,
+                                                ConversionPatternRewriter &rewriter) const {
+  Location loc = op.getLoc();
+  Lowering L{rewriter, loc};
+  int64_t R = op.getR();
+  auto xt = L.rtt(a.getX());
+  int64_t D = xt.getDimSize(2);
+  auto linT =
+      RankedTensorType::get({xt.getDimSize(0), xt.getDimSize(1), R * D}, xt.getElementType());
+  Value y = L.linear(a.getX(), a.getW(), a.getB(), linT);
+  Value r = tensor::ExpandShapeOp::create(
+      rewriter, loc, resultType(op), y, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}},
+      ArrayRef<OpFoldResult>{L.dim(y, 0), L.dim(y, 1), rewriter.getIndexAttr(R),
+                             rewriter.getIndexAttr(D)});
+  return replace(op, r, rewriter);
+}
+
+LogicalResult ShiftOpLowering::matchAndRewrite(ShiftOp op, OpAdaptor a,
+                                               ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.shift(a.getX(), a.getStart()), rewriter);
+}
+
+/// The cache handle has no lowered value: erased, its users read the bound buffers
+/// (getCache). Only kv_append and cached_attention may use it.
+LogicalResult CacheBindOpLowering::matchAndRewrite(CacheBindOp op, OpAdaptor,
+                                                   ConversionPatternRewriter &rewriter) const {
+  if (!llvm::all_of(op->getUsers(),
+                    [](Operation *u) { return isa<KvAppendOp, CachedAttentionOp>(u); }))
+    return op.emitOpError("result is still used after lowering (only kv_append and "
+                          "cached_attention may use a cache)"),
+           reported();
+  rewriter.eraseOp(op);
+  return success();
+}
+
+LogicalResult KvAppendOpLowering::matchAndRewrite(KvAppendOp op, OpAdaptor a,
+                                                  ConversionPatternRewriter &rewriter) const {
+  if (failed(lowerKvAppend(op, a.getK(), a.getV(), getCache(op, op.getCache(), rewriter),
+                           rewriter, lc.fusedAttention)))
+    return reported();
+  rewriter.eraseOp(op);
+  return success();
+}
+
+LogicalResult
+CachedAttentionOpLowering::matchAndRewrite(CachedAttentionOp op, OpAdaptor a,
+                                           ConversionPatternRewriter &rewriter) const {
+  FailureOr<Value> r =
+      lowerCachedAttention(op, a.getQ(), getCache(op, op.getCache(), rewriter), rewriter,
+                           lc.fusedAttention, lc.parallelDecodeMinKeys);
+  if (failed(r)) return reported();
+  return replace(op, *r, rewriter);
+}
+
+/// Any other op whose operands, results or block arguments carry encoded tensors is
+/// rebuilt with the converted types (func.call, func.return, tensor reshapes, scf, ...).
+struct DropTensorEncodings : ConversionPattern {
+  DropTensorEncodings(const TypeConverter &tc, MLIRContext *ctx)
+      : ConversionPattern(tc, MatchAnyOpTypeTag(), /*benefit=*/1, ctx) {}
+  LogicalResult matchAndRewrite(Operation *op, ArrayRef<Value> operands,
+                                ConversionPatternRewriter &rewriter) const override {
+    if (isa<FunctionOpInterface>(op) || isa_and_nonnull<PhotonDialect>(op->getDialect()))
+      return failure();
+    SmallVector<Type> types;
+    if (failed(getTypeConverter()->convertTypes(op->getResultTypes(), types))) return failure();
+    Operation *n = Operation::create(op->getLoc(), op->getName(), types, operands,
+                                     op->getAttrDictionary(), op->getPropertiesStorage(),
+                                     op->getSuccessors(), op->getNumRegions());
+    for (auto [from, to] : llvm::zip(op->getRegions(), n->getRegions())) {
+      rewriter.inlineRegionBefore(from, to, to.end());
+      if (failed(rewriter.convertRegionTypes(&to, *getTypeConverter()))) return failure();
+    }
+    rewriter.insert(n);
+    rewriter.replaceOp(op, n->getResults());
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// The pass
+//===----------------------------------------------------------------------===//
 
 struct ConvertPhotonToLinalgPass
     : public mlir::photon::impl::ConvertPhotonToLinalgBase<ConvertPhotonToLinalgPass> {
   using Base::Base;
-
-  llvm::StringMap<::photon::weights::TensorInfo> index;
 
   void getDependentDialects(DialectRegistry &registry) const override {
     Base::getDependentDialects(registry);
     registry.insert<vector::VectorDialect>(); // the fused attention kernels
   }
 
-  LogicalResult loadIndex(ModuleOp m) {
+  LogicalResult loadIndex(ModuleOp m, llvm::StringMap<::photon::weights::TensorInfo> &index) {
     if (weightsFile.empty()) return success();
     auto buf = llvm::MemoryBuffer::getFile(weightsFile, /*IsText=*/false,
                                            /*RequiresNullTerminator=*/false);
@@ -591,140 +896,11 @@ struct ConvertPhotonToLinalgPass
     return success();
   }
 
-  FailureOr<Value> lowerWeight(WeightOp op, OpBuilder &b, Value blob) {
-    StringRef name = op.getName();
-    auto rt = dyn_cast<RankedTensorType>(stripEncoding(op.getType()));
-    if (!rt || !rt.hasStaticShape())
-      return op.emitOpError("must produce a statically shaped tensor"), failure();
-    int64_t offset = -1;
-    if (std::optional<uint64_t> off = op.getOffset()) offset = static_cast<int64_t>(*off);
-    auto it = index.find(name);
-    if (it != index.end()) {
-      const auto &info = it->second;
-      if (info.shape != std::vector<int64_t>(rt.getShape().begin(), rt.getShape().end()))
-        return op.emitOpError("weight '") << name
-                                           << "' has another shape in the weights blob ("
-                                           << info.shape.size() << "-d) than in the IR ("
-                                           << rt << "); re-import the model",
-               failure();
-      offset = static_cast<int64_t>(info.offset);
-    } else if (offset < 0) {
-      return op.emitOpError("weight '")
-                 << name
-                 << "' is not in the weights blob"
-                 << (weightsFile.empty() ? " (no weights file given: pass --weights)" : "")
-                 << "",
-             failure();
-    }
-    Location loc = op.getLoc();
-    Value off = arith::ConstantIndexOp::create(b, loc, offset);
-    auto mt = MemRefType::get(rt.getShape(), rt.getElementType());
-    Value view = memref::ViewOp::create(b, loc, mt, blob, off, ValueRange{});
-    return bufferization::ToTensorOp::create(b, loc, rt, view, /*restrict=*/true,
-                                             /*writable=*/false)
-        .getResult();
-  }
-
-  LogicalResult lowerOp(Operation *op, OpBuilder &b, Value blob) {
-    Location loc = op->getLoc();
-    b.setInsertionPoint(op);
-    Lowering L{b, loc};
-    auto resT = [&](unsigned i = 0) {
-      return cast<RankedTensorType>(stripEncoding(op->getResult(i).getType()));
-    };
-    Value r;
-    if (auto w = dyn_cast<WeightOp>(op)) {
-      auto v = lowerWeight(w, b, blob);
-      if (failed(v)) return failure();
-      r = *v;
-    } else if (auto emb = dyn_cast<EmbeddingOp>(op)) {
-      r = L.embedding(emb.getTable(), emb.getIds(), resT());
-    } else if (auto norm = dyn_cast<RMSNormOp>(op)) {
-      r = L.rmsNorm(norm.getX(), norm.getW(), norm.getEpsAttr().getValueAsDouble(), resT());
-    } else if (auto linear = dyn_cast<LinearOp>(op)) {
-      r = L.linear(linear.getX(), linear.getW(), linear.getB(), resT());
-    } else if (auto head = dyn_cast<LMHeadOp>(op)) {
-      r = L.linear(head.getX(), head.getW(), Value(), resT());
-    } else if (auto rope = dyn_cast<RoPEOp>(op)) {
-      r = L.rope(rope.getX(), rope.getOffsets(), rope.getThetaAttr().getValueAsDouble());
-    } else if (isa<CausalAttentionOp, BoundedAttentionOp>(op)) {
-      // Both attend causally; a bounded attention's windows are its batch rows.
-      auto attention = [&](auto attn) {
-        double scale = attn.getScaleAttr().getValueAsDouble();
-        FailureOr<Value> fused = failure();
-        if (fusedAttention)
-          fused = mlir::photon::emitFusedCausalAttention(b, loc, attn.getQ(), attn.getK(),
-                                                         attn.getV(), scale, resT());
-        return succeeded(fused) ? *fused
-                                : L.causalAttention(attn.getQ(), attn.getK(), attn.getV(),
-                                                    scale, resT());
-      };
-      if (auto causal = dyn_cast<CausalAttentionOp>(op)) r = attention(causal);
-      else r = attention(cast<BoundedAttentionOp>(op));
-    } else if (auto mlp = dyn_cast<SwiGLUOp>(op)) {
-      r = L.swiglu(mlp.getX(), mlp.getWGate(), mlp.getWUp(), mlp.getWDown(), resT());
-    } else if (auto chunk = dyn_cast<ChunkOp>(op)) {
-      r = L.chunk(chunk.getX(), chunk.getSize());
-    } else if (auto cc = dyn_cast<ChunkCompressOp>(op)) {
-      Value ch = L.chunk(cc.getX(), cc.getSize());
-      Value n = L.rmsNorm(ch, cc.getNormW(), cc.getEpsAttr().getValueAsDouble(),
-                          cast<RankedTensorType>(ch.getType()));
-      r = L.linear(n, cc.getW(), cc.getB(), resT());
-    } else if (auto expand = dyn_cast<ExpandOp>(op)) {
-      int64_t R = expand.getR();
-      auto xt = L.rtt(expand.getX());
-      int64_t D = xt.getDimSize(2);
-      auto linT = RankedTensorType::get({xt.getDimSize(0), xt.getDimSize(1), R * D},
-                                        xt.getElementType());
-      Value y = L.linear(expand.getX(), expand.getW(), expand.getB(), linT);
-      r = tensor::ExpandShapeOp::create(
-          b, loc, resT(), y, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}},
-          ArrayRef<OpFoldResult>{L.dim(y, 0), L.dim(y, 1), b.getIndexAttr(R),
-                                 b.getIndexAttr(D)});
-    } else if (auto shift = dyn_cast<ShiftOp>(op)) {
-      r = L.shift(shift.getX(), shift.getStart());
-    } else if (auto append = dyn_cast<KvAppendOp>(op)) {
-      if (failed(lowerKvAppend(append, b, fusedAttention))) return failure();
-      op->erase();
-      return success();
-    } else if (auto cached = dyn_cast<CachedAttentionOp>(op)) {
-      auto v = lowerCachedAttention(cached, b, fusedAttention, parallelDecodeMinKeys);
-      if (failed(v)) return failure();
-      r = *v;
-    } else if (isa<CacheBindOp>(op)) {
-      return success(); // erased once its users are lowered
-    } else {
-      return op->emitOpError("has no lowering in convert-photon-to-linalg (supported: the ops "
-                             "of docs/ir-contract.md)");
-    }
-    if (r.getType() != op->getResult(0).getType())
-      r = tensor::CastOp::create(b, loc, op->getResult(0).getType(), r);
-    op->getResult(0).replaceAllUsesWith(r);
-    op->erase();
-    return success();
-  }
-
-  void runOnOperation() override {
-    ModuleOp m = getOperation();
+  /// The weights blob becomes argument 0 of every function with a body (the ABI's
+  /// argument 0, marked photon.weights_arg), and every call of one passes it on. This is
+  /// an ABI change, not a type conversion, so it is done before the conversion.
+  LogicalResult addWeightsArgument(ModuleOp m) {
     MLIRContext *ctx = &getContext();
-    if (failed(loadIndex(m))) return signalPassFailure();
-
-    // 1. Drop tensor encodings everywhere.
-    m.walk([&](Operation *op) {
-      for (Value r : op->getResults()) r.setType(stripEncoding(r.getType()));
-      for (Region &reg : op->getRegions())
-        for (Block &blk : reg)
-          for (BlockArgument a : blk.getArguments()) a.setType(stripEncoding(a.getType()));
-      if (auto f = dyn_cast<func::FuncOp>(op)) {
-        auto ft = f.getFunctionType();
-        SmallVector<Type> in, out;
-        for (Type t : ft.getInputs()) in.push_back(stripEncoding(t));
-        for (Type t : ft.getResults()) out.push_back(stripEncoding(t));
-        f.setFunctionType(FunctionType::get(ctx, in, out));
-      }
-    });
-
-    // 2. The weights blob becomes argument 0 of every function with a body.
     auto blobT = MemRefType::get({ShapedType::kDynamic}, IntegerType::get(ctx, 8));
     PhotonDialect *dialect = getPhotonDialect(ctx);
     auto weightsArg = dialect->getWeightsArgAttrHelper();
@@ -739,44 +915,60 @@ struct ConvertPhotonToLinalgPass
         continue;
       }
       if (failed(f.insertArgument(0, blobT, DictionaryAttr::get(ctx, {blobArgAttr}), f.getLoc())))
-        return signalPassFailure();
+        return failure();
       weightsArg.setAttr(f, UnitAttr::get(ctx));
       blobOf[f] = f.getArgument(0);
     }
-    WalkResult wr = m.walk([&](func::CallOp call) {
+    m.walk([&](func::CallOp call) {
       auto callee = m.lookupSymbol<func::FuncOp>(call.getCallee());
-      if (!callee || callee.isExternal() || !blobOf.count(callee)) return WalkResult::advance();
+      if (!callee || callee.isExternal() || !blobOf.count(callee)) return;
       auto caller = call->getParentOfType<func::FuncOp>();
-      if (call.getNumOperands() == callee.getNumArguments()) return WalkResult::advance();
+      if (call.getNumOperands() == callee.getNumArguments()) return;
       SmallVector<Value> args{blobOf[caller]};
       args.append(call.getOperands().begin(), call.getOperands().end());
       call->setOperands(args);
-      return WalkResult::advance();
     });
-    (void)wr;
+    return success();
+  }
 
-    // 3. Lower the photon ops, in program order, function by function.
-    OpBuilder b(ctx);
-    for (auto f : m.getOps<func::FuncOp>()) {
-      if (f.isExternal()) continue;
-      SmallVector<Operation *> ops;
-      f.walk([&](Operation *op) {
-        if (isa_and_nonnull<PhotonDialect>(op->getDialect())) ops.push_back(op);
-      });
-      for (Operation *op : ops)
-        if (failed(lowerOp(op, b, blobOf[f]))) return signalPassFailure();
-      // cache_bind ops are left by lowerOp: erase them now that their users are lowered.
-      SmallVector<CacheBindOp> binds;
-      f.walk([&](CacheBindOp op) { binds.push_back(op); });
-      for (CacheBindOp op : binds) {
-        if (!op->use_empty()) {
-          op.emitOpError("result is still used after lowering (only kv_append and "
-                         "cached_attention may use a cache)");
-          return signalPassFailure();
-        }
-        op->erase();
-      }
-    }
+  void runOnOperation() override {
+    ModuleOp m = getOperation();
+    MLIRContext *ctx = &getContext();
+    LoweringContext lc;
+    lc.fusedAttention = fusedAttention;
+    lc.parallelDecodeMinKeys = parallelDecodeMinKeys;
+    lc.haveWeightsFile = !weightsFile.empty();
+    if (failed(loadIndex(m, lc.index))) return signalPassFailure();
+    if (failed(addWeightsArgument(m))) return signalPassFailure();
+
+    PhotonTypeConverter typeConverter;
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<PhotonDialect>();
+    target.markUnknownOpDynamicallyLegal(
+        [&](Operation *op) { return typeConverter.isLegalOp(op); });
+
+    RewritePatternSet patterns(ctx);
+    patterns.add<WeightOpLowering, EmbeddingOpLowering, RMSNormOpLowering, LinearOpLowering,
+                 LMHeadOpLowering, RoPEOpLowering, CausalAttentionOpLowering,
+                 BoundedAttentionOpLowering, SwiGLUOpLowering, ChunkOpLowering,
+                 ChunkCompressOpLowering, ExpandOpLowering, ShiftOpLowering,
+                 CacheBindOpLowering, KvAppendOpLowering, CachedAttentionOpLowering>(
+        typeConverter, ctx, lc);
+    patterns.add<DropTensorEncodings>(typeConverter, ctx);
+    populateFunctionOpInterfaceTypeConversionPattern<func::FuncOp>(patterns, typeConverter);
+
+    // The lowered IR is exactly the patterns' output: no folding of the photon ops
+    // (photon.chunk folds) before they are lowered.
+    ConversionConfig config;
+    config.foldingMode = DialectConversionFoldingMode::Never;
+    // A pattern that cannot lower its op says why; the driver's "failed to legalize
+    // operation" that follows adds nothing.
+    ScopedDiagnosticHandler quiet(ctx, [&](Diagnostic &d) {
+      return success(lc.reported && d.getSeverity() == DiagnosticSeverity::Error &&
+                     StringRef(d.str()).starts_with("failed to legalize operation"));
+    });
+    if (failed(applyPartialConversion(m, target, std::move(patterns), config)))
+      signalPassFailure();
   }
 };
 

@@ -35,7 +35,15 @@ def ConvertPhotonToLinalg : Pass<"convert-photon-to-linalg", "::mlir::ModuleOp">
       `cached_attention` becomes a streaming (online-softmax) loop over the cached
       positions 0 .. lens[b] + t of each query: the same fused kernel, one cache block
       per key block (scalar loops per query and head with `fused-attention=false`).
-    - Tensor encodings (`#photon.stream`) are dropped.
+    - Tensor encodings (`#photon.stream`) are dropped, wherever they appear (signatures,
+      block arguments, calls and upstream ops too).
+
+    It is a dialect conversion in the shape of the Toy tutorial's lowering: one
+    `OpConversionPattern` per photon op, a `ConversionTarget` that makes the photon
+    dialect illegal (any other op is legal once its types are), and a `TypeConverter` for
+    the photon types (tensors lose their encoding; a `!photon.kv_cache` has no lowered
+    value: `cache_bind` is erased and its users read the bound pool, table and lens).
+    Adding the weights blob argument is an ABI change done before the conversion.
 
     Before:
     ```mlir

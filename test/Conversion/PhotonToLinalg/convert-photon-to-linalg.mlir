@@ -79,3 +79,31 @@ module {
     return %o : tensor<?x?x4x8xf32>
   }
 }
+
+// -----
+
+// Stream encodings are dropped everywhere (the type converter): in signatures, block
+// arguments, calls and upstream ops, not only on the photon ops' results.
+// CHECK-LABEL: func.func private @g(
+// CHECK-SAME:    %{{.+}}: memref<?xi8> {photon.arg = "weights"}, %{{.+}}: tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+// CHECK-LABEL: func.func @f(
+// CHECK-SAME:    %[[B:.+]]: memref<?xi8> {photon.arg = "weights"}, %{{.+}}: tensor<?x?x2xf32>) -> tensor<?x?x8xf32>
+// CHECK:         %[[C:.+]] = call @g(%[[B]], %{{.+}}) : (memref<?xi8>, tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+// CHECK:         tensor.cast %[[C]] : tensor<?x?x8xf32> to tensor<2x?x8xf32>
+// CHECK-NOT:     #photon.stream
+#s0 = #photon.stream<level = 0, rate = 1>
+#s1 = #photon.stream<level = 1, rate = 4>
+module {
+  func.func private @g(%x: tensor<?x?x8xf32, #s1>) -> tensor<?x?x8xf32, #s1> {
+    %w = "photon.weight"() {name = "w", offset = 0 : i64} : () -> tensor<8x8xf32>
+    %y = "photon.linear"(%x, %w) : (tensor<?x?x8xf32, #s1>, tensor<8x8xf32>) -> tensor<?x?x8xf32, #s1>
+    return %y : tensor<?x?x8xf32, #s1>
+  }
+  func.func @f(%x: tensor<?x?x2xf32, #s0>) -> tensor<?x?x8xf32, #s1> {
+    %a = photon.chunk %x {size = 4 : i64} : tensor<?x?x2xf32, #s0> -> tensor<?x?x8xf32, #s1>
+    %b = func.call @g(%a) : (tensor<?x?x8xf32, #s1>) -> tensor<?x?x8xf32, #s1>
+    %c = tensor.cast %b : tensor<?x?x8xf32, #s1> to tensor<2x?x8xf32, #s1>
+    %r = tensor.cast %c : tensor<2x?x8xf32, #s1> to tensor<?x?x8xf32, #s1>
+    return %r : tensor<?x?x8xf32, #s1>
+  }
+}
