@@ -412,6 +412,14 @@ struct GpuTileAndFusePass : public impl::PhotonGpuTileAndFuseBase<GpuTileAndFuse
     SmallVector<linalg::AggregatedOpInterface> aggregates;
     func.walk([&](linalg::AggregatedOpInterface op) { aggregates.push_back(op); });
     for (linalg::AggregatedOpInterface op : aggregates) {
+      // On buffers the decomposition writes nothing back (no results to replace): the op
+      // would silently disappear. The pass runs before bufferization.
+      auto dps = dyn_cast<DestinationStyleOpInterface>(op.getOperation());
+      if (dps && !dps.hasPureTensorSemantics()) {
+        op->emitError("photon-gpu-tile-and-fuse: expects linalg ops on tensors (the pass "
+                      "runs before bufferization)");
+        return signalPassFailure();
+      }
       rewriter.setInsertionPoint(op);
       FailureOr<SmallVector<Value>> repl = op.decomposeOperation(rewriter);
       if (failed(repl)) {

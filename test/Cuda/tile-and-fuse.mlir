@@ -23,3 +23,12 @@ func.func @full_reduction(%x: tensor<64xf32>) -> tensor<f32> {
   } -> tensor<f32>
   return %r : tensor<f32>
 }
+
+// -----
+
+// On buffers, decomposing linalg.softmax would leave nothing that writes %y.
+func.func @softmax_on_buffers(%x: memref<4x8xf32>, %y: memref<4x8xf32>) {
+  // expected-error @below {{photon-gpu-tile-and-fuse: expects linalg ops on tensors (the pass runs before bufferization)}}
+  linalg.softmax dimension(1) ins(%x : memref<4x8xf32>) outs(%y : memref<4x8xf32>)
+  return
+}

@@ -139,3 +139,29 @@ module attributes {photon.hierarchy = #photon.hierarchy<family = "photon", level
     return %c : tensor<?x?x64xf32>
   }
 }
+
+// -----
+
+// lm_step is the slice of @forward from the tokens to the logits: it has nothing to pass
+// for another @forward argument the logits depend on.
+module attributes {photon.hierarchy = #photon.hierarchy<family = "vanilla", levels = 0, chunk_sizes = [], prefix = 0, width = 32, vocab = 64>} {
+  func.func private @stack(%x: tensor<?x?x32xf32>, %k: tensor<?x?x2x8xf32>) -> tensor<?x?x32xf32> attributes {photon.role = "encoder", photon.level = 1 : i64} {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %b = tensor.dim %x, %c0 : tensor<?x?x32xf32>
+    %m = tensor.dim %x, %c1 : tensor<?x?x32xf32>
+    %q = tensor.expand_shape %x [[0], [1], [2, 3]] output_shape [%b, %m, 4, 8] : tensor<?x?x32xf32> into tensor<?x?x4x8xf32>
+    %a = "photon.causal_attention"(%q, %k, %k) {scale = 0.353553385 : f32} : (tensor<?x?x4x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x4x8xf32>
+    %a3 = tensor.collapse_shape %a [[0], [1], [2, 3]] : tensor<?x?x4x8xf32> into tensor<?x?x32xf32>
+    return %a3 : tensor<?x?x32xf32>
+  }
+  // expected-error @below {{stage 'lm_step': its slice of @forward reaches argument #1 of @forward, which the stage does not provide}}
+  func.func @forward(%tokens: tensor<?x?xi32>, %extra: tensor<?x?x2x8xf32>) -> tensor<?x?x64xf32> {
+    %e = "photon.weight"() {name = "tok_emb"} : () -> tensor<64x32xf32>
+    %x = "photon.embedding"(%e, %tokens) : (tensor<64x32xf32>, tensor<?x?xi32>) -> tensor<?x?x32xf32>
+    %h = func.call @stack(%x, %extra) : (tensor<?x?x32xf32>, tensor<?x?x2x8xf32>) -> tensor<?x?x32xf32>
+    %w = "photon.weight"() {name = "lm_head"} : () -> tensor<64x32xf32>
+    %l = "photon.lm_head"(%h, %w) : (tensor<?x?x32xf32>, tensor<64x32xf32>) -> tensor<?x?x64xf32>
+    return %l : tensor<?x?x64xf32>
+  }
+}
