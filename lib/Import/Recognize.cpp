@@ -392,6 +392,7 @@ public:
         c.trig.push_back(p);
         continue;
       }
+      if (p->op_type() == "Shape" || tokDep.count(x)) continue; // sizes, not values
       if (p->op_type() == "Constant") {
         std::vector<float> f;
         std::vector<int64_t> s;
@@ -438,7 +439,7 @@ public:
             }
           continue;
         }
-        if (const Node *p = prod(x)) {
+        if (const Node *p = prod(x); p && p->op_type() != "Shape" && !tokDep.count(x)) {
           claimed.insert(p);
           for (const auto &i : p->input()) work.push_back(i);
         }
@@ -1316,8 +1317,11 @@ bool recognizeDecoderOnly(const onnx::GraphProto &g, RecognizedModel &out, std::
     return true;
   }
   if (r.hier) why = r.why.empty() ? "not recognized" : r.why;
+  else if (!r.why.empty() && r.why != why)
+    why = "as a decoder-only model: " + why + "; as a hierarchical model: " + r.why;
   return false;
 }
 
 } // namespace import
 } // namespace photon
+

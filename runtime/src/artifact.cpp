@@ -611,9 +611,9 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
                                           std::to_string(mf.vocab));
     m->tokenizer_ = std::move(bpe);
   } else {
-    if (mf.vocab < 256)
-      return error(PHOTON_ERR_FORMAT, mpath + ": a byte tokenizer needs vocab >= 256, got " +
-                                          std::to_string(mf.vocab));
+    // A model without a tokenizer of its own (an import of someone's export) and a vocabulary
+    // under 256 still runs on bytes: a prompt byte outside the vocabulary is refused when the
+    // request is submitted, naming the token.
     m->tokenizer_.reset(new ByteTokenizer());
   }
   out = std::move(m);
