@@ -9,6 +9,7 @@
 #include "photon/version.h"
 
 #include "artifact.h"
+#include "cache.h"
 #include "cuda/cuda_backend.h"
 #include "engine.h"
 
@@ -392,6 +393,28 @@ photon_status photon_engine_get_stats(const photon_engine *engine, photon_engine
     writeOut(stats, r);
     return ok();
   });
+}
+
+int photon_parse_byte_size(const char *text, uint64_t *out) {
+  if (!text || !out) return 0;
+  try {
+    uint64_t v = 0;
+    if (!rt::parseByteSize(text, v)) return 0;
+    *out = v;
+    return 1;
+  } catch (...) {
+    return 0;
+  }
+}
+
+const char *photon_format_bytes(double bytes, char *buf, size_t size) {
+  if (!buf || size == 0) return buf;
+  try {
+    std::snprintf(buf, size, "%s", rt::formatBytes(bytes).c_str());
+  } catch (...) {
+    buf[0] = '\0';
+  }
+  return buf;
 }
 
 photon_status photon_cuda_probe(int32_t *device_count) {

@@ -112,35 +112,12 @@ std::string unescape(const std::string &s) {
 std::string dumpJson(const Json &j) { return j.dump(1, ' ', false, Json::error_handler_t::replace); }
 
 std::string formatBytes(double bytes) {
-  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024.0 && u < 4) { bytes /= 1024.0; ++u; }
   char buf[64];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%.0f B", bytes);
-  else std::snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
-  return buf;
+  return photon_format_bytes(bytes, buf, sizeof buf);
 }
 
-/// "512M", "2G", "1.5GiB", "4096" -> bytes.
 bool parseByteSize(const std::string &text, uint64_t &out) {
-  if (text.empty()) return false;
-  char *end = nullptr;
-  errno = 0;
-  double v = std::strtod(text.c_str(), &end);
-  if (errno || end == text.c_str() || !(v >= 0) || !std::isfinite(v)) return false;
-  std::string suf(end);
-  for (auto &c : suf) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  double mul = 1;
-  if (suf.empty() || suf == "B") mul = 1;
-  else if (suf == "K" || suf == "KB" || suf == "KIB") mul = 1024.0;
-  else if (suf == "M" || suf == "MB" || suf == "MIB") mul = 1024.0 * 1024;
-  else if (suf == "G" || suf == "GB" || suf == "GIB") mul = 1024.0 * 1024 * 1024;
-  else if (suf == "T" || suf == "TB" || suf == "TIB") mul = 1024.0 * 1024 * 1024 * 1024;
-  else return false;
-  double b = v * mul;
-  if (b > 1.8e19) return false;
-  out = static_cast<uint64_t>(b);
-  return true;
+  return photon_parse_byte_size(text.c_str(), &out) != 0;
 }
 
 bool readFile(const std::string &path, std::string &out, std::string &err) {

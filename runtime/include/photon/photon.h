@@ -261,6 +261,15 @@ typedef struct photon_engine_stats {
 PHOTON_EXPORT photon_status photon_engine_get_stats(const photon_engine *engine,
                                                     photon_engine_stats *stats);
 
+/* -------------------------------------------------------------- sizes ---------- */
+
+/* Parses a byte size as the tools take it ("512M", "2G", "1.5GiB", "4096"; K/M/G/T are
+ * powers of 1024) into *out. Returns 1 on success, 0 (and leaves *out) otherwise. */
+PHOTON_EXPORT int photon_parse_byte_size(const char *text, uint64_t *out);
+/* Writes `bytes` for people ("512 B", "1.5 MiB") into buf (NUL-terminated, truncated to
+ * size); returns buf. */
+PHOTON_EXPORT const char *photon_format_bytes(double bytes, char *buf, size_t size);
+
 /* ----------------------------------------------------------------- CUDA ---------- */
 
 /* Probes the CUDA driver (dlopen("libcuda.so.1")). Device properties: photon_cuda_device_query
