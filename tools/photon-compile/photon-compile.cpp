@@ -3,54 +3,29 @@
 //   photon-compile model.onnx --target cpu -o model.photon
 //   photon-compile model.onnx --target cuda:sm_80,sm_90 -o model.photon
 //   photon-compile model.mlir --weights model.weights.bin -o model.photon
+//   photon-compile --list-targets
 //
-// Imports (in-process), derives the generation stages, plans the caches, lowers to LLVM,
-// emits an object for the target CPU, links model.so and writes the artifact of
-// docs/artifact.md. See docs/compiler.md.
+// The command line of the driver in lib/Target/Driver.cpp (compileModel): import, stage
+// derivation, cache plan, convert-photon-to-linalg, then the TargetBackend that --target
+// names (photon/Target/TargetBackend.h) lowers, emits and links model.so and says what
+// the manifest's "target" holds. See docs/compiler.md and docs/adding-a-target.md.
 //
 //===----------------------------------------------------------------------===//
 
-#include "photon/Dialect/PhotonDialect.h"
-#include "photon/Target/CPU.h"
-#include "photon/Target/Cuda.h"
-#include "photon/Target/ForwardOnly.h"
-#include "photon/Transforms/CachePlan.h"
-#include "photon/Transforms/Passes.h"
-#include "photon/weights_format.h"
-
-#ifdef PHOTON_HAVE_IMPORTER
-#include "photon/Import/Importer.h"
-#endif
-
-#include "mlir/IR/AsmState.h"
-#include "mlir/IR/BuiltinOps.h"
-#include "mlir/IR/Diagnostics.h"
-#include "mlir/IR/MLIRContext.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
-#include "mlir/InitAllPasses.h"
-#include "mlir/Parser/Parser.h"
-#include "mlir/Pass/PassManager.h"
-#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "photon/Target/Driver.h"
 
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/JSON.h"
-#include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/Path.h"
-#include "llvm/Support/SourceMgr.h"
-#include "llvm/Support/Timer.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <chrono>
-
-using namespace mlir;
 namespace cl = llvm::cl;
 
 static cl::OptionCategory cat("photon-compile options");
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx | model.mlir>"),
-                                      cl::Required, cl::cat(cat));
+                                      cl::Optional, cl::cat(cat));
+static cl::opt<bool> listTargets("list-targets",
+                                 cl::desc("Print the registered targets (--target) and exit"),
+                                 cl::cat(cat));
 static cl::opt<std::string> outputDir("o", cl::desc("Output artifact directory (default: "
                                                     "<input stem>.photon)"),
                                       cl::value_desc("dir"), cl::cat(cat));
@@ -134,45 +109,6 @@ static cl::opt<int64_t> lengthMultiple(
     cl::init(1), cl::value_desc("N"), cl::cat(cat));
 static cl::opt<bool> quiet("q", cl::desc("No progress lines"), cl::cat(cat));
 
-namespace {
-struct Progress {
-  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
-  void operator()(const llvm::Twine &what) {
-    if (quiet) return;
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    llvm::errs() << llvm::format("[%6.2fs] ", s) << what << "\n";
-  }
-};
-
-bool saveIR(ModuleOp m, const std::string &name) {
-  if (saveTemps.empty()) return true;
-  llvm::sys::fs::create_directories(saveTemps);
-  llvm::SmallString<256> p(saveTemps);
-  llvm::sys::path::append(p, name);
-  std::error_code ec;
-  llvm::raw_fd_ostream os(p, ec);
-  if (ec) {
-    llvm::errs() << "photon-compile: error: cannot write " << p << ": " << ec.message() << "\n";
-    return false;
-  }
-  m.print(os);
-  return true;
-}
-
-int fail(const llvm::Twine &msg) {
-  llvm::errs() << "photon-compile: error: " << msg << "\n";
-  return 1;
-}
-
-bool copyFile(const std::string &from, const std::string &to, std::string &err) {
-  if (auto ec = llvm::sys::fs::copy_file(from, to)) {
-    err = "cannot copy " + from + " to " + to + ": " + ec.message();
-    return false;
-  }
-  return true;
-}
-} // namespace
-
 int main(int argc, char **argv) {
   llvm::InitLLVM y(argc, argv);
   cl::HideUnrelatedOptions(cat);
@@ -183,289 +119,40 @@ int main(int argc, char **argv) {
       "manifest.json; see docs/artifact.md).\n\n"
       "  photon-compile model.onnx --target cpu -o model.photon\n"
       "  photon-compile model.mlir --weights model.weights.bin -o model.photon --report\n");
-  Progress progress;
-
-  const bool cuda = mlir::photon::isCudaTarget(target);
-  std::vector<std::string> cudaChips;
-  if (cuda) {
-    std::string err;
-    if (!mlir::photon::parseCudaTarget(target, cudaChips, err)) return fail(err);
-    if (openmp) return fail("--openmp is a CPU option; it does not apply to --target cuda");
-  } else if (target != "cpu") {
-    return fail("unsupported --target '" + target + "' (supported: cpu, cuda:sm_XY[,sm_XY...])");
-  }
-  if (!llvm::sys::fs::exists(inputFile)) return fail("input '" + inputFile + "' does not exist");
-  if (matmul != "vector" && matmul != "generic")
-    return fail("unsupported --matmul '" + matmul + "' (expected vector or generic)");
-
-  DialectRegistry registry;
-  registerAllDialects(registry);
-  registerAllExtensions(registry);
-  registerAllToLLVMIRTranslations(registry);
-  mlir::photon::registerCudaTarget(registry);
-#ifdef PHOTON_HAVE_IMPORTER
-  mlir::photon::registerImportDialects(registry);
-#endif
-  registry.insert<mlir::photon::PhotonDialect>();
-  registerAllPasses();
-  mlir::photon::registerPhotonPasses();
-  MLIRContext ctx(registry);
-  ctx.loadAllAvailableDialects();
-  llvm::SourceMgr smgr;
-  SourceMgrDiagnosticHandler diag(smgr, &ctx);
-
-  llvm::SmallString<256> stem(llvm::sys::path::stem(inputFile));
-  std::string out = outputDir.empty() ? (stem + ".photon").str() : outputDir.getValue();
-  std::string tmpWeights;
-
-  OwningOpRef<ModuleOp> module;
-  StringRef ext = llvm::sys::path::extension(inputFile);
-  std::string weights = weightsFile;
-  if (ext == ".onnx") {
-#ifdef PHOTON_HAVE_IMPORTER
-    llvm::sys::fs::create_directories(out);
-    llvm::SmallString<256> w(out);
-    llvm::sys::path::append(w, "weights.bin");
-    mlir::photon::ImportOptions io;
-    io.weightsOut = std::string(w);
-    if (!quiet) io.progress = &llvm::errs();
-    progress("importing " + inputFile);
-    module = mlir::photon::importOnnxFile(ctx, inputFile, io);
-    if (!module) return fail("import of '" + inputFile + "' failed (see the errors above)");
-    weights = std::string(w);
-#else
-    return fail("this photon-compile was built without the ONNX importer; import with "
-                "photon-import and pass the .mlir and --weights");
-#endif
-  } else {
-    auto file = llvm::MemoryBuffer::getFile(inputFile);
-    if (!file) return fail("cannot read '" + inputFile + "'");
-    smgr.AddNewSourceBuffer(std::move(*file), llvm::SMLoc());
-    module = parseSourceFile<ModuleOp>(smgr, &ctx);
-    if (!module) return fail("cannot parse '" + inputFile + "' (see the errors above)");
-    if (weights.empty()) {
-      for (std::string cand : {(llvm::Twine(inputFile) + ".weights.bin").str(),
-                               (llvm::Twine(llvm::sys::path::parent_path(inputFile)) +
-                                (llvm::sys::path::parent_path(inputFile).empty() ? "" : "/") +
-                                stem + ".weights.bin").str()})
-        if (llvm::sys::fs::exists(cand)) {
-          weights = cand;
-          break;
-        }
-    }
-  }
-  if (!saveIR(*module, "00-input.mlir")) return 1;
-
-  // An ONNX model whose hierarchy was not recognized compiles as a forward-only artifact:
-  // the graph's teacher-forced logits, no generation stages (docs/importer.md, 4d). A .mlir
-  // input is photon IR written for the compiler: without a hierarchy it is an error below.
-  std::optional<mlir::photon::ForwardOnlyInfo> forwardOnly;
-  if (ext == ".onnx" &&
-      !(*module)->hasAttr(mlir::photon::PhotonDialect::HierarchyAttrHelper::getNameStr())) {
-    if (cuda) return fail("'" + inputFile + "' has no recognized hierarchy: forward-only "
-                          "artifacts are compiled for --target cpu only");
-    if (lengthMultiple < 1) return fail("--length-multiple must be >= 1");
-    auto fo = mlir::photon::makeForwardOnly(*module);
-    if (failed(fo)) return fail("cannot compile '" + inputFile + "' as a forward-only artifact "
-                                "(see the errors above)");
-    forwardOnly = *fo;
-    llvm::errs() << "photon-compile: note: no PHOTON, Block or decoder-only structure was "
-                    "recognized in '" << inputFile << "' (the importer's remark above says "
-                    "why): compiling a forward-only artifact. It computes the teacher-forced "
-                    "logits of output '" << fo->logitsOutput << "' from input '"
-                 << fo->tokensInput << "' (photon-run --eval, --logits-out) but cannot "
-                    "generate.";
-    for (auto &s : fo->suppliedInputs) llvm::errs() << " Input " << s << ".";
-    llvm::errs() << "\n";
-  }
-
-  // Stage derivation.
-  if (!noDerive && !forwardOnly) {
-    PassManager pm(&ctx);
-    mlir::photon::PhotonDeriveStagesOptions o;
-    o.blockSize = blockSize;
-    pm.addPass(mlir::photon::createPhotonDeriveStages(o));
-    progress("deriving the generation stages");
-    if (failed(pm.run(*module))) return fail("photon-derive-stages failed");
-  }
-  if (!saveIR(*module, "01-stages.mlir")) return 1;
-  // Cache plan + cost model (before lowering: it reads the photon ops).
-  FailureOr<mlir::photon::CachePlan> plan = failure();
-  if (!forwardOnly) {
-    plan = mlir::photon::planCaches(*module, blockSize);
-    if (failed(plan)) return fail("cache planning failed (see the errors above)");
-    if (report) mlir::photon::printReport(*plan, llvm::outs());
-  } else if (report) {
-    llvm::outs() << "forward-only artifact: no caches, no generation stages (vocab "
-                 << forwardOnly->vocab << ")\n";
-  }
-  if (emit == "photon") {
-    module->print(llvm::outs());
+  if (listTargets) {
+    mlir::photon::printTargetBackends(llvm::outs());
     return 0;
   }
+  if (inputFile.empty()) {
+    llvm::errs() << argv[0] << ": Not enough positional command line arguments specified!\n"
+                 << "Must specify at least 1 positional argument: See: " << argv[0]
+                 << " --help\n";
+    return 1;
+  }
 
-  // Lower the photon ops.
-  {
-    PassManager pm(&ctx);
-    mlir::photon::ConvertPhotonToLinalgOptions o;
-    o.weightsFile = weights;
-    // The GPU pipeline tiles and fuses the linalg form of attention itself.
-    o.fusedAttention = fusedAttention && !cuda;
-    // With OpenMP kernels, decode attention over a long cache splits its kv heads between
-    // the threads too (it reads as many bytes as the weights at a few thousand tokens).
-    o.parallelDecodeMinKeys = openmp && !cuda ? 256 : 0;
-    pm.addPass(mlir::photon::createConvertPhotonToLinalg(o));
-    progress("lowering photon ops to linalg");
-    if (failed(pm.run(*module))) return fail("convert-photon-to-linalg failed");
-  }
-  std::vector<mlir::photon::StageInfo> stages;
-  if (failed(mlir::photon::addStageWrappers(*module, stages))) return fail("no stages to compile");
-  if (!saveIR(*module, "02-linalg.mlir")) return 1;
-  if (emit == "linalg") {
-    module->print(llvm::outs());
-    return 0;
-  }
-  if (cuda) {
-    mlir::photon::CudaCompileOptions co;
-    co.chips = cudaChips;
-    co.tensorCores = cudaTensorCores;
-    co.allowTf32 = cudaAllowTf32;
-    co.toolkit = cudaToolkit;
-    progress("lowering to GPU kernels for " + llvm::join(cudaChips, ",") +
-             " (ptxas + fatbinary) and host code in the LLVM dialect");
-    if (failed(mlir::photon::lowerStagesForCuda(*module, co)))
-      return fail("the GPU lowering failed (see the errors above)");
-  } else {
-    PassManager pm(&ctx);
-    mlir::photon::MatmulKernelOptions kernels;
-    kernels.lanes = mlir::photon::f32VectorLanes(cpuName, cpuFeatures);
-    mlir::photon::buildPhotonLowerToLLVMPipeline(pm, openmp, matmul == "vector", kernels);
-    progress("bufferizing and lowering to the LLVM dialect");
-    if (failed(pm.run(*module))) return fail("lowering to the LLVM dialect failed");
-  }
-  if (!saveIR(*module, "03-llvm.mlir")) return 1;
-  if (emit == "llvm") {
-    module->print(llvm::outs());
-    return 0;
-  }
-  if (emit != "artifact") return fail("unknown --emit '" + emit + "' (photon, linalg, llvm)");
-  if (weights.empty())
-    return fail("no weights blob: pass --weights FILE (the PHOTONW1 blob photon-import wrote)");
-
-  if (auto ec = llvm::sys::fs::create_directories(out))
-    return fail("cannot create '" + out + "': " + ec.message());
-  mlir::photon::CodegenOptions cg;
-  cg.cpu = cpuName.empty() ? mlir::photon::hostCPU() : cpuName.getValue();
-  cg.features = cpuFeatures.empty() ? mlir::photon::hostFeatures(cg.cpu) : cpuFeatures.getValue();
-  cg.optLevel = optLevel;
-  llvm::SmallString<256> obj(out), so(out), wOut(out), man(out);
-  llvm::sys::path::append(obj, "model.o");
-  llvm::sys::path::append(so, "model.so");
-  llvm::sys::path::append(wOut, "weights.bin");
-  llvm::sys::path::append(man, "manifest.json");
-  std::string err;
-  std::string irOut;
-  if (!saveTemps.empty()) {
-    llvm::SmallString<256> p(saveTemps);
-    llvm::sys::path::append(p, "04-optimized.ll");
-    irOut = std::string(p);
-  }
-  progress("optimizing (-O" + llvm::Twine(optLevel) + ") and emitting code for " + cg.cpu);
-  if (!mlir::photon::emitObject(*module, stages, cg, std::string(obj), irOut, err)) return fail(err);
-  progress("linking model.so");
-  if (cuda) {
-    std::string rt = mlir::photon::findCudaRuntimeLibrary(cudaRuntime, argv[0]);
-    if (rt.empty())
-      return fail("libphoton_cuda.so not found (model.so of a CUDA artifact links it): build "
-                  "the photon_cuda target or pass --cuda-runtime FILE");
-    if (!mlir::photon::linkCudaSharedLibrary(std::string(obj), std::string(so), rt, err))
-      return fail(err);
-  } else if (!mlir::photon::linkSharedLibrary(std::string(obj), std::string(so), openmp, err)) {
-    return fail(err);
-  }
-  llvm::sys::fs::remove(obj);
-
-  // Weights: copied into the artifact (the importer may have written them there already).
-  if (!llvm::sys::fs::equivalent(weights, std::string(wOut))) {
-    if (!copyFile(weights, std::string(wOut), err)) return fail(err);
-  }
-  auto wbuf = llvm::MemoryBuffer::getFile(wOut, false, false);
-  if (!wbuf) return fail("cannot read back " + wOut);
-  uint64_t checksum = ::photon::weights::fnv1a64((*wbuf)->getBufferStart(), (*wbuf)->getBufferSize());
-
-  // Manifest.
-  llvm::json::Object m;
-  m["format"] = "photon-artifact";
-  m["format_version"] = 1;
-  m["abi"] = "photon-abi-1";
-  m["compiler"] = llvm::json::Object{{"name", "photon-compile"},
-                                     {"version", PHOTON_VERSION_STRING},
-                                     {"mlir", LLVM_VERSION_STRING}};
-  llvm::json::Array feats;
-  for (auto &f : mlir::photon::manifestFeatures(cg.features)) feats.push_back(f);
-  if (cuda) {
-    llvm::json::Array archs;
-    for (auto &c : cudaChips) archs.push_back(c);
-    // The host code (stage entry points calling the mgpu* functions) is x86 code for the
-    // same triple/CPU as a CPU artifact's; the kernels are fatbins for `archs`.
-    m["target"] = llvm::json::Object{{"kind", "cuda"},
-                                     {"archs", std::move(archs)},
-                                     {"triple", cg.triple},
-                                     {"cpu", cg.cpu},
-                                     {"features", std::move(feats)},
-                                     {"runtime", "libphoton_cuda.so"}};
-  } else {
-    m["target"] = llvm::json::Object{{"kind", "cpu"},
-                                     {"triple", cg.triple},
-                                     {"cpu", cg.cpu},
-                                     {"features", std::move(feats)},
-                                     {"threads", openmp ? "openmp" : "none"}};
-  }
-  llvm::json::Object model;
-  if (forwardOnly) {
-    model["family"] = "forward";
-    model["vocab"] = forwardOnly->vocab;
-    model["length_multiple"] = lengthMultiple.getValue();
-    model["onnx_tokens_input"] = forwardOnly->tokensInput;
-    model["onnx_logits_output"] = forwardOnly->logitsOutput;
-  } else {
-    model = mlir::photon::hierarchyJson(*plan);
-  }
-  model["max_context"] = maxContext.getValue();
-  m["model"] = std::move(model);
-  m["library"] = "model.so";
-  char hex[32];
-  snprintf(hex, sizeof(hex), "fnv1a64:%016llx", (unsigned long long)checksum);
-  m["weights"] = llvm::json::Object{{"file", "weights.bin"},
-                                    {"bytes", (int64_t)(*wbuf)->getBufferSize()},
-                                    {"checksum", hex}};
-  m["start_latents"] = forwardOnly ? llvm::json::Object{} : mlir::photon::startLatentsJson(*plan);
-  m["caches"] = forwardOnly ? llvm::json::Array{} : mlir::photon::cachesJson(*plan);
-  llvm::json::Array st;
-  for (auto &s : stages) {
-    llvm::json::Array args;
-    for (auto &a : s.args) {
-      llvm::json::Array shape;
-      for (auto &d : a.shape) {
-        char *end = nullptr;
-        long long v = strtoll(d.c_str(), &end, 10);
-        if (!d.empty() && end && *end == 0) shape.push_back((int64_t)v);
-        else shape.push_back(d);
-      }
-      llvm::json::Object o{{"name", a.name}, {"dtype", a.dtype}, {"shape", std::move(shape)}};
-      if (!a.io.empty()) o["io"] = a.io;
-      args.push_back(std::move(o));
-    }
-    st.push_back(llvm::json::Object{{"name", s.name}, {"symbol", s.symbol}, {"args", std::move(args)}});
-  }
-  m["stages"] = std::move(st);
-  if (!forwardOnly) m["cost_model"] = mlir::photon::costModelJson(*plan);
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(man, ec);
-    if (ec) return fail("cannot write " + man + ": " + ec.message());
-    os << llvm::formatv("{0:2}", llvm::json::Value(std::move(m))) << "\n";
-  }
-  progress("wrote " + out + " (" + llvm::Twine(stages.size()) + " stages)");
-  return 0;
+  mlir::photon::CompileOptions o;
+  o.input = inputFile;
+  o.outputDir = outputDir;
+  o.weightsFile = weightsFile;
+  o.target = target;
+  o.targetOptions.openmp = openmp;
+  o.targetOptions.fusedAttention = fusedAttention;
+  o.targetOptions.cpu = cpuName;
+  o.targetOptions.features = cpuFeatures;
+  o.targetOptions.cudaTensorCores = cudaTensorCores;
+  o.targetOptions.cudaAllowTf32 = cudaAllowTf32;
+  o.targetOptions.cudaToolkit = cudaToolkit;
+  o.targetOptions.cudaRuntime = cudaRuntime;
+  o.targetOptions.argv0 = argv[0];
+  o.matmul = matmul;
+  o.saveTemps = saveTemps;
+  o.report = report;
+  o.maxContext = maxContext;
+  o.blockSize = blockSize;
+  o.optLevel = optLevel;
+  o.emit = emit;
+  o.noDerive = noDerive;
+  o.lengthMultiple = lengthMultiple;
+  o.quiet = quiet;
+  return mlir::photon::compileModel(o);
 }

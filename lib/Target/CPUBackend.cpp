@@ -1,0 +1,63 @@
+//===- CPUBackend.cpp - the cpu TargetBackend ------------------------------===//
+//
+// `--target cpu`: the bufferization + micro-kernel pipeline of lib/Transforms to the LLVM
+// dialect, code generation for the host (or --cpu/--mattr) and the system linker
+// (lib/Target/CPU.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#include "photon/Target/CPU.h"
+#include "photon/Target/TargetBackend.h"
+#include "photon/Transforms/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+
+using namespace mlir;
+using namespace mlir::photon;
+
+namespace {
+class CPUTargetBackend final : public TargetBackend {
+public:
+  llvm::StringRef getName() const override { return "cpu"; }
+  llvm::StringRef getDescription() const override {
+    return "x86-64 CPU (the host, or --cpu/--mattr): vector micro-kernels, --openmp threads";
+  }
+  bool supportsForwardOnly() const override { return true; }
+  bool supportsOpenMP() const override { return true; }
+  bool supportsFusedAttention() const override { return true; }
+
+  LogicalResult lowerToLLVM(ModuleOp module, const TargetSpec &, const TargetOptions &o,
+                            ProgressFn progress, std::string &error) const override {
+    PassManager pm(module.getContext());
+    MatmulKernelOptions kernels;
+    kernels.lanes = f32VectorLanes(o.cpu, o.features);
+    buildPhotonLowerToLLVMPipeline(pm, o.openmp, o.vectorMatmul, kernels);
+    progress("bufferizing and lowering to the LLVM dialect");
+    if (failed(pm.run(module))) {
+      error = "lowering to the LLVM dialect failed";
+      return failure();
+    }
+    return success();
+  }
+
+  bool link(const std::string &objPath, const std::string &soPath, const TargetSpec &,
+            const TargetOptions &o, std::string &error) const override {
+    return linkSharedLibrary(objPath, soPath, o.openmp, error);
+  }
+
+  llvm::json::Object manifestTarget(const TargetSpec &, const TargetOptions &o,
+                                    const CodegenOptions &cg) const override {
+    llvm::json::Array feats;
+    for (auto &f : manifestFeatures(cg.features)) feats.push_back(f);
+    return llvm::json::Object{{"kind", "cpu"},
+                              {"triple", cg.triple},
+                              {"cpu", cg.cpu},
+                              {"features", std::move(feats)},
+                              {"threads", o.openmp ? "openmp" : "none"}};
+  }
+};
+} // namespace
+
+std::unique_ptr<TargetBackend> mlir::photon::createCPUTargetBackend() {
+  return std::make_unique<CPUTargetBackend>();
+}
