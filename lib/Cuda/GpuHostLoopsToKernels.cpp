@@ -19,6 +19,8 @@
 //===----------------------------------------------------------------------===//
 #include "photon/Target/Cuda/CudaPipeline.h"
 
+#include "DeviceAlloc.h"
+
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -127,21 +129,10 @@ struct GpuHostLoopsToKernelsPass
     func.walk([&](func::ReturnOp r) { returns.push_back(r); });
     for (memref::AllocaOp a : toDevice) {
       Location loc = a.getLoc();
-      auto tokTy = gpu::AsyncTokenType::get(a.getContext());
-      rewriter.setInsertionPoint(a);
-      Value t0 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
-      auto alloc = gpu::AllocOp::create(rewriter, loc, a.getType(), tokTy, ValueRange{t0},
-                                        a.getDynamicSizes(), a.getSymbolOperands(),
-                                        /*hostShared=*/false);
-      gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{alloc.getAsyncToken()});
-      rewriter.replaceOp(a, alloc.getMemref());
+      Value mem = replaceWithDeviceAlloc(rewriter, a);
       for (func::ReturnOp r : returns) {
         rewriter.setInsertionPoint(r);
-        Value t1 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
-        Value t2 = gpu::DeallocOp::create(rewriter, loc, tokTy, ValueRange{t1},
-                                          alloc.getMemref())
-                       .getAsyncToken();
-        gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{t2});
+        createDeviceDealloc(rewriter, loc, mem);
       }
     }
     for (scf::ForOp nest : nests)

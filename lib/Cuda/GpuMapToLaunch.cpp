@@ -1,6 +1,8 @@
 //===- GpuMapToLaunch.cpp - block forall -> gpu.launch (photon-gpu-map-to-launch) ----===//
 #include "photon/Target/Cuda/CudaPipeline.h"
 
+#include "DeviceAlloc.h"
+
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -342,24 +344,14 @@ struct GpuMapToLaunchPass : public impl::PhotonGpuMapToLaunchBase<GpuMapToLaunch
     });
     for (memref::AllocOp a : hostAllocs) {
       Location loc = a.getLoc();
-      auto tokTy = gpu::AsyncTokenType::get(a.getContext());
       for (Operation *user : llvm::make_early_inc_range(a->getUsers())) {
         if (!isa<memref::DeallocOp>(user))
           continue;
         rewriter.setInsertionPoint(user);
-        Value t0 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
-        Value t1 = gpu::DeallocOp::create(rewriter, loc, tokTy, ValueRange{t0}, a.getResult())
-                       .getAsyncToken();
-        gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{t1});
+        createDeviceDealloc(rewriter, loc, a.getResult());
         rewriter.eraseOp(user);
       }
-      rewriter.setInsertionPoint(a);
-      Value t0 = gpu::WaitOp::create(rewriter, loc, tokTy, ValueRange{}).getAsyncToken();
-      auto alloc = gpu::AllocOp::create(rewriter, loc, a.getType(), tokTy, ValueRange{t0},
-                                        a.getDynamicSizes(), a.getSymbolOperands(),
-                                        /*hostShared=*/false);
-      gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{alloc.getAsyncToken()});
-      rewriter.replaceOp(a, alloc.getMemref());
+      replaceWithDeviceAlloc(rewriter, a);
     }
     // Other host frees (of a callee's result, photon-gpu-insert-dealloc) are of device
     // buffers too.

@@ -22,6 +22,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
+#include <fstream>
 #include <map>
 #include <string>
 #include <sys/resource.h>
@@ -121,15 +123,12 @@ bool parseByteSize(const std::string &text, uint64_t &out) {
 }
 
 bool readFile(const std::string &path, std::string &out, std::string &err) {
-  std::FILE *f = std::fopen(path.c_str(), "rb");
+  std::ifstream f(path, std::ios::binary);
   if (!f) { err = "cannot open '" + path + "': " + std::strerror(errno); return false; }
-  out.clear();
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  bool bad = std::ferror(f);
-  std::fclose(f);
-  if (bad) { err = "error reading '" + path + "'"; return false; }
+  std::ostringstream text;
+  text << f.rdbuf();
+  if (f.bad()) { err = "error reading '" + path + "'"; return false; }
+  out = text.str();
   return true;
 }
 
