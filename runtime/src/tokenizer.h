@@ -20,6 +20,8 @@ public:
   virtual std::vector<int32_t> encode(const std::string &text) const = 0;
   /// The bytes of one token ("" for an unknown id).
   virtual std::string tokenBytes(int32_t id) const = 0;
+  /// The end-of-sequence id, -1 if the tokenizer has none (the engine ends a sequence there).
+  virtual int32_t eosId() const { return -1; }
   std::string decode(const std::vector<int32_t> &ids) const {
     std::string s;
     for (int32_t id : ids) s += tokenBytes(id);
@@ -46,6 +48,11 @@ public:
   int vocabSize() const override { return static_cast<int>(idToToken_.size()); }
   std::vector<int32_t> encode(const std::string &text) const override;
   std::string tokenBytes(int32_t id) const override;
+  /// GPT-2's "<|endoftext|>" when the vocabulary has it.
+  int32_t eosId() const override {
+    auto it = tokenToId_.find("<|endoftext|>");
+    return it == tokenToId_.end() ? -1 : it->second;
+  }
 
   /// The pre-tokenizer alone (exposed for tests): splits UTF-8 text into GPT-2 pieces.
   static std::vector<std::string> pretokenize(const std::string &text);
