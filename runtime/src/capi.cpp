@@ -12,8 +12,10 @@
 #include "cache.h"
 #include "cuda/cuda_backend.h"
 #include "engine.h"
+#include "sampler.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -194,6 +196,7 @@ photon_status photon_model_get_info(const photon_model *model, photon_model_info
     r.tokenizer_kind = model->impl->tokenizer().kind();
     r.family_name = m.familyName.c_str();
     r.compute_parallel = model->impl->parallel() ? 1 : 0;
+    r.eos_id = model->impl->tokenizer().eosId();
     writeOut(info, r);
     return ok();
   });
@@ -216,6 +219,14 @@ photon_status photon_detokenize(const photon_model *model, const int32_t *tokens
   return guard("photon_detokenize", [&]() -> photon_status {
     if (!model || (!tokens && n) || !n_out || (capacity && !out))
       return fail(PHOTON_ERR_INVALID_ARGUMENT, "photon_detokenize: bad argument");
+    // An id outside the model's vocabulary is an error, not a silently dropped token.
+    const int32_t vocab = model->impl->manifest().vocab;
+    for (size_t i = 0; i < n; ++i)
+      if (tokens[i] < 0 || tokens[i] >= vocab)
+        return fail(PHOTON_ERR_INVALID_ARGUMENT,
+                    "photon_detokenize: token " + std::to_string(i) + " is " +
+                        std::to_string(tokens[i]) + ", outside the vocabulary [0, " +
+                        std::to_string(vocab) + ")");
     std::string s = model->impl->tokenizer().decode(std::vector<int32_t>(tokens, tokens + n));
     *n_out = s.size();
     if (capacity) std::memcpy(out, s.data(), std::min(capacity, s.size()));
@@ -243,6 +254,8 @@ void photon_engine_options_defaults(photon_engine_options *o) {
   o->context_limit = 0;
   o->overlap_recgen = 1;
   o->threads = 0;
+  o->cache_policy = PHOTON_CACHE_RESERVE;
+  o->eos_id = -1;
 }
 
 photon_status photon_engine_create(const photon_model *model, const photon_engine_options *opts,
@@ -272,6 +285,9 @@ photon_status photon_engine_create(const photon_model *model, const photon_engin
         if (opts->threads < 0) return fail(PHOTON_ERR_INVALID_ARGUMENT, "threads must be >= 0");
         eo.threads = opts->threads;
       }
+      if (PHOTON_HAS(opts, cache_policy)) eo.cachePolicy = opts->cache_policy; // checked by create
+      if (PHOTON_HAS(opts, eos_id)) eo.eosId = opts->eos_id;
+      
     }
     std::unique_ptr<rt::Engine> e;
     rt::Status st = rt::Engine::create(*model->impl, eo, e);
@@ -327,8 +343,21 @@ photon_status photon_engine_submit(photon_engine *engine, const int32_t *prompt,
           if (s->stop[i] && *s->stop[i]) p.stop.emplace_back(s->stop[i]);
       }
     }
+    // One rule set for every caller (photon-run goes through here too): NaN, infinities and
+    // out-of-range values are refused, never turned into "off" or garbage tokens.
+    std::string bad;
+    if (!rt::validateSampling(p, bad))
+      return fail(PHOTON_ERR_INVALID_ARGUMENT, "photon_sampling: " + bad);
+    // The prompt's length is checked before anything of that size is allocated.
+    if (prompt_len > static_cast<size_t>(INT32_MAX))
+      return fail(PHOTON_ERR_INVALID_ARGUMENT,
+                  "photon_engine_submit: prompt_len " + std::to_string(prompt_len) +
+                      " is more than a request can hold (" + std::to_string(INT32_MAX) +
+                      " tokens)");
+    bool ignoreEos = s && PHOTON_HAS(s, ignore_eos) && s->ignore_eos != 0;
     uint64_t rid = 0;
-    rt::Status st = engine->impl->submit(std::vector<int32_t>(prompt, prompt + prompt_len), p, rid);
+    rt::Status st =
+        engine->impl->submit(std::vector<int32_t>(prompt, prompt + prompt_len), p, rid, ignoreEos);
     if (!st) return fail(st);
     *id = rid;
     return ok();
@@ -365,29 +394,62 @@ void photon_engine_cancel(photon_engine *engine) {
   if (engine) engine->impl->cancel(); // an atomic store: cannot throw, async-signal-safe
 }
 
+photon_status photon_engine_cancel_request(photon_engine *engine, photon_request_id id) {
+  return guard("photon_engine_cancel_request", [&]() -> photon_status {
+    if (!engine) return fail(PHOTON_ERR_INVALID_ARGUMENT, "photon_engine_cancel_request: NULL engine");
+    engine->impl->cancelRequest(id);
+    return ok();
+  });
+}
+
+photon_status photon_engine_wait(photon_engine *engine, int32_t timeout_ms, int32_t *has_work) {
+  return guard("photon_engine_wait", [&]() -> photon_status {
+    if (!engine) return fail(PHOTON_ERR_INVALID_ARGUMENT, "photon_engine_wait: NULL engine");
+    if (timeout_ms < 0) return fail(PHOTON_ERR_INVALID_ARGUMENT, "photon_engine_wait: timeout_ms < 0");
+    bool w = engine->impl->waitForWork(timeout_ms);
+    if (has_work) *has_work = w ? 1 : 0;
+    return ok();
+  });
+}
+
+void photon_engine_wake(photon_engine *engine) {
+  if (!engine) return;
+  try {
+    engine->impl->wake();
+  } catch (...) {
+  }
+}
+
 photon_status photon_engine_get_stats(const photon_engine *engine, photon_engine_stats *stats) {
   return guard("photon_engine_get_stats", [&]() -> photon_status {
     if (!engine || !sizeOk(stats))
       return fail(PHOTON_ERR_INVALID_ARGUMENT, "photon_engine_get_stats: bad argument");
+    // The copy the scheduler thread published after its last step: safe from any thread.
     const rt::Engine &e = *engine->impl;
-    const rt::CacheManager &c = e.cache();
+    const rt::EngineSnapshot snap = e.snapshot();
+    const rt::EngineStats &es = snap.stats;
     photon_engine_stats r;
     std::memset(&r, 0, sizeof r);
-    r.prefill_tokens = e.stats().prefillTokens;
-    r.prefill_seconds = e.stats().prefillSeconds;
-    r.decode_tokens = e.stats().decodeTokens;
-    r.decode_seconds = e.stats().decodeSeconds;
-    r.budget_bytes = c.budget();
-    r.cache_bytes_in_use = c.inUseBytes();
-    r.cache_bytes_reserved = c.reservedBytes();
-    r.cache_levels = static_cast<int32_t>(std::min<size_t>(c.levelCount(), PHOTON_MAX_LEVELS));
+    r.prefill_tokens = es.prefillTokens;
+    r.prefill_seconds = es.prefillSeconds;
+    r.decode_tokens = es.decodeTokens;
+    r.decode_seconds = es.decodeSeconds;
+    r.budget_bytes = snap.budget;
+    r.cache_bytes_in_use = snap.inUse;
+    r.cache_bytes_reserved = snap.reserved;
+    r.cache_levels = static_cast<int32_t>(std::min<size_t>(snap.levels.size(), PHOTON_MAX_LEVELS));
     for (int i = 0; i < r.cache_levels; ++i) {
-      r.cache_level_id[i] = c.spec(i).level;
-      r.cache_peak_bytes[i] = c.peakBytes(i);
+      r.cache_level_id[i] = snap.levels[i];
+      r.cache_peak_bytes[i] = snap.peakLevel[i];
+      r.cache_bytes_in_use_level[i] = snap.inUseLevel[i];
     }
-    r.cache_peak_total_bytes = c.peakTotalBytes();
-    r.requests_finished = e.stats().requestsFinished;
-    r.peak_batch = e.stats().peakBatch;
+    r.cache_peak_total_bytes = snap.peakTotal;
+    r.requests_finished = es.requestsFinished;
+    r.peak_batch = es.peakBatch;
+    r.queued = static_cast<int32_t>(snap.queued);
+    r.running = static_cast<int32_t>(snap.running);
+    r.requests_cancelled = es.requestsCancelled;
+    r.preemptions = es.preemptions;
     const rt::Model &m = e.model();
     r.compute_threads = m.parallel() && engine->threads > 0 ? engine->threads : m.computeThreads();
     writeOut(stats, r);

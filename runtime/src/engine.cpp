@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <future>
+#include <mutex>
 #include <thread>
 
 namespace photon::rt {
@@ -18,6 +19,59 @@ double now() {
 Engine::~Engine() {
   for (auto &s : active_) cache_.release(s->cache);
   for (auto &s : waiting_) cache_.release(s->cache);
+}
+
+void Engine::cancelRequest(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(inboxMu_);
+    cancelIds_.push_back(id);
+  }
+  inboxCv_.notify_all();
+}
+
+void Engine::wake() {
+  {
+    std::lock_guard<std::mutex> lock(inboxMu_);
+    woken_ = true;
+  }
+  inboxCv_.notify_all();
+}
+
+bool Engine::waitForWork(int timeoutMs) {
+  std::unique_lock<std::mutex> lock(inboxMu_);
+  auto ready = [&] {
+    return woken_ || !inbox_.empty() || !cancelIds_.empty() || !active_.empty() ||
+           !waiting_.empty() || cancel_.load();
+  };
+  if (timeoutMs > 0) inboxCv_.wait_for(lock, std::chrono::milliseconds(timeoutMs), ready);
+  woken_ = false;
+  return !inbox_.empty() || !cancelIds_.empty() || !active_.empty() || !waiting_.empty() ||
+         cancel_.load();
+}
+
+EngineSnapshot Engine::snapshot() const {
+  std::lock_guard<std::mutex> lock(snapMu_);
+  EngineSnapshot s = snap_;
+  s.queued += inboxCount_.load(); // submitted since the last step
+  return s;
+}
+
+void Engine::publish() {
+  EngineSnapshot s;
+  s.stats = stats_;
+  s.budget = cache_.budget();
+  s.inUse = cache_.inUseBytes();
+  s.reserved = cache_.reservedBytes();
+  s.peakTotal = cache_.peakTotalBytes();
+  for (size_t li = 0; li < cache_.levelCount(); ++li) {
+    s.levels.push_back(cache_.spec(li).level);
+    s.inUseLevel.push_back(cache_.inUseBytes(li));
+    s.peakLevel.push_back(cache_.peakBytes(li));
+  }
+  s.queued = static_cast<int64_t>(waiting_.size());
+  s.running = static_cast<int64_t>(active_.size());
+  std::lock_guard<std::mutex> lock(snapMu_);
+  snap_ = std::move(s);
 }
 
 Status Engine::create(const Model &model, const EngineOptions &opts, std::unique_ptr<Engine> &out) {
@@ -74,6 +128,19 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
     levels.push_back(s);
   }
   PHOTON_RETURN_IF_ERROR(e->cache_.init(levels, e->opts_.memoryBudget));
+  if (opts.cachePolicy != PHOTON_CACHE_RESERVE && opts.cachePolicy != PHOTON_CACHE_GROW)
+    return error(PHOTON_ERR_INVALID_ARGUMENT, "unknown cache policy");
+  if (opts.cachePolicy == PHOTON_CACHE_GROW && opts.mode == PHOTON_MODE_RECGEN)
+    return error(PHOTON_ERR_UNSUPPORTED,
+                 "RecGen takes the reserve cache policy only: its top-level cache holds the "
+                 "decoder's reconstructions, which a preempted sequence cannot rebuild from its "
+                 "tokens");
+  if (opts.eosId < -2 || opts.eosId >= e->V_)
+    return error(PHOTON_ERR_INVALID_ARGUMENT,
+                 "eos id " + std::to_string(opts.eosId) + " is outside the vocabulary [0, " +
+                     std::to_string(e->V_) + ") (-1: the tokenizer's, -2: none)");
+  e->eos_ = opts.eosId >= 0 ? opts.eosId : opts.eosId == -1 ? model.tokenizer().eosId() : -1;
+  if (e->eos_ >= e->V_) e->eos_ = -1;
   // The incremental token step: both stages, and a window cache of static dimensions
   // (token_next's argument 3 = cache [S, layers, 2, R + C_1 - 1, kv_heads, head_dim]).
   const StageSpec *ts = m.stage("token_start"), *tn = m.stage("token_next");
@@ -91,6 +158,7 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
     if (n > 0) e->windowFloats_ = n;
     else e->windowDims_.clear();
   }
+  e->publish();
   out = std::move(e);
   return Status::ok();
 }
@@ -116,7 +184,66 @@ std::vector<int64_t> Engine::unitsFor(int64_t promptLen, int64_t limit) const {
   return units;
 }
 
-Status Engine::submit(const std::vector<int32_t> &prompt, const SamplingParams &params, uint64_t &id) {
+std::vector<int64_t> Engine::unitsNextStep(const Sequence &s, bool admitting) const {
+  std::vector<int64_t> units(cache_.levelCount(), 0);
+  if (L_ == 0) {
+    int li = cache_.indexOfLevel(1);
+    int64_t have = admitting ? s.prefixLen : static_cast<int64_t>(s.tokens.size());
+    if (li >= 0) units[li] = std::min<int64_t>(have + 1, s.limit);
+    return units;
+  }
+  std::vector<int64_t> worst = unitsFor(s.prefixLen, s.limit);
+  int64_t metas = admitting ? s.prefixLen / tokensPerMeta_ : s.metas;
+  for (int l = 1; l <= L_; ++l) {
+    int li = cache_.indexOfLevel(l);
+    if (li < 0) continue;
+    units[li] = std::min<int64_t>((metas + 1) * N_[l], std::max<int64_t>(worst[li], metas * N_[l]));
+  }
+  return units;
+}
+
+uint64_t Engine::growthNeeded() const {
+  uint64_t need = 0;
+  for (const auto &s : active_) {
+    std::vector<int64_t> u = unitsNextStep(*s, false);
+    for (size_t li = 0; li < u.size(); ++li) {
+      int64_t have = li < s->cache.reservedBlocks.size() ? s->cache.reservedBlocks[li] : 0;
+      int64_t add = cache_.blocksFor(li, u[li]) - have;
+      if (add > 0) need += static_cast<uint64_t>(add) * cache_.spec(li).blockBytes();
+    }
+  }
+  return need;
+}
+
+void Engine::preempt(std::unique_ptr<Sequence> s) {
+  cache_.release(s->cache);
+  s->prefixLen = static_cast<int64_t>(s->tokens.size());
+  s->metas = 0;
+  s->topPrev.clear();
+  s->lastHat.clear();
+  s->nextLogits.clear();
+  ++stats_.preemptions;
+  waiting_.push_front(std::move(s));
+}
+
+void Engine::growOrPreempt() {
+  for (size_t i = 0; i < active_.size();) {
+    Sequence &s = *active_[i];
+    bool everFits = true;
+    Status st = cache_.reserve(s.cache, unitsNextStep(s, false), s.limit, everFits);
+    if (st) {
+      ++i;
+      continue;
+    }
+    // Out of budget: the newest sequence gives its cache back (possibly this one).
+    std::unique_ptr<Sequence> victim = std::move(active_.back());
+    active_.pop_back();
+    preempt(std::move(victim));
+  }
+}
+
+Status Engine::submit(const std::vector<int32_t> &prompt, const SamplingParams &params, uint64_t &id,
+                      bool ignoreEos) {
   const Manifest &m = model_.manifest();
   for (size_t i = 0; i < prompt.size(); ++i)
     if (prompt[i] < 0 || prompt[i] >= V_)
@@ -139,16 +266,23 @@ Status Engine::submit(const std::vector<int32_t> &prompt, const SamplingParams &
     return error(PHOTON_ERR_INVALID_ARGUMENT,
                  "temperature and top-p must be >= 0, repetition penalty > 0");
   auto s = std::unique_ptr<Sequence>(new Sequence());
-  s->id = nextId_++;
   s->tokens = prompt;
   s->promptLen = static_cast<int64_t>(prompt.size());
+  s->prefixLen = s->promptLen;
+  s->ignoreEos = ignoreEos;
   s->limit = s->promptLen + params.maxTokens;
   if (opts_.contextLimit > 0) s->limit = std::min<int64_t>(s->limit, opts_.contextLimit);
   s->params = params;
   s->rng.reseed(params.seed);
   PHOTON_RETURN_IF_ERROR(cache_.checkEverFits(unitsFor(s->promptLen, s->limit), s->limit));
+  s->id = nextId_.fetch_add(1);
   id = s->id;
-  waiting_.push_back(std::move(s));
+  {
+    std::lock_guard<std::mutex> lock(inboxMu_);
+    inbox_.push_back(std::move(s));
+    inboxCount_.fetch_add(1);
+  }
+  inboxCv_.notify_all();
   return Status::ok();
 }
 
@@ -259,6 +393,8 @@ Status Engine::encodeTokens(Sequence &s, const int32_t *tokens, int64_t count,
   std::vector<Sequence *> one{&s};
   xTop.clear();
   for (int64_t done = 0; done < count; done += kPiece) {
+    // Cancellation (Ctrl-C) is honoured between pieces of a long prefill, not only after it.
+    if (cancel_.load()) return error(PHOTON_ERR_CANCELLED, "cancelled during the prompt's prefill");
     int64_t m = std::min(kPiece, count - done);
     std::vector<float> x, y;
     PHOTON_RETURN_IF_ERROR(callEncode(1, one, tokens + done * tokensPerMeta_, m * N_[1], x));
@@ -279,7 +415,7 @@ Status Engine::prefillPhoton(Sequence &s) {
     const float *sl = model_.startLatent(l);
     s.lastHat[l].assign(sl, sl + D_);
   }
-  const int64_t Pm = s.promptLen / tokensPerMeta_;
+  const int64_t Pm = s.prefixLen / tokensPerMeta_;
   s.metas = Pm;
   if (Pm == 0) return Status::ok();
   std::vector<float> xTop;
@@ -384,7 +520,7 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
     for (int64_t b = 0; b < B; ++b)
       for (int64_t c = 0; c < N1; ++c) {
         int64_t a = absIndex(b, c, p);
-        if (a < batch[b]->promptLen) chunkTok[(b * N1 + c) * C1 + p] = batch[b]->tokens[a];
+        if (a < batch[b]->prefixLen) chunkTok[(b * N1 + c) * C1 + p] = batch[b]->tokens[a];
         else if (a < batch[b]->limit) streams.push_back(b * N1 + c); // beyond: never sampled
       }
     if (streams.empty()) continue;
@@ -419,7 +555,7 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
     std::vector<int32_t> gen;
     for (int64_t c = 0; c < N1; ++c)
       for (int p = 0; p < C1; ++p)
-        if (absIndex(b, c, p) >= s.promptLen && absIndex(b, c, p) < s.limit)
+        if (absIndex(b, c, p) >= s.prefixLen && absIndex(b, c, p) < s.limit)
           gen.push_back(chunkTok[(b * N1 + c) * C1 + p]);
     appendGenerated(s, gen.data(), gen.size());
     if (s.finish == PHOTON_FINISH_NONE) {
@@ -475,7 +611,7 @@ Status Engine::renderIncremental(std::vector<Sequence *> &batch, const std::vect
     for (int64_t c = 0; c < N1; ++c)
       for (int p = 0; p < C1; ++p) {
         int64_t a = absIndex(b, c, p);
-        if (a < batch[b]->promptLen) chunkTok[(b * N1 + c) * C1 + p] = batch[b]->tokens[a];
+        if (a < batch[b]->prefixLen) chunkTok[(b * N1 + c) * C1 + p] = batch[b]->tokens[a];
         else if (a < batch[b]->limit) last[b * N1 + c] = p;
       }
   std::vector<int64_t> act;
@@ -527,7 +663,7 @@ Status Engine::renderIncremental(std::vector<Sequence *> &batch, const std::vect
     for (int64_t i = 0; i < Sa; ++i) {
       int64_t b = act[i] / N1, c = act[i] % N1;
       int64_t a = absIndex(b, c, p);
-      if (a < batch[b]->promptLen || a >= batch[b]->limit) continue; // forced, or beyond the limit
+      if (a < batch[b]->prefixLen || a >= batch[b]->limit) continue; // forced, or beyond the limit
       chunkTok[act[i] * C1 + p] = sampleToken(*batch[b], logits.data() + i * V_, sampled[b]);
     }
   }
@@ -542,8 +678,9 @@ Status Engine::prefillVanilla(Sequence &s) {
   int li = cache_.indexOfLevel(1);
   const int64_t kPiece = 256;
   std::vector<float> logits;
-  for (int64_t done = 0; done < s.promptLen; done += kPiece) {
-    int64_t n = std::min(kPiece, s.promptLen - done);
+  for (int64_t done = 0; done < s.prefixLen; done += kPiece) {
+    if (cancel_.load()) return error(PHOTON_ERR_CANCELLED, "cancelled during the prompt's prefill");
+    int64_t n = std::min(kPiece, s.prefixLen - done);
     PHOTON_RETURN_IF_ERROR(cache_.ensure(s.cache, li, s.cache.lens[li] + n));
     const auto &t = s.cache.tables[li];
     std::vector<int32_t> table(t.begin(), t.end());
@@ -558,7 +695,7 @@ Status Engine::prefillVanilla(Sequence &s) {
     a.add(logits.data(), {1, n, V_});
     fn(a.args());
     cache_.setLength(s.cache, li, s.cache.lens[li] + n);
-    if (done + n == s.promptLen) s.nextLogits.assign(logits.end() - V_, logits.end());
+    if (done + n == s.prefixLen) s.nextLogits.assign(logits.end() - V_, logits.end());
   }
   return Status::ok();
 }
@@ -614,6 +751,13 @@ void Engine::appendGenerated(Sequence &s, const int32_t *toks, size_t n) {
     size_t before = s.text.size();
     s.tokens.push_back(toks[i]);
     s.genEnds.push_back(0);
+    if (eos_ >= 0 && toks[i] == eos_ && !s.ignoreEos) {
+      // End of sequence: the EOS token itself is neither kept nor reported.
+      s.tokens.pop_back();
+      s.genEnds.pop_back();
+      s.finish = PHOTON_FINISH_EOS;
+      break;
+    }
     s.text += tok.tokenBytes(toks[i]);
     s.genEnds.back() = s.text.size();
     if (!s.params.stop.empty()) {
@@ -646,6 +790,40 @@ void Engine::report(Sequence &s, const TokenCallback &cb, bool &cancelled) {
   if (cb && !cb(s.id, p, n, s.finish)) cancelled = true;
 }
 
+void Engine::drainInbox(const TokenCallback &cb, bool &cancelled) {
+  std::deque<std::unique_ptr<Sequence>> in;
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(inboxMu_);
+    in.swap(inbox_);
+    ids.swap(cancelIds_);
+    inboxCount_.store(0);
+  }
+  for (auto &s : in) waiting_.push_back(std::move(s));
+  for (uint64_t id : ids) {
+    for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+      if ((*it)->id != id) continue;
+      Sequence &s = **it;
+      s.finish = PHOTON_FINISH_CANCELLED;
+      report(s, cb, cancelled);
+      cache_.release(s.cache);
+      ++stats_.requestsCancelled;
+      waiting_.erase(it);
+      break;
+    }
+    for (auto it = active_.begin(); it != active_.end(); ++it) {
+      if ((*it)->id != id) continue;
+      Sequence &s = **it;
+      s.finish = PHOTON_FINISH_CANCELLED;
+      report(s, cb, cancelled);
+      cache_.release(s.cache);
+      ++stats_.requestsCancelled;
+      active_.erase(it);
+      break;
+    }
+  }
+}
+
 void Engine::finishAll(photon_finish why, const TokenCallback &cb) {
   bool ignored = false;
   for (auto &s : active_) {
@@ -655,8 +833,11 @@ void Engine::finishAll(photon_finish why, const TokenCallback &cb) {
   }
   for (auto &s : waiting_) {
     s->finish = why;
-    if (cb) cb(s->id, nullptr, 0, why);
+    report(*s, cb, ignored); // a preempted sequence may have tokens not yet reported: none
+    cache_.release(s->cache);
   }
+  if (why == PHOTON_FINISH_CANCELLED)
+    stats_.requestsCancelled += active_.size() + waiting_.size();
   active_.clear();
   waiting_.clear();
 }
@@ -665,33 +846,63 @@ Status Engine::admit(Sequence &s) {
   double t0 = now();
   Status st = L_ == 0 ? prefillVanilla(s) : prefillPhoton(s);
   stats_.prefillSeconds += now() - t0;
-  stats_.prefillTokens += static_cast<uint64_t>(s.promptLen);
+  stats_.prefillTokens += static_cast<uint64_t>(s.prefixLen);
   return st;
 }
 
 Status Engine::step(const TokenCallback &cb, int &active) {
   // OpenMP's thread count is per calling thread: set it on whichever thread steps.
   if (opts_.threads > 0) model_.setComputeThreads(opts_.threads);
+  // Requests and cancellations that other threads queued since the last step.
+  bool cbCancelled = false;
+  drainInbox(cb, cbCancelled);
+  if (cbCancelled) cancel_.store(true);
   if (cancel_.load()) {
     finishAll(PHOTON_FINISH_CANCELLED, cb);
     cancel_.store(false);
     active = 0;
+    publish();
     return error(PHOTON_ERR_CANCELLED, "generation cancelled");
   }
+  const bool grow = opts_.cachePolicy == PHOTON_CACHE_GROW;
+  // GROW: the running sequences first claim their next step (preempting the newest while
+  // the budget does not hold it); what is left admits new ones.
+  if (grow) growOrPreempt();
   // Admission in arrival order while the batch and the budget allow.
   while (!waiting_.empty() && static_cast<int>(active_.size()) < opts_.maxBatch) {
     Sequence &s = *waiting_.front();
     bool everFits = true;
-    Status st = cache_.reserve(s.cache, unitsFor(s.promptLen, s.limit), s.limit, everFits);
+    Status st;
+    if (grow) {
+      // Room for the prompt and one step, and after it still room for the running
+      // sequences' next step (so that admitting does not preempt at once).
+      std::vector<int64_t> u = unitsNextStep(s, true);
+      uint64_t left = cache_.budget() - cache_.reservedBytes();
+      if (!active_.empty() && cache_.bytesFor(u) + growthNeeded() > left) break;
+      st = cache_.reserve(s.cache, u, s.limit, everFits);
+    } else {
+      st = cache_.reserve(s.cache, unitsFor(s.promptLen, s.limit), s.limit, everFits);
+    }
     if (!st) {
       if (everFits && !active_.empty()) break; // wait for running requests to finish
+      publish();
       return st;
     }
     std::unique_ptr<Sequence> owned = std::move(waiting_.front());
     waiting_.pop_front();
     Status pst = admit(*owned);
+    if (!pst && pst.code() == PHOTON_ERR_CANCELLED) {
+      // Cancelled inside the prefill: this request is reported as cancelled with the others.
+      waiting_.push_front(std::move(owned));
+      finishAll(PHOTON_FINISH_CANCELLED, cb);
+      cancel_.store(false);
+      active = 0;
+      publish();
+      return pst;
+    }
     if (!pst) {
       cache_.release(owned->cache);
+      publish();
       return pst;
     }
     active_.push_back(std::move(owned));
@@ -703,7 +914,10 @@ Status Engine::step(const TokenCallback &cb, int &active) {
     double t0 = now();
     Status st = L_ == 0 ? stepVanilla(batch) : stepPhoton(batch);
     stats_.decodeSeconds += now() - t0;
-    if (!st) return st;
+    if (!st) {
+      publish();
+      return st;
+    }
     bool cancelled = false;
     std::vector<std::unique_ptr<Sequence>> keep;
     for (auto &s : active_) {
@@ -718,7 +932,8 @@ Status Engine::step(const TokenCallback &cb, int &active) {
     active_.swap(keep);
     if (cancelled) cancel_.store(true);
   }
-  active = static_cast<int>(active_.size() + waiting_.size());
+  active = static_cast<int>(active_.size() + waiting_.size() + inboxCount_.load());
+  publish();
   return Status::ok();
 }
 

@@ -10,9 +10,11 @@
 #include "sampler.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,13 @@ struct EngineOptions {
   /// Compute threads of an --openmp artifact's kernels; 0 = OpenMP's default
   /// (OMP_NUM_THREADS, else every core). Ignored by a sequential artifact.
   int threads = 0;
+  /// How cache is claimed (photon.h, photon_cache_policy): RESERVE takes a request's
+  /// worst case at admission; GROW takes what the next step needs, grows every step and,
+  /// when the budget runs out, preempts the newest sequence (its cache is freed, it goes back
+  /// to the front of the queue and is re-prefilled from its tokens when room frees up).
+  photon_cache_policy cachePolicy = PHOTON_CACHE_RESERVE;
+  /// End-of-sequence token: -1 = the tokenizer's (if it has one), -2 = none, >= 0 = this id.
+  int32_t eosId = -1;
 };
 
 struct EngineStats {
@@ -41,7 +50,20 @@ struct EngineStats {
   uint64_t decodeTokens = 0;
   double decodeSeconds = 0;
   uint64_t requestsFinished = 0;
+  uint64_t requestsCancelled = 0;
+  uint64_t preemptions = 0;
   int peakBatch = 0;
+};
+
+/// What other threads may read while the scheduler thread steps (photon_engine_get_stats,
+/// a server's /metrics): a copy taken at the end of every step, under a lock.
+struct EngineSnapshot {
+  EngineStats stats;
+  uint64_t budget = 0, inUse = 0, reserved = 0, peakTotal = 0;
+  std::vector<int> levels;
+  std::vector<uint64_t> inUseLevel, peakLevel;
+  int64_t queued = 0;  // submitted, not yet admitted (the inbox and the waiting queue)
+  int64_t running = 0; // admitted (prefilled), generating
 };
 
 /// Called with the new tokens of a request (final: after stop/max-token truncation) and, on
@@ -54,12 +76,27 @@ public:
   static Status create(const Model &model, const EngineOptions &opts, std::unique_ptr<Engine> &out);
   ~Engine();
 
-  /// Queues a request; refuses one that can never fit the budget or the context.
-  Status submit(const std::vector<int32_t> &prompt, const SamplingParams &params, uint64_t &id);
+  // Threads: submit, cancelRequest, cancel, wake, waitForWork's waking and snapshot may be
+  // called from any thread at any time. step and run (and everything below them) run on one
+  // thread at a time, the scheduler thread; submissions and cancellations reach it through
+  // a queue (the inbox) that step drains first.
+
+  /// Queues a request (any thread); refuses one that can never fit the budget or the context.
+  Status submit(const std::vector<int32_t> &prompt, const SamplingParams &params, uint64_t &id,
+                bool ignoreEos = false);
+  /// Cancels one request (any thread): the next step reports it with PHOTON_FINISH_CANCELLED
+  /// (its tokens so far were reported) and frees its cache. Unknown or finished ids: no-op.
+  void cancelRequest(uint64_t id);
   /// Admit + prefill what fits, one decode step for all active sequences, report tokens.
   Status step(const TokenCallback &cb, int &active);
   Status run(const TokenCallback &cb);
   void cancel() { cancel_.store(true); }
+  /// Scheduler thread: blocks until a request is queued or running, wake() is called or
+  /// `timeoutMs` passes. Returns whether there is work.
+  bool waitForWork(int timeoutMs);
+  /// Any thread: makes a waitForWork return now.
+  void wake();
+  EngineSnapshot snapshot() const;
 
   const EngineStats &stats() const { return stats_; }
   const CacheManager &cache() const { return cache_; }
@@ -75,8 +112,11 @@ private:
     uint64_t id = 0;
     std::vector<int32_t> tokens; // prompt + generated
     int64_t promptLen = 0;
+    int64_t prefixLen = 0;       // tokens prefilled at (re)admission: the prompt, or after a
+                                 // preemption the prompt and the tokens generated before it
     int64_t limit = 0;           // total tokens at which generation stops
     SamplingParams params;
+    bool ignoreEos = false;
     Rng rng;
     SeqCache cache;
     int64_t metas = 0;                     // top-level units encoded (photon / block)
@@ -91,6 +131,16 @@ private:
 
   Engine(const Model &model, const EngineOptions &opts) : model_(model), opts_(opts) {}
   Status admit(Sequence &s);
+  /// Units per level the sequence needs through its next decode step (GROW policy).
+  std::vector<int64_t> unitsNextStep(const Sequence &s, bool admitting) const;
+  /// GROW: bytes the active sequences must add to their reservations for their next step.
+  uint64_t growthNeeded() const;
+  /// GROW: extends every active sequence's reservation to its next step, preempting the
+  /// newest sequences while it does not fit.
+  void growOrPreempt();
+  void preempt(std::unique_ptr<Sequence> s);
+  void drainInbox(const TokenCallback &cb, bool &cancelled);
+  void publish();
   Status prefillPhoton(Sequence &s);
   Status prefillVanilla(Sequence &s);
   Status stepPhoton(std::vector<Sequence *> &batch);
@@ -115,7 +165,17 @@ private:
   Sampler sampler_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> active_;
-  uint64_t nextId_ = 1;
+  std::atomic<uint64_t> nextId_{1};
+  int32_t eos_ = -1; // resolved end-of-sequence id, -1 = none
+  // The inbox: submissions and cancellations from any thread, drained by step().
+  std::mutex inboxMu_;
+  std::condition_variable inboxCv_;
+  std::deque<std::unique_ptr<Sequence>> inbox_;
+  std::vector<uint64_t> cancelIds_;
+  bool woken_ = false;
+  std::atomic<int64_t> inboxCount_{0};
+  mutable std::mutex snapMu_;
+  EngineSnapshot snap_;
   EngineStats stats_;
   std::atomic<bool> cancel_{false};
   double recgenEncodeSeconds_ = 0; // moving average of a sequential RecGen top-level step

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
+#include <climits>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -139,6 +140,7 @@ const char *finishName(photon_finish f) {
   case PHOTON_FINISH_STOP: return "stop";
   case PHOTON_FINISH_CONTEXT: return "context";
   case PHOTON_FINISH_CANCELLED: return "cancelled";
+  case PHOTON_FINISH_EOS: return "eos";
   }
   return "?";
 }
@@ -271,10 +273,16 @@ int run(int argc, char **argv) {
       if (i + 1 >= args.size()) die(std::string(name) + " needs a value (see --help)", 2);
       return args[++i];
     };
-    auto intValue = [&](const char *name, int64_t lo) {
+    // Range-checked, never narrowed: a value that does not fit is refused as such.
+    auto intValue = [&](const char *name, int64_t lo, int64_t hi = INT64_MAX) {
       int64_t v;
       std::string s = value(name);
-      if (!parseInt(s, v) || v < lo) die(std::string(name) + ": expected an integer >= " + std::to_string(lo) + ", got '" + s + "'", 2);
+      if (!parseInt(s, v) || v < lo || v > hi)
+        die(std::string(name) + ": expected an integer " +
+                (hi == INT64_MAX ? ">= " + std::to_string(lo)
+                                 : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]") +
+                ", got '" + s + "'",
+            2);
       return v;
     };
     auto floatValue = [&](const char *name, double lo) {
@@ -292,14 +300,21 @@ int run(int argc, char **argv) {
       else if (m == "recgen") mode = PHOTON_MODE_RECGEN;
       else die("--mode: expected hiergen or recgen, got '" + m + "'", 2);
     }
-    else if (a == "--max-tokens") maxTokens = static_cast<int32_t>(intValue("--max-tokens", 1));
+    else if (a == "--max-tokens") maxTokens = static_cast<int32_t>(intValue("--max-tokens", 1, INT32_MAX));
     else if (a == "--temperature") temperature = static_cast<float>(floatValue("--temperature", 0));
-    else if (a == "--top-k") topK = static_cast<int32_t>(intValue("--top-k", 0));
-    else if (a == "--top-p") topP = static_cast<float>(floatValue("--top-p", 0));
+    else if (a == "--top-k") topK = static_cast<int32_t>(intValue("--top-k", 0, INT32_MAX));
+    else if (a == "--top-p") {
+      std::string v = value("--top-p");
+      double d;
+      if (!parseFloat(v, d) || !(d > 0.0 && d <= 1.0))
+        die("--top-p: expected a number in (0, 1] (1 = off; for greedy use --temperature 0), "
+            "got '" + v + "'", 2);
+      topP = static_cast<float>(d);
+    }
     else if (a == "--repetition-penalty") repetitionPenalty = static_cast<float>(floatValue("--repetition-penalty", 1e-6));
     else if (a == "--seed") seed = static_cast<uint64_t>(intValue("--seed", 0));
     else if (a == "--stop") stops.push_back(unescape(value("--stop")));
-    else if (a == "--max-batch") maxBatch = static_cast<int32_t>(intValue("--max-batch", 1));
+    else if (a == "--max-batch") maxBatch = static_cast<int32_t>(intValue("--max-batch", 1, INT32_MAX));
     else if (a == "--context-limit") contextLimit = intValue("--context-limit", 1);
     else if (a == "--memory-budget") {
       std::string s = value("--memory-budget");

@@ -30,14 +30,21 @@
  *    model.so closed and weights.bin unmapped, when the last engine is freed). Pointers
  *    inside photon_model_info (target_cpu, ...) are valid until the model is unloaded.
  *  - photon_engine: created by photon_engine_create from a model, owned by the caller,
- *    released with photon_engine_free (never while a call on it is running). Not
- *    thread-safe: one thread at a time calls submit/step/run/get_stats; different engines
- *    (of the same model or not) run concurrently. photon_engine_cancel is the exception:
- *    any thread or a signal handler may call it (an atomic flag).
+ *    released with photon_engine_free (never while a call on it is running). The engine
+ *    has one scheduler thread: whichever thread calls photon_engine_step / _run / _wait,
+ *    one at a time (a server runs them in a loop on a thread of its own). Every other
+ *    engine call is thread-safe and may come from any thread while the scheduler steps:
+ *    photon_engine_submit and photon_engine_cancel_request put the request or the
+ *    cancellation on a queue (the inbox) that the next step drains before it admits and
+ *    decodes; photon_engine_wake ends a photon_engine_wait; photon_engine_get_stats reads a
+ *    copy the scheduler publishes after every step. photon_engine_cancel (cancel the whole
+ *    run) is an atomic flag that a signal handler may set. Different engines (of the same
+ *    model or not) run concurrently.
  *  - photon_request_id: a number, valid for the engine that returned it.
- *  - Callbacks (photon_token_callback) run on the thread that called step/run, before it
- *    returns; the token array is valid only during the call. A callback must not call
- *    back into the same engine except photon_engine_cancel.
+ *  - Callbacks (photon_token_callback) run on the scheduler thread, inside step/run, before
+ *    it returns; the token array is valid only during the call. A callback may call the
+ *    thread-safe functions above (submit, cancel_request, cancel, wake, get_stats) but not
+ *    step, run, wait or free.
  *  - Strings and arrays passed in are copied or used only during the call.
  *
  * See docs/runtime.md for the design and the generation loop.
@@ -136,11 +143,14 @@ typedef struct photon_model_info {
   int32_t cache_tokens_per_unit[PHOTON_MAX_LEVELS];
   uint64_t weights_bytes;
   const char *target_cpu;                 /* owned by the model */
-  const char *tokenizer_kind;             /* "byte" or "bpe"; owned by the model */
+  const char *tokenizer_kind;             /* "byte", "bpe" or "sentencepiece"; owned by
+                                             the model */
   const char *family_name;                /* manifest model.family: "photon", "block",
                                              "vanilla" or "forward"; owned by the model */
   int32_t compute_parallel;               /* the library was compiled with --openmp
                                              (photon_engine_options.threads applies) */
+  int32_t eos_id;                         /* the tokenizer's end-of-sequence id, -1 if it
+                                             has none */
 } photon_model_info;
 
 PHOTON_EXPORT photon_status photon_model_get_info(const photon_model *model,
@@ -167,6 +177,24 @@ typedef struct photon_engine photon_engine;
 
 typedef enum photon_mode { PHOTON_MODE_HIERGEN = 0, PHOTON_MODE_RECGEN = 1 } photon_mode;
 
+/* How requests claim KV cache from the budget (docs/runtime.md, "Cache policy").
+ *  RESERVE: a request is admitted when its worst case (prompt + max_tokens, capped by the
+ *    context limit) fits what is left; it never waits once running. Simple, but a request
+ *    for many tokens holds their cache from the start.
+ *  GROW: a request is admitted when its prompt and one decode step fit, leaving room for the
+ *    running sequences' next step; every step extends the reservations by one step. When
+ *    the budget runs out, the newest running sequence is preempted: its cache is freed, it
+ *    goes back to the front of the queue with the tokens it has (already reported) and is
+ *    prefilled again from them when room frees up, then continues with the same sampler
+ *    state. The oldest sequence always progresses. RecGen cannot rebuild its top-level
+ *    cache from tokens, so it takes RESERVE only.
+ * Either way a request that could never fit the whole budget is refused at submit with the
+ * numbers, and no allocation outside the budget happens. */
+typedef enum photon_cache_policy {
+  PHOTON_CACHE_RESERVE = 0,
+  PHOTON_CACHE_GROW = 1
+} photon_cache_policy;
+
 typedef struct photon_engine_options {
   size_t struct_size;
   photon_mode mode;        /* default HierGen; RecGen needs a photon-family artifact */
@@ -181,6 +209,9 @@ typedef struct photon_engine_options {
   int32_t threads;         /* compute threads of an artifact compiled with --openmp;
                               0 = OpenMP's default (OMP_NUM_THREADS, else every core);
                               ignored by a sequential artifact */
+  photon_cache_policy cache_policy; /* default RESERVE */
+  int32_t eos_id;          /* end of sequence: -1 (default) = the tokenizer's id, if it has
+                              one; -2 = none; >= 0 = this token id */
 } photon_engine_options;
 
 PHOTON_EXPORT void photon_engine_options_defaults(photon_engine_options *opts);
@@ -201,15 +232,16 @@ typedef struct photon_sampling {
   int32_t max_tokens;         /* new tokens to generate; default 128 */
   const char *const *stop;    /* stop strings (bytes); generation ends before the match */
   int32_t n_stop;
+  int32_t ignore_eos;         /* 1: do not end at the end-of-sequence token (default 0) */
 } photon_sampling;
 
 PHOTON_EXPORT void photon_sampling_defaults(photon_sampling *s);
 
 typedef uint64_t photon_request_id;
 
-/* Queues a request. It is admitted (prefilled) as soon as its caches fit in the budget; a
- * request that can never fit is refused here with PHOTON_ERR_OUT_OF_BUDGET and the numbers.
- */
+/* Queues a request (any thread). It is admitted (prefilled) as soon as its caches fit in the
+ * budget (photon_cache_policy); a request that can never fit is refused here with
+ * PHOTON_ERR_OUT_OF_BUDGET and the numbers. */
 PHOTON_EXPORT photon_status photon_engine_submit(photon_engine *engine, const int32_t *prompt,
                                                  size_t prompt_len, const photon_sampling *s,
                                                  photon_request_id *id);
@@ -218,8 +250,9 @@ typedef enum photon_finish {
   PHOTON_FINISH_NONE = 0,       /* still running */
   PHOTON_FINISH_LENGTH = 1,     /* max_tokens reached */
   PHOTON_FINISH_STOP = 2,       /* a stop string matched */
-  PHOTON_FINISH_CONTEXT = 3,    /* the model's max_context reached */
-  PHOTON_FINISH_CANCELLED = 4
+  PHOTON_FINISH_CONTEXT = 3,    /* the engine's context_limit reached */
+  PHOTON_FINISH_CANCELLED = 4,  /* photon_engine_cancel(_request) or a callback */
+  PHOTON_FINISH_EOS = 5         /* the end-of-sequence token was sampled (not reported) */
 } photon_finish;
 
 /* Receives new tokens of a request as they are final (for PHOTON a meta-context at a time).
@@ -238,6 +271,18 @@ PHOTON_EXPORT photon_status photon_engine_run(photon_engine *engine, photon_toke
                                               void *user);
 /* Asks a running photon_engine_run to stop after the current step (async-signal-safe). */
 PHOTON_EXPORT void photon_engine_cancel(photon_engine *engine);
+/* Cancels one request (any thread): the next step reports it to the callback with
+ * PHOTON_FINISH_CANCELLED (after the tokens it had) and frees its cache; the other requests
+ * go on. An id that finished already, or is unknown, is ignored. */
+PHOTON_EXPORT photon_status photon_engine_cancel_request(photon_engine *engine,
+                                                         photon_request_id id);
+/* Scheduler thread: blocks until a request is queued or running, photon_engine_wake is
+ * called, or `timeout_ms` passes. `*has_work` (may be NULL) is 1 if there is work to step.
+ * A serving loop: while (!stop) { wait(engine, 100, &w); if (w) step(engine, ...); } */
+PHOTON_EXPORT photon_status photon_engine_wait(photon_engine *engine, int32_t timeout_ms,
+                                               int32_t *has_work);
+/* Any thread: ends a photon_engine_wait now. */
+PHOTON_EXPORT void photon_engine_wake(photon_engine *engine);
 
 typedef struct photon_engine_stats {
   size_t struct_size;
@@ -256,6 +301,11 @@ typedef struct photon_engine_stats {
   int32_t peak_batch;
   int32_t compute_threads;  /* threads of the engine's parallel kernels (1 for a sequential
                                artifact; `threads` if set, else OpenMP's default) */
+  int32_t queued;           /* submitted, not yet admitted (incl. preempted ones) */
+  int32_t running;          /* admitted and generating */
+  uint64_t cache_bytes_in_use_level[PHOTON_MAX_LEVELS]; /* bytes in blocks now, per level */
+  uint64_t requests_cancelled;
+  uint64_t preemptions;     /* GROW: sequences preempted for lack of cache */
 } photon_engine_stats;
 
 PHOTON_EXPORT photon_status photon_engine_get_stats(const photon_engine *engine,

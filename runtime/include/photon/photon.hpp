@@ -2,8 +2,9 @@
 // and photon::Error (a status code plus the message) instead of status codes. Header-only;
 // link libphoton (CMake: photon::runtime). Ownership, lifetime and threads are those of the
 // C handles (photon.h): a Model may be shared by threads and engines, and an Engine keeps
-// its model loaded, so destroying a Model before its Engines is safe; an Engine is used by
-// one thread at a time (cancel() from anywhere). Exceptions thrown by an Engine callback
+// its model loaded, so destroying a Model before its Engines is safe; an Engine's step(),
+// run() and wait() run on one scheduler thread at a time, while submit(), cancelRequest(),
+// cancel(), wake() and stats() may come from any thread. Exceptions thrown by an Engine callback
 // stop the run and are rethrown from run()/step(); they never cross the C library.
 //
 //   photon::Model model("tiny.photon");
@@ -100,6 +101,8 @@ public:
   EngineOptions &contextLimit(int64_t n) { o_.context_limit = n; return *this; }
   EngineOptions &overlapRecGen(int mode) { o_.overlap_recgen = mode; return *this; } // 0/1/2
   EngineOptions &threads(int32_t n) { o_.threads = n; return *this; } // 0: OpenMP's default
+  EngineOptions &cachePolicy(photon_cache_policy p) { o_.cache_policy = p; return *this; }
+  EngineOptions &eosId(int32_t id) { o_.eos_id = id; return *this; } // -1 tokenizer's, -2 none
   const photon_engine_options *get() const { return &o_; }
 
 private:
@@ -116,6 +119,7 @@ public:
   Sampling &seed(uint64_t s) { s_.seed = s; return *this; }
   Sampling &maxTokens(int32_t n) { s_.max_tokens = n; return *this; }
   Sampling &stop(std::vector<std::string> s) { stop_ = std::move(s); return *this; }
+  Sampling &ignoreEos(bool b) { s_.ignore_eos = b ? 1 : 0; return *this; }
   /// The C struct; valid while this object lives and is not modified.
   const photon_sampling *get() {
     ptrs_.clear();
@@ -167,6 +171,16 @@ public:
     return active;
   }
   void cancel() { photon_engine_cancel(e_); }
+  /// Thread-safe: cancels one request (reported with PHOTON_FINISH_CANCELLED by the next step).
+  void cancelRequest(photon_request_id id) { check(photon_engine_cancel_request(e_, id)); }
+  /// Scheduler thread: waits up to `timeoutMs` for work; true if there is some.
+  bool wait(int32_t timeoutMs) {
+    int32_t w = 0;
+    check(photon_engine_wait(e_, timeoutMs, &w));
+    return w != 0;
+  }
+  /// Thread-safe: ends a wait() now.
+  void wake() { photon_engine_wake(e_); }
   photon_engine *get() const { return e_; }
   photon_engine_stats stats() const {
     photon_engine_stats s;

@@ -1,0 +1,306 @@
+// The engine as a server uses it: submissions and cancellations from other threads while a
+// scheduler thread steps (through the inbox), the GROW cache policy (admission by the next
+// step, preemption and re-prefill when the budget runs out), and each finish reason (EOS,
+// stop string, length, context limit, cancelled). Runs on the test model (testmodel/).
+#include "engine.h"
+#include "test_artifact.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+using namespace photon::rt;
+
+namespace {
+
+struct Out {
+  std::vector<int32_t> tokens;
+  photon_finish finish = PHOTON_FINISH_NONE;
+  int finals = 0; // calls with a finish reason: exactly one per request
+};
+
+std::unique_ptr<Model> loadModel(const std::string &family) {
+  static int counter = 0;
+  std::string dir = ::testing::TempDir() + "photon-serving-" + family + "-" +
+                    std::to_string(getpid()) + "-" + std::to_string(counter++);
+  photon_test::ArtifactOptions o;
+  o.family = family;
+  std::string err;
+  EXPECT_TRUE(photon_test::writeArtifact(dir, o, err)) << err;
+  std::unique_ptr<Model> m;
+  Status st = Model::load(dir, {}, m);
+  EXPECT_TRUE(st.isOk()) << st.message();
+  return m;
+}
+
+struct Req {
+  std::vector<int32_t> prompt;
+  SamplingParams p;
+};
+
+std::vector<Req> makeRequests(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<Req> reqs;
+  for (int i = 0; i < n; ++i) {
+    Req r;
+    r.prompt.resize(1 + rng() % 40);
+    for (auto &t : r.prompt) t = static_cast<int32_t>(rng() % 256);
+    r.p.temperature = (i % 3) ? 0.9f : 0.0f;
+    r.p.topP = 0.95f;
+    r.p.seed = 77 + i;
+    r.p.maxTokens = 5 + static_cast<int>(rng() % 60);
+    reqs.push_back(r);
+  }
+  return reqs;
+}
+
+// Every request alone through run(): the reference tokens.
+std::vector<std::vector<int32_t>> alone(const Model &m, const std::vector<Req> &reqs, EngineOptions o) {
+  std::vector<std::vector<int32_t>> res;
+  for (const auto &r : reqs) {
+    std::unique_ptr<Engine> e;
+    EXPECT_TRUE(Engine::create(m, o, e).isOk());
+    uint64_t id;
+    EXPECT_TRUE(e->submit(r.prompt, r.p, id).isOk());
+    std::vector<int32_t> got;
+    EXPECT_TRUE(e->run([&](uint64_t, const int32_t *t, size_t n, photon_finish) {
+                   got.insert(got.end(), t, t + n);
+                   return true;
+                 }).isOk());
+    res.push_back(got);
+  }
+  return res;
+}
+
+} // namespace
+
+// Four threads submit 40 requests while a scheduler thread waits and steps; a fifth cancels
+// some of them. Every request gets exactly one final callback; the uncancelled ones produce
+// the tokens they produce alone (seeded sampling is batch-invariant); the cache returns to 0.
+TEST(EngineServing, SubmitAndCancelFromOtherThreadsWhileStepping) {
+  for (const char *family : {"photon", "vanilla"}) {
+    SCOPED_TRACE(family);
+    auto m = loadModel(family);
+    auto reqs = makeRequests(40, 5);
+    EngineOptions o;
+    o.maxBatch = 8;
+    auto want = alone(*m, reqs, o);
+    std::unique_ptr<Engine> e;
+    ASSERT_TRUE(Engine::create(*m, o, e).isOk());
+
+    std::mutex mu;
+    std::map<uint64_t, Out> out;
+    std::map<uint64_t, size_t> reqOf;
+    std::atomic<bool> stop{false};
+    std::atomic<int> submitted{0};
+    std::thread scheduler([&] {
+      while (!stop.load()) {
+        if (!e->waitForWork(20)) continue;
+        int active = 0;
+        Status st = e->step(
+            [&](uint64_t id, const int32_t *t, size_t n, photon_finish f) {
+              std::lock_guard<std::mutex> lock(mu);
+              Out &x = out[id];
+              x.tokens.insert(x.tokens.end(), t, t + n);
+              if (f != PHOTON_FINISH_NONE) {
+                x.finish = f;
+                ++x.finals;
+              }
+              return true;
+            },
+            active);
+        ASSERT_TRUE(st.isOk()) << st.message();
+      }
+    });
+    std::vector<std::thread> submitters;
+    std::vector<uint64_t> toCancel;
+    for (int t = 0; t < 4; ++t)
+      submitters.emplace_back([&, t] {
+        for (size_t i = t; i < reqs.size(); i += 4) {
+          uint64_t id = 0;
+          Status st = e->submit(reqs[i].prompt, reqs[i].p, id);
+          ASSERT_TRUE(st.isOk()) << st.message();
+          std::lock_guard<std::mutex> lock(mu);
+          reqOf[id] = i;
+          if (i % 7 == 3) toCancel.push_back(id);
+          ++submitted;
+          std::this_thread::yield();
+        }
+      });
+    for (auto &th : submitters) th.join();
+    std::thread canceller([&] {
+      std::vector<uint64_t> ids;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ids = toCancel;
+      }
+      for (uint64_t id : ids) e->cancelRequest(id);
+      e->cancelRequest(999999); // unknown: ignored
+    });
+    canceller.join();
+    // Wait until every request has its final callback (bounded).
+    for (int i = 0; i < 2000; ++i) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        size_t done = 0;
+        for (auto &kv : out) done += kv.second.finals > 0;
+        if (done == reqs.size()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    stop.store(true);
+    e->wake();
+    scheduler.join();
+    ASSERT_EQ(out.size(), reqs.size());
+    int cancelled = 0;
+    for (auto &kv : out) {
+      size_t i = reqOf[kv.first];
+      EXPECT_EQ(kv.second.finals, 1) << "request " << i;
+      const auto &w = want[i];
+      if (kv.second.finish == PHOTON_FINISH_CANCELLED) {
+        ++cancelled;
+        EXPECT_EQ(i % 7, 3u) << "only the ones asked for are cancelled";
+        // What it had reported before the cancellation is a prefix of its full answer.
+        ASSERT_LE(kv.second.tokens.size(), w.size());
+        EXPECT_TRUE(std::equal(kv.second.tokens.begin(), kv.second.tokens.end(), w.begin()));
+      } else {
+        EXPECT_EQ(kv.second.finish, PHOTON_FINISH_LENGTH) << "request " << i;
+        EXPECT_EQ(kv.second.tokens, w) << "request " << i;
+      }
+    }
+    EngineSnapshot s = e->snapshot();
+    EXPECT_EQ(s.inUse, 0u);
+    EXPECT_EQ(s.reserved, 0u);
+    EXPECT_EQ(s.queued + s.running, 0);
+    EXPECT_EQ(s.stats.requestsFinished + s.stats.requestsCancelled, reqs.size());
+    EXPECT_EQ(static_cast<int>(s.stats.requestsCancelled), cancelled);
+  }
+}
+
+// GROW under a budget that holds a few sequences' next step but not their whole answers:
+// sequences are preempted and re-prefilled, the tokens equal the RESERVE run's (and each
+// request's alone), the budget is never exceeded and the accounting returns to zero.
+TEST(EngineServing, GrowPolicyPreemptsAndResumesExactly) {
+  for (const char *family : {"photon", "vanilla"}) {
+    SCOPED_TRACE(family);
+    auto m = loadModel(family);
+    auto reqs = makeRequests(24, 9);
+    for (auto &r : reqs) r.p.maxTokens = 60 + r.p.maxTokens; // long answers
+    EngineOptions o;
+    o.maxBatch = 16;
+    o.memoryBudget = 48 * 64; // 48 blocks of 64 bytes
+    auto want = alone(*m, reqs, o);
+    o.cachePolicy = PHOTON_CACHE_GROW;
+    std::unique_ptr<Engine> e;
+    ASSERT_TRUE(Engine::create(*m, o, e).isOk());
+    std::map<uint64_t, size_t> reqOf;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      uint64_t id;
+      ASSERT_TRUE(e->submit(reqs[i].prompt, reqs[i].p, id).isOk());
+      reqOf[id] = i;
+    }
+    std::map<uint64_t, Out> out;
+    int active = 1, maxRunning = 0;
+    while (active > 0) {
+      Status st = e->step(
+          [&](uint64_t id, const int32_t *t, size_t n, photon_finish f) {
+            out[id].tokens.insert(out[id].tokens.end(), t, t + n);
+            if (f) { out[id].finish = f; ++out[id].finals; }
+            return true;
+          },
+          active);
+      ASSERT_TRUE(st.isOk()) << st.message();
+      std::string why;
+      ASSERT_TRUE(e->cache().checkInvariants(why)) << why;
+      ASSERT_LE(e->cache().reservedBytes(), o.memoryBudget);
+      maxRunning = std::max(maxRunning, static_cast<int>(e->activeCount()));
+    }
+    for (auto &kv : out) {
+      EXPECT_EQ(kv.second.finals, 1);
+      EXPECT_EQ(kv.second.tokens, want[reqOf[kv.first]]) << "request " << reqOf[kv.first];
+    }
+    EXPECT_EQ(out.size(), reqs.size());
+    EXPECT_GT(e->stats().preemptions, 0u) << "the budget is meant to run out";
+    EXPECT_GT(maxRunning, 2) << "GROW admits more than RESERVE would";
+    EXPECT_EQ(e->cache().inUseBytes(), 0u);
+    EXPECT_EQ(e->cache().reservedBytes(), 0u);
+    EXPECT_LE(e->cache().peakTotalBytes(), o.memoryBudget);
+  }
+}
+
+TEST(EngineServing, GrowRefusesRecGen) {
+  auto m = loadModel("photon");
+  EngineOptions o;
+  o.mode = PHOTON_MODE_RECGEN;
+  o.cachePolicy = PHOTON_CACHE_GROW;
+  std::unique_ptr<Engine> e;
+  Status st = Engine::create(*m, o, e);
+  EXPECT_EQ(st.code(), PHOTON_ERR_UNSUPPORTED);
+  EXPECT_NE(st.message().find("reserve"), std::string::npos) << st.message();
+}
+
+// Each finish reason is reported: EOS (the id is not reported), stop string, length,
+// context limit.
+TEST(EngineServing, EachFinishReasonIsReported) {
+  for (const char *family : {"photon", "vanilla"}) {
+    SCOPED_TRACE(family);
+    auto m = loadModel(family);
+    EngineOptions o;
+    std::unique_ptr<Engine> e;
+    ASSERT_TRUE(Engine::create(*m, o, e).isOk());
+    EXPECT_EQ(m->tokenizer().eosId(), -1); // the byte tokenizer has none
+    SamplingParams p;
+    p.maxTokens = 40;
+    std::vector<int32_t> prompt = {'h', 'i'};
+    auto runOne = [&](Engine &eng, const SamplingParams &sp, bool ignoreEos = false) {
+      uint64_t id;
+      EXPECT_TRUE(eng.submit(prompt, sp, id, ignoreEos).isOk());
+      Out o1;
+      EXPECT_TRUE(eng.run([&](uint64_t, const int32_t *t, size_t n, photon_finish f) {
+                       o1.tokens.insert(o1.tokens.end(), t, t + n);
+                       if (f) { o1.finish = f; ++o1.finals; }
+                       return true;
+                     }).isOk());
+      return o1;
+    };
+    Out full = runOne(*e, p);
+    ASSERT_EQ(full.finish, PHOTON_FINISH_LENGTH);
+    ASSERT_EQ(full.tokens.size(), 40u);
+    // EOS: make the 11th generated token the end-of-sequence id.
+    int32_t eos = full.tokens[10];
+    size_t first = std::find(full.tokens.begin(), full.tokens.end(), eos) - full.tokens.begin();
+    EngineOptions oe;
+    oe.eosId = eos;
+    std::unique_ptr<Engine> e2;
+    ASSERT_TRUE(Engine::create(*m, oe, e2).isOk());
+    Out got = runOne(*e2, p);
+    EXPECT_EQ(got.finish, PHOTON_FINISH_EOS);
+    EXPECT_EQ(got.tokens, std::vector<int32_t>(full.tokens.begin(), full.tokens.begin() + first));
+    got = runOne(*e2, p, /*ignoreEos=*/true);
+    EXPECT_EQ(got.finish, PHOTON_FINISH_LENGTH);
+    EXPECT_EQ(got.tokens, full.tokens);
+    // Stop string.
+    SamplingParams ps = p;
+    ps.stop = {std::string(1, static_cast<char>(full.tokens[5]))};
+    got = runOne(*e, ps);
+    EXPECT_EQ(got.finish, PHOTON_FINISH_STOP);
+    EXPECT_LE(got.tokens.size(), 5u);
+    // Context limit: prompt 2 + 10 generated.
+    EngineOptions oc;
+    oc.contextLimit = 12;
+    std::unique_ptr<Engine> e3;
+    ASSERT_TRUE(Engine::create(*m, oc, e3).isOk());
+    got = runOne(*e3, p);
+    EXPECT_EQ(got.finish, PHOTON_FINISH_CONTEXT);
+    EXPECT_EQ(got.tokens, std::vector<int32_t>(full.tokens.begin(), full.tokens.begin() + 10));
+    // A bad EOS id is refused.
+    EngineOptions ob;
+    ob.eosId = 100000;
+    std::unique_ptr<Engine> e4;
+    EXPECT_EQ(Engine::create(*m, ob, e4).code(), PHOTON_ERR_INVALID_ARGUMENT);
+  }
+}
