@@ -10,9 +10,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "AttentionKernels.h"
+#include "photon/Conversion/AttentionLowering.h"
 #include "photon/Dialect/PhotonOps.h"
-#include "photon/Transforms/Passes.h"
+#include "photon/Conversion/Passes.h"
 #include "photon/weights_format.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -30,7 +30,7 @@
 namespace mlir {
 namespace photon {
 #define GEN_PASS_DEF_CONVERTPHOTONTOLINALG
-#include "photon/Transforms/Passes.h.inc"
+#include "photon/Conversion/Passes.h.inc"
 } // namespace photon
 } // namespace mlir
 
@@ -446,10 +446,9 @@ LogicalResult lowerKvAppend(KvAppendOp op, Value k, Value v, FailureOr<CacheOper
   Location loc = op.getLoc();
   if (failed(c)) return failure();
   int64_t layerIndex = op.getLayer();
-  if (fused) {
-    mlir::photon::PagedCache pc{c->pool, c->table, c->lens, c->blockSize};
-    if (succeeded(mlir::photon::emitVectorKvAppend(b, loc, pc, k, v, layerIndex)))
-      return success();
+  if (const AttentionKernelProvider *kernels = fused ? getAttentionKernelProvider() : nullptr) {
+    PagedCache pc{c->pool, c->table, c->lens, c->blockSize};
+    if (succeeded(kernels->kvAppend(b, loc, pc, k, v, layerIndex))) return success();
   }
   Lowering L{b, loc};
   Value layer = L.cIdx(layerIndex);
@@ -471,8 +470,8 @@ LogicalResult lowerKvAppend(KvAppendOp op, Value k, Value v, FailureOr<CacheOper
 }
 
 /// Streaming (online-softmax) attention of q [B, n, H, hd] over cache positions
-/// 0 .. lens[b] + t: the fused kernel of AttentionKernels.cpp when `fused` (and the shapes
-/// allow it), else one scalar loop nest per query row and head.
+/// 0 .. lens[b] + t: the target's kernel (AttentionLowering.h) when `fused` (and it
+/// accepts the shapes), else one scalar loop nest per query row and head.
 FailureOr<Value> lowerCachedAttention(CachedAttentionOp op, Value q,
                                       FailureOr<CacheOperands> c, OpBuilder &b, bool fused,
                                       int64_t parallelMinKeys) {
@@ -488,10 +487,9 @@ FailureOr<Value> lowerCachedAttention(CachedAttentionOp op, Value q,
                << (ShapedType::isDynamic(H) ? std::string("?") : std::to_string(H)) << " vs "
                << Hkv << ")",
            failure();
-  if (fused) {
-    mlir::photon::PagedCache pc{c->pool, c->table, c->lens, c->blockSize};
-    auto r = mlir::photon::emitFusedCachedAttention(b, loc, pc, q, layerIndex, scaleValue,
-                                                    parallelMinKeys);
+  if (const AttentionKernelProvider *kernels = fused ? getAttentionKernelProvider() : nullptr) {
+    PagedCache pc{c->pool, c->table, c->lens, c->blockSize};
+    auto r = kernels->cached(b, loc, pc, q, layerIndex, scaleValue, parallelMinKeys);
     if (succeeded(r)) return *r;
   }
   Lowering L{b, loc};
@@ -741,9 +739,9 @@ Value lowerAttention(AttnOp op, AdaptorT a, RankedTensorType resultType, OpBuild
   Location loc = op.getLoc();
   double scale = op.getScaleAttr().getValueAsDouble();
   FailureOr<Value> fused = failure();
-  if (fusedAttention)
-    fused = mlir::photon::emitFusedCausalAttention(b, loc, a.getQ(), a.getK(), a.getV(), scale,
-                                                   resultType);
+  if (const AttentionKernelProvider *kernels =
+          fusedAttention ? getAttentionKernelProvider() : nullptr)
+    fused = kernels->causal(b, loc, a.getQ(), a.getK(), a.getV(), scale, resultType);
   if (succeeded(fused)) return *fused;
   Lowering L{b, loc};
   return L.causalAttention(a.getQ(), a.getK(), a.getV(), scale, resultType);

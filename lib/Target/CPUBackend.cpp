@@ -8,7 +8,7 @@
 
 #include "photon/Target/CPU.h"
 #include "photon/Target/TargetBackend.h"
-#include "photon/Transforms/Passes.h"
+#include "photon/Codegen/CPU/Passes.h"
 
 #include "mlir/Pass/PassManager.h"
 

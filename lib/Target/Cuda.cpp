@@ -1,6 +1,6 @@
 //===- Cuda.cpp - photon-compile's CUDA target ------------------------------===//
 //
-// The GPU lowering of lib/Cuda applied to the compiler's stage functions, and the link of
+// The GPU lowering of lib/Codegen/CUDA applied to the compiler's stage functions, and the link of
 // model.so against libphoton_cuda.so. Object emission reuses the CPU target's emitObject
 // (the host code is x86 code calling mgpu*; the fatbins are data in .nv_fatbin).
 //
@@ -8,7 +8,7 @@
 
 #include "photon/Target/Cuda.h"
 #include "photon/Target/CPU.h"
-#include "photon/Target/Cuda/CudaPipeline.h"
+#include "photon/Codegen/CUDA/CudaPipeline.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Pass/PassManager.h"

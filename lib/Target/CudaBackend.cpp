@@ -1,6 +1,6 @@
 //===- CudaBackend.cpp - the cuda TargetBackend ----------------------------===//
 //
-// `--target cuda:sm_80,sm_90`: lib/Cuda's GPU lowering (kernels to fatbins, host code to the
+// `--target cuda:sm_80,sm_90`: lib/Codegen/CUDA's GPU lowering (kernels to fatbins, host code to the
 // LLVM dialect), the CPU target's host code generation, and the link of model.so against
 // libphoton_cuda.so (lib/Target/Cuda.cpp, docs/cuda.md).
 //

@@ -11,7 +11,7 @@
 #include "photon/Target/CPU.h"
 #include "photon/Target/ForwardOnly.h"
 #include "photon/Transforms/CachePlan.h"
-#include "photon/Transforms/Passes.h"
+#include "photon/InitAllPasses.h"
 #include "photon/weights_format.h"
 
 #ifdef PHOTON_HAVE_IMPORTER

@@ -19,6 +19,9 @@
 #include "photon/Transforms/CachePlan.h"
 #include "photon/Transforms/Passes.h"
 
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
 #include "photon/Dialect/PhotonOps.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"

@@ -2,7 +2,7 @@
 //
 // mlir-opt with the photon dialect, every upstream dialect, extension and pass, and the
 // project's own passes and pipelines when the PhotonTransforms library is built
-// (it provides mlir::photon::registerPhotonPasses() in photon/Transforms/Passes.h).
+// (mlir::photon::registerPhotonPasses() in photon/InitAllPasses.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,7 +18,7 @@
 #include "photon/Dialect/PhotonDialect.h"
 
 #ifdef PHOTON_HAS_TRANSFORMS
-#include "photon/Transforms/Passes.h"
+#include "photon/InitAllPasses.h"
 #endif
 
 #ifndef PHOTON_VERSION

@@ -1,7 +1,7 @@
 //===- Cuda.h - photon-compile's CUDA target: stages -> host object + fatbins -===//
 //
 // `photon-compile --target cuda:sm_80,sm_90`: after convert-photon-to-linalg and the stage
-// wrappers, the module goes through the GPU lowering of lib/Cuda (kernels compiled by the
+// wrappers, the module goes through the GPU lowering of lib/Codegen/CUDA (kernels compiled by the
 // toolkit's ptxas, one fatbin per kernel holding a cubin per architecture), the host code
 // is emitted like the CPU target's (same `photon_<stage>(void **)` entry points) and linked
 // into model.so against libphoton_cuda.so (the mgpu* functions the host code calls), which
@@ -41,7 +41,7 @@ struct CudaCompileOptions {
   std::string toolkit; ///< empty: $CUDA_HOME, $CUDA_PATH, /usr/local/cuda
 };
 
-/// Runs lib/Cuda's photon-gpu-lowering on a module of linalg stage functions (the output
+/// Runs lib/Codegen/CUDA's photon-gpu-lowering on a module of linalg stage functions (the output
 /// of addStageWrappers): kernels become gpu.binary fatbins, host code the LLVM dialect.
 LogicalResult lowerStagesForCuda(ModuleOp module, const CudaCompileOptions &options);
 

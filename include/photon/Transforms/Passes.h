@@ -1,7 +1,8 @@
-//===- Passes.h - photon compiler passes ------------------------*- C++ -*-===//
+//===- Passes.h - photon dialect transformations ----------------*- C++ -*-===//
 //
-// Pass declarations (generated from Passes.td) and registration for photon-opt and
-// photon-compile.
+// Target-neutral passes on the photon dialect (generated from Passes.td): derive the
+// generation stages, plan the KV caches, and the memref fix-up both code generators use.
+// photon/InitAllPasses.h registers every group of photon passes at once.
 //
 //===----------------------------------------------------------------------===//
 
@@ -9,13 +10,8 @@
 #define PHOTON_TRANSFORMS_PASSES_H
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 
@@ -25,31 +21,8 @@ namespace photon {
 #define GEN_PASS_DECL
 #include "photon/Transforms/Passes.h.inc"
 
-/// Registers every photon pass and the `photon-lower-to-llvm` pipeline (the upstream
-/// passes photon-compile runs after convert-photon-to-linalg).
-void registerPhotonPasses();
-
-/// Options of photon-lower-to-llvm's kernels: photon-matmul-kernels' own options (the
-/// generated PhotonMatmulKernelsOptions) and whether the pipeline runs the tensor-level
-/// passes before it.
-struct MatmulKernelOptions : PhotonMatmulKernelsOptions {
-  bool fuseNorm = true;   // run photon-fuse-norm-matmul first (with the kernels only)
-  bool mathTables = true; // run photon-hoist-math-tables (with or without the kernels)
-};
-
-/// Adds the upstream lowering from the output of convert-photon-to-linalg (tensors,
-/// linalg, scf, memref) down to the LLVM dialect. With `openmp`, the weight-row blocks of
-/// the matmul kernels become OpenMP work-sharing loops with a dynamic schedule (the library
-/// then needs libomp); every other op stays sequential.
-/// `matmulKernels` runs photon-matmul-kernels (split-K / packed GEMM vector kernels for
-/// y += x * W^T) after bufferization; without it LLVM vectorizes the generic's scalar loops.
-/// With the kernels and `kernels.fuseNorm`, photon-fuse-norm-matmul runs after inlining;
-/// with `kernels.mathTables` (also without the kernels), photon-hoist-math-tables after it.
-void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp = false,
-                                    bool matmulKernels = true);
-/// The same with explicit kernel options (`kernels.parallel` is set from `openmp`).
-void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulKernels,
-                                    MatmulKernelOptions kernels);
+#define GEN_PASS_REGISTRATION
+#include "photon/Transforms/Passes.h.inc"
 
 } // namespace photon
 } // namespace mlir

@@ -1,5 +1,6 @@
 // RUN: photon-opt %s --convert-photon-to-linalg --split-input-file | FileCheck %s
 // RUN: photon-opt %s --convert-photon-to-linalg --split-input-file --photon-lower-to-llvm | FileCheck %s --check-prefix=LLVM
+// RUN: photon-opt %s --convert-photon-to-linalg --split-input-file --photon-cpu-pipeline | FileCheck %s --check-prefix=LLVM
 
 // The weights blob becomes argument 0; photon.weight is a view at its byte offset.
 // CHECK-LABEL: func.func @forward(

@@ -10,7 +10,7 @@
 #include "photon/Target/CPU.h"
 #include "photon/Target/Driver.h"
 #include "photon/Target/TargetBackend.h"
-#include "photon/Transforms/Passes.h"
+#include "photon/Codegen/CPU/Passes.h"
 
 #include "photon/photon.h"
 

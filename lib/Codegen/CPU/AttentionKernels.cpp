@@ -1,0 +1,724 @@
+//===- AttentionKernels.cpp - fused, vectorized attention ----------------===//
+//
+// The fused attention kernels of convert-photon-to-linalg (option `fused-attention`,
+// default on). One loop nest serves causal_attention, bounded_attention (causal inside
+// each window row) and cached_attention (keys and values from the paged block pool);
+// only where key row j lives and how far each query may look differ:
+//
+//   for b in 0..B, kh in 0..Hkv  (scf.parallel with >= 64 queries per row: prefill)
+//     rows = (query t, head g of kv head kh), r = t * G + g, in tiles of R = 4 rows
+//     (then single rows for the remainder): the tile's rows share every K/V row load
+//     for each tile: acc[R][hd] = 0 (stack scratch), m[R] = -inf, l[R] = 0 (loop-carried)
+//       for j0 in 0 .. last key of the tile step KB (KB = 16, or one cache block)
+//         s[r][jj] = scale * <q_r, k_(j0+jj)>  vector<L> FMAs over hd + one reduction,
+//                    -inf where j0 + jj > base + t_r (causal mask; base = lens[b] or 0)
+//         m' = max(m, max_jj s), p = exp(s - m') (vector exp), corr = exp(m - m'),
+//         l = l * corr + sum p
+//         acc[r][:] = acc[r][:] * corr + sum_jj p[r][jj] * v_(j0+jj)[:]   (R x 2L register
+//                    tile per step over jj, V row chunks loaded once for all R rows)
+//       out[b, t_r, kh * G + g_r, :] = acc[r] / l[r]
+//
+// No [M, M] scores tensor exists; the scratch is R x KB scores and R x hd accumulators
+// (on the stack, or one heap slot per (b, kh) when the pairs run as an scf.parallel, which
+// --openmp turns into an OpenMP loop; a decode step's attention stays sequential).
+// Everything is explicit scf loops and vector ops on memrefs (q/k/v through read-only
+// bufferization.to_buffer, the result a fresh buffer), lowered by the existing
+// photon-lower-to-llvm pipeline. Each kernel is a private function per kind and operand
+// types (`photon.attention_kernel`), called with `no_inline` by every layer and stage, so
+// LLVM compiles one copy per attention shape. exp is a Cephes-style polynomial on vectors (relative
+// error ~1e-7, exactly 0 below -88), so no libm call per score.
+//
+//===----------------------------------------------------------------------===//
+
+#include "AttentionKernels.h"
+#include "photon/Codegen/CPU/Passes.h"
+#include "photon/Dialect/PhotonDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <functional>
+#include <limits>
+
+using namespace mlir;
+
+namespace {
+
+constexpr arith::FastMathFlags kFM =
+    arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
+
+/// Rows of query positions x heads per register tile.
+constexpr int64_t kTileRows = 4;
+/// Key block of causal / bounded attention (cached attention uses the cache block).
+constexpr int64_t kKeyBlock = 16;
+/// Queries per batch row from which (batch row, kv head) pairs run as an scf.parallel.
+constexpr int64_t kParallelMinQueries = 64;
+
+Value cIdx(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+/// f32 (or vector of f32 / i32) constant of type t.
+Value splatF(OpBuilder &b, Location loc, Type t, float v) {
+  if (auto vt = dyn_cast<VectorType>(t))
+    return arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, v));
+  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+}
+Value splatI(OpBuilder &b, Location loc, Type t, int32_t v) {
+  if (auto vt = dyn_cast<VectorType>(t))
+    return arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, v));
+  return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+}
+
+/// exp(x) for f32 or vector<L x f32>: x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial
+/// for exp(r) (Cephes expf) and 2^n through the exponent bits. Inputs below -88 give 0
+/// (so exp(-inf) = 0 as the masking needs); the kernels never pass positive inputs.
+Value emitExp(OpBuilder &b, Location loc, Value x) {
+  Type t = x.getType();
+  Type it = b.getI32Type();
+  if (auto vt = dyn_cast<VectorType>(t)) it = VectorType::get(vt.getShape(), b.getI32Type());
+  auto c = [&](float v) { return splatF(b, loc, t, v); };
+  auto mul = [&](Value p, Value q) { return arith::MulFOp::create(b, loc, p, q, kFM).getResult(); };
+  auto add = [&](Value p, Value q) { return arith::AddFOp::create(b, loc, p, q, kFM).getResult(); };
+  Value xc = arith::MaximumFOp::create(
+      b, loc, arith::MinimumFOp::create(b, loc, x, c(88.3762626647949f)), c(-88.0f));
+  Value fx = math::FloorOp::create(b, loc, add(mul(xc, c(1.44269504088896341f)), c(0.5f)));
+  Value r = arith::SubFOp::create(b, loc, xc, mul(fx, c(0.693359375f)));
+  r = arith::SubFOp::create(b, loc, r, mul(fx, c(-2.12194440e-4f)));
+  Value y = c(1.9875691500e-4f);
+  for (float k : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
+                  5.0000001201e-1f})
+    y = add(mul(y, r), c(k));
+  y = add(add(mul(y, mul(r, r)), r), c(1.0f));
+  Value n = arith::FPToSIOp::create(b, loc, it, fx);
+  Value e = arith::ShLIOp::create(b, loc, arith::AddIOp::create(b, loc, n, splatI(b, loc, it, 127)),
+                                  splatI(b, loc, it, 23));
+  Value pow2 = arith::BitcastOp::create(b, loc, t, e);
+  Value res = mul(y, pow2);
+  Value tiny = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLT, x, c(-88.0f));
+  return arith::SelectOp::create(b, loc, tiny, c(0.0f), res);
+}
+
+/// Where the keys and values come from.
+struct KeySource {
+  /// Key block size (positions per block; a multiple of nothing in particular).
+  int64_t block = kKeyBlock;
+  /// Called once per key block j0 of batch row bI; returns values `row` may use.
+  std::function<SmallVector<Value>(OpBuilder &, Location, Value bI, Value j0)> blockSetup;
+  /// The memref and the leading indices (all but hd) of the K (which = 0) or V (which = 1)
+  /// row j0 + jj of kv head kh.
+  std::function<std::pair<Value, SmallVector<Value>>(OpBuilder &, Location, int which,
+                                                      Value bI, Value kh, Value j0, Value jj,
+                                                      ArrayRef<Value> blk)>
+      row;
+  /// Query t of batch row bI sees keys 0 .. base(bI) + t.
+  std::function<Value(OpBuilder &, Location, Value bI)> base;
+};
+
+struct AttentionKernel {
+  Value Q, O;           // memrefs [B, N, H, hd] (unit innermost stride)
+  Value B, N;           // index
+  int64_t H, Hkv, G, hd, L;
+  Value scale;          // f32
+  KeySource keys;
+  /// Decode over at least this many keys (batch row 0's) also runs the (batch row, kv
+  /// head) pairs as an scf.parallel; 0 = only prefill does.
+  int64_t parallelMinKeys = 0;
+
+  int64_t KB = 0, KBp = 0; // key block and its padding to a multiple of L
+  // Scratch: scores [sSlots, R, KBp], accumulators [slots, R, hd], running (max, sum)
+  // [slots, R, 2]; sSlot / slot select this tile's.
+  Value S, Acc, ML;
+  Value sSlot, slot;
+  /// Decode: the next key block (blockSetup values and its first key), prefetched by step.
+  SmallVector<Value> pfBlk;
+  Value pfJ0;
+
+  VectorType vt(OpBuilder &b) const { return VectorType::get({L}, b.getF32Type()); }
+
+  struct Rows {
+    SmallVector<Value> t, h, lim, r;
+  };
+
+  void emit(OpBuilder &b, Location loc) {
+    KB = keys.block;
+    KBp = (KB + L - 1) / L * L;
+    Type f32 = b.getF32Type();
+    auto dyn3 = [&](int64_t last) {
+      return MemRefType::get({ShapedType::kDynamic, kTileRows, last}, f32);
+    };
+    Value sStack = memref::AllocaOp::create(b, loc, MemRefType::get({1, kTileRows, KBp}, f32));
+    Value large = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, N,
+                                        cIdx(b, loc, kParallelMinQueries));
+    if (parallelMinKeys > 0) {
+      // A long cache: the key streams are the bulk of a decode step's memory traffic, and
+      // the pairs split them between the threads (each pair streams its own keys).
+      Value hasRows = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, B, cIdx(b, loc, 0));
+      auto keys0 = scf::IfOp::create(
+          b, loc, hasRows,
+          [&](OpBuilder &b, Location loc) {
+            scf::YieldOp::create(b, loc, ValueRange{keys.base(b, loc, cIdx(b, loc, 0))});
+          },
+          [&](OpBuilder &b, Location loc) { scf::YieldOp::create(b, loc, ValueRange{cIdx(b, loc, 0)}); });
+      Value longCache = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, keys0.getResult(0),
+                                              cIdx(b, loc, parallelMinKeys));
+      large = arith::OrIOp::create(b, loc, large, longCache);
+    }
+    scf::IfOp::create(
+        b, loc, large,
+        [&](OpBuilder &b, Location loc) {
+          // Prefill: (batch row, kv head) pairs as an scf.parallel (OpenMP with --openmp),
+          // one scratch slot each; every tile streams over its keys alone.
+          Value cHkv = cIdx(b, loc, Hkv);
+          Value slots = arith::MulIOp::create(b, loc, B, cHkv);
+          S = memref::AllocOp::create(b, loc, dyn3(KBp), ValueRange{slots});
+          Acc = memref::AllocOp::create(b, loc, dyn3(hd), ValueRange{slots});
+          ML = memref::AllocOp::create(b, loc, dyn3(2), ValueRange{slots});
+          Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
+          scf::ParallelOp::create(
+              b, loc, ValueRange{c0, c0}, ValueRange{B, cHkv}, ValueRange{c1, c1},
+              [&](OpBuilder &b, Location loc, ValueRange iv) {
+                Value bI = iv[0], kh = iv[1];
+                Value sl = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, bI, cHkv), kh);
+                sSlot = sl;
+                Value base = keys.base(b, loc, bI);
+                forTiles(b, loc, kh, [&](OpBuilder &b, Location loc, int64_t R, Value r0, Value) {
+                  slot = sl;
+                  Rows rw = rows(b, loc, R, kh, base, r0);
+                  init(b, loc, R, rw);
+                  Value jend = arith::AddIOp::create(b, loc, rw.lim[R - 1], cIdx(b, loc, 1));
+                  scf::ForOp::create(b, loc, cIdx(b, loc, 0), jend, cIdx(b, loc, KB), ValueRange{},
+                                     [&](OpBuilder &b, Location loc, Value j0, ValueRange) {
+                                       SmallVector<Value> blk = keys.blockSetup(b, loc, bI, j0);
+                                       setPrefetchBlock(b, loc, bI, j0, jend);
+                                       step(b, loc, R, bI, kh, rw, j0, jend, blk);
+                                       scf::YieldOp::create(b, loc);
+                                     });
+                  finish(b, loc, R, bI, rw);
+                });
+              });
+          scf::YieldOp::create(b, loc);
+        },
+        [&](OpBuilder &b, Location loc) {
+          // Decode (few queries): one pass over the key blocks of a sequence serves every
+          // kv head, so the cache is read in its memory order; every tile keeps its own
+          // accumulators and (max, sum) across the blocks.
+          S = sStack;
+          sSlot = cIdx(b, loc, 0);
+          Value nt = tilesPerHead(b, loc);
+          Value slots = arith::MulIOp::create(b, loc, nt, cIdx(b, loc, Hkv));
+          Acc = memref::AllocOp::create(b, loc, dyn3(hd), ValueRange{slots});
+          ML = memref::AllocOp::create(b, loc, dyn3(2), ValueRange{slots});
+          Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
+          auto overTiles = [&](OpBuilder &b, Location loc, Value base,
+                               function_ref<void(OpBuilder &, Location, int64_t, Value, Rows &)> fn) {
+            scf::ForOp::create(b, loc, cIdx(b, loc, 0), cIdx(b, loc, Hkv), cIdx(b, loc, 1),
+                               ValueRange{}, [&](OpBuilder &b, Location loc, Value kh, ValueRange) {
+                                 forTiles(b, loc, kh, [&](OpBuilder &b, Location loc, int64_t R,
+                                                          Value r0, Value ti) {
+                                   slot = arith::AddIOp::create(
+                                       b, loc, arith::MulIOp::create(b, loc, kh, nt), ti);
+                                   Rows rw = rows(b, loc, R, kh, base, r0);
+                                   fn(b, loc, R, kh, rw);
+                                 });
+                                 scf::YieldOp::create(b, loc);
+                               });
+          };
+          scf::ForOp::create(b, loc, c0, B, c1, ValueRange{}, [&](OpBuilder &b, Location loc,
+                                                                   Value bI, ValueRange) {
+            Value base = keys.base(b, loc, bI);
+            overTiles(b, loc, base, [&](OpBuilder &b, Location loc, int64_t R, Value, Rows &rw) {
+              init(b, loc, R, rw);
+            });
+            Value jend = arith::AddIOp::create(b, loc, base, N);
+            scf::ForOp::create(b, loc, cIdx(b, loc, 0), jend, cIdx(b, loc, KB), ValueRange{},
+                               [&](OpBuilder &b, Location loc, Value j0, ValueRange) {
+                                 SmallVector<Value> blk = keys.blockSetup(b, loc, bI, j0);
+                                 setPrefetchBlock(b, loc, bI, j0, jend);
+                                 overTiles(b, loc, base, [&](OpBuilder &b, Location loc, int64_t R,
+                                                             Value kh, Rows &rw) {
+                                   step(b, loc, R, bI, kh, rw, j0, jend, blk);
+                                 });
+                                 scf::YieldOp::create(b, loc);
+                               });
+            overTiles(b, loc, base, [&](OpBuilder &b, Location loc, int64_t R, Value, Rows &rw) {
+              finish(b, loc, R, bI, rw);
+            });
+            scf::YieldOp::create(b, loc);
+          });
+          scf::YieldOp::create(b, loc);
+        });
+  }
+
+  /// The key block after [j0, j0 + KB) of sequence bI (the last block refers to itself),
+  /// whose K/V rows `step` prefetches into L2 while it reads this block's.
+  void setPrefetchBlock(OpBuilder &b, Location loc, Value bI, Value j0, Value jend) {
+    Value jNext = arith::MinUIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, j0, cIdx(b, loc, KB)),
+        arith::SubIOp::create(b, loc, jend, cIdx(b, loc, 1)));
+    pfJ0 = arith::MulIOp::create(b, loc, arith::DivUIOp::create(b, loc, jNext, cIdx(b, loc, KB)),
+                                 cIdx(b, loc, KB));
+    pfBlk = keys.blockSetup(b, loc, bI, pfJ0);
+  }
+
+  /// Tiles of one kv head: N * G rows in tiles of kTileRows, then single rows.
+  Value tilesPerHead(OpBuilder &b, Location loc) {
+    Value nr = arith::MulIOp::create(b, loc, N, cIdx(b, loc, G));
+    Value cR = cIdx(b, loc, kTileRows);
+    Value q = arith::DivUIOp::create(b, loc, nr, cR);
+    Value rem = arith::RemUIOp::create(b, loc, nr, cR);
+    return arith::AddIOp::create(b, loc, q, rem);
+  }
+
+  /// Calls fn(R, first row, tile index) for every tile of kv head kh.
+  void forTiles(OpBuilder &b, Location loc, Value kh,
+                function_ref<void(OpBuilder &, Location, int64_t, Value, Value)> fn) {
+    Value nr = arith::MulIOp::create(b, loc, N, cIdx(b, loc, G));
+    Value cR = cIdx(b, loc, kTileRows);
+    Value q = arith::DivUIOp::create(b, loc, nr, cR);
+    Value nMain = arith::MulIOp::create(b, loc, q, cR);
+    scf::ForOp::create(b, loc, cIdx(b, loc, 0), nMain, cR, ValueRange{},
+                       [&](OpBuilder &b, Location loc, Value r0, ValueRange) {
+                         fn(b, loc, kTileRows, r0, arith::DivUIOp::create(b, loc, r0, cR));
+                         scf::YieldOp::create(b, loc);
+                       });
+    scf::ForOp::create(b, loc, nMain, nr, cIdx(b, loc, 1), ValueRange{},
+                       [&](OpBuilder &b, Location loc, Value r0, ValueRange) {
+                         fn(b, loc, 1, r0,
+                            arith::AddIOp::create(b, loc, q, arith::SubIOp::create(b, loc, r0, nMain)));
+                         scf::YieldOp::create(b, loc);
+                       });
+  }
+
+  /// Query position, head and last visible key of rows r0 .. r0 + R - 1 of kv head kh.
+  Rows rows(OpBuilder &b, Location loc, int64_t R, Value kh, Value base, Value r0) {
+    Rows rw;
+    Value cG = cIdx(b, loc, G);
+    for (int64_t r = 0; r < R; ++r) {
+      Value rg = r == 0 ? r0 : arith::AddIOp::create(b, loc, r0, cIdx(b, loc, r)).getResult();
+      Value t = arith::DivUIOp::create(b, loc, rg, cG);
+      Value g = arith::RemUIOp::create(b, loc, rg, cG);
+      rw.t.push_back(t);
+      rw.h.push_back(arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, kh, cG), g));
+      rw.lim.push_back(arith::AddIOp::create(b, loc, base, t));
+      rw.r.push_back(cIdx(b, loc, r));
+    }
+    return rw;
+  }
+
+  void init(OpBuilder &b, Location loc, int64_t R, Rows &rw) {
+    Type f32 = b.getF32Type();
+    Value zeroV = splatF(b, loc, vt(b), 0.0f);
+    Value ninf = splatF(b, loc, f32, -std::numeric_limits<float>::infinity());
+    Value zero = splatF(b, loc, f32, 0.0f);
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t d = 0; d < hd; d += L)
+        vector::StoreOp::create(b, loc, zeroV, Acc, ValueRange{slot, rw.r[r], cIdx(b, loc, d)});
+      memref::StoreOp::create(b, loc, ninf, ML, ValueRange{slot, rw.r[r], cIdx(b, loc, 0)});
+      memref::StoreOp::create(b, loc, zero, ML, ValueRange{slot, rw.r[r], cIdx(b, loc, 1)});
+    }
+  }
+
+  /// One key block j0 .. min(j0 + KB, jend) - 1 for the rows of a tile.
+  void step(OpBuilder &b, Location loc, int64_t R, Value bI, Value kh, Rows &rw, Value j0,
+            Value jend, ArrayRef<Value> blk) {
+    VectorType v = vt(b);
+    Type f32 = b.getF32Type();
+    Value zeroV = splatF(b, loc, v, 0.0f);
+    Value ninfV = splatF(b, loc, v, -std::numeric_limits<float>::infinity());
+    Value ninf = splatF(b, loc, f32, -std::numeric_limits<float>::infinity());
+    Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
+    Value jn = arith::MinUIOp::create(b, loc, arith::SubIOp::create(b, loc, jend, j0),
+                                      cIdx(b, loc, KB));
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < KBp; c += L)
+        vector::StoreOp::create(b, loc, ninfV, S, ValueRange{sSlot, rw.r[r], cIdx(b, loc, c)});
+    // Scores of the block.
+    scf::ForOp::create(
+        b, loc, c0, jn, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value jj, ValueRange) {
+          auto [km, kidx] = keys.row(b, loc, 0, bI, kh, j0, jj, blk);
+          // U independent accumulators per row (the head_dim chunks round robin), so that
+          // a tile of one row is not one chain of hd / L dependent FMAs per key.
+          int64_t U = std::max<int64_t>(1, std::min<int64_t>(4 / R, hd / L));
+          SmallVector<Value> acc(R * U, zeroV);
+          for (int64_t d = 0; d < hd; d += L) {
+            Value cd = cIdx(b, loc, d);
+            SmallVector<Value> ki(kidx);
+            ki.push_back(cd);
+            Value kv = vector::LoadOp::create(b, loc, v, km, ki);
+            if (!pfBlk.empty() && d % 16 == 0) // one prefetch per 64-byte line
+              for (int which = 0; which < 2; ++which) {
+                auto [pm, pidx] = keys.row(b, loc, which, bI, kh, pfJ0, jj, pfBlk);
+                SmallVector<Value> pi(pidx);
+                pi.push_back(cd);
+                memref::PrefetchOp::create(b, loc, pm, pi, /*isWrite=*/false, /*locality=*/2,
+                                           /*isDataCache=*/true);
+              }
+            int64_t u = (d / L) % U;
+            for (int64_t r = 0; r < R; ++r) {
+              Value qv = vector::LoadOp::create(b, loc, v, Q, ValueRange{bI, rw.t[r], rw.h[r], cd});
+              acc[r * U + u] = vector::FMAOp::create(b, loc, qv, kv, acc[r * U + u]);
+            }
+          }
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t u = 1; u < U; ++u)
+              acc[r * U] = arith::AddFOp::create(b, loc, acc[r * U], acc[r * U + u], kFM);
+          Value j = arith::AddIOp::create(b, loc, j0, jj);
+          Value sc = scale;
+          for (int64_t r = 0; r < R; ++r) {
+            Value s = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc[r * U], kFM);
+            s = arith::MulFOp::create(b, loc, s, sc);
+            Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, j, rw.lim[r]);
+            s = arith::SelectOp::create(b, loc, ok, s, ninf);
+            memref::StoreOp::create(b, loc, s, S, ValueRange{sSlot, rw.r[r], jj});
+          }
+          scf::YieldOp::create(b, loc);
+        });
+    // Online softmax update; S becomes p.
+    SmallVector<Value> corr(R);
+    for (int64_t r = 0; r < R; ++r) {
+      Value mOld = memref::LoadOp::create(b, loc, ML, ValueRange{slot, rw.r[r], c0});
+      Value lOld = memref::LoadOp::create(b, loc, ML, ValueRange{slot, rw.r[r], c1});
+      SmallVector<Value> sv;
+      for (int64_t c = 0; c < KBp; c += L)
+        sv.push_back(vector::LoadOp::create(b, loc, v, S, ValueRange{sSlot, rw.r[r], cIdx(b, loc, c)}));
+      Value mx = sv[0];
+      for (size_t c = 1; c < sv.size(); ++c) mx = arith::MaximumFOp::create(b, loc, mx, sv[c]);
+      Value mt = vector::ReductionOp::create(b, loc, vector::CombiningKind::MAXIMUMF, mx);
+      Value mNew = arith::MaximumFOp::create(b, loc, mOld, mt);
+      corr[r] = emitExp(b, loc, arith::SubFOp::create(b, loc, mOld, mNew));
+      Value mb = vector::BroadcastOp::create(b, loc, v, mNew);
+      Value sum = zeroV;
+      for (size_t c = 0; c < sv.size(); ++c) {
+        Value p = emitExp(b, loc, arith::SubFOp::create(b, loc, sv[c], mb));
+        vector::StoreOp::create(b, loc, p, S, ValueRange{sSlot, rw.r[r], cIdx(b, loc, c * L)});
+        sum = arith::AddFOp::create(b, loc, sum, p, kFM);
+      }
+      Value ls = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, sum, kFM);
+      Value lNew = arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, lOld, corr[r], kFM),
+                                         ls, kFM);
+      memref::StoreOp::create(b, loc, mNew, ML, ValueRange{slot, rw.r[r], c0});
+      memref::StoreOp::create(b, loc, lNew, ML, ValueRange{slot, rw.r[r], c1});
+    }
+    // acc = acc * corr + p V, in chunks of U vectors of hd.
+    int64_t U = hd % (2 * L) == 0 ? 2 : 1;
+    scf::ForOp::create(
+        b, loc, cIdx(b, loc, 0), cIdx(b, loc, hd), cIdx(b, loc, U * L), ValueRange{},
+        [&](OpBuilder &b, Location loc, Value dc, ValueRange) {
+          SmallVector<Value> dIdx;
+          for (int64_t u = 0; u < U; ++u)
+            dIdx.push_back(u == 0 ? dc
+                                  : arith::AddIOp::create(b, loc, dc, cIdx(b, loc, u * L)).getResult());
+          SmallVector<Value> a;
+          for (int64_t r = 0; r < R; ++r) {
+            Value cb = vector::BroadcastOp::create(b, loc, v, corr[r]);
+            for (int64_t u = 0; u < U; ++u)
+              a.push_back(arith::MulFOp::create(
+                  b, loc, vector::LoadOp::create(b, loc, v, Acc, ValueRange{slot, rw.r[r], dIdx[u]}),
+                  cb));
+          }
+          auto pv = scf::ForOp::create(
+              b, loc, cIdx(b, loc, 0), jn, cIdx(b, loc, 1), a,
+              [&](OpBuilder &b, Location loc, Value jj, ValueRange acc) {
+                auto [vm, vidx] = keys.row(b, loc, 1, bI, kh, j0, jj, blk);
+                SmallVector<Value> vv;
+                for (int64_t u = 0; u < U; ++u) {
+                  SmallVector<Value> vi(vidx);
+                  vi.push_back(dIdx[u]);
+                  vv.push_back(vector::LoadOp::create(b, loc, v, vm, vi));
+                }
+                SmallVector<Value> next;
+                for (int64_t r = 0; r < R; ++r) {
+                  Value ps = memref::LoadOp::create(b, loc, S, ValueRange{sSlot, rw.r[r], jj});
+                  Value pb = vector::BroadcastOp::create(b, loc, v, ps);
+                  for (int64_t u = 0; u < U; ++u)
+                    next.push_back(vector::FMAOp::create(b, loc, pb, vv[u], acc[r * U + u]));
+                }
+                scf::YieldOp::create(b, loc, next);
+              });
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t u = 0; u < U; ++u)
+              vector::StoreOp::create(b, loc, pv.getResult(r * U + u), Acc,
+                                      ValueRange{slot, rw.r[r], dIdx[u]});
+          scf::YieldOp::create(b, loc);
+        });
+  }
+
+  /// out = acc / l for the rows of a tile.
+  void finish(OpBuilder &b, Location loc, int64_t R, Value bI, Rows &rw) {
+    VectorType v = vt(b);
+    Value one = splatF(b, loc, b.getF32Type(), 1.0f);
+    for (int64_t r = 0; r < R; ++r) {
+      Value l = memref::LoadOp::create(b, loc, ML, ValueRange{slot, rw.r[r], cIdx(b, loc, 1)});
+      Value ib = vector::BroadcastOp::create(b, loc, v, arith::DivFOp::create(b, loc, one, l));
+      for (int64_t d = 0; d < hd; d += L) {
+        Value cd = cIdx(b, loc, d);
+        Value a = vector::LoadOp::create(b, loc, v, Acc, ValueRange{slot, rw.r[r], cd});
+        vector::StoreOp::create(b, loc, arith::MulFOp::create(b, loc, a, ib), O,
+                                ValueRange{bI, rw.t[r], rw.h[r], cd});
+      }
+    }
+  }
+};
+
+/// A read-only view of a rank-4 tensor as a memref with unit innermost stride.
+Value readOnlyBuffer(OpBuilder &b, Location loc, Value t) {
+  auto tt = cast<RankedTensorType>(t.getType());
+  SmallVector<int64_t> strides(tt.getRank(), ShapedType::kDynamic);
+  strides.back() = 1;
+  auto layout = StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, strides);
+  auto mt = MemRefType::get(tt.getShape(), tt.getElementType(), layout);
+  return bufferization::ToBufferOp::create(b, loc, mt, t, /*read_only=*/true);
+}
+
+/// The result buffer [B, N, H, hd] shaped like q.
+Value allocOut(OpBuilder &b, Location loc, Value q) {
+  auto qt = cast<RankedTensorType>(q.getType());
+  auto outT = MemRefType::get(qt.getShape(), b.getF32Type());
+  SmallVector<Value> dyn;
+  if (outT.isDynamicDim(0)) dyn.push_back(tensor::DimOp::create(b, loc, q, 0));
+  if (outT.isDynamicDim(1)) dyn.push_back(tensor::DimOp::create(b, loc, q, 1));
+  return memref::AllocOp::create(b, loc, outT, dyn);
+}
+
+/// The kernel's common fields inside a kernel function (Q and O are arguments).
+AttentionKernel makeKernel(OpBuilder &b, Location loc, Value Q, Value O, int64_t Hkv,
+                           Value scale) {
+  auto qt = cast<MemRefType>(Q.getType());
+  AttentionKernel k;
+  k.H = qt.getDimSize(2);
+  k.hd = qt.getDimSize(3);
+  k.Hkv = Hkv;
+  k.G = k.H / Hkv;
+  k.L = mlir::photon::attentionLanes(k.hd);
+  k.scale = scale;
+  k.B = memref::DimOp::create(b, loc, Q, 0);
+  k.N = memref::DimOp::create(b, loc, Q, 1);
+  k.Q = Q;
+  k.O = O;
+  return k;
+}
+
+/// The kernels are functions, one per kind and operand types, shared by every layer and
+/// stage (the call is not inlined), so LLVM compiles each shape once.
+func::FuncOp getOrCreateKernel(OpBuilder &b, Location loc, StringRef kind, TypeRange args,
+                               function_ref<void(OpBuilder &, Location, ValueRange)> body) {
+  Operation *parent = b.getInsertionBlock()->getParentOp();
+  auto module = isa<ModuleOp>(parent) ? cast<ModuleOp>(parent) : parent->getParentOfType<ModuleOp>();
+  std::string sig;
+  llvm::raw_string_ostream os(sig);
+  os << kind;
+  for (Type t : args) os << " " << t;
+  auto kernelAttr = mlir::photon::getPhotonDialect(b.getContext())->getAttentionKernelAttrHelper();
+  int64_t count = 0;
+  for (auto f : module.getOps<func::FuncOp>()) {
+    auto a = kernelAttr.getAttr(f);
+    if (!a) continue;
+    if (a.getValue() == sig) return f;
+    ++count;
+  }
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(module.getBody());
+  auto ft = b.getFunctionType(args, {});
+  auto f = func::FuncOp::create(b, loc, ("photon_attention_" + kind + "_" + Twine(count)).str(), ft);
+  f.setPrivate();
+  kernelAttr.setAttr(f, b.getStringAttr(sig));
+  Block *entry = f.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  body(b, loc, entry->getArguments());
+  func::ReturnOp::create(b, loc);
+  return f;
+}
+
+Value callKernel(OpBuilder &b, Location loc, func::FuncOp f, ValueRange args, Value out) {
+  auto call = func::CallOp::create(b, loc, f, args);
+  call.setNoInline(true);
+  auto mt = cast<MemRefType>(out.getType());
+  auto tt = RankedTensorType::get(mt.getShape(), mt.getElementType());
+  return bufferization::ToTensorOp::create(b, loc, tt, out, /*restrict=*/true, /*writable=*/true)
+      .getResult();
+}
+
+bool supported(RankedTensorType qt, int64_t Hkv) {
+  if (!qt || qt.getRank() != 4 || !qt.getElementType().isF32()) return false;
+  int64_t H = qt.getDimSize(2), hd = qt.getDimSize(3);
+  if (ShapedType::isDynamic(H) || ShapedType::isDynamic(hd) || Hkv <= 0 ||
+      ShapedType::isDynamic(Hkv) || H % Hkv != 0)
+    return false;
+  return mlir::photon::attentionLanes(hd) != 0;
+}
+
+} // namespace
+
+int64_t mlir::photon::attentionLanes(int64_t hd) {
+  if (hd > 0 && hd % 8 == 0) return 8;
+  if (hd > 0 && hd % 4 == 0) return 4;
+  return 0;
+}
+
+FailureOr<Value> mlir::photon::emitFusedCausalAttention(OpBuilder &b, Location loc, Value q,
+                                                        Value k, Value v, double scale,
+                                                        RankedTensorType resultType) {
+  auto qt = dyn_cast<RankedTensorType>(q.getType());
+  auto kt = dyn_cast<RankedTensorType>(k.getType());
+  auto vt = dyn_cast<RankedTensorType>(v.getType());
+  if (!qt || !kt || !vt || kt.getRank() != 4 || vt.getRank() != 4 ||
+      !kt.getElementType().isF32() || !vt.getElementType().isF32())
+    return failure();
+  int64_t Hkv = kt.getDimSize(2);
+  if (!supported(qt, Hkv) || kt.getDimSize(3) != qt.getDimSize(3) || vt.getDimSize(2) != Hkv ||
+      vt.getDimSize(3) != qt.getDimSize(3) || resultType.getShape() != qt.getShape())
+    return failure();
+  Value Q = readOnlyBuffer(b, loc, q), K = readOnlyBuffer(b, loc, k), V = readOnlyBuffer(b, loc, v);
+  Value O = allocOut(b, loc, q);
+  Value sc = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(static_cast<float>(scale)));
+  SmallVector<Value> args{Q, K, V, O, sc};
+  auto f = getOrCreateKernel(
+      b, loc, "causal", ValueRange(args).getTypes(),
+      [&](OpBuilder &b, Location loc, ValueRange a) {
+        AttentionKernel ker = makeKernel(b, loc, a[0], a[3], Hkv, a[4]);
+        Value K = a[1], V = a[2];
+        ker.keys.block = kKeyBlock;
+        ker.keys.base = [](OpBuilder &b, Location loc, Value) { return cIdx(b, loc, 0); };
+        ker.keys.blockSetup = [](OpBuilder &, Location, Value, Value) {
+          return SmallVector<Value>{};
+        };
+        ker.keys.row = [K, V](OpBuilder &b, Location loc, int which, Value bI, Value kh, Value j0,
+                              Value jj, ArrayRef<Value>) {
+          Value j = arith::AddIOp::create(b, loc, j0, jj);
+          return std::make_pair(which == 0 ? K : V, SmallVector<Value>{bI, j, kh});
+        };
+        ker.emit(b, loc);
+      });
+  return callKernel(b, loc, f, args, O);
+}
+
+FailureOr<Value> mlir::photon::emitFusedCachedAttention(OpBuilder &b, Location loc,
+                                                        const PagedCache &c, Value q,
+                                                        int64_t layer, double scale,
+                                                        int64_t parallelMinKeys) {
+  auto qt = dyn_cast<RankedTensorType>(q.getType());
+  auto pt = dyn_cast<MemRefType>(c.pool.getType());
+  if (!qt || !pt || pt.getRank() != 6 || !pt.getElementType().isF32() || c.blockSize <= 0)
+    return failure();
+  int64_t Hkv = pt.getDimSize(4);
+  if (!supported(qt, Hkv) || pt.getDimSize(5) != qt.getDimSize(3)) return failure();
+  // vector.load needs a unit innermost stride.
+  if (!pt.isLastDimUnitStride()) return failure();
+  int64_t bs = c.blockSize;
+  Value Q = readOnlyBuffer(b, loc, q);
+  Value O = allocOut(b, loc, q);
+  Value sc = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(static_cast<float>(scale)));
+  SmallVector<Value> args{Q, c.pool, c.table, c.lens, O, cIdx(b, loc, layer), sc};
+  std::string kind = ("cached" + Twine(bs)).str();
+  if (parallelMinKeys > 0) kind += "_par" + std::to_string(parallelMinKeys);
+  auto f = getOrCreateKernel(
+      b, loc, kind, ValueRange(args).getTypes(),
+      [&](OpBuilder &b, Location loc, ValueRange a) {
+        AttentionKernel ker = makeKernel(b, loc, a[0], a[4], Hkv, a[6]);
+        Value pool = a[1], table = a[2], lens = a[3], cLayer = a[5];
+        ker.parallelMinKeys = parallelMinKeys;
+        ker.keys.block = bs;
+        ker.keys.base = [lens](OpBuilder &b, Location loc, Value bI) {
+          Value len = memref::LoadOp::create(b, loc, lens, ValueRange{bI});
+          return arith::IndexCastOp::create(b, loc, b.getIndexType(), len).getResult();
+        };
+        ker.keys.blockSetup = [table, bs](OpBuilder &b, Location loc, Value bI, Value j0) {
+          Value bi = arith::DivUIOp::create(b, loc, j0, cIdx(b, loc, bs));
+          Value blk = memref::LoadOp::create(b, loc, table, ValueRange{bI, bi});
+          return SmallVector<Value>{arith::IndexCastOp::create(b, loc, b.getIndexType(), blk)};
+        };
+        ker.keys.row = [pool, cLayer](OpBuilder &b, Location loc, int which, Value, Value kh,
+                                      Value, Value jj, ArrayRef<Value> blk) {
+          return std::make_pair(pool,
+                                SmallVector<Value>{blk[0], cLayer, cIdx(b, loc, which), jj, kh});
+        };
+        ker.emit(b, loc);
+      });
+  return callKernel(b, loc, f, args, O);
+}
+
+LogicalResult mlir::photon::emitVectorKvAppend(OpBuilder &b, Location loc, const PagedCache &c,
+                                               Value k, Value v, int64_t layer) {
+  auto kt = dyn_cast<RankedTensorType>(k.getType());
+  auto vt = dyn_cast<RankedTensorType>(v.getType());
+  auto pt = dyn_cast<MemRefType>(c.pool.getType());
+  if (!kt || !vt || !pt || kt.getRank() != 4 || kt != vt || pt.getRank() != 6 ||
+      !kt.getElementType().isF32() || !pt.getElementType().isF32() || !pt.isLastDimUnitStride())
+    return failure();
+  int64_t Hkv = kt.getDimSize(2), hd = kt.getDimSize(3);
+  int64_t L = attentionLanes(hd);
+  if (ShapedType::isDynamic(Hkv) || ShapedType::isDynamic(hd) || L == 0 ||
+      pt.getDimSize(4) != Hkv || pt.getDimSize(5) != hd || c.blockSize <= 0)
+    return failure();
+  auto vec = VectorType::get({L}, b.getF32Type());
+  Value K = readOnlyBuffer(b, loc, k), V = readOnlyBuffer(b, loc, v);
+  Value B = tensor::DimOp::create(b, loc, k, 0), N = tensor::DimOp::create(b, loc, k, 1);
+  Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1), cLayer = cIdx(b, loc, layer);
+  Value bs = cIdx(b, loc, c.blockSize), cHkv = cIdx(b, loc, Hkv);
+  scf::ForOp::create(b, loc, c0, B, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value bI,
+                                                           ValueRange) {
+    Value len = arith::IndexCastOp::create(
+        b, loc, b.getIndexType(), memref::LoadOp::create(b, loc, c.lens, ValueRange{bI}));
+    scf::ForOp::create(b, loc, c0, N, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value t,
+                                                             ValueRange) {
+      Value pos = arith::AddIOp::create(b, loc, len, t);
+      Value blk = arith::IndexCastOp::create(
+          b, loc, b.getIndexType(),
+          memref::LoadOp::create(b, loc, c.table,
+                                 ValueRange{bI, arith::DivUIOp::create(b, loc, pos, bs)}));
+      Value off = arith::RemUIOp::create(b, loc, pos, bs);
+      scf::ForOp::create(b, loc, c0, cHkv, c1, ValueRange{}, [&](OpBuilder &b, Location loc,
+                                                                 Value kh, ValueRange) {
+        for (int64_t d = 0; d < hd; d += L) {
+          Value cd = cIdx(b, loc, d);
+          for (int which = 0; which < 2; ++which) {
+            Value x = vector::LoadOp::create(b, loc, vec, which == 0 ? K : V,
+                                             ValueRange{bI, t, kh, cd});
+            vector::StoreOp::create(b, loc, x, c.pool,
+                                    ValueRange{blk, cLayer, cIdx(b, loc, which), off, kh, cd});
+          }
+        }
+        scf::YieldOp::create(b, loc);
+      });
+      scf::YieldOp::create(b, loc);
+    });
+    scf::YieldOp::create(b, loc);
+  });
+  return success();
+}
+
+namespace {
+/// The fused kernels as convert-photon-to-linalg's AttentionKernelProvider.
+class CPUAttentionKernels final : public mlir::photon::AttentionKernelProvider {
+public:
+  FailureOr<Value> causal(OpBuilder &b, Location loc, Value q, Value k, Value v, double scale,
+                          RankedTensorType resultType) const override {
+    return mlir::photon::emitFusedCausalAttention(b, loc, q, k, v, scale, resultType);
+  }
+  FailureOr<Value> cached(OpBuilder &b, Location loc, const mlir::photon::PagedCache &cache,
+                          Value q, int64_t layer, double scale,
+                          int64_t parallelMinKeys) const override {
+    return mlir::photon::emitFusedCachedAttention(b, loc, cache, q, layer, scale,
+                                                  parallelMinKeys);
+  }
+  LogicalResult kvAppend(OpBuilder &b, Location loc, const mlir::photon::PagedCache &cache,
+                         Value k, Value v, int64_t layer) const override {
+    return mlir::photon::emitVectorKvAppend(b, loc, cache, k, v, layer);
+  }
+};
+} // namespace
+
+const mlir::photon::AttentionKernelProvider &mlir::photon::cpuAttentionKernels() {
+  static const CPUAttentionKernels kernels;
+  return kernels;
+}

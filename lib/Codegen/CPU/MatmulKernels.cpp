@@ -1,0 +1,531 @@
+//===- MatmulKernels.cpp - register-blocked kernels for x * W^T ----------===//
+//
+// photon-matmul-kernels: rewrites the bufferized `y[m, n] += sum_k x[m, k] * w[n, k]`
+// linalg.generic that convert-photon-to-linalg emits for photon.linear, lm_head and the
+// SwiGLU projections into a call of a kernel function, one per distinct operand type, so
+// that the same shape (every layer, every stage) is compiled once (docs/compiler.md,
+// "Matmul kernels"). The kernel picks one of two paths by the number of rows M of x:
+//
+// M < gemm-min-rows (decode): split-K GEMV, weights streamed once
+//   for n in 0..N step R          (R weight rows; scf.parallel with `parallel`)
+//     for m in 0..M               (every row of x reuses the R weight rows from L1)
+//       acc[0..R) = 0 : vector<L x f32>
+//       for k in 0..K step L: acc[i] = fma(x[m, k:k+L], w[n+i, k:k+L], acc[i])
+//       y[m, n+i] += reduce_add(acc[i]) + scalar K tail
+//
+// M >= gemm-min-rows (prefill): packed GEMM. x is packed once per call into panels
+// xp[p][k][0..PW) = x[p*PW + j, k] (PW = P*L rows of x, zero padded); weights keep the
+// blob's [N, K] layout. The register tile is R weight rows x PW rows of x:
+//   for n0 in 0..N step MC        (scf.parallel with `parallel`; MC x KC of W in L2)
+//     for k0 in 0..K step KC
+//       for p in panels           (KC x PW of xp in L1)
+//         for n in n0..n0+MC step R
+//           acc[i][q] = 0 : vector<L x f32>        (R*P accumulators in registers)
+//           for k in k0..k0+KC: xv[q] = xp[p][k][qL..]; acc[i][q] += bcast(w[n+i, k]) * xv[q]
+//           y[p*PW + j, n+i] += acc[i][j]         (transposed store, once per KC)
+//
+// The generic's accumulator (zero fill or bias) stays in y, so the rewrite keeps the op's
+// semantics up to the order of the floating-point additions.
+//
+// The RMSNorm-fused form of photon-fuse-norm-matmul, y[m, n] += ((x[m, k] * r[m]) * g[k]) *
+// w[n, k], gets kernels `__photon_matmul_rmsnorm_<N>x<K>(x, w, y, r, g)` with the same two
+// paths: the GEMM applies r[m] * g[k] while packing x (the panels hold the normalized rows),
+// the GEMV scales the M rows once into an [M, K] buffer and runs the unchanged split-K on it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "photon/Codegen/CPU/Passes.h"
+
+#include "MatmulMatch.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/AffineMap.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Pass/Pass.h"
+
+#include <map>
+
+namespace mlir {
+namespace photon {
+#define GEN_PASS_DEF_PHOTONMATMULKERNELS
+#include "photon/Codegen/CPU/Passes.h.inc"
+
+namespace {
+
+/// True if `op` is y[m, n] += x[m, k] * w[n, k] on memrefs with f32 elements, a static
+/// [N, K] weight and unit-stride rows of x and w.
+bool isMatmulTranspose(linalg::GenericOp op) {
+  if (!op.hasPureBufferSemantics() || !isMatmulTStructure(op)) return false;
+  auto x = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
+  auto w = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
+  auto y = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
+  if (!x || !w || !y) return false;
+  if (!x.getElementType().isF32() || !w.getElementType().isF32() || !y.getElementType().isF32())
+    return false;
+  return w.hasStaticShape() && x.isLastDimUnitStride() && w.isLastDimUnitStride();
+}
+
+/// True if `op` is the RMSNorm-fused form photon-fuse-norm-matmul writes,
+/// y[m, n] += ((x[m, k] * r[m]) * g[k]) * w[n, k], on memrefs with f32 elements, a static
+/// [N, K] weight and unit-stride rows of x and w (inputs x, r, g, w; init y).
+bool isNormMatmulTranspose(linalg::GenericOp op) {
+  if (!op.hasPureBufferSemantics() || !isNormMatmulTStructure(op)) return false;
+  for (Value v : op->getOperands()) {
+    auto t = dyn_cast<MemRefType>(v.getType());
+    if (!t || !t.getElementType().isF32()) return false;
+  }
+  auto x = cast<MemRefType>(op.getDpsInputs()[0].getType());
+  auto w = cast<MemRefType>(op.getDpsInputs()[3].getType());
+  return w.hasStaticShape() && x.isLastDimUnitStride() && w.isLastDimUnitStride();
+}
+
+Value cidx(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+/// One split-K register tile: weight rows `rowIdx` x rows `ms` of x, one vector
+/// accumulator per (weight row, x row); every weight vector loaded feeds all rows of x.
+/// With prefetch rows `pfIdx`, the k loop also prefetches (into L2) the same columns of
+/// those rows: the next block's, whose short streams (K floats each) the hardware
+/// prefetchers do not ramp up on (docs/compiler.md, "Matmul kernels").
+void emitSplitKTile(OpBuilder &b, Location loc, Value x, Value w, Value y, ArrayRef<Value> rowIdx,
+                    ArrayRef<Value> ms, ArrayRef<Value> pfIdx, int64_t K, int64_t lanes) {
+  auto vt = VectorType::get({lanes}, b.getF32Type());
+  int64_t kv = K - K % lanes;
+  constexpr uint32_t kPrefetchL2 = 2; // llvm.prefetch locality 2: keep in L2, not in L1
+  const size_t R = rowIdx.size(), MB = ms.size();
+  Value c1 = cidx(b, loc, 1);
+  auto reassoc = arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
+  SmallVector<Value> sums; // [i * MB + j]
+  if (kv > 0) {
+    Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
+    SmallVector<Value> init(R * MB, zero);
+    auto kLoop = scf::ForOp::create(
+        b, loc, cidx(b, loc, 0), cidx(b, loc, kv), cidx(b, loc, lanes), init,
+        [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
+          SmallVector<Value> xv;
+          for (Value m : ms) xv.push_back(vector::LoadOp::create(b, loc, vt, x, ValueRange{m, k}));
+          for (Value r : pfIdx)
+            memref::PrefetchOp::create(b, loc, w, ValueRange{r, k}, /*isWrite=*/false, kPrefetchL2,
+                                       /*isDataCache=*/true);
+          SmallVector<Value> next;
+          for (size_t i = 0; i < R; ++i) {
+            Value wv = vector::LoadOp::create(b, loc, vt, w, ValueRange{rowIdx[i], k});
+            for (size_t j = 0; j < MB; ++j)
+              next.push_back(vector::FMAOp::create(b, loc, xv[j], wv, acc[i * MB + j]));
+          }
+          scf::YieldOp::create(b, loc, next);
+        });
+    for (size_t i = 0; i < R * MB; ++i)
+      sums.push_back(vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                                 kLoop.getResult(i), reassoc));
+  } else {
+    sums.assign(R * MB, arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0f)));
+  }
+  if (kv < K) {
+    auto tail = scf::ForOp::create(
+        b, loc, cidx(b, loc, kv), cidx(b, loc, K), c1, sums,
+        [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
+          SmallVector<Value> xs;
+          for (Value m : ms) xs.push_back(memref::LoadOp::create(b, loc, x, ValueRange{m, k}));
+          SmallVector<Value> next;
+          for (size_t i = 0; i < R; ++i) {
+            Value ws = memref::LoadOp::create(b, loc, w, ValueRange{rowIdx[i], k});
+            for (size_t j = 0; j < MB; ++j)
+              next.push_back(math::FmaOp::create(b, loc, xs[j], ws, acc[i * MB + j]));
+          }
+          scf::YieldOp::create(b, loc, next);
+        });
+    sums.assign(tail.getResults().begin(), tail.getResults().end());
+  }
+  for (size_t i = 0; i < R; ++i)
+    for (size_t j = 0; j < MB; ++j) {
+      Value old = memref::LoadOp::create(b, loc, y, ValueRange{ms[j], rowIdx[i]});
+      Value s = arith::AddFOp::create(b, loc, old, sums[i * MB + j]);
+      memref::StoreOp::create(b, loc, s, y, ValueRange{ms[j], rowIdx[i]});
+    }
+}
+
+/// Split-K GEMV block: weight rows [n, n + rows) and every row of x. From M >= 2 * mRows
+/// on, rows of x go in groups of `mRows` (the weight vectors loaded once feed mRows
+/// accumulators each; the block's weight rows then go `16 / mRows` at a time to stay within
+/// the registers), the remaining rows one at a time with all the block's weight rows. With `pfRows`
+/// > 0 the rows pfRows further on are prefetched (clamped to the last row).
+void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Value n,
+                     int64_t rows, int64_t K, int64_t lanes, int64_t pfRows, int64_t mRows) {
+  int64_t N = cast<MemRefType>(w.getType()).getDimSize(0);
+  Value c0 = cidx(b, loc, 0);
+  Value c1 = cidx(b, loc, 1);
+  Value M = memref::DimOp::create(b, loc, x, 0);
+  SmallVector<Value> rowIdx, pfIdx;
+  for (int64_t i = 0; i < rows; ++i)
+    rowIdx.push_back(i == 0 ? n : arith::AddIOp::create(b, loc, n, cidx(b, loc, i)));
+  if (pfRows > 0)
+    for (int64_t i = 0; i < rows; ++i)
+      pfIdx.push_back(arith::MinSIOp::create(
+          b, loc, arith::AddIOp::create(b, loc, rowIdx[i], cidx(b, loc, pfRows)),
+          cidx(b, loc, N - 1)));
+  Value mFull = c0;
+  if (mRows > 1) {
+    Value cMB = cidx(b, loc, mRows);
+    // Only from 2 * mRows rows of x on: with fewer, the one-row passes (the second and later
+    // ones read the block from L1) measured faster (gemv_bench, M = 2 vs 4).
+    Value full = arith::SubIOp::create(b, loc, M, arith::RemUIOp::create(b, loc, M, cMB));
+    Value enough = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, M, cidx(b, loc, 2 * mRows));
+    mFull = arith::SelectOp::create(b, loc, enough, full, c0);
+    int64_t group = std::max<int64_t>(1, std::min<int64_t>(rows, 16 / mRows));
+    scf::ForOp::create(
+        b, loc, c0, mFull, cMB, ValueRange{}, [&](OpBuilder &b, Location loc, Value m0, ValueRange) {
+          SmallVector<Value> ms = {m0};
+          for (int64_t j = 1; j < mRows; ++j) ms.push_back(arith::AddIOp::create(b, loc, m0, cidx(b, loc, j)));
+          for (int64_t g = 0; g < rows; g += group) {
+            int64_t cnt = std::min(group, rows - g);
+            ArrayRef<Value> pf = pfIdx.empty() ? ArrayRef<Value>() : ArrayRef<Value>(pfIdx).slice(g, cnt);
+            emitSplitKTile(b, loc, x, w, y, ArrayRef<Value>(rowIdx).slice(g, cnt), ms, pf, K, lanes);
+          }
+          scf::YieldOp::create(b, loc);
+        });
+  }
+  scf::ForOp::create(b, loc, mFull, M, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value m,
+                                                              ValueRange) {
+    Value one[] = {m};
+    emitSplitKTile(b, loc, x, w, y, rowIdx, one, pfIdx, K, lanes);
+    scf::YieldOp::create(b, loc);
+  });
+}
+
+/// A loop over [lo, hi) step `step`: scf.parallel if `par`, else scf.for.
+void emitLoop(OpBuilder &b, Location loc, Value lo, Value hi, Value step, bool par,
+              function_ref<void(OpBuilder &, Location, Value)> body) {
+  if (par) {
+    scf::ParallelOp::create(b, loc, ValueRange{lo}, ValueRange{hi}, ValueRange{step},
+                            [&](OpBuilder &b, Location loc, ValueRange iv) { body(b, loc, iv[0]); });
+  } else {
+    scf::ForOp::create(b, loc, lo, hi, step, ValueRange{},
+                       [&](OpBuilder &b, Location loc, Value iv, ValueRange) {
+                         body(b, loc, iv);
+                         scf::YieldOp::create(b, loc);
+                       });
+  }
+}
+
+void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
+                const PhotonMatmulKernelsOptions &o, bool par) {
+  int64_t R = o.rows;
+  int64_t nr = N - N % R;
+  if (nr > 0 && par) {
+    // chunks of rows as the parallel work units (dynamic schedule: a descheduled thread
+    // holds up at most one chunk)
+    int64_t blocks = nr / R;
+    int64_t chunk = R * std::max<int64_t>(1, (blocks + o.parallelChunks - 1) / o.parallelChunks);
+    emitLoop(b, loc, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, chunk), true,
+             [&](OpBuilder &b, Location loc, Value n0) {
+               Value n1 = arith::MinSIOp::create(
+                   b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, chunk)), cidx(b, loc, nr));
+               emitLoop(b, loc, n0, n1, cidx(b, loc, R), false,
+                        [&](OpBuilder &b, Location loc, Value n) {
+                          emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows, o.gemvMRows);
+                        });
+             });
+  } else if (nr > 0) {
+    emitLoop(b, loc, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, R), false,
+             [&](OpBuilder &b, Location loc, Value n) {
+               emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows, o.gemvMRows);
+             });
+  }
+  if (nr < N)
+    emitLoop(b, loc, cidx(b, loc, nr), cidx(b, loc, N), cidx(b, loc, 1), false,
+             [&](OpBuilder &b, Location loc, Value n) {
+               emitSplitKBlock(b, loc, x, w, y, n, 1, K, o.lanes, 0, o.gemvMRows);
+             });
+}
+
+/// One R x PW register tile of the packed GEMM: weight rows [n, n + R), panel p of xp,
+/// k in [k0, k1); adds the tile into y (transposed), `valid` rows of the panel.
+void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value n, Value p,
+                  Value k0, Value k1, Value valid, int64_t R, int64_t K,
+                  const PhotonMatmulKernelsOptions &o) {
+  int64_t L = o.lanes, P = o.gemmVecs, PW = L * P;
+  auto vt = VectorType::get({L}, b.getF32Type());
+  Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
+  SmallVector<Value> init(R * P, zero);
+  SmallVector<Value> rowIdx;
+  for (int64_t i = 0; i < R; ++i)
+    rowIdx.push_back(i == 0 ? n : arith::AddIOp::create(b, loc, n, cidx(b, loc, i)));
+  Value panelBase = arith::MulIOp::create(b, loc, p, cidx(b, loc, K * PW));
+  auto kLoop = scf::ForOp::create(
+      b, loc, k0, k1, cidx(b, loc, 1), init,
+      [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
+        Value off = arith::AddIOp::create(
+            b, loc, panelBase, arith::MulIOp::create(b, loc, k, cidx(b, loc, PW)));
+        SmallVector<Value> xv;
+        for (int64_t q = 0; q < P; ++q) {
+          Value o2 = q == 0 ? off : arith::AddIOp::create(b, loc, off, cidx(b, loc, q * L));
+          xv.push_back(vector::LoadOp::create(b, loc, vt, xp, ValueRange{o2}));
+        }
+        SmallVector<Value> next(R * P);
+        for (int64_t i = 0; i < R; ++i) {
+          Value ws = memref::LoadOp::create(b, loc, w, ValueRange{rowIdx[i], k});
+          Value wb = vector::BroadcastOp::create(b, loc, vt, ws);
+          for (int64_t q = 0; q < P; ++q)
+            next[i * P + q] = vector::FMAOp::create(b, loc, wb, xv[q], acc[i * P + q]);
+        }
+        scf::YieldOp::create(b, loc, next);
+      });
+  Value mBase = arith::MulIOp::create(b, loc, p, cidx(b, loc, PW));
+  auto addInto = [&](OpBuilder &b, Location loc, Value m, Value e, int64_t i) {
+    Value old = memref::LoadOp::create(b, loc, y, ValueRange{m, rowIdx[i]});
+    memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, e), y,
+                            ValueRange{m, rowIdx[i]});
+  };
+  Value full = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, valid, cidx(b, loc, PW));
+  scf::IfOp::create(
+      b, loc, full,
+      [&](OpBuilder &b, Location loc) {
+        // full panel: static extracts, rows of y written R contiguous floats at a time
+        for (int64_t q = 0; q < P; ++q)
+          for (int64_t j = 0; j < L; ++j) {
+            Value m = arith::AddIOp::create(b, loc, mBase, cidx(b, loc, q * L + j));
+            for (int64_t i = 0; i < R; ++i)
+              addInto(b, loc, m, vector::ExtractOp::create(b, loc, kLoop.getResult(i * P + q), j), i);
+          }
+        scf::YieldOp::create(b, loc);
+      },
+      [&](OpBuilder &b, Location loc) {
+        // last panel: `valid` rows
+        for (int64_t q = 0; q < P; ++q) {
+          Value rest = arith::SubIOp::create(b, loc, valid, cidx(b, loc, q * L));
+          Value hi = arith::MaxSIOp::create(
+              b, loc, cidx(b, loc, 0), arith::MinSIOp::create(b, loc, rest, cidx(b, loc, L)));
+          scf::ForOp::create(
+              b, loc, cidx(b, loc, 0), hi, cidx(b, loc, 1), ValueRange{},
+              [&](OpBuilder &b, Location loc, Value j, ValueRange) {
+                Value m = arith::AddIOp::create(
+                    b, loc, mBase, arith::AddIOp::create(b, loc, j, cidx(b, loc, q * L)));
+                for (int64_t i = 0; i < R; ++i)
+                  addInto(b, loc, m,
+                          vector::ExtractOp::create(b, loc, kLoop.getResult(i * P + q),
+                                                    OpFoldResult(j)),
+                          i);
+                scf::YieldOp::create(b, loc);
+              });
+        }
+        scf::YieldOp::create(b, loc);
+      });
+}
+
+/// `r`, `g` (both or neither): the RMSNorm-fused form, x[m, k] is packed as
+/// (x[m, k] * r[m]) * g[k].
+void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
+              const PhotonMatmulKernelsOptions &o, bool par, Value r = {}, Value g = {}) {
+  int64_t L = o.lanes, PW = L * o.gemmVecs, R = o.gemmRows;
+  Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1);
+  Value M = memref::DimOp::create(b, loc, x, 0);
+  Value cpw = cidx(b, loc, PW);
+  Value np = arith::DivUIOp::create(b, loc, arith::AddIOp::create(b, loc, M, cidx(b, loc, PW - 1)),
+                                    cpw);
+  Value size = arith::MulIOp::create(b, loc, np, cidx(b, loc, K * PW));
+  auto xpT = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
+  Value xp = memref::AllocOp::create(b, loc, xpT, ValueRange{size}, b.getI64IntegerAttr(64));
+  // pack: xp[(p*K + k)*PW + j] = x[p*PW + j, k], zero for rows >= M
+  Value zf = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0f));
+  Value mp = arith::MulIOp::create(b, loc, np, cpw);
+  scf::ForOp::create(b, loc, c0, mp, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value m,
+                                                            ValueRange) {
+    Value p = arith::DivUIOp::create(b, loc, m, cpw);
+    Value j = arith::RemUIOp::create(b, loc, m, cpw);
+    Value base = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, p, cidx(b, loc, K * PW)), j);
+    Value in = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, m, M);
+    // the row's norm scale, read once per row (row 0's for the padding rows)
+    Value rm = r ? memref::LoadOp::create(b, loc, r, ValueRange{arith::SelectOp::create(b, loc, in, m, c0)})
+                 : Value();
+    scf::ForOp::create(b, loc, c0, cidx(b, loc, K), c1, ValueRange{},
+                       [&](OpBuilder &b, Location loc, Value k, ValueRange) {
+                         auto v = scf::IfOp::create(
+                             b, loc, in,
+                             [&](OpBuilder &b, Location loc) {
+                               Value xv = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
+                               if (r)
+                                 xv = arith::MulFOp::create(
+                                     b, loc, arith::MulFOp::create(b, loc, xv, rm),
+                                     memref::LoadOp::create(b, loc, g, ValueRange{k}));
+                               scf::YieldOp::create(b, loc, ValueRange{xv});
+                             },
+                             [&](OpBuilder &b, Location loc) { scf::YieldOp::create(b, loc, ValueRange{zf}); });
+                         Value idx = arith::AddIOp::create(b, loc, base, arith::MulIOp::create(b, loc, k, cpw));
+                         memref::StoreOp::create(b, loc, v.getResult(0), xp, ValueRange{idx});
+                         scf::YieldOp::create(b, loc);
+                       });
+    scf::YieldOp::create(b, loc);
+  });
+  int64_t KC = std::min(K, o.gemmKC);
+  auto kBlocks = [&](OpBuilder &b, Location loc, Value n0, Value n1, int64_t rows) {
+    scf::ForOp::create(
+        b, loc, c0, cidx(b, loc, K), cidx(b, loc, KC), ValueRange{},
+        [&](OpBuilder &b, Location loc, Value k0, ValueRange) {
+          Value k1 = arith::MinSIOp::create(b, loc, arith::AddIOp::create(b, loc, k0, cidx(b, loc, KC)),
+                                            cidx(b, loc, K));
+          scf::ForOp::create(
+              b, loc, c0, np, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value p, ValueRange) {
+                Value rest = arith::SubIOp::create(b, loc, M, arith::MulIOp::create(b, loc, p, cpw));
+                Value valid = arith::MinSIOp::create(b, loc, rest, cpw);
+                scf::ForOp::create(b, loc, n0, n1, cidx(b, loc, rows), ValueRange{},
+                                   [&](OpBuilder &b, Location loc, Value n, ValueRange) {
+                                     emitGemmTile(b, loc, xp, w, y, n, p, k0, k1, valid, rows, K, o);
+                                     scf::YieldOp::create(b, loc);
+                                   });
+                scf::YieldOp::create(b, loc);
+              });
+          scf::YieldOp::create(b, loc);
+        });
+  };
+  int64_t nr = N - N % R;
+  if (nr > 0) {
+    int64_t MC = std::max<int64_t>(R, o.gemmMC - o.gemmMC % R);
+    emitLoop(b, loc, c0, cidx(b, loc, nr), cidx(b, loc, MC), par,
+             [&](OpBuilder &b, Location loc, Value n0) {
+               Value n1 = arith::MinSIOp::create(b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, MC)),
+                                                 cidx(b, loc, nr));
+               kBlocks(b, loc, n0, n1, R);
+             });
+  }
+  if (nr < N) kBlocks(b, loc, cidx(b, loc, nr), cidx(b, loc, N), 1);
+  memref::DeallocOp::create(b, loc, xp);
+}
+
+/// The RMSNorm-fused GEMV: the M rows of x scaled once into xs[m, k] =
+/// (x[m, k] * r[m]) * g[k] (a fresh [M, K] buffer), then the unchanged split-K on xs.
+void emitNormSplitK(OpBuilder &b, Location loc, Value x, Value r, Value g, Value w, Value y,
+                    int64_t N, int64_t K, const PhotonMatmulKernelsOptions &o, bool par) {
+  Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1);
+  Value M = memref::DimOp::create(b, loc, x, 0);
+  auto xsT = MemRefType::get({ShapedType::kDynamic, K}, b.getF32Type());
+  Value xs = memref::AllocOp::create(b, loc, xsT, ValueRange{M}, b.getI64IntegerAttr(64));
+  scf::ForOp::create(b, loc, c0, M, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value m,
+                                                          ValueRange) {
+    Value rm = memref::LoadOp::create(b, loc, r, ValueRange{m});
+    scf::ForOp::create(b, loc, c0, cidx(b, loc, K), c1, ValueRange{},
+                       [&](OpBuilder &b, Location loc, Value k, ValueRange) {
+                         Value xv = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
+                         Value gv = memref::LoadOp::create(b, loc, g, ValueRange{k});
+                         Value v = arith::MulFOp::create(
+                             b, loc, arith::MulFOp::create(b, loc, xv, rm), gv);
+                         memref::StoreOp::create(b, loc, v, xs, ValueRange{m, k});
+                         scf::YieldOp::create(b, loc);
+                       });
+    scf::YieldOp::create(b, loc);
+  });
+  emitSplitK(b, loc, xs, w, y, N, K, o, par);
+  memref::DeallocOp::create(b, loc, xs);
+}
+
+struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPass> {
+  using Base::Base;
+  /// The pass's options as the generated struct the kernel builders take.
+  PhotonMatmulKernelsOptions options() const {
+    PhotonMatmulKernelsOptions o;
+    o.parallel = parallel;
+    o.lanes = lanes;
+    o.rows = rows;
+    o.gemmMinRows = gemmMinRows;
+    o.gemmRows = gemmRows;
+    o.gemmVecs = gemmVecs;
+    o.gemmKC = gemmKC;
+    o.gemmMC = gemmMC;
+    o.parallelMinWeights = parallelMinWeights;
+    o.parallelChunks = parallelChunks;
+    o.prefetchRows = prefetchRows;
+    o.gemvMRows = gemvMRows;
+    return o;
+  }
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    PhotonMatmulKernelsOptions o = options();
+    if (o.lanes < 1 || o.rows < 1 || o.gemmRows < 1 || o.gemmVecs < 1 || o.gemmKC < 1 ||
+        o.gemmMC < 1 || o.parallelChunks < 1 || o.prefetchRows < 0 ||
+        o.gemvMRows < 1) {
+      module.emitError("photon-matmul-kernels: sizes must be positive");
+      return signalPassFailure();
+    }
+    SmallVector<linalg::GenericOp> ops;
+    module.walk([&](linalg::GenericOp op) {
+      if (isMatmulTranspose(op) || isNormMatmulTranspose(op)) ops.push_back(op);
+    });
+    SymbolTable symbols(module);
+    std::map<std::string, func::FuncOp> kernels;
+    for (auto op : ops) {
+      // kernel arguments: x, w, y (+ r, g for the RMSNorm-fused form)
+      SmallVector<Value> args;
+      if (op.getNumDpsInputs() == 4)
+        args = {op.getDpsInputs()[0], op.getDpsInputs()[3], op.getDpsInits()[0],
+                op.getDpsInputs()[1], op.getDpsInputs()[2]};
+      else
+        args = {op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0]};
+      SmallVector<Type> types;
+      for (Value v : args) types.push_back(v.getType());
+      std::string key;
+      llvm::raw_string_ostream ks(key);
+      for (Type t : types) ks << t << ";";
+      func::FuncOp &fn = kernels[key];
+      if (!fn) fn = buildKernel(module, symbols, op.getLoc(), types, o);
+      OpBuilder b(op);
+      func::CallOp::create(b, op.getLoc(), fn, args);
+      op.erase();
+    }
+  }
+  func::FuncOp buildKernel(ModuleOp module, SymbolTable &symbols, Location loc,
+                           ArrayRef<Type> types, const PhotonMatmulKernelsOptions &o) {
+    auto wt = cast<MemRefType>(types[1]);
+    int64_t N = wt.getDimSize(0), K = wt.getDimSize(1);
+    OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+    bool norm = types.size() == 5; // RMSNorm-fused: x, w, y, r, g
+    auto fn = func::FuncOp::create(b, loc,
+                                   std::string(norm ? "__photon_matmul_rmsnorm_" : "__photon_matmul_") +
+                                       std::to_string(N) + "x" + std::to_string(K),
+                                   FunctionType::get(b.getContext(), types, {}));
+    symbols.insert(fn); // renames on a clash
+    fn.setPrivate();
+    // one copy per shape: keep LLVM from inlining it back into every caller
+    fn->setAttr("passthrough", b.getArrayAttr({b.getStringAttr("noinline")}));
+    Block *entry = fn.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+    Value x = entry->getArgument(0), w = entry->getArgument(1), y = entry->getArgument(2);
+    Value r = norm ? entry->getArgument(3) : Value(), g = norm ? entry->getArgument(4) : Value();
+    bool par = o.parallel && N * K >= o.parallelMinWeights;
+    auto gemv = [&](OpBuilder &b, Location loc) {
+      if (norm) emitNormSplitK(b, loc, x, r, g, w, y, N, K, o, par);
+      else emitSplitK(b, loc, x, w, y, N, K, o, par);
+    };
+    if (o.gemmMinRows > 0) {
+      Value M = memref::DimOp::create(b, loc, x, 0);
+      Value big = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, M,
+                                        cidx(b, loc, o.gemmMinRows));
+      scf::IfOp::create(
+          b, loc, big,
+          [&](OpBuilder &b, Location loc) {
+            emitGemm(b, loc, x, w, y, N, K, o, par, r, g);
+            scf::YieldOp::create(b, loc);
+          },
+          [&](OpBuilder &b, Location loc) {
+            gemv(b, loc);
+            scf::YieldOp::create(b, loc);
+          });
+    } else {
+      gemv(b, loc);
+    }
+    func::ReturnOp::create(b, loc);
+    return fn;
+  }
+};
+
+} // namespace
+
+} // namespace photon
+} // namespace mlir
