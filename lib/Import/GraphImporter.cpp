@@ -106,7 +106,13 @@ RankedTensorType GraphImporter::tensorType(const onnx::TypeProto &tp, StringRef 
   }
   SmallVector<int64_t> shape;
   for (const auto &d : tt.shape().dim()) {
-    if (d.has_dim_value() && d.dim_value() >= 0) shape.push_back(d.dim_value());
+    if (d.has_dim_value() && d.dim_value() < 0) {
+      emitError(loc) << what << " declares dimension " << shape.size() << " = "
+                     << d.dim_value() << "; ONNX dimensions are >= 0 (leave dim_value unset "
+                     << "or use dim_param for a dynamic size)";
+      return {};
+    }
+    if (d.has_dim_value()) shape.push_back(d.dim_value());
     else shape.push_back(ShapedType::kDynamic);
   }
   return RankedTensorType::get(shape, et);
@@ -283,6 +289,12 @@ LogicalResult GraphImporter::checkDeclared(Scope &scope, OpBuilder &b, const std
   for (int i = 0; i < ty.getRank(); ++i) {
     const auto &d = tt.shape().dim(i);
     if (!d.has_dim_value()) continue;
+    if (d.dim_value() < 0) {
+      emitError(loc) << "shape of '" << name << "': the model declares dimension " << i
+                     << " = " << d.dim_value() << "; ONNX dimensions are >= 0 (leave "
+                     << "dim_value unset or use dim_param for a dynamic size)";
+      return failure();
+    }
     if (ty.isDynamicDim(i)) {
       refined[i] = d.dim_value();
       refine = true;

@@ -250,8 +250,42 @@ bool OnnxModel::tensorBytes(const TensorProto &t, TensorBytes &out, std::string 
               "'; ONNX requires paths relative to the model's directory";
       return false;
     }
-    llvm::SmallString<256> full(baseDir_);
-    llvm::sys::path::append(full, location);
+    llvm::SmallString<256> given(baseDir_);
+    llvm::sys::path::append(given, location);
+    // Confinement: the data file must lie inside the model's directory after `..` and
+    // symlinks are resolved (a crafted location must not copy /etc/passwd into the weights).
+    llvm::SmallString<256> realBase, full;
+    if (std::error_code ec = llvm::sys::fs::real_path(baseDir_, realBase)) {
+      error = name + ": cannot resolve the model's directory '" + baseDir_ + "' (" +
+              ec.message() + ")";
+      return false;
+    }
+    if (std::error_code ec = llvm::sys::fs::real_path(given, full)) {
+      error = name + " is stored in external-data file '" + std::string(given) +
+              "', which cannot be opened (" + ec.message() +
+              "); keep the data file next to the model";
+      return false;
+    }
+    std::string prefix = std::string(realBase);
+    if (prefix != "/") prefix += "/";
+    if (!llvm::StringRef(full).starts_with(prefix)) {
+      error = name + " refers to external-data file '" + location + "', which resolves to '" +
+              std::string(full) + "', outside the model's directory '" +
+              std::string(realBase) + "'; refused (external data must lie inside the "
+              "model's directory, after '..' and symlinks)";
+      return false;
+    }
+    llvm::sys::fs::file_status fst;
+    if (std::error_code ec = llvm::sys::fs::status(full, fst)) {
+      error = name + " is stored in external-data file '" + std::string(full) +
+              "', which cannot be opened (" + ec.message() + ")";
+      return false;
+    }
+    if (!llvm::sys::fs::is_regular_file(fst)) {
+      error = name + " is stored in external-data file '" + std::string(full) +
+              "', which is not a regular file (a FIFO, device or directory is not read)";
+      return false;
+    }
     uint64_t fileSize = 0;
     if (std::error_code ec = llvm::sys::fs::file_size(full, fileSize)) {
       error = name + " is stored in external-data file '" + std::string(full) +

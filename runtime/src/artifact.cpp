@@ -4,11 +4,15 @@
 #include "photon/cuda.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <link.h>
+#include <limits>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -30,16 +34,71 @@ std::string formatBytes(double bytes) {
   return buf;
 }
 
-Status readFile(const std::string &path, std::string &out) {
-  std::FILE *f = std::fopen(path.c_str(), "rb");
-  if (!f) return error(PHOTON_ERR_IO, "cannot open '" + path + "': " + std::strerror(errno));
+Status openRegularFile(const std::string &path, const char *what, int &fd, uint64_t &size) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+  fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0)
+    return error(PHOTON_ERR_IO, std::string("cannot open ") + what + " '" + path + "': " +
+                                    std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    fd = -1;
+    return error(PHOTON_ERR_IO, std::string("cannot stat ") + what + " '" + path + "': " +
+                                    std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    fd = -1;
+    const char *kind = S_ISFIFO(st.st_mode)  ? "a FIFO"
+                       : S_ISCHR(st.st_mode) ? "a character device"
+                       : S_ISBLK(st.st_mode) ? "a block device"
+                       : S_ISDIR(st.st_mode) ? "a directory"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a regular file";
+    return error(PHOTON_ERR_FORMAT, std::string(what) + " '" + path + "' is " + kind +
+                                        "; only regular files are read");
+  }
+  size = static_cast<uint64_t>(st.st_size);
+  return Status::ok();
+}
+
+Status readFile(const std::string &path, std::string &out, uint64_t maxBytes) {
+  int fd = -1;
+  uint64_t size = 0;
+  PHOTON_RETURN_IF_ERROR(openRegularFile(path, "file", fd, size));
+  auto tooBig = [&]() {
+    return error(PHOTON_ERR_FORMAT, "'" + path + "' is larger than " + std::to_string(maxBytes) +
+                                        " bytes, the limit for this file; it is not what "
+                                        "photon-compile writes");
+  };
+  if (size > maxBytes) {
+    close(fd);
+    return tooBig();
+  }
   out.clear();
+  out.reserve(static_cast<size_t>(size));
   char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  bool bad = std::ferror(f);
-  std::fclose(f);
-  if (bad) return error(PHOTON_ERR_IO, "error reading '" + path + "'");
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return error(PHOTON_ERR_IO, "error reading '" + path + "': " + std::strerror(e));
+    }
+    if (n == 0) break;
+    // Bounded even when the size was not known up front (a file that grows while read,
+    // a /proc file that reports 0 bytes).
+    if (out.size() + static_cast<size_t>(n) > maxBytes) {
+      close(fd);
+      out.clear();
+      return tooBig();
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
   return Status::ok();
 }
 
@@ -71,6 +130,10 @@ int Manifest::tokensPerStep() const {
 // ------------------------------------------------------------------ manifest parsing
 
 namespace {
+
+constexpr int kMaxVocab = 1 << 24;
+constexpr int kMaxWidth = 1 << 20;
+constexpr int64_t kMaxTokensPerStep = 1 << 20;
 
 struct Ctx {
   std::string file;
@@ -106,7 +169,13 @@ Status getInt(const Ctx &c, const Json &v, const char *key, T &out, bool require
   if (jsonInt(*x) < minValue)
     return c.fail(key, "must be >= " + std::to_string(minValue) + ", got " +
                            std::to_string(jsonInt(*x)));
-  out = static_cast<T>(jsonInt(*x));
+  // Range-checked, never narrowed: 2^32 + 1 is not 1.
+  const int64_t n = jsonInt(*x);
+  if (n > 0 && static_cast<uint64_t>(n) > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+    return c.fail(key, "is " + std::to_string(n) + ", more than this runtime supports (" +
+                           std::to_string(static_cast<uint64_t>(std::numeric_limits<T>::max())) +
+                           ")");
+  out = static_cast<T>(n);
   return Status::ok();
 }
 Status getStrList(const Ctx &c, const Json &v, const char *key,
@@ -178,6 +247,14 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
   PHOTON_RETURN_IF_ERROR(getInt(c, *model, "width", m.width,
                                 m.family != PHOTON_FAMILY_FORWARD, 1));
   PHOTON_RETURN_IF_ERROR(getInt(c, *model, "max_context", m.maxContext, true, 1));
+  // Sizes the engine multiplies together (logits are S x vocab floats, latents B x width):
+  // bounded here so that no product overflows later.
+  if (m.vocab > kMaxVocab)
+    return c.fail("model.vocab", std::to_string(m.vocab) + " is larger than this runtime "
+                                 "supports (" + std::to_string(kMaxVocab) + ")");
+  if (m.width > kMaxWidth)
+    return c.fail("model.width", std::to_string(m.width) + " is larger than this runtime "
+                                 "supports (" + std::to_string(kMaxWidth) + ")");
   if (m.family == PHOTON_FAMILY_FORWARD) {
     PHOTON_RETURN_IF_ERROR(getInt(c, *model, "length_multiple", m.lengthMultiple, false, 1));
     if (m.lengthMultiple > 65536)
@@ -197,6 +274,12 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
         return c.fail("model.chunk_sizes", "expected positive integers");
       m.chunkSizes.push_back(static_cast<int>(jsonInt(e)));
     }
+    int64_t perStep = 1;
+    for (int cs1 : m.chunkSizes) perStep = std::min<int64_t>(perStep * cs1, kMaxTokensPerStep + 1);
+    if (perStep > kMaxTokensPerStep)
+      return c.fail("model.chunk_sizes", "their product (tokens per top-level unit) is over " +
+                                             std::to_string(kMaxTokensPerStep) +
+                                             ", the most this runtime supports");
     PHOTON_RETURN_IF_ERROR(getInt(c, *model, "prefix", m.prefix, false));
     std::string tdi = "decoder";
     PHOTON_RETURN_IF_ERROR(getStr(c, *model, "token_decoder_input", tdi, false));
@@ -268,6 +351,10 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
         return cc.fail("dtype", "only f32 caches are supported by this runtime, got " + cs.dtype);
       PHOTON_RETURN_IF_ERROR(getInt(cc, e, "block_size", cs.blockSize, true, 1));
       PHOTON_RETURN_IF_ERROR(getInt(cc, e, "bytes_per_unit", cs.bytesPerUnit, false));
+      if (cs.layers > 4096 || cs.kvHeads > 4096 || cs.headDim > 65536 || cs.blockSize > 65536)
+        return cc.fail("layers/kv_heads/head_dim/block_size",
+                       "out of range (at most 4096 layers, 4096 KV heads, head_dim 65536, "
+                       "block_size 65536)");
       uint64_t expect = 2ull * cs.layers * cs.kvHeads * cs.headDim * 4;
       if (cs.bytesPerUnit == 0) cs.bytesPerUnit = expect;
       if (cs.bytesPerUnit != expect)
@@ -290,6 +377,14 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
     PHOTON_RETURN_IF_ERROR(getStr(sc, e, "name", st.name));
     st.symbol = "photon_" + st.name;
     PHOTON_RETURN_IF_ERROR(getStr(sc, e, "symbol", st.symbol, false));
+    // Stage entry points are photon_* symbols of model.so (docs/artifact.md): a manifest
+    // cannot point a stage at any other function.
+    bool symOk = st.symbol.size() > 7 && st.symbol.compare(0, 7, "photon_") == 0;
+    for (char ch : st.symbol)
+      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_')) symOk = false;
+    if (!symOk || st.symbol == "photon_abi")
+      return sc.fail("symbol", "\"" + st.symbol + "\" is not a stage entry point (expected "
+                               "photon_<name>, letters, digits and _)");
     const Json *args = jsonGet(e, "args");
     if (!args || !args->is_array()) return sc.fail("args", "missing or not an array");
     for (const auto &a : (*args)) {
@@ -396,6 +491,59 @@ Status checkStageArgs(const Manifest &m, const std::string &name, const std::vec
   return Status::ok();
 }
 
+/// The path of `name` (relative, as the manifest gives it) inside artifact directory `dir`,
+/// after every symlink is resolved; refused when it leads outside the directory.
+Status resolveInsideImpl(const std::string &dir, const std::string &name, const char *what,
+                         const std::string &origin, std::string &out) {
+  if (name.empty() || name[0] == '/')
+    return error(PHOTON_ERR_FORMAT, origin + ": " + what + " '" + name +
+                                        "' must be a relative path inside the artifact directory");
+  char *rd = realpath(dir.c_str(), nullptr);
+  if (!rd) return error(PHOTON_ERR_IO, "cannot resolve '" + dir + "': " + std::strerror(errno));
+  std::string root(rd);
+  std::free(rd);
+  const std::string full = dir + "/" + name;
+  char *rf = realpath(full.c_str(), nullptr);
+  if (!rf)
+    return error(PHOTON_ERR_IO, std::string("cannot open ") + what + " '" + full + "': " +
+                                    std::strerror(errno));
+  std::string real(rf);
+  std::free(rf);
+  std::string prefix = root == "/" ? root : root + "/";
+  if (real.compare(0, prefix.size(), prefix) != 0)
+    return error(PHOTON_ERR_FORMAT,
+                 origin + ": " + what + " '" + name + "' resolves to '" + real +
+                     "', outside the artifact directory '" + root +
+                     "'; refused (every file an artifact names must lie inside it, after "
+                     "symlinks)");
+  out = real;
+  return Status::ok();
+}
+
+/// Warns (stderr, once per path) when the artifact directory or one of its files can be
+/// written by other users: model.so is executable code that they could replace.
+void warnIfWritable(const std::string &path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return;
+  bool dirOk = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX); // sticky: only owners replace
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !dirOk)
+    std::fprintf(stderr,
+                 "photon: warning: '%s' is writable by %s; an artifact is executable code "
+                 "(model.so runs when the model is loaded): chmod go-w it\n",
+                 path.c_str(), (st.st_mode & S_IWOTH) ? "every user" : "its group");
+}
+
+/// True when `addr` lies in the object of `handle` itself (not in one of its dependencies).
+bool definedIn(void *handle, void *addr) {
+  struct link_map *own = nullptr;
+  if (dlinfo(handle, RTLD_DI_LINKMAP, &own) != 0 || !own) return false;
+  Dl_info info;
+  struct link_map *where = nullptr;
+  if (!dladdr1(addr, &info, reinterpret_cast<void **>(&where), RTLD_DL_LINKMAP) || !where)
+    return false;
+  return where == own;
+}
+
 } // namespace
 
 Model::~Model() {
@@ -432,8 +580,10 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
                                     "*.photon directory with manifest.json, model.so, weights.bin"
                                     " written by photon-compile)");
   const std::string mpath = dir + "/manifest.json";
+  std::string realManifest;
+  PHOTON_RETURN_IF_ERROR(resolveInsideImpl(dir, "manifest.json", "manifest", dir, realManifest));
   std::string text;
-  PHOTON_RETURN_IF_ERROR(readFile(mpath, text));
+  PHOTON_RETURN_IF_ERROR(readFile(realManifest, text, kMaxManifestBytes));
   PHOTON_RETURN_IF_ERROR(parseManifest(text, mpath, m->manifest_));
   Manifest &mf = m->manifest_;
 
@@ -515,15 +665,16 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
 
   // Weights: mmap read-only, never copied.
   const std::string wpath = dir + "/" + mf.weightsFile;
-  int fd = open(wpath.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return error(PHOTON_ERR_IO, "cannot open weights '" + wpath + "': " + std::strerror(errno));
-  struct stat wst;
-  if (fstat(fd, &wst) != 0 || wst.st_size <= 0) {
+  std::string realWeights;
+  PHOTON_RETURN_IF_ERROR(resolveInsideImpl(dir, mf.weightsFile, "weights.file", mpath, realWeights));
+  int fd = -1;
+  uint64_t wsize = 0;
+  PHOTON_RETURN_IF_ERROR(openRegularFile(realWeights, "weights", fd, wsize));
+  if (wsize == 0) {
     close(fd);
-    return error(PHOTON_ERR_FORMAT, "weights '" + wpath + "' is empty or unreadable");
+    return error(PHOTON_ERR_FORMAT, "weights '" + wpath + "' is empty; recompile the model");
   }
-  m->weightsSize_ = static_cast<size_t>(wst.st_size);
+  m->weightsSize_ = static_cast<size_t>(wsize);
   if (mf.weightsBytes && mf.weightsBytes != m->weightsSize_) {
     close(fd);
     return error(PHOTON_ERR_CHECKSUM, "weights '" + wpath + "' has " +
@@ -566,45 +717,15 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
     m->startLatents_[kv.first] = reinterpret_cast<const float *>(m->weights_ + t->offset);
   }
 
-  // Library.
-  const std::string lpath = dir + "/" + mf.library;
-  m->lib_ = dlopen(lpath.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!m->lib_) {
-    const char *e = dlerror();
-    return error(PHOTON_ERR_IO, "cannot load '" + lpath + "': " + (e ? e : "unknown error") +
-                                    " (recompile the model for this machine)");
-  }
-  using AbiFn = const char *(*)();
-  auto abi = reinterpret_cast<AbiFn>(dlsym(m->lib_, "photon_abi"));
-  if (!abi)
-    return error(PHOTON_ERR_ABI, lpath + " does not export photon_abi(); it was not built by "
-                                         "photon-compile or is too old: recompile the model");
-  const char *abiStr = abi();
-  if (!abiStr || std::string(abiStr) != PHOTON_STAGE_ABI)
-    return error(PHOTON_ERR_ABI, lpath + " reports ABI \"" + std::string(abiStr ? abiStr : "") +
-                                     "\", this runtime needs \"" + PHOTON_STAGE_ABI +
-                                     "\": recompile the model with a matching photon-compile");
-  for (const auto &s : mf.stages) {
-    void *sym = dlsym(m->lib_, s.symbol.c_str());
-    if (!sym)
-      return error(PHOTON_ERR_ABI, lpath + " does not export '" + s.symbol + "' (stage '" +
-                                       s.name + "' of the manifest): recompile the model");
-    m->stages_[s.name] = reinterpret_cast<StageFn>(sym);
-  }
-  // An --openmp library (manifest target.threads "openmp") links libomp: its thread-count
-  // controls are reachable through the library's handle, which searches its dependencies.
-  m->ompSetNumThreads_ = reinterpret_cast<void (*)(int)>(dlsym(m->lib_, "omp_set_num_threads"));
-  m->ompGetMaxThreads_ = reinterpret_cast<int (*)()>(dlsym(m->lib_, "omp_get_max_threads"));
-  if (!m->ompSetNumThreads_ || !m->ompGetMaxThreads_) {
-    m->ompSetNumThreads_ = nullptr;
-    m->ompGetMaxThreads_ = nullptr;
-  }
-
   // Tokenizer.
   if (mf.tokenizerKind == "bpe") {
     std::unique_ptr<BpeTokenizer> bpe;
-    PHOTON_RETURN_IF_ERROR(BpeTokenizer::load(dir + "/" + mf.tokenizerVocab,
-                                              dir + "/" + mf.tokenizerMerges, bpe));
+    std::string vocabPath, mergesPath;
+    PHOTON_RETURN_IF_ERROR(
+        resolveInsideImpl(dir, mf.tokenizerVocab, "model.tokenizer.vocab", mpath, vocabPath));
+    PHOTON_RETURN_IF_ERROR(
+        resolveInsideImpl(dir, mf.tokenizerMerges, "model.tokenizer.merges", mpath, mergesPath));
+    PHOTON_RETURN_IF_ERROR(BpeTokenizer::load(vocabPath, mergesPath, bpe));
     if (bpe->vocabSize() > mf.vocab)
       return error(PHOTON_ERR_FORMAT, "tokenizer has " + std::to_string(bpe->vocabSize()) +
                                           " tokens but the model's vocabulary is " +
@@ -616,6 +737,61 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
     // request is submitted, naming the token.
     m->tokenizer_.reset(new ByteTokenizer());
   }
+  // Library.
+  // model.so is code: its constructors run inside dlopen. Everything else is checked first,
+  // and the library must be a regular file inside the artifact (docs/artifact.md, "Trust").
+  const std::string lpath = dir + "/" + mf.library;
+  std::string realLib;
+  PHOTON_RETURN_IF_ERROR(resolveInsideImpl(dir, mf.library, "library", mpath, realLib));
+  {
+    int lfd = -1;
+    uint64_t lsize = 0;
+    PHOTON_RETURN_IF_ERROR(openRegularFile(realLib, "library", lfd, lsize));
+    close(lfd);
+  }
+  warnIfWritable(dir);
+  warnIfWritable(realLib);
+  warnIfWritable(realWeights);
+  m->lib_ = dlopen(realLib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!m->lib_) {
+    const char *e = dlerror();
+    return error(PHOTON_ERR_IO, "cannot load '" + lpath + "': " + (e ? e : "unknown error") +
+                                    " (recompile the model for this machine)");
+  }
+  using AbiFn = const char *(*)();
+  void *abiSym = dlsym(m->lib_, "photon_abi");
+  auto abi = abiSym && definedIn(m->lib_, abiSym) ? reinterpret_cast<AbiFn>(abiSym) : nullptr;
+  if (!abi)
+    return error(PHOTON_ERR_ABI, lpath + " does not export photon_abi(); it was not built by "
+                                         "photon-compile or is too old: recompile the model");
+  const char *abiStr = abi();
+  if (!abiStr || std::string(abiStr) != PHOTON_STAGE_ABI)
+    return error(PHOTON_ERR_ABI, lpath + " reports ABI \"" + std::string(abiStr ? abiStr : "") +
+                                     "\", this runtime needs \"" + PHOTON_STAGE_ABI +
+                                     "\": recompile the model with a matching photon-compile");
+  for (const auto &s : mf.stages) {
+    // Only model.so's own definitions: a handle's lookup also searches its dependencies
+    // (libc's "abort" is not a stage).
+    void *sym = dlsym(m->lib_, s.symbol.c_str());
+    if (!sym)
+      return error(PHOTON_ERR_ABI, lpath + " does not export '" + s.symbol + "' (stage '" +
+                                       s.name + "' of the manifest): recompile the model");
+    if (!definedIn(m->lib_, sym))
+      return error(PHOTON_ERR_ABI, lpath + " does not define '" + s.symbol + "' (stage '" +
+                                       s.name + "' of the manifest) itself; it resolves in "
+                                       "one of its dependencies, which is refused: recompile "
+                                       "the model");
+    m->stages_[s.name] = reinterpret_cast<StageFn>(sym);
+  }
+  // An --openmp library (manifest target.threads "openmp") links libomp: its thread-count
+  // controls are reachable through the library's handle, which searches its dependencies.
+  m->ompSetNumThreads_ = reinterpret_cast<void (*)(int)>(dlsym(m->lib_, "omp_set_num_threads"));
+  m->ompGetMaxThreads_ = reinterpret_cast<int (*)()>(dlsym(m->lib_, "omp_get_max_threads"));
+  if (!m->ompSetNumThreads_ || !m->ompGetMaxThreads_) {
+    m->ompSetNumThreads_ = nullptr;
+    m->ompGetMaxThreads_ = nullptr;
+  }
+
   out = std::move(m);
   return Status::ok();
 }

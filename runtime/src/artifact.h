@@ -15,6 +15,10 @@
 
 namespace photon::rt {
 
+/// Size limits of the files the runtime reads whole (weights.bin is mmapped, not read).
+constexpr uint64_t kMaxManifestBytes = 16ull << 20; // manifest.json
+constexpr uint64_t kMaxDataFileBytes = 1ull << 30;  // tokenizer files and other data
+
 struct StageArg {
   std::string name;
   std::string dtype;              // "f32", "i32", "i8"
@@ -128,8 +132,13 @@ private:
   int (*ompGetMaxThreads_)() = nullptr;
 };
 
-/// Reads a whole file into `out`.
-Status readFile(const std::string &path, std::string &out);
+/// Reads a whole regular file into `out`. A FIFO, device, directory or socket is refused
+/// (never waited on), and so is a file of more than `maxBytes` (checked before and while
+/// reading: nothing grows without end).
+Status readFile(const std::string &path, std::string &out, uint64_t maxBytes = kMaxDataFileBytes);
+/// Opens a regular file for reading without blocking (a FIFO is refused, not waited on);
+/// `what` names it in messages ("weights"). On success the caller owns `fd`.
+Status openRegularFile(const std::string &path, const char *what, int &fd, uint64_t &size);
 
 } // namespace photon::rt
 

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <limits>
+#include <unordered_set>
+#include <vector>
 
 namespace photon::rt {
 
@@ -9,6 +11,9 @@ namespace {
 constexpr int kMaxDepth = 512;
 
 struct TooDeep {};
+struct DuplicateKey {
+  std::string key;
+};
 
 /// "line L, column C" of the byte at offset `pos` (0-based) in `text`.
 std::string where(const std::string &text, size_t pos) {
@@ -33,11 +38,20 @@ std::string what(const nlohmann::detail::parse_error &e) {
 
 bool parseJson(const std::string &text, Json &out, std::string &error) {
   // The callback sees every value start with its depth; throwing stops the parse before a
-  // deeper level is built.
-  Json::parser_callback_t limit = [](int depth, Json::parse_event_t ev, Json &) {
+  // deeper level is built. It also keeps the keys of each open object (one set per open
+  // object, innermost last): a key seen twice in one object is an error, not "the last one
+  // wins" (two readers of one file must never see different values).
+  std::vector<std::unordered_set<std::string>> keys;
+  Json::parser_callback_t limit = [&](int depth, Json::parse_event_t ev, Json &parsed) {
     if ((ev == Json::parse_event_t::object_start || ev == Json::parse_event_t::array_start) &&
         depth >= kMaxDepth)
       throw TooDeep();
+    if (ev == Json::parse_event_t::object_start) keys.emplace_back();
+    else if (ev == Json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    else if (ev == Json::parse_event_t::key && !keys.empty()) {
+      const std::string &k = parsed.get_ref<const std::string &>();
+      if (!keys.back().insert(k).second) throw DuplicateKey{k};
+    }
     return true;
   };
   try {
@@ -45,6 +59,9 @@ bool parseJson(const std::string &text, Json &out, std::string &error) {
     return true;
   } catch (const TooDeep &) {
     error = "nesting deeper than " + std::to_string(kMaxDepth) + " levels";
+  } catch (const DuplicateKey &d) {
+    std::string shown = d.key.size() > 64 ? d.key.substr(0, 64) + "..." : d.key;
+    error = "duplicate key \"" + shown + "\" in one object (each key may appear once)";
   } catch (const Json::parse_error &e) {
     size_t pos = e.byte > 0 ? e.byte - 1 : 0;
     error = where(text, pos) + ": " + what(e);

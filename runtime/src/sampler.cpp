@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 namespace photon::rt {
@@ -123,6 +124,37 @@ int32_t Sampler::sample(const float *logits, int vocab, const SamplingParams &p,
     if (u < acc) return c.second;
   }
   return last;
+}
+
+bool validateSampling(const SamplingParams &p, std::string &error) {
+  auto num = [](double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
+  if (!std::isfinite(p.temperature) || p.temperature < 0.0f) {
+    error = "temperature is " + num(p.temperature) + "; expected a finite number >= 0 (0 = greedy)";
+    return false;
+  }
+  if (p.topK < 0) {
+    error = "top-k is " + std::to_string(p.topK) + "; expected an integer >= 0 (0 = off)";
+    return false;
+  }
+  if (!std::isfinite(p.topP) || p.topP <= 0.0f || p.topP > 1.0f) {
+    error = "top-p is " + num(p.topP) + "; expected a number in (0, 1] (1 = off; for greedy "
+            "decoding set the temperature to 0)";
+    return false;
+  }
+  if (!std::isfinite(p.repetitionPenalty) || p.repetitionPenalty <= 0.0f) {
+    error = "repetition penalty is " + num(p.repetitionPenalty) +
+            "; expected a finite number > 0 (1 = off)";
+    return false;
+  }
+  if (p.maxTokens < 1) {
+    error = "max tokens is " + std::to_string(p.maxTokens) + "; expected an integer >= 1";
+    return false;
+  }
+  return true;
 }
 
 int64_t findStop(const std::string &text, const std::vector<std::string> &stop, size_t from) {

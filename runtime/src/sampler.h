@@ -21,6 +21,13 @@ struct SamplingParams {
   bool greedy() const { return temperature <= 0.0f; }
 };
 
+/// Checks sampling parameters; the one rule set of the C API (and so of photon-run, which
+/// goes through it). temperature: finite and >= 0 (0 = greedy); top_k >= 0 (0 = off);
+/// top_p: finite, in (0, 1] (1 = off; 0 is refused: it would keep no token); repetition
+/// penalty: finite and > 0 (1 = off); max_tokens >= 1. On failure sets `error` to a message
+/// that names the parameter, its value and the accepted range.
+bool validateSampling(const SamplingParams &p, std::string &error);
+
 /// xoshiro256** seeded through splitmix64: fast, reproducible across platforms.
 class Rng {
 public:

@@ -107,12 +107,22 @@ inline bool parseIndex(const void *data, size_t size, std::vector<TensorInfo> &o
             std::to_string(kVersion) + "); re-run photon-import";
     return false;
   }
-  if (kHeaderBytes + indexBytes > size || dataOffset > size) {
+  if (indexBytes > size - kHeaderBytes || dataOffset > size) {
     error = "weights blob is truncated (index of " + std::to_string(indexBytes) +
             " bytes does not fit in " + std::to_string(size) + " bytes)";
     return false;
   }
   const uint8_t *idxEnd = base + kHeaderBytes + indexBytes;
+  // Every record takes at least kMinRecordBytes of the index: a count the index cannot hold
+  // is refused before anything is allocated for it (a hostile count never reaches reserve).
+  constexpr uint64_t kMinRecordBytes = 2 + 1 + 1 + 8 + 8;
+  if (static_cast<uint64_t>(count) > indexBytes / kMinRecordBytes) {
+    error = "weights blob declares " + std::to_string(count) + " tensors, but its index of " +
+            std::to_string(indexBytes) + " bytes holds at most " +
+            std::to_string(indexBytes / kMinRecordBytes) + "; the file is corrupt: re-run "
+            "photon-import";
+    return false;
+  }
   out.clear();
   out.reserve(count);
   for (uint32_t i = 0; i < count; ++i) {
@@ -140,8 +150,20 @@ inline bool parseIndex(const void *data, size_t size, std::vector<TensorInfo> &o
       error = "weights blob index is corrupt at tensor '" + t.name + "'";
       return false;
     }
+    bool dimsOk = true;
+    uint64_t elems = 1;
+    for (int64_t d : t.shape) {
+      // Each dimension is non-negative and the product fits in the file (no overflow).
+      if (d < 0 || (d > 0 && elems > size / static_cast<uint64_t>(d))) { dimsOk = false; break; }
+      elems *= static_cast<uint64_t>(d);
+    }
+    if (!dimsOk) {
+      error = "tensor '" + t.name + "' has a negative dimension or more elements than the "
+              "weights blob holds";
+      return false;
+    }
     if (t.offset > size || t.bytes > size - t.offset ||
-        t.bytes != static_cast<uint64_t>(t.numElements()) * dtypeBytes(t.dtype)) {
+        t.bytes != elems * dtypeBytes(t.dtype)) {
       error = "tensor '" + t.name + "' lies outside the weights blob or has a wrong byte size";
       return false;
     }
