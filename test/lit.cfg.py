@@ -7,6 +7,8 @@
 #   %python       the system Python with torch/onnx/numpy (/usr/bin/python3)
 #   %photon_src   the source root (fixtures: %photon_src/test/fixtures/...)
 #   %photon_obj   the build root
+#   %testmodel    the runtime's test model library (test/unit/runtime/testmodel), a model.so
+#                 for hand-made artifacts (feature `photon-testmodel` when it was built)
 # Features: one per photon tool that was built (e.g. `REQUIRES: photon-import`).
 
 import os
@@ -59,3 +61,19 @@ llvm_config.add_tool_substitutions(
     ],
     [config.llvm_tools_dir],
 )
+
+# The runtime's test model library: a model.so for artifacts written by tests (test/hostile).
+_testmodel = os.path.join(config.photon_obj_root, "test", "unit", "runtime", "photon_testmodel.so")
+if os.path.exists(_testmodel):
+    config.available_features.add("photon-testmodel")
+config.substitutions.append(("%testmodel", _testmodel))
+# Host CPU features some tests depend on (e.g. an AVX-512 artifact is refused only without it).
+try:
+    with open("/proc/cpuinfo") as _f:
+        _flags = _f.read()
+    if " avx512f" in _flags:
+        config.available_features.add("host-avx512")
+    if " avx512_fp16" in _flags:
+        config.available_features.add("host-avx512fp16")
+except OSError:
+    pass

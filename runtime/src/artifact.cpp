@@ -198,7 +198,8 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
   Json root;
   std::string err;
   if (!parseJson(text, root, err))
-    return error(PHOTON_ERR_FORMAT, file + ": invalid JSON at " + err);
+    return error(PHOTON_ERR_FORMAT, file + ": invalid JSON" +
+                                        (err.compare(0, 5, "line ") == 0 ? " at " : ": ") + err);
   if (!root.is_object()) return c.fail("(root)", "expected a JSON object");
   std::string format;
   PHOTON_RETURN_IF_ERROR(getStr(c, root, "format", format));
