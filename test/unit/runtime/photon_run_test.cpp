@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fcntl.h>
@@ -166,4 +167,70 @@ TEST_F(PhotonRun, CtrlCStopsCleanly) {
   std::string err = photon_test::readAll(errFile);
   EXPECT_NE(err.find("(interrupted)"), std::string::npos) << err;
   EXPECT_NE(err.find("decode:"), std::string::npos) << err;
+}
+
+// Issue 19: Ctrl-C during a long prefill stops it (the first press used to be ignored until
+// the prefill ended), and --json still writes what was finished.
+TEST_F(PhotonRun, CtrlCDuringLongPrefillStopsAndWritesJson) {
+  // 100k prompt tokens: the vanilla test model's prefill takes tens of seconds.
+  std::string pf = dir_ + "/long-prompt.txt";
+  {
+    std::FILE *f = std::fopen(pf.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::string line(100000, 'a');
+    std::fputs(line.c_str(), f);
+    std::fputs("\n", f);
+    std::fclose(f);
+  }
+  std::string outFile = dir_ + "/prefill-sigint.json", errFile = dir_ + "/prefill-sigint.err";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int outfd = open(outFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int errfd = open(errFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(outfd, 1);
+    dup2(errfd, 2);
+    const std::string v = dir_ + "-vanilla";
+    execl(PHOTON_RUN_EXE, PHOTON_RUN_EXE, v.c_str(), "--prompts-file", pf.c_str(),
+          "--max-tokens", "4", "--memory-budget", "1G", "--json", static_cast<char *>(nullptr));
+    _exit(127);
+  }
+  usleep(700 * 1000);
+  auto t0 = std::chrono::steady_clock::now();
+  kill(pid, SIGINT); // one press
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  EXPECT_EQ(WEXITSTATUS(st), 130) << photon_test::readAll(errFile);
+  EXPECT_LT(waited, 8.0) << "the prefill went on after Ctrl-C";
+  photon::rt::Json j;
+  std::string err;
+  ASSERT_TRUE(photon::rt::parseJson(photon_test::readAll(outFile), j, err))
+      << err << "\n" << photon_test::readAll(outFile);
+  EXPECT_EQ(j["stats"]["cancelled"], true);
+  ASSERT_EQ(j["requests"].size(), 1u);
+  EXPECT_EQ(j["requests"][0]["finish"], "cancelled");
+  EXPECT_EQ(j["requests"][0]["prompt_tokens"], 100000);
+}
+
+// Issue 19: command-line numbers are range-checked, never narrowed, and sampling flags follow
+// the C API's rules (top-p 0 is not "off").
+TEST_F(PhotonRun, NumbersAreRangeCheckedNotNarrowed) {
+  Result r = sh(run(dir_ + " --prompt x --max-tokens 1000000000000 2>&1"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("--max-tokens: expected an integer in [1, 2147483647], got '1000000000000'"),
+            std::string::npos) << r.out;
+  for (const char *p : {"0", "2", "nan", "-0.5"}) {
+    r = sh(run(dir_ + " --prompt x --temperature 1 --top-p " + p + " 2>&1"));
+    EXPECT_EQ(r.status, 2) << p;
+    EXPECT_NE(r.out.find("--top-p: expected a number in (0, 1]"), std::string::npos) << r.out;
+  }
+  r = sh(run(dir_ + " --prompt x --top-k 4294967296 2>&1"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("--top-k: expected an integer in [0, 2147483647]"), std::string::npos) << r.out;
+  // A temperature that overflows a float reaches the C API's check as inf.
+  r = sh(run(dir_ + " --prompt x --temperature 1e300 2>&1"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("temperature is inf; expected a finite number >= 0"), std::string::npos) << r.out;
 }
