@@ -81,6 +81,9 @@ photon_cuda_status photon_cuda_memcpy_htod(photon_cuda_devptr dst, const void *s
                                            photon_cuda_stream s);
 photon_cuda_status photon_cuda_memcpy_dtoh(void *dst, photon_cuda_devptr src, size_t bytes,
                                            photon_cuda_stream s);
+/* Device to device (unified addressing); with a NULL stream it returns when done. */
+photon_cuda_status photon_cuda_memcpy_dtod(photon_cuda_devptr dst, photon_cuda_devptr src,
+                                           size_t bytes, photon_cuda_stream s);
 photon_cuda_status photon_cuda_memset32(photon_cuda_devptr dst, uint32_t value, size_t count,
                                         photon_cuda_stream s);
 

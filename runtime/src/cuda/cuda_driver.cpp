@@ -477,6 +477,21 @@ photon_cuda_status photon_cuda_memcpy_dtoh(void *dst, photon_cuda_devptr src, si
   return st;
 }
 
+photon_cuda_status photon_cuda_memcpy_dtod(photon_cuda_devptr dst, photon_cuda_devptr src,
+                                           size_t bytes, photon_cuda_stream s) {
+  if ((!dst || !src) && bytes) {
+    setError("photon_cuda_memcpy_dtod: null pointer");
+    return PHOTON_CUDA_INVALID_ARG;
+  }
+  ScopedContext ctx;
+  if (ctx.status != PHOTON_CUDA_OK)
+    return ctx.status;
+  photon_cuda_status st = check(gDriver.cuMemcpyAsync(dst, src, bytes, s), "cuMemcpy");
+  if (st == PHOTON_CUDA_OK && !s)
+    st = check(gDriver.cuStreamSynchronize(nullptr), "cuStreamSynchronize");
+  return st;
+}
+
 photon_cuda_status photon_cuda_memset32(photon_cuda_devptr dst, uint32_t value, size_t count,
                                         photon_cuda_stream s) {
   if (!dst && count) {
