@@ -127,6 +127,44 @@ struct Lowering {
   // Op lowerings (x [M, K] forms)
   //===--------------------------------------------------------------------===//
 
+  /// If `w` is the widening generic WeightOpLowering emits for a reduced-precision weight
+  /// (f16 / bf16: `extf`; q8: `sitofp(q) * extf(d[n, k floordiv 32])`), its inputs and
+  /// maps (as (m, n, k) maps of a matmul) and the widening body.
+  struct Dequant {
+    SmallVector<Value> ins;
+    SmallVector<AffineMap> maps;
+  };
+  std::optional<Dequant> matchDequant(Value w) {
+    auto g = w.getDefiningOp<linalg::GenericOp>();
+    if (!g || g.getNumDpsInits() != 1 || g.getNumLoops() != 2 || !g.getDpsInits()[0].getDefiningOp<tensor::EmptyOp>())
+      return std::nullopt;
+    Block &body = g.getRegion().front();
+    auto y = cast<linalg::YieldOp>(body.getTerminator());
+    Value v = y.getOperand(0);
+    unsigned nIn = g.getNumDpsInputs();
+    auto isArgIn = [&](Value a, unsigned i) { return a == body.getArgument(i); };
+    bool half = nIn == 1 && body.getOperations().size() == 2 && v.getDefiningOp<arith::ExtFOp>() &&
+                isArgIn(v.getDefiningOp<arith::ExtFOp>().getIn(), 0);
+    bool q8 = false;
+    if (nIn == 2 && body.getOperations().size() == 4)
+      if (auto m = v.getDefiningOp<arith::MulFOp>()) {
+        auto q = m.getLhs().getDefiningOp<arith::SIToFPOp>();
+        auto d = m.getRhs().getDefiningOp<arith::ExtFOp>();
+        q8 = q && d && isArgIn(q.getIn(), 0) && isArgIn(d.getIn(), 1);
+      }
+    if (!half && !q8) return std::nullopt;
+    auto maps = g.getIndexingMapsArray();
+    if (maps[0] != idMap(2) || maps.back() != idMap(2)) return std::nullopt;
+    Dequant dq;
+    // (n, k) -> (m, n, k): d0 -> d1, d1 -> d2
+    AffineMap shift = AffineMap::get(3, 0, {b.getAffineDimExpr(1), b.getAffineDimExpr(2)}, b.getContext());
+    for (unsigned i = 0; i < nIn; ++i) {
+      dq.ins.push_back(g.getDpsInputs()[i]);
+      dq.maps.push_back(maps[i].compose(shift));
+    }
+    return dq;
+  }
+
   /// y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n])
   Value matmulT(Value x2, Value w, Value bias) {
     int64_t n = rtt(w).getDimSize(0);
@@ -140,6 +178,27 @@ struct Lowering {
       init = fill(init, 0.0);
     }
     (void)n;
+    if (std::optional<Dequant> dq = matchDequant(w)) {
+      // the weight widened in the matmul's body: y += x * extf(w) or x * (sitofp(q) * extf(d))
+      SmallVector<Value> ins{x2};
+      ins.append(dq->ins);
+      SmallVector<AffineMap> maps{map(3, {0, 2})};
+      maps.append(dq->maps);
+      maps.push_back(map(3, {0, 1}));
+      bool q8 = dq->ins.size() == 2;
+      return generic(init, ins, maps, iters(3, {2}), [q8](OpBuilder &nb, Location l, ValueRange a) {
+        Type f32 = nb.getF32Type();
+        Value wv;
+        if (q8)
+          wv = arith::MulFOp::create(nb, l, arith::SIToFPOp::create(nb, l, f32, a[1]),
+                                     arith::ExtFOp::create(nb, l, f32, a[2]));
+        else
+          wv = arith::ExtFOp::create(nb, l, f32, a[1]);
+        Value p = arith::MulFOp::create(nb, l, a[0], wv, kFM);
+        Value s = arith::AddFOp::create(nb, l, a.back(), p, kFM);
+        linalg::YieldOp::create(nb, l, s);
+      });
+    }
     return generic(init, ValueRange{x2, w}, {map(3, {0, 2}), map(3, {1, 2}), map(3, {0, 1})},
                    iters(3, {2}), [](OpBuilder &nb, Location l, ValueRange a) {
                      Value p = arith::MulFOp::create(nb, l, a[0], a[1], kFM);
@@ -688,12 +747,55 @@ LogicalResult WeightOpLowering::matchAndRewrite(WeightOp op, OpAdaptor,
   auto f = op->getParentOfType<func::FuncOp>();
   Value blob = rewriter.getRemappedValue(f.getArgument(0));
   Location loc = op.getLoc();
-  Value off = arith::ConstantIndexOp::create(rewriter, loc, offset);
-  auto mt = MemRefType::get(rt.getShape(), rt.getElementType());
-  Value view = memref::ViewOp::create(rewriter, loc, mt, blob, off, ValueRange{});
+  // A tensor of the blob at byte offset `o` as `shape` x `elt`.
+  auto viewAt = [&](int64_t o, ArrayRef<int64_t> shape, Type elt) -> Value {
+    Value off = arith::ConstantIndexOp::create(rewriter, loc, o);
+    auto mt = MemRefType::get(shape, elt);
+    Value view = memref::ViewOp::create(rewriter, loc, mt, blob, off, ValueRange{});
+    return bufferization::ToTensorOp::create(rewriter, loc, RankedTensorType::get(shape, elt), view,
+                                             /*restrict=*/true, /*writable=*/false);
+  };
+  using ::photon::weights::DType;
+  DType dt = it != lc.index.end() ? it->second.dtype : DType::F32;
+  if (dt == DType::F32 || !rt.getElementType().isF32() || rt.getRank() != 2)
+    return replace(op, viewAt(offset, rt.getShape(), rt.getElementType()), rewriter);
+  // A reduced-precision matmul weight (photon-compile --weights, docs/artifact.md): widened
+  // by an elementwise generic that matmulT folds into the matmul's body.
+  Lowering L{rewriter, loc};
+  Value init = tensor::EmptyOp::create(rewriter, loc, rt.getShape(), rewriter.getF32Type());
+  if (dt == DType::F16 || dt == DType::BF16) {
+    Type elt = dt == DType::F16 ? Type(rewriter.getF16Type()) : Type(rewriter.getBF16Type());
+    Value q = viewAt(offset, rt.getShape(), elt);
+    return replace(op,
+                   L.generic(init, ValueRange{q}, {L.idMap(2), L.idMap(2)}, L.iters(2),
+                             [](OpBuilder &nb, Location l, ValueRange a) {
+                               linalg::YieldOp::create(
+                                   nb, l, ValueRange{arith::ExtFOp::create(nb, l, nb.getF32Type(), a[0])});
+                             }),
+                   rewriter);
+  }
+  auto sc = lc.index.find((name + ::photon::weights::kQ8ScalesSuffix).str());
+  int64_t N = rt.getDimSize(0), K = rt.getDimSize(1), G = ::photon::weights::kQ8Group;
+  if (dt != DType::I8 || K % G != 0 || sc == lc.index.end() || sc->second.dtype != DType::F16 ||
+      sc->second.shape != std::vector<int64_t>{N, K / G})
+    return op.emitOpError("weight '")
+               << name << "' is stored as " << ::photon::weights::dtypeName(dt)
+               << " in the weights blob, which is not an f32 / f16 / bf16 / q8 matmul weight "
+                  "(q8: i8 [N, K] with f16 scales '"
+               << name << ::photon::weights::kQ8ScalesSuffix
+               << "' [N, K / 32]); re-run photon-compile from the f32 weights",
+           reported();
+  Value q = viewAt(offset, rt.getShape(), rewriter.getI8Type());
+  Value d = viewAt(static_cast<int64_t>(sc->second.offset), {N, K / G}, rewriter.getF16Type());
+  AffineMap dMap = AffineMap::get(2, 0, {rewriter.getAffineDimExpr(0), rewriter.getAffineDimExpr(1).floorDiv(G)},
+                                  rewriter.getContext());
   return replace(op,
-                 bufferization::ToTensorOp::create(rewriter, loc, rt, view, /*restrict=*/true,
-                                                   /*writable=*/false),
+                 L.generic(init, ValueRange{q, d}, {L.idMap(2), dMap, L.idMap(2)}, L.iters(2),
+                           [](OpBuilder &nb, Location l, ValueRange a) {
+                             Value qf = arith::SIToFPOp::create(nb, l, nb.getF32Type(), a[0]);
+                             Value df = arith::ExtFOp::create(nb, l, nb.getF32Type(), a[1]);
+                             linalg::YieldOp::create(nb, l, ValueRange{arith::MulFOp::create(nb, l, qf, df)});
+                           }),
                  rewriter);
 }
 

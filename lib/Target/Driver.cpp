@@ -10,6 +10,7 @@
 #include "photon/Dialect/PhotonDialect.h"
 #include "photon/Target/CPU.h"
 #include "photon/Target/ForwardOnly.h"
+#include "photon/Target/WeightFormats.h"
 #include "photon/Transforms/CachePlan.h"
 #include "photon/InitAllPasses.h"
 #include "photon/weights_format.h"
@@ -241,6 +242,30 @@ int mlir::photon::compileModel(const CompileOptions &opts) {
     return 0;
   }
 
+  // Reduced-precision weights: the blob's matmul weights converted before the lowering
+  // reads its index (docs/compiler.md, "Weight formats").
+  llvm::json::Object weightFormats;
+  if (opts.weightFormat != "f32" || !opts.weightsFor.empty()) {
+    if (forwardOnly)
+      return fail("--weights " + opts.weightFormat + " / --weights-for need a recognized "
+                  "hierarchy; a forward-only artifact keeps f32 weights (drop the option)");
+    if (backend->getName() != "cpu")
+      return fail("--weights " + opts.weightFormat + " / --weights-for: reduced-precision "
+                  "weights are compiled for --target cpu only");
+    if (weights.empty())
+      return fail("no weights blob to convert: pass the blob of a .mlir input with --weights FILE");
+    if (auto ec = llvm::sys::fs::create_directories(out))
+      return fail("cannot create '" + out + "': " + ec.message());
+    llvm::SmallString<256> wConv(out);
+    llvm::sys::path::append(wConv, "weights.bin");
+    std::string err;
+    progress("converting the matmul weights to " + opts.weightFormat);
+    if (!convertWeightFormats(*module, weights, std::string(wConv), opts.weightFormat,
+                              opts.weightsFor, opts.quiet, weightFormats, err))
+      return fail(err);
+    weights = std::string(wConv);
+  }
+
   // Lower the photon ops.
   {
     PassManager pm(&ctx);
@@ -339,6 +364,8 @@ int mlir::photon::compileModel(const CompileOptions &opts) {
   m["weights"] = llvm::json::Object{{"file", "weights.bin"},
                                     {"bytes", (int64_t)(*wbuf)->getBufferSize()},
                                     {"checksum", hex}};
+  if (!weightFormats.empty())
+    (*m["weights"].getAsObject())["formats"] = llvm::json::Value(std::move(weightFormats));
   m["start_latents"] = forwardOnly ? llvm::json::Object{} : startLatentsJson(*plan);
   m["caches"] = forwardOnly ? llvm::json::Array{} : cachesJson(*plan);
   llvm::json::Array st;

@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "photon/Target/Driver.h"
+#include "photon/Target/WeightFormats.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -29,10 +30,20 @@ static cl::opt<bool> listTargets("list-targets",
 static cl::opt<std::string> outputDir("o", cl::desc("Output artifact directory (default: "
                                                     "<input stem>.photon)"),
                                       cl::value_desc("dir"), cl::cat(cat));
-static cl::opt<std::string> weightsFile(
-    "weights", cl::desc("Weights blob (PHOTONW1) of a .mlir input (default: <input>.weights.bin "
-                        "or weights.bin beside it)"),
-    cl::value_desc("file"), cl::cat(cat));
+static cl::list<std::string> weightsArgs(
+    "weights",
+    cl::desc("Either the format of the matmul weights, f32 (default), f16, bf16 or q8 "
+             "(symmetric int8, one f16 scale per group of 32 along K, as llama.cpp's q8_0; "
+             "converted and packed at compile time; embeddings, norms and a tied LM head stay "
+             "f32), or the weights blob (PHOTONW1) of a .mlir input (default: "
+             "<input>.weights.bin or weights.bin beside it; a blob file named like a format "
+             "is passed as ./NAME). Give it twice for both"),
+    cl::value_desc("f32|f16|bf16|q8|file"), cl::cat(cat));
+static cl::opt<std::string> weightsFor(
+    "weights-for",
+    cl::desc("Per-tensor weight formats overriding --weights: GLOB=FORMAT[,GLOB=FORMAT...], "
+             "first match wins, e.g. 'lm_head*=f32,*.w_down=f16'"),
+    cl::value_desc("glob=format,..."), cl::cat(cat));
 static cl::opt<std::string> target(
     "target",
     cl::desc("Target: cpu (default) or cuda:<archs>, e.g. cuda:sm_80 or cuda:sm_80,sm_90 "
@@ -118,7 +129,8 @@ int main(int argc, char **argv) {
       "photon IR) ahead of time into an artifact directory (model.so, weights.bin, "
       "manifest.json; see docs/artifact.md).\n\n"
       "  photon-compile model.onnx --target cpu -o model.photon\n"
-      "  photon-compile model.mlir --weights model.weights.bin -o model.photon --report\n");
+      "  photon-compile model.mlir --weights model.weights.bin -o model.photon --report\n"
+      "  photon-compile model.onnx --weights q8 --weights-for 'lm_head*=f16' -o model.photon\n");
   if (listTargets) {
     mlir::photon::printTargetBackends(llvm::outs());
     return 0;
@@ -133,7 +145,11 @@ int main(int argc, char **argv) {
   mlir::photon::CompileOptions o;
   o.input = inputFile;
   o.outputDir = outputDir;
-  o.weightsFile = weightsFile;
+  for (const std::string &w : weightsArgs) {
+    if (mlir::photon::isWeightFormatName(w)) o.weightFormat = w;
+    else o.weightsFile = w;
+  }
+  o.weightsFor = weightsFor;
   o.target = target;
   o.targetOptions.openmp = openmp;
   o.targetOptions.fusedAttention = fusedAttention;

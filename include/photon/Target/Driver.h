@@ -24,6 +24,8 @@ struct CompileOptions {
   std::string input;        ///< model.onnx or model.mlir
   std::string outputDir;    ///< -o (empty: <input stem>.photon)
   std::string weightsFile;  ///< --weights of a .mlir input
+  std::string weightFormat = "f32"; ///< --weights f32|f16|bf16|q8 (WeightFormats.h)
+  std::string weightsFor;   ///< --weights-for GLOB=FORMAT,... (per-tensor formats)
   std::string target = "cpu"; ///< --target, looked up in the TargetBackend registry
   TargetOptions targetOptions;
   std::string matmul = "vector"; ///< --matmul: vector or generic

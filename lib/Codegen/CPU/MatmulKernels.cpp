@@ -27,6 +27,16 @@
 // The generic's accumulator (zero fill or bias) stays in y, so the rewrite keeps the op's
 // semantics up to the order of the floating-point additions.
 //
+// Reduced-precision weights (photon-compile --weights, docs/compiler.md "Weight formats"):
+// the generic reads w as f16 / bf16 (`arith.extf` in its body) or as q8 (i8 q and f16
+// scales d per group of 32 along k, `sitofp(q) * extf(d)`). The kernels
+// `__photon_matmul_{f16,bf16,q8}_<N>x<K>(x, w, y[, d])` keep both paths and widen in the
+// dot product: the GEMV loads vector<L x f16|bf16|i8> and converts it to vector<L x f32>
+// (vcvtph2ps with F16C; a shift for bf16; vpmovsxbd + vcvtdq2ps for i8); q8 sums one
+// group's products in its own accumulator and adds it times the group's scale
+// (acc = fma(sum_g x * q, d, acc)), one scale per 32 weights. The GEMM widens each
+// broadcast weight scalar.
+//
 // The RMSNorm-fused form of photon-fuse-norm-matmul, y[m, n] += ((x[m, k] * r[m]) * g[k]) *
 // w[n, k], gets kernels `__photon_matmul_rmsnorm_<N>x<K>(x, w, y, r, g)` with the same two
 // paths: the GEMM applies r[m] * g[k] while packing x (the panels hold the normalized rows),
@@ -51,6 +61,7 @@
 #include "mlir/Pass/Pass.h"
 
 #include <map>
+#include <numeric>
 
 namespace mlir {
 namespace photon {
@@ -90,15 +101,68 @@ Value cidx(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
 }
 
+/// True if `op` is y[m, n] += x[m, k] * W(n, k) with a reduced-precision weight
+/// (matchDequantMatmulT) on memrefs: x, y f32; w f16 / bf16 (half) or i8 with f16 scales
+/// d [N, K / group] (q8, K a multiple of group); static [N, K] weight, unit-stride rows.
+bool isDequantMatmulTranspose(linalg::GenericOp op) {
+  if (!op.hasPureBufferSemantics()) return false;
+  int64_t group = 0;
+  std::optional<WeightForm> form = matchDequantMatmulT(op, group);
+  if (!form) return false;
+  auto x = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
+  auto w = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
+  auto y = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
+  if (!x || !w || !y || !x.getElementType().isF32() || !y.getElementType().isF32() ||
+      !w.hasStaticShape() || !x.isLastDimUnitStride() || !w.isLastDimUnitStride())
+    return false;
+  Type we = w.getElementType();
+  if (*form == WeightForm::Half) return we.isF16() || we.isBF16();
+  auto d = dyn_cast<MemRefType>(op.getDpsInputs()[2].getType());
+  int64_t N = w.getDimSize(0), K = w.getDimSize(1);
+  return we.isInteger(8) && d && d.getElementType().isF16() && K % group == 0 &&
+         d.hasStaticShape() && d.getDimSize(0) == N && d.getDimSize(1) == K / group &&
+         d.isLastDimUnitStride();
+}
+
+/// vector<lanes x f32> of w[row, k .. k + lanes): loaded in w's element type and widened
+/// (extf for f16 / bf16, sitofp for i8).
+Value loadWeightVector(OpBuilder &b, Location loc, Value w, Value row, Value k, int64_t lanes) {
+  auto vt = VectorType::get({lanes}, b.getF32Type());
+  Type et = cast<MemRefType>(w.getType()).getElementType();
+  if (et.isF32()) return vector::LoadOp::create(b, loc, vt, w, ValueRange{row, k});
+  Value raw = vector::LoadOp::create(b, loc, VectorType::get({lanes}, et), w, ValueRange{row, k});
+  if (et.isInteger(8)) return arith::SIToFPOp::create(b, loc, vt, raw);
+  return arith::ExtFOp::create(b, loc, vt, raw);
+}
+
+/// w[row, k] as f32: widened, and for q8 (`d` given) times the group's scale.
+Value loadWeightScalar(OpBuilder &b, Location loc, Value w, Value d, int64_t group, Value row,
+                       Value k) {
+  Value v = memref::LoadOp::create(b, loc, w, ValueRange{row, k});
+  Type f32 = b.getF32Type();
+  if (v.getType().isF32()) return v;
+  if (v.getType().isInteger(8)) {
+    Value q = arith::SIToFPOp::create(b, loc, f32, v);
+    Value gi = arith::DivUIOp::create(b, loc, k, cidx(b, loc, group));
+    Value ds = memref::LoadOp::create(b, loc, d, ValueRange{row, gi});
+    Value sc = arith::ExtFOp::create(b, loc, f32, ds);
+    return arith::MulFOp::create(b, loc, q, sc);
+  }
+  return arith::ExtFOp::create(b, loc, f32, v);
+}
+
 /// One split-K register tile: weight rows `rowIdx` x rows `ms` of x, one vector
 /// accumulator per (weight row, x row); every weight vector loaded feeds all rows of x.
 /// With prefetch rows `pfIdx`, the k loop also prefetches (into L2) the same columns of
 /// those rows: the next block's, whose short streams (K floats each) the hardware
 /// prefetchers do not ramp up on (docs/compiler.md, "Matmul kernels").
 void emitSplitKTile(OpBuilder &b, Location loc, Value x, Value w, Value y, ArrayRef<Value> rowIdx,
-                    ArrayRef<Value> ms, ArrayRef<Value> pfIdx, int64_t K, int64_t lanes) {
+                    ArrayRef<Value> ms, ArrayRef<Value> pfIdx, int64_t K, int64_t lanes,
+                    Value d = {}, int64_t group = 0) {
   auto vt = VectorType::get({lanes}, b.getF32Type());
   int64_t kv = K - K % lanes;
+  // q8: k steps by whole groups (K is a multiple of group, group of lanes)
+  int64_t kStep = d ? group : lanes;
   constexpr uint32_t kPrefetchL2 = 2; // llvm.prefetch locality 2: keep in L2, not in L1
   const size_t R = rowIdx.size(), MB = ms.size();
   Value c1 = cidx(b, loc, 1);
@@ -108,18 +172,46 @@ void emitSplitKTile(OpBuilder &b, Location loc, Value x, Value w, Value y, Array
     Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
     SmallVector<Value> init(R * MB, zero);
     auto kLoop = scf::ForOp::create(
-        b, loc, cidx(b, loc, 0), cidx(b, loc, kv), cidx(b, loc, lanes), init,
+        b, loc, cidx(b, loc, 0), cidx(b, loc, kv), cidx(b, loc, kStep), init,
         [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
-          SmallVector<Value> xv;
-          for (Value m : ms) xv.push_back(vector::LoadOp::create(b, loc, vt, x, ValueRange{m, k}));
           for (Value r : pfIdx)
             memref::PrefetchOp::create(b, loc, w, ValueRange{r, k}, /*isWrite=*/false, kPrefetchL2,
                                        /*isDataCache=*/true);
           SmallVector<Value> next;
+          if (!d) {
+            SmallVector<Value> xv;
+            for (Value m : ms) xv.push_back(vector::LoadOp::create(b, loc, vt, x, ValueRange{m, k}));
+            for (size_t i = 0; i < R; ++i) {
+              Value wv = loadWeightVector(b, loc, w, rowIdx[i], k, lanes);
+              for (size_t j = 0; j < MB; ++j)
+                next.push_back(vector::FMAOp::create(b, loc, xv[j], wv, acc[i * MB + j]));
+            }
+            scf::YieldOp::create(b, loc, next);
+            return;
+          }
+          // q8: one group of `group` k per step; xv[j][g] = x[m_j, k + g * lanes ..]
+          int64_t G = group / lanes;
+          SmallVector<SmallVector<Value>> xv(MB);
+          SmallVector<Value> kg;
+          for (int64_t g = 0; g < G; ++g)
+            kg.push_back(g == 0 ? k : arith::AddIOp::create(b, loc, k, cidx(b, loc, g * lanes)));
+          for (size_t j = 0; j < MB; ++j)
+            for (int64_t g = 0; g < G; ++g)
+              xv[j].push_back(vector::LoadOp::create(b, loc, vt, x, ValueRange{ms[j], kg[g]}));
+          Value gi = arith::DivUIOp::create(b, loc, k, cidx(b, loc, group));
           for (size_t i = 0; i < R; ++i) {
-            Value wv = vector::LoadOp::create(b, loc, vt, w, ValueRange{rowIdx[i], k});
+            Value ds = memref::LoadOp::create(b, loc, d, ValueRange{rowIdx[i], gi});
+            Value sc = arith::ExtFOp::create(b, loc, b.getF32Type(), ds);
+            Value scv = vector::BroadcastOp::create(b, loc, vt, sc);
+            SmallVector<Value> part(MB);
+            for (int64_t g = 0; g < G; ++g) {
+              Value qv = loadWeightVector(b, loc, w, rowIdx[i], kg[g], lanes);
+              for (size_t j = 0; j < MB; ++j)
+                part[j] = g == 0 ? arith::MulFOp::create(b, loc, xv[j][g], qv, reassoc).getResult()
+                                 : vector::FMAOp::create(b, loc, xv[j][g], qv, part[j]).getResult();
+            }
             for (size_t j = 0; j < MB; ++j)
-              next.push_back(vector::FMAOp::create(b, loc, xv[j], wv, acc[i * MB + j]));
+              next.push_back(vector::FMAOp::create(b, loc, part[j], scv, acc[i * MB + j]));
           }
           scf::YieldOp::create(b, loc, next);
         });
@@ -137,7 +229,7 @@ void emitSplitKTile(OpBuilder &b, Location loc, Value x, Value w, Value y, Array
           for (Value m : ms) xs.push_back(memref::LoadOp::create(b, loc, x, ValueRange{m, k}));
           SmallVector<Value> next;
           for (size_t i = 0; i < R; ++i) {
-            Value ws = memref::LoadOp::create(b, loc, w, ValueRange{rowIdx[i], k});
+            Value ws = loadWeightScalar(b, loc, w, d, group, rowIdx[i], k);
             for (size_t j = 0; j < MB; ++j)
               next.push_back(math::FmaOp::create(b, loc, xs[j], ws, acc[i * MB + j]));
           }
@@ -159,7 +251,8 @@ void emitSplitKTile(OpBuilder &b, Location loc, Value x, Value w, Value y, Array
 /// the registers), the remaining rows one at a time with all the block's weight rows. With `pfRows`
 /// > 0 the rows pfRows further on are prefetched (clamped to the last row).
 void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Value n,
-                     int64_t rows, int64_t K, int64_t lanes, int64_t pfRows, int64_t mRows) {
+                     int64_t rows, int64_t K, int64_t lanes, int64_t pfRows, int64_t mRows,
+                     Value d = {}, int64_t group = 0) {
   int64_t N = cast<MemRefType>(w.getType()).getDimSize(0);
   Value c0 = cidx(b, loc, 0);
   Value c1 = cidx(b, loc, 1);
@@ -180,15 +273,16 @@ void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Valu
     Value full = arith::SubIOp::create(b, loc, M, arith::RemUIOp::create(b, loc, M, cMB));
     Value enough = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, M, cidx(b, loc, 2 * mRows));
     mFull = arith::SelectOp::create(b, loc, enough, full, c0);
-    int64_t group = std::max<int64_t>(1, std::min<int64_t>(rows, 16 / mRows));
+    int64_t rowGroup = std::max<int64_t>(1, std::min<int64_t>(rows, 16 / mRows));
     scf::ForOp::create(
         b, loc, c0, mFull, cMB, ValueRange{}, [&](OpBuilder &b, Location loc, Value m0, ValueRange) {
           SmallVector<Value> ms = {m0};
           for (int64_t j = 1; j < mRows; ++j) ms.push_back(arith::AddIOp::create(b, loc, m0, cidx(b, loc, j)));
-          for (int64_t g = 0; g < rows; g += group) {
-            int64_t cnt = std::min(group, rows - g);
+          for (int64_t g = 0; g < rows; g += rowGroup) {
+            int64_t cnt = std::min(rowGroup, rows - g);
             ArrayRef<Value> pf = pfIdx.empty() ? ArrayRef<Value>() : ArrayRef<Value>(pfIdx).slice(g, cnt);
-            emitSplitKTile(b, loc, x, w, y, ArrayRef<Value>(rowIdx).slice(g, cnt), ms, pf, K, lanes);
+            emitSplitKTile(b, loc, x, w, y, ArrayRef<Value>(rowIdx).slice(g, cnt), ms, pf, K, lanes,
+                           d, group);
           }
           scf::YieldOp::create(b, loc);
         });
@@ -196,7 +290,7 @@ void emitSplitKBlock(OpBuilder &b, Location loc, Value x, Value w, Value y, Valu
   scf::ForOp::create(b, loc, mFull, M, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value m,
                                                               ValueRange) {
     Value one[] = {m};
-    emitSplitKTile(b, loc, x, w, y, rowIdx, one, pfIdx, K, lanes);
+    emitSplitKTile(b, loc, x, w, y, rowIdx, one, pfIdx, K, lanes, d, group);
     scf::YieldOp::create(b, loc);
   });
 }
@@ -217,7 +311,7 @@ void emitLoop(OpBuilder &b, Location loc, Value lo, Value hi, Value step, bool p
 }
 
 void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
-                const PhotonMatmulKernelsOptions &o, bool par) {
+                const PhotonMatmulKernelsOptions &o, bool par, Value d = {}, int64_t group = 0) {
   int64_t R = o.rows;
   int64_t nr = N - N % R;
   if (nr > 0 && par) {
@@ -231,19 +325,21 @@ void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N
                    b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, chunk)), cidx(b, loc, nr));
                emitLoop(b, loc, n0, n1, cidx(b, loc, R), false,
                         [&](OpBuilder &b, Location loc, Value n) {
-                          emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows, o.gemvMRows);
+                          emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows, o.gemvMRows, d,
+                                          group);
                         });
              });
   } else if (nr > 0) {
     emitLoop(b, loc, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, R), false,
              [&](OpBuilder &b, Location loc, Value n) {
-               emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows, o.gemvMRows);
+               emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows, o.gemvMRows, d,
+                                          group);
              });
   }
   if (nr < N)
     emitLoop(b, loc, cidx(b, loc, nr), cidx(b, loc, N), cidx(b, loc, 1), false,
              [&](OpBuilder &b, Location loc, Value n) {
-               emitSplitKBlock(b, loc, x, w, y, n, 1, K, o.lanes, 0, o.gemvMRows);
+               emitSplitKBlock(b, loc, x, w, y, n, 1, K, o.lanes, 0, o.gemvMRows, d, group);
              });
 }
 
@@ -251,7 +347,7 @@ void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N
 /// k in [k0, k1); adds the tile into y (transposed), `valid` rows of the panel.
 void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value n, Value p,
                   Value k0, Value k1, Value valid, int64_t R, int64_t K,
-                  const PhotonMatmulKernelsOptions &o) {
+                  const PhotonMatmulKernelsOptions &o, Value d = {}, int64_t group = 0) {
   int64_t L = o.lanes, P = o.gemmVecs, PW = L * P;
   auto vt = VectorType::get({L}, b.getF32Type());
   Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
@@ -272,7 +368,7 @@ void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value 
         }
         SmallVector<Value> next(R * P);
         for (int64_t i = 0; i < R; ++i) {
-          Value ws = memref::LoadOp::create(b, loc, w, ValueRange{rowIdx[i], k});
+          Value ws = loadWeightScalar(b, loc, w, d, group, rowIdx[i], k);
           Value wb = vector::BroadcastOp::create(b, loc, vt, ws);
           for (int64_t q = 0; q < P; ++q)
             next[i * P + q] = vector::FMAOp::create(b, loc, wb, xv[q], acc[i * P + q]);
@@ -324,7 +420,8 @@ void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value 
 /// `r`, `g` (both or neither): the RMSNorm-fused form, x[m, k] is packed as
 /// (x[m, k] * r[m]) * g[k].
 void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
-              const PhotonMatmulKernelsOptions &o, bool par, Value r = {}, Value g = {}) {
+              const PhotonMatmulKernelsOptions &o, bool par, Value r = {}, Value g = {},
+              Value d = {}, int64_t group = 0) {
   int64_t L = o.lanes, PW = L * o.gemmVecs, R = o.gemmRows;
   Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1);
   Value M = memref::DimOp::create(b, loc, x, 0);
@@ -378,7 +475,7 @@ void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, 
                 Value valid = arith::MinSIOp::create(b, loc, rest, cpw);
                 scf::ForOp::create(b, loc, n0, n1, cidx(b, loc, rows), ValueRange{},
                                    [&](OpBuilder &b, Location loc, Value n, ValueRange) {
-                                     emitGemmTile(b, loc, xp, w, y, n, p, k0, k1, valid, rows, K, o);
+                                     emitGemmTile(b, loc, xp, w, y, n, p, k0, k1, valid, rows, K, o, d, group);
                                      scf::YieldOp::create(b, loc);
                                    });
                 scf::YieldOp::create(b, loc);
@@ -456,14 +553,18 @@ struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPas
     }
     SmallVector<linalg::GenericOp> ops;
     module.walk([&](linalg::GenericOp op) {
-      if (isMatmulTranspose(op) || isNormMatmulTranspose(op)) ops.push_back(op);
+      if (isMatmulTranspose(op) || isNormMatmulTranspose(op) || isDequantMatmulTranspose(op))
+        ops.push_back(op);
     });
     SymbolTable symbols(module);
     std::map<std::string, func::FuncOp> kernels;
     for (auto op : ops) {
-      // kernel arguments: x, w, y (+ r, g for the RMSNorm-fused form)
+      // kernel arguments: x, w, y (+ r, g for the RMSNorm-fused form, + d for q8)
       SmallVector<Value> args;
-      if (op.getNumDpsInputs() == 4)
+      if (op.getNumDpsInputs() == 3)
+        args = {op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0],
+                op.getDpsInputs()[2]};
+      else if (op.getNumDpsInputs() == 4)
         args = {op.getDpsInputs()[0], op.getDpsInputs()[3], op.getDpsInits()[0],
                 op.getDpsInputs()[1], op.getDpsInputs()[2]};
       else
@@ -486,9 +587,14 @@ struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPas
     int64_t N = wt.getDimSize(0), K = wt.getDimSize(1);
     OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
     bool norm = types.size() == 5; // RMSNorm-fused: x, w, y, r, g
-    auto fn = func::FuncOp::create(b, loc,
-                                   std::string(norm ? "__photon_matmul_rmsnorm_" : "__photon_matmul_") +
-                                       std::to_string(N) + "x" + std::to_string(K),
+    bool q8 = types.size() == 4;   // x, w (i8), y, d
+    Type we = wt.getElementType();
+    std::string prefix = norm ? "__photon_matmul_rmsnorm_"
+                         : q8 ? "__photon_matmul_q8_"
+                         : we.isF16() ? "__photon_matmul_f16_"
+                         : we.isBF16() ? "__photon_matmul_bf16_"
+                                       : "__photon_matmul_";
+    auto fn = func::FuncOp::create(b, loc, prefix + std::to_string(N) + "x" + std::to_string(K),
                                    FunctionType::get(b.getContext(), types, {}));
     symbols.insert(fn); // renames on a clash
     fn.setPrivate();
@@ -498,10 +604,15 @@ struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPas
     b.setInsertionPointToStart(entry);
     Value x = entry->getArgument(0), w = entry->getArgument(1), y = entry->getArgument(2);
     Value r = norm ? entry->getArgument(3) : Value(), g = norm ? entry->getArgument(4) : Value();
+    Value d = q8 ? entry->getArgument(3) : Value();
+    int64_t group = q8 ? K / cast<MemRefType>(types[3]).getDimSize(1) : 0;
+    // the q8 GEMV steps k by whole groups of whole vectors; otherwise its k loop by lanes
+    PhotonMatmulKernelsOptions ko = o;
+    if (q8 && group % ko.lanes != 0) ko.lanes = std::gcd(group, ko.lanes);
     bool par = o.parallel && N * K >= o.parallelMinWeights;
     auto gemv = [&](OpBuilder &b, Location loc) {
       if (norm) emitNormSplitK(b, loc, x, r, g, w, y, N, K, o, par);
-      else emitSplitK(b, loc, x, w, y, N, K, o, par);
+      else emitSplitK(b, loc, x, w, y, N, K, ko, par, d, group);
     };
     if (o.gemmMinRows > 0) {
       Value M = memref::DimOp::create(b, loc, x, 0);
@@ -510,7 +621,7 @@ struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPas
       scf::IfOp::create(
           b, loc, big,
           [&](OpBuilder &b, Location loc) {
-            emitGemm(b, loc, x, w, y, N, K, o, par, r, g);
+            emitGemm(b, loc, x, w, y, N, K, o, par, r, g, d, group);
             scf::YieldOp::create(b, loc);
           },
           [&](OpBuilder &b, Location loc) {

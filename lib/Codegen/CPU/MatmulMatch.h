@@ -15,6 +15,7 @@
 #include "mlir/IR/AffineMap.h"
 
 #include <initializer_list>
+#include <optional>
 
 namespace mlir {
 namespace photon {
@@ -61,6 +62,72 @@ inline bool isMatmulTStructure(linalg::GenericOp op) {
     return false;
   return usesPair(mul, body.getArgument(0), body.getArgument(1)) &&
          usesPair(add, body.getArgument(2), mul.getResult());
+}
+
+/// How the weight operand of a matmul generic is read (photon-compile --weights, the blob
+/// formats of docs/artifact.md): f32 as is; f16 / bf16 widened by `arith.extf` in the body;
+/// q8 as `sitofp(q[n, k]) * extf(d[n, k floordiv 32])` with a third input d.
+enum class WeightForm { F32, Half, Q8 };
+
+/// The matmul generic with a dequantized weight, y[m, n] += x[m, k] * W(n, k): inputs x, w
+/// (f16 / bf16 / i8) [, d (f16 scales, q8 only)] and init y, maps (m, k), (n, k)
+/// [, (n, k floordiv group)], (m, n), body
+///   half: `%e = extf w; %p = mulf x, %e; %s = addf y, %p`
+///   q8:   `%q = sitofp w; %d = extf d; %e = mulf %q, %d; %p = mulf x, %e; %s = addf y, %p`
+/// (either operand order in mulf / addf). Returns the form and sets `group` (q8) or fails.
+/// The plain f32 body is isMatmulTStructure's. Element types unchecked.
+inline std::optional<WeightForm> matchDequantMatmulT(linalg::GenericOp op, int64_t &group) {
+  unsigned nIn = op.getNumDpsInputs();
+  if (nIn != 2 && nIn != 3) return std::nullopt;
+  MLIRContext *ctx = op.getContext();
+  if (nIn == 2) {
+    if (!hasMatmulLoops(op, {{0, 2}, {1, 2}, {0, 1}})) return std::nullopt;
+  } else {
+    if (op.getNumLoops() != 3 || op.getNumDpsInits() != 1) return std::nullopt;
+    auto maps = op.getIndexingMapsArray();
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    auto m2 = [&](AffineExpr a, AffineExpr b) { return AffineMap::get(3, 0, {a, b}, ctx); };
+    if (maps[0] != m2(d(0), d(2)) || maps[1] != m2(d(1), d(2)) || maps[3] != m2(d(0), d(1)))
+      return std::nullopt;
+    auto sm = maps[2];
+    if (sm.getNumResults() != 2 || sm.getResult(0) != d(1)) return std::nullopt;
+    auto bin = dyn_cast<AffineBinaryOpExpr>(sm.getResult(1));
+    auto c = bin ? dyn_cast<AffineConstantExpr>(bin.getRHS()) : AffineConstantExpr();
+    if (!bin || bin.getKind() != AffineExprKind::FloorDiv || bin.getLHS() != d(2) || !c ||
+        c.getValue() < 1)
+      return std::nullopt;
+    group = c.getValue();
+    auto it = op.getIteratorTypesArray();
+    if (it[0] != utils::IteratorType::parallel || it[1] != utils::IteratorType::parallel ||
+        it[2] != utils::IteratorType::reduction)
+      return std::nullopt;
+  }
+  Block &body = op.getRegion().front();
+  Value x = body.getArgument(0), w = body.getArgument(1), acc = body.getArgument(nIn);
+  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
+  if (!yield || yield.getNumOperands() != 1) return std::nullopt;
+  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+  if (!add) return std::nullopt;
+  Value pv = add.getLhs() == acc ? add.getRhs() : add.getLhs();
+  auto mul = pv.getDefiningOp<arith::MulFOp>();
+  if (!mul || !usesPair(add, acc, mul.getResult())) return std::nullopt;
+  Value wv = mul.getLhs() == x ? mul.getRhs() : mul.getLhs();
+  if (!usesPair(mul, x, wv)) return std::nullopt;
+  if (nIn == 2) {
+    auto ext = wv.getDefiningOp<arith::ExtFOp>();
+    if (!ext || ext.getIn() != w || body.getOperations().size() != 4) return std::nullopt;
+    return WeightForm::Half;
+  }
+  auto dq = wv.getDefiningOp<arith::MulFOp>();
+  if (!dq || body.getOperations().size() != 6) return std::nullopt;
+  auto q = dq.getLhs().getDefiningOp<arith::SIToFPOp>();
+  auto s = dq.getRhs().getDefiningOp<arith::ExtFOp>();
+  if (!q) {
+    q = dq.getRhs().getDefiningOp<arith::SIToFPOp>();
+    s = dq.getLhs().getDefiningOp<arith::ExtFOp>();
+  }
+  if (!q || !s || q.getIn() != w || s.getIn() != body.getArgument(2)) return std::nullopt;
+  return WeightForm::Q8;
 }
 
 /// The RMSNorm-fused form y[m, n] += ((x[m, k] * r[m]) * g[k]) * w[n, k]: inputs x, r, g,

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -46,6 +47,91 @@ inline const char *dtypeName(DType t) {
   case DType::I8: return "i8";
   }
   return "?";
+}
+
+/// Reduced-precision weight formats (photon-compile --weights, docs/artifact.md "Weight
+/// formats"). A matmul weight W [N, K] is stored as:
+///   f32, f16, bf16: one tensor `name` of that dtype, [N, K] (f16/bf16 rounded to nearest even);
+///   q8: tensor `name` of dtype i8 [N, K] (q) and tensor `name` + kQ8ScalesSuffix of dtype
+///       f16 [N, K / 32] (d), W[n, k] = q[n, k] * d[n, k / 32]: symmetric, one f16 scale per
+///       group of kQ8Group consecutive k (llama.cpp's q8_0 without its interleaving),
+///       d = max|W[n, group]| / 127, q = round(W / d) in [-127, 127].
+constexpr int64_t kQ8Group = 32;
+constexpr const char *kQ8ScalesSuffix = ".q8_scales";
+
+/// IEEE binary16 bits of `f`, rounded to nearest even (overflow to inf, NaN kept).
+inline uint16_t f32ToF16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000u;
+  uint32_t ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
+  if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u); // rounds to >= 65520: inf
+  if (ax < 0x38800000u) {                                               // f16 subnormal or zero
+    if (ax < 0x33000000u) return static_cast<uint16_t>(sign);          // < 2^-25: rounds to 0
+    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e; // 14..24 (value = m * 2^(e-150), unit 2^-24)
+    uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) ++h;
+    return static_cast<uint16_t>(sign | h);
+  }
+  uint32_t h = ((ax - 0x38000000u) >> 13);
+  uint32_t rem = ax & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) ++h;
+  return static_cast<uint16_t>(sign | h);
+}
+
+/// The float value of IEEE binary16 bits.
+inline float f16ToF32(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ffu, x;
+  if (e == 0) {
+    float v = static_cast<float>(m) * (1.0f / 16777216.0f); // m * 2^-24
+    std::memcpy(&x, &v, 4);
+    x |= sign;
+  } else if (e == 31) {
+    x = sign | 0x7f800000u | (m << 13);
+  } else {
+    x = sign | ((e + 112) << 23) | (m << 13);
+  }
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+/// bfloat16 bits of `f`, rounded to nearest even (NaN kept quiet).
+inline uint16_t f32ToBF16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+inline float bf16ToF32(uint16_t h) {
+  uint32_t x = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+/// q8 of one row of K floats (K a multiple of kQ8Group): q[K], d[K / kQ8Group] (f16 bits).
+/// The scale is rounded to f16 first and q computed with the rounded scale.
+inline void quantizeRowQ8(const float *w, int64_t K, int8_t *q, uint16_t *d) {
+  for (int64_t g = 0; g < K / kQ8Group; ++g) {
+    const float *src = w + g * kQ8Group;
+    float amax = 0;
+    for (int64_t i = 0; i < kQ8Group; ++i) amax = std::max(amax, src[i] < 0 ? -src[i] : src[i]);
+    uint16_t dh = f32ToF16(amax / 127.0f);
+    float dv = f16ToF32(dh);
+    float inv = dv > 0 ? 1.0f / dv : 0.0f;
+    d[g] = dh;
+    for (int64_t i = 0; i < kQ8Group; ++i) {
+      float v = src[i] * inv;
+      long r = std::lround(v);
+      q[g * kQ8Group + i] = static_cast<int8_t>(std::max(-127L, std::min(127L, r)));
+    }
+  }
 }
 
 struct TensorInfo {

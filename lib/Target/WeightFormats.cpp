@@ -1,0 +1,180 @@
+//===- WeightFormats.cpp - photon-compile --weights: blob conversion -----===//
+//
+// See include/photon/Target/WeightFormats.h and docs/compiler.md "Weight formats".
+//
+//===----------------------------------------------------------------------===//
+
+#include "photon/Target/WeightFormats.h"
+#include "photon/Dialect/PhotonOps.h"
+#include "photon/weights_format.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/GlobPattern.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstring>
+#include <map>
+#include <vector>
+
+using namespace mlir;
+using namespace mlir::photon;
+namespace W = ::photon::weights;
+
+bool mlir::photon::isWeightFormatName(llvm::StringRef s) {
+  return s == "f32" || s == "f16" || s == "bf16" || s == "q8";
+}
+
+namespace {
+/// True if `use` is the weight operand of an op whose lowering is matmulT (x * W^T).
+bool isMatmulWeightUse(OpOperand &use) {
+  Operation *u = use.getOwner();
+  Value v = use.get();
+  if (auto op = dyn_cast<LinearOp>(u)) return op.getW() == v && op.getX() != v;
+  if (auto op = dyn_cast<LMHeadOp>(u)) return op.getW() == v && op.getX() != v;
+  if (auto op = dyn_cast<SwiGLUOp>(u))
+    return op.getX() != v && (op.getWGate() == v || op.getWUp() == v || op.getWDown() == v);
+  if (auto op = dyn_cast<ChunkCompressOp>(u))
+    return op.getW() == v && op.getX() != v && op.getNormW() != v && op.getB() != v;
+  if (auto op = dyn_cast<ExpandOp>(u)) return op.getW() == v && op.getX() != v && op.getB() != v;
+  return false;
+}
+} // namespace
+
+bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const std::string &out,
+                                        const std::string &format, const std::string &weightsFor,
+                                        bool quiet, llvm::json::Object &manifest,
+                                        std::string &err) {
+  if (!isWeightFormatName(format)) {
+    err = "unsupported --weights format '" + format + "' (expected f32, f16, bf16 or q8)";
+    return false;
+  }
+  std::vector<std::pair<llvm::GlobPattern, std::string>> rules;
+  for (llvm::StringRef entry : llvm::split(weightsFor, ',')) {
+    entry = entry.trim();
+    if (entry.empty()) continue;
+    auto [glob, fmt] = entry.rsplit('=');
+    if (fmt.empty() || glob.empty() || !isWeightFormatName(fmt)) {
+      err = "--weights-for entry '" + entry.str() +
+            "' is not GLOB=FORMAT with FORMAT f32, f16, bf16 or q8 (e.g. --weights-for "
+            "'lm_head*=f32,*.wq=f16')";
+      return false;
+    }
+    auto pat = llvm::GlobPattern::create(glob);
+    if (!pat) {
+      err = "--weights-for: bad glob '" + glob.str() + "': " + llvm::toString(pat.takeError());
+      return false;
+    }
+    rules.emplace_back(std::move(*pat), fmt.str());
+  }
+
+  // The matmul weights: every photon.weight of that name is used only as a matmul weight.
+  llvm::StringMap<bool> matmulOnly;
+  m.walk([&](WeightOp w) {
+    bool ok = cast<RankedTensorType>(w.getType()).getRank() == 2 && !w.getResult().use_empty();
+    for (OpOperand &use : w.getResult().getUses()) ok = ok && isMatmulWeightUse(use);
+    auto [it, inserted] = matmulOnly.try_emplace(w.getName(), ok);
+    if (!inserted) it->second = it->second && ok;
+  });
+
+  auto buf = llvm::MemoryBuffer::getFile(in, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+  if (!buf) {
+    err = "cannot read weights blob '" + in + "': " + buf.getError().message();
+    return false;
+  }
+  const char *base = (*buf)->getBufferStart();
+  std::vector<W::TensorInfo> infos;
+  if (!W::parseIndex(base, (*buf)->getBufferSize(), infos, err)) {
+    err = "weights blob '" + in + "': " + err;
+    return false;
+  }
+
+  // The format of each tensor ("" = copied as is).
+  std::vector<std::string> fmts(infos.size());
+  llvm::json::Object tensorFormats;
+  std::map<std::string, int64_t> counts;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    const W::TensorInfo &t = infos[i];
+    auto mo = matmulOnly.find(t.name);
+    if (mo == matmulOnly.end() || !mo->second || t.dtype != W::DType::F32 || t.shape.size() != 2)
+      continue;
+    std::string f = format;
+    for (auto &[glob, rf] : rules)
+      if (glob.match(t.name)) {
+        f = rf;
+        break;
+      }
+    if (f == "q8" && t.shape[1] % W::kQ8Group != 0) {
+      if (!quiet)
+        llvm::errs() << "photon-compile: note: weight '" << t.name << "' stays f32: its K = "
+                     << t.shape[1] << " is not a multiple of the q8 group of " << W::kQ8Group
+                     << "\n";
+      f = "f32";
+    }
+    ++counts[f];
+    if (f == "f32") continue;
+    fmts[i] = f;
+    tensorFormats[t.name] = f;
+  }
+
+  W::Writer writer;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    const W::TensorInfo &t = infos[i];
+    if (fmts[i].empty()) writer.declare(t.name, t.dtype, t.shape);
+    else if (fmts[i] == "f16") writer.declare(t.name, W::DType::F16, t.shape);
+    else if (fmts[i] == "bf16") writer.declare(t.name, W::DType::BF16, t.shape);
+    else {
+      writer.declare(t.name, W::DType::I8, t.shape);
+      writer.declare(t.name + W::kQ8ScalesSuffix, W::DType::F16,
+                     {t.shape[0], t.shape[1] / W::kQ8Group});
+    }
+  }
+  std::string tmp = out + ".converting";
+  if (!writer.open(tmp, err)) return false;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    const W::TensorInfo &t = infos[i];
+    const char *src = base + t.offset;
+    if (fmts[i].empty()) {
+      writer.writeData(src, t.bytes);
+      writer.finishTensor();
+      continue;
+    }
+    int64_t N = t.shape[0], K = t.shape[1];
+    std::vector<float> row(K);
+    if (fmts[i] == "f16" || fmts[i] == "bf16") {
+      std::vector<uint16_t> h(K);
+      for (int64_t n = 0; n < N; ++n) {
+        std::memcpy(row.data(), src + n * K * 4, K * 4);
+        for (int64_t k = 0; k < K; ++k)
+          h[k] = fmts[i] == "f16" ? W::f32ToF16(row[k]) : W::f32ToBF16(row[k]);
+        writer.writeData(h.data(), K * 2);
+      }
+      writer.finishTensor();
+      continue;
+    }
+    std::vector<int8_t> q(N * K);
+    std::vector<uint16_t> d(N * (K / W::kQ8Group));
+    for (int64_t n = 0; n < N; ++n) {
+      std::memcpy(row.data(), src + n * K * 4, K * 4);
+      W::quantizeRowQ8(row.data(), K, q.data() + n * K, d.data() + n * (K / W::kQ8Group));
+    }
+    writer.writeData(q.data(), q.size());
+    writer.finishTensor();
+    writer.writeData(d.data(), d.size() * 2);
+    writer.finishTensor();
+  }
+  if (!writer.close(err)) return false;
+  buf->reset(); // unmap before replacing the file it maps
+  if (auto ec = llvm::sys::fs::rename(tmp, out)) {
+    err = "cannot write weights blob '" + out + "': " + ec.message();
+    return false;
+  }
+  manifest["format"] = format;
+  llvm::json::Object c;
+  for (auto &[f, n] : counts) c[f] = n;
+  manifest["matmul_weights"] = std::move(c);
+  manifest["tensor_formats"] = std::move(tensorFormats);
+  return true;
+}
