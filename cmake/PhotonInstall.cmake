@@ -2,6 +2,7 @@
 # package (find_package(photon) -> imported target photon::runtime) and photon.pc.
 #
 #   P/lib/libphoton.so*, libphoton_cuda.so     the runtime (libphoton links libphoton_cuda)
+#   P/lib/libphoton_sentencepiece.so           SentencePiece tokenizers (dlopen'd by libphoton)
 #   P/include/photon/*.h, photon.hpp           photon.h, photon.hpp, cuda.h, version.h, ...
 #   P/bin/photon-{compile,opt,import,run,bench} the tools that were built
 #   P/lib/cmake/photon/photonConfig.cmake      find_package(photon)
@@ -27,6 +28,9 @@ install(TARGETS photon photon_cuda
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# The SentencePiece shim, opened by libphoton with dlopen from its own directory.
+install(TARGETS photon_sentencepiece
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime)
 
 install(FILES
     ${PROJECT_SOURCE_DIR}/runtime/include/photon/photon.h

@@ -26,6 +26,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # JSON in the runtime and its tools (header-only)
   nlohmann-json3-dev
+  # SentencePiece tokenizers: the runtime's (libsentencepiece) and the reference's
+  libsentencepiece-dev python3-sentencepiece
   # OpenMP, libFuzzer and sanitizer runtimes
   libomp-22-dev libfuzzer-22-dev libclang-rt-22-dev
   # the PyTorch reference (system Python: /usr/bin/python3)

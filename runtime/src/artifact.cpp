@@ -300,8 +300,10 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
     if (m.tokenizerKind == "bpe") {
       PHOTON_RETURN_IF_ERROR(getStr(c, *tok, "vocab", m.tokenizerVocab));
       PHOTON_RETURN_IF_ERROR(getStr(c, *tok, "merges", m.tokenizerMerges));
+    } else if (m.tokenizerKind == "sentencepiece") {
+      PHOTON_RETURN_IF_ERROR(getStr(c, *tok, "model", m.tokenizerModel));
     } else if (m.tokenizerKind != "byte") {
-      return c.fail("model.tokenizer.kind", "expected \"byte\" or \"bpe\", got \"" +
+      return c.fail("model.tokenizer.kind", "expected \"byte\", \"bpe\" or \"sentencepiece\", got \"" +
                                                 m.tokenizerKind + "\"");
     }
   }
@@ -732,6 +734,17 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
                                           " tokens but the model's vocabulary is " +
                                           std::to_string(mf.vocab));
     m->tokenizer_ = std::move(bpe);
+  } else if (mf.tokenizerKind == "sentencepiece") {
+    std::unique_ptr<SentencePieceTokenizer> sp;
+    std::string modelPath;
+    PHOTON_RETURN_IF_ERROR(
+        resolveInsideImpl(dir, mf.tokenizerModel, "model.tokenizer.model", mpath, modelPath));
+    PHOTON_RETURN_IF_ERROR(SentencePieceTokenizer::load(modelPath, sp));
+    if (sp->vocabSize() > mf.vocab)
+      return error(PHOTON_ERR_FORMAT, "tokenizer has " + std::to_string(sp->vocabSize()) +
+                                          " tokens but the model's vocabulary is " +
+                                          std::to_string(mf.vocab));
+    m->tokenizer_ = std::move(sp);
   } else {
     // A model without a tokenizer of its own (an import of someone's export) and a vocabulary
     // under 256 still runs on bytes: a prompt byte outside the vocabulary is refused when the

@@ -61,6 +61,7 @@ struct Manifest {
   std::vector<int> chunkSizes;
   bool decoderShift = true; // token chunk k is fed Xhat(1)_{k-1} (docs/artifact.md)
   std::string tokenizerKind = "byte", tokenizerVocab, tokenizerMerges;
+  std::string tokenizerModel; // kind "sentencepiece": the .model file inside the artifact
   std::string library = "model.so";
   std::string weightsFile = "weights.bin";
   uint64_t weightsBytes = 0;

@@ -3,8 +3,16 @@
 #include "artifact.h"
 #include "jsonio.h"
 
+#include "sentencepiece/sentencepiece_shim.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
+#include <mutex>
+#include <type_traits>
 
 namespace photon::rt {
 
@@ -285,6 +293,139 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string &text) const {
 std::string BpeTokenizer::tokenBytes(int32_t id) const {
   if (id < 0 || static_cast<size_t>(id) >= idToBytes_.size()) return std::string();
   return idToBytes_[id];
+}
+
+namespace {
+
+/// libphoton_sentencepiece.so, opened once per process and kept (its functions below).
+struct SentencePieceShim {
+  decltype(&photon_sp_load) load = nullptr;
+  decltype(&photon_sp_free) free = nullptr;
+  decltype(&photon_sp_piece_size) pieceSize = nullptr;
+  decltype(&photon_sp_eos_id) eosId = nullptr;
+  decltype(&photon_sp_encode) encode = nullptr;
+  decltype(&photon_sp_free_ids) freeIds = nullptr;
+  decltype(&photon_sp_token_bytes) tokenBytes = nullptr;
+  std::string error; // why it could not be opened
+};
+
+void anchor() {}
+
+const SentencePieceShim &sentencePieceShim() {
+  static SentencePieceShim shim;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Candidates: $PHOTON_SENTENCEPIECE_LIB; beside the object that holds this code
+    // (libphoton.so, or an executable linked with the static runtime) and in ../lib from
+    // it (an installed tree, the build tree's bin/); the build tree's path; the loader's
+    // search path.
+    const char *name = "libphoton_sentencepiece.so";
+    std::vector<std::string> candidates;
+    if (const char *env = std::getenv("PHOTON_SENTENCEPIECE_LIB")) candidates.push_back(env);
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&anchor), &info) && info.dli_fname) {
+      std::string self = info.dli_fname;
+      size_t slash = self.rfind('/');
+      std::string dir = slash == std::string::npos ? "." : self.substr(0, slash);
+      candidates.push_back(dir + "/" + name);
+      candidates.push_back(dir + "/../lib/" + name);
+    }
+#ifdef PHOTON_SENTENCEPIECE_BUILD_PATH
+    candidates.push_back(PHOTON_SENTENCEPIECE_BUILD_PATH);
+#endif
+    candidates.push_back(name);
+    // RTLD_LOCAL keeps the protobuf symbols libsentencepiece exports out of the global
+    // scope, RTLD_DEEPBIND binds libsentencepiece to its own copies, not to a libprotobuf
+    // already in the process (sentencepiece_shim.h). The sanitizer runtimes refuse
+    // RTLD_DEEPBIND.
+    int flags = RTLD_NOW | RTLD_LOCAL;
+#if !defined(__SANITIZE_ADDRESS__) && !defined(PHOTON_SANITIZERS)
+#if defined(__has_feature)
+#if !__has_feature(address_sanitizer)
+    flags |= RTLD_DEEPBIND;
+#endif
+#else
+    flags |= RTLD_DEEPBIND;
+#endif
+#endif
+    void *h = nullptr;
+    std::string tried;
+    for (const std::string &c : candidates) {
+      if (c.find('/') != std::string::npos && access(c.c_str(), R_OK) != 0) continue;
+      h = dlopen(c.c_str(), flags);
+      if (h) break;
+      const char *e = dlerror();
+      tried += (tried.empty() ? "" : "; ") + (e ? std::string(e) : c);
+    }
+    if (!h) {
+      shim.error = "cannot open libphoton_sentencepiece.so (SentencePiece tokenizers; set "
+                   "PHOTON_SENTENCEPIECE_LIB to its path)" +
+                   (tried.empty() ? std::string() : ": " + tried);
+      return;
+    }
+    auto sym = [&](auto &fn, const char *s) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(h, s));
+      if (!fn && shim.error.empty()) shim.error = std::string("libphoton_sentencepiece.so lacks ") + s;
+    };
+    sym(shim.load, "photon_sp_load");
+    sym(shim.free, "photon_sp_free");
+    sym(shim.pieceSize, "photon_sp_piece_size");
+    sym(shim.eosId, "photon_sp_eos_id");
+    sym(shim.encode, "photon_sp_encode");
+    sym(shim.freeIds, "photon_sp_free_ids");
+    sym(shim.tokenBytes, "photon_sp_token_bytes");
+  });
+  return shim;
+}
+
+} // namespace
+
+SentencePieceTokenizer::~SentencePieceTokenizer() {
+  if (sp_) sentencePieceShim().free(sp_);
+}
+
+Status SentencePieceTokenizer::load(const std::string &modelPath,
+                                    std::unique_ptr<SentencePieceTokenizer> &out) {
+  const SentencePieceShim &shim = sentencePieceShim();
+  if (!shim.error.empty()) return error(PHOTON_ERR_FORMAT, shim.error);
+  char err[512] = {0};
+  std::unique_ptr<SentencePieceTokenizer> t(new SentencePieceTokenizer());
+  t->sp_ = shim.load(modelPath.c_str(), err, sizeof err);
+  if (!t->sp_)
+    return error(PHOTON_ERR_FORMAT, "cannot load SentencePiece model '" + modelPath + "': " + err);
+  const int32_t n = shim.pieceSize(t->sp_);
+  if (n <= 0) return error(PHOTON_ERR_FORMAT, "SentencePiece model '" + modelPath + "' has no pieces");
+  // The text of every token, once (the engine streams token by token).
+  t->idToBytes_.resize(static_cast<size_t>(n));
+  for (int32_t id = 0; id < n; ++id) {
+    std::string &b = t->idToBytes_[static_cast<size_t>(id)];
+    b.resize(64);
+    int64_t len = shim.tokenBytes(t->sp_, id, b.data(), b.size());
+    if (len > static_cast<int64_t>(b.size())) {
+      b.resize(static_cast<size_t>(len));
+      len = shim.tokenBytes(t->sp_, id, b.data(), b.size());
+    }
+    b.resize(static_cast<size_t>(std::max<int64_t>(len, 0)));
+  }
+  t->eos_ = shim.eosId(t->sp_);
+  out = std::move(t);
+  return Status();
+}
+
+std::vector<int32_t> SentencePieceTokenizer::encode(const std::string &text) const {
+  const SentencePieceShim &shim = sentencePieceShim();
+  int32_t *ids = nullptr;
+  char err[256] = {0};
+  int64_t n = shim.encode(sp_, text.data(), text.size(), &ids, err, sizeof err);
+  if (n < 0) return {};
+  std::vector<int32_t> out(ids, ids + n);
+  shim.freeIds(ids);
+  return out;
+}
+
+std::string SentencePieceTokenizer::tokenBytes(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= idToBytes_.size()) return std::string();
+  return idToBytes_[static_cast<size_t>(id)];
 }
 
 } // namespace photon::rt

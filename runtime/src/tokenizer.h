@@ -1,4 +1,5 @@
-// Tokenizers: byte-level (id = byte) and GPT-2 byte-level BPE (vocab.json + merges.txt).
+// Tokenizers: byte-level (id = byte), GPT-2 byte-level BPE (vocab.json + merges.txt) and
+// SentencePiece models (libsentencepiece).
 #ifndef PHOTON_RUNTIME_TOKENIZER_H
 #define PHOTON_RUNTIME_TOKENIZER_H
 
@@ -9,6 +10,8 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+struct photon_sp; // sentencepiece/sentencepiece_shim.h
 
 namespace photon::rt {
 
@@ -64,6 +67,31 @@ private:
   std::vector<std::string> idToToken_;
   std::unordered_map<std::string, int32_t> mergeRank_; // "a b" -> rank
   std::string byteToUnicode_[256];                     // UTF-8 of the mapped code point
+};
+
+/// A SentencePiece model (a `.model` file, BPE or unigram) through libsentencepiece, which
+/// the runtime reaches through libphoton_sentencepiece.so (sentencepiece/sentencepiece_shim.h),
+/// opened on first use. Encoding is the library's Encode; a token's bytes are the library's
+/// Decode of that token alone (byte-fallback pieces <0xNN> give their byte, control pieces
+/// nothing), with the leading space the library drops from a sequence's first piece when
+/// the model adds a dummy prefix restored, so that concatenating tokens' bytes streams text
+/// token by token. For a model without a dummy prefix or whitespace normalisation (the
+/// bundled one) that concatenation equals the library's Decode of the sequence.
+class SentencePieceTokenizer final : public Tokenizer {
+public:
+  static Status load(const std::string &modelPath, std::unique_ptr<SentencePieceTokenizer> &out);
+  ~SentencePieceTokenizer() override;
+  const char *kind() const override { return "sentencepiece"; }
+  int vocabSize() const override { return static_cast<int>(idToBytes_.size()); }
+  std::vector<int32_t> encode(const std::string &text) const override;
+  std::string tokenBytes(int32_t id) const override;
+  int32_t eosId() const override { return eos_; }
+
+private:
+  SentencePieceTokenizer() = default;
+  ::photon_sp *sp_ = nullptr;
+  std::vector<std::string> idToBytes_;
+  int32_t eos_ = -1;
 };
 
 /// Bytes of the valid UTF-8 sequence starting at s[i], 0 if the bytes there are not one

@@ -81,3 +81,54 @@ TEST(BpeTokenizer, RefusesBrokenFiles) {
   st = BpeTokenizer::load(dir + "/missing.json", dir + "/merges.txt", t);
   EXPECT_EQ(st.code(), PHOTON_ERR_IO);
 }
+
+// SentencePiece through libphoton_sentencepiece.so: the bundled model's encodings equal the
+// Python binding's (expected.json, make_expected.py beside it); tokens' bytes concatenate to
+// the text (the stream), including byte-fallback pieces of characters the corpus lacks.
+namespace {
+const std::string kSpDir = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/tokenizers/sentencepiece";
+const std::string kSpModel = std::string(PHOTON_SOURCE_DIR) + "/reference/data/austen-bpe4096.model";
+} // namespace
+
+TEST(SentencePieceTokenizer, MatchesTheLibrarysPythonBinding) {
+  std::unique_ptr<SentencePieceTokenizer> t;
+  Status st = SentencePieceTokenizer::load(kSpModel, t);
+  ASSERT_TRUE(st.isOk()) << st.message();
+  EXPECT_STREQ(t->kind(), "sentencepiece");
+  std::string text;
+  ASSERT_TRUE(readFile(kSpDir + "/expected.json", text).isOk());
+  Json doc;
+  std::string err;
+  ASSERT_TRUE(parseJson(text, doc, err)) << err;
+  EXPECT_EQ(t->vocabSize(), jsonInt(doc.at("vocab")));
+  EXPECT_EQ(t->eosId(), jsonInt(doc.at("eos")));
+  ASSERT_GE(doc.at("cases").size(), 8u);
+  for (const auto &c : doc.at("cases")) {
+    const std::string s = c.at("text").get<std::string>();
+    std::vector<int32_t> expect;
+    for (const auto &id : c.at("ids")) expect.push_back(static_cast<int32_t>(jsonInt(id)));
+    EXPECT_EQ(t->encode(s), expect) << "text: \"" << s << "\"";
+    EXPECT_EQ(t->decode(expect), s);
+    // One token at a time gives the same bytes (what photon-run streams).
+    std::string streamed;
+    for (int32_t id : expect) streamed += t->tokenBytes(id);
+    EXPECT_EQ(streamed, s);
+  }
+  EXPECT_EQ(t->tokenBytes(t->eosId()), "");   // </s>: control, no text
+  EXPECT_EQ(t->tokenBytes(3 + 'A'), "A");      // <0x41>
+  EXPECT_EQ(t->tokenBytes(3 + 0xE2), "\xe2");  // a lone byte stays a byte
+  EXPECT_EQ(t->tokenBytes(-1), "");
+  EXPECT_EQ(t->tokenBytes(t->vocabSize()), "");
+}
+
+TEST(SentencePieceTokenizer, RefusesAFileThatIsNotAModel) {
+  std::string path = ::testing::TempDir() + "/not_a_model.model";
+  std::ofstream(path) << "this is not a serialized ModelProto";
+  std::unique_ptr<SentencePieceTokenizer> t;
+  Status st = SentencePieceTokenizer::load(path, t);
+  EXPECT_EQ(st.code(), PHOTON_ERR_FORMAT);
+  EXPECT_NE(st.message().find("not_a_model.model"), std::string::npos) << st.message();
+  st = SentencePieceTokenizer::load(::testing::TempDir() + "/missing.model", t);
+  EXPECT_EQ(st.code(), PHOTON_ERR_FORMAT);
+  EXPECT_NE(st.message().find("missing.model"), std::string::npos) << st.message();
+}
