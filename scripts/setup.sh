@@ -6,7 +6,7 @@
 # Environment:
 #   PHOTON_BUILD_DIR   build directory (default: build)
 #   PHOTON_JOBS        parallel build jobs (default: 2)
-#   PHOTON_SKIP_NPM=1  do not try to install onnxruntime-node
+#   PHOTON_SKIP_NPM=1  do not try to install onnxruntime-node and the openai client
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +26,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # JSON in the runtime and its tools (header-only)
   nlohmann-json3-dev
+  # HTTP for photon-serve
+  libcpp-httplib-dev
   # SentencePiece tokenizers: the runtime's (libsentencepiece) and the reference's
   libsentencepiece-dev python3-sentencepiece
   # OpenMP, libFuzzer and sanitizer runtimes
@@ -41,6 +43,8 @@ command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 ONNXRUNTIME_NODE_VERSION=1.30.0
+# The official OpenAI client, which drives photon-serve in test/serve (6.x runs on node 20).
+OPENAI_NODE_VERSION=6.30.1
 
 T0=$(date +%s)
 STEP_T=$T0
@@ -100,6 +104,22 @@ else
   if ! timeout 900 npm install --prefix "$NPM_DIR" --ignore-scripts --no-audit --no-fund \
       --loglevel=error "onnxruntime-node@$ONNXRUNTIME_NODE_VERSION"; then
     say "warning: npm install onnxruntime-node failed; its cross-checks will be skipped"
+  fi
+fi
+# --- 2b. the openai client for photon-serve's tests (optional: skipped without it) ---
+OPENAI_PKG="$NPM_DIR/node_modules/openai/package.json"
+if [ "${PHOTON_SKIP_NPM:-0}" = 1 ]; then
+  say "skipping the openai npm client (PHOTON_SKIP_NPM=1)"
+elif [ -f "$OPENAI_PKG" ] && grep -q "\"version\": \"$OPENAI_NODE_VERSION\"" "$OPENAI_PKG"; then
+  say "openai $OPENAI_NODE_VERSION already in .deps/npm"
+elif ! command -v npm >/dev/null 2>&1 || ! npm --version >/dev/null 2>&1; then
+  say "warning: npm does not work; photon-serve's openai client tests will be skipped"
+else
+  say "installing openai@$OPENAI_NODE_VERSION into .deps/npm"
+  mkdir -p "$NPM_DIR"
+  if ! timeout 900 npm install --prefix "$NPM_DIR" --ignore-scripts --no-audit --no-fund \
+      --loglevel=error "openai@$OPENAI_NODE_VERSION"; then
+    say "warning: npm install openai failed; photon-serve's client tests will be skipped"
   fi
 fi
 step_done "npm"

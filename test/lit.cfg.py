@@ -45,7 +45,8 @@ llvm_config.with_environment("PATH", config.photon_tools_dir, append_path=True)
 # Keep BLAS/OpenMP from oversubscribing small CI machines.
 config.environment["OPENBLAS_NUM_THREADS"] = "1"
 
-photon_tools = ["photon-opt", "photon-import", "photon-compile", "photon-run", "photon-bench"]
+photon_tools = ["photon-opt", "photon-import", "photon-compile", "photon-run", "photon-bench",
+                "photon-serve"]
 for tool in photon_tools:
     if os.path.exists(os.path.join(config.photon_tools_dir, tool)):
         config.available_features.add(tool)
@@ -77,3 +78,27 @@ try:
         config.available_features.add("host-avx512fp16")
 except OSError:
     pass
+
+# Node with the official `openai` client (scripts/setup.sh installs it into .deps/npm) drives
+# photon-serve in test/serve; without them those tests are reported UNSUPPORTED.
+import shutil
+import subprocess
+
+_npm_dir = os.path.join(config.photon_src_root, ".deps", "npm")
+_node = shutil.which("node")
+_node_ok = False
+if _node:
+    try:
+        _node_ok = subprocess.run([_node, "--version"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        _node_ok = False
+if not _node_ok:
+    lit_config.note("node is missing or does not run: test/serve (photon-serve with the openai "
+                    "client) is skipped; install nodejs and run scripts/setup.sh")
+elif not os.path.exists(os.path.join(_npm_dir, "node_modules", "openai", "package.json")):
+    lit_config.note("the openai npm package is not in .deps/npm: test/serve (photon-serve with "
+                    "the openai client) is skipped; run scripts/setup.sh (needs npm)")
+else:
+    config.available_features.add("openai-node")
+config.substitutions.append(("%node", '"%s"' % (_node or "node")))
+config.substitutions.append(("%npm_dir", _npm_dir))
