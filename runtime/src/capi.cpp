@@ -349,10 +349,13 @@ photon_status photon_engine_submit(photon_engine *engine, const int32_t *prompt,
     if (!rt::validateSampling(p, bad))
       return fail(PHOTON_ERR_INVALID_ARGUMENT, "photon_sampling: " + bad);
     // The prompt's length is checked before anything of that size is allocated.
-    if (prompt_len > static_cast<size_t>(INT32_MAX))
+    // (A cap of 2^26 tokens, 256 MiB of ids: far past any context photon models train on,
+    // and small enough that copying a prompt never fails for want of memory.)
+    constexpr size_t kMaxPromptTokens = size_t(1) << 26;
+    if (prompt_len > kMaxPromptTokens)
       return fail(PHOTON_ERR_INVALID_ARGUMENT,
                   "photon_engine_submit: prompt_len " + std::to_string(prompt_len) +
-                      " is more than a request can hold (" + std::to_string(INT32_MAX) +
+                      " is more than a request can hold (" + std::to_string(kMaxPromptTokens) +
                       " tokens)");
     bool ignoreEos = s && PHOTON_HAS(s, ignore_eos) && s->ignore_eos != 0;
     uint64_t rid = 0;
