@@ -397,6 +397,112 @@ struct Lowering {
     return expandFrom2D(y, x, resultType);
   }
 
+  /// (x - mean) * rsqrt(mean((x - mean)^2) + eps) * w + bias over the last dim.
+  Value layerNorm(Value x, Value w, Value bias, double eps, RankedTensorType resultType) {
+    Value x2 = collapseTo2D(x);
+    int64_t d = rtt(x2).getDimSize(1);
+    float invD = 1.0f / static_cast<float>(d);
+    auto rowSum = [&](ValueRange ins, ArrayRef<AffineMap> inMaps,
+                      function_ref<Value(OpBuilder &, Location, ValueRange)> term) {
+      Value acc = fill(empty({dim(x2, 0)}, b.getF32Type()), 0.0);
+      SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
+      maps.push_back(map(2, {0}));
+      return generic(acc, ins, maps, iters(2, {1}),
+                     [&](OpBuilder &nb, Location l, ValueRange a) {
+                       Value t = term(nb, l, a.drop_back());
+                       linalg::YieldOp::create(
+                           nb, l, ValueRange{arith::AddFOp::create(nb, l, a.back(), t, kFM)});
+                     });
+    };
+    Value sum = rowSum(ValueRange{x2}, {idMap(2)},
+                       [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+    auto centred = [invD](OpBuilder &nb, Location l, Value v, Value rowSum) {
+      Value cInv = arith::ConstantOp::create(nb, l, nb.getF32FloatAttr(invD));
+      return arith::SubFOp::create(nb, l, v, arith::MulFOp::create(nb, l, rowSum, cInv))
+          .getResult();
+    };
+    Value ss = rowSum(ValueRange{x2, sum}, {idMap(2), map(2, {0})},
+                      [&](OpBuilder &nb, Location l, ValueRange a) {
+                        Value c = centred(nb, l, a[0], a[1]);
+                        return arith::MulFOp::create(nb, l, c, c, kFM).getResult();
+                      });
+    Value init = empty({dim(x2, 0), dim(x2, 1)}, b.getF32Type());
+    float epsF = static_cast<float>(eps);
+    Value y = generic(
+        init, ValueRange{x2, sum, ss, w, bias},
+        {idMap(2), map(2, {0}), map(2, {0}), map(2, {1}), map(2, {1}), idMap(2)}, iters(2),
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          Value cInv = arith::ConstantOp::create(nb, l, nb.getF32FloatAttr(invD));
+          Value cEps = arith::ConstantOp::create(nb, l, nb.getF32FloatAttr(epsF));
+          Value var = arith::MulFOp::create(nb, l, a[2], cInv);
+          Value r = math::RsqrtOp::create(nb, l, arith::AddFOp::create(nb, l, var, cEps));
+          Value n = arith::MulFOp::create(nb, l, centred(nb, l, a[0], a[1]), r);
+          Value v = arith::AddFOp::create(nb, l, arith::MulFOp::create(nb, l, n, a[3]), a[4]);
+          linalg::YieldOp::create(nb, l, v);
+        });
+    return expandFrom2D(y, x, resultType);
+  }
+
+  /// 0.5 x (1 + erf(x / sqrt 2)), or with `tanhForm` 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+  Value gelu(Value x, bool tanhForm) {
+    auto t = rtt(x);
+    int64_t r = t.getRank();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < r; ++i) sizes.push_back(dim(x, i));
+    Value init = empty(sizes, t.getElementType());
+    return generic(init, ValueRange{x}, {idMap(r), idMap(r)}, iters(r),
+                   [&](OpBuilder &nb, Location l, ValueRange a) {
+                     auto c = [&](double v) {
+                       return arith::ConstantOp::create(nb, l,
+                                                        nb.getF32FloatAttr(static_cast<float>(v)))
+                           .getResult();
+                     };
+                     Value v = a[0], inner;
+                     if (tanhForm) {
+                       Value v3 = arith::MulFOp::create(
+                           nb, l, arith::MulFOp::create(nb, l, v, v), v);
+                       Value s = arith::AddFOp::create(
+                           nb, l, v, arith::MulFOp::create(nb, l, v3, c(0.044715)));
+                       inner = math::TanhOp::create(
+                           nb, l, arith::MulFOp::create(nb, l, s, c(std::sqrt(2.0 / M_PI))));
+                     } else {
+                       inner = math::ErfOp::create(
+                           nb, l, arith::MulFOp::create(nb, l, v, c(1.0 / std::sqrt(2.0))));
+                     }
+                     Value h = arith::MulFOp::create(nb, l, v, c(0.5));
+                     Value y = arith::MulFOp::create(nb, l, h,
+                                                     arith::AddFOp::create(nb, l, inner, c(1.0)));
+                     linalg::YieldOp::create(nb, l, ValueRange{y});
+                   });
+  }
+
+  /// out[b, m, :] = x[b, m, :] + table[min(offsets[b] + m, P - 1), :]
+  Value positionEmbedding(Value x, Value table, Value offsets) {
+    auto t = rtt(x);
+    int64_t P = rtt(table).getDimSize(0);
+    SmallVector<OpFoldResult> sizes{dim(x, 0), dim(x, 1), dim(x, 2)};
+    Value init = empty(sizes, t.getElementType());
+    SmallVector<Value> ins{x};
+    SmallVector<AffineMap> maps{idMap(3)};
+    if (offsets) {
+      ins.push_back(offsets);
+      maps.push_back(map(3, {0}));
+    }
+    maps.push_back(idMap(3));
+    return generic(init, ins, maps, iters(3), [&](OpBuilder &nb, Location l, ValueRange a) {
+      Value pos = linalg::IndexOp::create(nb, l, 1);
+      if (offsets) {
+        Value off = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[1]);
+        pos = arith::AddIOp::create(nb, l, pos, off);
+      }
+      Value last = arith::ConstantIndexOp::create(nb, l, P - 1);
+      pos = arith::MinUIOp::create(nb, l, pos, last);
+      Value e = linalg::IndexOp::create(nb, l, 2);
+      Value row = tensor::ExtractOp::create(nb, l, table, ValueRange{pos, e});
+      linalg::YieldOp::create(nb, l, ValueRange{arith::AddFOp::create(nb, l, a[0], row)});
+    });
+  }
+
   /// [B, M, d] -> [B, M/size, size*d]
   Value chunk(Value x, int64_t size) {
     auto t = rtt(x);
@@ -705,6 +811,9 @@ PHOTON_LOWERING(WeightOp)
 PHOTON_LOWERING(EmbeddingOp)
 PHOTON_LOWERING(RMSNormOp)
 PHOTON_LOWERING(LinearOp)
+PHOTON_LOWERING(LayerNormOp)
+PHOTON_LOWERING(GeluOp)
+PHOTON_LOWERING(PositionEmbeddingOp)
 PHOTON_LOWERING(LMHeadOp)
 PHOTON_LOWERING(RoPEOp)
 PHOTON_LOWERING(CausalAttentionOp)
@@ -817,6 +926,28 @@ LogicalResult LinearOpLowering::matchAndRewrite(LinearOp op, OpAdaptor a,
                                                 ConversionPatternRewriter &rewriter) const {
   Lowering L{rewriter, op.getLoc()};
   return replace(op, L.linear(a.getX(), a.getW(), a.getB(), resultType(op)), rewriter);
+}
+
+/// Two row reductions (sum, then the centred sum of squares) and the normalization.
+LogicalResult LayerNormOpLowering::matchAndRewrite(LayerNormOp op, OpAdaptor a,
+                                                   ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.layerNorm(a.getX(), a.getW(), a.getB(),
+                                 op.getEpsAttr().getValueAsDouble(), resultType(op)),
+                 rewriter);
+}
+
+LogicalResult GeluOpLowering::matchAndRewrite(GeluOp op, OpAdaptor a,
+                                              ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.gelu(a.getX(), op.getTanh()), rewriter);
+}
+
+LogicalResult
+PositionEmbeddingOpLowering::matchAndRewrite(PositionEmbeddingOp op, OpAdaptor a,
+                                             ConversionPatternRewriter &rewriter) const {
+  Lowering L{rewriter, op.getLoc()};
+  return replace(op, L.positionEmbedding(a.getX(), a.getTable(), a.getOffsets()), rewriter);
 }
 
 LogicalResult LMHeadOpLowering::matchAndRewrite(LMHeadOp op, OpAdaptor a,
@@ -1048,6 +1179,8 @@ struct ConvertPhotonToLinalgPass
         [&](Operation *op) { return typeConverter.isLegalOp(op); });
 
     RewritePatternSet patterns(ctx);
+    patterns.add<LayerNormOpLowering, GeluOpLowering, PositionEmbeddingOpLowering>(
+        typeConverter, ctx, lc);
     patterns.add<WeightOpLowering, EmbeddingOpLowering, RMSNormOpLowering, LinearOpLowering,
                  LMHeadOpLowering, RoPEOpLowering, CausalAttentionOpLowering,
                  BoundedAttentionOpLowering, SwiGLUOpLowering, ChunkOpLowering,

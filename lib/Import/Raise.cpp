@@ -60,6 +60,13 @@ struct Config {
 struct StackSpec {
   int64_t layers = 0, heads = 0, kvHeads = 0, headDim = 0, width = 0, ffn = 0;
   float theta = 10000.f, eps = 1e-5f;
+  /// GPT-2-style blocks (attribute `layer_norm` = 1, only from structure recognition):
+  /// LayerNorm, biases on every linear, GELU MLP (`gelu_tanh`), no RoPE. 16 weights per
+  /// layer (ln_1 w, b; wq, bq, wk, bk, wv, bv, wo, bo; ln_2 w, b; w_fc, b_fc, w_proj,
+  /// b_proj) and the final LayerNorm's w, b.
+  bool layerNorm = false, geluTanh = false;
+  int perLayer() const { return layerNorm ? 16 : 9; }
+  int finalWeights() const { return layerNorm ? 2 : 1; }
 };
 
 struct WeightRef {
@@ -129,7 +136,8 @@ public:
     if (fn.domain() != "photon") return false;
     StringRef b = baseName(fn.name());
     return b == "TokenEmbedding" || b == "Chunk" || b == "ChunkCompress" || b == "EncoderStack" ||
-           b == "Shift" || b == "LatentDecoder" || b == "TokenDecoder" || b == "LMHead";
+           b == "Shift" || b == "LatentDecoder" || b == "TokenDecoder" || b == "LMHead" ||
+           (b == "PositionEmbedding" && !recognized.family.empty());
   }
 
   std::optional<LogicalResult> raise(const onnx::NodeProto &node, const onnx::FunctionProto &fn,
@@ -204,6 +212,9 @@ private:
   FailureOr<StackSpec> stackSpec(int64_t width);
   FailureOr<SmallVector<WeightRef>> stackWeights(ArrayRef<Value> ins, int first,
                                                  const StackSpec &s);
+  FailureOr<SmallVector<WeightRef>> gpt2StackWeights(ArrayRef<Value> ins, int first,
+                                                     const StackSpec &s);
+  void buildGpt2Layers(OpBuilder &b, Value &x, const StackSpec &s, ArrayRef<WeightRef> w);
   FailureOr<func::FuncOp> buildStack(OpBuilder &b, StringRef name, StringRef role, int64_t level,
                                      const StackSpec &s, ArrayRef<WeightRef> w, int64_t prefix,
                                      int64_t chunk);
@@ -243,7 +254,10 @@ FailureOr<StackSpec> Raiser::stackSpec(int64_t width) {
   s.theta = attrF("rope_theta", 10000.f);
   s.eps = attrF("eps", 1e-5f);
   s.width = width;
-  if (s.layers < 1 || s.heads < 1 || s.kvHeads < 1 || s.headDim < 2 || s.headDim % 2)
+  s.layerNorm = attrI("layer_norm", 0) == 1;
+  s.geluTanh = attrI("gelu_tanh", 0) == 1;
+  if (s.layers < 1 || s.heads < 1 || s.kvHeads < 1 || s.headDim < 2 ||
+      (s.headDim % 2 && !s.layerNorm))
     return fail("n_layers, n_heads, n_kv_heads must be >= 1 and head_dim even (got " +
                 Twine(s.layers) + ", " + Twine(s.heads) + ", " + Twine(s.kvHeads) + ", " +
                 Twine(s.headDim) + ")");
@@ -263,6 +277,7 @@ FailureOr<StackSpec> Raiser::stackSpec(int64_t width) {
 
 FailureOr<SmallVector<WeightRef>> Raiser::stackWeights(ArrayRef<Value> ins, int first,
                                                        const StackSpec &s) {
+  if (s.layerNorm) return gpt2StackWeights(ins, first, s);
   int64_t need = first + 9 * s.layers + 1;
   if ((int64_t)ins.size() != need)
     return fail("expected " + Twine(need) + " inputs for n_layers = " + Twine(s.layers) +
@@ -302,6 +317,79 @@ FailureOr<SmallVector<WeightRef>> Raiser::stackWeights(ArrayRef<Value> ins, int 
   return out;
 }
 
+FailureOr<SmallVector<WeightRef>> Raiser::gpt2StackWeights(ArrayRef<Value> ins, int first,
+                                                           const StackSpec &s) {
+  int64_t need = first + 16 * s.layers + 2;
+  if ((int64_t)ins.size() != need)
+    return fail("expected " + Twine(need) + " inputs for n_layers = " + Twine(s.layers) +
+                " (GPT-2-style blocks), got " + Twine(ins.size()));
+  int64_t D = s.width, Q = s.heads * s.headDim, KV = s.kvHeads * s.headDim;
+  int64_t F = kDyn;
+  SmallVector<WeightRef> out;
+  static const char *names[] = {"ln_1.w", "ln_1.b", "wq",     "bq",     "wk",   "bk",
+                                "wv",     "bv",     "wo",     "bo",     "ln_2.w", "ln_2.b",
+                                "w_fc",   "b_fc",   "w_proj", "b_proj"};
+  for (int64_t i = 0; i < s.layers; ++i) {
+    for (int j = 0; j < 16; ++j) {
+      int idx = first + 16 * i + j;
+      SmallVector<int64_t> e;
+      switch (j) {
+      case 0: case 1: case 9: case 10: case 11: case 15: e = {D}; break;
+      case 2: e = {Q, D}; break;
+      case 3: e = {Q}; break;
+      case 4: case 6: e = {KV, D}; break;
+      case 5: case 7: e = {KV}; break;
+      case 8: e = {D, Q}; break;
+      case 12: e = {F, D}; break;
+      case 13: e = {F}; break;
+      case 14: e = {D, F}; break;
+      }
+      std::string what = std::string(names[j]) + "." + std::to_string(i);
+      auto w = weightOf(ins[idx], idx, what, e);
+      if (failed(w)) return failure();
+      if (j == 12) F = w->type.getDimSize(0);
+      out.push_back(*w);
+    }
+  }
+  for (int j = 0; j < 2; ++j) {
+    auto fn = weightOf(ins[need - 2 + j], need - 2 + j, j ? "final_norm.b" : "final_norm.w", {D});
+    if (failed(fn)) return failure();
+    out.push_back(*fn);
+  }
+  return out;
+}
+
+/// x = x + wo(attention(ln_1(x))) + ...; x = x + w_proj(gelu(w_fc(ln_2(x)))), with biases.
+void Raiser::buildGpt2Layers(OpBuilder &b, Value &x, const StackSpec &s, ArrayRef<WeightRef> w) {
+  MLIRContext *c = b.getContext();
+  auto xt = cast<RankedTensorType>(x.getType());
+  Value N = tensor::DimOp::create(b, loc, x, 0), W = tensor::DimOp::create(b, loc, x, 1);
+  float scale = 1.0f / std::sqrt((float)s.headDim);
+  auto proj4 = [&](Value h, const WeightRef &wt, const WeightRef &bt, int64_t heads) {
+    Value p = ops::LinearOp::create(b, loc, h, weightIn(b, wt), weightIn(b, bt));
+    return expandShape(b, p, {kDyn, kDyn, heads, s.headDim}, {{0}, {1}, {2, 3}},
+                       {N, W, b.getIndexAttr(heads), b.getIndexAttr(s.headDim)});
+  };
+  for (int64_t i = 0; i < s.layers; ++i) {
+    ArrayRef<WeightRef> lw = w.slice(16 * i, 16);
+    Value h = ops::LayerNormOp::create(b, loc, x, weightIn(b, lw[0]), weightIn(b, lw[1]), s.eps);
+    Value q = proj4(h, lw[2], lw[3], s.heads), k = proj4(h, lw[4], lw[5], s.kvHeads),
+          v = proj4(h, lw[6], lw[7], s.kvHeads);
+    Value a = ops::CausalAttentionOp::create(b, loc, q, k, v, scale);
+    Value a3 = collapse(b, a, {{0}, {1}, {2, 3}});
+    Value o = ops::LinearOp::create(b, loc, xt, a3, weightIn(b, lw[8]), weightIn(b, lw[9]));
+    x = arith::AddFOp::create(b, loc, x, o);
+    Value h2 = ops::LayerNormOp::create(b, loc, x, weightIn(b, lw[10]), weightIn(b, lw[11]), s.eps);
+    Value u = ops::LinearOp::create(b, loc, h2, weightIn(b, lw[12]), weightIn(b, lw[13]));
+    Value g = ops::GeluOp::create(b, loc, u, s.geluTanh);
+    Value m = ops::LinearOp::create(b, loc, xt, g, weightIn(b, lw[14]), weightIn(b, lw[15]));
+    x = arith::AddFOp::create(b, loc, x, m);
+  }
+  x = ops::LayerNormOp::create(b, loc, x, weightIn(b, w[w.size() - 2]), weightIn(b, w.back()),
+                               s.eps);
+  (void)c;
+}
+
 std::string Raiser::stackName(ArrayRef<WeightRef> w, StringRef fallback) {
   // Weight names are "<stack>.<i>.<w>" (enc1.0.wq): the stack prefix names the function.
   std::string n = w.empty() ? fallback.str() : w.front().name;
@@ -332,6 +420,12 @@ FailureOr<func::FuncOp> Raiser::buildStack(OpBuilder &outer, StringRef name, Str
   Block *blk = f.addEntryBlock();
   b.setInsertionPointToStart(blk);
   Value x = blk->getArgument(0);
+  if (s.layerNorm) {
+    buildGpt2Layers(b, x, s, w);
+    func::ReturnOp::create(b, loc, x);
+    stacks[name] = f;
+    return f;
+  }
   Value N = tensor::DimOp::create(b, loc, x, 0), W = tensor::DimOp::create(b, loc, x, 1);
   float scale = 1.0f / std::sqrt((float)s.headDim);
   auto proj4 = [&](Value h, const WeightRef &wt, int64_t heads) {
@@ -414,6 +508,12 @@ std::optional<LogicalResult> Raiser::raise(const onnx::NodeProto &n, const onnx:
     SmallVector<int64_t> s(rt(0).getShape());
     s.push_back(w->type.getDimSize(1));
     result = ops::EmbeddingOp::create(b, loc, ins[1], ids);
+  } else if (op == "PositionEmbedding") {
+    // Learned absolute positions (recognized GPT-2-style models): x + table[m].
+    if (failed(need(2)) || failed(act3(0, "x"))) return failure();
+    auto w = weightOf(ins[1], 1, "table", {kDyn, rt(0).getDimSize(2)});
+    if (failed(w)) return failure();
+    result = ops::PositionEmbeddingOp::create(b, loc, ins[0], ins[1], Value());
   } else if (op == "Chunk") {
     if (failed(need(1)) || failed(needAttr("size")) || failed(act3(0, "x"))) return failure();
     int64_t size = attrI("size"), M = rt(0).getDimSize(1);
@@ -1292,14 +1392,22 @@ LogicalResult Raiser::prepareRecognized() {
     *ex << ", width " << r.width << ", vocab " << r.vocab << ", " << r.heads
         << " heads, " << r.kvHeads << " kv heads, head_dim " << r.headDim
         << (r.levels == 0 ? ", ffn " + std::to_string(r.ffn) : std::string())
-        << ", RMSNorm eps " << r.normEps << ", RoPE " << r.ropeLayout << " base "
-        << r.ropeTheta << "; tokens '" << r.tokensInput << "', logits '" << r.logitsOutput
-        << "'\n";
+        << (r.gpt2 ? ", LayerNorm eps " : ", RMSNorm eps ") << r.normEps;
+    if (r.gpt2)
+      *ex << ", GELU (" << r.gelu << "), learned positions '" << r.positionTable << "' ("
+          << r.positions << "), biases";
+    else
+      *ex << ", RoPE " << r.ropeLayout << " base " << r.ropeTheta;
+    *ex << "; tokens '" << r.tokensInput << "', logits '" << r.logitsOutput << "'\n";
     for (const DerivedWeight &d : r.derived)
       *ex << "  weight '" << d.name << "' = '" << d.source << "'"
           << (d.transpose ? " transposed to [out, in]" : "")
           << (d.interleavedHeadDim ? " with q/k rows in rotate-half order" : "")
-          << (d.flatten ? " as a 1-D vector" : "") << "\n";
+          << (d.flatten ? " as a 1-D vector" : "")
+          << (d.rowCount ? " rows [" + std::to_string(d.rowBegin) + ", " +
+                               std::to_string(d.rowBegin + d.rowCount) + ")"
+                         : std::string())
+          << "\n";
     for (const std::string &e : r.explain) *ex << "  " << e << "\n";
   }
   cfg.family = r.family;
@@ -1330,11 +1438,36 @@ LogicalResult Raiser::prepareRecognized() {
       t.set_raw_data(std::string(reinterpret_cast<const char *>(tb.data()), tb.size()));
       continue;
     }
+    if (src && d.rowCount > 0 && src->dims_size() == 1 && gi.model().tensorBytes(*src, tb, err)) {
+      // Elements [rowBegin, +rowCount) of a fused projection's bias.
+      if (d.rowBegin < 0 || d.rowBegin + d.rowCount > src->dims(0) ||
+          (int64_t)tb.size() != 4 * src->dims(0))
+        return emitError(FileLineColLoc::get(&gi.context(), gi.model().path(), 0, 0))
+               << "bias '" << d.source << "' has no elements [" << d.rowBegin << ", "
+               << d.rowBegin + d.rowCount << ")", failure();
+      onnx::TensorProto &t = gi.extraInitializers[d.name];
+      t.set_name(d.name);
+      t.set_data_type(onnx::TensorProto::FLOAT);
+      t.add_dims(d.rowCount);
+      t.set_raw_data(std::string(reinterpret_cast<const char *>(tb.data()) + 4 * d.rowBegin,
+                                 4 * d.rowCount));
+      continue;
+    }
     if (!src || !gi.model().tensorBytes(*src, tb, err) || src->dims_size() != 2)
       return emitError(FileLineColLoc::get(&gi.context(), gi.model().path(), 0, 0))
              << "cannot read weight '" << d.source << "': " << err, failure();
     int64_t R = src->dims(0), C = src->dims(1);
     int64_t rows = d.transpose ? C : R, cols = d.transpose ? R : C;
+    int64_t rowBase = 0;
+    if (d.rowCount > 0) {
+      // Rows [rowBegin, +rowCount) of the [out, in] weight (one part of a fused QKV).
+      if (d.rowBegin < 0 || d.rowBegin + d.rowCount > rows)
+        return emitError(FileLineColLoc::get(&gi.context(), gi.model().path(), 0, 0))
+               << "weight '" << d.source << "' has no rows [" << d.rowBegin << ", "
+               << d.rowBegin + d.rowCount << ")", failure();
+      rowBase = d.rowBegin;
+      rows = d.rowCount;
+    }
     const float *in = reinterpret_cast<const float *>(tb.data());
     std::string raw(static_cast<size_t>(rows * cols) * 4, '\0');
     float *o = reinterpret_cast<float *>(raw.data());
@@ -1347,6 +1480,7 @@ LogicalResult Raiser::prepareRecognized() {
         int64_t h = i / hd, j = i % hd;
         srcRow = h * hd + (j < hd / 2 ? 2 * j : 2 * (j - hd / 2) + 1);
       }
+      srcRow += rowBase;
       for (int64_t k = 0; k < cols; ++k)
         o[i * cols + k] = d.transpose ? in[k * C + srcRow] : in[srcRow * C + k];
     }

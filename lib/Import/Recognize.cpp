@@ -40,10 +40,14 @@ struct Linear {
   bool transposed = false;  // the initializer is [in, out]
   int64_t out = 0, in = 0;
   const Node *mm = nullptr;
+  std::string bias;         // 1-D initializer (GPT-2-style models), "" without
+  int64_t rowBegin = 0;     // a slice of a fused projection: rows [rowBegin, +out)
+  bool sliced = false;
 };
 
 struct Norm {
   std::string x, y, gain;
+  std::string bias; // LayerNorm
   double eps = 0;
 };
 
@@ -52,6 +56,7 @@ public:
   explicit Recognizer(const onnx::GraphProto &g) : GraphView(g) {}
 
   std::string why;
+  bool gpt2 = false; // the final norm is a LayerNorm: GPT-2-style blocks throughout
   RecognizedModel &m() { return *model; }
   RecognizedModel *model = nullptr;
   std::set<const Node *> claimed;
@@ -111,7 +116,7 @@ public:
     std::string y = skip(yIn);
     const Node *p = prod(y);
     if (!p) return fail(nullptr, std::string("expected the ") + what + " projection, found a graph input");
-    if (p->op_type() == "Add") {
+    if (p->op_type() == "Add" && !gpt2) {
       for (int s = 0; s < 2; ++s)
         if (isFloatInit(in(p, s)) && prod(in(p, 1 - s)) &&
             (prod(in(p, 1 - s))->op_type() == "MatMul" || prod(in(p, 1 - s))->op_type() == "Gemm"))
@@ -135,8 +140,14 @@ public:
                            " projection: MatMul(x, W) with W an initializer or its Transpose");
       }
     } else if (p->op_type() == "Gemm") {
-      if (p->input_size() > 2 && !in(p, 2).empty())
-        return fail(p, std::string("the ") + what + " projection (Gemm) has a bias");
+      if (p->input_size() > 2 && !in(p, 2).empty()) {
+        if (!gpt2) return fail(p, std::string("the ") + what + " projection (Gemm) has a bias");
+        auto *be = attr(p, "beta");
+        if (!isFloatInit(in(p, 2)) || dims(in(p, 2)).size() != 1 || (be && be->f() != 1.0f))
+          return fail(p, std::string("the ") + what + " projection (Gemm) adds a C that is not "
+                         "a 1-D bias initializer with beta = 1");
+        L.bias = in(p, 2);
+      }
       auto *ta = attr(p, "transA"), *tb = attr(p, "transB"), *al = attr(p, "alpha");
       if ((ta && ta->i()) || (al && al->f() != 1.0f))
         return fail(p, "a Gemm with transA or alpha != 1");
@@ -320,7 +331,10 @@ public:
         else if (const Node *cc = prod(shp); cc && cc->op_type() == "Concat" && cc->input_size())
           if (auto v = lastInt(cc->input(cc->input_size() - 1))) last = *v;
         if (last == 2) c.interleaved = true;
-        else if (last > 2) c.reshapeLast = last;
+        // GPT-2's Conv1D views its [B*T, 3D] output as [B, T, 3D] before the head split:
+        // the head split is the smallest.
+        else if (last > 2 && (!gpt2 || !c.reshapeLast || last < c.reshapeLast))
+          c.reshapeLast = last;
       }
       if (op == "Slice") {
         std::vector<int64_t> st;
@@ -475,7 +489,8 @@ public:
   /// One attention block: a = Linear_o(softmax(q k^T * s + mask) v), q/k/v from `n`.
   bool attention(const std::string &aOut, const std::string &n, int layer) {
     Linear o;
-    if (!linear(aOut, o, "attention output")) return false;
+    if (!(gpt2 ? linearB(aOut, o, "attention output") : linear(aOut, o, "attention output")))
+      return false;
     lin.push_back(o);
     // Back from o.x to MatMul(P, V) through layout ops.
     std::string v = o.x;
@@ -573,14 +588,29 @@ public:
       }
       if (found.empty()) return fail(qk, std::string("no ") + what + " projection found");
       if (!linear(found, L, what)) return false;
-      return cone(between(from, L.y), c, what);
+      if (!gpt2) return cone(between(from, L.y), c, what);
+      // GPT-2-style: the bias is the Gemm's C or an Add right after the MatMul.
+      std::string to = L.y;
+      if (L.bias.empty()) {
+        auto &cs = cons(L.y);
+        if (cs.size() == 1 && cs[0]->op_type() == "Add" && isBias(GraphView::other(*cs[0], L.y))) {
+          L.bias = GraphView::other(*cs[0], L.y);
+          claimed.insert(cs[0]);
+          to = out(cs[0], 0);
+        }
+      }
+      if (L.bias.empty() || dims(L.bias)[0] != L.out)
+        return fail(L.mm, std::string("the ") + what + " projection has no bias of its " +
+                              std::to_string(L.out) + " outputs (GPT-2-style blocks have one)");
+      auto nodes = between(from, to);
+      return cone(nodes, c, what) && splitOf(nodes, from, L, what);
     };
     Cone cq, ck, cv;
     if (!projOf(in(qk, 0), q, "query", cq) || !projOf(in(qk, 1), kk, "key", ck) ||
         !projOf(in(pv, 1), vv, "value", cv))
       return false;
     for (Linear *L : {&q, &kk, &vv})
-      if (skip(L->x) != skip(n))
+      if ((gpt2 ? backR(skip(L->x)) : skip(L->x)) != skip(n))
         return fail(L->mm, "the q, k and v projections do not read the attention norm's output");
     if (cv.rope) return fail(pv, "the value path has a position-dependent factor");
     if (!cacheInputs.empty() && (!ck.pastConcat || !cv.pastConcat))
@@ -603,18 +633,25 @@ public:
     if (std::fabs(total * std::sqrt((double)hd) - 1.0) > 1e-4)
       return fail(qk, "the attention scale is " + fmt(total) + ", not 1/sqrt(head_dim = " +
                           std::to_string(hd) + ")");
-    if (!cq.rope || !ck.rope)
-      return fail(qk, "no rotary position embedding on q and k (models without RoPE, e.g. "
-                      "learned absolute positions, are not in the decoder-only form)");
     double theta = 0;
-    if (!ropeTheta(cq, hd, theta, qk)) return false;
-    std::string layout = cq.interleaved || ck.interleaved ? "interleaved" : "rotate-half";
+    std::string layout = "none";
+    if (gpt2) {
+      if (cq.rope || ck.rope)
+        return fail(qk, "a rotary embedding in a LayerNorm model: GPT-2-style models have "
+                        "learned absolute positions (LayerNorm with RoPE is not supported)");
+    } else {
+      if (!cq.rope || !ck.rope)
+        return fail(qk, "no rotary position embedding on q and k (models without RoPE, e.g. "
+                        "learned absolute positions, are not in the decoder-only form)");
+      if (!ropeTheta(cq, hd, theta, qk)) return false;
+      layout = cq.interleaved || ck.interleaved ? "interleaved" : "rotate-half";
+    }
     int64_t H = q.out / hd, KV = kk.out / hd;
     if (H % KV) return fail(qk, "heads (" + std::to_string(H) + ") not a multiple of kv heads (" +
                                     std::to_string(KV) + ")");
     note(qk, "attention scores: " + std::to_string(H) + " heads, " + std::to_string(KV) +
-                 " kv heads, head_dim " + std::to_string(hd) + ", RoPE " + layout + " base " +
-                 fmt(theta));
+                 " kv heads, head_dim " + std::to_string(hd) +
+                 (gpt2 ? std::string(", no RoPE") : ", RoPE " + layout + " base " + fmt(theta)));
     if (m().headDim == 0) {
       m().heads = H;
       m().kvHeads = KV;
@@ -633,6 +670,415 @@ public:
     return true;
   }
 
+  //===--------------------------------------------------------------------===//
+  // GPT-2-style pieces: LayerNorm, linear with bias, GELU, learned positions
+  //===--------------------------------------------------------------------===//
+
+  /// Back through Reshape / Cast / Identity without claiming (a probe).
+  std::string backQ(std::string v) {
+    for (int k = 0; k < 8; ++k) {
+      const Node *p = prod(v);
+      if (!p || (p->op_type() != "Reshape" && p->op_type() != "Cast" && p->op_type() != "Identity"))
+        break;
+      v = in(p, 0);
+    }
+    return v;
+  }
+  /// Back through Reshape / Cast / Identity, claiming them (the 2-D view of GPT-2's Conv1D).
+  std::string backR(std::string v) {
+    for (int k = 0; k < 8; ++k) {
+      const Node *p = prod(v);
+      if (!p || (p->op_type() != "Reshape" && p->op_type() != "Cast" && p->op_type() != "Identity"))
+        break;
+      claimed.insert(p);
+      v = in(p, 0);
+    }
+    return v;
+  }
+  bool isBias(const std::string &v) { return isFloatInit(v) && dims(v).size() == 1; }
+  /// The MatMul / Gemm by a weight behind v (through a bias Add and reshapes); a probe.
+  const Node *linearNode(const std::string &v) {
+    const Node *p = prod(backQ(v));
+    if (p && p->op_type() == "Add")
+      for (int s = 0; s < 2; ++s)
+        if (isBias(in(p, s))) {
+          p = prod(backQ(in(p, 1 - s)));
+          break;
+        }
+    if (!p || (p->op_type() != "MatMul" && p->op_type() != "Gemm")) return nullptr;
+    std::string w = in(p, 1);
+    if (isFloatInit(w)) return p;
+    const Node *t = prod(w);
+    return t && t->op_type() == "Transpose" && isFloatInit(in(t, 0)) ? p : nullptr;
+  }
+  /// y = x W^T + b: Add(MatMul(x, W), b), Gemm(x, W, b), either in a 2-D view (Reshape
+  /// around it, GPT-2's Conv1D).
+  bool linearB(const std::string &yIn, Linear &L, const char *what) {
+    std::string y = backR(skip(yIn));
+    const Node *a = prod(y);
+    std::string bias, inner = y;
+    if (a && a->op_type() == "Add")
+      for (int s = 0; s < 2 && bias.empty(); ++s)
+        if (isBias(skip(in(a, s)))) {
+          bias = skip(in(a, s));
+          inner = backR(skip(in(a, 1 - s)));
+          claimed.insert(a);
+        }
+    if (!linear(inner, L, what)) return false;
+    if (!bias.empty()) {
+      if (!L.bias.empty()) return fail(a, std::string("the ") + what + " projection has two biases");
+      L.bias = bias;
+    }
+    if (L.bias.empty())
+      return fail(L.mm, std::string("the ") + what + " projection has no bias (GPT-2-style "
+                        "blocks have a bias on every linear)");
+    if (dims(L.bias)[0] != L.out)
+      return fail(L.mm, std::string("the ") + what + " bias has " + std::to_string(dims(L.bias)[0]) +
+                            " values for " + std::to_string(L.out) + " outputs");
+    L.y = y;
+    return true;
+  }
+
+  /// 1/sqrt(denom) applied to a numerator: Div(num, Sqrt(denom)), Mul(num, Reciprocal(Sqrt)),
+  /// Mul(num, Div(1, Sqrt)) or Mul(num, Pow(denom, -0.5)). The nodes go to `local`.
+  bool rsqrtOf(const Node *n, std::string &num, std::string &denom, std::set<const Node *> &local) {
+    if (n && n->op_type() == "Div") {
+      const Node *sq = prodOp(in(n, 1), "Sqrt");
+      if (!sq) return false;
+      num = in(n, 0);
+      denom = in(sq, 0);
+      local.insert({n, sq});
+      return true;
+    }
+    if (!n || n->op_type() != "Mul") return false;
+    for (int s = 0; s < 2 && denom.empty(); ++s) {
+      const Node *r = prod(skip(in(n, s)));
+      if (!r) continue;
+      if (r->op_type() == "Reciprocal") {
+        if (const Node *sq = prodOp(in(r, 0), "Sqrt")) {
+          denom = in(sq, 0);
+          local.insert({r, sq});
+        }
+      } else if (r->op_type() == "Div") {
+        auto one = scalar(in(r, 0));
+        const Node *sq = prodOp(in(r, 1), "Sqrt");
+        if (one && *one == 1.0 && sq) {
+          denom = in(sq, 0);
+          local.insert({r, sq});
+        }
+      } else if (r->op_type() == "Pow") {
+        auto e = scalar(in(r, 1));
+        if (e && std::fabs(*e + 0.5) < 1e-7) {
+          denom = in(r, 0);
+          local.insert(r);
+        }
+      }
+      if (!denom.empty()) num = in(n, 1 - s);
+    }
+    if (!denom.empty()) local.insert(n);
+    return !denom.empty();
+  }
+  bool lastAxisMean(const Node *mean) {
+    auto *axes = attr(mean, "axes");
+    auto *keep = attr(mean, "keepdims");
+    std::vector<int64_t> ax;
+    if (axes) ax.assign(axes->ints().begin(), axes->ints().end());
+    else if (mean->input_size() > 1) constInts(in(mean, 1), ax); // opset 18 form
+    return ax.size() == 1 && ax[0] == -1 && !(keep && keep->i() == 0);
+  }
+
+  /// y = (x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * w + b, decomposed (torch at
+  /// opset <= 16) or the LayerNormalization op (opset 17).
+  bool layerNorm(const std::string &yIn, Norm &N, const char *what) {
+    std::string y = skip(yIn);
+    const Node *p = prod(y);
+    std::string W = std::string("the ") + what + " LayerNorm";
+    if (p && p->op_type() == "LayerNormalization") {
+      auto *ax = attr(p, "axis");
+      auto *ep = attr(p, "epsilon");
+      if (ax && ax->i() != -1) return fail(p, W + " must normalize the last axis (axis = -1)");
+      if (p->input_size() < 3 || !isBias(in(p, 1)) || !isBias(in(p, 2)))
+        return fail(p, W + " has no 1-D scale and bias initializers");
+      claimed.insert(p);
+      N = Norm{in(p, 0), y, in(p, 1), in(p, 2), ep ? ep->f() : 1e-5};
+      note(p, std::string(what) + " LayerNorm (op), gain '" + N.gain + "', bias '" + N.bias +
+                  "', eps " + fmt(N.eps));
+      return true;
+    }
+    // bias Add, gain Mul
+    if (!p || p->op_type() != "Add") return fail(p, "expected " + W + " (a bias Add)");
+    std::string bias, gv;
+    for (int s = 0; s < 2; ++s)
+      if (isBias(skip(in(p, s)))) {
+        bias = skip(in(p, s));
+        gv = skip(in(p, 1 - s));
+      }
+    if (bias.empty()) return fail(p, W + " has no 1-D bias initializer");
+    const Node *g = prod(gv);
+    if (!g || g->op_type() != "Mul") return fail(g ? g : p, W + " has no gain Mul");
+    std::string nv, gain;
+    for (int s = 0; s < 2; ++s)
+      if (isBias(skip(in(g, s)))) {
+        gain = skip(in(g, s));
+        nv = in(g, 1 - s);
+      }
+    if (gain.empty()) return fail(g, W + " has no 1-D gain initializer");
+    std::set<const Node *> local{p, g};
+    std::string num, denom;
+    if (!rsqrtOf(prod(skip(nv)), num, denom, local))
+      return fail(prod(skip(nv)), W + " is not d / sqrt(...), d * Reciprocal(Sqrt(...)) or "
+                                      "d * Pow(..., -0.5)");
+    const Node *add = prodOp(denom, "Add");
+    if (!add) return fail(prod(denom), W + " has no + eps");
+    const Node *var = nullptr;
+    std::optional<double> eps;
+    for (int s = 0; s < 2; ++s)
+      if (const Node *r = prodOp(in(add, s), "ReduceMean")) {
+        var = r;
+        eps = scalar(skip(in(add, 1 - s)));
+      }
+    if (!var || !eps || *eps <= 0)
+      return fail(add, W + " is not ReduceMean(d^2) + eps (a positive constant)");
+    if (!lastAxisMean(var)) return fail(var, W + " must reduce the last axis (axes = [-1], keepdims)");
+    // d = x - mean(x): the numerator and the base of the square.
+    std::string d = skip(num);
+    const Node *sub = prod(d);
+    if (!sub || sub->op_type() != "Sub")
+      return fail(sub ? sub : g, W + ": the normalized value is not mean-centred (x - "
+                                 "ReduceMean(x)); an RMSNorm is not a LayerNorm");
+    const Node *mean = prodOp(in(sub, 1), "ReduceMean");
+    std::string x = skip(in(sub, 0));
+    if (!mean || skip(in(mean, 0)) != x || !lastAxisMean(mean))
+      return fail(sub, W + ": the centring does not subtract ReduceMean(x, axes = [-1]) of "
+                           "the same x");
+    const Node *sq = prod(skip(in(var, 0)));
+    bool okSq = false;
+    if (sq && sq->op_type() == "Pow") {
+      auto e = scalar(in(sq, 1));
+      okSq = e && *e == 2.0 && skip(in(sq, 0)) == d;
+    } else if (sq && sq->op_type() == "Mul") {
+      okSq = skip(in(sq, 0)) == d && skip(in(sq, 1)) == d;
+    }
+    if (!okSq)
+      return fail(sq ? sq : var, W + "'s variance is not the mean of the centred x squared");
+    local.insert({add, var, sub, mean, sq});
+    claimed.insert(local.begin(), local.end());
+    N = Norm{x, y, gain, bias, *eps};
+    note(p, std::string(what) + " LayerNorm, gain '" + gain + "', bias '" + bias + "', eps " +
+                fmt(*eps));
+    return true;
+  }
+  bool layerNormQuiet(const std::string &y, Norm &N) {
+    auto saveC = claimed;
+    auto saveE = model->explain.size();
+    std::string saveWhy = why;
+    bool ok = layerNorm(y, N, "probe");
+    claimed = saveC;
+    model->explain.resize(saveE);
+    why = saveWhy;
+    return ok;
+  }
+  /// The norm of the model's kind.
+  bool norm(const std::string &y, Norm &N, const char *what) {
+    return gpt2 ? layerNorm(y, N, what) : rmsNorm(y, N, what);
+  }
+  bool normQuiet(const std::string &y, Norm &N) {
+    if (!gpt2) return rmsNormQuiet(y, N);
+    return layerNormQuiet(y, N);
+  }
+
+  /// y = GELU(u), u the output of a linear: the token-dependent cone from y back to u holds
+  /// only elementwise arithmetic with scalar constants and one Tanh or Erf; it is evaluated
+  /// at sample points and must equal the exact (erf) or the tanh-approximated GELU.
+  bool gelu(const std::string &yIn, std::string &u, bool &tanhForm) {
+    static const std::set<std::string> ok = {"Mul", "Add", "Sub", "Div", "Pow", "Tanh",
+                                             "Erf", "Sqrt", "Cast", "Identity", "Neg"};
+    std::string y = skip(yIn);
+    std::set<const Node *> cone;
+    std::set<std::string> leaves;
+    std::vector<std::string> work{y};
+    std::set<std::string> seen;
+    int special = 0;
+    while (!work.empty()) {
+      std::string x = work.back();
+      work.pop_back();
+      if (!seen.insert(x).second || !tokDep.count(x)) continue;
+      const Node *p = prod(x);
+      if (!p || linearNode(x)) {
+        leaves.insert(x);
+        continue;
+      }
+      if (!ok.count(p->op_type()))
+        return fail(p, "an op the MLP activation (GELU) does not have");
+      if (p->op_type() == "Tanh" || p->op_type() == "Erf") ++special;
+      cone.insert(p);
+      if (cone.size() > 32) return fail(p, "the MLP activation is not a GELU (too many ops)");
+      for (const auto &i : p->input()) work.push_back(i);
+    }
+    const Node *top = prod(y);
+    if (leaves.size() != 1)
+      return fail(top, "the MLP activation reads " + std::to_string(leaves.size()) +
+                           " token-dependent values; a GELU reads only its linear's output");
+    if (special != 1)
+      return fail(top, "the MLP activation is not a GELU (expected one Tanh or Erf; SwiGLU "
+                       "and other activations are not GPT-2-style)");
+    u = *leaves.begin();
+    // Evaluate the cone as a function of u.
+    std::map<std::string, double> memo;
+    bool bad = false;
+    std::function<double(const std::string &)> ev = [&](const std::string &v) -> double {
+      if (bad) return 0;
+      if (v == u) return memo[u];
+      if (!tokDep.count(v)) {
+        auto c = scalarValue(v);
+        if (!c) bad = true;
+        return c ? *c : 0;
+      }
+      auto it = memo.find(v);
+      if (it != memo.end()) return it->second;
+      const Node *p = prod(v);
+      const std::string &op = p->op_type();
+      double a = ev(in(p, 0)), r = 0;
+      double b2 = p->input_size() > 1 ? ev(in(p, 1)) : 0;
+      if (op == "Mul") r = a * b2;
+      else if (op == "Add") r = a + b2;
+      else if (op == "Sub") r = a - b2;
+      else if (op == "Div") r = a / b2;
+      else if (op == "Pow") r = std::pow(a, b2);
+      else if (op == "Tanh") r = std::tanh(a);
+      else if (op == "Erf") r = std::erf(a);
+      else if (op == "Sqrt") r = std::sqrt(a);
+      else if (op == "Neg") r = -a;
+      else r = a; // Cast, Identity
+      memo[v] = r;
+      return r;
+    };
+    bool isErf = true, isTanh = true;
+    for (double xv : {-3.0, -1.5, -0.5, 0.25, 1.0, 2.5}) {
+      memo.clear();
+      memo[u] = xv;
+      double got = ev(y);
+      double e = 0.5 * xv * (1 + std::erf(xv / std::sqrt(2.0)));
+      double t = 0.5 * xv * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (xv + 0.044715 * xv * xv * xv)));
+      isErf &= std::fabs(got - e) <= 1e-6 * (1 + std::fabs(e));
+      isTanh &= std::fabs(got - t) <= 1e-6 * (1 + std::fabs(t));
+    }
+    if (bad) return fail(top, "the MLP activation uses a non-scalar constant");
+    if (!isErf && !isTanh)
+      return fail(top, "the MLP activation has a Tanh or an Erf but does not compute a GELU "
+                       "(0.5 x (1 + erf(x / sqrt 2)) or 0.5 x (1 + tanh(sqrt(2/pi) (x + "
+                       "0.044715 x^3))), checked at sample points)");
+    tanhForm = isTanh;
+    claimed.insert(cone.begin(), cone.end());
+    note(top, std::string("GELU (") + (isTanh ? "tanh approximation" : "erf") + ")");
+    return true;
+  }
+
+  /// Is r the output of a GPT-2-style block (a residual Add whose other side is a linear
+  /// with bias reading a GELU, i.e. a Mul)?
+  bool isBlockOutputGpt2(const std::string &r) {
+    const Node *p = prod(r);
+    if (!p || p->op_type() != "Add") return false;
+    for (int s = 0; s < 2; ++s)
+      if (const Node *mm = linearNode(in(p, s))) {
+        const Node *m = prod(backQ(skip(in(mm, 0))));
+        if (m && m->op_type() == "Mul") return true;
+      }
+    return false;
+  }
+
+  /// Split of a fused projection on the path from `from`: which output it takes.
+  bool splitOf(const std::vector<const Node *> &nodes, const std::string &from, Linear &L,
+               const char *what) {
+    const Node *sp = nullptr;
+    for (const Node *n : nodes)
+      if (n->op_type() == "Split") {
+        if (sp) return fail(n, std::string("two Splits on the ") + what + " path of attention");
+        sp = n;
+      }
+    if (!sp) return true;
+    if (!gpt2) return fail(sp, std::string("a Split on the ") + what + " path of attention");
+    auto *ax = attr(sp, "axis");
+    if (!ax || (ax->i() != -1 && ax->i() != 2))
+      return fail(sp, "a fused projection split along another axis than the last");
+    std::set<std::string> used{from};
+    for (const Node *n : nodes)
+      for (const auto &i : n->input()) used.insert(i);
+    int idx = -1;
+    for (int j = 0; j < sp->output_size(); ++j)
+      if (used.count(sp->output(j))) {
+        if (idx >= 0) return fail(sp, std::string("the ") + what + " path reads two parts of a Split");
+        idx = j;
+      }
+    std::vector<int64_t> sizes;
+    if (auto *sa = attr(sp, "split")) sizes.assign(sa->ints().begin(), sa->ints().end());
+    else if (sp->input_size() > 1 && !in(sp, 1).empty() && !constInts(in(sp, 1), sizes))
+      return fail(sp, "a Split whose sizes are not constant");
+    if (sizes.empty())
+      sizes.assign(sp->output_size(), sp->output_size() ? L.out / sp->output_size() : 0);
+    int64_t total = 0, begin = 0;
+    for (size_t j = 0; j < sizes.size(); ++j) {
+      if ((int)j < idx) begin += sizes[j];
+      total += sizes[j];
+    }
+    if (idx < 0 || total != L.out || (int)sizes.size() != sp->output_size())
+      return fail(sp, "a Split of the fused projection whose parts do not add up to its " +
+                          std::to_string(L.out) + " outputs");
+    L.rowBegin += begin;
+    L.out = sizes[idx];
+    L.sliced = true;
+    note(sp, std::string("fused projection split: ") + what + " = outputs [" +
+                 std::to_string(L.rowBegin) + ", " + std::to_string(L.rowBegin + L.out) + ")");
+    return true;
+  }
+
+  /// x = Add(Gather(wte, tokens), Gather(wpe, positions)), positions = Range(0, T, 1) of the
+  /// tokens' length (through Unsqueeze / Cast / Expand).
+  bool learnedPositions(const std::string &x, const Node *&tokGather, std::string &table) {
+    const Node *a = prod(skip(x));
+    if (!a || a->op_type() != "Add")
+      return fail(a, "the residual stream does not start at token embeddings plus learned "
+                     "positions (an Add of two Gathers)");
+    for (int s = 0; s < 2; ++s) {
+      const Node *tg = prod(skip(in(a, s))), *pg = prod(skip(in(a, 1 - s)));
+      if (!tg || !pg || tg->op_type() != "Gather" || pg->op_type() != "Gather") continue;
+      if (skip(in(tg, 1)) != m().tokensInput || !isFloatInit(in(tg, 0))) continue;
+      if (!isFloatInit(in(pg, 0)) || tokDep.count(in(pg, 1))) continue;
+      // The positions: a Range(0, n, 1) through layout ops.
+      std::string pv = in(pg, 1);
+      const Node *rg = nullptr;
+      for (int k = 0; k < 8; ++k) {
+        const Node *p = prod(pv);
+        if (!p) break;
+        if (p->op_type() == "Range") {
+          rg = p;
+          break;
+        }
+        if (p->op_type() != "Unsqueeze" && p->op_type() != "Cast" && p->op_type() != "Expand" &&
+            p->op_type() != "Reshape" && p->op_type() != "Identity" && p->op_type() != "Slice")
+          break;
+        if (p->op_type() == "Slice") { // a slice of a position buffer: starts at 0
+          std::vector<int64_t> st;
+          if (!constInts(in(p, 1), st) || st.size() != 1 || st[0] != 0) break;
+        }
+        pv = in(p, 0);
+      }
+      auto st = rg ? scalarValue(in(rg, 0)) : std::nullopt;
+      auto dl = rg ? scalarValue(in(rg, 2)) : std::nullopt;
+      if (!rg || !st || *st != 0 || !dl || *dl != 1)
+        return fail(pg, "the position Gather's indices are not Range(0, length, 1) (learned "
+                        "absolute positions counted from 0)");
+      claimed.insert({a, tg, pg});
+      tokGather = tg;
+      table = in(pg, 0);
+      note(pg, "learned absolute positions '" + table + "' [" + std::to_string(dims(table)[0]) +
+                   ", " + std::to_string(dims(table)[1]) + "] at Range(0, T)");
+      return true;
+    }
+    return fail(a, "the residual stream does not start at Gather(embedding, tokens) + "
+                   "Gather(position table, Range(0, T))");
+  }
+
   std::vector<Linear> lin; // of the current layer, in recognition order
 
   struct Layer {
@@ -640,6 +1086,68 @@ public:
     std::vector<Linear> lin; // o, q, k, v, down, gate, up
   };
   int attnCount = 0;
+
+  /// One pre-LayerNorm GPT-2 block whose output is r; xprev is its input:
+  /// r = h + proj(GELU(fc(LN_2(h)))), h = xprev + o(Attention(LN_1(xprev))), biases on all.
+  bool blockGpt2(const std::string &r, Layer &L, std::string &xprev) {
+    const Node *p = prod(r);
+    lin.clear();
+    int side = -1;
+    for (int s = 0; s < 2 && side < 0; ++s)
+      if (const Node *mm = linearNode(in(p, s))) {
+        const Node *ml = prod(backQ(skip(in(mm, 0))));
+        if (ml && ml->op_type() == "Mul") side = s;
+      }
+    if (side < 0) return fail(p, "a residual Add without an MLP branch (a linear of a GELU)");
+    claimed.insert(p);
+    std::string h = skip(in(p, 1 - side));
+    Linear proj, fc;
+    if (!linearB(in(p, side), proj, "MLP output")) return false;
+    std::string u;
+    bool tanhForm = false;
+    if (!gelu(backR(skip(proj.x)), u, tanhForm)) return false;
+    std::string gk = tanhForm ? "tanh" : "erf";
+    if (m().gelu.empty()) m().gelu = gk;
+    else if (m().gelu != gk) return fail(p, "the blocks' GELUs differ (erf and tanh forms)");
+    if (!linearB(u, fc, "MLP input")) return false;
+    if (!layerNorm(backR(skip(fc.x)), L.n2, "MLP")) return false;
+    if (skip(L.n2.x) != h) return fail(p, "the MLP norm does not read the residual stream");
+    const Node *pa = prod(h);
+    if (!pa || pa->op_type() != "Add") return fail(pa, "expected the attention residual Add");
+    claimed.insert(pa);
+    int as = -1;
+    for (int s = 0; s < 2 && as < 0; ++s)
+      if (linearNode(in(pa, s))) as = s;
+    if (as < 0) return fail(pa, "an attention residual Add without an output projection");
+    xprev = skip(in(pa, 1 - as));
+    // n1: the LayerNorm of xprev that the attention reads.
+    std::string n1;
+    {
+      std::vector<std::pair<std::string, int>> work{{xprev, 0}};
+      std::set<const Node *> seen;
+      while (!work.empty() && n1.empty()) {
+        auto [v, d] = work.back();
+        work.pop_back();
+        for (const Node *c : cons(v)) {
+          if (!seen.insert(c).second || c == pa) continue;
+          for (const auto &o : c->output()) {
+            Norm t;
+            if ((c->op_type() == "Add" || c->op_type() == "LayerNormalization") &&
+                layerNormQuiet(o, t) && skip(t.x) == xprev)
+              n1 = o;
+            if (d < 6 && n1.empty()) work.push_back({o, d + 1});
+          }
+        }
+      }
+    }
+    if (n1.empty()) return fail(pa, "no LayerNorm of the residual stream feeds the attention");
+    if (!layerNorm(n1, L.n1, "attention")) return false;
+    if (!attention(in(pa, as), n1, attnCount++)) return false;
+    L.lin = lin; // o, q, k, v
+    L.lin.push_back(proj);
+    L.lin.push_back(fc);
+    return true;
+  }
 
   /// Is r the output of a transformer block (a residual Add whose other side is a MatMul of
   /// a product, the MLP's down projection)?
@@ -760,12 +1268,12 @@ public:
   /// A stack of blocks ending in its final RMSNorm y; its input is the first value that is
   /// not a block output.
   bool stackAt(const std::string &y, Stack &S, const char *what) {
-    if (!rmsNorm(y, S.fn, what)) return false;
+    if (!norm(y, S.fn, what)) return false;
     std::string r = skip(S.fn.x);
-    while (isBlockOutput(r)) {
+    while (gpt2 ? isBlockOutputGpt2(r) : isBlockOutput(r)) {
       Layer L;
       std::string xprev;
-      if (!block(r, L, xprev)) return false;
+      if (!(gpt2 ? blockGpt2(r, L, xprev) : block(r, L, xprev))) return false;
       S.layers.push_back(L);
       r = xprev;
     }
@@ -831,6 +1339,14 @@ public:
     if (!linear(out.logitsOutput, head, "LM head")) return false;
     out.width = head.in;
     out.vocab = head.out;
+    // A LayerNorm before the head (and not an RMSNorm): GPT-2-style blocks throughout.
+    {
+      Norm t;
+      std::string saveWhy = why;
+      gpt2 = !rmsNormQuiet(skip(head.x), t) && layerNormQuiet(skip(head.x), t);
+      why = saveWhy;
+    }
+    if (gpt2) return runGpt2(out, head);
     // Residual stream, from the top.
     Stack st0;
     if (!stackAt(head.x, st0, "final")) return false;
@@ -899,6 +1415,82 @@ public:
     return true;
   }
 
+
+  /// A GPT-2-style decoder-only model (the final norm is a LayerNorm).
+  bool runGpt2(RecognizedModel &out, const Linear &head) {
+    out.explain.push_back("GPT-2-style: the norm before the LM head is a LayerNorm");
+    if (!head.bias.empty()) return fail(head.mm, "the LM head has a bias");
+    Stack st0;
+    if (!stackAt(head.x, st0, "final")) return false;
+    std::vector<Layer> &layers = st0.layers;
+    out.normEps = st0.fn.eps;
+    const Node *emb = nullptr;
+    std::string table;
+    if (!learnedPositions(st0.input, emb, table)) return false;
+    auto ed = dims(in(emb, 0)), pd = dims(table);
+    if (ed.size() != 2 || ed[1] != out.width || ed[0] != out.vocab)
+      return fail(emb, "the embedding table is not [vocab, width]");
+    if (pd.size() != 2 || pd[1] != out.width || pd[0] < 1)
+      return fail(nullptr, "the position table '" + table + "' is not [positions, width]");
+    note(emb, "token embedding '" + in(emb, 0) + "'");
+    if (layers.empty()) return fail(nullptr, "no transformer block found");
+    for (const auto &o : g.output())
+      if (o.name() != out.logitsOutput)
+        return fail(prod(o.name()), "graph output '" + o.name() + "' is not the logits (a "
+                                    "GPT-2-style model with past caches is not supported)");
+    if (!cacheInputs.empty())
+      return fail(nullptr, "a GPT-2-style decoder-with-past export is not supported");
+    if (!allClaimed()) return false;
+    out.family = "vanilla";
+    out.gpt2 = true;
+    out.positionTable = table;
+    out.positions = pd[0];
+    out.layers = (int64_t)layers.size();
+    out.ffn = layers[0].lin[5].out;
+    for (auto &L : layers)
+      if (std::fabs(L.n1.eps - out.normEps) > 1e-6 * out.normEps ||
+          std::fabs(L.n2.eps - out.normEps) > 1e-6 * out.normEps)
+        return fail(nullptr, "the norms' eps differ between layers");
+    PlainCall e{"TokenEmbedding", {}, {}, {out.tokensInput, in(emb, 0)}, "", ""};
+    PlainCall pe{"PositionEmbedding", {}, {}, {"", table}, "", ""};
+    PlainCall st;
+    st.op = "EncoderStack";
+    st.stack = "stack";
+    st.intAttrs = {{"n_layers", out.layers}, {"n_heads", out.heads},
+                   {"n_kv_heads", out.kvHeads}, {"head_dim", out.headDim},
+                   {"layer_norm", 1}, {"gelu_tanh", out.gelu == "tanh" ? 1 : 0}};
+    st.floatAttrs = {{"rope_theta", 0.0f}, {"eps", (float)out.normEps}};
+    st.inputs = {""};
+    for (auto &L : layers) {
+      // lin: o, q, k, v, proj, fc
+      for (const std::string &w :
+           {L.n1.gain, L.n1.bias, useWeight(L.lin[1], false), useBias(L.lin[1]),
+            useWeight(L.lin[2], false), useBias(L.lin[2]), useWeight(L.lin[3], false),
+            useBias(L.lin[3]), useWeight(L.lin[0], false), useBias(L.lin[0]), L.n2.gain,
+            L.n2.bias, useWeight(L.lin[5], false), useBias(L.lin[5]),
+            useWeight(L.lin[4], false), useBias(L.lin[4])})
+        st.inputs.push_back(w);
+    }
+    st.inputs.push_back(st0.fn.gain);
+    st.inputs.push_back(st0.fn.bias);
+    PlainCall lm{"LMHead", {}, {}, {"", useWeight(head, false)}, out.logitsOutput, ""};
+    out.calls = {e, pe, st, lm};
+    return true;
+  }
+  /// The bias of a linear in the raising's layout (the slice of a fused projection's).
+  std::string useBias(const Linear &L) {
+    if (!L.sliced) return L.bias;
+    RecognizedModel &out = m();
+    DerivedWeight d;
+    d.source = L.bias;
+    d.rowBegin = L.rowBegin;
+    d.rowCount = L.out;
+    d.name = L.bias + ".rows" + std::to_string(L.rowBegin) + "_" + std::to_string(L.out);
+    for (auto &e : out.derived)
+      if (e.name == d.name) return d.name;
+    out.derived.push_back(d);
+    return d.name;
+  }
 
   //===--------------------------------------------------------------------===//
   // Hierarchical models (PHOTON, Block Transformer)
@@ -1272,12 +1864,17 @@ public:
   std::string useWeight(const Linear &L, bool ropePerm) {
     RecognizedModel &out = m();
     bool perm = ropePerm && out.ropeLayout == "interleaved";
-    if (!L.transposed && !perm) return L.weight;
+    if (!L.transposed && !perm && !L.sliced) return L.weight;
     DerivedWeight d;
     d.source = L.weight;
     d.transpose = L.transposed;
     d.interleavedHeadDim = perm ? out.headDim : 0;
     d.name = L.weight + (L.transposed ? ".T" : "") + (perm ? ".rope" : "");
+    if (L.sliced) {
+      d.rowBegin = L.rowBegin;
+      d.rowCount = L.out;
+      d.name += ".rows" + std::to_string(L.rowBegin) + "_" + std::to_string(L.out);
+    }
     for (auto &e : out.derived)
       if (e.name == d.name) return d.name;
     out.derived.push_back(d);

@@ -1,9 +1,10 @@
 //===- Recognize.h - model structure from an ONNX graph --------*- C++ -*-===//
 //
 // Recognizes the structure of a plain ONNX graph that carries no photon metadata (an export
-// written by someone else): today a LLaMA-style decoder-only model (pre-RMSNorm blocks,
+// written by someone else): a LLaMA-style decoder-only model (pre-RMSNorm blocks,
 // bias-free Q/K/V/O, RoPE, causal softmax attention with optional GQA, SwiGLU MLP, final
-// RMSNorm, LM head). Everything the compiler needs is read from the graph: layers, width,
+// RMSNorm, LM head), a GPT-2-style one (pre-LayerNorm blocks, biases, fused or separate
+// Q/K/V, GELU MLP, learned absolute positions), or a PHOTON / Block Transformer. Everything the compiler needs is read from the graph: layers, width,
 // heads, kv heads, head_dim (from the Reshape of the projections, cross-checked with the
 // attention scale and the rotary frequencies), norm eps, RoPE base and layout, vocab. The
 // result is the convention's call sequence (TokenEmbedding, EncoderStack, LMHead) that
@@ -43,6 +44,9 @@ struct DerivedWeight {
   bool transpose = false;
   int64_t interleavedHeadDim = 0; // > 0: permute rows within each head of this size
   bool flatten = false;           // the same values as a 1-D tensor (a [1, 1, D] start latent)
+  /// rows [rowBegin, rowBegin + rowCount) of the [out, in] result (or elements of a 1-D
+  /// source): one of q / k / v of a fused QKV projection split after it; 0 = all.
+  int64_t rowBegin = 0, rowCount = 0;
 };
 
 struct RecognizedModel {
@@ -53,6 +57,11 @@ struct RecognizedModel {
   std::vector<int64_t> chunkSizes;
   bool level1Shift = true;
   std::string ropeLayout; // "rotate-half" or "interleaved"
+  /// GPT-2-style decoder-only model: LayerNorm, biases, GELU, learned absolute positions.
+  bool gpt2 = false;
+  std::string gelu;          // "tanh" or "erf" (GPT-2-style)
+  std::string positionTable; // the learned positions' initializer [P, D] (GPT-2-style)
+  int64_t positions = 0;     // P
   std::string tokensInput, logitsOutput;
   std::vector<PlainCall> calls;
   std::vector<DerivedWeight> derived;

@@ -3,7 +3,8 @@
 // Every op of the forward graph other than attention is position-wise, so a stage is a
 // slice of @forward between two cut points, with the encoder stacks replaced by their
 // step versions (causal_attention -> kv_append + cached_attention over a bound cache,
-// rope offsets = lens). The cut points:
+// rope offsets = lens; learned positions, in a stack or in the slice of @forward, get
+// offsets = lens too). The cut points:
 //
 //   encode_1   tokens                      -> operand of call @<encoder level 1>
 //   encode_l   result of call @<enc l-1>   -> operand of call @<encoder level l>
@@ -126,6 +127,8 @@ struct Deriver {
     for (Operation *op : ops) {
       if (auto rope = dyn_cast<RoPEOp>(op)) {
         if (!rope.getOffsets()) rope.getOffsetsMutable().assign(lensT);
+      } else if (auto pe = dyn_cast<PositionEmbeddingOp>(op)) {
+        if (!pe.getOffsets()) pe.getOffsetsMutable().assign(lensT);
       } else if (std::optional<Attention> attn = asAttention(op)) {
         b.setInsertionPoint(op);
         KvAppendOp::create(b, op->getLoc(), cache, attn->k, attn->v, layer);
@@ -187,7 +190,22 @@ struct Deriver {
         return map.lookup(v);
       }
     }
-    b.clone(*def, map);
+    Operation *clone = b.clone(*def, map);
+    // Learned positions in a stage that binds a cache: the new units' positions start
+    // at the cache's valid lengths (as rope's offsets inside the step stacks).
+    if (auto pe = dyn_cast<PositionEmbeddingOp>(clone); pe && !pe.getOffsets()) {
+      if (cacheArgs.size() != 3)
+        return pe.emitError("stage '")
+                   << stageName << "' has learned positions but binds no cache to count "
+                   << "them from",
+               failure();
+      Value lensT = bufferization::ToTensorOp::create(
+          b, pe.getLoc(), RankedTensorType::get({ShapedType::kDynamic}, IntegerType::get(ctx, 32)),
+          cacheArgs[2], /*restrict=*/true, /*writable=*/false);
+      pe.getOffsetsMutable().assign(lensT);
+      // The to_tensor must dominate its use.
+      lensT.getDefiningOp()->moveBefore(pe);
+    }
     return map.lookup(v);
   }
 

@@ -252,6 +252,55 @@ LogicalResult RMSNormOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// PositionEmbeddingOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult PositionEmbeddingOp::verify() {
+  RankedTensorType x = tensorType(getX()), table = tensorType(getTable());
+  if (table.getElementType() != x.getElementType() ||
+      getType().getElementType() != x.getElementType())
+    return emitOpError() << "expected the table (" << table.getElementType()
+                         << ") and the result (" << getType().getElementType()
+                         << ") to have x's element type (" << x.getElementType() << ")";
+  if (failed(expectDim(*this, table.getDimSize(1), x.getDimSize(2), "position table width",
+                       "x width")))
+    return failure();
+  int64_t m = x.getDimSize(1), p = table.getDimSize(0);
+  if (isStatic(m) && isStatic(p) && m > p)
+    return emitOpError() << "expected at most as many positions (" << m
+                         << ") as the position table has rows (" << p << ")";
+  if (getOffsets() &&
+      failed(expectDim(*this, tensorType(getOffsets()).getDimSize(0), x.getDimSize(0),
+                       "offsets size", "batch")))
+    return failure();
+  return expectSameShape(*this, getType(), x, "x");
+}
+
+//===----------------------------------------------------------------------===//
+// LayerNormOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LayerNormOp::verify() {
+  RankedTensorType x = tensorType(getX()), w = tensorType(getW()), b = tensorType(getB());
+  if (failed(expectRankAtLeast1(*this, x, "x")) ||
+      failed(expectDim(*this, w.getDimSize(0), x.getDimSize(x.getRank() - 1),
+                       "norm weight size", "x width")) ||
+      failed(expectDim(*this, b.getDimSize(0), x.getDimSize(x.getRank() - 1),
+                       "norm bias size", "x width")) ||
+      failed(expectPositive(*this, getEpsAttr(), "eps")))
+    return failure();
+  return expectSameShape(*this, getType(), x, "x");
+}
+
+//===----------------------------------------------------------------------===//
+// GeluOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GeluOp::verify() {
+  return expectSameShape(*this, getType(), tensorType(getX()), "x");
+}
+
+//===----------------------------------------------------------------------===//
 // LinearOp
 //===----------------------------------------------------------------------===//
 

@@ -21,8 +21,10 @@ def ConvertPhotonToLinalg : Pass<"convert-photon-to-linalg", "::mlir::ModuleOp">
       `photon.weight` becomes a `memref.view` of the blob at the tensor's byte offset
       (from the blob's index, `weights-file`, or an `offset` attribute on the op) and a
       read-only `bufferization.to_tensor`.
-    - `embedding`, `rms_norm`, `linear`, `lm_head`, `rope`, `swiglu`, `chunk`,
-      `chunk_compress`, `expand`, `shift` become `linalg.generic` ops (plus reshapes).
+    - `embedding`, `position_embedding` (positions past the table clamped to its last
+      row), `rms_norm`, `layer_norm`, `linear`, `gelu`, `lm_head`, `rope`, `swiglu`,
+      `chunk`, `chunk_compress`, `expand`, `shift` become `linalg.generic` ops (plus
+      reshapes).
     - `causal_attention` and `bounded_attention` (causal inside each window) become a
       fused kernel (`fused-attention`, the default): scf loops over (batch row, kv head,
       tiles of 4 query rows of that kv head's G heads) and an online softmax over key

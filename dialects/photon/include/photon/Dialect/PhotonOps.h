@@ -1,6 +1,7 @@
 //===- PhotonOps.h - PHOTON operations --------------------------*- C++ -*-===//
 //
-// Op classes: WeightOp, EmbeddingOp, RMSNormOp, LinearOp, RoPEOp, CausalAttentionOp,
+// Op classes: WeightOp, EmbeddingOp, PositionEmbeddingOp, RMSNormOp, LayerNormOp, LinearOp,
+// GeluOp, RoPEOp, CausalAttentionOp,
 // BoundedAttentionOp, SwiGLUOp, ChunkOp, ChunkCompressOp, ExpandOp, ShiftOp, LMHeadOp,
 // CacheBindOp, KvAppendOp, CachedAttentionOp (all in mlir::photon).
 //

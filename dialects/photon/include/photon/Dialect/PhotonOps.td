@@ -81,6 +81,43 @@ def Photon_EmbeddingOp : Photon_Op<"embedding", [Pure]> {
 }
 
 //===----------------------------------------------------------------------===//
+// photon.position_embedding
+//===----------------------------------------------------------------------===//
+
+def Photon_PositionEmbeddingOp : Photon_Op<"position_embedding", [Pure]> {
+  let summary = "Learned absolute positions: x [B, M, D] + table[offsets[b] + m]";
+  let description = [{
+    `x [B, M, D]`, `table [P, D]`, optional `offsets i32[B]` -> `[B, M, D]`:
+    `result[b, m, :] = x[b, m, :] + table[offsets[b] + m, :]` (just `m` without offsets),
+    the position table of a GPT-2-style model added to its token embeddings. Like
+    `photon.rope`, the op is given `offsets` (the cache lengths) by
+    `photon-derive-stages` in the token-by-token stages. A position at or beyond `P` is
+    undefined behaviour of the model input (the table has no row for it); backends clamp
+    to the last row. `M <= P` when both are static.
+
+    ```mlir
+    %h = photon.position_embedding %x, %wpe
+        : (tensor<?x?x96xf32>, tensor<64x96xf32>) -> tensor<?x?x96xf32>
+    %s = photon.position_embedding %x, %wpe, %lens
+        : (tensor<?x?x96xf32>, tensor<64x96xf32>, tensor<?xi32>) -> tensor<?x?x96xf32>
+    ```
+  }];
+  let arguments = (ins Photon_FloatTensorOfRank<[3]>:$x,
+                       Photon_FloatTensorOfRank<[2]>:$table,
+                       Optional<TensorRankOf<[I32], [1]>>:$offsets);
+  let results = (outs Photon_FloatTensorOfRank<[3]>:$result);
+  let assemblyFormat =
+      "$x `,` $table (`,` $offsets^)? attr-dict `:` functional-type(operands, results)";
+  // The result has the type of `x`; `offsets` may be null.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$x, "::mlir::Value":$table, "::mlir::Value":$offsets), [{
+      build($_builder, $_state, x.getType(), x, table, offsets);
+    }]>
+  ];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // photon.rms_norm
 //===----------------------------------------------------------------------===//
 
@@ -131,6 +168,72 @@ def Photon_LinearOp : Photon_Op<"linear",
   let results = (outs Photon_FloatTensor:$result);
   let assemblyFormat =
       "$x `,` $w (`,` $b^)? attr-dict `:` functional-type(operands, results)";
+  // The result is `x`'s shape with the last dimension `N` (rows of `w`); `b` may be null.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$x, "::mlir::Value":$w, "::mlir::Value":$b), [{
+      build($_builder, $_state, matmulResultType(x, w), x, w, b);
+    }]>
+  ];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// photon.layer_norm
+//===----------------------------------------------------------------------===//
+
+def Photon_LayerNormOp : Photon_Op<"layer_norm",
+    [Pure, SameOperandsAndResultElementType]> {
+  let summary = "LayerNorm over the last dimension (mean-centred, with gain and bias)";
+  let description = [{
+    `result = (x - mean(x)) * rsqrt(mean((x - mean(x))^2) + eps) * w + b` over the last
+    dimension `D` of `x`; `w` and `b` have size `D`. The result has the shape of `x`.
+    Unlike `photon.rms_norm`, the mean is subtracted and a bias is added (GPT-2).
+
+    ```mlir
+    %h = photon.layer_norm %x, %w, %b {eps = 1.0e-05 : f32}
+        : (tensor<?x?x96xf32>, tensor<96xf32>, tensor<96xf32>) -> tensor<?x?x96xf32>
+    ```
+  }];
+  let arguments = (ins Photon_FloatTensor:$x, Photon_FloatTensorOfRank<[1]>:$w,
+                       Photon_FloatTensorOfRank<[1]>:$b, F32Attr:$eps);
+  let results = (outs Photon_FloatTensor:$result);
+  let assemblyFormat =
+      "$x `,` $w `,` $b attr-dict `:` functional-type(operands, results)";
+  // The result has the type of `x`.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$x, "::mlir::Value":$w, "::mlir::Value":$b,
+                   "float":$eps), [{
+      build($_builder, $_state, x.getType(), x, w, b, $_builder.getF32FloatAttr(eps));
+    }]>
+  ];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// photon.gelu
+//===----------------------------------------------------------------------===//
+
+def Photon_GeluOp : Photon_Op<"gelu", [Pure, SameOperandsAndResultElementType]> {
+  let summary = "GELU activation, exact (erf) or the tanh approximation";
+  let description = [{
+    Elementwise. Without `tanh`: `0.5 * x * (1 + erf(x / sqrt(2)))` (torch
+    `F.gelu(x)`); with `tanh`: `0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`
+    (`F.gelu(x, approximate="tanh")`, GPT-2's `gelu_new`). The MLP of a GPT-2-style
+    block is `linear(gelu(linear(x, w_fc, b_fc)), w_proj, b_proj)`.
+
+    ```mlir
+    %g = photon.gelu %u {tanh} : (tensor<?x?x384xf32>) -> tensor<?x?x384xf32>
+    ```
+  }];
+  let arguments = (ins Photon_FloatTensor:$x, UnitAttr:$tanh);
+  let results = (outs Photon_FloatTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` functional-type(operands, results)";
+  // The result has the type of `x`.
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$x, "bool":$tanh), [{
+      build($_builder, $_state, x.getType(), x, tanh);
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
