@@ -10,6 +10,7 @@
 #include "photon/Dialect/PhotonDialect.h"
 #include "photon/Target/CPU.h"
 #include "photon/Target/ForwardOnly.h"
+#include "photon/Target/Tokenizer.h"
 #include "photon/Target/WeightFormats.h"
 #include "photon/Transforms/CachePlan.h"
 #include "photon/InitAllPasses.h"
@@ -356,6 +357,10 @@ int mlir::photon::compileModel(const CompileOptions &opts) {
   } else {
     model = hierarchyJson(*plan);
   }
+  llvm::json::Object tokenizer;
+  int64_t vocab = forwardOnly ? forwardOnly->vocab : plan->hierarchy.vocab;
+  if (!addTokenizer(opts.tokenizer, vocab, out, tokenizer, err)) return fail(err);
+  model["tokenizer"] = std::move(tokenizer);
   model["max_context"] = opts.maxContext;
   m["model"] = std::move(model);
   m["library"] = "model.so";

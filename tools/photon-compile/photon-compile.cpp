@@ -3,6 +3,7 @@
 //   photon-compile model.onnx --target cpu -o model.photon
 //   photon-compile model.onnx --target cuda:sm_80,sm_90 -o model.photon
 //   photon-compile model.mlir --weights model.weights.bin -o model.photon
+//   photon-compile model.onnx --tokenizer tokenizer.model -o model.photon
 //   photon-compile --list-targets
 //
 // The command line of the driver in lib/Target/Driver.cpp (compileModel): import, stage
@@ -44,6 +45,11 @@ static cl::opt<std::string> weightsFor(
     cl::desc("Per-tensor weight formats overriding --weights: GLOB=FORMAT[,GLOB=FORMAT...], "
              "first match wins, e.g. 'lm_head*=f32,*.w_down=f16'"),
     cl::value_desc("glob=format,..."), cl::cat(cat));
+static cl::opt<std::string> tokenizer(
+    "tokenizer",
+    cl::desc("The tokenizer the artifact carries: byte (default), a SentencePiece model file, "
+             "or a GPT-2 vocab.json with merges.txt beside it (copied into the artifact)"),
+    cl::value_desc("byte|file"), cl::cat(cat));
 static cl::opt<std::string> target(
     "target",
     cl::desc("Target: cpu (default) or cuda:<archs>, e.g. cuda:sm_80 or cuda:sm_80,sm_90 "
@@ -150,6 +156,7 @@ int main(int argc, char **argv) {
     else o.weightsFile = w;
   }
   o.weightsFor = weightsFor;
+  o.tokenizer = tokenizer;
   o.target = target;
   o.targetOptions.openmp = openmp;
   o.targetOptions.fusedAttention = fusedAttention;

@@ -51,6 +51,8 @@ generation:
   --repetition-penalty R    > 1 discourages repeats (default 1 = off)
   --seed S                  per-sequence RNG seed (default 0); prompt i uses S + i
   --stop STR                stop before STR (repeatable; C escapes \n \t \\ understood)
+  --ignore-eos              keep generating past the tokenizer's end-of-sequence token
+                            (default: a sequence ends there, finish reason "eos")
   --max-batch N             sequences decoded together (default 64)
   --memory-budget SIZE      KV-cache budget, e.g. 512M, 2G (default: 1/4 of RAM)
   --context-limit N         max prompt + generated tokens per sequence (default: none)
@@ -262,6 +264,7 @@ int run(int argc, char **argv) {
   int32_t maxBatch = 64, overlap = 1, threads = 0;
   int64_t contextLimit = 0;
   float temperature = 0, topP = 1, repetitionPenalty = 1;
+  bool ignoreEos = false;
   int32_t topK = 0, maxTokens = 128;
   uint64_t seed = 0;
   std::vector<std::string> stops;
@@ -314,6 +317,7 @@ int run(int argc, char **argv) {
     else if (a == "--repetition-penalty") repetitionPenalty = static_cast<float>(floatValue("--repetition-penalty", 1e-6));
     else if (a == "--seed") seed = static_cast<uint64_t>(intValue("--seed", 0));
     else if (a == "--stop") stops.push_back(unescape(value("--stop")));
+    else if (a == "--ignore-eos") ignoreEos = true;
     else if (a == "--max-batch") maxBatch = static_cast<int32_t>(intValue("--max-batch", 1, INT32_MAX));
     else if (a == "--context-limit") contextLimit = intValue("--context-limit", 1);
     else if (a == "--memory-budget") {
@@ -425,7 +429,7 @@ int run(int argc, char **argv) {
     reqs[i].promptTokens = toks.size();
     photon::Sampling p;
     p.temperature(temperature).topK(topK).topP(topP).repetitionPenalty(repetitionPenalty)
-        .seed(seed + i).maxTokens(maxTokens).stop(stops);
+        .seed(seed + i).maxTokens(maxTokens).stop(stops).ignoreEos(ignoreEos);
     photon_request_id id = 0;
     try {
       id = engine.submit(toks, p);
