@@ -174,13 +174,16 @@ void emitSplitKTile(OpBuilder &b, Location loc, Value x, Value w, Value y, Array
     auto kLoop = scf::ForOp::create(
         b, loc, cidx(b, loc, 0), cidx(b, loc, kv), cidx(b, loc, kStep), init,
         [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
-          for (Value r : pfIdx)
-            memref::PrefetchOp::create(b, loc, w, ValueRange{r, k}, /*isWrite=*/false, kPrefetchL2,
-                                       /*isDataCache=*/true);
+          auto prefetch = [&] {
+            for (Value r : pfIdx)
+              memref::PrefetchOp::create(b, loc, w, ValueRange{r, k}, /*isWrite=*/false,
+                                         kPrefetchL2, /*isDataCache=*/true);
+          };
           SmallVector<Value> next;
           if (!d) {
             SmallVector<Value> xv;
             for (Value m : ms) xv.push_back(vector::LoadOp::create(b, loc, vt, x, ValueRange{m, k}));
+            prefetch();
             for (size_t i = 0; i < R; ++i) {
               Value wv = loadWeightVector(b, loc, w, rowIdx[i], k, lanes);
               for (size_t j = 0; j < MB; ++j)
@@ -190,6 +193,7 @@ void emitSplitKTile(OpBuilder &b, Location loc, Value x, Value w, Value y, Array
             return;
           }
           // q8: one group of `group` k per step; xv[j][g] = x[m_j, k + g * lanes ..]
+          prefetch();
           int64_t G = group / lanes;
           SmallVector<SmallVector<Value>> xv(MB);
           SmallVector<Value> kg;

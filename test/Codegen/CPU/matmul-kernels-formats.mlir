@@ -1,0 +1,120 @@
+// Reduced-precision weights (photon-compile --weights f16|bf16|q8): photon-matmul-kernels
+// widens the weight inside the dot product, and the instructions the x86 back end picks for
+// it on an AVX2+FMA+F16C target (znver3, 8 lanes) and an AVX-512 target (skylake-avx512,
+// 16 lanes).
+// RUN: photon-opt %s --photon-matmul-kernels=rows=4 | FileCheck %s
+// RUN: photon-opt %s --photon-lower-to-llvm | mlir-translate --mlir-to-llvmir \
+// RUN:   | llc -O3 -mtriple=x86_64-pc-linux-gnu -mcpu=znver3 | FileCheck %s --check-prefix=AVX2
+// RUN: photon-opt %s --photon-lower-to-llvm="lanes=16" | mlir-translate --mlir-to-llvmir \
+// RUN:   | llc -O3 -mtriple=x86_64-pc-linux-gnu -mcpu=skylake-avx512 | FileCheck %s --check-prefix=AVX512
+
+#x = affine_map<(m, n, k) -> (m, k)>
+#w = affine_map<(m, n, k) -> (n, k)>
+#d = affine_map<(m, n, k) -> (n, k floordiv 32)>
+#y = affine_map<(m, n, k) -> (m, n)>
+
+// f16: vector<8xf16> loads widened by arith.extf, FMAs in f32; the GEMM widens the scalar.
+// CHECK-LABEL: func.func @f16
+// CHECK:         call @__photon_matmul_f16_6x64(%arg0, %arg1, %arg2)
+// CHECK-LABEL: func.func @bf16
+// CHECK:         call @__photon_matmul_bf16_6x64(%arg0, %arg1, %arg2)
+// CHECK-LABEL: func.func @q8
+// CHECK:         call @__photon_matmul_q8_6x64(%arg0, %arg1, %arg3, %arg2)
+// CHECK-LABEL: func.func @not_grouped
+// CHECK:         linalg.generic
+// CHECK-LABEL: func.func private @__photon_matmul_f16_6x64
+// CHECK-SAME:    memref<6x64xf16>
+// CHECK:         %[[H:.*]] = vector.load %arg1[{{.*}}] : memref<6x64xf16>, vector<8xf16>
+// CHECK:         %[[E:.*]] = arith.extf %[[H]] : vector<8xf16> to vector<8xf32>
+// CHECK:         vector.fma {{.*}}, %[[E]], {{.*}} : vector<8xf32>
+// CHECK-LABEL: func.func private @__photon_matmul_bf16_6x64
+// CHECK:         vector.load %arg1[{{.*}}] : memref<6x64xbf16>, vector<8xbf16>
+// CHECK:         arith.extf {{.*}} : vector<8xbf16> to vector<8xf32>
+// q8: k steps by a whole group of 32 (4 vectors of 8); one scale per group and weight row,
+// the group's products summed first, then acc = fma(sum, scale, acc).
+// CHECK-LABEL: func.func private @__photon_matmul_q8_6x64
+// CHECK-SAME:    memref<6x64xi8>, %{{.*}}: memref<?x6xf32>, %{{.*}}: memref<6x2xf16>
+// CHECK:         scf.for %[[K:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %{{c32[_0-9]*}} iter_args
+// CHECK:           %[[G:.*]] = arith.divui %[[K]], %{{c32[_0-9]*}} : index
+// CHECK:           %[[S:.*]] = memref.load %arg3[%{{.*}}, %[[G]]] : memref<6x2xf16>
+// CHECK:           %[[SF:.*]] = arith.extf %[[S]] : f16 to f32
+// CHECK:           %[[SV:.*]] = vector.broadcast %[[SF]] : f32 to vector<8xf32>
+// CHECK:           %[[Q:.*]] = vector.load %arg1[{{.*}}] : memref<6x64xi8>, vector<8xi8>
+// CHECK:           %[[QF:.*]] = arith.sitofp %[[Q]] : vector<8xi8> to vector<8xf32>
+// CHECK:           arith.mulf {{.*}}, %[[QF]]
+// CHECK-COUNT-3:   vector.fma
+// CHECK:           vector.fma %{{.*}}, %[[SV]], %{{.*}} : vector<8xf32>
+
+// AVX2 + F16C: f16 -> vcvtph2ps on ymm; bf16 -> zero-extend and shift left by 16; i8 ->
+// sign-extend to dwords and convert; FMAs on ymm.
+// AVX2-LABEL: __photon_matmul_f16_6x64:
+// AVX2:         vcvtph2ps {{.*}}%ymm
+// AVX2:         vfmadd{{.*}}%ymm
+// AVX2-LABEL: __photon_matmul_bf16_6x64:
+// AVX2:         vpmovzxwd {{.*}}%ymm
+// AVX2:         vpslld $16, {{.*}}%ymm
+// AVX2-LABEL: __photon_matmul_q8_6x64:
+// AVX2:         vpmovsxbd {{.*}}%ymm
+// AVX2:         vcvtdq2ps {{.*}}%ymm
+// AVX2:         vfmadd{{.*}}%ymm
+// AVX512-LABEL: __photon_matmul_f16_6x64:
+// AVX512:       vcvtph2ps {{.*}}%zmm
+// AVX512:       vfmadd{{.*}}%zmm
+// AVX512-LABEL: __photon_matmul_q8_6x64:
+// AVX512:       vpmovsxbd {{.*}}%zmm
+// AVX512:       vcvtdq2ps {{.*}}%zmm
+// AVX512:       vfmadd{{.*}}%zmm
+
+func.func @f16(%x: memref<?x64xf32>, %w: memref<6x64xf16>, %y: memref<?x6xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #y], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xf32>, memref<6x64xf16>) outs(%y : memref<?x6xf32>) {
+  ^bb0(%a: f32, %b: f16, %c: f32):
+    %e = arith.extf %b : f16 to f32
+    %p = arith.mulf %a, %e fastmath<reassoc,contract> : f32
+    %s = arith.addf %c, %p fastmath<reassoc,contract> : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+func.func @bf16(%x: memref<?x64xf32>, %w: memref<6x64xbf16>, %y: memref<?x6xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #y], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xf32>, memref<6x64xbf16>) outs(%y : memref<?x6xf32>) {
+  ^bb0(%a: f32, %b: bf16, %c: f32):
+    %e = arith.extf %b : bf16 to f32
+    %p = arith.mulf %a, %e fastmath<reassoc,contract> : f32
+    %s = arith.addf %c, %p fastmath<reassoc,contract> : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+func.func @q8(%x: memref<?x64xf32>, %w: memref<6x64xi8>, %d: memref<6x2xf16>, %y: memref<?x6xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #d, #y], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w, %d : memref<?x64xf32>, memref<6x64xi8>, memref<6x2xf16>) outs(%y : memref<?x6xf32>) {
+  ^bb0(%a: f32, %q: i8, %s: f16, %c: f32):
+    %qf = arith.sitofp %q : i8 to f32
+    %sf = arith.extf %s : f16 to f32
+    %wv = arith.mulf %qf, %sf : f32
+    %p = arith.mulf %a, %wv fastmath<reassoc,contract> : f32
+    %r = arith.addf %c, %p fastmath<reassoc,contract> : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// Not a dequantized weight (the scale map is not k floordiv a constant): left alone.
+#dk = affine_map<(m, n, k) -> (n, k)>
+func.func @not_grouped(%x: memref<?x64xf32>, %w: memref<6x64xi8>, %d: memref<6x64xf16>, %y: memref<?x6xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #dk, #y], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w, %d : memref<?x64xf32>, memref<6x64xi8>, memref<6x64xf16>) outs(%y : memref<?x6xf32>) {
+  ^bb0(%a: f32, %q: i8, %s: f16, %c: f32):
+    %qf = arith.sitofp %q : i8 to f32
+    %sf = arith.extf %s : f16 to f32
+    %wv = arith.mulf %qf, %sf : f32
+    %p = arith.mulf %a, %wv fastmath<reassoc,contract> : f32
+    %r = arith.addf %c, %p fastmath<reassoc,contract> : f32
+    linalg.yield %r : f32
+  }
+  return
+}
