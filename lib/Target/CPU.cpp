@@ -185,6 +185,26 @@ std::vector<std::string> manifestFeatures(const std::string &features) {
   return out;
 }
 
+std::vector<std::string> manifestFeatures(const std::string &cpuIn, const std::string &features,
+                                          const std::string &tripleStr) {
+  llvm::InitializeNativeTarget();
+  std::string cpu = cpuIn.empty() ? hostCPU() : cpuIn;
+  llvm::Triple triple(tripleStr.empty() ? llvm::sys::getDefaultTargetTriple() : tripleStr);
+  std::string error;
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target || triple.getArch() != llvm::Triple::x86_64) return manifestFeatures(features);
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(
+      target->createMCSubtargetInfo(triple, cpu, features));
+  if (!sti) return manifestFeatures(features);
+  // The names runtime/src/artifact.cpp (cpuHasFeature) checks against the host.
+  std::vector<std::string> out;
+  for (const char *f : {"sse4.2", "popcnt", "avx", "avx2", "fma", "f16c", "bmi", "bmi2",
+                        "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl",
+                        "avx512vnni", "avx512bf16", "avx512fp16", "avxvnni"})
+    if (sti->checkFeatures(std::string("+") + f)) out.push_back(f);
+  return out;
+}
+
 static llvm::Function *addVoidStarWrapper(llvm::Module &m, const StageInfo &s, std::string &error) {
   llvm::LLVMContext &c = m.getContext();
   std::string impl = "_mlir_ciface___photon_stage_" + s.name;

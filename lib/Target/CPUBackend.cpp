@@ -48,7 +48,9 @@ public:
   llvm::json::Object manifestTarget(const TargetSpec &, const TargetOptions &o,
                                     const CodegenOptions &cg) const override {
     llvm::json::Array feats;
-    for (auto &f : manifestFeatures(cg.features)) feats.push_back(f);
+    // Everything the code may use, also for a --cpu other than the host's (issue 19: an
+    // AVX-512 artifact must be refused on a CPU without it, not die with SIGILL).
+    for (auto &f : manifestFeatures(cg.cpu, cg.features, cg.triple)) feats.push_back(f);
     return llvm::json::Object{{"kind", "cpu"},
                               {"triple", cg.triple},
                               {"cpu", cg.cpu},

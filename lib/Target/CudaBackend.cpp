@@ -65,7 +65,7 @@ public:
   llvm::json::Object manifestTarget(const TargetSpec &spec, const TargetOptions &,
                                     const CodegenOptions &cg) const override {
     llvm::json::Array feats;
-    for (auto &f : manifestFeatures(cg.features)) feats.push_back(f);
+    for (auto &f : manifestFeatures(cg.cpu, cg.features, cg.triple)) feats.push_back(f);
     llvm::json::Array archs;
     for (auto &c : spec.archs) archs.push_back(c);
     // The host code (stage entry points calling the mgpu* functions) is x86 code for the

@@ -81,6 +81,14 @@ bool linkSharedLibrary(const std::string &objPath, const std::string &soPath, bo
 /// the target has, without '+'.
 std::vector<std::string> manifestFeatures(const std::string &features);
 
+/// The features written to the manifest for code generated for `cpu` with `features`
+/// (LLVM's "+a,-b" form, e.g. --mattr) on `triple`: every x86 extension the runtime checks
+/// (docs/artifact.md) that this CPU model plus these features enable, by LLVM's names,
+/// without '+'. Unlike manifestFeatures this also covers a --cpu other than the host's (the
+/// host's feature list is not used then, so the CPU model's own features must be listed).
+std::vector<std::string> manifestFeatures(const std::string &cpu, const std::string &features,
+                                          const std::string &triple);
+
 } // namespace photon
 } // namespace mlir
 
