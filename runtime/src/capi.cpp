@@ -256,6 +256,7 @@ void photon_engine_options_defaults(photon_engine_options *o) {
   o->threads = 0;
   o->cache_policy = PHOTON_CACHE_RESERVE;
   o->eos_id = -1;
+  o->prefill_chunk = 0;
 }
 
 photon_status photon_engine_create(const photon_model *model, const photon_engine_options *opts,
@@ -287,6 +288,7 @@ photon_status photon_engine_create(const photon_model *model, const photon_engin
       }
       if (PHOTON_HAS(opts, cache_policy)) eo.cachePolicy = opts->cache_policy; // checked by create
       if (PHOTON_HAS(opts, eos_id)) eo.eosId = opts->eos_id;
+      if (PHOTON_HAS(opts, prefill_chunk)) eo.prefillChunk = opts->prefill_chunk;
       
     }
     std::unique_ptr<rt::Engine> e;

@@ -135,6 +135,8 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
                  "RecGen takes the reserve cache policy only: its top-level cache holds the "
                  "decoder's reconstructions, which a preempted sequence cannot rebuild from its "
                  "tokens");
+  if (opts.prefillChunk < 0)
+    return error(PHOTON_ERR_INVALID_ARGUMENT, "prefill chunk must be >= 0 (0 = whole prompts)");
   if (opts.eosId < -2 || opts.eosId >= e->V_)
     return error(PHOTON_ERR_INVALID_ARGUMENT,
                  "eos id " + std::to_string(opts.eosId) + " is outside the vocabulary [0, " +
@@ -219,6 +221,9 @@ void Engine::preempt(std::unique_ptr<Sequence> s) {
   cache_.release(s->cache);
   s->prefixLen = static_cast<int64_t>(s->tokens.size());
   s->metas = 0;
+  s->prefilled = false;
+  s->prefillStarted = false;
+  s->prefillCounted = 0;
   s->topPrev.clear();
   s->lastHat.clear();
   s->nextLogits.clear();
@@ -407,36 +412,58 @@ Status Engine::encodeTokens(Sequence &s, const int32_t *tokens, int64_t count,
   return Status::ok();
 }
 
-Status Engine::prefillPhoton(Sequence &s) {
+Status Engine::prefillPhoton(Sequence &s, int64_t budget, int64_t &used) {
+  used = 0;
   const float *sL = model_.startLatent(L_);
-  s.topPrev.assign(sL, sL + D_);
-  s.lastHat.assign(static_cast<size_t>(L_ + 1), {});
-  for (int l = 1; l < L_; ++l) {
-    const float *sl = model_.startLatent(l);
-    s.lastHat[l].assign(sl, sl + D_);
+  if (!s.prefillStarted) {
+    s.topPrev.assign(sL, sL + D_);
+    s.topPrev2.assign(sL, sL + D_);
+    s.lastHat.assign(static_cast<size_t>(L_ + 1), {});
+    for (int l = 1; l < L_; ++l) {
+      const float *sl = model_.startLatent(l);
+      s.lastHat[l].assign(sl, sl + D_);
+    }
+    s.metas = 0;
+    s.prefillStarted = true;
   }
   const int64_t Pm = s.prefixLen / tokensPerMeta_;
-  s.metas = Pm;
-  if (Pm == 0) return Status::ok();
+  // The decoder state after meta-context Pm-1 (the last Xhat(l) units), needed by the first
+  // generated chunk at each level. With chunk sizes >= 2 it depends only on meta Pm-1 (and
+  // the prompt may be prefilled in parts); otherwise it is replayed from the start, which
+  // needs every top-level unit at once (no parts).
+  bool replay = false;
+  for (int l = 2; l < L_; ++l) replay |= C_[l + 1] < 2;
+  int64_t n = Pm - s.metas;
+  if (budget > 0 && !replay) n = std::min<int64_t>(n, std::max<int64_t>(1, budget / tokensPerMeta_));
   std::vector<float> xTop;
-  PHOTON_RETURN_IF_ERROR(encodeTokens(s, s.tokens.data(), Pm, xTop));
-  if (opts_.mode == PHOTON_MODE_RECGEN)
+  if (n > 0) {
+    PHOTON_RETURN_IF_ERROR(encodeTokens(s, s.tokens.data() + s.metas * tokensPerMeta_, n, xTop));
+    if (n >= 2) s.topPrev2.assign(xTop.end() - 2 * D_, xTop.end() - D_);
+    else s.topPrev2 = s.topPrev;
+    s.topPrev.assign(xTop.end() - D_, xTop.end());
+    s.metas += n;
+    used = n * tokensPerMeta_;
+  }
+  if (s.metas < Pm) return Status::ok(); // more in later steps
+  if (Pm > 0 && opts_.mode == PHOTON_MODE_RECGEN)
     for (int l = 1; l < L_; ++l) cache_.releaseLevel(s.cache, cache_.indexOfLevel(l));
-  if (L_ >= 2) {
-    // The decoder state after meta-context Pm-1 (the last Xhat(l) units), needed by the
-    // first generated chunk at each level. With chunk sizes >= 2 it depends only on meta
-    // Pm-1; otherwise replay from the start.
-    bool replay = false;
-    for (int l = 2; l < L_; ++l) replay |= C_[l + 1] < 2;
-    for (int64_t m = replay ? 0 : Pm - 1; m < Pm; ++m) {
-      if (m >= 1) s.topPrev.assign(xTop.begin() + (m - 1) * D_, xTop.begin() + m * D_);
-      else s.topPrev.assign(sL, sL + D_);
-      std::vector<Sequence *> one{&s};
-      std::vector<float> tp, tc;
+  if (L_ >= 2 && Pm > 0) {
+    std::vector<float> last = s.topPrev;
+    std::vector<Sequence *> one{&s};
+    std::vector<float> tp, tc;
+    if (replay) {
+      for (int64_t m = 0; m < Pm; ++m) {
+        if (m >= 1) s.topPrev.assign(xTop.begin() + (m - 1) * D_, xTop.begin() + m * D_);
+        else s.topPrev.assign(sL, sL + D_);
+        PHOTON_RETURN_IF_ERROR(decodeLatents(one, tp, tc));
+      }
+    } else {
+      s.topPrev = s.topPrev2; // X(L) of meta Pm-2 (the start latent if Pm = 1)
       PHOTON_RETURN_IF_ERROR(decodeLatents(one, tp, tc));
     }
+    s.topPrev = last;
   }
-  s.topPrev.assign(xTop.begin() + (Pm - 1) * D_, xTop.begin() + Pm * D_);
+  s.prefilled = true;
   return Status::ok();
 }
 
@@ -672,15 +699,20 @@ Status Engine::renderIncremental(std::vector<Sequence *> &batch, const std::vect
 
 // ------------------------------------------------------------------ vanilla
 
-Status Engine::prefillVanilla(Sequence &s) {
+Status Engine::prefillVanilla(Sequence &s, int64_t budget, int64_t &used) {
+  used = 0;
   StageFn fn = model_.stage("lm_step");
   if (!fn) return error(PHOTON_ERR_ABI, "the artifact has no stage 'lm_step'");
   int li = cache_.indexOfLevel(1);
   const int64_t kPiece = 256;
   std::vector<float> logits;
-  for (int64_t done = 0; done < s.prefixLen; done += kPiece) {
+  if (s.cache.lens.empty()) return error(PHOTON_ERR_INTERNAL, "prefill before admission");
+  const int64_t from = s.cache.lens[li]; // tokens of the prefix already in the cache
+  const int64_t to = budget > 0 ? std::min(s.prefixLen, from + budget) : s.prefixLen;
+  for (int64_t done = from; done < to; done += kPiece) {
+    // Cancellation (Ctrl-C) is honoured between pieces of a long prefill, not only after it.
     if (cancel_.load()) return error(PHOTON_ERR_CANCELLED, "cancelled during the prompt's prefill");
-    int64_t n = std::min(kPiece, s.prefixLen - done);
+    int64_t n = std::min(kPiece, to - done);
     PHOTON_RETURN_IF_ERROR(cache_.ensure(s.cache, li, s.cache.lens[li] + n));
     const auto &t = s.cache.tables[li];
     std::vector<int32_t> table(t.begin(), t.end());
@@ -695,7 +727,11 @@ Status Engine::prefillVanilla(Sequence &s) {
     a.add(logits.data(), {1, n, V_});
     fn(a.args());
     cache_.setLength(s.cache, li, s.cache.lens[li] + n);
-    if (done + n == s.prefixLen) s.nextLogits.assign(logits.end() - V_, logits.end());
+    used += n;
+    if (done + n == s.prefixLen) {
+      s.nextLogits.assign(logits.end() - V_, logits.end());
+      s.prefilled = true;
+    }
   }
   return Status::ok();
 }
@@ -842,11 +878,15 @@ void Engine::finishAll(photon_finish why, const TokenCallback &cb) {
   waiting_.clear();
 }
 
-Status Engine::admit(Sequence &s) {
+Status Engine::prefillPart(Sequence &s, int64_t budget, int64_t &used) {
   double t0 = now();
-  Status st = L_ == 0 ? prefillVanilla(s) : prefillPhoton(s);
+  Status st = L_ == 0 ? prefillVanilla(s, budget, used) : prefillPhoton(s, budget, used);
   stats_.prefillSeconds += now() - t0;
-  stats_.prefillTokens += static_cast<uint64_t>(s.prefixLen);
+  // Prompt tokens prefilled: the whole prefix once it is in (a PHOTON prompt's incomplete
+  // last meta-context included, as it is forced through the token decoder), else the parts.
+  int64_t counted = s.prefilled ? s.prefixLen : s.prefillCounted + used;
+  stats_.prefillTokens += static_cast<uint64_t>(counted - s.prefillCounted);
+  s.prefillCounted = counted;
   return st;
 }
 
@@ -888,12 +928,22 @@ Status Engine::step(const TokenCallback &cb, int &active) {
       publish();
       return st;
     }
-    std::unique_ptr<Sequence> owned = std::move(waiting_.front());
+    active_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
-    Status pst = admit(*owned);
+  }
+  // Prefill, in admission order: whole prefixes, or with a prefill chunk at most that many
+  // tokens per step over all sequences (a long prompt then takes several steps, and the
+  // running sequences decode between them).
+  int64_t prefillLeft = opts_.prefillChunk;
+  for (size_t i = 0; i < active_.size(); ++i) {
+    Sequence &s = *active_[i];
+    if (s.prefilled) continue;
+    if (opts_.prefillChunk > 0 && prefillLeft <= 0) break;
+    int64_t used = 0;
+    Status pst = prefillPart(s, opts_.prefillChunk > 0 ? prefillLeft : 0, used);
+    prefillLeft -= used;
     if (!pst && pst.code() == PHOTON_ERR_CANCELLED) {
       // Cancelled inside the prefill: this request is reported as cancelled with the others.
-      waiting_.push_front(std::move(owned));
       finishAll(PHOTON_FINISH_CANCELLED, cb);
       cancel_.store(false);
       active = 0;
@@ -901,16 +951,17 @@ Status Engine::step(const TokenCallback &cb, int &active) {
       return pst;
     }
     if (!pst) {
-      cache_.release(owned->cache);
+      cache_.release(s.cache);
+      active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(i));
       publish();
       return pst;
     }
-    active_.push_back(std::move(owned));
   }
   stats_.peakBatch = std::max(stats_.peakBatch, static_cast<int>(active_.size()));
-  if (!active_.empty()) {
-    std::vector<Sequence *> batch;
-    for (auto &s : active_) batch.push_back(s.get());
+  std::vector<Sequence *> batch;
+  for (auto &s : active_)
+    if (s->prefilled) batch.push_back(s.get());
+  if (!batch.empty()) {
     double t0 = now();
     Status st = L_ == 0 ? stepVanilla(batch) : stepPhoton(batch);
     stats_.decodeSeconds += now() - t0;

@@ -68,6 +68,9 @@ Options:
   --context-limit N         max prompt + generated tokens per sequence (default: none)
   --threads N               compute threads of an --openmp artifact (default: OpenMP's)
   --eos-id N                end-of-sequence token (default: the tokenizer's; -2: none)
+  --prefill-chunk N         prompt tokens prefilled per engine step over all new requests
+                            (default 512; 0 = whole prompts): a long prompt is prefilled
+                            over several steps while running requests keep decoding
   --http-threads N          HTTP worker threads (default 128; one per open request)
   --max-queue N             requests (samples) in flight at once before 429 (default 256)
   --max-body SIZE           largest request body (default 1M)
@@ -732,7 +735,7 @@ int main(int argc, char **argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string modelPath, host = "127.0.0.1", portFile, modelName, mode = "hiergen", policy;
   int port = 8000, maxBatch = 64, threads = 0, httpThreads = 128, eosId = -1;
-  int64_t contextLimit = 0;
+  int64_t contextLimit = 0, prefillChunk = 512;
   uint64_t budget = 0, maxBody = 1 << 20;
   double drainSeconds = 10;
   auto value = [&](size_t &i, const char *name) -> std::string {
@@ -767,6 +770,7 @@ int main(int argc, char **argv) {
     else if (a == "--max-batch") maxBatch = static_cast<int>(toInt(value(i, "--max-batch"), "--max-batch", 1, 4096));
     else if (a == "--context-limit") contextLimit = toInt(value(i, "--context-limit"), "--context-limit", 0, 1ll << 40);
     else if (a == "--threads") threads = static_cast<int>(toInt(value(i, "--threads"), "--threads", 0, 1024));
+    else if (a == "--prefill-chunk") prefillChunk = toInt(value(i, "--prefill-chunk"), "--prefill-chunk", 0, 1ll << 30);
     else if (a == "--eos-id") eosId = static_cast<int>(toInt(value(i, "--eos-id"), "--eos-id", -2, 1 << 30));
     else if (a == "--http-threads") httpThreads = static_cast<int>(toInt(value(i, "--http-threads"), "--http-threads", 1, 4096));
     else if (a == "--max-queue") g.maxQueue = static_cast<int>(toInt(value(i, "--max-queue"), "--max-queue", 1, 1 << 20));
@@ -807,7 +811,8 @@ int main(int argc, char **argv) {
         .contextLimit(contextLimit)
         .threads(threads)
         .cachePolicy(policy == "grow" ? PHOTON_CACHE_GROW : PHOTON_CACHE_RESERVE)
-        .eosId(eosId);
+        .eosId(eosId)
+        .prefillChunk(prefillChunk);
     engine = std::make_unique<photon::Engine>(*model, eo);
   } catch (const photon::Error &e) {
     die(std::string(photon_status_string(e.status())) + ": " + e.what());

@@ -212,6 +212,11 @@ typedef struct photon_engine_options {
   photon_cache_policy cache_policy; /* default RESERVE */
   int32_t eos_id;          /* end of sequence: -1 (default) = the tokenizer's id, if it has
                               one; -2 = none; >= 0 = this token id */
+  int64_t prefill_chunk;   /* prompt tokens prefilled per step over all admitted requests;
+                              0 (default) = a prompt is prefilled whole when admitted. With a
+                              chunk a long prompt takes several steps (PHOTON: whole
+                              meta-contexts, at least one per step) while the running
+                              sequences keep decoding between them */
 } photon_engine_options;
 
 PHOTON_EXPORT void photon_engine_options_defaults(photon_engine_options *opts);

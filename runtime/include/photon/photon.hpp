@@ -103,6 +103,7 @@ public:
   EngineOptions &threads(int32_t n) { o_.threads = n; return *this; } // 0: OpenMP's default
   EngineOptions &cachePolicy(photon_cache_policy p) { o_.cache_policy = p; return *this; }
   EngineOptions &eosId(int32_t id) { o_.eos_id = id; return *this; } // -1 tokenizer's, -2 none
+  EngineOptions &prefillChunk(int64_t tokens) { o_.prefill_chunk = tokens; return *this; } // 0: whole
   const photon_engine_options *get() const { return &o_; }
 
 private:
