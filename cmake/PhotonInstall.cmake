@@ -42,7 +42,7 @@ install(FILES
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/photon COMPONENT runtime)
 
 # The tools that this build has (the compiler's only with PHOTON_BUILD_COMPILER).
-foreach(tool photon-compile photon-opt photon-import photon-run photon-bench)
+foreach(tool photon-compile photon-opt photon-import photon-run photon-bench photon-serve)
   if(TARGET ${tool})
     get_target_property(_rpath ${tool} INSTALL_RPATH)
     if(NOT _rpath)
