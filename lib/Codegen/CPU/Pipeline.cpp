@@ -61,6 +61,9 @@ void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulK
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
   if (matmulKernels) pm.addPass(createPhotonMatmulKernels(kernels));
   pm.addPass(createPhotonCopyToLinalg());
+  // Intermediates freed after their last use, not at the end of the stage (the peak of a
+  // stage call is then its largest live set, not the sum of its buffers).
+  pm.addPass(createPhotonFreeAtLastUse());
   if (failed(parsePassPipeline(openmp ? kLowerToLLVMParallelLoops : kLowerToLLVMLoops, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
   if (openmp) {

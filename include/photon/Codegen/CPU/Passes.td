@@ -152,6 +152,21 @@ def PhotonInlineAllocaScopes : Pass<"photon-inline-alloca-scopes", "::mlir::Modu
   }];
 }
 
+def PhotonFreeAtLastUse : Pass<"photon-free-at-last-use", "::mlir::ModuleOp"> {
+  let summary = "Free each intermediate buffer right after its last use";
+  let description = [{
+    buffer-deallocation-pipeline places the deallocations of a block at its end, so the
+    intermediates of a stage call (its layers inlined in one block) all stay allocated until
+    the call returns and its heap peak is their sum. Each unconditional `memref.dealloc` of a
+    `memref.alloc` of the same block moves to just after the last operation of the block
+    that uses the buffer or a memref derived from it (views, casts, reshapes, transitively;
+    uses in nested regions count at their ancestor in the block). Buffers used by the
+    terminator or outside the block keep their deallocation. Same buffers, same mallocs:
+    only the peak of live bytes changes.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 def PhotonOmpDynamicSchedule : Pass<"photon-omp-dynamic-schedule", "::mlir::ModuleOp"> {
   let summary = "Set schedule(dynamic) on every omp.wsloop";
   let description = [{
