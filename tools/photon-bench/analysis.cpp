@@ -117,6 +117,7 @@ void finishCell(Bench &B, Cell &c) {
   c.roofB1 = roofline(m, c.mode, avgCtx, 1, mc, c.threadsUsed);
   c.achievedDecode = c.decode.median / c.roof.decodeTps;
   c.achievedB1 = c.b1Decode.median / c.roofB1.decodeTps;
+  c.parts = memBreakdown(c);
   c.otherCoresMax = 0;
   c.noisy = false;
   for (auto &r : c.runs) {
@@ -128,6 +129,47 @@ void finishCell(Bench &B, Cell &c) {
   c.prefillGflops = pf.median * fpt / 1e9;
   c.sgemmGflops = sg.available ? (c.threadsUsed >= 2 ? sg.gflops2 : sg.gflops1) : NAN;
   c.prefillOverSgemm = c.sgemmGflops > 0 ? c.prefillGflops / c.sgemmGflops : NAN;
+}
+
+MemBreakdown memBreakdown(const Cell &c) {
+  MemBreakdown p;
+  std::vector<double> x;
+  for (auto &pt : c.points) {
+    if (!pt.mem.tracked) return p;
+    x.push_back(pt.batch);
+  }
+  if (x.size() < 2) return p;
+  auto slope = [&](auto f) {
+    std::vector<double> y;
+    for (auto &pt : c.points) y.push_back(f(pt));
+    double a = 0, b = NAN;
+    if (!fitLine(x, y, a, b)) return static_cast<double>(NAN);
+    return b;
+  };
+  p.present = true;
+  const MemParts &m0 = c.points.front().mem;
+  for (int i = 0; i < m0.cacheLevels; ++i)
+    p.cacheLevels.push_back({m0.cacheLevelId[i], slope([&](const MemPoint &pt) {
+                               return static_cast<double>(pt.mem.cachePeakLevel[i]);
+                             })});
+  p.cache = slope([](const MemPoint &pt) { return pt.cachePeak; });
+  p.windows = slope([](const MemPoint &pt) { return pt.windows; });
+  p.stage = slope([](const MemPoint &pt) { return static_cast<double>(pt.mem.stagePeak); });
+  p.runtime = slope([](const MemPoint &pt) { return static_cast<double>(pt.mem.runtimePeak); });
+  p.runtimeOther = p.runtime - p.windows;
+  p.heap = slope([](const MemPoint &pt) { return static_cast<double>(pt.mem.heapPeak); });
+  p.heapOther = slope([](const MemPoint &pt) {
+    return static_cast<double>(pt.mem.heapPeak - pt.mem.stagePeak - pt.mem.runtimePeak);
+  });
+  p.rss = slope([](const MemPoint &pt) { return pt.peakRss - pt.rssBefore; });
+  // What the RSS grows by beyond the caches (mmapped) and the live heap: glibc's free chunks,
+  // arenas of more threads, page granularity.
+  p.allocator = p.rss - p.cache - p.heap;
+  double mallocs = 0, tokens = 0;
+  for (auto &r : c.runs)
+    if (r.ok && r.mem.tracked) mallocs += r.mem.stageMallocs, tokens += r.generated;
+  p.stageMallocsPerToken = tokens > 0 ? mallocs / tokens : NAN;
+  return p;
 }
 
 double safeDiv(double a, double b) { return (std::isfinite(a) && std::isfinite(b) && b != 0) ? a / b : NAN; }

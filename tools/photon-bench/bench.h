@@ -67,6 +67,8 @@ struct Model {
   photon_model_info info{};
   CostModel cost;
   double params = 0;  // weights bytes / 4 (f32)
+  double windowBytes = 0;  // one sequence's token-decoder window (token_next's cache argument)
+  double plannedBytesPerSeq = -1;  // manifest memory_plan.per_sequence_bytes (-1: none)
 };
 
 struct ModeSpec {
@@ -88,8 +90,22 @@ struct RunSpec {
   int prompt, gen, batch;
 };
 
+/// Where a run's memory went (plain data: it crosses the child's pipe). Heap figures are
+/// peaks of live bytes from heapstat (model.so = the compiled stages' intermediates,
+/// libphoton.so = the runtime's logits, windows, batch tables and sequences).
+struct MemParts {
+  int32_t tracked;  // heapstat found model.so and counted
+  int32_t cacheLevels;
+  int32_t cacheLevelId[PHOTON_MAX_LEVELS];
+  uint64_t cachePeakLevel[PHOTON_MAX_LEVELS];
+  int64_t heapPeak, stagePeak, runtimePeak;
+  uint64_t stageMallocs, stageBytes, untracked;
+  uint64_t mallocHeld, mallocFree;  // glibc arenas + mmapped chunks, free bytes in them (end)
+};
+
 struct RunResult {
   RunSpec spec;
+  MemParts mem{};
   bool ok = false;
   std::string error;
   double wall = 0, prefillSeconds = 0, decodeSeconds = 0;
@@ -149,12 +165,25 @@ struct SettingDef {
 struct MemPoint {
   int batch;
   double peakRss, cachePeak;
+  double rssBefore = 0;
+  MemParts mem{};
+  double windows = 0;  // token-decoder windows: batch x the model's window bytes (HierGen/RecGen)
+};
+
+/// Per-sample bytes of each part of memory: slopes against the batch of the slope runs.
+struct MemBreakdown {
+  bool present = false;
+  std::vector<std::pair<int, double>> cacheLevels;  // (level id, bytes per sample)
+  double cache = NAN, windows = NAN, stage = NAN, runtime = NAN, runtimeOther = NAN,
+         heapOther = NAN, heap = NAN, rss = NAN, allocator = NAN;
+  double stageMallocsPerToken = NAN;
 };
 
 struct Cell {  // one model x mode x setting of the paper table
   std::string model, family, mode, setting;
   int prompt = 0, gen = 0;
   std::vector<MemPoint> points;
+  MemBreakdown parts;
   double memSlope = NAN, memIntercept = NAN, cacheSlope = NAN, rssSlope = NAN;
   std::string memSource = "peak_rss";
   int budgetBatch = 0, tunedBatch = 0;
@@ -202,6 +231,8 @@ struct Bench {
 int setup(Bench &B);
 /// Everything derived from a cell's runs (idempotent: called on partial cells too).
 void finishCell(Bench &B, Cell &c);
+/// The per-sample slope of each part of memory over the slope runs of a cell.
+MemBreakdown memBreakdown(const Cell &c);
 double safeDiv(double a, double b);
 const Cell *findCell(Bench &B, const std::string &mode, const std::string &setting);
 /// Median of a metric over the ok runs of a cell at one batch size.

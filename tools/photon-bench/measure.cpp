@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <fstream>
 #include <random>
 #include <algorithm>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "bench.h"
+#include "heapstat.h"
 
 namespace bench {
 
@@ -37,6 +40,7 @@ struct ChildResult {
   uint64_t prefillTokens, decodeTokens, cachePeak, generated;
   uint64_t peakRss, rssBefore;
   int32_t peakBatch;
+  MemParts mem;
 };
 
 uint64_t statusKb(const char *field) {
@@ -90,6 +94,8 @@ void childRun(const RunSpec &rs, uint64_t seed, int threads, int fd) {
   s.max_tokens = rs.gen;
   s.temperature = 0;
   std::vector<int32_t> prompt(rs.prompt);
+  // Heap accounting from here (its table is touched now, before the mark).
+  r.mem.tracked = heapstat::start() ? 1 : 0;
   // Reset the peak-RSS mark: the peak is then that of this run (weights pages it touches
   // included; they are the same at every batch and drop out of the slope).
   {
@@ -112,7 +118,19 @@ void childRun(const RunSpec &rs, uint64_t seed, int threads, int fd) {
   double t0 = nowSec();
   st = photon_engine_run(e, countTokens, &cc);
   r.wall = nowSec() - t0;
+  heapstat::Snapshot hs = heapstat::stop();
   if (st != PHOTON_OK) finish(st);
+  r.mem.heapPeak = hs.peakTotal;
+  r.mem.stagePeak = hs.peakStage;
+  r.mem.runtimePeak = hs.peakRuntime;
+  r.mem.stageMallocs = hs.stageMallocs;
+  r.mem.stageBytes = hs.stageBytes;
+  r.mem.untracked = hs.untracked;
+  {
+    struct mallinfo2 mi = mallinfo2();
+    r.mem.mallocHeld = mi.arena + mi.hblkhd;
+    r.mem.mallocFree = mi.fordblks;
+  }
   photon_engine_stats es;
   std::memset(&es, 0, sizeof es);
   es.struct_size = sizeof es;
@@ -124,6 +142,11 @@ void childRun(const RunSpec &rs, uint64_t seed, int threads, int fd) {
   r.decodeTokens = es.decode_tokens;
   r.cachePeak = es.cache_peak_total_bytes;
   r.peakBatch = es.peak_batch;
+  r.mem.cacheLevels = std::min<int32_t>(es.cache_levels, PHOTON_MAX_LEVELS);
+  for (int i = 0; i < r.mem.cacheLevels; ++i) {
+    r.mem.cacheLevelId[i] = es.cache_level_id[i];
+    r.mem.cachePeakLevel[i] = es.cache_peak_bytes[i];
+  }
   r.generated = cc.tokens;
   r.peakRss = statusKb("VmHWM:") * 1024;
   finish(PHOTON_OK);
@@ -212,6 +235,7 @@ RunResult runOne(const RunSpec &rs, const Options &o) {
   out.peakRss = cr.peakRss;
   out.rssBefore = cr.rssBefore;
   out.peakBatch = cr.peakBatch;
+  out.mem = cr.mem;
   return out;
 }
 

@@ -251,6 +251,29 @@ std::string buildJson(Bench &B, bool complete) {
     w.kv("cache_per_sample_bytes", c.cacheSlope);
     w.kv("rss_per_sample_bytes", c.rssSlope);
     w.kv("source", c.memSource);
+    if (c.m->plannedBytesPerSeq >= 0) w.kv("planned_non_cache_per_sample_bytes", c.m->plannedBytesPerSeq);
+    w.key("breakdown_per_sample_bytes");
+    if (c.parts.present) {
+      const MemBreakdown &p = c.parts;
+      w.beginObj();
+      w.key("cache_levels");
+      w.beginObj();
+      for (auto &l : p.cacheLevels) w.kv("level_" + std::to_string(l.first), l.second);
+      w.endObj();
+      w.kv("cache", p.cache);
+      w.kv("token_decoder_windows", p.windows);
+      w.kv("stage_activations", p.stage);
+      w.kv("runtime_logits_sampling_other", p.runtimeOther);
+      w.kv("runtime_heap", p.runtime);
+      w.kv("other_heap", p.heapOther);
+      w.kv("heap", p.heap);
+      w.kv("allocator_and_untracked", p.allocator);
+      w.kv("rss", p.rss);
+      w.kv("stage_mallocs_per_generated_token", p.stageMallocsPerToken);
+      w.endObj();
+    } else {
+      w.null();
+    }
     w.key("points");
     w.beginArr();
     for (auto &p : c.points) {
@@ -258,6 +281,18 @@ std::string buildJson(Bench &B, bool complete) {
       w.kv("batch", p.batch);
       w.kv("peak_rss_bytes", p.peakRss);
       w.kv("cache_peak_bytes", p.cachePeak);
+      if (p.mem.tracked) {
+        w.kv("rss_growth_bytes", p.peakRss - p.rssBefore);
+        w.kv("heap_peak_bytes", static_cast<double>(p.mem.heapPeak));
+        w.kv("stage_heap_peak_bytes", static_cast<double>(p.mem.stagePeak));
+        w.kv("runtime_heap_peak_bytes", static_cast<double>(p.mem.runtimePeak));
+        w.kv("token_decoder_window_bytes", p.windows);
+        w.kv("stage_mallocs", static_cast<double>(p.mem.stageMallocs));
+        w.kv("stage_malloc_bytes", static_cast<double>(p.mem.stageBytes));
+        w.kv("malloc_held_bytes_end", static_cast<double>(p.mem.mallocHeld));
+        w.kv("malloc_free_bytes_end", static_cast<double>(p.mem.mallocFree));
+        if (p.mem.untracked) w.kv("heap_untracked_allocations", static_cast<double>(p.mem.untracked));
+      }
       w.endObj();
     }
     w.endArr();

@@ -38,6 +38,20 @@ void readCostModel(Model &m) {
   Json root;
   if (!parseJson(text, root, err)) return;
   const Json *cm = jget(&root, "cost_model");
+  if (const Json *st = jget(&root, "stages"))
+    if (st->is_array())
+      for (auto &s : *st) {
+        const Json *n = jget(&s, "name"), *args = jget(&s, "args");
+        if (!n || jstr(n) != "token_next" || !args || !args->is_array()) continue;
+        for (auto &a : *args) {
+          const Json *an = jget(&a, "name"), *sh = jget(&a, "shape");
+          if (!an || jstr(an) != "cache" || !sh || !sh->is_array() || sh->size() < 2) continue;
+          double floats = 1;
+          for (size_t i = 1; i < sh->size(); ++i) floats *= (*sh)[i].is_number() ? (*sh)[i].get<double>() : 0;
+          m.windowBytes = 4 * floats;
+        }
+      }
+  if (const Json *mp = jget(&root, "memory_plan")) m.plannedBytesPerSeq = jnumber(mp, "per_sequence_bytes", -1);
   if (!cm) return;
   CostModel &c = m.cost;
   c.present = true;

@@ -43,7 +43,11 @@ for (auto &m : models) {
           anyFailed = true;
           c.error = r.error;
         } else {
-          c.points.push_back({b, static_cast<double>(r.peakRss), static_cast<double>(r.cachePeak)});
+          MemPoint pt{b, static_cast<double>(r.peakRss), static_cast<double>(r.cachePeak)};
+          pt.rssBefore = static_cast<double>(r.rssBefore);
+          pt.mem = r.mem;
+          pt.windows = md.label == "hiergen" || md.label == "recgen" ? b * m.windowBytes : 0;
+          c.points.push_back(pt);
           xs.push_back(b);
           ys.push_back(static_cast<double>(r.peakRss));
           yc.push_back(static_cast<double>(r.cachePeak));
