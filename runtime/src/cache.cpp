@@ -169,6 +169,23 @@ Status CacheManager::ensure(SeqCache &seq, size_t li, int64_t units) {
   return Status::ok();
 }
 
+Status CacheManager::copyLevel(const SeqCache &from, SeqCache &to, size_t li) {
+  const int64_t units = from.lens[li];
+  if (units == 0) return Status::ok();
+  if (to.lens[li] != 0)
+    return error(PHOTON_ERR_INTERNAL, "cache copy into a sequence that has units already");
+  PHOTON_RETURN_IF_ERROR(ensure(to, li, units));
+  const size_t floatsPerBlock = static_cast<size_t>(levels_[li].blockBytes() / sizeof(float));
+  const int64_t blocks = blocksFor(li, units);
+  float *base = pools_[li].base;
+  for (int64_t b = 0; b < blocks; ++b)
+    std::memcpy(base + static_cast<size_t>(to.tables[li][b]) * floatsPerBlock,
+                base + static_cast<size_t>(from.tables[li][b]) * floatsPerBlock,
+                floatsPerBlock * sizeof(float));
+  to.lens[li] = units;
+  return Status::ok();
+}
+
 void CacheManager::releaseLevel(SeqCache &seq, size_t li) {
   if (li >= seq.tables.size()) return;
   for (int32_t id : seq.tables[li]) freeBlock(li, id);

@@ -96,6 +96,10 @@ public:
   /// Sets the valid length after a stage wrote the units.
   void setLength(SeqCache &seq, size_t li, int64_t units) { seq.lens[li] = units; }
 
+  /// Copies the valid units of level index li from `from` into `to` (which must be empty at
+  /// that level and have the reservation): allocates blocks and copies their bytes.
+  Status copyLevel(const SeqCache &from, SeqCache &to, size_t li);
+
   /// Frees the blocks of one level and drops its reservation (RecGen after prefill).
   void releaseLevel(SeqCache &seq, size_t li);
   /// Frees everything the sequence holds.

@@ -322,11 +322,15 @@ void photon_sampling_defaults(photon_sampling *s) {
   s->max_tokens = 128;
 }
 
-photon_status photon_engine_submit(photon_engine *engine, const int32_t *prompt, size_t prompt_len,
-                                   const photon_sampling *s, photon_request_id *id) {
+// photon_engine_submit (n = 1) and photon_engine_submit_n: one set of checks.
+static photon_status submitSamples(photon_engine *engine, const int32_t *prompt, size_t prompt_len,
+                                   const photon_sampling *s, int32_t n, photon_request_id *id) {
   return guard("photon_engine_submit", [&]() -> photon_status {
     if (!engine || (!prompt && prompt_len) || !id)
       return fail(PHOTON_ERR_INVALID_ARGUMENT, "photon_engine_submit: NULL argument");
+    if (n < 1 || n > 1024)
+      return fail(PHOTON_ERR_INVALID_ARGUMENT,
+                  "photon_engine_submit_n: n is " + std::to_string(n) + "; it must be in [1, 1024]");
     rt::SamplingParams p;
     if (s) {
       if (!sizeOk(s))
@@ -360,13 +364,31 @@ photon_status photon_engine_submit(photon_engine *engine, const int32_t *prompt,
                       " is more than a request can hold (" + std::to_string(kMaxPromptTokens) +
                       " tokens)");
     bool ignoreEos = s && PHOTON_HAS(s, ignore_eos) && s->ignore_eos != 0;
-    uint64_t rid = 0;
-    rt::Status st =
-        engine->impl->submit(std::vector<int32_t>(prompt, prompt + prompt_len), p, rid, ignoreEos);
+    std::vector<int32_t> tokens(prompt, prompt + prompt_len);
+    if (n == 1) {
+      uint64_t rid = 0;
+      rt::Status st = engine->impl->submit(tokens, p, rid, ignoreEos);
+      if (!st) return fail(st);
+      *id = rid;
+      return ok();
+    }
+    std::vector<uint64_t> rids;
+    rt::Status st = engine->impl->submitN(tokens, p, n, rids, ignoreEos);
     if (!st) return fail(st);
-    *id = rid;
+    std::copy(rids.begin(), rids.end(), id);
     return ok();
   });
+}
+
+photon_status photon_engine_submit(photon_engine *engine, const int32_t *prompt, size_t prompt_len,
+                                   const photon_sampling *s, photon_request_id *id) {
+  return submitSamples(engine, prompt, prompt_len, s, 1, id);
+}
+
+photon_status photon_engine_submit_n(photon_engine *engine, const int32_t *prompt,
+                                     size_t prompt_len, const photon_sampling *s, int32_t n,
+                                     photon_request_id *ids) {
+  return submitSamples(engine, prompt, prompt_len, s, n, ids);
 }
 
 static rt::TokenCallback wrap(photon_token_callback cb, void *user) {

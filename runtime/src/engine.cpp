@@ -68,7 +68,7 @@ void Engine::publish() {
     s.inUseLevel.push_back(cache_.inUseBytes(li));
     s.peakLevel.push_back(cache_.peakBytes(li));
   }
-  s.queued = static_cast<int64_t>(waiting_.size());
+  s.queued = static_cast<int64_t>(waiting_.size()) + followerCount();
   s.running = static_cast<int64_t>(active_.size());
   std::lock_guard<std::mutex> lock(snapMu_);
   snap_ = std::move(s);
@@ -288,6 +288,67 @@ Status Engine::submit(const std::vector<int32_t> &prompt, const SamplingParams &
     inboxCount_.fetch_add(1);
   }
   inboxCv_.notify_all();
+  return Status::ok();
+}
+
+Status Engine::submitN(const std::vector<int32_t> &prompt, const SamplingParams &params, int n,
+                       std::vector<uint64_t> &ids, bool ignoreEos) {
+  ids.clear();
+  if (n < 1) return error(PHOTON_ERR_INVALID_ARGUMENT, "the number of samples must be >= 1");
+  for (int i = 0; i < n; ++i) {
+    SamplingParams p = params;
+    p.seed = params.seed + static_cast<uint64_t>(i);
+    uint64_t id = 0;
+    Status st = submit(prompt, p, id, ignoreEos);
+    if (!st) {
+      for (uint64_t x : ids) cancelRequest(x);
+      ids.clear();
+      return st;
+    }
+    ids.push_back(id);
+  }
+  if (n > 1) {
+    std::lock_guard<std::mutex> lock(inboxMu_);
+    groups_.push_back(ids);
+  }
+  return Status::ok();
+}
+
+Status Engine::fork(Sequence &leader, std::vector<std::unique_ptr<Sequence>> &started) {
+  const bool grow = opts_.cachePolicy == PHOTON_CACHE_GROW;
+  std::vector<std::unique_ptr<Sequence>> followers;
+  followers.swap(leader.followers);
+  for (auto &f : followers) {
+    bool placed = false;
+    if (static_cast<int>(active_.size() + started.size()) < opts_.maxBatch) {
+      bool everFits = true;
+      Status st = cache_.reserve(f->cache, grow ? unitsNextStep(leader, false) : unitsFor(f->promptLen, f->limit),
+                                 f->limit, everFits);
+      if (st) {
+        for (size_t li = 0; li < cache_.levelCount(); ++li) {
+          Status cst = cache_.copyLevel(leader.cache, f->cache, li);
+          if (!cst) {
+            cache_.release(f->cache);
+            return cst;
+          }
+        }
+        if (opts_.mode == PHOTON_MODE_RECGEN) // as the leader: lower levels only for the prefill
+          for (int l = 1; l < L_; ++l) cache_.releaseLevel(f->cache, cache_.indexOfLevel(l));
+        f->metas = leader.metas;
+        f->topPrev = leader.topPrev;
+        f->topPrev2 = leader.topPrev2;
+        f->lastHat = leader.lastHat;
+        f->nextLogits = leader.nextLogits;
+        f->prefillStarted = f->prefilled = true;
+        f->prefillCounted = f->prefixLen; // the prompt was prefilled once, by the leader
+        started.push_back(std::move(f));
+        placed = true;
+      } else {
+        cache_.release(f->cache);
+      }
+    }
+    if (!placed) waiting_.push_front(std::move(f)); // no room now: it prefills on its own later
+  }
   return Status::ok();
 }
 
@@ -829,39 +890,75 @@ void Engine::report(Sequence &s, const TokenCallback &cb, bool &cancelled) {
 void Engine::drainInbox(const TokenCallback &cb, bool &cancelled) {
   std::deque<std::unique_ptr<Sequence>> in;
   std::vector<uint64_t> ids;
+  std::vector<std::vector<uint64_t>> groups;
   {
     std::lock_guard<std::mutex> lock(inboxMu_);
     in.swap(inbox_);
     ids.swap(cancelIds_);
+    groups.swap(groups_);
     inboxCount_.store(0);
   }
   for (auto &s : in) waiting_.push_back(std::move(s));
-  for (uint64_t id : ids) {
-    for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
-      if ((*it)->id != id) continue;
-      Sequence &s = **it;
-      s.finish = PHOTON_FINISH_CANCELLED;
-      report(s, cb, cancelled);
-      cache_.release(s.cache);
-      ++stats_.requestsCancelled;
-      waiting_.erase(it);
-      break;
-    }
-    for (auto it = active_.begin(); it != active_.end(); ++it) {
-      if ((*it)->id != id) continue;
-      Sequence &s = **it;
-      s.finish = PHOTON_FINISH_CANCELLED;
-      report(s, cb, cancelled);
-      cache_.release(s.cache);
-      ++stats_.requestsCancelled;
-      active_.erase(it);
-      break;
-    }
+  // submitN groups: the followers still waiting attach to their leader while it has not been
+  // prefilled (they start from a copy of its caches when it is).
+  for (const auto &group : groups) {
+    Sequence *leader = nullptr;
+    for (auto &s : waiting_)
+      if (s->id == group[0] && !s->prefilled) leader = s.get();
+    for (auto &s : active_)
+      if (s->id == group[0] && !s->prefilled) leader = s.get();
+    if (!leader) continue;
+    for (size_t k = 1; k < group.size(); ++k)
+      for (auto it = waiting_.begin(); it != waiting_.end(); ++it)
+        if ((*it)->id == group[k] && !(*it)->cache.admitted) {
+          leader->followers.push_back(std::move(*it));
+          waiting_.erase(it);
+          break;
+        }
   }
+  for (uint64_t id : ids) {
+    std::unique_ptr<Sequence> victim;
+    auto takeFrom = [&](auto &list) {
+      for (auto it = list.begin(); it != list.end(); ++it)
+        if ((*it)->id == id) {
+          victim = std::move(*it);
+          list.erase(it);
+          return;
+        }
+    };
+    takeFrom(waiting_);
+    if (!victim) takeFrom(active_);
+    for (auto &s : waiting_)
+      if (!victim) takeFrom(s->followers);
+    for (auto &s : active_)
+      if (!victim) takeFrom(s->followers);
+    if (!victim) continue; // finished already, or unknown
+    // A cancelled leader's followers go on without it (they prefill on their own).
+    for (auto &f : victim->followers) waiting_.push_front(std::move(f));
+    victim->followers.clear();
+    victim->finish = PHOTON_FINISH_CANCELLED;
+    report(*victim, cb, cancelled);
+    cache_.release(victim->cache);
+    ++stats_.requestsCancelled;
+  }
+}
+
+int64_t Engine::followerCount() const {
+  int64_t n = 0;
+  for (const auto &s : waiting_) n += static_cast<int64_t>(s->followers.size());
+  for (const auto &s : active_) n += static_cast<int64_t>(s->followers.size());
+  return n;
 }
 
 void Engine::finishAll(photon_finish why, const TokenCallback &cb) {
   bool ignored = false;
+  // Followers of a leader not yet prefilled are reported like the requests they are.
+  std::vector<std::unique_ptr<Sequence>> followers;
+  for (auto &s : active_)
+    for (auto &f : s->followers) followers.push_back(std::move(f));
+  for (auto &s : waiting_)
+    for (auto &f : s->followers) followers.push_back(std::move(f));
+  for (auto &f : followers) waiting_.push_back(std::move(f));
   for (auto &s : active_) {
     s->finish = why;
     report(*s, cb, ignored);
@@ -957,6 +1054,17 @@ Status Engine::step(const TokenCallback &cb, int &active) {
       return pst;
     }
   }
+  // submitN: a prefilled leader's followers start from a copy of its caches.
+  std::vector<std::unique_ptr<Sequence>> started;
+  for (auto &s : active_)
+    if (s->prefilled && !s->followers.empty()) {
+      Status fst = fork(*s, started);
+      if (!fst) {
+        publish();
+        return fst;
+      }
+    }
+  for (auto &f : started) active_.push_back(std::move(f));
   stats_.peakBatch = std::max(stats_.peakBatch, static_cast<int>(active_.size()));
   std::vector<Sequence *> batch;
   for (auto &s : active_)
@@ -983,7 +1091,7 @@ Status Engine::step(const TokenCallback &cb, int &active) {
     active_.swap(keep);
     if (cancelled) cancel_.store(true);
   }
-  active = static_cast<int>(active_.size() + waiting_.size() + inboxCount_.load());
+  active = static_cast<int>(active_.size() + waiting_.size() + inboxCount_.load() + followerCount());
   publish();
   return Status::ok();
 }

@@ -340,33 +340,29 @@ GenRequest parseRequest(const std::string &bodyText, bool chat) {
 std::vector<std::pair<photon_request_id, std::shared_ptr<Sample>>> submitAll(GenRequest &r) {
   if (g.shuttingDown.load())
     throw HttpError{503, "the server is shutting down", "server_error", "", "shutting_down"};
+  std::vector<std::pair<photon_request_id, std::shared_ptr<Sample>>> out;
+  std::lock_guard<std::mutex> lock(g.mapMu); // the count below changes only under this lock
   if (g.metrics.inflightSamples.load() + r.n > g.maxQueue)
     throw HttpError{429,
                     "over capacity: " + std::to_string(g.metrics.inflightSamples.load()) +
                         " samples in flight, the limit is " + std::to_string(g.maxQueue) +
                         " (--max-queue); retry later",
                     "rate_limit_error", "", "over_capacity"};
-  std::vector<std::pair<photon_request_id, std::shared_ptr<Sample>>> out;
-  std::lock_guard<std::mutex> lock(g.mapMu);
-  for (int i = 0; i < r.n; ++i) {
-    photon::Sampling s = r.sampling;
-    s.seed(r.seed + static_cast<uint64_t>(i));
-    photon_request_id id = 0;
-    photon_status st = photon_engine_submit(g.engine->get(), r.prompt.data(), r.prompt.size(),
-                                            s.get(), &id);
-    if (st != PHOTON_OK) {
-      std::string msg = photon_last_error();
-      for (auto &p : out) {
-        g.samples.erase(p.first);
-        photon_engine_cancel_request(g.engine->get(), p.first);
-        --g.metrics.inflightSamples;
-      }
-      if (st == PHOTON_ERR_OUT_OF_BUDGET)
-        throw HttpError{400, "the request does not fit this server: " + msg,
-                        "invalid_request_error", "max_tokens", "context_length_exceeded"};
-      if (st == PHOTON_ERR_INVALID_ARGUMENT) throw badRequest(msg);
-      throw HttpError{500, msg, "server_error", "", ""};
-    }
+  // n samples: one engine call, one prefill (the other samples start from a copy of it).
+  photon::Sampling s = r.sampling;
+  s.seed(r.seed);
+  std::vector<photon_request_id> ids(static_cast<size_t>(r.n));
+  photon_status st = photon_engine_submit_n(g.engine->get(), r.prompt.data(), r.prompt.size(),
+                                            s.get(), r.n, ids.data());
+  if (st != PHOTON_OK) {
+    std::string msg = photon_last_error();
+    if (st == PHOTON_ERR_OUT_OF_BUDGET)
+      throw HttpError{400, "the request does not fit this server: " + msg, "invalid_request_error",
+                      "max_tokens", "context_length_exceeded"};
+    if (st == PHOTON_ERR_INVALID_ARGUMENT) throw badRequest(msg);
+    throw HttpError{500, msg, "server_error", "", ""};
+  }
+  for (photon_request_id id : ids) {
     auto sample = std::make_shared<Sample>();
     g.samples[id] = sample;
     ++g.metrics.inflightSamples;

@@ -34,7 +34,7 @@
  *    has one scheduler thread: whichever thread calls photon_engine_step / _run / _wait,
  *    one at a time (a server runs them in a loop on a thread of its own). Every other
  *    engine call is thread-safe and may come from any thread while the scheduler steps:
- *    photon_engine_submit and photon_engine_cancel_request put the request or the
+ *    photon_engine_submit(_n) and photon_engine_cancel_request put the request or the
  *    cancellation on a queue (the inbox) that the next step drains before it admits and
  *    decodes; photon_engine_wake ends a photon_engine_wait; photon_engine_get_stats reads a
  *    copy the scheduler publishes after every step. photon_engine_cancel (cancel the whole
@@ -250,6 +250,15 @@ typedef uint64_t photon_request_id;
 PHOTON_EXPORT photon_status photon_engine_submit(photon_engine *engine, const int32_t *prompt,
                                                  size_t prompt_len, const photon_sampling *s,
                                                  photon_request_id *id);
+
+/* Queues n samples of one prompt (any thread): sample i draws with seed s->seed + i and
+ * gets ids[i] (ids has room for n). The prompt is prefilled once; the other samples start
+ * from a copy of its caches (if the budget and the batch have room then; otherwise they
+ * prefill on their own). Each sample is reported and cancelled as its own request, and its
+ * tokens are those of a separate submission with its seed. n in [1, 1024]. */
+PHOTON_EXPORT photon_status photon_engine_submit_n(photon_engine *engine, const int32_t *prompt,
+                                                   size_t prompt_len, const photon_sampling *s,
+                                                   int32_t n, photon_request_id *ids);
 
 typedef enum photon_finish {
   PHOTON_FINISH_NONE = 0,       /* still running */

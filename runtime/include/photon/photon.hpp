@@ -153,6 +153,13 @@ public:
     check(photon_engine_submit(e_, prompt.data(), prompt.size(), s.get(), &id));
     return id;
   }
+  /// n samples of one prompt, seeds seed + i, one prefill (photon_engine_submit_n).
+  std::vector<photon_request_id> submitN(const std::vector<int32_t> &prompt, int32_t n,
+                                         Sampling s = Sampling()) {
+    std::vector<photon_request_id> ids(n > 0 ? static_cast<size_t>(n) : 0);
+    check(photon_engine_submit_n(e_, prompt.data(), prompt.size(), s.get(), n, ids.data()));
+    return ids;
+  }
   /// Runs until every request finished. Returns false if cancelled.
   bool run(const Callback &cb) {
     Call c{&cb, nullptr};

@@ -398,3 +398,75 @@ TEST(EngineServing, LongPromptDoesNotStallRunningSequences) {
     EXPECT_EQ(got[b], 8u);
   }
 }
+
+// submitN: n samples of one prompt are prefilled once and the others start from a copy of
+// its caches; each sample's tokens equal a separate submission with seed + i (PHOTON under
+// HierGen and RecGen, Block, vanilla); with a batch too small for all of them the rest
+// prefill on their own, with the same tokens; a follower cancelled before it starts is
+// reported as cancelled and the cache returns to zero.
+TEST(EngineServing, SamplesOfOnePromptShareItsPrefill) {
+  struct Case { const char *family; photon_mode mode; };
+  for (Case c : {Case{"photon", PHOTON_MODE_HIERGEN}, Case{"photon", PHOTON_MODE_RECGEN},
+                 Case{"block", PHOTON_MODE_HIERGEN}, Case{"vanilla", PHOTON_MODE_HIERGEN}}) {
+    SCOPED_TRACE(std::string(c.family) + " mode " + std::to_string(c.mode));
+    auto m = loadModel(c.family);
+    std::vector<int32_t> prompt(70);
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 37) % 256);
+    SamplingParams p;
+    p.temperature = 0.9f;
+    p.seed = 100;
+    p.maxTokens = 30;
+    const int n = 4;
+    auto collect = [](Engine &e) {
+      std::map<uint64_t, Out> out;
+      EXPECT_TRUE(e.run([&](uint64_t id, const int32_t *t, size_t k, photon_finish f) {
+                     out[id].tokens.insert(out[id].tokens.end(), t, t + k);
+                     if (f) { out[id].finish = f; ++out[id].finals; }
+                     return true;
+                   }).isOk());
+      return out;
+    };
+    EngineOptions o;
+    o.mode = c.mode;
+    std::vector<std::vector<int32_t>> want;
+    for (int i = 0; i < n; ++i) {
+      std::unique_ptr<Engine> e;
+      ASSERT_TRUE(Engine::create(*m, o, e).isOk());
+      SamplingParams pi = p;
+      pi.seed = p.seed + i;
+      uint64_t id;
+      ASSERT_TRUE(e->submit(prompt, pi, id).isOk());
+      want.push_back(collect(*e)[id].tokens);
+    }
+    for (int maxBatch : {8, 2}) {
+      SCOPED_TRACE("max batch " + std::to_string(maxBatch));
+      o.maxBatch = maxBatch;
+      std::unique_ptr<Engine> e;
+      ASSERT_TRUE(Engine::create(*m, o, e).isOk());
+      std::vector<uint64_t> ids;
+      ASSERT_TRUE(e->submitN(prompt, p, n, ids).isOk());
+      ASSERT_EQ(ids.size(), static_cast<size_t>(n));
+      auto out = collect(*e);
+      for (int i = 0; i < n; ++i) {
+        EXPECT_EQ(out[ids[i]].tokens, want[i]) << "sample " << i;
+        EXPECT_EQ(out[ids[i]].finals, 1);
+      }
+      // Prefill work: once with room for all, else once per group that started together.
+      if (maxBatch >= n) EXPECT_EQ(e->stats().prefillTokens, prompt.size());
+      else EXPECT_LT(e->stats().prefillTokens, n * prompt.size());
+      EXPECT_EQ(e->cache().inUseBytes(), 0u);
+      EXPECT_EQ(e->cache().reservedBytes(), 0u);
+    }
+    // A follower cancelled before its leader is prefilled.
+    std::unique_ptr<Engine> e;
+    ASSERT_TRUE(Engine::create(*m, o, e).isOk());
+    std::vector<uint64_t> ids;
+    ASSERT_TRUE(e->submitN(prompt, p, n, ids).isOk());
+    e->cancelRequest(ids[2]);
+    auto out = collect(*e);
+    EXPECT_EQ(out[ids[2]].finish, PHOTON_FINISH_CANCELLED);
+    EXPECT_TRUE(out[ids[2]].tokens.empty());
+    EXPECT_EQ(out[ids[3]].tokens, want[3]);
+    EXPECT_EQ(e->cache().inUseBytes(), 0u);
+  }
+}
