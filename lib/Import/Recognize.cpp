@@ -253,6 +253,11 @@ public:
       return fail(sq ? sq : mean, std::string("the ") + what +
                                       " RMSNorm's mean is not of the normalized x squared "
                                       "(a LayerNorm with mean-centring is not an RMSNorm)");
+    // x - ReduceMean(x): a LayerNorm's centring (without its bias), not an RMSNorm.
+    if (const Node *c = prod(x); c && c->op_type() == "Sub")
+      if (const Node *cm = prodOp(in(c, 1), "ReduceMean"); cm && skip(in(cm, 0)) == skip(in(c, 0)))
+        return fail(c, std::string("the ") + what + " norm subtracts the mean of its input "
+                                                    "(a norm with mean-centring is not an RMSNorm)");
     local.insert({add, mean, sq});
     claimed.insert(local.begin(), local.end());
     N.x = x;
@@ -844,7 +849,7 @@ public:
     std::string d = skip(num);
     const Node *sub = prod(d);
     if (!sub || sub->op_type() != "Sub")
-      return fail(sub ? sub : g, W + ": the normalized value is not mean-centred (x - "
+      return fail(prod(skip(nv)), W + ": the normalized value is not mean-centred (x - "
                                  "ReduceMean(x)); an RMSNorm is not a LayerNorm");
     const Node *mean = prodOp(in(sub, 1), "ReduceMean");
     std::string x = skip(in(sub, 0));

@@ -361,7 +361,10 @@ int mlir::photon::compileModel(const CompileOptions &opts) {
   int64_t vocab = forwardOnly ? forwardOnly->vocab : plan->hierarchy.vocab;
   if (!addTokenizer(opts.tokenizer, vocab, out, tokenizer, err)) return fail(err);
   model["tokenizer"] = std::move(tokenizer);
-  model["max_context"] = opts.maxContext;
+  // Learned positions: the model has no position past its table's rows.
+  model["max_context"] = !forwardOnly && plan->maxPositions > 0
+                             ? std::min<int64_t>(opts.maxContext, plan->maxPositions)
+                             : opts.maxContext;
   m["model"] = std::move(model);
   m["library"] = "model.so";
   char hex[32];

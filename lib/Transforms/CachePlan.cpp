@@ -187,6 +187,10 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
       } else if (auto emb = dyn_cast<EmbeddingOp>(op)) {
         auto st = cast<ShapedType>(emb.getTable().getType());
         embBytesPerToken += st.getDimSize(1) * elementBytes(st.getElementType());
+      } else if (auto pe = dyn_cast<PositionEmbeddingOp>(op)) {
+        int64_t rows = cast<ShapedType>(pe.getTable().getType()).getDimSize(0);
+        if (!ShapedType::isDynamic(rows) && (plan.maxPositions == 0 || rows < plan.maxPositions))
+          plan.maxPositions = rows;
       } else if (auto shift = dyn_cast<ShiftOp>(op)) {
         if (auto start = shift.getStart().getDefiningOp<WeightOp>())
           plan.startLatents.push_back({L - (int64_t)plan.startLatents.size(), start.getName().str()});
@@ -237,6 +241,10 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
     plan.cacheBytesPer1kHierGen += c.bytesFor(1000);
     if (c.level == L || vanilla) plan.cacheBytesPer1kRecGen = c.bytesFor(1000);
   }
+  for (auto &w : plan.localCaches)
+    plan.windowBytesPerSequence += w.bytesPerStream * w.streamsPerSequence;
+  plan.logitsBytesPerSequence = plan.tokenStreams * h->vocab * 4;
+  plan.vanillaLogitsBytesPerSequence = h->vocab * 4;
   for (auto &lc : plan.costs) {
     plan.weightBytesPerToken += lc.weightBytesPerToken;
     plan.flopsPerToken += lc.flopsPerToken;
@@ -296,6 +304,11 @@ void printReport(const CachePlan &p, llvm::raw_ostream &os) {
                      "weight bytes read per token %.1f; FLOPs per token %.1f\n",
                      (long long)p.cacheBytesPer1kHierGen, (long long)p.cacheBytesPer1kRecGen,
                      p.weightBytesPerToken, p.flopsPerToken);
+  os << llvm::format("per sequence besides the caches: token-decoder windows %lld, logits "
+                     "%lld, total %lld bytes (vanilla: logits %lld)\n",
+                     (long long)p.windowBytesPerSequence, (long long)p.logitsBytesPerSequence,
+                     (long long)p.nonCacheBytesPerSequence(),
+                     (long long)p.vanillaLogitsBytesPerSequence);
   os << llvm::format("vanilla of the same width (%lld layers): cache bytes per 1000 tokens "
                      "%lld; weight bytes read per token %.1f; FLOPs per token %.1f\n",
                      (long long)p.vanillaLayers, (long long)p.vanillaCacheBytesPer1k,
@@ -312,10 +325,12 @@ llvm::json::Object hierarchyJson(const CachePlan &p) {
   const Hierarchy &h = p.hierarchy;
   llvm::json::Array cs;
   for (int64_t c : h.chunkSizes) cs.push_back(c);
-  return llvm::json::Object{{"family", h.family}, {"vocab", h.vocab}, {"width", h.width},
-                            {"levels", h.levels}, {"chunk_sizes", std::move(cs)},
-                            {"prefix", h.prefix},
-                            {"tokenizer", llvm::json::Object{{"kind", "byte"}}}};
+  llvm::json::Object o{{"family", h.family}, {"vocab", h.vocab}, {"width", h.width},
+                       {"levels", h.levels}, {"chunk_sizes", std::move(cs)},
+                       {"prefix", h.prefix},
+                       {"tokenizer", llvm::json::Object{{"kind", "byte"}}}};
+  if (p.maxPositions > 0) o["max_positions"] = p.maxPositions;
+  return o;
 }
 
 llvm::json::Object startLatentsJson(const CachePlan &p) {
@@ -371,7 +386,12 @@ llvm::json::Object costModelJson(const CachePlan &p) {
       {"token_streams_per_step", p.tokenStreams},
       {"flops_per_token", p.flopsPerToken},
       {"local_caches", localCachesJson(p)},
+      {"non_cache_bytes_per_sequence",
+       llvm::json::Object{{"token_decoder_windows", p.windowBytesPerSequence},
+                          {"logits", p.logitsBytesPerSequence},
+                          {"total", p.nonCacheBytesPerSequence()}}},
       {"vanilla", llvm::json::Object{{"layers", p.vanillaLayers},
+                                     {"non_cache_bytes_per_sequence", p.vanillaLogitsBytesPerSequence},
                                      {"cache_bytes_per_1k_tokens", p.vanillaCacheBytesPer1k},
                                      {"weight_bytes_per_token", p.vanillaWeightBytesPerToken},
                                      {"flops_per_token", p.vanillaFlopsPerToken}}},

@@ -248,6 +248,7 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
   PHOTON_RETURN_IF_ERROR(getInt(c, *model, "width", m.width,
                                 m.family != PHOTON_FAMILY_FORWARD, 1));
   PHOTON_RETURN_IF_ERROR(getInt(c, *model, "max_context", m.maxContext, true, 1));
+  PHOTON_RETURN_IF_ERROR(getInt(c, *model, "max_positions", m.maxPositions, false, 1));
   // Sizes the engine multiplies together (logits are S x vocab floats, latents B x width):
   // bounded here so that no product overflows later.
   if (m.vocab > kMaxVocab)

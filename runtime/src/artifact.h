@@ -56,6 +56,8 @@ struct Manifest {
   photon_family family = PHOTON_FAMILY_PHOTON;
   std::string familyName;
   int vocab = 0, width = 0, levels = 0, prefix = 0, maxContext = 0;
+  // model.max_positions (learned absolute positions): no sequence may be longer; 0 = none.
+  int maxPositions = 0;
   // family "forward": the sequence lengths the forward stage accepts are multiples of this.
   int lengthMultiple = 1;
   std::vector<int> chunkSizes;

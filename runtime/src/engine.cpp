@@ -261,11 +261,17 @@ Status Engine::submit(const std::vector<int32_t> &prompt, const SamplingParams &
   if (L_ == 0 && prompt.empty())
     return error(PHOTON_ERR_INVALID_ARGUMENT,
                  "a vanilla model needs at least one prompt token (it has no start latent)");
-  (void)m;
-  if (opts_.contextLimit > 0 && static_cast<int64_t>(prompt.size()) >= opts_.contextLimit)
+  // A model with learned positions (manifest max_positions) has none past its table.
+  int64_t contextLimit = opts_.contextLimit;
+  if (m.maxPositions > 0 && (contextLimit <= 0 || contextLimit > m.maxPositions))
+    contextLimit = m.maxPositions;
+  if (contextLimit > 0 && static_cast<int64_t>(prompt.size()) >= contextLimit)
     return error(PHOTON_ERR_OUT_OF_BUDGET, "the prompt has " + std::to_string(prompt.size()) +
                                                " tokens; the context limit is " +
-                                               std::to_string(opts_.contextLimit) +
+                                               std::to_string(contextLimit) +
+                                               (contextLimit == m.maxPositions
+                                                    ? " (the model's learned positions)"
+                                                    : "") +
                                                ": shorten the prompt or raise the limit");
   if (params.temperature < 0 || params.topP < 0 || params.repetitionPenalty <= 0)
     return error(PHOTON_ERR_INVALID_ARGUMENT,
@@ -276,7 +282,7 @@ Status Engine::submit(const std::vector<int32_t> &prompt, const SamplingParams &
   s->prefixLen = s->promptLen;
   s->ignoreEos = ignoreEos;
   s->limit = s->promptLen + params.maxTokens;
-  if (opts_.contextLimit > 0) s->limit = std::min<int64_t>(s->limit, opts_.contextLimit);
+  if (contextLimit > 0) s->limit = std::min<int64_t>(s->limit, contextLimit);
   s->params = params;
   s->rng.reseed(params.seed);
   PHOTON_RETURN_IF_ERROR(cache_.checkEverFits(unitsFor(s->promptLen, s->limit), s->limit));
@@ -1118,6 +1124,10 @@ Status forwardLogits(const Model &model, const int32_t *tokens, int32_t batch, i
     return error(PHOTON_ERR_INVALID_ARGUMENT, "forward needs batch >= 1 and a length that is a "
                                               "multiple of " + std::to_string(tps) + ", got " +
                                               std::to_string(length));
+  if (m.maxPositions > 0 && length > m.maxPositions)
+    return error(PHOTON_ERR_INVALID_ARGUMENT,
+                 "forward of " + std::to_string(length) + " tokens, but the model has learned "
+                 "positions for " + std::to_string(m.maxPositions) + " (manifest max_positions)");
   for (int64_t i = 0; i < static_cast<int64_t>(batch) * length; ++i)
     if (tokens[i] < 0 || tokens[i] >= m.vocab)
       return error(PHOTON_ERR_INVALID_ARGUMENT, "token " + std::to_string(tokens[i]) +

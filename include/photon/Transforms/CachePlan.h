@@ -90,11 +90,20 @@ struct CachePlan {
   double weightBytesPerToken = 0, flopsPerToken = 0;
   /// Chunk streams the token decoder steps together per sequence (1 for vanilla / Block).
   int64_t tokenStreams = 1;
+  /// What one sequence holds besides its caches (the cost model's per-sample memory is the
+  /// caches at the context plus these): the token decoder's window caches and the f32
+  /// logits of one step (one row per chunk stream; one row for vanilla).
+  int64_t windowBytesPerSequence = 0, logitsBytesPerSequence = 0;
+  int64_t vanillaLogitsBytesPerSequence = 0;
+  int64_t nonCacheBytesPerSequence() const { return windowBytesPerSequence + logitsBytesPerSequence; }
   /// The vanilla model of the same width.
   int64_t vanillaLayers = 0, vanillaCacheBytesPer1k = 0;
   double vanillaWeightBytesPerToken = 0, vanillaFlopsPerToken = 0;
   /// Names of the start latents in the weights blob, by level.
   std::vector<std::pair<int64_t, std::string>> startLatents;
+  /// Rows of the learned position table (photon.position_embedding): the longest sequence
+  /// the model has positions for (manifest model.max_positions); 0 = no such limit.
+  int64_t maxPositions = 0;
 };
 
 /// Plans the caches of a module in the imported (or stage-derived) form.

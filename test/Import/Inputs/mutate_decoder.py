@@ -12,6 +12,8 @@ VARIANT:
   scale2       the attention scale constant doubled (refuse: not 1/sqrt(head_dim))
   relu         a Relu after the first attention output projection (refuse: an extra op)
   bias         a bias Add after the first query projection (refuse: a projection bias)
+  meancentred  the final RMSNorm normalizes x - ReduceMean(x) (a LayerNorm without bias;
+               refuse: a norm with mean-centring is not an RMSNorm)
 """
 import sys
 
@@ -78,6 +80,18 @@ elif variant in ("relu", "bias"):
         node = helper.make_node("Add", [mid, "q_bias"], [out], name="q_bias_add")
     idx = list(g.node).index(mm)
     g.node.insert(idx + 1, node)
+elif variant == "meancentred":
+    # The final norm: the last Pow(x, 2) of the graph; its x also feeds the normalizing Mul.
+    pw = [n for n in g.node if n.op_type == "Pow"][-1]
+    x = pw.input[0]
+    idx = list(g.node).index(pw)
+    g.node.insert(idx, helper.make_node("ReduceMean", [x], ["mc_mean"], name="mc_mean", axes=[-1]))
+    g.node.insert(idx + 1, helper.make_node("Sub", [x, "mc_mean"], ["mc_centred"], name="mc_sub"))
+    for n in g.node:
+        if n.name in ("mc_mean", "mc_sub"):
+            continue
+        if n is pw or (n.op_type == "Mul" and x in n.input and list(g.node).index(n) > idx):
+            n.input[:] = ["mc_centred" if i == x else i for i in n.input]
 elif variant != "plain":
     sys.exit("unknown variant " + variant)
 onnx.checker.check_model(m)
