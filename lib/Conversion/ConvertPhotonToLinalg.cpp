@@ -466,8 +466,26 @@ struct Lowering {
                        inner = math::TanhOp::create(
                            nb, l, arith::MulFOp::create(nb, l, s, c(std::sqrt(2.0 / M_PI))));
                      } else {
-                       inner = math::ErfOp::create(
-                           nb, l, arith::MulFOp::create(nb, l, v, c(1.0 / std::sqrt(2.0))));
+                       // erf(z), z = x / sqrt 2, as Abramowitz & Stegun 7.1.26 (absolute
+                       // error <= 1.5e-7; the CPU pipeline's math-to-llvm has no erf):
+                       // sign(z) (1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^(-z^2)),
+                       // t = 1 / (1 + p |z|).
+                       Value z = arith::MulFOp::create(nb, l, v, c(1.0 / std::sqrt(2.0)));
+                       Value az = math::AbsFOp::create(nb, l, z);
+                       Value t = arith::DivFOp::create(
+                           nb, l, c(1.0),
+                           arith::AddFOp::create(nb, l, c(1.0),
+                                                 arith::MulFOp::create(nb, l, az, c(0.3275911))));
+                       Value poly = c(1.061405429);
+                       for (double a : {-1.453152027, 1.421413741, -0.284496736, 0.254829592})
+                         poly = arith::AddFOp::create(nb, l, arith::MulFOp::create(nb, l, poly, t),
+                                                      c(a));
+                       poly = arith::MulFOp::create(nb, l, poly, t);
+                       Value e = math::ExpOp::create(
+                           nb, l, arith::NegFOp::create(nb, l, arith::MulFOp::create(nb, l, az, az)));
+                       Value y = arith::SubFOp::create(nb, l, c(1.0),
+                                                       arith::MulFOp::create(nb, l, poly, e));
+                       inner = math::CopySignOp::create(nb, l, y, z);
                      }
                      Value h = arith::MulFOp::create(nb, l, v, c(0.5));
                      Value y = arith::MulFOp::create(nb, l, h,
