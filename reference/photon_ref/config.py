@@ -27,6 +27,8 @@ class Config:
     level1_shift: bool = True              # chunk k decoded from Xhat1_{k-1}; False: from Xhat1_k
     rec_stop_grad: bool = False            # stop-gradient on the L_rec target X1
     alpha: float = 0.3                     # weight of L_rec = mean(1 - cos(Xhat1, X1))
+    # training initialisation (not part of the exported graph)
+    enc_emb_std: float = 0.02              # std of EmbEnc at init (docs/reference.md, "Latent collapse")
 
     def __post_init__(self):
         self.chunk_sizes = tuple(int(c) for c in self.chunk_sizes)
@@ -120,6 +122,36 @@ def tiny_config(family="photon"):
         return Config(family="block", chunk_sizes=(4,), enc_layers=(4,), dec_layers=(4,))
     if family == "vanilla":
         return Config(family="vanilla", chunk_sizes=(), enc_layers=(), dec_layers=(), layers=8)
+    raise ValueError(f"unknown family {family!r}")
+
+
+def small_config(family="photon", vocab=4096):
+    """The bundled models (reference/models/small-*): SentencePiece BPE V = 4096 (about 3.8 bytes
+    per token on the corpus), D = 192, 6 heads x 32, F = 512, T = 256 tokens; PHOTON C = (4, 4),
+    N = 2 per stack; Block 4 + 4; vanilla 8 layers (the same 8 blocks of width D in each)."""
+    base = dict(vocab=vocab, width=192, n_heads=6, n_kv_heads=6, head_dim=32, ffn=512, context=256)
+    if family == "photon":
+        return Config(family="photon", chunk_sizes=(4, 4), enc_layers=(2, 2), dec_layers=(2, 2),
+                      enc_emb_std=1.0, **base)
+    if family == "block":
+        return Config(family="block", chunk_sizes=(4,), enc_layers=(4,), dec_layers=(4,), enc_emb_std=1.0, **base)
+    if family == "vanilla":
+        return Config(family="vanilla", chunk_sizes=(), enc_layers=(), dec_layers=(), layers=8, **base)
+    raise ValueError(f"unknown family {family!r}")
+
+
+def proxy_config(family="photon", vocab=4096):
+    """The latent-collapse study's stand-in for small_config (reference/scripts/collapse_study.py):
+    the same tokenizer and structure, D = 96, 3 heads x 32, F = 256, T = 128, one layer per
+    stack (vanilla 4): about 16x less compute per token."""
+    base = dict(vocab=vocab, width=96, n_heads=3, n_kv_heads=3, head_dim=32, ffn=256, context=128)
+    if family == "photon":
+        return Config(family="photon", chunk_sizes=(4, 4), enc_layers=(1, 1), dec_layers=(1, 1),
+                      enc_emb_std=1.0, **base)
+    if family == "block":
+        return Config(family="block", chunk_sizes=(4,), enc_layers=(2,), dec_layers=(2,), enc_emb_std=1.0, **base)
+    if family == "vanilla":
+        return Config(family="vanilla", chunk_sizes=(), enc_layers=(), dec_layers=(), layers=4, **base)
     raise ValueError(f"unknown family {family!r}")
 
 

@@ -235,7 +235,9 @@ def init_weights(model, mode="train", generator=None):
                 p.copy_((0.0 if mode == "train" else 0.1) * torch.randn(p.shape, generator=g))
             elif leaf == "start":
                 p.copy_((0.02 if mode == "train" else 1.0) * torch.randn(p.shape, generator=g))
-            elif leaf in ("emb", "emb_enc"):
+            elif leaf == "emb_enc":
+                p.copy_((model.cfg.enc_emb_std if mode == "train" else 1.0) * torch.randn(p.shape, generator=g))
+            elif leaf == "emb":
                 p.copy_((0.02 if mode == "train" else 1.0) * torch.randn(p.shape, generator=g))
             elif leaf == "lm_head":
                 std = 0.02 if mode == "train" else 8.0 / math.sqrt(d)

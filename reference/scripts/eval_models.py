@@ -1,69 +1,143 @@
 #!/usr/bin/python3
-"""Summarise the trained tiny models: validation bits per byte (from metrics.json, full held-out
-set), bpb by position inside a token chunk and latent collapse (on the first 64 validation
-windows), and greedy HierGen / RecGen continuations of a prompt. Prints a markdown table.
+"""Evaluate the bundled models (reference/models/small-*) and write reference/models/results.json,
+the file every quality figure in README.md and docs/reference.md comes from.
 
-usage: /usr/bin/python3 reference/scripts/eval_models.py [MODEL_DIR ...]
+usage: /usr/bin/python3 reference/scripts/eval_models.py --bin BUILD/bin [--work DIR]
+       [--max-tokens 128] [--out reference/models/results.json] [MODEL_DIR ...]
+
+Per model, from the PyTorch reference (float32): validation bits per byte over the whole held-out
+split (metrics.json holds the same number from the end of training), X1 pairwise cosine over 8
+validation windows, bits per token by position in the meta-context. From the compiled artifact
+(photon-compile --tokenizer tokenizer.model; photon-run): `--eval` bits per byte of the whole
+held-out split (must equal the reference's to 1e-3), and for three prompts a greedy and a sampled
+continuation (temperature 0.8, top-p 0.95, seed 1) of --max-tokens tokens: PHOTON under HierGen
+and RecGen (their greedy agreement: the share of positions where both chose the same token, and
+the length of the common prefix), Block and vanilla as they are.
+
+Text quality of a greedy continuation: distinct 4-gram ratio = distinct word 4-grams / word
+4-grams (whitespace-separated words); a loop = some word 6-gram occurring 3 or more times.
 """
+import argparse
 import glob
 import json
 import math
 import os
+import subprocess
 import sys
+from collections import Counter
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from photon_ref.config import Config            # noqa: E402
-from photon_ref.model import build_model        # noqa: E402
-from photon_ref.generate import generate        # noqa: E402
-from photon_ref import data as D                # noqa: E402
+REF = os.path.dirname(HERE)
+sys.path.insert(0, REF)
+sys.path.insert(0, HERE)
+from photon_ref import data as D  # noqa: E402
+import train as TR                # noqa: E402
+import check_compiled as CC       # noqa: E402
 
-PROMPT = "It is a truth universally acknowledged, that a single man in possession"
+PROMPTS = [
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune",
+    "Elizabeth walked into the garden, and",
+    "\"My dear Mr. Bennet,\" said his lady to him one day,",
+]
+SAMPLING = ["--temperature", "0.8", "--top-p", "0.95", "--seed", "1"]
 
 
-@torch.no_grad()
+def text_quality(text):
+    w = text.split()
+    grams4 = [tuple(w[i: i + 4]) for i in range(len(w) - 3)]
+    grams6 = Counter(tuple(w[i: i + 6]) for i in range(len(w) - 5))
+    top = grams6.most_common(1)
+    return {"words": len(w),
+            "distinct_4gram_ratio": round(len(set(grams4)) / len(grams4), 3) if grams4 else None,
+            "max_6gram_repeats": top[0][1] if top else 0,
+            "loop": bool(top and top[0][1] >= 3)}
+
+
+def run_prompts(bin_dir, art, prompts_file, max_tokens, extra):
+    out = subprocess.run([os.path.join(bin_dir, "photon-run"), art, "--prompts-file", prompts_file,
+                          "--max-tokens", str(max_tokens), "--json", "--quiet"] + extra,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def agreement(a, b):
+    n = min(len(a), len(b))
+    same = sum(1 for i in range(n) if a[i] == b[i])
+    prefix = next((i for i in range(n) if a[i] != b[i]), n)
+    return {"equal_positions": round(same / n, 3) if n else None, "common_prefix": prefix, "tokens": n}
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--work", default=os.path.join(os.path.dirname(REF), "build", "eval"))
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--out", default=os.path.join(REF, "models", "results.json"))
+    ap.add_argument("models", nargs="*")
+    a = ap.parse_args()
     torch.set_num_threads(1)
-    dirs = sys.argv[1:] or sorted(glob.glob(os.path.join(HERE, "..", "models", "tiny-*")))
-    _, val = D.load_split()
-    w = D.windows(val, 256)[:64]
-    rows, samples = [], []
+    dirs = a.models or sorted(glob.glob(os.path.join(REF, "models", "small-*")))
+    os.makedirs(a.work, exist_ok=True)
+    val = D.val_text()
+    val_path = os.path.join(a.work, "val-full.txt")
+    with open(val_path, "w", encoding="utf-8") as f:
+        f.write(val)
+    prompts_path = os.path.join(a.work, "prompts.txt")
+    with open(prompts_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(PROMPTS) + "\n")
+    results = {"prompts": PROMPTS, "sampling": " ".join(SAMPLING), "max_new_tokens": a.max_tokens, "models": {}}
     for d in dirs:
-        with open(os.path.join(d, "config.json")) as f:
-            cfg = Config.from_dict(json.load(f))
+        name = os.path.basename(os.path.normpath(d))
+        cfg, model = TR.load_trained(d)
         with open(os.path.join(d, "metrics.json")) as f:
             met = json.load(f)
-        m = build_model(cfg)
-        m.load_state_dict(torch.load(os.path.join(d, "weights.pt")))
-        m.eval()
-        name = os.path.basename(os.path.normpath(d))
-        pos, collapse = "", ""
+        tok = D.SentencePiece(os.path.join(d, "tokenizer.model"))
+        ref_bpb, ntok, nbytes = CC.reference_bpb(model, tok, val, cfg.context)
+        r = {"family": cfg.family, "parameters": met["parameters"], "steps": met["steps"],
+             "tokens_seen": met["tokens_seen"], "epochs": met["epochs"], "train_minutes": met["train_minutes"],
+             "reference_val_bpb": round(ref_bpb, 4), "val_tokens": ntok, "val_scored_bytes": nbytes}
         if cfg.family != "vanilla":
-            out = m(w)
-            lg = out[0] if isinstance(out, tuple) else out
-            ce = torch.nn.functional.cross_entropy(lg.reshape(-1, 256), w.reshape(-1), reduction="none")
-            ce = ce.reshape(len(w), -1, cfg.chunk_sizes[0]).mean((0, 1)) / math.log(2)
-            pos = " / ".join(f"{float(c):.2f}" for c in ce)
-            x1 = m.encoder(w[:8])[0]
-            v = torch.nn.functional.normalize(x1.reshape(-1, x1.shape[-1]), dim=-1)
-            collapse = f"{float((v @ v.T).mean()):.4f}"
-        rows.append(f"| {name} | {met['parameters'] / 1e6:.2f} M | {met['steps']} | "
-                    f"{met['tokens_seen'] / 1e6:.2f} M | {met['train_minutes']:.1f} | {met['lr']:g} | "
-                    f"**{met['val_bpb']:.3f}** | {pos} | {collapse} |")
-        prompt = D.encode(PROMPT)
+            ids = torch.tensor(tok.encode(val))
+            w = D.windows(ids.numpy(), cfg.context)
+            r["x1_pairwise_cos"] = TR.latent_collapse(model, w)
+            r["bpt_by_position"] = met.get("bpt_by_position")
+        art = os.path.join(a.work, name + ".photon")
+        CC.compile_model(a.bin, d, art)
+        ev = json.loads(subprocess.run([os.path.join(a.bin, "photon-run"), art, "--eval", val_path, "--window",
+                                        str(cfg.context), "--json"], check=True, capture_output=True,
+                                       text=True).stdout)
+        r["compiled_val_bpb"] = round(ev["bits_per_byte"], 4)
+        r["compiled_vs_reference_abs_diff"] = abs(ev["bits_per_byte"] - ref_bpb)
         modes = ["hiergen", "recgen"] if cfg.family == "photon" else ["hiergen"]
+        gens = {}
         for mode in modes:
-            r = generate(m, prompt, 64, mode=mode)
-            samples.append(f"- {name} ({mode}): `{D.decode(r.tokens)!r}`")
-    print("| model | params | steps | bytes seen | minutes | lr | val bpb | bpb by position in chunk | X1 pairwise cos |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    print()
-    print(f"Greedy continuations of {PROMPT!r}:")
-    print("\n".join(samples))
+            greedy = run_prompts(a.bin, art, prompts_path, a.max_tokens, ["--mode", mode])
+            sampled = run_prompts(a.bin, art, prompts_path, a.max_tokens, ["--mode", mode] + SAMPLING)
+            gens[mode] = {"greedy": [{"text": q["text"], "finish": q["finish"], "tokens": q["tokens"],
+                                      **text_quality(q["text"])} for q in greedy["requests"]],
+                          "sampled": [{"text": q["text"], "finish": q["finish"]} for q in sampled["requests"]],
+                          "decode_tokens_per_s": greedy["stats"]["decode_tokens_per_s"]}
+        if cfg.family == "photon":
+            r["recgen_vs_hiergen_greedy"] = [agreement(h["tokens"], g["tokens"]) for h, g in
+                                             zip(gens["hiergen"]["greedy"], gens["recgen"]["greedy"])]
+        for m in gens.values():
+            for g in m["greedy"]:
+                del g["tokens"]
+        r["generations"] = gens
+        results["models"][name] = r
+        print(f"{name}: reference {ref_bpb:.4f} compiled {ev['bits_per_byte']:.4f} bpb"
+              + (f", X1 cos {r['x1_pairwise_cos']}" if "x1_pairwise_cos" in r else ""), flush=True)
+        for mode, m in gens.items():
+            for p, g in zip(PROMPTS, m["greedy"]):
+                print(f"  [{mode} greedy] {p!r} -> {g['text'][:160]!r} (4-gram ratio {g['distinct_4gram_ratio']}, "
+                      f"loop {g['loop']})")
+    with open(a.out, "w") as f:
+        json.dump(results, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print(f"wrote {a.out}")
 
 
 if __name__ == "__main__":

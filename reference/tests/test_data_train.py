@@ -112,5 +112,33 @@ class TrainingSmoke(unittest.TestCase):
                 self.assertLess(float(m.loss(x)[0]), first - 0.3)
 
 
+class TrainResume(unittest.TestCase):
+    def test_resume_equals_uninterrupted(self):
+        """train.py --stop-after then --resume ends with the same weights and log as one run"""
+        import subprocess
+        import tempfile
+        train = os.path.join(REF, "train.py")
+        base = [sys.executable, train, "--family", "photon", "--size", "tiny", "--batch", "4", "--max-steps", "4",
+                "--threads", "1", "--no-export", "--val-limit", "2", "--eval-every", "2", "--log-every", "1"]
+        with tempfile.TemporaryDirectory() as tmp:
+            a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+            env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+            subprocess.run(base + ["--out", a], check=True, capture_output=True, env=env)
+            r = subprocess.run(base + ["--out", b, "--stop-after", "2"], check=True, capture_output=True, env=env)
+            self.assertIn(b"--stop-after", r.stdout)
+            subprocess.run(base + ["--out", b, "--resume"], check=True, capture_output=True, env=env)
+            wa = torch.load(os.path.join(a, "ckpt.pt"))["model"]
+            wb = torch.load(os.path.join(b, "ckpt.pt"))["model"]
+            for k in wa:
+                self.assertTrue(torch.equal(wa[k], wb[k]), k)
+
+            def steps(d):
+                with open(os.path.join(d, "train.log.jsonl")) as f:
+                    recs = [json.loads(line) for line in f]
+                return [(r["step"], r["loss"], r["tokens"]) for r in recs if "step" in r and "loss" in r]
+            self.assertEqual(steps(a), steps(b))
+            self.assertEqual([s[0] for s in steps(a)], [1, 2, 3, 4])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -201,20 +201,32 @@ class Fixtures(unittest.TestCase):
 
 class TrainedModels(unittest.TestCase):
     def test_trained_exports(self):
-        dirs = sorted(d for d in glob.glob(os.path.join(MODELS, "tiny-*"))
-                      if os.path.exists(os.path.join(d, "metrics.json")))
+        """the committed models: both exports follow the convention with the trained weights
+        (weights.pt where committed, else model.onnx's initializers), plain = function form,
+        the tokenizer files and metrics are there"""
+        import sys
+        sys.path.insert(0, os.path.dirname(MODELS))
+        import train as TR
+        from photon_ref import data as D
+        dirs = sorted(d for d in glob.glob(os.path.join(MODELS, "*-*"))
+                      if os.path.exists(os.path.join(d, "metrics.json")) and os.path.exists(os.path.join(d, "model.onnx")))
         if not dirs:
             self.skipTest(f"no trained models under {MODELS}: run reference/train.py")
-        from photon_ref.model import build_model
         for d in dirs:
             with self.subTest(model=os.path.basename(d)):
-                cfg = Config.from_dict(read_json(os.path.join(d, "config.json")))
-                m = build_model(cfg)
-                m.load_state_dict(torch.load(os.path.join(d, "weights.pt")))
+                cfg, m = TR.load_trained(d)
                 mp = onnx.load(os.path.join(d, "model.onnx"))
                 check_convention(mp, cfg, m.state_dict())
+                plain = {t.name: numpy_helper.to_array(t) for t in onnx.load(os.path.join(d, "model.plain.onnx")).graph.initializer}
+                for n, t in m.state_dict().items():
+                    np.testing.assert_array_equal(plain[n], t.numpy(), err_msg=n)
                 tok = read_json(os.path.join(d, "tokenizer.json"))
-                self.assertEqual((tok["kind"], tok["vocab"]), ("byte", 256))
+                if tok["kind"] == "byte":
+                    self.assertEqual(tok["vocab"], 256)
+                else:
+                    self.assertEqual(tok["kind"], "sentencepiece")
+                    sp = D.SentencePiece(os.path.join(d, tok["model"]))
+                    self.assertEqual((sp.vocab, tok["vocab"], tok["eos"]), (cfg.vocab, cfg.vocab, sp.eos))
                 metrics = read_json(os.path.join(d, "metrics.json"))
                 self.assertLess(metrics["val_bpb"], 8.0)
 
