@@ -18,6 +18,9 @@
 // CHECK: level 1: cache bytes per 1000 tokens 32000,
 // CHECK: level 2: cache bytes per 1000 tokens 8064,
 // CHECK: total: cache bytes per 1000 tokens 40064 (hiergen), 8064 (recgen);
+// The per-sequence memory besides the caches (the cost model's per-sample memory adds it):
+// 4 streams x 5 positions of window cache, one f32 logits row of V = 64 per stream.
+// CHECK: per sequence besides the caches: token-decoder windows 2560, logits 1024, total 3584 bytes (vanilla: logits 256)
 // 4 stacks of 1 layer -> vanilla of 4 layers: 2 * 4 * 16 * 4 * 1000 = 512000
 // CHECK: vanilla of the same width (4 layers): cache bytes per 1000 tokens 512000;
 // 40064 / 512000 = 0.07825 (5/64 up to the ceil), 8064 / 512000 = 0.01575 (1/64)

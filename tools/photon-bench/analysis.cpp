@@ -162,14 +162,26 @@ MemBreakdown memBreakdown(const Cell &c) {
     return static_cast<double>(pt.mem.heapPeak - pt.mem.stagePeak - pt.mem.runtimePeak);
   });
   p.rss = slope([](const MemPoint &pt) { return pt.peakRss - pt.rssBefore; });
-  // What the RSS grows by beyond the caches (mmapped) and the live heap: glibc's free chunks,
-  // arenas of more threads, page granularity.
-  p.allocator = p.rss - p.cache - p.heap;
+  // What the RSS grows by beyond the caches (mmapped), the live heap and the weights' pages:
+  // glibc's free chunks, arenas of more threads, page granularity.
+  p.weightPages = slope([](const MemPoint &pt) {
+    return static_cast<double>(pt.mem.rssFileAfter) - static_cast<double>(pt.mem.rssFileBefore);
+  });
+  p.allocator = p.rss - p.cache - p.heap - p.weightPages;
   double mallocs = 0, tokens = 0;
   for (auto &r : c.runs)
     if (r.ok && r.mem.tracked) mallocs += r.mem.stageMallocs, tokens += r.generated;
   p.stageMallocsPerToken = tokens > 0 ? mallocs / tokens : NAN;
   return p;
+}
+
+double predictedMemoryRatio(const Cell &rg, const Cell &v) {
+  const CostModel &pc = rg.m->cost;
+  const CostModel &vc = v.m->cost;
+  double vCache = vc.present && vc.cacheHierPer1k > 0 ? vc.cacheHierPer1k : pc.vCachePer1k;
+  double vNon = vc.present && vc.nonCachePerSeq >= 0 ? vc.nonCachePerSeq : std::max(0.0, pc.vNonCachePerSeq);
+  double T = (rg.prompt + rg.gen) / 1000.0;
+  return safeDiv(pc.cacheRecPer1k * T + std::max(0.0, pc.nonCachePerSeq), vCache * T + vNon);
 }
 
 double safeDiv(double a, double b) { return (std::isfinite(a) && std::isfinite(b) && b != 0) ? a / b : NAN; }

@@ -59,6 +59,9 @@ struct CostModel {
   double cacheHierPer1k = 0, cacheRecPer1k = 0;
   double vWeightBytesPerToken = 0, vFlopsPerToken = 0, vCachePer1k = 0, vLayers = 0;
   double ratioCacheRec = 0, ratioCacheHier = 0, ratioWeight = 0, ratioFlops = 0;
+  // cost_model.non_cache_bytes_per_sequence (windows + logits) and the vanilla model's; -1:
+  // an older manifest without them (the prediction then counts the caches alone)
+  double nonCachePerSeq = -1, vNonCachePerSeq = -1;
 };
 
 struct Model {
@@ -101,6 +104,9 @@ struct MemParts {
   int64_t heapPeak, stagePeak, runtimePeak;
   uint64_t stageMallocs, stageBytes, untracked;
   uint64_t mallocHeld, mallocFree;  // glibc arenas + mmapped chunks, free bytes in them (end)
+  // File-backed resident bytes before and after the run: the weights' pages the run touched
+  // (the embedding rows of its tokens grow with the batch; shared, not per-sample memory)
+  uint64_t rssFileBefore, rssFileAfter;
 };
 
 struct RunResult {
@@ -175,7 +181,7 @@ struct MemBreakdown {
   bool present = false;
   std::vector<std::pair<int, double>> cacheLevels;  // (level id, bytes per sample)
   double cache = NAN, windows = NAN, stage = NAN, runtime = NAN, runtimeOther = NAN,
-         heapOther = NAN, heap = NAN, rss = NAN, allocator = NAN;
+         heapOther = NAN, heap = NAN, rss = NAN, allocator = NAN, weightPages = NAN;
   double stageMallocsPerToken = NAN;
 };
 
@@ -234,6 +240,9 @@ void finishCell(Bench &B, Cell &c);
 /// The per-sample slope of each part of memory over the slope runs of a cell.
 MemBreakdown memBreakdown(const Cell &c);
 double safeDiv(double a, double b);
+/// The cost model's per-sample memory of RecGen over vanilla at the cells' context (prompt +
+/// generated): caches at that context plus the per-sequence bytes besides them.
+double predictedMemoryRatio(const Cell &rg, const Cell &v);
 const Cell *findCell(Bench &B, const std::string &mode, const std::string &setting);
 /// Median of a metric over the ok runs of a cell at one batch size.
 double atBatch(const Cell *c, int batch, double (RunResult::*metric)() const);

@@ -101,7 +101,7 @@ void onAlloc(void *p, const void *ret) {
   bump(gLive, gPeak, n);
   Owner o = ownerOf(ret);
   if (o == kOther) return;
-  if (o == kStage && gSites) noteSite(ret, n);
+  if (gSites) noteSite(ret, n);
   if (o == kStage) {
     gStageMallocs.fetch_add(1, std::memory_order_relaxed);
     gStageBytes.fetch_add(n, std::memory_order_relaxed);

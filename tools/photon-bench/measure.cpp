@@ -107,6 +107,7 @@ void childRun(const RunSpec &rs, uint64_t seed, int threads, int fd) {
     }
   }
   r.rssBefore = statusKb("VmRSS:") * 1024;
+  r.mem.rssFileBefore = statusKb("RssFile:") * 1024;
   for (int b = 0; b < rs.batch; ++b) {
     for (auto &t : prompt) t = tok(rng);
     s.seed = seed + b;
@@ -119,6 +120,7 @@ void childRun(const RunSpec &rs, uint64_t seed, int threads, int fd) {
   st = photon_engine_run(e, countTokens, &cc);
   r.wall = nowSec() - t0;
   heapstat::Snapshot hs = heapstat::stop();
+  r.mem.rssFileAfter = statusKb("RssFile:") * 1024;
   if (st != PHOTON_OK) finish(st);
   r.mem.heapPeak = hs.peakTotal;
   r.mem.stagePeak = hs.peakStage;

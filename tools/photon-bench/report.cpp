@@ -267,7 +267,10 @@ std::string buildJson(Bench &B, bool complete) {
       w.kv("runtime_heap", p.runtime);
       w.kv("other_heap", p.heapOther);
       w.kv("heap", p.heap);
+      w.kv("weight_pages_touched", p.weightPages);
       w.kv("allocator_and_untracked", p.allocator);
+      // per-sample memory without the shared weights' pages the batch's tokens touched
+      w.kv("rss_without_weight_pages", p.rss - p.weightPages);
       w.kv("rss", p.rss);
       w.kv("stage_mallocs_per_generated_token", p.stageMallocsPerToken);
       w.endObj();
@@ -381,13 +384,16 @@ std::string buildJson(Bench &B, bool complete) {
     if (rg && v && rg->m->cost.present) {
       const CostModel &pc = rg->m->cost;
       double vCache = v->m->cost.present && v->m->cost.cacheHierPer1k > 0 ? v->m->cost.cacheHierPer1k : pc.vCachePer1k;
-      double memRatio = safeDiv(pc.cacheRecPer1k, vCache);  // RecGen / vanilla per sample
+      double cacheRatio = safeDiv(pc.cacheRecPer1k, vCache);  // RecGen / vanilla, caches only
+      double memRatio = predictedMemoryRatio(*rg, *v);  // caches at the context + the rest
       double thrRatio = safeDiv(rg->roof.decodeTps, v->roof.decodeTps);
       double predicted = safeDiv(thrRatio, memRatio);
       double measured = safeDiv(rg->tpm, v->tpm);
       w.key("cost_model_recgen_over_vanilla");
       w.beginObj();
-      w.kv("predicted_cache_ratio", memRatio);
+      w.kv("predicted_cache_ratio", cacheRatio);
+      w.kv("predicted_memory_ratio", memRatio);
+      w.kv("predicted_tpm_ratio_cache_only", safeDiv(thrRatio, cacheRatio));
       w.kv("predicted_throughput_ratio", thrRatio);
       w.kv("predicted_tpm_ratio", predicted);
       w.kv("measured_tpm_ratio", measured);
@@ -495,9 +501,7 @@ std::string buildJson(Bench &B, bool complete) {
       }
     }
     if (v && rg && rg->m->cost.present) {
-      const CostModel &pc = rg->m->cost;
-      double vCache = v->m->cost.present && v->m->cost.cacheHierPer1k > 0 ? v->m->cost.cacheHierPer1k : pc.vCachePer1k;
-      double predicted = safeDiv(safeDiv(rg->roof.decodeTps, v->roof.decodeTps), safeDiv(pc.cacheRecPer1k, vCache));
+      double predicted = safeDiv(safeDiv(rg->roof.decodeTps, v->roof.decodeTps), predictedMemoryRatio(*rg, *v));
       double r = safeDiv(safeDiv(rg->tpm, v->tpm), predicted);
       w.key("de_tpm_ratio_over_cost_model");
       w.beginObj();

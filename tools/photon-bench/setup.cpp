@@ -66,7 +66,9 @@ void readCostModel(Model &m) {
     c.vFlopsPerToken = jnumber(v, "flops_per_token");
     c.vCachePer1k = jnumber(v, "cache_bytes_per_1k_tokens");
     c.vLayers = jnumber(v, "layers");
+    c.vNonCachePerSeq = jnumber(v, "non_cache_bytes_per_sequence", -1);
   }
+  if (const Json *nc = jget(cm, "non_cache_bytes_per_sequence")) c.nonCachePerSeq = jnumber(nc, "total", -1);
   if (const Json *r = jget(cm, "ratio_to_vanilla")) {
     c.ratioCacheRec = jnumber(r, "cache_recgen");
     c.ratioCacheHier = jnumber(r, "cache_hiergen");
