@@ -108,4 +108,26 @@ TEST_F(HostileCApi, EngineStaysUsableAfterItsModelHandleIsFreed) {
   EXPECT_EQ(photon_engine_run(engine_, nullptr, nullptr), PHOTON_OK) << photon_last_error();
 }
 
+// Issue 19: a stage symbol is looked up among model.so's own definitions only. This model.so
+// links libphoton.so, which exports photon_model_load: a manifest naming it as a stage (the
+// photon_ prefix is right) is refused instead of calling into the dependency.
+TEST(HostileArtifact, StageSymbolDefinedOnlyByADependencyIsRefused) {
+  std::string dir = ::testing::TempDir() + "photon-hostile-dep-" + std::to_string(getpid());
+  photon_test::ArtifactOptions o;
+  o.family = "vanilla";
+  o.extraStageSymbol = "photon_model_load";
+  std::string err;
+  ASSERT_TRUE(photon_test::writeArtifact(dir, o, err)) << err;
+  std::string so = photon_test::readAll(PHOTON_TESTMODEL_DEP_LIB);
+  ASSERT_FALSE(so.empty());
+  std::ofstream(dir + "/model.so", std::ios::binary | std::ios::trunc) << so;
+  photon_model *m = nullptr;
+  EXPECT_EQ(photon_model_load(dir.c_str(), nullptr, &m), PHOTON_ERR_ABI);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_NE(std::string(photon_last_error())
+                .find("does not define 'photon_model_load' (stage 'extra' of the manifest) itself"),
+            std::string::npos) << photon_last_error();
+  photon_model_free(m);
+}
+
 } // namespace
