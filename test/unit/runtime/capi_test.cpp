@@ -7,7 +7,10 @@
 
 #include <cstddef>
 #include <cstring>
+#include <atomic>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <unistd.h>
 
 TEST(PublicApi, GenerateThroughTheSharedLibrary) {
@@ -125,5 +128,90 @@ TEST(PublicApi, EngineOutlivesModelAndShortStructsGetDefaults) {
                               offsetof(photon_engine_stats, decode_tokens);
   EXPECT_EQ(tail[0], 0xAB); // not written past struct_size
   photon_engine_free(e);    // unloads the model
+  photon_test::removeTree(dir);
+}
+
+// The serving calls through the shared library: a scheduler thread loops
+// photon_engine_wait + photon_engine_step while the main thread submits (one request and
+// three samples of one prompt with photon_engine_submit_n) and cancels one; wake ends the
+// loop; get_stats from this thread shows everything finished and the cache at zero.
+TEST(PublicApi, ServingCallsFromAnotherThread) {
+  std::string dir = ::testing::TempDir() + "photon-capi-serve-" + std::to_string(getpid());
+  std::string err;
+  ASSERT_TRUE(photon_test::writeArtifact(dir, {}, err)) << err;
+  photon_model *m = nullptr;
+  ASSERT_EQ(photon_model_load(dir.c_str(), nullptr, &m), PHOTON_OK) << photon_last_error();
+  photon_engine_options eo;
+  photon_engine_options_defaults(&eo);
+  eo.cache_policy = PHOTON_CACHE_GROW;
+  eo.prefill_chunk = 8;
+  photon_engine *e = nullptr;
+  ASSERT_EQ(photon_engine_create(m, &eo, &e), PHOTON_OK) << photon_last_error();
+  struct State {
+    std::mutex mu;
+    std::map<photon_request_id, photon_finish> finish;
+    std::map<photon_request_id, size_t> tokens;
+  } st;
+  std::atomic<bool> stop{false};
+  std::thread scheduler([&] {
+    while (!stop.load()) {
+      int32_t work = 0;
+      ASSERT_EQ(photon_engine_wait(e, 50, &work), PHOTON_OK);
+      if (!work) continue;
+      int32_t active = 0;
+      ASSERT_EQ(photon_engine_step(
+                    e,
+                    [](void *u, photon_request_id id, const int32_t *, size_t n, photon_finish f) {
+                      State &s = *static_cast<State *>(u);
+                      std::lock_guard<std::mutex> lock(s.mu);
+                      s.tokens[id] += n;
+                      if (f) s.finish[id] = f;
+                      return 0;
+                    },
+                    &st, &active),
+                PHOTON_OK)
+          << photon_last_error();
+    }
+  });
+  int32_t prompt[40];
+  for (int i = 0; i < 40; ++i) prompt[i] = i + 1;
+  photon_sampling s;
+  photon_sampling_defaults(&s);
+  s.max_tokens = 20;
+  s.temperature = 0.7f;
+  photon_request_id one = 0, three[3] = {0, 0, 0}, cancelled = 0;
+  ASSERT_EQ(photon_engine_submit(e, prompt, 40, &s, &one), PHOTON_OK) << photon_last_error();
+  ASSERT_EQ(photon_engine_submit_n(e, prompt, 40, &s, 3, three), PHOTON_OK) << photon_last_error();
+  EXPECT_NE(photon_engine_submit_n(e, prompt, 40, &s, 0, three), PHOTON_OK);
+  s.max_tokens = 100000;
+  ASSERT_EQ(photon_engine_submit(e, prompt, 40, &s, &cancelled), PHOTON_OK);
+  ASSERT_EQ(photon_engine_cancel_request(e, cancelled), PHOTON_OK);
+  for (int i = 0; i < 1000; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(st.mu);
+      if (st.finish.size() == 5) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  stop.store(true);
+  photon_engine_wake(e);
+  scheduler.join();
+  ASSERT_EQ(st.finish.size(), 5u);
+  EXPECT_EQ(st.finish[cancelled], PHOTON_FINISH_CANCELLED);
+  for (photon_request_id id : {one, three[0], three[1], three[2]}) {
+    EXPECT_EQ(st.finish[id], PHOTON_FINISH_LENGTH) << id;
+    EXPECT_EQ(st.tokens[id], 20u) << id;
+  }
+  photon_engine_stats stats;
+  stats.struct_size = sizeof stats;
+  ASSERT_EQ(photon_engine_get_stats(e, &stats), PHOTON_OK);
+  EXPECT_EQ(stats.queued, 0);
+  EXPECT_EQ(stats.running, 0);
+  EXPECT_EQ(stats.cache_bytes_in_use, 0u);
+  EXPECT_EQ(stats.requests_cancelled, 1u);
+  EXPECT_EQ(stats.requests_finished, 4u);
+  for (int i = 0; i < stats.cache_levels; ++i) EXPECT_EQ(stats.cache_bytes_in_use_level[i], 0u);
+  photon_engine_free(e);
+  photon_model_free(m);
   photon_test::removeTree(dir);
 }
