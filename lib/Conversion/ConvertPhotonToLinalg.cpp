@@ -49,6 +49,22 @@ constexpr arith::FastMathFlags kFM = arith::FastMathFlags::reassoc | arith::Fast
 // Small builders
 //===----------------------------------------------------------------------===//
 
+/// A q4 weight (docs/artifact.md, "Weight formats") from its byte `p` (i8), scale `d` (f16)
+/// and k index `k`: (nibble - 8) * d, the high nibble for k mod 32 >= 16. photon-matmul-kernels
+/// matches exactly this sequence (MatmulMatch.h, matchDequantMatmulT).
+Value dequantQ4(OpBuilder &b, Location l, Value p, Value d, Value k) {
+  auto cIdx = [&](int64_t v) { return arith::ConstantIndexOp::create(b, l, v); };
+  auto cI8 = [&](int64_t v) { return arith::ConstantOp::create(b, l, b.getI8IntegerAttr(v)); };
+  Value r = arith::RemUIOp::create(b, l, k, cIdx(32));
+  Value hi = arith::CmpIOp::create(b, l, arith::CmpIPredicate::uge, r, cIdx(16));
+  Value lo = arith::AndIOp::create(b, l, p, cI8(15));
+  Value sh = arith::ShRUIOp::create(b, l, p, cI8(4));
+  Value nib = arith::SelectOp::create(b, l, hi, sh, lo);
+  Value q = arith::SubIOp::create(b, l, nib, cI8(8));
+  Value qf = arith::SIToFPOp::create(b, l, b.getF32Type(), q);
+  return arith::MulFOp::create(b, l, qf, arith::ExtFOp::create(b, l, b.getF32Type(), d));
+}
+
 struct Lowering {
   OpBuilder &b;
   Location loc;
@@ -133,6 +149,7 @@ struct Lowering {
   struct Dequant {
     SmallVector<Value> ins;
     SmallVector<AffineMap> maps;
+    bool q4 = false;
   };
   std::optional<Dequant> matchDequant(Value w) {
     auto g = w.getDefiningOp<linalg::GenericOp>();
@@ -152,10 +169,15 @@ struct Lowering {
         auto d = m.getRhs().getDefiningOp<arith::ExtFOp>();
         q8 = q && d && isArgIn(q.getIn(), 0) && isArgIn(d.getIn(), 1);
       }
-    if (!half && !q8) return std::nullopt;
     auto maps = g.getIndexingMapsArray();
-    if (maps[0] != idMap(2) || maps.back() != idMap(2)) return std::nullopt;
+    // q4: WeightOpLowering's generic, the packed bytes read through (n, k / 32 * 16 + k % 16)
+    bool q4 = nIn == 2 && maps[0] != idMap(2) && g.getDpsInputs()[0].getDefiningOp<bufferization::ToTensorOp>() &&
+              cast<RankedTensorType>(g.getDpsInputs()[0].getType()).getElementType().isInteger(8) &&
+              v.getDefiningOp<arith::MulFOp>();
+    if (!half && !q8 && !q4) return std::nullopt;
+    if ((!q4 && maps[0] != idMap(2)) || maps.back() != idMap(2)) return std::nullopt;
     Dequant dq;
+    dq.q4 = q4;
     // (n, k) -> (m, n, k): d0 -> d1, d1 -> d2
     AffineMap shift = AffineMap::get(3, 0, {b.getAffineDimExpr(1), b.getAffineDimExpr(2)}, b.getContext());
     for (unsigned i = 0; i < nIn; ++i) {
@@ -185,11 +207,13 @@ struct Lowering {
       SmallVector<AffineMap> maps{map(3, {0, 2})};
       maps.append(dq->maps);
       maps.push_back(map(3, {0, 1}));
-      bool q8 = dq->ins.size() == 2;
-      return generic(init, ins, maps, iters(3, {2}), [q8](OpBuilder &nb, Location l, ValueRange a) {
+      bool q8 = dq->ins.size() == 2, q4 = dq->q4;
+      return generic(init, ins, maps, iters(3, {2}), [q8, q4](OpBuilder &nb, Location l, ValueRange a) {
         Type f32 = nb.getF32Type();
         Value wv;
-        if (q8)
+        if (q4)
+          wv = dequantQ4(nb, l, a[1], a[2], linalg::IndexOp::create(nb, l, 2));
+        else if (q8)
           wv = arith::MulFOp::create(nb, l, arith::SIToFPOp::create(nb, l, f32, a[1]),
                                      arith::ExtFOp::create(nb, l, f32, a[2]));
         else
@@ -857,9 +881,14 @@ LogicalResult WeightOpLowering::matchAndRewrite(WeightOp op, OpAdaptor,
   int64_t offset = -1;
   if (std::optional<uint64_t> off = op.getOffset()) offset = static_cast<int64_t>(*off);
   auto it = lc.index.find(name);
+  // q4 stores two 4-bit weights per byte: [N, K / 2] (docs/artifact.md, "Weight formats")
+  auto q4Scales = lc.index.find((name + ::photon::weights::kQ4ScalesSuffix).str());
+  bool q4 = q4Scales != lc.index.end() && rt.getRank() == 2;
   if (it != lc.index.end()) {
     const auto &info = it->second;
-    if (info.shape != std::vector<int64_t>(rt.getShape().begin(), rt.getShape().end()))
+    std::vector<int64_t> stored(rt.getShape().begin(), rt.getShape().end());
+    if (q4) stored[1] /= 2;
+    if (info.shape != stored)
       return op.emitOpError("weight '") << name << "' has another shape in the weights blob ("
                                          << info.shape.size() << "-d) than in the IR (" << rt
                                          << "); re-import the model",
@@ -901,8 +930,29 @@ LogicalResult WeightOpLowering::matchAndRewrite(WeightOp op, OpAdaptor,
                              }),
                    rewriter);
   }
-  auto sc = lc.index.find((name + ::photon::weights::kQ8ScalesSuffix).str());
   int64_t N = rt.getDimSize(0), K = rt.getDimSize(1), G = ::photon::weights::kQ8Group;
+  if (q4) {
+    const auto &si = q4Scales->second;
+    if (dt != DType::I8 || K % G != 0 || si.dtype != DType::F16 ||
+        si.shape != std::vector<int64_t>{N, K / G})
+      return op.emitOpError("weight '")
+                 << name << "' has q4 scales but is not a q4 weight (i8 [N, K / 2] with f16 "
+                    "scales [N, K / 32]); re-run photon-compile from the f32 weights",
+             reported();
+    Value p = viewAt(offset, {N, K / 2}, rewriter.getI8Type());
+    Value d = viewAt(static_cast<int64_t>(si.offset), {N, K / G}, rewriter.getF16Type());
+    AffineExpr n = rewriter.getAffineDimExpr(0), k = rewriter.getAffineDimExpr(1);
+    AffineMap pMap = AffineMap::get(2, 0, {n, k.floorDiv(G) * (G / 2) + k % (G / 2)}, rewriter.getContext());
+    AffineMap dMap = AffineMap::get(2, 0, {n, k.floorDiv(G)}, rewriter.getContext());
+    return replace(op,
+                   L.generic(init, ValueRange{p, d}, {pMap, dMap, L.idMap(2)}, L.iters(2),
+                             [](OpBuilder &nb, Location l, ValueRange a) {
+                               Value kk = linalg::IndexOp::create(nb, l, 1);
+                               linalg::YieldOp::create(nb, l, ValueRange{dequantQ4(nb, l, a[0], a[1], kk)});
+                             }),
+                   rewriter);
+  }
+  auto sc = lc.index.find((name + ::photon::weights::kQ8ScalesSuffix).str());
   if (dt != DType::I8 || K % G != 0 || sc == lc.index.end() || sc->second.dtype != DType::F16 ||
       sc->second.shape != std::vector<int64_t>{N, K / G})
     return op.emitOpError("weight '")

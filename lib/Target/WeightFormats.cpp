@@ -24,7 +24,7 @@ using namespace mlir::photon;
 namespace W = ::photon::weights;
 
 bool mlir::photon::isWeightFormatName(llvm::StringRef s) {
-  return s == "f32" || s == "f16" || s == "bf16" || s == "q8";
+  return s == "f32" || s == "f16" || s == "bf16" || s == "q8" || s == "q4";
 }
 
 namespace {
@@ -48,7 +48,7 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
                                         bool quiet, llvm::json::Object &manifest,
                                         std::string &err) {
   if (!isWeightFormatName(format)) {
-    err = "unsupported --weights format '" + format + "' (expected f32, f16, bf16 or q8)";
+    err = "unsupported --weights format '" + format + "' (expected f32, f16, bf16, q8 or q4)";
     return false;
   }
   std::vector<std::pair<llvm::GlobPattern, std::string>> rules;
@@ -58,7 +58,7 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
     auto [glob, fmt] = entry.rsplit('=');
     if (fmt.empty() || glob.empty() || !isWeightFormatName(fmt)) {
       err = "--weights-for entry '" + entry.str() +
-            "' is not GLOB=FORMAT with FORMAT f32, f16, bf16 or q8 (e.g. --weights-for "
+            "' is not GLOB=FORMAT with FORMAT f32, f16, bf16, q8 or q4 (e.g. --weights-for "
             "'lm_head*=f32,*.wq=f16')";
       return false;
     }
@@ -106,11 +106,11 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
         f = rf;
         break;
       }
-    if (f == "q8" && t.shape[1] % W::kQ8Group != 0) {
+    if ((f == "q8" || f == "q4") && t.shape[1] % W::kQ8Group != 0) {
       if (!quiet)
         llvm::errs() << "photon-compile: note: weight '" << t.name << "' stays f32: its K = "
-                     << t.shape[1] << " is not a multiple of the q8 group of " << W::kQ8Group
-                     << "\n";
+                     << t.shape[1] << " is not a multiple of the " << f << " group of "
+                     << W::kQ8Group << "\n";
       f = "f32";
     }
     ++counts[f];
@@ -125,9 +125,13 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
     if (fmts[i].empty()) writer.declare(t.name, t.dtype, t.shape);
     else if (fmts[i] == "f16") writer.declare(t.name, W::DType::F16, t.shape);
     else if (fmts[i] == "bf16") writer.declare(t.name, W::DType::BF16, t.shape);
-    else {
+    else if (fmts[i] == "q8") {
       writer.declare(t.name, W::DType::I8, t.shape);
       writer.declare(t.name + W::kQ8ScalesSuffix, W::DType::F16,
+                     {t.shape[0], t.shape[1] / W::kQ8Group});
+    } else {
+      writer.declare(t.name, W::DType::I8, {t.shape[0], t.shape[1] / 2});
+      writer.declare(t.name + W::kQ4ScalesSuffix, W::DType::F16,
                      {t.shape[0], t.shape[1] / W::kQ8Group});
     }
   }
@@ -154,11 +158,17 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
       writer.finishTensor();
       continue;
     }
-    std::vector<int8_t> q(N * K);
+    bool q4 = fmts[i] == "q4";
+    int64_t rowBytes = q4 ? K / 2 : K;
+    std::vector<int8_t> q(N * rowBytes);
     std::vector<uint16_t> d(N * (K / W::kQ8Group));
     for (int64_t n = 0; n < N; ++n) {
       std::memcpy(row.data(), src + n * K * 4, K * 4);
-      W::quantizeRowQ8(row.data(), K, q.data() + n * K, d.data() + n * (K / W::kQ8Group));
+      if (q4)
+        W::quantizeRowQ4(row.data(), K, reinterpret_cast<uint8_t *>(q.data()) + n * rowBytes,
+                         d.data() + n * (K / W::kQ8Group));
+      else
+        W::quantizeRowQ8(row.data(), K, q.data() + n * K, d.data() + n * (K / W::kQ8Group));
     }
     writer.writeData(q.data(), q.size());
     writer.finishTensor();

@@ -33,13 +33,14 @@ static cl::opt<std::string> outputDir("o", cl::desc("Output artifact directory (
                                       cl::value_desc("dir"), cl::cat(cat));
 static cl::list<std::string> weightsArgs(
     "weights",
-    cl::desc("Either the format of the matmul weights, f32 (default), f16, bf16 or q8 "
-             "(symmetric int8, one f16 scale per group of 32 along K, as llama.cpp's q8_0; "
+    cl::desc("Either the format of the matmul weights, f32 (default), f16, bf16, q8 "
+             "(symmetric int8, one f16 scale per group of 32 along K, as llama.cpp's q8_0) or "
+             "q4 (4-bit, one f16 scale per group of 32, llama.cpp's q4_0 values; "
              "converted and packed at compile time; embeddings, norms and a tied LM head stay "
              "f32), or the weights blob (PHOTONW1) of a .mlir input (default: "
              "<input>.weights.bin or weights.bin beside it; a blob file named like a format "
              "is passed as ./NAME). Give it twice for both"),
-    cl::value_desc("f32|f16|bf16|q8|file"), cl::cat(cat));
+    cl::value_desc("f32|f16|bf16|q8|q4|file"), cl::cat(cat));
 static cl::opt<std::string> weightsFor(
     "weights-for",
     cl::desc("Per-tensor weight formats overriding --weights: GLOB=FORMAT[,GLOB=FORMAT...], "

@@ -1,7 +1,7 @@
 //===- WeightFormats.h - photon-compile --weights: f32 / f16 / bf16 / q8 -*- C++ -*-===//
 //
 // Converts the matmul weights of a photon module's weights blob to a reduced-precision
-// format at compile time (docs/compiler.md "Weight formats", docs/artifact.md). Only the
+// format (f16, bf16, q8, q4) at compile time (docs/compiler.md "Weight formats", docs/artifact.md). Only the
 // weights every use of which is the weight operand of photon.linear / lm_head / swiglu /
 // chunk_compress / expand are converted (an embedding table, a norm weight, a latent or a
 // tied embedding / LM head stays f32). convert-photon-to-linalg reads each tensor's dtype
@@ -20,7 +20,7 @@
 namespace mlir {
 namespace photon {
 
-/// True if `s` names a weight format: f32, f16, bf16 or q8.
+/// True if `s` names a weight format: f32, f16, bf16, q8 or q4.
 bool isWeightFormatName(llvm::StringRef s);
 
 /// Rewrites blob `in` as `out` (may be the same file) with the matmul weights of `m` in

@@ -119,6 +119,7 @@ bool isDequantMatmulTranspose(linalg::GenericOp op) {
   if (*form == WeightForm::Half) return we.isF16() || we.isBF16();
   auto d = dyn_cast<MemRefType>(op.getDpsInputs()[2].getType());
   int64_t N = w.getDimSize(0), K = w.getDimSize(1);
+  if (*form == WeightForm::Q4) K *= 2; // two weights per byte
   return we.isInteger(8) && d && d.getElementType().isF16() && K % group == 0 &&
          d.hasStaticShape() && d.getDimSize(0) == N && d.getDimSize(1) == K / group &&
          d.isLastDimUnitStride();
@@ -135,11 +136,36 @@ Value loadWeightVector(OpBuilder &b, Location loc, Value w, Value row, Value k, 
   return arith::ExtFOp::create(b, loc, vt, raw);
 }
 
-/// w[row, k] as f32: widened, and for q8 (`d` given) times the group's scale.
+/// True if the scales `d` belong to a q4 weight `w` (two weights per byte: w [N, K / 2] and
+/// d [N, K / 32]) rather than a q8 one (w [N, K]).
+bool isQ4(Value w, Value d) {
+  return d && cast<MemRefType>(w.getType()).getDimSize(1) == 16 * cast<MemRefType>(d.getType()).getDimSize(1);
+}
+
+Value splatI8(OpBuilder &b, Location loc, VectorType t, int8_t v) {
+  return arith::ConstantOp::create(b, loc, t, DenseElementsAttr::get(t, ArrayRef<int8_t>{v}));
+}
+
+/// w[row, k] as f32: widened, and for q8 / q4 (`d` given) times the group's scale.
 Value loadWeightScalar(OpBuilder &b, Location loc, Value w, Value d, int64_t group, Value row,
                        Value k) {
-  Value v = memref::LoadOp::create(b, loc, w, ValueRange{row, k});
   Type f32 = b.getF32Type();
+  if (isQ4(w, d)) {
+    // byte 16 g + k % 16 of group g = k / 32; the high nibble for k % 32 >= 16
+    Value gi = arith::DivUIOp::create(b, loc, k, cidx(b, loc, 32));
+    Value r = arith::RemUIOp::create(b, loc, k, cidx(b, loc, 32));
+    Value col = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, gi, cidx(b, loc, 16)),
+                                      arith::RemUIOp::create(b, loc, k, cidx(b, loc, 16)));
+    Value byte = memref::LoadOp::create(b, loc, w, ValueRange{row, col});
+    Value hi = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, r, cidx(b, loc, 16));
+    auto c8 = [&](int64_t v) { return arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(v)); };
+    Value nib = arith::SelectOp::create(b, loc, hi, arith::ShRUIOp::create(b, loc, byte, c8(4)),
+                                        arith::AndIOp::create(b, loc, byte, c8(15)));
+    Value q = arith::SIToFPOp::create(b, loc, f32, arith::SubIOp::create(b, loc, nib, c8(8)));
+    Value ds = memref::LoadOp::create(b, loc, d, ValueRange{row, gi});
+    return arith::MulFOp::create(b, loc, q, arith::ExtFOp::create(b, loc, f32, ds));
+  }
+  Value v = memref::LoadOp::create(b, loc, w, ValueRange{row, k});
   if (v.getType().isF32()) return v;
   if (v.getType().isInteger(8)) {
     Value q = arith::SIToFPOp::create(b, loc, f32, v);
@@ -175,8 +201,9 @@ void emitSplitKTile(OpBuilder &b, Location loc, Value x, Value w, Value y, Array
         b, loc, cidx(b, loc, 0), cidx(b, loc, kv), cidx(b, loc, kStep), init,
         [&](OpBuilder &b, Location loc, Value k, ValueRange acc) {
           auto prefetch = [&] {
+            Value kw = pfIdx.empty() || !isQ4(w, d) ? k : arith::DivUIOp::create(b, loc, k, cidx(b, loc, 2));
             for (Value r : pfIdx)
-              memref::PrefetchOp::create(b, loc, w, ValueRange{r, k}, /*isWrite=*/false,
+              memref::PrefetchOp::create(b, loc, w, ValueRange{r, kw}, /*isWrite=*/false,
                                          kPrefetchL2, /*isDataCache=*/true);
           };
           SmallVector<Value> next;
@@ -207,9 +234,29 @@ void emitSplitKTile(OpBuilder &b, Location loc, Value x, Value w, Value y, Array
             Value ds = memref::LoadOp::create(b, loc, d, ValueRange{rowIdx[i], gi});
             Value sc = arith::ExtFOp::create(b, loc, b.getF32Type(), ds);
             Value scv = vector::BroadcastOp::create(b, loc, vt, sc);
-            SmallVector<Value> part(MB);
+            SmallVector<Value> part(MB), qvs;
+            if (isQ4(w, d)) {
+              // the group's 16 bytes: low nibbles k 0..15, high nibbles k 16..31, minus 8
+              auto v16 = VectorType::get({16}, b.getI8Type());
+              Value kb = arith::DivUIOp::create(b, loc, k, cidx(b, loc, 2));
+              Value raw = vector::LoadOp::create(b, loc, v16, w, ValueRange{rowIdx[i], kb});
+              Value c8 = splatI8(b, loc, v16, 8);
+              Value lo = arith::SubIOp::create(
+                  b, loc, arith::AndIOp::create(b, loc, raw, splatI8(b, loc, v16, 15)), c8);
+              Value hi = arith::SubIOp::create(
+                  b, loc, arith::ShRUIOp::create(b, loc, raw, splatI8(b, loc, v16, 4)), c8);
+              for (int64_t g = 0; g < G; ++g) {
+                int64_t off = g * lanes;
+                Value src = off < 16 ? lo : hi;
+                if (lanes != 16)
+                  src = vector::ExtractStridedSliceOp::create(b, loc, src, ArrayRef<int64_t>{off % 16},
+                                                              ArrayRef<int64_t>{lanes},
+                                                              ArrayRef<int64_t>{1});
+                qvs.push_back(arith::SIToFPOp::create(b, loc, vt, src));
+              }
+            }
             for (int64_t g = 0; g < G; ++g) {
-              Value qv = loadWeightVector(b, loc, w, rowIdx[i], kg[g], lanes);
+              Value qv = qvs.empty() ? loadWeightVector(b, loc, w, rowIdx[i], kg[g], lanes) : qvs[g];
               for (size_t j = 0; j < MB; ++j)
                 part[j] = g == 0 ? arith::MulFOp::create(b, loc, xv[j][g], qv, reassoc).getResult()
                                  : vector::FMAOp::create(b, loc, xv[j][g], qv, part[j]).getResult();
@@ -588,12 +635,16 @@ struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPas
   func::FuncOp buildKernel(ModuleOp module, SymbolTable &symbols, Location loc,
                            ArrayRef<Type> types, const PhotonMatmulKernelsOptions &o) {
     auto wt = cast<MemRefType>(types[1]);
-    int64_t N = wt.getDimSize(0), K = wt.getDimSize(1);
+    // q4 (x, w, y, d with d [N, K / 32] and w [N, K / 2]): two weights per byte
+    bool q4 = types.size() == 4 &&
+              wt.getDimSize(1) == 16 * cast<MemRefType>(types[3]).getDimSize(1);
+    int64_t N = wt.getDimSize(0), K = wt.getDimSize(1) * (q4 ? 2 : 1);
     OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
     bool norm = types.size() == 5; // RMSNorm-fused: x, w, y, r, g
     bool q8 = types.size() == 4;   // x, w (i8), y, d
     Type we = wt.getElementType();
     std::string prefix = norm ? "__photon_matmul_rmsnorm_"
+                         : q4 ? "__photon_matmul_q4_"
                          : q8 ? "__photon_matmul_q8_"
                          : we.isF16() ? "__photon_matmul_f16_"
                          : we.isBF16() ? "__photon_matmul_bf16_"
@@ -613,6 +664,7 @@ struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPas
     // the q8 GEMV steps k by whole groups of whole vectors; otherwise its k loop by lanes
     PhotonMatmulKernelsOptions ko = o;
     if (q8 && group % ko.lanes != 0) ko.lanes = std::gcd(group, ko.lanes);
+    if (q4) ko.lanes = std::gcd<int64_t>(16, ko.lanes); // a vector within one nibble half
     bool par = o.parallel && N * K >= o.parallelMinWeights;
     auto gemv = [&](OpBuilder &b, Location loc) {
       if (norm) emitNormSplitK(b, loc, x, r, g, w, y, N, K, o, par);

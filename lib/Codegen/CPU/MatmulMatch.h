@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/AffineMap.h"
+#include "mlir/IR/Matchers.h"
 
 #include <initializer_list>
 #include <optional>
@@ -67,7 +68,36 @@ inline bool isMatmulTStructure(linalg::GenericOp op) {
 /// How the weight operand of a matmul generic is read (photon-compile --weights, the blob
 /// formats of docs/artifact.md): f32 as is; f16 / bf16 widened by `arith.extf` in the body;
 /// q8 as `sitofp(q[n, k]) * extf(d[n, k floordiv 32])` with a third input d.
-enum class WeightForm { F32, Half, Q8 };
+enum class WeightForm { F32, Half, Q8, Q4 };
+
+/// The q4 body's widening of byte `p` with scale `d` at k index `linalg.index 2`
+/// (convert-photon-to-linalg's dequantQ4): (select(k % 32 >= 16, p >> 4, p & 15) - 8) * d.
+inline bool isDequantQ4(Value wv, Value p, Value d) {
+  auto cst = [](Value v, int64_t want) {
+    APInt c;
+    if (matchPattern(v, m_ConstantInt(&c))) return c.getSExtValue() == want;
+    return false;
+  };
+  auto mul = wv.getDefiningOp<arith::MulFOp>();
+  if (!mul) return false;
+  auto qf = mul.getLhs().getDefiningOp<arith::SIToFPOp>();
+  auto df = mul.getRhs().getDefiningOp<arith::ExtFOp>();
+  if (!qf || !df || df.getIn() != d) return false;
+  auto q = qf.getIn().getDefiningOp<arith::SubIOp>();
+  if (!q || !cst(q.getRhs(), 8)) return false;
+  auto sel = q.getLhs().getDefiningOp<arith::SelectOp>();
+  if (!sel) return false;
+  auto sh = sel.getTrueValue().getDefiningOp<arith::ShRUIOp>();
+  auto lo = sel.getFalseValue().getDefiningOp<arith::AndIOp>();
+  auto hi = sel.getCondition().getDefiningOp<arith::CmpIOp>();
+  if (!sh || !lo || !hi || sh.getLhs() != p || !cst(sh.getRhs(), 4) || lo.getLhs() != p ||
+      !cst(lo.getRhs(), 15) || hi.getPredicate() != arith::CmpIPredicate::uge ||
+      !cst(hi.getRhs(), 16))
+    return false;
+  auto r = hi.getLhs().getDefiningOp<arith::RemUIOp>();
+  auto k = r ? r.getLhs().getDefiningOp<linalg::IndexOp>() : linalg::IndexOp();
+  return r && cst(r.getRhs(), 32) && k && k.getDim() == 2;
+}
 
 /// The matmul generic with a dequantized weight, y[m, n] += x[m, k] * W(n, k): inputs x, w
 /// (f16 / bf16 / i8) [, d (f16 scales, q8 only)] and init y, maps (m, k), (n, k)
@@ -80,6 +110,7 @@ inline std::optional<WeightForm> matchDequantMatmulT(linalg::GenericOp op, int64
   unsigned nIn = op.getNumDpsInputs();
   if (nIn != 2 && nIn != 3) return std::nullopt;
   MLIRContext *ctx = op.getContext();
+  bool q4Map = false;
   if (nIn == 2) {
     if (!hasMatmulLoops(op, {{0, 2}, {1, 2}, {0, 1}})) return std::nullopt;
   } else {
@@ -87,8 +118,10 @@ inline std::optional<WeightForm> matchDequantMatmulT(linalg::GenericOp op, int64
     auto maps = op.getIndexingMapsArray();
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     auto m2 = [&](AffineExpr a, AffineExpr b) { return AffineMap::get(3, 0, {a, b}, ctx); };
-    if (maps[0] != m2(d(0), d(2)) || maps[1] != m2(d(1), d(2)) || maps[3] != m2(d(0), d(1)))
-      return std::nullopt;
+    if (maps[0] != m2(d(0), d(2)) || maps[3] != m2(d(0), d(1))) return std::nullopt;
+    // q8 reads w at (n, k); q4 its packed bytes at (n, k floordiv 32 * 16 + k mod 16)
+    q4Map = maps[1] == m2(d(1), d(2).floorDiv(32) * 16 + d(2) % 16);
+    if (!q4Map && maps[1] != m2(d(1), d(2))) return std::nullopt;
     auto sm = maps[2];
     if (sm.getNumResults() != 2 || sm.getResult(0) != d(1)) return std::nullopt;
     auto bin = dyn_cast<AffineBinaryOpExpr>(sm.getResult(1));
@@ -97,6 +130,7 @@ inline std::optional<WeightForm> matchDequantMatmulT(linalg::GenericOp op, int64
         c.getValue() < 1)
       return std::nullopt;
     group = c.getValue();
+    if (q4Map && group != 32) return std::nullopt;
     auto it = op.getIteratorTypesArray();
     if (it[0] != utils::IteratorType::parallel || it[1] != utils::IteratorType::parallel ||
         it[2] != utils::IteratorType::reduction)
@@ -119,6 +153,10 @@ inline std::optional<WeightForm> matchDequantMatmulT(linalg::GenericOp op, int64
     return WeightForm::Half;
   }
   auto dq = wv.getDefiningOp<arith::MulFOp>();
+  if (q4Map) {
+    if (!isDequantQ4(wv, w, body.getArgument(2))) return std::nullopt;
+    return WeightForm::Q4;
+  }
   if (!dq || body.getOperations().size() != 6) return std::nullopt;
   auto q = dq.getLhs().getDefiningOp<arith::SIToFPOp>();
   auto s = dq.getRhs().getDefiningOp<arith::ExtFOp>();

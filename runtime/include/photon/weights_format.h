@@ -56,8 +56,14 @@ inline const char *dtypeName(DType t) {
 ///       f16 [N, K / 32] (d), W[n, k] = q[n, k] * d[n, k / 32]: symmetric, one f16 scale per
 ///       group of kQ8Group consecutive k (llama.cpp's q8_0 without its interleaving),
 ///       d = max|W[n, group]| / 127, q = round(W / d) in [-127, 127].
+///   q4: tensor `name` of dtype i8 [N, K / 2] (p, two 4-bit values per byte) and tensor
+///       `name` + kQ4ScalesSuffix of dtype f16 [N, K / 32] (d), llama.cpp's q4_0 values:
+///       in group g of 32 k, byte p[n, 16 g + j] (j < 16) holds k = 32 g + j in its low nibble
+///       and k = 32 g + 16 + j in its high nibble, W[n, k] = (nibble - 8) * d[n, g],
+///       d = m / -8 where m is the group's value of largest magnitude.
 constexpr int64_t kQ8Group = 32;
 constexpr const char *kQ8ScalesSuffix = ".q8_scales";
+constexpr const char *kQ4ScalesSuffix = ".q4_scales";
 
 /// IEEE binary16 bits of `f`, rounded to nearest even (overflow to inf, NaN kept).
 inline uint16_t f32ToF16(float f) {
@@ -131,6 +137,29 @@ inline void quantizeRowQ8(const float *w, int64_t K, int8_t *q, uint16_t *d) {
       long r = std::lround(v);
       q[g * kQ8Group + i] = static_cast<int8_t>(std::max(-127L, std::min(127L, r)));
     }
+  }
+}
+
+/// q4 of one row of K floats (K a multiple of kQ8Group): p[K / 2], d[K / kQ8Group] (f16
+/// bits), with the f16-rounded scale.
+inline void quantizeRowQ4(const float *w, int64_t K, uint8_t *p, uint16_t *d) {
+  for (int64_t g = 0; g < K / kQ8Group; ++g) {
+    const float *src = w + g * kQ8Group;
+    float amax = 0, m = 0;
+    for (int64_t i = 0; i < kQ8Group; ++i) {
+      float a = src[i] < 0 ? -src[i] : src[i];
+      if (a > amax) { amax = a; m = src[i]; }
+    }
+    uint16_t dh = f32ToF16(m / -8.0f);
+    float dv = f16ToF32(dh);
+    float inv = dv != 0 ? 1.0f / dv : 0.0f;
+    d[g] = dh;
+    auto nib = [&](float v) {
+      long r = std::lround(v * inv) + 8;
+      return static_cast<uint8_t>(std::max(0L, std::min(15L, r)));
+    };
+    for (int64_t j = 0; j < kQ8Group / 2; ++j)
+      p[g * kQ8Group / 2 + j] = static_cast<uint8_t>(nib(src[j]) | (nib(src[j + kQ8Group / 2]) << 4));
   }
 }
 

@@ -71,13 +71,21 @@ def dequantized(path):
     raw = np.fromfile(blob, np.uint8)
     out = {}
     for name, (dt, shape, off, nb) in idx.items():
-        if name.endswith(".q8_scales") or dt == 0:
+        if name.endswith(".q8_scales") or name.endswith(".q4_scales") or dt == 0:
             continue
         b = raw[off:off + nb]
         if dt == 1:
             w = b.view(np.float16).astype(np.float32)
         elif dt == 2:
             w = (b.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        elif dt == 5 and name + ".q4_scales" in idx:
+            # q4: byte 16 g + j holds k = 32 g + j (low nibble) and 32 g + 16 + j (high)
+            sdt, sshape, soff, snb = idx[name + ".q4_scales"]
+            d = raw[soff:soff + snb].view(np.float16).astype(np.float32).reshape(sshape)
+            p = b.reshape(shape[0], sshape[1], 16)
+            q = np.concatenate([p & 15, p >> 4], axis=2).astype(np.float32) - 8
+            shape = (shape[0], shape[1] * 2)
+            w = (q * d[:, :, None]).reshape(shape)
         elif dt == 5:
             sdt, sshape, soff, snb = idx[name + ".q8_scales"]
             d = raw[soff:soff + snb].view(np.float16).astype(np.float32).reshape(sshape)
