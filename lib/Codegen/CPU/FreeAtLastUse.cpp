@@ -28,9 +28,9 @@ namespace photon {
 
 namespace {
 
-/// The last operation of `block` that uses `root` or a memref derived from it, or null when a
-/// derived value escapes the analysis (a block argument or an operation result that is not a
-/// memref is still followed; a use by the block's terminator keeps the buffer to the end).
+/// The last operation of `block` that uses `root` or a memref derived from it, or null when the
+/// buffer escapes the analysis: a use outside the block, by the block's terminator, or by
+/// memref.extract_aligned_pointer_as_index (a raw pointer the analysis cannot follow).
 Operation *lastUseInBlock(Value root, Block *block, Operation *dealloc) {
   SmallVector<Value> work{root};
   llvm::SmallPtrSet<Value, 16> seen{root};
@@ -43,6 +43,8 @@ Operation *lastUseInBlock(Value root, Block *block, Operation *dealloc) {
       Operation *anc = block->findAncestorOpInBlock(*user);
       if (!anc) return nullptr;  // used outside the block: keep the deallocation where it is
       if (anc->hasTrait<OpTrait::IsTerminator>()) return nullptr;
+      // A raw pointer taken from the buffer escapes the analysis: leave it alone.
+      if (isa<memref::ExtractAlignedPointerAsIndexOp>(user)) return nullptr;
       if (last->isBeforeInBlock(anc)) last = anc;
       // Values derived from the buffer (views, casts, reshapes, extracted base memrefs, and
       // the results of ops inside regions that may yield it) are followed too.

@@ -38,6 +38,20 @@ func.func @chain(%n: index, %out: memref<?x8xf32>) {
   return
 }
 
+// A raw pointer taken from a buffer escapes the analysis: its deallocation stays at the end.
+// CHECK-LABEL: func @pointer
+// CHECK: memref.extract_aligned_pointer_as_index
+// CHECK: arith.addi
+// CHECK-NEXT: memref.dealloc
+// CHECK-NEXT: return
+func.func @pointer(%n: index) -> index {
+  %a = memref.alloc(%n) : memref<?xf32>
+  %p = memref.extract_aligned_pointer_as_index %a : memref<?xf32> -> index
+  %q = arith.addi %p, %n : index
+  memref.dealloc %a : memref<?xf32>
+  return %q : index
+}
+
 // A buffer a loop yields (an alias the analysis follows through the loop's result) stays
 // allocated until the loop's result is last used; a dealloc in another block is left alone.
 // CHECK-LABEL: func @yielded
