@@ -26,7 +26,7 @@ let passed = 0, failed = 0;
 async function check(name, fn) {
   const t0 = Date.now();
   try {
-    await fn();
+    await within(180000, name, Promise.resolve().then(fn));
     ++passed;
     console.log(`PASS ${name} (${Date.now() - t0} ms)`);
   } catch (e) {
@@ -36,6 +36,15 @@ async function check(name, fn) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Every wait is bounded: a request that does not end in time fails with a message.
+function within(ms, what, promise) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+const servers = new Set(); // killed if the driver has to give up
 
 // Starts a server; resolves once it listens (the port file appears) or rejects with its log.
 async function startServer(artifact, extra = []) {
@@ -44,6 +53,8 @@ async function startServer(artifact, extra = []) {
   const log = fs.openSync(logFile, 'w');
   const child = spawn(serveBin, [artifact, '--port', '0', '--port-file', portFile, '--quiet', ...extra],
                       { stdio: ['ignore', log, log] });
+  servers.add(child);
+  child.on('exit', () => servers.delete(child));
   let exited = null;
   const exitPromise = new Promise((resolve) => child.on('exit', (code, sig) => { exited = { code, sig }; resolve(exited); }));
   for (let i = 0; i < 600 && !fs.existsSync(portFile); ++i) {
@@ -229,12 +240,15 @@ async function loadTest(s) {
     const common = { model, max_tokens, temperature: (i % 4) * 0.3, seed: i };
     try {
       if (abort) {
+        // A client that reads two events and goes away (its samples are cancelled).
         const ac = new AbortController();
-        const st = await client.completions.create({ ...common, prompt: `req ${i}`, max_tokens: 400, stream: true }, { signal: ac.signal });
-        let n = 0;
-        try {
-          for await (const _ of st) { if (++n === 2) ac.abort(); }
-        } catch (e) { /* the abort */ }
+        const r = await fetch(`${base}/v1/completions`, {
+          method: 'POST', signal: ac.signal, headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ ...common, prompt: `req ${i}`, max_tokens: 400, stream: true }) });
+        const reader = r.body.getReader();
+        await within(60000, `aborted request ${i}`, (async () => { await reader.read(); await reader.read(); })());
+        ac.abort();
+        await reader.cancel().catch(() => {});
         ++aborted;
         return;
       }
@@ -270,7 +284,7 @@ async function loadTest(s) {
   await Promise.all(Array.from({ length: workers }, async () => {
     while (next < total) {
       const i = next++;
-      await one(i);
+      await within(120000, `request ${i}`, one(i)).catch((e) => problems.push(e.message));
       if (i === 2 * workers) rssAfterWarmup = rssKiB(child.pid);
     }
   }));
@@ -304,6 +318,14 @@ async function loadTest(s) {
     assert.ok(end - rssAfterWarmup <= 16 * 1024, `grew by ${((end - rssAfterWarmup) / 1024).toFixed(1)} MiB`);
   });
 }
+
+// The whole run is bounded too (lit would otherwise wait for its own timeout).
+setTimeout(() => {
+  console.log('FAIL driver: still running after 600 s; stopping the servers');
+  for (const c of servers) c.kill('SIGKILL');
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+}, 600000).unref();
 
 (async () => {
   fs.mkdirSync(workDir, { recursive: true });
@@ -340,6 +362,7 @@ async function loadTest(s) {
   });
   await check('SIGTERM: running streams end, new requests get 503, exit status 0', async () => {
     const s = await startServer(artifact, ['--drain-seconds', '1', '--max-tokens-limit', '1000000']);
+    try {
     const st = await s.client.completions.create({ model: s.model, prompt: 'a long one', max_tokens: 1000000, stream: true, temperature: 1 });
     const it = st[Symbol.asyncIterator]();
     await it.next(); // it runs
@@ -355,6 +378,9 @@ async function loadTest(s) {
     assert.equal(finish, 'cancelled', 'the unfinished stream is told it was cancelled');
     const ex = await s.stop();
     assert.equal(ex.code, 0);
+    } finally {
+      if (s.child.exitCode === null) s.child.kill('SIGKILL');
+    }
   });
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
