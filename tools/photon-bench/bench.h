@@ -70,7 +70,7 @@ struct Model {
   photon_model_info info{};
   CostModel cost;
   double params = 0;  // weights bytes / 4 (f32)
-  double windowBytes = 0;  // one sequence's token-decoder window (token_next's cache argument)
+  double windowBytes = 0;  // one sequence's token-decoder windows (token_next's cache argument x streams)
   double plannedBytesPerSeq = -1;  // manifest memory_plan.per_sequence_bytes (-1: none)
 };
 

@@ -51,6 +51,8 @@ void readCostModel(Model &m) {
           m.windowBytes = 4 * floats;
         }
       }
+  // The engine keeps one window per chunk stream of a sequence (token_next steps them together).
+  if (const Json *cm0 = jget(&root, "cost_model")) m.windowBytes *= std::max(1.0, jnumber(cm0, "token_streams_per_step", 1));
   if (const Json *mp = jget(&root, "memory_plan")) m.plannedBytesPerSeq = jnumber(mp, "per_sequence_bytes", -1);
   if (!cm) return;
   CostModel &c = m.cost;
