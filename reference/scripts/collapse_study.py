@@ -36,6 +36,9 @@ VARIANTS = {
                       ["--enc-emb-std", "1.0", "--rec-stop-grad"]),
     "emb1-stopgrad-unshifted": ("EmbEnc std 1.0 + stop-gradient, no level-1 shift",
                                 ["--enc-emb-std", "1.0", "--rec-stop-grad", "--no-level1-shift"]),
+    "emb1-alpha0": ("EmbEnc std 1.0, alpha 0 (no L_rec)", ["--enc-emb-std", "1.0", "--alpha", "0"]),
+    "emb1-alpha0-unshifted": ("EmbEnc std 1.0, alpha 0, no level-1 shift",
+                              ["--enc-emb-std", "1.0", "--alpha", "0", "--no-level1-shift"]),
     "emb1-encoder-input": ("EmbEnc std 1.0, alpha 0, token decoder reads X1 (third-party variant)",
                            ["--enc-emb-std", "1.0", "--alpha", "0", "--token-decoder-input", "encoder"]),
 }

@@ -5,11 +5,15 @@ the file every quality figure in README.md and docs/reference.md comes from.
 usage: /usr/bin/python3 reference/scripts/eval_models.py --bin BUILD/bin [--work DIR]
        [--max-tokens 128] [--out reference/models/results.json] [MODEL_DIR ...]
 
+Also the unigram model's bits per token on the held-out split (add-0.5 counts of the training
+tokens), the level a position predicted without context reaches.
+
 Per model, from the PyTorch reference (float32): validation bits per byte over the whole held-out
 split (metrics.json holds the same number from the end of training), X1 pairwise cosine over 8
 validation windows, bits per token by position in the meta-context. From the compiled artifact
 (photon-compile --tokenizer tokenizer.model; photon-run): `--eval` bits per byte of the whole
-held-out split (must equal the reference's to 1e-3), and for three prompts a greedy and a sampled
+held-out split (must equal the reference's to 1e-3), and for three prompts a greedy, a greedy
+with repetition penalty 1.3 (still deterministic: argmax of the penalised logits) and a sampled
 continuation (temperature 0.8, top-p 0.95, seed 1) of --max-tokens tokens: PHOTON under HierGen
 and RecGen (their greedy agreement: the share of positions where both chose the same token, and
 the length of the common prefix), Block and vanilla as they are.
@@ -27,6 +31,7 @@ import sys
 from collections import Counter
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,6 +48,7 @@ PROMPTS = [
     "\"My dear Mr. Bennet,\" said his lady to him one day,",
 ]
 SAMPLING = ["--temperature", "0.8", "--top-p", "0.95", "--seed", "1"]
+PENALTY = ["--repetition-penalty", "1.3"]
 
 
 def text_quality(text):
@@ -54,6 +60,35 @@ def text_quality(text):
             "distinct_4gram_ratio": round(len(set(grams4)) / len(grams4), 3) if grams4 else None,
             "max_6gram_repeats": top[0][1] if top else 0,
             "loop": bool(top and top[0][1] >= 3)}
+
+
+def _pairwise_cos(x):
+    v = torch.nn.functional.normalize(x.reshape(-1, x.shape[-1]), dim=-1)
+    return round(float((v @ v.T).mean()), 4)
+
+
+def _varying_share(x):
+    x = x.reshape(-1, x.shape[-1])
+    c = x - x.mean(0)
+    return round(float(c.pow(2).sum() / x.pow(2).sum()), 4)
+
+
+@torch.no_grad()
+def latent_path(model, w):
+    """What reaches the token decoder (8 validation windows): the pairwise cosine and varying
+    share of X1, of PHOTON's Xhat1, and the varying share of the converter U1's output."""
+    cfg = model.cfg
+    xs = model.encoder(w)
+    out = {"x1_varying_share": _varying_share(xs[0])}
+    src = xs[0]
+    if cfg.levels >= 2:
+        _, xhs = model.decoder(w, xs)
+        src = xs[0] if cfg.token_decoder_input == "encoder" else xhs[0]
+        out["xhat1_pairwise_cos"] = _pairwise_cos(xhs[0])
+        out["xhat1_varying_share"] = _varying_share(xhs[0])
+    u = torch.nn.functional.linear(src, model.dec1.conv.w, model.dec1.conv.b)
+    out["u1_varying_share"] = _varying_share(u)
+    return out
 
 
 def run_prompts(bin_dir, art, prompts_file, max_tokens, extra):
@@ -88,7 +123,14 @@ def main():
     prompts_path = os.path.join(a.work, "prompts.txt")
     with open(prompts_path, "w", encoding="utf-8") as f:
         f.write("\n".join(PROMPTS) + "\n")
-    results = {"prompts": PROMPTS, "sampling": " ".join(SAMPLING), "max_new_tokens": a.max_tokens, "models": {}}
+    # the unigram model of the training tokens (add-0.5), for reading bits per token by position
+    sp = D.SentencePiece()
+    train_ids, _ = D.load_token_split(sp)
+    counts = np.bincount(train_ids, minlength=sp.vocab) + 0.5
+    val_ids = np.asarray(sp.encode(val))
+    unigram = float(-np.log2(counts[val_ids] / counts.sum()).mean())
+    results = {"unigram_val_bits_per_token": round(unigram, 3), "prompts": PROMPTS, "sampling": " ".join(SAMPLING), "penalty": " ".join(PENALTY),
+               "max_new_tokens": a.max_tokens, "models": {}}
     for d in dirs:
         name = os.path.basename(os.path.normpath(d))
         cfg, model = TR.load_trained(d)
@@ -103,6 +145,7 @@ def main():
             ids = torch.tensor(tok.encode(val))
             w = D.windows(ids.numpy(), cfg.context)
             r["x1_pairwise_cos"] = TR.latent_collapse(model, w)
+            r.update(latent_path(model, w[:8]))
             r["bpt_by_position"] = met.get("bpt_by_position")
         art = os.path.join(a.work, name + ".photon")
         CC.compile_model(a.bin, d, art)
@@ -115,9 +158,12 @@ def main():
         gens = {}
         for mode in modes:
             greedy = run_prompts(a.bin, art, prompts_path, a.max_tokens, ["--mode", mode])
+            penalised = run_prompts(a.bin, art, prompts_path, a.max_tokens, ["--mode", mode] + PENALTY)
             sampled = run_prompts(a.bin, art, prompts_path, a.max_tokens, ["--mode", mode] + SAMPLING)
             gens[mode] = {"greedy": [{"text": q["text"], "finish": q["finish"], "tokens": q["tokens"],
                                       **text_quality(q["text"])} for q in greedy["requests"]],
+                          "greedy_repetition_penalty_1.3": [{"text": q["text"], "finish": q["finish"],
+                                                             **text_quality(q["text"])} for q in penalised["requests"]],
                           "sampled": [{"text": q["text"], "finish": q["finish"]} for q in sampled["requests"]],
                           "decode_tokens_per_s": greedy["stats"]["decode_tokens_per_s"]}
         if cfg.family == "photon":
