@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Serving benchmark: photon-serve over loopback at several concurrencies.
 
-For each artifact (e.g. the bundled tiny PHOTON under RecGen and HierGen, and vanilla) it
+For each artifact (e.g. the bundled small PHOTON under RecGen and HierGen, and vanilla) it
 starts photon-serve on a free port, then for each concurrency C runs C client threads that
 send streaming /v1/completions requests back to back until R requests are done, and
 measures per request the time to first token (TTFT: request sent -> first text event), the
@@ -16,8 +16,8 @@ writes it (--out) and a plot of throughput against concurrency (--plot).
 Run it on a quiet machine (check /proc/loadavg): the numbers are wall-clock.
 
   python3 benchmarks/serve_bench.py --serve build/bin/photon-serve \\
-      build/demo/tiny-photon.photon:recgen build/demo/tiny-photon.photon:hiergen \\
-      build/demo/tiny-vanilla.photon --concurrency 1,4,16,64 --requests 128 --max-tokens 128
+      build/demo/small-photon.photon:recgen build/demo/small-photon.photon:hiergen \\
+      build/demo/small-vanilla.photon --concurrency 1,4,16,64 --requests 128 --max-tokens 128
 """
 import argparse
 import http.client

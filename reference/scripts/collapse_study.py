@@ -88,7 +88,7 @@ def summarise(names, a):
 
 
 def table(res):
-    print("| variant | X1 cos at step 25 / 100 / end | X1 varying share (end) | L_rec (end) | |grad F1| CE at step 1 / 100 / end "
+    print("| variant | X1 cos at step 25 / 100 / end | X1 varying share (end) | L_rec (end) | CE gradient norm at F1, step 1 / 100 / end "
           "| bits/token at chunk starts (pos 0, 4, 8, 12) / other positions | val bpb |")
     print("|---|---|---|---|---|---|---|")
     for n, r in res.items():
