@@ -321,7 +321,8 @@ const SentencePieceShim &sentencePieceShim() {
     // search path.
     const char *name = "libphoton_sentencepiece.so";
     std::vector<std::string> candidates;
-    if (const char *env = std::getenv("PHOTON_SENTENCEPIECE_LIB")) candidates.push_back(env);
+    if (const char *env = std::getenv("PHOTON_SENTENCEPIECE_LIB"))
+      if (*env) candidates.push_back(env);
     Dl_info info;
     if (dladdr(reinterpret_cast<void *>(&anchor), &info) && info.dli_fname) {
       std::string self = info.dli_fname;
@@ -353,9 +354,11 @@ const SentencePieceShim &sentencePieceShim() {
     for (const std::string &c : candidates) {
       if (c.find('/') != std::string::npos && access(c.c_str(), R_OK) != 0) continue;
       h = dlopen(c.c_str(), flags);
-      if (h) break;
-      const char *e = dlerror();
-      tried += (tried.empty() ? "" : "; ") + (e ? std::string(e) : c);
+      if (h && dlsym(h, "photon_sp_load")) break;
+      const char *e = h ? nullptr : dlerror();
+      tried += (tried.empty() ? "" : "; ") + (e ? std::string(e) : c + ": not the SentencePiece shim");
+      if (h) dlclose(h);
+      h = nullptr;
     }
     if (!h) {
       shim.error = "cannot open libphoton_sentencepiece.so (SentencePiece tokenizers; set "
