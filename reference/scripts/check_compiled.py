@@ -12,7 +12,9 @@ tail shorter than T not scored; PHOTON/Block score every token of a window, vani
 but the first; bits per byte = summed CE / ln 2 / the UTF-8 bytes of the scored tokens). The
 text is the first --slice-bytes of the held-out split (cut after a line end), or with --full the
 whole held-out split, where the reference number must also equal metrics.json's val_bpb.
-Fails if any |compiled - reference| > 1e-3.
+Fails if any |compiled - reference| > 1e-3. Also generates 48 tokens from a prompt with
+`photon-run --ignore-eos --json` and checks that the prompt's tokens are python3-sentencepiece's
+and that the streamed text equals the library's decoding of the returned tokens.
 """
 import argparse
 import glob
@@ -34,6 +36,7 @@ from photon_ref import data as D  # noqa: E402
 import train as TR                # noqa: E402
 
 TOL = 1e-3
+PROMPT = "It is a truth universally acknowledged, that\na single man"
 
 
 @torch.no_grad()
@@ -109,11 +112,19 @@ def main():
                 met = json.load(f)
             row["metrics_val_bpb"] = met["val_bpb"]
             ok = ok and abs(met["val_bpb"] - want) <= 1e-4 + 1e-9
+        gen = json.loads(subprocess.run([os.path.join(a.bin, "photon-run"), art, "--prompt", PROMPT, "--max-tokens",
+                                         "48", "--ignore-eos", "--json"], check=True, capture_output=True,
+                                        text=True).stdout)["requests"][0]
+        gen_ok = (gen["prompt_tokens"] == len(tok.encode(PROMPT)) and len(gen["tokens"]) == 48
+                  and gen["finish"] == "length" and gen["text"] == tok.decode(gen["tokens"]))
+        row["generation_ok"] = gen_ok
+        ok = ok and gen_ok
         bad += not ok
         rows.append(row)
         print(f"{'ok  ' if ok else 'FAIL'} {name}: compiled {got['bits_per_byte']:.6f} reference {want:.6f} "
               f"|diff| {row['abs_diff']:.2e} ({ntok} tokens, {nbytes} scored bytes of {row['text_bytes']})"
-              + (f", metrics.json {row['metrics_val_bpb']}" if a.full else ""), flush=True)
+              + (f", metrics.json {row['metrics_val_bpb']}" if a.full else "")
+              + ("" if gen_ok else f"; generation mismatch: {gen!r}"), flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"text": "full held-out split" if a.full else f"first {len(text)} characters of the held-out split",
