@@ -131,6 +131,21 @@ def main():
         fail(f"{part}: complete = {pd.get('complete')!r} for a killed suite")
     if not pd["results"] or not pd["results"][0]["runs"] or not pd["results"][0]["runs"][0]["ok"]:
         fail(f"{part}: the first finished run is missing")
+    # --suite machine: the limits and the sgemm reference only, no runs.
+    mj = os.path.join(a.work, "machine.json")
+    p = subprocess.run([a.bench, "--suite", "machine", "--json", mj, "--bw-bytes", str(64 << 20),
+                        "--model", arts[0]], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        fail(f"photon-bench --suite machine exited {p.returncode}:\n{p.stderr[-2000:]}")
+    with open(mj) as f:
+        md = json.load(f)
+    if md.get("results") or md.get("complete") is not True or md.get("suite") != "machine":
+        fail(f"{mj}: expected a complete machine suite without runs, got suite "
+             f"{md.get('suite')!r}, {len(md.get('results') or [])} results")
+    for k in ("read_bw_gbs_1t", "read_bw_gbs_2t", "peak_gflops_1t", "peak_gflops_2t"):
+        v = md["machine"][k]
+        if not (isinstance(v, (int, float)) and v > 0):
+            fail(f"{mj}: machine.{k} = {v!r}: expected a positive number")
     print(f"quick_test.py: OK ({len(d['results'])} results, {n} finite ratios; a killed suite kept "
           f"{sum(len(r['runs']) for r in pd['results'])} run(s))")
 

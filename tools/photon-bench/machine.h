@@ -7,9 +7,11 @@
 namespace bench {
 
 bool cpuHasAvx2Fma();
+bool cpuHasAvx512();
 /// Best-of-`reps` read bandwidth in GB/s (1e9 bytes/s) over a `bytes` buffer, `threads` readers.
 double measureReadBandwidth(size_t bytes, int threads, int reps);
-/// Best FP32 FLOP/s of an AVX2 FMA loop (about `seconds` per pass), `threads` threads.
+/// Best FP32 FLOP/s of an FMA loop of the widest vectors the CPU has (AVX-512 where present,
+/// else AVX2; about `seconds` per pass), `threads` threads.
 double measurePeakFlops(double seconds, int threads);
 
 /// Aggregate line of /proc/stat (all CPUs), in clock ticks.

@@ -16,7 +16,7 @@ namespace bench {
 
 namespace {
 
-const char *kUsage = R"(usage: photon-bench --suite paper|sweep|roofline|quick --model DIR.photon [--model ...]
+const char *kUsage = R"(usage: photon-bench --suite paper|sweep|roofline|quick|machine --model DIR.photon [--model ...]
                     [--json OUT] [options]
 
 Measures compiled photon artifacts with the paper's protocol: PF (2,048 prompt / 128
@@ -25,7 +25,7 @@ HierGen, PHOTON RecGen). Per-sample memory is the slope of the peak memory again
 size; the batch is then tuned to fill the memory budget; throughput, prefill and decode
 tokens/s and TPM (tokens/s per GiB of per-sample memory) are medians over repeats with their
 spread. The machine's limits are measured in the same process (read bandwidth with 1 and 2
-threads, peak FP32 FLOP/s of an AVX2 FMA loop) and give each run's roofline. Every run records
+threads, peak FP32 FLOP/s of an FMA loop, AVX-512 where present) and give each run's roofline. Every run records
 the CPU time other processes used meanwhile (/proc/stat) and is flagged noisy above a
 threshold.
 
@@ -34,6 +34,8 @@ suites
   sweep     context 512 .. 32768: prefill of the context then 128 decoded tokens, batch 1
   roofline  machine limits (longer), batch-1 decode of every mode at context 2,048
   quick     smoke test (< 1 minute on the small test fixtures): scaled-down PF/DE, 1 repeat
+  machine   the machine's limits and the OpenBLAS sgemm reference on the models' shapes only
+            (no runs): for scripts that time other programs in the same sitting
 
 options
   --model DIR          a compiled artifact (*.photon); repeat for several models
@@ -131,7 +133,7 @@ int parseOptions(int argc, char **argv, Options &o) {
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       return 0;
-    } else if (a == "--suite") o.suite = need("paper, sweep, roofline or quick");
+    } else if (a == "--suite") o.suite = need("paper, sweep, roofline, quick or machine");
     else if (a == "--model") o.models.push_back(need("an artifact directory"));
     else if (a == "--models-dir") modelsDirs.push_back(need("a directory"));
     else if (a == "--json") o.json = need("an output path");
@@ -200,8 +202,9 @@ int parseOptions(int argc, char **argv, Options &o) {
       return 2;
     }
   }
-  if (o.suite != "paper" && o.suite != "sweep" && o.suite != "roofline" && o.suite != "quick") {
-    std::fprintf(stderr, "photon-bench: --suite must be paper, sweep, roofline or quick%s\n",
+  if (o.suite != "paper" && o.suite != "sweep" && o.suite != "roofline" && o.suite != "quick" &&
+      o.suite != "machine") {
+    std::fprintf(stderr, "photon-bench: --suite must be paper, sweep, roofline, quick or machine%s\n",
                  o.suite.empty() ? " (missing)" : (", got '" + o.suite + "'").c_str());
     return 2;
   }
