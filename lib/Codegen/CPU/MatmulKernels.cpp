@@ -394,12 +394,14 @@ void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N
              });
 }
 
-/// One R x PW register tile of the packed GEMM: weight rows [n, n + R), panel p of xp,
-/// k in [k0, k1); adds the tile into y (transposed), `valid` rows of the panel.
+/// One R x (P * L) register tile of the packed GEMM: weight rows [n, n + R), the first
+/// P vectors of panel p of xp (panels are PW = gemm-vecs * L rows wide; P < gemm-vecs for
+/// the narrow tile of a last panel with few rows), k in [k0, k1); adds the tile into y
+/// (transposed), `valid` rows of the panel.
 void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value n, Value p,
-                  Value k0, Value k1, Value valid, int64_t R, int64_t K,
+                  Value k0, Value k1, Value valid, int64_t R, int64_t P, int64_t K,
                   const PhotonMatmulKernelsOptions &o, Value d = {}, int64_t group = 0) {
-  int64_t L = o.lanes, P = o.gemmVecs, PW = L * P;
+  int64_t L = o.lanes, PW = L * o.gemmVecs;
   auto vt = VectorType::get({L}, b.getF32Type());
   Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
   SmallVector<Value> init(R * P, zero);
@@ -432,7 +434,7 @@ void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value 
     memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, e), y,
                             ValueRange{m, rowIdx[i]});
   };
-  Value full = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, valid, cidx(b, loc, PW));
+  Value full = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, valid, cidx(b, loc, P * L));
   scf::IfOp::create(
       b, loc, full,
       [&](OpBuilder &b, Location loc) {
@@ -524,11 +526,43 @@ void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, 
               b, loc, c0, np, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value p, ValueRange) {
                 Value rest = arith::SubIOp::create(b, loc, M, arith::MulIOp::create(b, loc, p, cpw));
                 Value valid = arith::MinSIOp::create(b, loc, rest, cpw);
-                scf::ForOp::create(b, loc, n0, n1, cidx(b, loc, rows), ValueRange{},
-                                   [&](OpBuilder &b, Location loc, Value n, ValueRange) {
-                                     emitGemmTile(b, loc, xp, w, y, n, p, k0, k1, valid, rows, K, o, d, group);
-                                     scf::YieldOp::create(b, loc);
-                                   });
+                auto tiles = [&](OpBuilder &b, Location loc, Value lo, Value hi, int64_t tr,
+                                 int64_t tp) {
+                  scf::ForOp::create(b, loc, lo, hi, cidx(b, loc, tr), ValueRange{},
+                                     [&](OpBuilder &b, Location loc, Value n, ValueRange) {
+                                       emitGemmTile(b, loc, xp, w, y, n, p, k0, k1, valid, tr, tp,
+                                                    K, o, d, group);
+                                       scf::YieldOp::create(b, loc);
+                                     });
+                };
+                int64_t P = o.gemmVecs;
+                if (P == 1 || rows == 1) {
+                  tiles(b, loc, n0, n1, rows, P);
+                  scf::YieldOp::create(b, loc);
+                  return;
+                }
+                // A last panel of at most L rows (M = 16 with 32-row panels, the 16 rows
+                // left of M = 48) in a narrow tile of rows * P weight rows x 1 vector:
+                // as many accumulators as the full tile, no FMAs on zero padding.
+                Value narrow = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, valid,
+                                                     cidx(b, loc, o.lanes));
+                scf::IfOp::create(
+                    b, loc, narrow,
+                    [&](OpBuilder &b, Location loc) {
+                      int64_t wide = rows * P;
+                      Value span = arith::SubIOp::create(b, loc, n1, n0);
+                      Value nw = arith::AddIOp::create(
+                          b, loc, n0,
+                          arith::SubIOp::create(b, loc, span,
+                                                arith::RemUIOp::create(b, loc, span, cidx(b, loc, wide))));
+                      tiles(b, loc, n0, nw, wide, 1);
+                      tiles(b, loc, nw, n1, rows, 1);
+                      scf::YieldOp::create(b, loc);
+                    },
+                    [&](OpBuilder &b, Location loc) {
+                      tiles(b, loc, n0, n1, rows, P);
+                      scf::YieldOp::create(b, loc);
+                    });
                 scf::YieldOp::create(b, loc);
               });
           scf::YieldOp::create(b, loc);
