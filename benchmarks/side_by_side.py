@@ -66,8 +66,11 @@ def compile_artifact(a, src, out, fmt):
     comp = os.path.join(a.build, "bin", "photon-compile")
     if newer(man, src) and newer(man, comp):
         return out
-    log(f"compiling {out} (--weights {fmt})")
-    run(["nice", "-n", "10", comp, src, "--openmp", "--weights", fmt, "-o", out, "-q"], timeout=3600)
+    log(f"compiling {out} (--weights {fmt}{', --cpu ' + a.cpu if a.cpu else ''})")
+    cmd = ["nice", "-n", "10", comp, src, "--openmp", "--weights", fmt, "-o", out, "-q"]
+    if a.cpu:
+        cmd += ["--cpu", a.cpu]
+    run(cmd, timeout=3600)
     return out
 
 
@@ -82,7 +85,8 @@ def ensure_gguf(a, vdir, fmt):
              "--what", "gguf", "--gguf-py", os.path.join(os.path.dirname(os.path.dirname(a.llama_bin)), "gguf-py")])
     if fmt in ("q8", "q4"):
         log(f"llama-quantize {LLAMA_TYPE[fmt]}")
-        run([os.path.join(a.llama_bin, "llama-quantize"), f32, path, LLAMA_TYPE[fmt].upper()])
+        # --pure: every tensor in the one type, as photon --weights does (no q6_K LM head)
+        run([os.path.join(a.llama_bin, "llama-quantize"), "--pure", f32, path, LLAMA_TYPE[fmt].upper()])
     return path
 
 
@@ -147,6 +151,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "side_by_side.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "benchmarks", "results", "side_by_side.md"))
     ap.add_argument("--no-llama", action="store_true", help="photon's cells only")
+    ap.add_argument("--cpu", default="", help="photon-compile --cpu (e.g. znver3: the AVX2-only code path "
+                    "on this machine; default the host)")
     a = ap.parse_args()
     a.models = a.models or os.path.join(a.build, "bench")
     formats = [f for f in a.formats.split(",") if f]
@@ -165,12 +171,13 @@ def main():
         sys.exit(f"side_by_side.py: no llama-bench in {a.llama_bin}: run benchmarks/peers/build_llama_cpp.sh "
                  "(or pass --no-llama)")
 
-    van = {f: compile_artifact(a, os.path.join(vdir, "model.onnx"), os.path.join(a.models, f"vanilla-mid-{f}.photon"), f)
+    sfx = f"-{a.cpu}" if a.cpu else ""
+    van = {f: compile_artifact(a, os.path.join(vdir, "model.onnx"), os.path.join(a.models, f"vanilla-mid-{f}{sfx}.photon"), f)
            for f in formats}
     pho = {}
     if "recgen" in cells and os.path.exists(os.path.join(pdir, "model.onnx")):
         for f in [x for x in formats if x in ("f32", "q8")]:
-            pho[f] = compile_artifact(a, os.path.join(pdir, "model.onnx"), os.path.join(a.models, f"photon-mid-{f}.photon"), f)
+            pho[f] = compile_artifact(a, os.path.join(pdir, "model.onnx"), os.path.join(a.models, f"photon-mid-{f}{sfx}.photon"), f)
     gguf = {f: ensure_gguf(a, vdir, f) for f in formats} if use_llama else {}
 
     # Weight bytes read per decoded token: the f32 cost model's figure less what the format saved
@@ -265,7 +272,7 @@ def main():
     doc = {"tool": "benchmarks/side_by_side.py", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "cpu": cpu, "cpus": os.cpu_count(), "machine": mc, "sgemm_reference": machine.get("sgemm_reference"),
            "rounds": a.rounds, "gen": a.gen, "loadavg_start": la0, "loadavg_end": la1,
-           "wall_seconds": time.time() - t0, "weight_bytes_per_token": wbpt,
+           "wall_seconds": time.time() - t0, "photon_cpu": a.cpu or "host", "weight_bytes_per_token": wbpt,
            "kv_bytes_per_token": kv_per_token, "llama_cpp": {"bin": "llama-bench / llama-batched-bench",
                                                           "types": {f: LLAMA_TYPE[f] for f in formats}},
            "cells": results}
@@ -293,7 +300,7 @@ def to_markdown(doc):
          f"peak FP32 {mc['peak_gflops_1t']:.0f} / {mc['peak_gflops_2t']:.0f} GFLOP/s, measured in the same sitting; "
          f"{doc['rounds']} interleaved rounds, median (range); load average {doc['loadavg_start']} at the start, "
          f"{doc['loadavg_end']} at the end. vanilla-mid (89.8 M parameters) for both programs, the same weights; "
-         f"photon q8/q4 = llama.cpp q8_0/q4_0 values. tok/s; roofline = bandwidth / (weight + KV bytes per token).",
+         f"photon q8/q4 = llama.cpp q8_0/q4_0 values; photon compiled for --cpu {doc.get('photon_cpu', 'host')}. tok/s; roofline = bandwidth / (weight + KV bytes per token).",
          "",
          "| cell | format | threads | photon tok/s | llama.cpp tok/s | photon / llama.cpp | photon / roofline | llama.cpp / roofline |",
          "|---|---|---|---|---|---|---|---|"]

@@ -6,7 +6,7 @@
 #   WORKDIR  default .deps/llama (gitignored); receives node-llama-cpp-*.tgz, the clone in
 #            WORKDIR/llama.cpp and the build in WORKDIR/llama.cpp/build
 #   JOBS     parallel compile jobs (default 1: the machine is shared)
-# Produces WORKDIR/llama.cpp/build/bin/{llama-bench,llama-batched-bench,llama-logits} and leaves the
+# Produces WORKDIR/llama.cpp/build/bin/{llama-bench,llama-batched-bench,llama-quantize,llama-logits} and leaves the
 # bundled gguf-py at WORKDIR/llama.cpp/gguf-py.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +30,7 @@ nice -n 19 cmake -S llama.cpp -B llama.cpp/build -G Ninja -DCMAKE_BUILD_TYPE=Rel
   -DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_OPENMP=ON \
   -DLLAMA_CURL=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF \
   >cmake.log 2>&1 || { tail -30 cmake.log; exit 1; }
-nice -n 19 cmake --build llama.cpp/build -j "$JOBS" --target llama-bench llama-batched-bench
+nice -n 19 cmake --build llama.cpp/build -j "$JOBS" --target llama-bench llama-batched-bench llama-quantize
 # llama-logits (benchmarks/peers/llama_logits.cpp): greedy tokens and logits for the check that
 # llama.cpp runs the same model (check_llama.py); one file against the libraries just built.
 B=llama.cpp/build
