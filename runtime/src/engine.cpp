@@ -470,6 +470,7 @@ Status Engine::encodeTokens(Sequence &s, const int32_t *tokens, int64_t count,
     int64_t m = std::min(kPiece, count - done);
     std::vector<float> x, y;
     PHOTON_RETURN_IF_ERROR(callEncode(1, one, tokens + done * tokensPerMeta_, m * N_[1], x));
+    ++stats_.prefillCalls;
     for (int l = 2; l <= L_; ++l) {
       PHOTON_RETURN_IF_ERROR(callEncode(l, one, x.data(), m * N_[l], y));
       x.swap(y);
@@ -531,6 +532,104 @@ Status Engine::prefillPhoton(Sequence &s, int64_t budget, int64_t &used) {
     s.topPrev = last;
   }
   s.prefilled = true;
+  return Status::ok();
+}
+
+bool Engine::photonReplay() const {
+  bool replay = false;
+  for (int l = 2; l < L_; ++l) replay |= C_[l + 1] < 2;
+  return replay;
+}
+
+// Prefill across sequences: rounds over the sequences with units left, each round taking the
+// smallest piece left (at most kUnits) from all of them, in calls of at most kUnits top-level
+// units (B * m), so a call's temporaries stay those of one sequence's piece before batching.
+// A prefix is thus encoded in pieces whose bounds depend on the other prompts; the stages'
+// results do not (a piece writes the K/V of its positions and attends to the cache before
+// it), which the batched-prefill tests check against prompts prefilled alone.
+Status Engine::prefillPhotonBatch(const std::vector<Sequence *> &seqs,
+                                  const std::vector<int64_t> &take) {
+  const int64_t kUnits = 64; // top-level units per call over the batch
+  const float *sL = model_.startLatent(L_);
+  for (Sequence *sp : seqs) {
+    Sequence &s = *sp;
+    if (s.prefillStarted) continue;
+    s.topPrev.assign(sL, sL + D_);
+    s.topPrev2.assign(sL, sL + D_);
+    s.lastHat.assign(static_cast<size_t>(L_ + 1), {});
+    for (int l = 1; l < L_; ++l) {
+      const float *sl = model_.startLatent(l);
+      s.lastHat[l].assign(sl, sl + D_);
+    }
+    s.metas = 0;
+    s.prefillStarted = true;
+  }
+  std::vector<int64_t> left(take);
+  std::vector<int32_t> toks;
+  std::vector<float> x, y;
+  const int64_t topRows = N_[L_]; // top-level units per meta-context (1)
+  for (;;) {
+    std::vector<size_t> act;
+    int64_t m = kUnits;
+    for (size_t i = 0; i < seqs.size(); ++i)
+      if (left[i] > 0) {
+        act.push_back(i);
+        m = std::min(m, left[i]);
+      }
+    if (act.empty()) break;
+    const size_t per = static_cast<size_t>(std::max<int64_t>(1, kUnits / m));
+    for (size_t g0 = 0; g0 < act.size(); g0 += per) {
+      // Cancellation (Ctrl-C) is honoured between calls of a long prefill, not only after it.
+      if (cancel_.load()) return error(PHOTON_ERR_CANCELLED, "cancelled during the prompt's prefill");
+      std::vector<Sequence *> group;
+      for (size_t g = g0; g < std::min(act.size(), g0 + per); ++g) group.push_back(seqs[act[g]]);
+      const int64_t B = static_cast<int64_t>(group.size()), T = m * tokensPerMeta_;
+      toks.resize(static_cast<size_t>(B * T));
+      for (int64_t b = 0; b < B; ++b)
+        std::copy_n(group[b]->tokens.begin() + group[b]->metas * tokensPerMeta_, T,
+                    toks.begin() + b * T);
+      PHOTON_RETURN_IF_ERROR(callEncode(1, group, toks.data(), m * N_[1], x));
+      ++stats_.prefillCalls;
+      for (int l = 2; l <= L_; ++l) {
+        PHOTON_RETURN_IF_ERROR(callEncode(l, group, x.data(), m * N_[l], y));
+        x.swap(y);
+      }
+      const int64_t rows = m * topRows; // [B, rows, D]
+      for (int64_t b = 0; b < B; ++b) {
+        Sequence &s = *group[b];
+        const float *xb = x.data() + b * rows * D_;
+        if (rows >= 2) s.topPrev2.assign(xb + (rows - 2) * D_, xb + (rows - 1) * D_);
+        else s.topPrev2 = s.topPrev;
+        s.topPrev.assign(xb + (rows - 1) * D_, xb + rows * D_);
+        s.metas += m;
+      }
+    }
+    for (size_t i : act) left[i] -= m;
+  }
+  // The prefixes now complete: the decoder state after meta-context Pm-1 (the last Xhat(l)
+  // units), for all of them in one pass of the latent stages.
+  std::vector<Sequence *> done;
+  for (Sequence *sp : seqs) {
+    Sequence &s = *sp;
+    const int64_t Pm = s.prefixLen / tokensPerMeta_;
+    if (s.metas < Pm) continue; // more in later steps
+    if (Pm > 0 && opts_.mode == PHOTON_MODE_RECGEN)
+      for (int l = 1; l < L_; ++l) cache_.releaseLevel(s.cache, cache_.indexOfLevel(l));
+    if (L_ >= 2 && Pm > 0) done.push_back(&s);
+    else s.prefilled = true;
+  }
+  if (!done.empty()) {
+    std::vector<std::vector<float>> last;
+    for (Sequence *s : done) {
+      last.push_back(s->topPrev);
+      s->topPrev = s->topPrev2; // X(L) of meta Pm-2 (the start latent if Pm = 1)
+    }
+    std::vector<float> tp, tc;
+    Status st = decodeLatents(done, tp, tc);
+    for (size_t i = 0; i < done.size(); ++i) done[i]->topPrev = std::move(last[i]);
+    PHOTON_RETURN_IF_ERROR(st);
+    for (Sequence *s : done) s->prefilled = true;
+  }
   return Status::ok();
 }
 
@@ -676,6 +775,7 @@ int32_t Engine::sampleToken(Sequence &s, const float *logits, std::vector<int32_
     hist = s.tokens;
     hist.insert(hist.end(), sampled.begin(), sampled.end());
   }
+  if (opts_.logitsObserver) opts_.logitsObserver(s.id, logits, V_);
   int32_t t = sampler_.sample(logits, V_, s.params, hist, s.rng);
   sampled.push_back(t);
   return t;
@@ -766,41 +866,92 @@ Status Engine::renderIncremental(std::vector<Sequence *> &batch, const std::vect
 
 // ------------------------------------------------------------------ vanilla
 
-Status Engine::prefillVanilla(Sequence &s, int64_t budget, int64_t &used) {
-  used = 0;
+// Prefill across sequences as prefillPhotonBatch: rounds of the smallest piece left (at most
+// kRows tokens), calls of at most kRows token rows (B * m) of lm_step.
+Status Engine::prefillVanillaBatch(const std::vector<Sequence *> &seqs,
+                                   const std::vector<int64_t> &take) {
   StageFn fn = model_.stage("lm_step");
   if (!fn) return error(PHOTON_ERR_ABI, "the artifact has no stage 'lm_step'");
-  int li = cache_.indexOfLevel(1);
-  const int64_t kPiece = 256;
+  const int li = cache_.indexOfLevel(1);
+  const int64_t kRows = 256; // token rows per call over the batch
+  for (Sequence *s : seqs)
+    if (s->cache.lens.empty()) return error(PHOTON_ERR_INTERNAL, "prefill before admission");
+  std::vector<int64_t> left(take);
+  std::vector<int32_t> toks, table, lens;
   std::vector<float> logits;
-  if (s.cache.lens.empty()) return error(PHOTON_ERR_INTERNAL, "prefill before admission");
-  const int64_t from = s.cache.lens[li]; // tokens of the prefix already in the cache
-  const int64_t to = budget > 0 ? std::min(s.prefixLen, from + budget) : s.prefixLen;
-  for (int64_t done = from; done < to; done += kPiece) {
-    // Cancellation (Ctrl-C) is honoured between pieces of a long prefill, not only after it.
-    if (cancel_.load()) return error(PHOTON_ERR_CANCELLED, "cancelled during the prompt's prefill");
-    int64_t n = std::min(kPiece, to - done);
-    PHOTON_RETURN_IF_ERROR(cache_.ensure(s.cache, li, s.cache.lens[li] + n));
-    const auto &t = s.cache.tables[li];
-    std::vector<int32_t> table(t.begin(), t.end());
-    int32_t len = static_cast<int32_t>(s.cache.lens[li]);
-    logits.assign(static_cast<size_t>(n * V_), 0.0f);
-    StageArgs a(6);
-    a.add(model_.weights(), {static_cast<int64_t>(model_.weightsSize())});
-    a.add(s.tokens.data() + done, {1, n});
-    a.add(cache_.pool(li), cache_.poolShape(li));
-    a.add(table.data(), {1, static_cast<int64_t>(table.size())});
-    a.add(&len, {1});
-    a.add(logits.data(), {1, n, V_});
-    fn(a.args());
-    cache_.setLength(s.cache, li, s.cache.lens[li] + n);
-    used += n;
-    if (done + n == s.prefixLen) {
-      s.nextLogits.assign(logits.end() - V_, logits.end());
-      s.prefilled = true;
+  for (;;) {
+    std::vector<size_t> act;
+    int64_t m = kRows;
+    for (size_t i = 0; i < seqs.size(); ++i)
+      if (left[i] > 0) {
+        act.push_back(i);
+        m = std::min(m, left[i]);
+      }
+    if (act.empty()) break;
+    const size_t per = static_cast<size_t>(std::max<int64_t>(1, kRows / m));
+    for (size_t g0 = 0; g0 < act.size(); g0 += per) {
+      // Cancellation (Ctrl-C) is honoured between calls of a long prefill, not only after it.
+      if (cancel_.load()) return error(PHOTON_ERR_CANCELLED, "cancelled during the prompt's prefill");
+      std::vector<Sequence *> group;
+      for (size_t g = g0; g < std::min(act.size(), g0 + per); ++g) group.push_back(seqs[act[g]]);
+      const int64_t B = static_cast<int64_t>(group.size());
+      int64_t MB = 1;
+      for (Sequence *s : group) {
+        PHOTON_RETURN_IF_ERROR(cache_.ensure(s->cache, li, s->cache.lens[li] + m));
+        MB = std::max<int64_t>(MB, static_cast<int64_t>(s->cache.tables[li].size()));
+      }
+      toks.resize(static_cast<size_t>(B * m));
+      table.assign(static_cast<size_t>(B * MB), 0);
+      lens.resize(static_cast<size_t>(B));
+      for (int64_t b = 0; b < B; ++b) {
+        const Sequence &s = *group[b];
+        std::copy_n(s.tokens.begin() + s.cache.lens[li], m, toks.begin() + b * m);
+        std::copy(s.cache.tables[li].begin(), s.cache.tables[li].end(), table.begin() + b * MB);
+        lens[b] = static_cast<int32_t>(s.cache.lens[li]);
+      }
+      logits.assign(static_cast<size_t>(B * m * V_), 0.0f);
+      StageArgs a(6);
+      a.add(model_.weights(), {static_cast<int64_t>(model_.weightsSize())});
+      a.add(toks.data(), {B, m});
+      a.add(cache_.pool(li), cache_.poolShape(li));
+      a.add(table.data(), {B, MB});
+      a.add(lens.data(), {B});
+      a.add(logits.data(), {B, m, V_});
+      fn(a.args());
+      ++stats_.prefillCalls;
+      for (int64_t b = 0; b < B; ++b) {
+        Sequence &s = *group[b];
+        cache_.setLength(s.cache, li, s.cache.lens[li] + m);
+        if (s.cache.lens[li] == s.prefixLen) {
+          const float *row = logits.data() + ((b + 1) * m - 1) * V_;
+          s.nextLogits.assign(row, row + V_);
+          s.prefilled = true;
+        }
+      }
     }
+    for (size_t i : act) left[i] -= m;
   }
   return Status::ok();
+}
+
+Status Engine::prefillBatch(const std::vector<Sequence *> &seqs, const std::vector<int64_t> &take) {
+  if (seqs.empty()) return Status::ok();
+  double t0 = now();
+  std::vector<int64_t> before;
+  for (Sequence *s : seqs)
+    before.push_back(L_ == 0 ? s->cache.lens[cache_.indexOfLevel(1)] : s->metas * tokensPerMeta_);
+  Status st = L_ == 0 ? prefillVanillaBatch(seqs, take) : prefillPhotonBatch(seqs, take);
+  stats_.prefillSeconds += now() - t0;
+  // Prompt tokens prefilled, counted as prefillPart counts them.
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    Sequence &s = *seqs[i];
+    int64_t used = (L_ == 0 ? s.cache.lens[cache_.indexOfLevel(1)] : s.metas * tokensPerMeta_) -
+                   before[i];
+    int64_t counted = s.prefilled ? s.prefixLen : s.prefillCounted + used;
+    stats_.prefillTokens += static_cast<uint64_t>(counted - s.prefillCounted);
+    s.prefillCounted = counted;
+  }
+  return st;
 }
 
 Status Engine::stepVanilla(std::vector<Sequence *> &batch) {
@@ -808,6 +959,7 @@ Status Engine::stepVanilla(std::vector<Sequence *> &batch) {
   for (Sequence *sp : batch) {
     Sequence &s = *sp;
     static const std::vector<int32_t> kNone;
+    if (opts_.logitsObserver) opts_.logitsObserver(s.id, s.nextLogits.data(), V_);
     int32_t t = sampler_.sample(s.nextLogits.data(), V_, s.params,
                                 s.params.repetitionPenalty != 1.0f ? s.tokens : kNone, s.rng);
     appendGenerated(s, &t, 1);
@@ -983,7 +1135,7 @@ void Engine::finishAll(photon_finish why, const TokenCallback &cb) {
 
 Status Engine::prefillPart(Sequence &s, int64_t budget, int64_t &used) {
   double t0 = now();
-  Status st = L_ == 0 ? prefillVanilla(s, budget, used) : prefillPhoton(s, budget, used);
+  Status st = prefillPhoton(s, budget, used);
   stats_.prefillSeconds += now() - t0;
   // Prompt tokens prefilled: the whole prefix once it is in (a PHOTON prompt's incomplete
   // last meta-context included, as it is forced through the token decoder), else the parts.
@@ -1036,29 +1188,64 @@ Status Engine::step(const TokenCallback &cb, int &active) {
   }
   // Prefill, in admission order: whole prefixes, or with a prefill chunk at most that many
   // tokens per step over all sequences (a long prompt then takes several steps, and the
-  // running sequences decode between them).
+  // running sequences decode between them). The pieces of all sequences prefilling in this
+  // step go through the prefill stage together (prefillBatch).
   int64_t prefillLeft = opts_.prefillChunk;
-  for (size_t i = 0; i < active_.size(); ++i) {
+  const bool chunked = opts_.prefillChunk > 0;
+  std::vector<Sequence *> toPrefill;
+  std::vector<int64_t> take;
+  Status pst;
+  for (size_t i = 0; i < active_.size() && pst; ++i) {
     Sequence &s = *active_[i];
     if (s.prefilled) continue;
-    if (opts_.prefillChunk > 0 && prefillLeft <= 0) break;
-    int64_t used = 0;
-    Status pst = prefillPart(s, opts_.prefillChunk > 0 ? prefillLeft : 0, used);
-    prefillLeft -= used;
-    if (!pst && pst.code() == PHOTON_ERR_CANCELLED) {
-      // Cancelled inside the prefill: this request is reported as cancelled with the others.
-      finishAll(PHOTON_FINISH_CANCELLED, cb);
-      cancel_.store(false);
-      active = 0;
-      publish();
-      return pst;
+    if (chunked && prefillLeft <= 0) break;
+    if (L_ > 0 && photonReplay()) { // prefilled whole and alone
+      int64_t used = 0;
+      pst = prefillPart(s, 0, used);
+      prefillLeft -= used;
+      if (!pst) toPrefill.assign(1, &s);
+      continue;
     }
-    if (!pst) {
-      cache_.release(s.cache);
-      active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(i));
-      publish();
-      return pst;
+    int64_t n; // tokens (vanilla) or top-level units (PHOTON / Block) of s in this step
+    if (L_ == 0) {
+      if (s.cache.lens.empty()) {
+        pst = error(PHOTON_ERR_INTERNAL, "prefill before admission");
+        toPrefill.assign(1, &s);
+        break;
+      }
+      int64_t from = s.cache.lens[cache_.indexOfLevel(1)];
+      n = (chunked ? std::min(s.prefixLen, from + prefillLeft) : s.prefixLen) - from;
+      prefillLeft -= n;
+    } else {
+      n = s.prefixLen / tokensPerMeta_ - (s.prefillStarted ? s.metas : 0);
+      if (chunked) n = std::min<int64_t>(n, std::max<int64_t>(1, prefillLeft / tokensPerMeta_));
+      prefillLeft -= n * tokensPerMeta_;
     }
+    toPrefill.push_back(&s);
+    take.push_back(n);
+  }
+  if (pst) pst = prefillBatch(toPrefill, take);
+  if (!pst && pst.code() == PHOTON_ERR_CANCELLED) {
+    // Cancelled inside the prefill: these requests are reported as cancelled with the others.
+    finishAll(PHOTON_FINISH_CANCELLED, cb);
+    cancel_.store(false);
+    active = 0;
+    publish();
+    return pst;
+  }
+  if (!pst) {
+    // The sequences of the failed prefill are dropped with their caches.
+    for (Sequence *f : toPrefill) {
+      if (f->prefilled) continue;
+      cache_.release(f->cache);
+      for (auto it = active_.begin(); it != active_.end(); ++it)
+        if (it->get() == f) {
+          active_.erase(it);
+          break;
+        }
+    }
+    publish();
+    return pst;
   }
   // submitN: a prefilled leader's followers start from a copy of its caches.
   std::vector<std::unique_ptr<Sequence>> started;

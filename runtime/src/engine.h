@@ -46,11 +46,15 @@ struct EngineOptions {
   /// whole when admitted. With a chunk, a long prompt takes several steps (PHOTON: whole
   /// meta-contexts, at least one per step) and the running sequences decode in between.
   int64_t prefillChunk = 0;
+  /// Tests and debugging: called on the scheduler thread with the logits each generated token
+  /// is sampled from (before sampling; `vocab` floats). Empty: not called.
+  std::function<void(uint64_t id, const float *logits, int vocab)> logitsObserver;
 };
 
 struct EngineStats {
   uint64_t prefillTokens = 0;
   double prefillSeconds = 0;
+  uint64_t prefillCalls = 0; // calls of the first prefill stage (encode_1 / lm_step)
   uint64_t decodeTokens = 0;
   double decodeSeconds = 0;
   uint64_t requestsFinished = 0;
@@ -144,9 +148,20 @@ private:
   };
 
   Engine(const Model &model, const EngineOptions &opts) : model_(model), opts_(opts) {}
-  /// Prefills up to `budget` more tokens of s's prefix (0: all of it); `used` = tokens done.
-  /// Sets s.prefilled once the whole prefix is in the caches.
+  /// Prefills up to `budget` more tokens of s's prefix (0: all of it) on its own (PHOTON
+  /// replay models only); `used` = tokens done. Sets s.prefilled once the prefix is cached.
   Status prefillPart(Sequence &s, int64_t budget, int64_t &used);
+  /// Prefills the admitted, not yet prefilled sequences of this step (admission order) by
+  /// `take[i]` more of seqs[i]'s prefix (tokens for vanilla, top-level units = meta-contexts
+  /// for PHOTON/Block), batched across the sequences: each call of the prefill stage takes the
+  /// sequences whose pieces have the same length (the stage ABI's [B, n]). Updates the
+  /// prefill statistics. Not for replay models (photonReplay()); those use prefillPart.
+  Status prefillBatch(const std::vector<Sequence *> &seqs, const std::vector<int64_t> &take);
+  Status prefillVanillaBatch(const std::vector<Sequence *> &seqs, const std::vector<int64_t> &take);
+  Status prefillPhotonBatch(const std::vector<Sequence *> &seqs, const std::vector<int64_t> &take);
+  /// PHOTON with a chunk size 1 above level 2: the decoder state after the prompt is replayed
+  /// from every top-level unit, so a prompt is prefilled whole and alone (prefillPhoton).
+  bool photonReplay() const;
   /// Units per level the sequence needs through its next decode step (GROW policy).
   std::vector<int64_t> unitsNextStep(const Sequence &s, bool admitting) const;
   /// GROW: bytes the active sequences must add to their reservations for their next step.
@@ -161,7 +176,6 @@ private:
   void drainInbox(const TokenCallback &cb, bool &cancelled);
   void publish();
   Status prefillPhoton(Sequence &s, int64_t budget, int64_t &used);
-  Status prefillVanilla(Sequence &s, int64_t budget, int64_t &used);
   Status stepPhoton(std::vector<Sequence *> &batch);
   Status stepVanilla(std::vector<Sequence *> &batch);
   /// Runs latent_L .. latent_2 for the batch and returns the level-1 latents per token chunk
