@@ -647,6 +647,16 @@ Value loadIndex(OpBuilder &b, Location loc, Value m, ValueRange idx) {
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
 }
 
+/// `x` converted to float type `to` (truncf / extf; the same value when equal): cache
+/// writes narrow to the pool's element type, cache reads widen to the compute type.
+Value convertFloat(OpBuilder &b, Location loc, Value x, Type to) {
+  Type from = x.getType();
+  if (from == to) return x;
+  if (cast<FloatType>(from).getWidth() > cast<FloatType>(to).getWidth())
+    return arith::TruncFOp::create(b, loc, to, x);
+  return arith::ExtFOp::create(b, loc, to, x);
+}
+
 /// kv_append of the (converted) `k` and `v` into the cache `c`.
 LogicalResult lowerKvAppend(KvAppendOp op, Value k, Value v, FailureOr<CacheOperands> c,
                             OpBuilder &b, bool fused) {
@@ -658,6 +668,7 @@ LogicalResult lowerKvAppend(KvAppendOp op, Value k, Value v, FailureOr<CacheOper
     if (succeeded(kernels->kvAppend(b, loc, pc, k, v, layerIndex))) return success();
   }
   Lowering L{b, loc};
+  Type poolElt = cast<MemRefType>(c->pool.getType()).getElementType();
   Value layer = L.cIdx(layerIndex);
   Value bs = L.cIdx(c->blockSize);
   Value c0 = L.cIdx(0), c1 = L.cIdx(1);
@@ -668,8 +679,12 @@ LogicalResult lowerKvAppend(KvAppendOp op, Value k, Value v, FailureOr<CacheOper
     Value blkIdx = arith::DivUIOp::create(nb, l, pos, bs);
     Value off = arith::RemUIOp::create(nb, l, pos, bs);
     Value blk = loadIndex(nb, l, c->table, ValueRange{iv[0], blkIdx});
-    Value kv = tensor::ExtractOp::create(nb, l, k, ValueRange{iv[0], iv[1], iv[2], iv[3]});
-    Value vv = tensor::ExtractOp::create(nb, l, v, ValueRange{iv[0], iv[1], iv[2], iv[3]});
+    Value kv = convertFloat(
+        nb, l, tensor::ExtractOp::create(nb, l, k, ValueRange{iv[0], iv[1], iv[2], iv[3]}),
+        poolElt);
+    Value vv = convertFloat(
+        nb, l, tensor::ExtractOp::create(nb, l, v, ValueRange{iv[0], iv[1], iv[2], iv[3]}),
+        poolElt);
     memref::StoreOp::create(nb, l, kv, c->pool, ValueRange{blk, layer, c0, off, iv[2], iv[3]});
     memref::StoreOp::create(nb, l, vv, c->pool, ValueRange{blk, layer, c1, off, iv[2], iv[3]});
   });
@@ -737,7 +752,9 @@ FailureOr<Value> lowerCachedAttention(CachedAttentionOp op, Value q,
               ib, il, c0, cHd, c1, ValueRange{zero},
               [&](OpBuilder &db, Location dl, Value d, ValueRange dit) {
                 Value qv = tensor::ExtractOp::create(db, dl, q, ValueRange{bI, tI, hI, d});
-                Value kv = memref::LoadOp::create(db, dl, c->pool, ValueRange{blk, layer, c0, off, kh, d});
+                Value kv = convertFloat(
+                    db, dl, memref::LoadOp::create(db, dl, c->pool, ValueRange{blk, layer, c0, off, kh, d}),
+                    f32);
                 Value s = arith::AddFOp::create(db, dl, dit[0], arith::MulFOp::create(db, dl, qv, kv, kFM), kFM);
                 scf::YieldOp::create(db, dl, ValueRange{s});
               });
@@ -749,7 +766,10 @@ FailureOr<Value> lowerCachedAttention(CachedAttentionOp op, Value q,
           scf::ForOp::create(ib, il, c0, cHd, c1, ValueRange{},
                              [&](OpBuilder &db, Location dl, Value d, ValueRange) {
                                Value a = memref::LoadOp::create(db, dl, acc, ValueRange{d});
-                               Value vv = memref::LoadOp::create(db, dl, c->pool, ValueRange{blk, layer, c1, off, kh, d});
+                               Value vv = convertFloat(
+                                   db, dl,
+                                   memref::LoadOp::create(db, dl, c->pool, ValueRange{blk, layer, c1, off, kh, d}),
+                                   f32);
                                Value na = arith::AddFOp::create(db, dl, arith::MulFOp::create(db, dl, a, corr),
                                                                 arith::MulFOp::create(db, dl, p, vv));
                                memref::StoreOp::create(db, dl, na, acc, ValueRange{d});

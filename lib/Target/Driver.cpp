@@ -128,6 +128,12 @@ int mlir::photon::compileModel(const CompileOptions &opts) {
   if (!llvm::sys::fs::exists(inputFile)) return fail("input '" + inputFile + "' does not exist");
   if (opts.matmul != "vector" && opts.matmul != "generic")
     return fail("unsupported --matmul '" + opts.matmul + "' (expected vector or generic)");
+  if (opts.kvType != "f32" && opts.kvType != "f16")
+    return fail("unsupported --kv '" + opts.kvType + "': the KV caches are stored as f32 "
+                "(default) or f16");
+  if (opts.kvType != "f32" && backend->getName() != "cpu")
+    return fail("--kv " + opts.kvType + ": reduced-precision caches are compiled for --target "
+                "cpu only");
   TargetOptions targetOptions = to;
   targetOptions.vectorMatmul = opts.matmul == "vector";
 
@@ -223,10 +229,16 @@ int mlir::photon::compileModel(const CompileOptions &opts) {
     PassManager pm(&ctx);
     PhotonDeriveStagesOptions o;
     o.blockSize = opts.blockSize;
+    o.kvType = opts.kvType;
     pm.addPass(createPhotonDeriveStages(o));
     progress("deriving the generation stages");
     if (failed(pm.run(*module))) return fail("photon-derive-stages failed");
   }
+  if (opts.kvType != "f32" && (opts.noDerive || forwardOnly))
+    return fail("--kv " + opts.kvType + " sets the element type of the caches the stage "
+                "derivation creates; " + (forwardOnly ? "a forward-only artifact has no caches"
+                                                      : "--no-derive keeps the input's") +
+                " (drop the option)");
   if (!saveIR(saveTemps, *module, "01-stages.mlir")) return 1;
   // Cache plan + cost model (before lowering: it reads the photon ops).
   FailureOr<CachePlan> plan = failure();

@@ -54,6 +54,26 @@ static int64_t elementBytes(Type t) {
   return 4;
 }
 
+static std::string dtypeName(Type t) {
+  return t.isF32() ? "f32" : t.isF16() ? "f16" : t.isBF16() ? "bf16" : "?";
+}
+
+/// The cache element type of the step derived from stack `stack` (its cache_bind's
+/// `!photon.kv_cache`), or null before photon-derive-stages.
+static Type stepCacheElement(ModuleOp module, PhotonDialect *dialect, StringRef stack) {
+  Type element;
+  for (auto f : module.getOps<func::FuncOp>()) {
+    auto of = dialect->getStepOfAttrHelper().getAttr(f);
+    if (!of || of.getValue() != stack) continue;
+    f.walk([&](CacheBindOp bind) {
+      element = bind.getType().getElement();
+      return WalkResult::interrupt();
+    });
+    if (element) break;
+  }
+  return element;
+}
+
 static int64_t numElements(Type t) {
   auto st = dyn_cast<ShapedType>(t);
   if (!st || !st.hasStaticShape()) return 0;
@@ -111,11 +131,17 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
         s.headDim = q.getDimSize(3);
         s.kvHeads = k.getDimSize(2);
         s.elementBytes = elementBytes(k.getElementType());
-        s.dtype = k.getElementType().isF32() ? "f32" : k.getElementType().isF16() ? "f16" : "bf16";
+        s.dtype = dtypeName(k.getElementType());
       };
       if (auto attn = dyn_cast<CausalAttentionOp>(op)) attention(attn);
       else if (auto attn = dyn_cast<BoundedAttentionOp>(op)) attention(attn);
     });
+    s.cacheDtype = s.dtype;
+    s.cacheElementBytes = s.elementBytes;
+    if (Type ce = stepCacheElement(module, dialect, f.getSymName())) {
+      s.cacheDtype = dtypeName(ce);
+      s.cacheElementBytes = elementBytes(ce);
+    }
     s.weightBytes = weightBytesOf(f);
     plan.stacks.push_back(s);
   }
@@ -132,10 +158,10 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
     c.layers = s.layers;
     c.kvHeads = s.kvHeads;
     c.headDim = s.headDim;
-    c.dtype = s.dtype;
-    c.elementBytes = s.elementBytes;
+    c.dtype = s.cacheDtype;
+    c.elementBytes = s.cacheElementBytes;
     c.blockSize = blockSize;
-    c.bytesPerUnit = 2 * s.layers * s.kvHeads * s.headDim * s.elementBytes;
+    c.bytesPerUnit = 2 * s.layers * s.kvHeads * s.headDim * s.cacheElementBytes;
     c.tokensPerUnit = vanilla ? 1 : h->tokensPerUnit(c.level);
     if (vanilla) c.modes = {}; // one mode only: used whenever the model runs
     else if (c.level == L) c.modes = {"hiergen", "recgen"}; // RecGen keeps the top level only
@@ -153,9 +179,10 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
       lc.layers = s.layers;
       lc.kvHeads = s.kvHeads;
       lc.headDim = s.headDim;
-      lc.dtype = s.dtype;
+      lc.dtype = s.cacheDtype;
       lc.positions = h->prefix + h->chunkSizes[0] - 1;
-      lc.bytesPerStream = 2 * s.layers * s.kvHeads * s.headDim * s.elementBytes * lc.positions;
+      lc.bytesPerStream =
+          2 * s.layers * s.kvHeads * s.headDim * s.cacheElementBytes * lc.positions;
       lc.streamsPerSequence = h->tokensPerUnit(L) / h->chunkSizes[0];
       plan.localCaches.push_back(lc);
     }
@@ -262,7 +289,7 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
     double layerBytes = (double)(ref->weightBytes - D * ref->elementBytes) / ref->layers;
     double layerMacs = (double)ref->macs / ref->layers;
     plan.vanillaCacheBytesPer1k =
-        2 * plan.vanillaLayers * ref->kvHeads * ref->headDim * ref->elementBytes * 1000;
+        2 * plan.vanillaLayers * ref->kvHeads * ref->headDim * ref->cacheElementBytes * 1000;
     plan.vanillaWeightBytesPerToken = plan.vanillaLayers * layerBytes + D * ref->elementBytes +
                                       (double)h->vocab * D * ref->elementBytes +
                                       D * ref->elementBytes;

@@ -63,6 +63,8 @@ struct Deriver {
   ModuleOp module;
   Hierarchy h;
   int64_t blockSize;
+  /// Element type of every cache pool (null: the attention's element type).
+  Type kvElement;
   func::FuncOp forward;
   MLIRContext *ctx;
   PhotonDialect *dialect;
@@ -91,7 +93,7 @@ struct Deriver {
              failure();
     auto kt = cast<RankedTensorType>(asAttention(attns[0])->k.getType());
     int64_t hkv = kt.getDimSize(2), hd = kt.getDimSize(3);
-    Type elt = kt.getElementType();
+    Type elt = kvElement ? kvElement : kt.getElementType();
     s.poolType = MemRefType::get({ShapedType::kDynamic, (int64_t)attns.size(), 2, bs, hkv, hd},
                                  elt);
     auto cacheT = KvCacheType::getChecked(
@@ -454,10 +456,11 @@ struct Deriver {
     auto st = makeStep(dec, 1, W, "_window");
     if (failed(st)) return failure();
     StepStack ws = *st;
-    Type elt = ws.poolType.getElementType();
+    // The activations' element type; the window cache keeps the pool's (kv-type).
+    Type elt = cast<RankedTensorType>(shiftResult.getType()).getElementType();
     auto cacheT = MemRefType::get({ShapedType::kDynamic, ws.poolType.getDimSize(1), 2, W,
                                    ws.poolType.getDimSize(4), ws.poolType.getDimSize(5)},
-                                  elt);
+                                  ws.poolType.getElementType());
     SmallVector<std::string> cacheShape{"S"};
     for (int64_t i = 1; i < 6; ++i) cacheShape.push_back(num(cacheT.getDimSize(i)));
     std::string V = num(h.vocab), D = num(h.width);
@@ -706,13 +709,19 @@ struct PhotonDeriveStagesPass : public impl::PhotonDeriveStagesBase<PhotonDerive
   }
   void runOnOperation() override {
     ModuleOp m = getOperation();
+    Deriver d;
+    d.ctx = &getContext();
+    if (kvType == "f32") d.kvElement = Float32Type::get(d.ctx);
+    else if (kvType == "f16") d.kvElement = Float16Type::get(d.ctx);
+    else if (!kvType.empty()) {
+      m.emitError("photon-derive-stages: kv-type must be f32 or f16, got '") << kvType << "'";
+      return signalPassFailure();
+    }
     auto h = getHierarchy(m);
     if (failed(h)) return signalPassFailure();
-    Deriver d;
     d.module = m;
     d.h = *h;
     d.blockSize = blockSize;
-    d.ctx = &getContext();
     d.dialect = getPhotonDialect(d.ctx);
     if (failed(d.run())) return signalPassFailure();
   }

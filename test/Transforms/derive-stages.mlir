@@ -3,6 +3,11 @@
 // The cache type's own check (a block size of at least 1):
 // RUN: not photon-opt %s --photon-derive-stages=block-size=0 -split-input-file 2>&1 | FileCheck %s --check-prefix=BS0
 // BS0: error: cannot build the stack's cache type: {{.*}}block
+// kv-type=f16 (photon-compile --kv f16): the pools and cache types are f16, the attention's
+// operands stay f32 (kv_append narrows, cached_attention widens in the lowering).
+// RUN: photon-opt %s --photon-derive-stages=kv-type=f16 -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=KV16
+// RUN: not photon-opt %s --photon-derive-stages=kv-type=q4 -split-input-file 2>&1 | FileCheck %s --check-prefix=KVBAD
+// KVBAD: error: photon-derive-stages: kv-type must be f32 or f16, got 'q4'
 
 // The encoder stack's step: cache bound from (pool, table, lens), causal_attention replaced
 // by kv_append + cached_attention (layer = index of the attention), rope offsets = lens.
@@ -28,6 +33,13 @@
 // CHECK:         photon.lm_head
 
 // BS4: memref<?x1x2x4x2x8xf32>
+// KV16-LABEL: func.func private @stack_step(
+// KV16-SAME:    memref<?x1x2x16x2x8xf16>
+// KV16:         photon.cache_bind {{.*}} -> !photon.kv_cache<level = 1, layers = 1, kv_heads = 2, head_dim = 8, block_size = 16, element = f16>
+// KV16:         photon.kv_append {{.*}}element = f16>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>
+// KV16:         photon.cached_attention {{.*}}element = f16>, tensor<?x?x4x8xf32> -> tensor<?x?x4x8xf32>
+// KV16-LABEL: func.func @lm_step(
+// KV16-SAME:    memref<?x1x2x16x2x8xf16>
 module attributes {photon.hierarchy = #photon.hierarchy<family = "vanilla", levels = 0, chunk_sizes = [], prefix = 0, width = 32, vocab = 64>} {
   func.func private @stack(%x: tensor<?x?x32xf32>) -> tensor<?x?x32xf32> attributes {photon.role = "encoder", photon.level = 1 : i64} {
     %c0 = arith.constant 0 : index

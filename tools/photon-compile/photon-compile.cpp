@@ -82,6 +82,12 @@ static cl::opt<std::string> cpuFeatures("mattr",
 static cl::opt<std::string> saveTemps("save-temps",
                                       cl::desc("Keep the IR after each stage in this directory"),
                                       cl::value_desc("dir"), cl::cat(cat));
+static cl::opt<std::string> kvType(
+    "kv",
+    cl::desc("Element type of the KV caches (every level's paged cache and the token "
+             "decoder's window): f32 (default) or f16 (half the cache bytes; attention "
+             "still computes in f32)"),
+    cl::value_desc("f32|f16"), cl::init("f32"), cl::cat(cat));
 static cl::opt<bool> report("report", cl::desc("Print the cache plan and cost model"),
                             cl::cat(cat));
 static cl::opt<int64_t> maxContext("max-context",
@@ -157,6 +163,7 @@ int main(int argc, char **argv) {
     else o.weightsFile = w;
   }
   o.weightsFor = weightsFor;
+  o.kvType = kvType;
   o.tokenizer = tokenizer;
   o.target = target;
   o.targetOptions.openmp = openmp;

@@ -26,6 +26,7 @@ struct CompileOptions {
   std::string weightsFile;  ///< --weights of a .mlir input
   std::string weightFormat = "f32"; ///< --weights f32|f16|bf16|q8 (WeightFormats.h)
   std::string weightsFor;   ///< --weights-for GLOB=FORMAT,... (per-tensor formats)
+  std::string kvType = "f32"; ///< --kv f32|f16: element type of every KV cache
   std::string tokenizer;    ///< --tokenizer: byte (default), a SentencePiece model, a GPT-2 vocab.json (Tokenizer.h)
   std::string target = "cpu"; ///< --target, looked up in the TargetBackend registry
   TargetOptions targetOptions;

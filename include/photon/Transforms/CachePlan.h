@@ -47,8 +47,12 @@ struct StackInfo {
   int64_t level = 0;
   int64_t layers = 0;    ///< attention ops in the stack
   int64_t heads = 0, kvHeads = 0, headDim = 0;
-  std::string dtype = "f32";
+  std::string dtype = "f32";  ///< the attention's element type
   int64_t elementBytes = 4;
+  /// Element type of the stack's KV cache: its derived step's `!photon.kv_cache` element
+  /// (photon-derive-stages kv-type), else the attention's.
+  std::string cacheDtype = "f32";
+  int64_t cacheElementBytes = 4;
   int64_t weightBytes = 0; ///< bytes of the photon.weight tensors the stack reads
   int64_t macs = 0;        ///< multiply-adds of its matmuls per unit (attention excluded)
 };

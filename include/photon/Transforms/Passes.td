@@ -28,10 +28,18 @@ def PhotonDeriveStages : Pass<"photon-derive-stages", "::mlir::ModuleOp"> {
     `causal_attention` becomes `kv_append` (its layer is the index of the attention in the
     stack) followed by `cached_attention`, and every `rope` over the stream gets the
     offsets `lens`. Decoder stacks are reused as they are (bounded windows need no cache).
+
+    `kv-type=f16` stores the caches (every level's pool and the token decoder's window)
+    as f16: the pools and `!photon.kv_cache` types get that element type while the
+    attention itself stays in the model's type.
   }];
   let options = [
     Option<"blockSize", "block-size", "int64_t", /*default=*/"16",
            "KV cache block size (units per block) of every level's pool">,
+    Option<"kvType", "kv-type", "std::string", /*default=*/"\"\"",
+           "Element type of every KV cache (each level's pool and the token decoder's "
+           "window): f32 or f16; empty keeps the attention's element type. kv_append "
+           "converts to it, cached_attention reads it and computes in f32">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",

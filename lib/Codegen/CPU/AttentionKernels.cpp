@@ -108,6 +108,19 @@ Value emitExp(OpBuilder &b, Location loc, Value x) {
   return arith::SelectOp::create(b, loc, tiny, c(0.0f), res);
 }
 
+/// A vector of type `v` (f32 lanes) read from `m` at `idx`: a vector load of the memref's
+/// element type, widened with arith.extf when it is narrower (an f16 cache: vcvtph2ps).
+Value loadAsF32(OpBuilder &b, Location loc, VectorType v, Value m, ValueRange idx) {
+  Type elt = cast<MemRefType>(m.getType()).getElementType();
+  if (elt == v.getElementType()) return vector::LoadOp::create(b, loc, v, m, idx);
+  Value x = vector::LoadOp::create(b, loc, VectorType::get(v.getShape(), elt), m, idx);
+  return arith::ExtFOp::create(b, loc, v, x);
+}
+
+/// Whether `t` is an element type the cache kernels read and write (f32, or f16 converted
+/// on the load and the store).
+bool cacheElementSupported(Type t) { return t.isF32() || t.isF16(); }
+
 /// Where the keys and values come from.
 struct KeySource {
   /// Key block size (positions per block; a multiple of nothing in particular).
@@ -354,7 +367,7 @@ struct AttentionKernel {
             Value cd = cIdx(b, loc, d);
             SmallVector<Value> ki(kidx);
             ki.push_back(cd);
-            Value kv = vector::LoadOp::create(b, loc, v, km, ki);
+            Value kv = loadAsF32(b, loc, v, km, ki);
             if (!pfBlk.empty() && d % 16 == 0) // one prefetch per 64-byte line
               for (int which = 0; which < 2; ++which) {
                 auto [pm, pidx] = keys.row(b, loc, which, bI, kh, pfJ0, jj, pfBlk);
@@ -434,7 +447,7 @@ struct AttentionKernel {
                 for (int64_t u = 0; u < U; ++u) {
                   SmallVector<Value> vi(vidx);
                   vi.push_back(dIdx[u]);
-                  vv.push_back(vector::LoadOp::create(b, loc, v, vm, vi));
+                  vv.push_back(loadAsF32(b, loc, v, vm, vi));
                 }
                 SmallVector<Value> next;
                 for (int64_t r = 0; r < R; ++r) {
@@ -608,7 +621,8 @@ FailureOr<Value> mlir::photon::emitFusedCachedAttention(OpBuilder &b, Location l
                                                         int64_t parallelMinKeys) {
   auto qt = dyn_cast<RankedTensorType>(q.getType());
   auto pt = dyn_cast<MemRefType>(c.pool.getType());
-  if (!qt || !pt || pt.getRank() != 6 || !pt.getElementType().isF32() || c.blockSize <= 0)
+  if (!qt || !pt || pt.getRank() != 6 || !cacheElementSupported(pt.getElementType()) ||
+      !qt.getElementType().isF32() || c.blockSize <= 0)
     return failure();
   int64_t Hkv = pt.getDimSize(4);
   if (!supported(qt, Hkv) || pt.getDimSize(5) != qt.getDimSize(3)) return failure();
@@ -653,7 +667,8 @@ LogicalResult mlir::photon::emitVectorKvAppend(OpBuilder &b, Location loc, const
   auto vt = dyn_cast<RankedTensorType>(v.getType());
   auto pt = dyn_cast<MemRefType>(c.pool.getType());
   if (!kt || !vt || !pt || kt.getRank() != 4 || kt != vt || pt.getRank() != 6 ||
-      !kt.getElementType().isF32() || !pt.getElementType().isF32() || !pt.isLastDimUnitStride())
+      !kt.getElementType().isF32() || !cacheElementSupported(pt.getElementType()) ||
+      !pt.isLastDimUnitStride())
     return failure();
   int64_t Hkv = kt.getDimSize(2), hd = kt.getDimSize(3);
   int64_t L = attentionLanes(hd);
@@ -661,6 +676,8 @@ LogicalResult mlir::photon::emitVectorKvAppend(OpBuilder &b, Location loc, const
       pt.getDimSize(4) != Hkv || pt.getDimSize(5) != hd || c.blockSize <= 0)
     return failure();
   auto vec = VectorType::get({L}, b.getF32Type());
+  // An f16 pool stores every row narrowed (arith.truncf, round to nearest even: vcvtps2ph).
+  auto poolVec = VectorType::get({L}, pt.getElementType());
   Value K = readOnlyBuffer(b, loc, k), V = readOnlyBuffer(b, loc, v);
   Value B = tensor::DimOp::create(b, loc, k, 0), N = tensor::DimOp::create(b, loc, k, 1);
   Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1), cLayer = cIdx(b, loc, layer);
@@ -684,6 +701,7 @@ LogicalResult mlir::photon::emitVectorKvAppend(OpBuilder &b, Location loc, const
           for (int which = 0; which < 2; ++which) {
             Value x = vector::LoadOp::create(b, loc, vec, which == 0 ? K : V,
                                              ValueRange{bI, t, kh, cd});
+            if (poolVec != vec) x = arith::TruncFOp::create(b, loc, poolVec, x);
             vector::StoreOp::create(b, loc, x, c.pool,
                                     ValueRange{blk, cLayer, cIdx(b, loc, which), off, kh, cd});
           }
