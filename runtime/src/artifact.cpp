@@ -1,7 +1,6 @@
 #include "artifact.h"
 #include "jsonio.h"
 
-#include "photon/cuda.h"
 
 #include <algorithm>
 #include <cctype>
@@ -351,20 +350,22 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
       PHOTON_RETURN_IF_ERROR(getInt(cc, e, "kv_heads", cs.kvHeads, true, 1));
       PHOTON_RETURN_IF_ERROR(getInt(cc, e, "head_dim", cs.headDim, true, 1));
       PHOTON_RETURN_IF_ERROR(getStr(cc, e, "dtype", cs.dtype, false));
-      if (cs.dtype != "f32")
-        return cc.fail("dtype", "only f32 caches are supported by this runtime, got " + cs.dtype);
+      if (cs.dtype != "f32" && cs.dtype != "f16")
+        return cc.fail("dtype", "expected f32 or f16 caches, got \"" + cs.dtype + "\"");
+      cs.elementBytes = cs.dtype == "f16" ? 2 : 4;
       PHOTON_RETURN_IF_ERROR(getInt(cc, e, "block_size", cs.blockSize, true, 1));
       PHOTON_RETURN_IF_ERROR(getInt(cc, e, "bytes_per_unit", cs.bytesPerUnit, false));
       if (cs.layers > 4096 || cs.kvHeads > 4096 || cs.headDim > 65536 || cs.blockSize > 65536)
         return cc.fail("layers/kv_heads/head_dim/block_size",
                        "out of range (at most 4096 layers, 4096 KV heads, head_dim 65536, "
                        "block_size 65536)");
-      uint64_t expect = 2ull * cs.layers * cs.kvHeads * cs.headDim * 4;
+      uint64_t expect = 2ull * cs.layers * cs.kvHeads * cs.headDim * cs.elementBytes;
       if (cs.bytesPerUnit == 0) cs.bytesPerUnit = expect;
       if (cs.bytesPerUnit != expect)
         return cc.fail("bytes_per_unit", "is " + std::to_string(cs.bytesPerUnit) +
-                                             " but 2*layers*kv_heads*head_dim*4 = " +
-                                             std::to_string(expect));
+                                             " but 2*layers*kv_heads*head_dim*" +
+                                             std::to_string(cs.elementBytes) + " (" + cs.dtype +
+                                             ") = " + std::to_string(expect));
       PHOTON_RETURN_IF_ERROR(getInt(cc, e, "tokens_per_unit", cs.tokensPerUnit, false, 1));
       PHOTON_RETURN_IF_ERROR(getStrList(cc, e, "modes", cs.modes, false));
       if (m.cache(cs.level)) return cc.fail("level", "duplicate cache level");
@@ -551,6 +552,7 @@ bool definedIn(void *handle, void *addr) {
 } // namespace
 
 Model::~Model() {
+  if (backend_ && weightsDevice_ && weightsDevice_.raw() != weights_) backend_->free(weightsDevice_);
   if (weights_) munmap(weights_, weightsSize_);
   if (lib_) dlclose(lib_);
 }
@@ -591,34 +593,16 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
   PHOTON_RETURN_IF_ERROR(parseManifest(text, mpath, m->manifest_));
   Manifest &mf = m->manifest_;
 
-  // Target.
-  if (mf.targetKind == "cuda") {
-    // Checked before model.so is opened: its constructors load the fatbins through the
-    // driver (mgpuModuleLoad).
-    std::string archs;
-    std::vector<const char *> names;
-    for (const auto &a : mf.targetArchs) {
-      archs += (archs.empty() ? "" : ",") + a;
-      names.push_back(a.c_str());
-    }
-    if (names.empty())
-      return error(PHOTON_ERR_FORMAT, mpath + ": target.kind is \"cuda\" but target.archs is "
-                                              "missing or empty; recompile with photon-compile "
-                                              "--target cuda:sm_XY");
-    if (photon_cuda_check_arch(0, names.data(), names.size()) != PHOTON_CUDA_OK)
-      return error(PHOTON_ERR_NO_DEVICE,
-                   mpath + ": this artifact was compiled for CUDA (" + archs + ") and cannot "
-                           "run here: " + photon_cuda_last_error() +
-                           "; to run it on this machine's CPU instead, recompile with "
-                           "photon-compile --target cpu");
-    return error(PHOTON_ERR_NO_DEVICE,
-                 mpath + ": this artifact was compiled for CUDA (" + archs + ") and the "
-                         "device matches, but the engine's CUDA execution path (device "
-                         "buffers for the weights and caches) is not implemented yet; "
-                         "recompile with photon-compile --target cpu");
+  // Target: the device backend (host for "cpu"; for "cuda" the CUDA backend when the driver
+  // is usable and the device's architecture is among target.archs, checked before model.so
+  // is opened: its constructors load the fatbins through the driver).
+  if (opts.backend) {
+    PHOTON_RETURN_IF_ERROR(opts.backend->checkCapability(mf).prefix(mpath));
+    m->backend_ = opts.backend;
+  } else {
+    PHOTON_RETURN_IF_ERROR(createBackend(mf, mpath, m->backend_));
   }
-  if (mf.targetKind != "cpu")
-    return error(PHOTON_ERR_TARGET, mpath + ": unknown target kind \"" + mf.targetKind + "\"");
+  // The host code of both targets runs on this CPU.
 #if defined(__x86_64__)
   if (!mf.targetTriple.empty() && mf.targetTriple.compare(0, 7, "x86_64-") != 0)
     return error(PHOTON_ERR_TARGET, mpath + ": compiled for " + mf.targetTriple +
@@ -720,6 +704,11 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
                                           std::to_string(mf.width) + " elements (the width)");
     m->startLatents_[kv.first] = reinterpret_cast<const float *>(m->weights_ + t->offset);
   }
+
+  // The weights where the stages read them: in place on the host, one upload to a device.
+  PHOTON_RETURN_IF_ERROR(m->backend_->placeWeights(m->weights_, m->weightsSize_,
+                                                   opts.uploadProgress, m->weightsDevice_)
+                             .prefix("weights '" + wpath + "' on " + m->backend_->name()));
 
   // Tokenizer.
   if (mf.tokenizerKind == "bpe") {

@@ -2,6 +2,7 @@
 #ifndef PHOTON_RUNTIME_ARTIFACT_H
 #define PHOTON_RUNTIME_ARTIFACT_H
 
+#include "device.h"
 #include "status.h"
 #include "tokenizer.h"
 
@@ -37,7 +38,8 @@ struct CacheSpec {
   int layers = 0;
   int kvHeads = 0;
   int headDim = 0;
-  std::string dtype = "f32";
+  std::string dtype = "f32"; // "f32" or "f16" (photon-compile --kv)
+  int elementBytes = 4;      // 4 (f32) or 2 (f16)
   int blockSize = 0;       // units per block
   uint64_t bytesPerUnit = 0;
   int tokensPerUnit = 1;
@@ -89,6 +91,11 @@ std::string hostCpuFeatureSummary();
 struct LoadOptions {
   bool verifyChecksum = true;
   bool checkCpu = true;
+  /// The device backend to run on; empty: chosen from the manifest (createBackend in
+  /// device.h). A backend given here must pass its capability check for the artifact.
+  std::shared_ptr<DeviceBackend> backend;
+  /// Progress of the weights' upload to a device (bytes done, bytes total).
+  UploadProgress uploadProgress;
 };
 
 using StageFn = void (*)(void **);
@@ -105,8 +112,15 @@ public:
   const std::string &dir() const { return dir_; }
   /// Entry point of a stage, or nullptr if the artifact does not have it.
   StageFn stage(const std::string &name) const;
-  const uint8_t *weights() const { return weights_; }
+  /// The weights as the stages take them: the mmapped blob on the host backend (zero-copy),
+  /// a device address (not to be dereferenced) on a device backend.
+  const uint8_t *weights() const { return static_cast<const uint8_t *>(weightsDevice_.raw()); }
+  DevicePtr weightsDevice() const { return weightsDevice_; }
+  /// The mmapped weights.bin on the host (the index, start latents).
+  const uint8_t *hostWeights() const { return weights_; }
   size_t weightsSize() const { return weightsSize_; }
+  /// Where the stages run: weights, cache pools and stage buffers live in its memory.
+  const std::shared_ptr<DeviceBackend> &backend() const { return backend_; }
   const std::vector<weights::TensorInfo> &tensors() const { return tensors_; }
   /// Start latent s_l (width floats inside the mmapped blob), nullptr if absent.
   const float *startLatent(int level) const;
@@ -127,6 +141,8 @@ private:
   void *lib_ = nullptr;
   uint8_t *weights_ = nullptr;
   size_t weightsSize_ = 0;
+  std::shared_ptr<DeviceBackend> backend_;
+  DevicePtr weightsDevice_; // == weights_ on the host backend
   std::vector<weights::TensorInfo> tensors_;
   std::map<std::string, StageFn> stages_;
   std::map<int, const float *> startLatents_;

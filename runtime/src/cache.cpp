@@ -1,5 +1,8 @@
 #include "cache.h"
 
+#include "device.h"
+#include "device_plan.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -13,10 +16,24 @@ namespace photon::rt {
 
 CacheManager::~CacheManager() {
   for (auto &p : pools_)
-    if (p.base) munmap(p.base, p.mappedBytes);
+    if (p.base) device_->free(DevicePtr::fromHost(p.base));
 }
 
-Status CacheManager::init(const std::vector<CacheLevelSpec> &levels, uint64_t budgetBytes) {
+bool CacheManager::onDevice() const { return device_ && !device_->hostAddressable(); }
+
+uint64_t CacheManager::poolBytes() const {
+  uint64_t t = 0;
+  for (const auto &p : pools_) t += p.mappedBytes;
+  return t;
+}
+
+
+Status CacheManager::init(const std::vector<CacheLevelSpec> &levels, uint64_t budgetBytes,
+                          std::shared_ptr<DeviceBackend> device) {
+  device_ = device ? std::move(device) : hostBackend();
+  // Device memory is real: the budget is split among the levels instead of mapped per level.
+  const std::vector<int64_t> deviceBlocks =
+      onDevice() ? planDeviceCachePools(levels, budgetBytes) : std::vector<int64_t>();
   levels_ = levels;
   budget_ = budgetBytes;
   pools_.assign(levels.size(), Pool());
@@ -26,18 +43,14 @@ Status CacheManager::init(const std::vector<CacheLevelSpec> &levels, uint64_t bu
       return error(PHOTON_ERR_INVALID_ARGUMENT, "cache level " + std::to_string(s.level) +
                                                     ": invalid block geometry");
     Pool &p = pools_[li];
-    uint64_t nb = budgetBytes / s.blockBytes();
+    uint64_t nb = onDevice() ? static_cast<uint64_t>(deviceBlocks[li]) : budgetBytes / s.blockBytes();
     nb = std::min<uint64_t>(nb, 0x7fffffff);
     p.numBlocks = static_cast<int64_t>(std::max<uint64_t>(nb, 1));
     p.mappedBytes = static_cast<size_t>(p.numBlocks) * s.blockBytes();
-    void *m = mmap(nullptr, p.mappedBytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED)
-      return error(PHOTON_ERR_OUT_OF_BUDGET,
-                   "cannot map " + formatBytes(static_cast<double>(p.mappedBytes)) +
-                       " of address space for the level-" + std::to_string(s.level) +
-                       " cache pool (" + std::strerror(errno) + "); lower --memory-budget");
-    p.base = static_cast<float *>(m);
+    DevicePtr m;
+    PHOTON_RETURN_IF_ERROR(device_->allocate(
+        p.mappedBytes, "level-" + std::to_string(s.level) + " cache pool", m));
+    p.base = static_cast<float *>(m.raw()); // a device address on a device: never dereferenced
   }
   return Status::ok();
 }
@@ -115,6 +128,23 @@ Status CacheManager::reserve(SeqCache &seq, const std::vector<int64_t> &units, i
   }
   uint64_t left = budget_ - reserved_;
   everFits = need <= budget_; // would fit once every other reservation is gone
+  // On a device each level has its own pool (planDeviceCachePools): the level must fit too.
+  // On the host every pool spans the whole budget, so this never refuses there.
+  int overLevel = -1;
+  for (size_t li = 0; onDevice() && li < add.size(); ++li) {
+    if (pools_[li].reserved + add[li] > pools_[li].numBlocks) overLevel = static_cast<int>(li);
+    if (seq.reservedBlocks[li] + add[li] > pools_[li].numBlocks) everFits = false;
+  }
+  if (overLevel >= 0 && need <= left) {
+    const size_t li = static_cast<size_t>(overLevel);
+    std::string msg = describeNeed(add, tokens) + "; the level-" +
+                      std::to_string(levels_[li].level) + " pool has " +
+                      std::to_string(pools_[li].numBlocks - pools_[li].reserved) + " of " +
+                      std::to_string(pools_[li].numBlocks) + " blocks left";
+    msg += everFits ? " (the request waits until running requests finish)"
+                    : ": raise --memory-budget or shorten the prompt / max tokens";
+    return error(PHOTON_ERR_OUT_OF_BUDGET, msg);
+  }
   if (need > left) {
     std::string msg = describeNeed(add, tokens) + "; " + formatBytes(static_cast<double>(left)) +
                       " left in the budget of " + formatBytes(static_cast<double>(budget_));
@@ -122,7 +152,10 @@ Status CacheManager::reserve(SeqCache &seq, const std::vector<int64_t> &units, i
                     : ": raise --memory-budget or shorten the prompt / max tokens";
     return error(PHOTON_ERR_OUT_OF_BUDGET, msg);
   }
-  for (size_t li = 0; li < add.size(); ++li) seq.reservedBlocks[li] += add[li];
+  for (size_t li = 0; li < add.size(); ++li) {
+    seq.reservedBlocks[li] += add[li];
+    pools_[li].reserved += add[li];
+  }
   reserved_ += need;
   seq.admitted = true;
   return Status::ok();
@@ -170,6 +203,7 @@ Status CacheManager::ensure(SeqCache &seq, size_t li, int64_t units) {
 }
 
 Status CacheManager::copyLevel(const SeqCache &from, SeqCache &to, size_t li) {
+  if (onDevice()) return copyLevelThroughDevice(from, to, li);
   const int64_t units = from.lens[li];
   if (units == 0) return Status::ok();
   if (to.lens[li] != 0)
@@ -186,12 +220,29 @@ Status CacheManager::copyLevel(const SeqCache &from, SeqCache &to, size_t li) {
   return Status::ok();
 }
 
+Status CacheManager::copyLevelThroughDevice(const SeqCache &from, SeqCache &to, size_t li) {
+  const int64_t units = from.lens[li];
+  if (units == 0) return Status::ok();
+  if (to.lens[li] != 0)
+    return error(PHOTON_ERR_INTERNAL, "cache copy into a sequence that has units already");
+  PHOTON_RETURN_IF_ERROR(ensure(to, li, units));
+  const uint64_t bb = levels_[li].blockBytes();
+  const DevicePtr base = DevicePtr::fromHost(pools_[li].base);
+  for (int64_t b = 0; b < blocksFor(li, units); ++b)
+    PHOTON_RETURN_IF_ERROR(device_->copy(base + static_cast<uint64_t>(to.tables[li][b]) * bb,
+                                         base + static_cast<uint64_t>(from.tables[li][b]) * bb,
+                                         bb, nullptr));
+  to.lens[li] = units;
+  return Status::ok();
+}
+
 void CacheManager::releaseLevel(SeqCache &seq, size_t li) {
   if (li >= seq.tables.size()) return;
   for (int32_t id : seq.tables[li]) freeBlock(li, id);
   seq.tables[li].clear();
   seq.lens[li] = 0;
   reserved_ -= static_cast<uint64_t>(seq.reservedBlocks[li]) * levels_[li].blockBytes();
+  pools_[li].reserved -= seq.reservedBlocks[li];
   seq.reservedBlocks[li] = 0;
 }
 

@@ -19,10 +19,13 @@
 #include "status.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace photon::rt {
+
+class DeviceBackend;
 
 struct CacheLevelSpec {
   int level = 1;               // model level (1..L), used in messages
@@ -53,7 +56,16 @@ public:
   CacheManager &operator=(const CacheManager &) = delete;
 
   /// Maps the pools. `budgetBytes` bounds the bytes of all blocks reserved at any time.
-  Status init(const std::vector<CacheLevelSpec> &levels, uint64_t budgetBytes);
+  /// The pools live in `device`'s memory (the host backend when empty): on the host each
+  /// level maps the whole budget lazily; on a device (not host-addressable) the budget is
+  /// split into per-level pools of real memory (planDeviceCachePools, device_plan.h) and a
+  /// reservation must also fit its level's pool.
+  Status init(const std::vector<CacheLevelSpec> &levels, uint64_t budgetBytes,
+              std::shared_ptr<DeviceBackend> device = nullptr);
+  /// True when the pools are device memory the host cannot address.
+  bool onDevice() const;
+  /// Bytes of the pools (device memory on a device; address space on the host).
+  uint64_t poolBytes() const;
 
   size_t levelCount() const { return levels_.size(); }
   const CacheLevelSpec &spec(size_t li) const { return levels_[li]; }
@@ -116,15 +128,18 @@ private:
     int64_t touched = 0; // high-water mark of block ids handed out
     int64_t inUse = 0;
     int64_t peak = 0;
+    int64_t reserved = 0; // blocks reserved at this level by all sequences
     std::vector<int32_t> freeList;
   };
   std::string describeNeed(const std::vector<int64_t> &blocks, int64_t tokens) const;
+  Status copyLevelThroughDevice(const SeqCache &from, SeqCache &to, size_t li);
   int32_t allocBlock(size_t li);
   void freeBlock(size_t li, int32_t id);
   void updatePeak();
 
   std::vector<CacheLevelSpec> levels_;
   std::vector<Pool> pools_;
+  std::shared_ptr<DeviceBackend> device_;
   uint64_t budget_ = 0;
   uint64_t reserved_ = 0;
   uint64_t peakTotal_ = 0;

@@ -81,7 +81,7 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
     return error(PHOTON_ERR_INVALID_ARGUMENT, "max batch must be >= 1");
   if (e->opts_.threads < 0)
     return error(PHOTON_ERR_INVALID_ARGUMENT, "threads must be >= 0 (0 = the default)");
-  if (e->opts_.memoryBudget == 0) e->opts_.memoryBudget = defaultMemoryBudget();
+  if (e->opts_.memoryBudget == 0) e->opts_.memoryBudget = defaultCacheBudget(model);
   if (m.family == PHOTON_FAMILY_FORWARD)
     return error(PHOTON_ERR_UNSUPPORTED,
                  "this is a forward-only artifact (photon-compile did not recognize a PHOTON, "
@@ -127,7 +127,9 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
     s.tokensPerUnit = c.tokensPerUnit;
     levels.push_back(s);
   }
-  PHOTON_RETURN_IF_ERROR(e->cache_.init(levels, e->opts_.memoryBudget));
+  PHOTON_RETURN_IF_ERROR(e->cache_.init(levels, e->opts_.memoryBudget, model.backend()));
+  e->runner_.reset(new StageRunner(model)); // the engine's stream and stage buffers
+  PHOTON_RETURN_IF_ERROR(e->runner_->init());
   if (opts.cachePolicy != PHOTON_CACHE_RESERVE && opts.cachePolicy != PHOTON_CACHE_GROW)
     return error(PHOTON_ERR_INVALID_ARGUMENT, "unknown cache policy");
   if (opts.cachePolicy == PHOTON_CACHE_GROW && opts.mode == PHOTON_MODE_RECGEN)
@@ -388,7 +390,7 @@ Status Engine::callEncode(int level, std::vector<Sequence *> &batch, const void 
   a.add(table.data(), {B, MB});
   a.add(lens.data(), {B});
   a.add(out.data(), {B, n, D_});
-  fn(a.args());
+  PHOTON_RETURN_IF_ERROR(runner_->run(fn, a));
   for (Sequence *s : batch) cache_.setLength(s->cache, li, s->cache.lens[li] + n);
   return Status::ok();
 }
@@ -403,7 +405,7 @@ Status Engine::callLatent(int level, const std::vector<float> &prev, int64_t row
   a.add(model_.weights(), {static_cast<int64_t>(model_.weightsSize())});
   a.add(prev.data(), {rows, D_});
   a.add(out.data(), {rows, C_[level], D_});
-  fn(a.args());
+  PHOTON_RETURN_IF_ERROR(runner_->run(fn, a));
   return Status::ok();
 }
 
@@ -732,7 +734,7 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
     a.add(toks.data(), {Sa, C1});
     a.add(pos.data(), {Sa});
     a.add(logits.data(), {Sa, V_});
-    tokenStep(a.args());
+    PHOTON_RETURN_IF_ERROR(runner_->run(tokenStep, a));
     // Sample in (sequence, chunk) order; each sequence draws from its own RNG.
     for (int64_t i = 0; i < Sa; ++i) {
       int64_t b = streams[i] / N1;
@@ -840,7 +842,7 @@ Status Engine::renderIncremental(std::vector<Sequence *> &batch, const std::vect
       a.add(prev.data(), {Sa, D_});
       a.add(window_.data(), wshape);
       a.add(logits.data(), {Sa, V_});
-      tokenStart(a.args());
+      PHOTON_RETURN_IF_ERROR(runner_->run(tokenStart, a));
     } else {
       toks.resize(static_cast<size_t>(Sa));
       pos.assign(static_cast<size_t>(Sa), p);
@@ -851,7 +853,7 @@ Status Engine::renderIncremental(std::vector<Sequence *> &batch, const std::vect
       a.add(pos.data(), {Sa});
       a.add(window_.data(), wshape);
       a.add(logits.data(), {Sa, V_});
-      tokenNext(a.args());
+      PHOTON_RETURN_IF_ERROR(runner_->run(tokenNext, a));
     }
     // Sample in (sequence, chunk) order; each sequence draws from its own RNG.
     for (int64_t i = 0; i < Sa; ++i) {
@@ -917,7 +919,7 @@ Status Engine::prefillVanillaBatch(const std::vector<Sequence *> &seqs,
       a.add(table.data(), {B, MB});
       a.add(lens.data(), {B});
       a.add(logits.data(), {B, m, V_});
-      fn(a.args());
+      PHOTON_RETURN_IF_ERROR(runner_->run(fn, a));
       ++stats_.prefillCalls;
       for (int64_t b = 0; b < B; ++b) {
         Sequence &s = *group[b];
@@ -990,7 +992,7 @@ Status Engine::stepVanilla(std::vector<Sequence *> &batch) {
   a.add(table.data(), {B, MB});
   a.add(lens.data(), {B});
   a.add(logits.data(), {B, 1, V_});
-  fn(a.args());
+  PHOTON_RETURN_IF_ERROR(runner_->run(fn, a));
   for (int64_t b = 0; b < B; ++b) {
     cache_.setLength(cont[b]->cache, li, cont[b]->cache.lens[li] + 1);
     cont[b]->nextLogits.assign(logits.begin() + b * V_, logits.begin() + (b + 1) * V_);
@@ -1323,7 +1325,9 @@ Status forwardLogits(const Model &model, const int32_t *tokens, int32_t batch, i
   a.add(model.weights(), {static_cast<int64_t>(model.weightsSize())});
   a.add(tokens, {batch, length});
   a.add(logits, {batch, length, m.vocab});
-  fn(a.args());
+  StageRunner runner(model);
+  PHOTON_RETURN_IF_ERROR(runner.init());
+  PHOTON_RETURN_IF_ERROR(runner.run(fn, a));
   return Status::ok();
 }
 

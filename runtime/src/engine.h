@@ -6,6 +6,7 @@
 
 #include "artifact.h"
 #include "cache.h"
+#include "device_stage.h"
 #include "memref.h"
 #include "sampler.h"
 
@@ -195,6 +196,7 @@ private:
   const Model &model_;
   EngineOptions opts_;
   CacheManager cache_;
+  std::unique_ptr<StageRunner> runner_; // stage calls through the model's device backend
   Sampler sampler_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> active_;

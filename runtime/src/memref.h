@@ -23,6 +23,23 @@ public:
   int64_t stride(int i) const { return words_[3 + rank_ + i]; }
   /// Pointer to the descriptor (what goes into args[i]).
   void *descriptor() { return words_; }
+  /// The buffer's address (allocated == aligned, offset 0).
+  const void *data() const {
+    uint64_t p;
+    std::memcpy(&p, &words_[1], 8);
+    return reinterpret_cast<const void *>(static_cast<uintptr_t>(p));
+  }
+  /// Points the descriptor at another buffer of the same shape (a device copy of it).
+  void setData(const void *data) {
+    uint64_t p = reinterpret_cast<uintptr_t>(data);
+    std::memcpy(&words_[0], &p, 8);
+    std::memcpy(&words_[1], &p, 8);
+  }
+  int64_t numElements() const {
+    int64_t n = 1;
+    for (int i = 0; i < rank_; ++i) n *= words_[3 + i];
+    return n;
+  }
 
 private:
   void set(const void *data, const int64_t *sizes, size_t rank) {
@@ -61,6 +78,7 @@ public:
     return ptrs_.data();
   }
   const MemRef &operator[](size_t i) const { return refs_[i]; }
+  MemRef &at(size_t i) { return refs_[i]; }
   size_t size() const { return refs_.size(); }
 
 private:

@@ -36,6 +36,7 @@ typedef struct photon_cuda_module photon_cuda_module; /* a loaded CUmodule */
 typedef void *photon_cuda_function;                    /* a CUfunction */
 typedef void *photon_cuda_stream;                      /* a CUstream; NULL = default */
 typedef uint64_t photon_cuda_devptr;                   /* a CUdeviceptr */
+typedef void *photon_cuda_event;                       /* a CUevent (timing disabled) */
 
 typedef struct photon_cuda_device_info {
   char name[256];
@@ -86,6 +87,18 @@ photon_cuda_status photon_cuda_memcpy_dtod(photon_cuda_devptr dst, photon_cuda_d
                                            size_t bytes, photon_cuda_stream s);
 photon_cuda_status photon_cuda_memset32(photon_cuda_devptr dst, uint32_t value, size_t count,
                                         photon_cuda_stream s);
+
+/* Page-locked host memory (staging buffers of uploads: cuMemHostAlloc / cuMemFreeHost). */
+photon_cuda_status photon_cuda_host_alloc(size_t bytes, void **out);
+void photon_cuda_host_free(void *p);
+/* Free and total device memory of the current device (cuMemGetInfo), in bytes. */
+photon_cuda_status photon_cuda_mem_info(uint64_t *free_bytes, uint64_t *total_bytes);
+
+/* Events: record after work on a stream, wait for it from the host. */
+photon_cuda_status photon_cuda_event_create(photon_cuda_event *out);
+photon_cuda_status photon_cuda_event_record(photon_cuda_event e, photon_cuda_stream s);
+photon_cuda_status photon_cuda_event_sync(photon_cuda_event e);
+void photon_cuda_event_destroy(photon_cuda_event e);
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,9 @@ struct Driver {
   CUresult (*cuMemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream) = nullptr;
   CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned, size_t, CUstream) = nullptr;
   CUresult (*cuMemsetD16Async)(CUdeviceptr, unsigned short, size_t, CUstream) = nullptr;
+  CUresult (*cuMemHostAlloc)(void **, size_t, unsigned) = nullptr;
+  CUresult (*cuMemFreeHost)(void *) = nullptr;
+  CUresult (*cuMemGetInfo)(size_t *, size_t *) = nullptr;
 };
 
 std::mutex gMutex;
@@ -160,7 +163,10 @@ photon_cuda_status loadDriver() {
             bindSymbol(gDriver.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", missing) &&
             bindSymbol(gDriver.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", missing) &&
             bindSymbol(gDriver.cuMemsetD32Async, "cuMemsetD32Async", missing) &&
-            bindSymbol(gDriver.cuMemsetD16Async, "cuMemsetD16Async", missing);
+            bindSymbol(gDriver.cuMemsetD16Async, "cuMemsetD16Async", missing) &&
+            bindSymbol(gDriver.cuMemHostAlloc, "cuMemHostAlloc", missing) &&
+            bindSymbol(gDriver.cuMemFreeHost, "cuMemFreeHost", missing) &&
+            bindSymbol(gDriver.cuMemGetInfo, "cuMemGetInfo_v2", missing);
   if (!ok) {
     gLoadError = std::string("no usable CUDA driver (") + path + " lacks " + missing +
                  "); the driver is too old for this runtime";
@@ -502,6 +508,95 @@ photon_cuda_status photon_cuda_memset32(photon_cuda_devptr dst, uint32_t value, 
   if (ctx.status != PHOTON_CUDA_OK)
     return ctx.status;
   return check(gDriver.cuMemsetD32Async(dst, value, count, s), "cuMemsetD32");
+}
+
+photon_cuda_status photon_cuda_host_alloc(size_t bytes, void **out) {
+  if (!out || bytes == 0) {
+    setError("photon_cuda_host_alloc: null result pointer or zero size");
+    return PHOTON_CUDA_INVALID_ARG;
+  }
+  *out = nullptr;
+  ScopedContext ctx;
+  if (ctx.status != PHOTON_CUDA_OK)
+    return ctx.status;
+  // Flags 0: page-locked, usable by copies on any stream of this context.
+  CUresult r = gDriver.cuMemHostAlloc(out, bytes, 0);
+  if (r != CUDA_SUCCESS) {
+    setError("cuMemHostAlloc of %zu bytes failed: %s", bytes, resultText(r).c_str());
+    *out = nullptr;
+    return PHOTON_CUDA_DRIVER_ERROR;
+  }
+  return PHOTON_CUDA_OK;
+}
+
+void photon_cuda_host_free(void *p) {
+  if (!p)
+    return;
+  ScopedContext ctx;
+  if (ctx.status == PHOTON_CUDA_OK)
+    check(gDriver.cuMemFreeHost(p), "cuMemFreeHost");
+}
+
+photon_cuda_status photon_cuda_mem_info(uint64_t *free_bytes, uint64_t *total_bytes) {
+  if (!free_bytes || !total_bytes) {
+    setError("photon_cuda_mem_info: null result pointer");
+    return PHOTON_CUDA_INVALID_ARG;
+  }
+  *free_bytes = *total_bytes = 0;
+  ScopedContext ctx;
+  if (ctx.status != PHOTON_CUDA_OK)
+    return ctx.status;
+  size_t f = 0, t = 0;
+  photon_cuda_status st = check(gDriver.cuMemGetInfo(&f, &t), "cuMemGetInfo");
+  *free_bytes = f;
+  *total_bytes = t;
+  return st;
+}
+
+photon_cuda_status photon_cuda_event_create(photon_cuda_event *out) {
+  if (!out) {
+    setError("photon_cuda_event_create: null result pointer");
+    return PHOTON_CUDA_INVALID_ARG;
+  }
+  *out = nullptr;
+  ScopedContext ctx;
+  if (ctx.status != PHOTON_CUDA_OK)
+    return ctx.status;
+  CUevent e = nullptr;
+  photon_cuda_status st =
+      check(gDriver.cuEventCreate(&e, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+  *out = e;
+  return st;
+}
+
+photon_cuda_status photon_cuda_event_record(photon_cuda_event e, photon_cuda_stream s) {
+  if (!e) {
+    setError("photon_cuda_event_record: null event");
+    return PHOTON_CUDA_INVALID_ARG;
+  }
+  ScopedContext ctx;
+  if (ctx.status != PHOTON_CUDA_OK)
+    return ctx.status;
+  return check(gDriver.cuEventRecord(e, s), "cuEventRecord");
+}
+
+photon_cuda_status photon_cuda_event_sync(photon_cuda_event e) {
+  if (!e) {
+    setError("photon_cuda_event_sync: null event");
+    return PHOTON_CUDA_INVALID_ARG;
+  }
+  ScopedContext ctx;
+  if (ctx.status != PHOTON_CUDA_OK)
+    return ctx.status;
+  return check(gDriver.cuEventSynchronize(e), "cuEventSynchronize");
+}
+
+void photon_cuda_event_destroy(photon_cuda_event e) {
+  if (!e)
+    return;
+  ScopedContext ctx;
+  if (ctx.status == PHOTON_CUDA_OK)
+    check(gDriver.cuEventDestroy(e), "cuEventDestroy");
 }
 
 //===----------------------------------------------------------------------===//
