@@ -39,7 +39,8 @@ Status CacheManager::init(const std::vector<CacheLevelSpec> &levels, uint64_t bu
   pools_.assign(levels.size(), Pool());
   for (size_t li = 0; li < levels.size(); ++li) {
     const auto &s = levels[li];
-    if (s.blockSize < 1 || s.layers < 1 || s.kvHeads < 1 || s.headDim < 1)
+    if (s.blockSize < 1 || s.layers < 1 || s.kvHeads < 1 || s.headDim < 1 ||
+        (s.elementBytes != 4 && s.elementBytes != 2))
       return error(PHOTON_ERR_INVALID_ARGUMENT, "cache level " + std::to_string(s.level) +
                                                     ": invalid block geometry");
     Pool &p = pools_[li];
@@ -209,13 +210,12 @@ Status CacheManager::copyLevel(const SeqCache &from, SeqCache &to, size_t li) {
   if (to.lens[li] != 0)
     return error(PHOTON_ERR_INTERNAL, "cache copy into a sequence that has units already");
   PHOTON_RETURN_IF_ERROR(ensure(to, li, units));
-  const size_t floatsPerBlock = static_cast<size_t>(levels_[li].blockBytes() / sizeof(float));
+  const size_t blockBytes = static_cast<size_t>(levels_[li].blockBytes());
   const int64_t blocks = blocksFor(li, units);
-  float *base = pools_[li].base;
+  char *base = reinterpret_cast<char *>(pools_[li].base);
   for (int64_t b = 0; b < blocks; ++b)
-    std::memcpy(base + static_cast<size_t>(to.tables[li][b]) * floatsPerBlock,
-                base + static_cast<size_t>(from.tables[li][b]) * floatsPerBlock,
-                floatsPerBlock * sizeof(float));
+    std::memcpy(base + static_cast<size_t>(to.tables[li][b]) * blockBytes,
+                base + static_cast<size_t>(from.tables[li][b]) * blockBytes, blockBytes);
   to.lens[li] = units;
   return Status::ok();
 }

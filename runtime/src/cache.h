@@ -32,7 +32,8 @@ struct CacheLevelSpec {
   int layers = 1, kvHeads = 1, headDim = 1;
   int blockSize = 16;          // units per block
   int tokensPerUnit = 1;       // tokens one unit covers (C_1*...*C_l)
-  uint64_t bytesPerUnit() const { return 2ull * layers * kvHeads * headDim * sizeof(float); }
+  int elementBytes = 4;        // 4 (f32 cache) or 2 (f16, photon-compile --kv f16)
+  uint64_t bytesPerUnit() const { return 2ull * layers * kvHeads * headDim * elementBytes; }
   uint64_t blockBytes() const { return bytesPerUnit() * blockSize; }
 };
 

@@ -125,6 +125,7 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
     s.headDim = c.headDim;
     s.blockSize = c.blockSize;
     s.tokensPerUnit = c.tokensPerUnit;
+    s.elementBytes = c.elementBytes;
     levels.push_back(s);
   }
   PHOTON_RETURN_IF_ERROR(e->cache_.init(levels, e->opts_.memoryBudget, model.backend()));
@@ -159,8 +160,14 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
       e->windowDims_.push_back(d);
       n *= d;
     }
-    if (n > 0) e->windowFloats_ = n;
-    else e->windowDims_.clear();
+    // Its elements are f32, or f16 with photon-compile --kv f16.
+    const std::string &wt = tn->args[3].dtype;
+    if (n > 0 && (wt == "f32" || wt == "f16")) {
+      e->windowFloats_ = n;
+      e->windowElementBytes_ = wt == "f16" ? 2 : 4;
+    } else {
+      e->windowDims_.clear();
+    }
   }
   e->publish();
   out = std::move(e);
@@ -814,8 +821,10 @@ Status Engine::renderIncremental(std::vector<Sequence *> &batch, const std::vect
   for (int64_t s = 0; s < S; ++s)
     if (last[s] >= 0) act.push_back(s);
   if (act.empty()) return Status::ok();
-  const size_t wf = static_cast<size_t>(windowFloats_);
-  if (window_.size() < act.size() * wf) window_.resize(act.size() * wf);
+  const size_t wb = static_cast<size_t>(windowFloats_) * windowElementBytes_; // bytes per stream
+  if (window_.size() * sizeof(float) < act.size() * wb)
+    window_.resize((act.size() * wb + sizeof(float) - 1) / sizeof(float));
+  char *window = reinterpret_cast<char *>(window_.data());
   std::vector<float> prev, logits;
   std::vector<int32_t> toks, pos;
   for (int p = 0; p < C1; ++p) {
@@ -823,7 +832,7 @@ Status Engine::renderIncremental(std::vector<Sequence *> &batch, const std::vect
       size_t k = 0;
       for (size_t i = 0; i < act.size(); ++i) {
         if (last[act[i]] < p) continue;
-        if (k != i) std::memmove(window_.data() + k * wf, window_.data() + i * wf, wf * sizeof(float));
+        if (k != i) std::memmove(window + k * wb, window + i * wb, wb);
         act[k++] = act[i];
       }
       act.resize(k);

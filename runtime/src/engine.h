@@ -223,8 +223,9 @@ private:
   // dimensions of one stream's slice [layers, 2, R + C_1 - 1, kv_heads, head_dim]; empty
   // when the artifact has only token_step. Sized per call; it never grows with context.
   std::vector<int64_t> windowDims_;
-  int64_t windowFloats_ = 0;
-  std::vector<float> window_;
+  int64_t windowFloats_ = 0;    // elements of one stream's slice
+  int windowElementBytes_ = 4;  // 4 (f32) or 2 (f16: photon-compile --kv f16)
+  std::vector<float> window_;   // storage of windowFloats_ * windowElementBytes_ per stream
   int32_t sampleToken(Sequence &s, const float *logits, std::vector<int32_t> &sampled);
   Status renderIncremental(std::vector<Sequence *> &batch, const std::vector<int64_t> &meta,
                            const std::vector<float> &tokenPrev, std::vector<int32_t> &chunkTok,

@@ -58,7 +58,7 @@ class Cache:
         per_seq = (capacity_units + bs - 1) // bs
         nb = per_seq * batch + 1
         self.pool = np.full((nb, spec["layers"], 2, bs, spec["kv_heads"], spec["head_dim"]),
-                            np.nan, np.float32)
+                            np.nan, {"f32": np.float32, "f16": np.float16}[spec["dtype"]])
         ids = rng.permutation(nb)[: per_seq * batch]
         self.table = np.ascontiguousarray(ids.reshape(batch, per_seq).astype(np.int32))
         self.lens = np.zeros(batch, np.int32)
@@ -150,7 +150,8 @@ else:
         # then token_next with the token at pos-1; compared with token_step's logits.
         shape = art.stages["token_next"]["args"][3]["shape"]
         cshape = [S] + [int(d) for d in shape[1:]]
-        cache = np.full(cshape, np.nan, np.float32)
+        cdtype = {"f32": np.float32, "f16": np.float16}[art.stages["token_next"]["args"][3]["dtype"]]
+        cache = np.full(cshape, np.nan, cdtype)
         inc = np.zeros((S, C1, V), np.float32)
         lg = np.zeros((S, V), np.float32)
         art.call("token_start", prev_s, cache, lg)
@@ -164,7 +165,7 @@ else:
         check("token_start/token_next (teacher-forced logits)", inc.reshape(B, T, V), want)
         # Streams at different positions in one call, on a subset of the streams: odd
         # streams run one position behind the even ones.
-        cache = np.full(cshape, np.nan, np.float32)
+        cache = np.full(cshape, np.nan, cdtype)
         inc = np.zeros((S, C1, V), np.float32)
         lg = np.zeros((S, V), np.float32)
         art.call("token_start", prev_s, cache, lg)

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-_DTYPES = {"f32": np.float32, "i32": np.int32, "i8": np.int8, "i64": np.int64}
+_DTYPES = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "i8": np.int8, "i64": np.int64}
 
 
 def _descriptor(arr):

@@ -32,6 +32,43 @@ TEST(Cache, GeometryAndPoolShape) {
   EXPECT_EQ(cm.indexOfLevel(3), -1);
 }
 
+// photon-compile --kv f16: 2-byte elements halve the block, so a budget holds twice the
+// blocks, and a level copy (submit_n) copies the f16 blocks byte for byte.
+TEST(Cache, F16LevelsTakeHalfTheBytes) {
+  std::vector<CacheLevelSpec> levels = twoLevels();
+  for (auto &l : levels) l.elementBytes = 2;
+  CacheManager cm;
+  ASSERT_TRUE(cm.init(levels, 1 << 20).isOk());
+  EXPECT_EQ(cm.spec(0).bytesPerUnit(), 2u * 2 * 4 * 32 * 2); // 1024
+  EXPECT_EQ(cm.spec(0).blockBytes(), 1024u * 16);
+  EXPECT_EQ(cm.poolBlocks(0), (1 << 20) / (1024 * 16));
+  SeqCache a, b;
+  bool ever = false;
+  ASSERT_TRUE(cm.reserve(a, {32, 0}, 128, ever).isOk());
+  ASSERT_TRUE(cm.reserve(b, {32, 0}, 128, ever).isOk());
+  EXPECT_EQ(cm.reservedBytes(), 4u * 16384);
+  ASSERT_TRUE(cm.ensure(a, 0, 32).isOk());
+  cm.setLength(a, 0, 32);
+  const size_t blockHalves = cm.spec(0).blockBytes() / 2;
+  auto *pool = reinterpret_cast<uint16_t *>(cm.pool(0));
+  for (int blk = 0; blk < 2; ++blk)
+    for (size_t i = 0; i < blockHalves; ++i)
+      pool[static_cast<size_t>(a.tables[0][blk]) * blockHalves + i] =
+          static_cast<uint16_t>(blk * 7919 + i);
+  ASSERT_TRUE(cm.copyLevel(a, b, 0).isOk());
+  EXPECT_EQ(b.lens[0], 32);
+  for (int blk = 0; blk < 2; ++blk) {
+    ASSERT_NE(b.tables[0][blk], a.tables[0][blk]);
+    for (size_t i = 0; i < blockHalves; ++i)
+      ASSERT_EQ(pool[static_cast<size_t>(b.tables[0][blk]) * blockHalves + i],
+                static_cast<uint16_t>(blk * 7919 + i));
+  }
+  // Anything but 4- or 2-byte elements is refused.
+  levels[0].elementBytes = 1;
+  CacheManager bad;
+  EXPECT_FALSE(bad.init(levels, 1 << 20).isOk());
+}
+
 TEST(Cache, AllocationKeepsCapacityApartFromLength) {
   CacheManager cm;
   ASSERT_TRUE(cm.init(twoLevels(), 4 << 20).isOk());

@@ -66,6 +66,21 @@ TEST(Manifest, ParsesTheDocumentedExample) {
   EXPECT_TRUE(m.decoderShift);
 }
 
+TEST(Manifest, F16Caches) {
+  std::string text = kDocManifest;
+  const std::string from = "\"dtype\": \"f32\",\n     \"block_size\": 16, \"bytes_per_unit\": 2048";
+  size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, from.size(), "\"dtype\": \"f16\",\n     \"block_size\": 16, \"bytes_per_unit\": 1024");
+  Manifest m;
+  Status st = parseManifest(text, "m.json", m);
+  ASSERT_TRUE(st.isOk()) << st.message();
+  EXPECT_EQ(m.cache(1)->dtype, "f16");
+  EXPECT_EQ(m.cache(1)->elementBytes, 2);
+  EXPECT_EQ(m.cache(1)->blockBytes(), 1024u * 16);
+  EXPECT_EQ(m.cache(2)->elementBytes, 4);
+}
+
 TEST(Manifest, RefusalsSayWhatToDo) {
   auto refuse = [](std::string from, std::string to) {
     std::string text = kDocManifest;
@@ -83,7 +98,7 @@ TEST(Manifest, RefusalsSayWhatToDo) {
   EXPECT_EQ(st.code(), PHOTON_ERR_ABI);
   st = refuse("\"bytes_per_unit\": 2048, \"tokens_per_unit\": 4", "\"bytes_per_unit\": 1000, \"tokens_per_unit\": 4");
   EXPECT_EQ(st.code(), PHOTON_ERR_FORMAT);
-  EXPECT_NE(st.message().find("2*layers*kv_heads*head_dim*4 = 2048"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("2*layers*kv_heads*head_dim*4 (f32) = 2048"), std::string::npos) << st.message();
   st = refuse("\"family\": \"photon\"", "\"family\": \"mamba\"");
   EXPECT_NE(st.message().find("model.family"), std::string::npos) << st.message();
   st = refuse("\"chunk_sizes\": [4, 4]", "\"chunk_sizes\": [4]");
@@ -92,7 +107,13 @@ TEST(Manifest, RefusalsSayWhatToDo) {
   EXPECT_NE(st.message().find("fnv1a64"), std::string::npos) << st.message();
   st = refuse("\"dtype\": \"f32\",\n     \"block_size\": 16, \"bytes_per_unit\": 2048, \"tokens_per_unit\": 4",
               "\"dtype\": \"bf16\",\n     \"block_size\": 16, \"bytes_per_unit\": 2048, \"tokens_per_unit\": 4");
-  EXPECT_NE(st.message().find("only f32 caches"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("expected f32 or f16 caches, got \"bf16\""), std::string::npos)
+      << st.message();
+  // An f16 cache (photon-compile --kv f16) takes 2 bytes per element: the f32 size is refused.
+  st = refuse("\"dtype\": \"f32\",\n     \"block_size\": 16, \"bytes_per_unit\": 2048, \"tokens_per_unit\": 4",
+              "\"dtype\": \"f16\",\n     \"block_size\": 16, \"bytes_per_unit\": 2048, \"tokens_per_unit\": 4");
+  EXPECT_NE(st.message().find("2*layers*kv_heads*head_dim*2 (f16) = 1024"), std::string::npos)
+      << st.message();
   Manifest m;
   st = parseManifest("{\"format\": ", "m.json", m);
   EXPECT_NE(st.message().find("m.json: invalid JSON at line 1"), std::string::npos) << st.message();
