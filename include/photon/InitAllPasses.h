@@ -1,8 +1,8 @@
 //===- InitAllPasses.h - register every photon pass and pipeline -*- C++ -*-===//
 //
-// For tools that run photon passes by name (photon-opt, photon-compile): the
-// target-neutral passes, convert-photon-to-linalg and the CPU code generation (its passes,
-// pipelines and attention kernels). The CUDA passes register separately
+// For tools that run photon passes by name (photon-opt, photon-compile): the importer's
+// local raising (photon-raise-local), the target-neutral passes, convert-photon-to-linalg
+// and the CPU code generation (its passes, pipelines and attention kernels). The CUDA passes register separately
 // (photon/Codegen/CUDA/CudaPipeline.h), since their library is optional.
 //
 //===----------------------------------------------------------------------===//
@@ -12,12 +12,14 @@
 
 #include "photon/Codegen/CPU/Passes.h"
 #include "photon/Conversion/Passes.h"
+#include "photon/Import/Passes.h"
 #include "photon/Transforms/Passes.h"
 
 namespace mlir {
 namespace photon {
 
 inline void registerPhotonPasses() {
+  registerPhotonImportPasses();
   registerPhotonTransformsPasses();
   registerPhotonConversionPasses();
   registerPhotonCPUCodegen();

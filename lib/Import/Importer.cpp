@@ -6,6 +6,7 @@
 #include "OnnxModel.h"
 
 #include "photon/Dialect/PhotonDialect.h"
+#include "photon/Import/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -13,6 +14,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
 
 using namespace mlir;
 using namespace ::photon::import;
@@ -37,6 +39,16 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
   if (options.emit == mlir::photon::ImportEmit::Photon) installPhotonRaiser(gi);
   OwningOpRef<ModuleOp> module = gi.run();
   if (!module) return nullptr;
+  // Second stage (docs/importer.md, "Two stages"): a graph whose structure was not
+  // recognized keeps its upstream ops, and the local raising patterns turn the norms,
+  // activations and linears they can prove into typed photon ops.
+  if (options.emit == mlir::photon::ImportEmit::Photon && options.raiseLocal &&
+      !options.checkOnly &&
+      !(*module)->hasAttr(mlir::photon::PhotonDialect::HierarchyAttrHelper::getNameStr())) {
+    PassManager pm(&context);
+    pm.addPass(mlir::photon::createPhotonRaiseLocal());
+    if (failed(pm.run(*module))) return nullptr;
+  }
   if (!options.checkOnly && !options.weightsOut.empty() && !gi.writeWeights()) return nullptr;
   return module;
 }

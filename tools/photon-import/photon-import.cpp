@@ -42,6 +42,12 @@ static cl::opt<bool> explain(
              "sizes, widths, heads, head_dim, eps, RoPE) and which ONNX node became which "
              "piece, or why no structure was recognized"),
     cl::cat(cat));
+static cl::opt<bool> raiseLocal(
+    "raise-local",
+    cl::desc("When no structure is recognized, raise the local computations of the upstream "
+             "ops (norms, GELU, SwiGLU, linears) to photon ops (photon-raise-local), as "
+             "photon-compile does"),
+    cl::init(false));
 static cl::opt<bool> check("check", cl::desc("Validate the model and exit; write nothing"),
                            cl::cat(cat));
 enum class EmitKind { Photon, Upstream };
@@ -99,6 +105,7 @@ int main(int argc, char **argv) {
   opts.checkOnly = check;
   if (progress) opts.progress = &errs();
   if (explain) opts.explain = &errs();
+  opts.raiseLocal = raiseLocal;
   auto module = mlir::photon::importOnnxFile(context, inputFile, opts);
   if (!module) return 1;
   if (check) return 0;

@@ -50,6 +50,12 @@ struct ImportOptions {
   /// recognized from the graph's structure) and which node became which piece, or why the
   /// structure was not recognized (photon-import --explain).
   llvm::raw_ostream *explain = nullptr;
+  /// When the structure is not recognized (no hierarchy; the graph is imported to upstream
+  /// ops), run photon-raise-local: its patterns raise the local computations they can prove
+  /// (RMSNorm, LayerNorm, GELU, SwiGLU, linears) to typed photon ops, as photon-compile's
+  /// forward-only artifacts use them. photon-import turns it off unless --raise-local, so
+  /// that its output shows what the converters wrote.
+  bool raiseLocal = true;
 };
 
 /// One ONNX node the importer cannot convert.

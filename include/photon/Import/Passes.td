@@ -1,0 +1,49 @@
+//===- Passes.td - importer passes -*- tablegen -*-===//
+//
+// Passes of the ONNX importer's second stage (docs/importer.md, "Two stages"): rewrite
+// patterns that raise the upstream-op spellings of local computations (norms,
+// activations, linears) into typed photon ops through their ODS builders.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef PHOTON_IMPORT_PASSES
+#define PHOTON_IMPORT_PASSES
+
+include "mlir/Pass/PassBase.td"
+
+def PhotonRaiseLocal : Pass<"photon-raise-local"> {
+  let summary = "Raise local computations of imported upstream IR to typed photon ops";
+  let description = [{
+    The importer converts a graph whose structure it did not recognize (docs/importer.md,
+    4c/4d) to upstream ops: `linalg.generic` elementwise and reduction ops, matmul
+    contractions, `tensor` reshapes. This pass raises the local computations it can prove
+    into typed photon ops, one rewrite pattern per concern, each building its op through
+    the op's ODS builder:
+
+    - **Linear**: a matmul contraction `x[.., K] x W[K, N]` (linalg.fill 0, then a
+      `linalg.generic` mul/add over the last axis) whose `W` is a `photon.weight`, or the
+      `linalg.transpose` of an `[N, K]` weight -> `photon.linear(x, W^T)`.
+    - **Linear bias**: `photon.linear(x, w) + b` (`b` a 1-D `photon.weight` broadcast over
+      the last axis) -> `photon.linear(x, w, b)`.
+    - **RMSNorm**: `gain * x / sqrt(mean(x^2) + eps)` with `x^2` as `x*x` or `powf(x, 2)`,
+      the mean as a sum over the last axis divided by its size, and the normalization as
+      `x / sqrt(.)`, `x * rsqrt(.)`, `x * (1 / sqrt(.))` or `x * powf(., -0.5)`; `gain` a
+      1-D `photon.weight` -> `photon.rms_norm`. A mean-centred `x` is not an RMSNorm.
+    - **LayerNorm**: the same over `d = x - mean(x)`, then `* gain + bias` ->
+      `photon.layer_norm`. A norm without the centring is not a LayerNorm.
+    - **GELU**: the elementwise cone between a value and its root that holds only scalar
+      constants and exactly one `math.erf` or `math.tanh` is evaluated at sample points and
+      must equal `0.5 x (1 + erf(x / sqrt 2))` or the tanh approximation within 1e-5 ->
+      `photon.gelu` (a wrong constant is no GELU).
+    - **SwiGLU**: `photon.linear(silu(photon.linear(x, wg)) * photon.linear(x, wu), wd)`,
+      the SiLU checked numerically as `t * sigmoid(t)` -> `photon.swiglu`.
+
+    A pattern that almost matches does not fire: the upstream ops stay and compute what
+    they did. test/Import/raise-local.test covers each spelling and near miss (graphs from
+    Inputs/gen_local.py, through `photon-import --raise-local`), raise-local-fallback.test
+    the forward-only fallback of photon-compile against ONNX Runtime.
+  }];
+  let dependentDialects = ["::mlir::photon::PhotonDialect", "::mlir::linalg::LinalgDialect"];
+}
+
+#endif // PHOTON_IMPORT_PASSES
