@@ -58,6 +58,9 @@
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+#include "llvm/ADT/DenseSet.h"
 #include "mlir/Pass/Pass.h"
 
 #include <map>
@@ -361,37 +364,74 @@ void emitLoop(OpBuilder &b, Location loc, Value lo, Value hi, Value step, bool p
   }
 }
 
-void emitSplitK(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
-                const PhotonMatmulKernelsOptions &o, bool par, Value d = {}, int64_t group = 0) {
-  int64_t R = o.rows;
+/// vals[g] for an index g < vals.size(): a chain of selects (one value: itself).
+Value pick(OpBuilder &b, Location loc, Value g, ArrayRef<Value> vals) {
+  Value v = vals[0];
+  for (size_t i = 1; i < vals.size(); ++i) {
+    Value is = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, g,
+                                     cidx(b, loc, static_cast<int64_t>(i)));
+    v = arith::SelectOp::create(b, loc, is, vals[i], v);
+  }
+  return v;
+}
+
+/// A loop over the G matmuls of a group and [lo, hi) step `step` of each: with `par` one
+/// two-dimensional scf.parallel (a single OpenMP region and work-sharing loop for the
+/// whole group), else scf.for over g and the range. One matmul: emitLoop with g = 0.
+void emitGroupLoop(OpBuilder &b, Location loc, int64_t G, Value lo, Value hi, Value step,
+                   bool par, function_ref<void(OpBuilder &, Location, Value, Value)> body) {
+  if (G == 1) {
+    emitLoop(b, loc, lo, hi, step, par,
+             [&](OpBuilder &b, Location loc, Value iv) { body(b, loc, cidx(b, loc, 0), iv); });
+    return;
+  }
+  Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1), cG = cidx(b, loc, G);
+  if (par) {
+    scf::ParallelOp::create(b, loc, ValueRange{c0, lo}, ValueRange{cG, hi}, ValueRange{c1, step},
+                            [&](OpBuilder &b, Location loc, ValueRange iv) { body(b, loc, iv[0], iv[1]); });
+    return;
+  }
+  emitLoop(b, loc, c0, cG, c1, false, [&](OpBuilder &b, Location loc, Value g) {
+    emitLoop(b, loc, lo, hi, step, false,
+             [&](OpBuilder &b, Location loc, Value iv) { body(b, loc, g, iv); });
+  });
+}
+
+/// The split-K GEMV of y_g += x * w_g^T for every weight of the group (same x, same types).
+void emitSplitK(OpBuilder &b, Location loc, Value x, ArrayRef<Value> ws, ArrayRef<Value> ys,
+                int64_t N, int64_t K, const PhotonMatmulKernelsOptions &o, bool par,
+                Value d = {}, int64_t group = 0) {
+  int64_t R = o.rows, G = ws.size();
   int64_t nr = N - N % R;
   if (nr > 0 && par) {
     // chunks of rows as the parallel work units (dynamic schedule: a descheduled thread
     // holds up at most one chunk)
     int64_t blocks = nr / R;
     int64_t chunk = R * std::max<int64_t>(1, (blocks + o.parallelChunks - 1) / o.parallelChunks);
-    emitLoop(b, loc, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, chunk), true,
-             [&](OpBuilder &b, Location loc, Value n0) {
-               Value n1 = arith::MinSIOp::create(
-                   b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, chunk)), cidx(b, loc, nr));
-               emitLoop(b, loc, n0, n1, cidx(b, loc, R), false,
-                        [&](OpBuilder &b, Location loc, Value n) {
-                          emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows, o.gemvMRows, d,
-                                          group);
-                        });
-             });
+    emitGroupLoop(b, loc, G, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, chunk), true,
+                  [&](OpBuilder &b, Location loc, Value gi, Value n0) {
+                    Value w = pick(b, loc, gi, ws), y = pick(b, loc, gi, ys);
+                    Value n1 = arith::MinSIOp::create(
+                        b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, chunk)), cidx(b, loc, nr));
+                    emitLoop(b, loc, n0, n1, cidx(b, loc, R), false,
+                             [&](OpBuilder &b, Location loc, Value n) {
+                               emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows,
+                                               o.gemvMRows, d, group);
+                             });
+                  });
   } else if (nr > 0) {
-    emitLoop(b, loc, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, R), false,
-             [&](OpBuilder &b, Location loc, Value n) {
-               emitSplitKBlock(b, loc, x, w, y, n, R, K, o.lanes, o.prefetchRows, o.gemvMRows, d,
-                                          group);
-             });
+    emitGroupLoop(b, loc, G, cidx(b, loc, 0), cidx(b, loc, nr), cidx(b, loc, R), false,
+                  [&](OpBuilder &b, Location loc, Value gi, Value n) {
+                    emitSplitKBlock(b, loc, x, pick(b, loc, gi, ws), pick(b, loc, gi, ys), n, R, K,
+                                    o.lanes, o.prefetchRows, o.gemvMRows, d, group);
+                  });
   }
   if (nr < N)
-    emitLoop(b, loc, cidx(b, loc, nr), cidx(b, loc, N), cidx(b, loc, 1), false,
-             [&](OpBuilder &b, Location loc, Value n) {
-               emitSplitKBlock(b, loc, x, w, y, n, 1, K, o.lanes, 0, o.gemvMRows, d, group);
-             });
+    emitGroupLoop(b, loc, G, cidx(b, loc, nr), cidx(b, loc, N), cidx(b, loc, 1), false,
+                  [&](OpBuilder &b, Location loc, Value gi, Value n) {
+                    emitSplitKBlock(b, loc, x, pick(b, loc, gi, ws), pick(b, loc, gi, ys), n, 1, K,
+                                    o.lanes, 0, o.gemvMRows, d, group);
+                  });
 }
 
 /// One R x (P * L) register tile of the packed GEMM: weight rows [n, n + R), the first
@@ -472,10 +512,12 @@ void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value 
 
 /// `r`, `g` (both or neither): the RMSNorm-fused form, x[m, k] is packed as
 /// (x[m, k] * r[m]) * g[k].
-void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, int64_t K,
-              const PhotonMatmulKernelsOptions &o, bool par, Value r = {}, Value g = {},
-              Value d = {}, int64_t group = 0) {
-  int64_t L = o.lanes, PW = L * o.gemmVecs, R = o.gemmRows;
+/// Every weight of the group: x is packed once, the n blocks of all weights share one
+/// parallel loop.
+void emitGemm(OpBuilder &b, Location loc, Value x, ArrayRef<Value> ws, ArrayRef<Value> ys,
+              int64_t N, int64_t K, const PhotonMatmulKernelsOptions &o, bool par,
+              Value r = {}, Value g = {}, Value d = {}, int64_t group = 0) {
+  int64_t L = o.lanes, PW = L * o.gemmVecs, R = o.gemmRows, G = ws.size();
   Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1);
   Value M = memref::DimOp::create(b, loc, x, 0);
   Value cpw = cidx(b, loc, PW);
@@ -516,7 +558,8 @@ void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, 
     scf::YieldOp::create(b, loc);
   });
   int64_t KC = std::min(K, o.gemmKC);
-  auto kBlocks = [&](OpBuilder &b, Location loc, Value n0, Value n1, int64_t rows) {
+  auto kBlocks = [&](OpBuilder &b, Location loc, Value w, Value y, Value n0, Value n1,
+                     int64_t rows) {
     scf::ForOp::create(
         b, loc, c0, cidx(b, loc, K), cidx(b, loc, KC), ValueRange{},
         [&](OpBuilder &b, Location loc, Value k0, ValueRange) {
@@ -571,21 +614,23 @@ void emitGemm(OpBuilder &b, Location loc, Value x, Value w, Value y, int64_t N, 
   int64_t nr = N - N % R;
   if (nr > 0) {
     int64_t MC = std::max<int64_t>(R, o.gemmMC - o.gemmMC % R);
-    emitLoop(b, loc, c0, cidx(b, loc, nr), cidx(b, loc, MC), par,
-             [&](OpBuilder &b, Location loc, Value n0) {
-               Value n1 = arith::MinSIOp::create(b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, MC)),
-                                                 cidx(b, loc, nr));
-               kBlocks(b, loc, n0, n1, R);
-             });
+    emitGroupLoop(b, loc, G, c0, cidx(b, loc, nr), cidx(b, loc, MC), par,
+                  [&](OpBuilder &b, Location loc, Value gi, Value n0) {
+                    Value n1 = arith::MinSIOp::create(
+                        b, loc, arith::AddIOp::create(b, loc, n0, cidx(b, loc, MC)), cidx(b, loc, nr));
+                    kBlocks(b, loc, pick(b, loc, gi, ws), pick(b, loc, gi, ys), n0, n1, R);
+                  });
   }
-  if (nr < N) kBlocks(b, loc, cidx(b, loc, nr), cidx(b, loc, N), 1);
+  if (nr < N)
+    for (int64_t i = 0; i < G; ++i) kBlocks(b, loc, ws[i], ys[i], cidx(b, loc, nr), cidx(b, loc, N), 1);
   memref::DeallocOp::create(b, loc, xp);
 }
 
 /// The RMSNorm-fused GEMV: the M rows of x scaled once into xs[m, k] =
 /// (x[m, k] * r[m]) * g[k] (a fresh [M, K] buffer), then the unchanged split-K on xs.
-void emitNormSplitK(OpBuilder &b, Location loc, Value x, Value r, Value g, Value w, Value y,
-                    int64_t N, int64_t K, const PhotonMatmulKernelsOptions &o, bool par) {
+void emitNormSplitK(OpBuilder &b, Location loc, Value x, Value r, Value g, ArrayRef<Value> ws,
+                    ArrayRef<Value> ys, int64_t N, int64_t K, const PhotonMatmulKernelsOptions &o,
+                    bool par) {
   Value c0 = cidx(b, loc, 0), c1 = cidx(b, loc, 1);
   Value M = memref::DimOp::create(b, loc, x, 0);
   auto xsT = MemRefType::get({ShapedType::kDynamic, K}, b.getF32Type());
@@ -604,8 +649,85 @@ void emitNormSplitK(OpBuilder &b, Location loc, Value x, Value r, Value g, Value
                        });
     scf::YieldOp::create(b, loc);
   });
-  emitSplitK(b, loc, xs, w, y, N, K, o, par);
+  emitSplitK(b, loc, xs, ws, ys, N, K, o, par);
   memref::DeallocOp::create(b, loc, xs);
+}
+
+/// The kernel arguments of a matched generic: x, w, y (+ d for q8 / q4, + r, g for the
+/// RMSNorm-fused form).
+SmallVector<Value> kernelArgs(linalg::GenericOp op) {
+  if (op.getNumDpsInputs() == 3)
+    return {op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0], op.getDpsInputs()[2]};
+  if (op.getNumDpsInputs() == 4)
+    return {op.getDpsInputs()[0], op.getDpsInputs()[3], op.getDpsInits()[0], op.getDpsInputs()[1],
+            op.getDpsInputs()[2]};
+  return {op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0]};
+}
+
+/// The buffer a memref view is taken of (through view-like ops).
+Value rootOf(Value v) {
+  while (auto view = v.getDefiningOp<ViewLikeOpInterface>()) v = view.getViewSource();
+  return v;
+}
+
+/// Whether roots `a` and `b` may be the same memory: equal, or both function arguments.
+bool mayAlias(Value a, Value b) {
+  return a == b || (isa<BlockArgument>(a) && isa<BlockArgument>(b));
+}
+
+/// Whether the matmuls `members` (in block order; the last one is where the fused call
+/// goes) may run together at the last one's place: no op between the first and the last
+/// is another matched matmul or writes or frees the group's x (r, g), and no op between
+/// member i and the last reads or writes y_i or writes or frees w_i; ops whose effects are
+/// unknown (calls) stop the group. The outputs must be distinct buffers.
+bool canRunAtLast(ArrayRef<linalg::GenericOp> members, const llvm::DenseSet<Operation *> &matched) {
+  Operation *last = members.back();
+  llvm::SmallPtrSet<Operation *, 4> memberOps;
+  for (linalg::GenericOp m : members) memberOps.insert(m);
+  auto aliasesAny = [](ArrayRef<Value> roots, Value v) {
+    Value r = rootOf(v);
+    return llvm::any_of(roots, [&](Value x) { return mayAlias(x, r); });
+  };
+  // roots the op `it` must not read (yRoots) or write (yRoots, inRoots)
+  auto conflicts = [&](Operation *it, ArrayRef<Value> yRoots, ArrayRef<Value> inRoots) {
+    return it->walk([&](Operation *op) {
+               if (isMemoryEffectFree(op)) return WalkResult::advance();
+               auto iface = dyn_cast<MemoryEffectOpInterface>(op);
+               if (!iface)
+                 return op->hasTrait<OpTrait::HasRecursiveMemoryEffects>() ? WalkResult::advance()
+                                                                           : WalkResult::interrupt();
+               SmallVector<MemoryEffects::EffectInstance> effects;
+               iface.getEffects(effects);
+               for (auto &e : effects) {
+                 if (isa<MemoryEffects::Allocate>(e.getEffect())) continue;
+                 Value v = e.getValue();
+                 if (!v || aliasesAny(yRoots, v)) return WalkResult::interrupt();
+                 if (!isa<MemoryEffects::Read>(e.getEffect()) && aliasesAny(inRoots, v))
+                   return WalkResult::interrupt();
+               }
+               return WalkResult::advance();
+             })
+        .wasInterrupted();
+  };
+  SmallVector<Value> shared; // x (r, g): the same values in every member
+  SmallVector<Value> a0 = kernelArgs(members.front());
+  shared.push_back(rootOf(a0[0]));
+  for (size_t a = 3; a < a0.size(); ++a) shared.push_back(rootOf(a0[a]));
+  for (size_t i = 0; i + 1 < members.size(); ++i) {
+    SmallVector<Value> ai = kernelArgs(members[i]);
+    SmallVector<Value> yRoots = {rootOf(ai[2])};
+    SmallVector<Value> inRoots = shared;
+    inRoots.push_back(rootOf(ai[1]));
+    for (Operation *it = members[i]->getNextNode(); it && it != last; it = it->getNextNode()) {
+      if (memberOps.contains(it)) continue;
+      if (matched.contains(it) || conflicts(it, yRoots, inRoots)) return false;
+    }
+  }
+  for (size_t i = 0; i < members.size(); ++i)
+    for (size_t j = i + 1; j < members.size(); ++j)
+      if (mayAlias(rootOf(kernelArgs(members[i])[2]), rootOf(kernelArgs(members[j])[2])))
+        return false;
+  return true;
 }
 
 struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPass> {
@@ -641,33 +763,65 @@ struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPas
       if (isMatmulTranspose(op) || isNormMatmulTranspose(op) || isDequantMatmulTranspose(op))
         ops.push_back(op);
     });
-    SymbolTable symbols(module);
-    std::map<std::string, func::FuncOp> kernels;
-    for (auto op : ops) {
-      // kernel arguments: x, w, y (+ r, g for the RMSNorm-fused form, + d for q8)
-      SmallVector<Value> args;
-      if (op.getNumDpsInputs() == 3)
-        args = {op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0],
-                op.getDpsInputs()[2]};
-      else if (op.getNumDpsInputs() == 4)
-        args = {op.getDpsInputs()[0], op.getDpsInputs()[3], op.getDpsInits()[0],
-                op.getDpsInputs()[1], op.getDpsInputs()[2]};
-      else
-        args = {op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0]};
+    // Matmuls of the same types on the same x (q, k, v; gate, up) form a group: one
+    // kernel call for all of them, so x is packed (or norm-scaled) once and their rows
+    // share one parallel loop (one OpenMP region instead of one per matmul).
+    llvm::DenseSet<Operation *> matched(ops.begin(), ops.end());
+    llvm::DenseSet<Operation *> grouped;
+    SmallVector<SmallVector<linalg::GenericOp>> groups;
+    auto typesOf = [](ArrayRef<Value> args) {
       SmallVector<Type> types;
       for (Value v : args) types.push_back(v.getType());
+      return types;
+    };
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (grouped.contains(ops[i])) continue;
+      SmallVector<linalg::GenericOp> group = {ops[i]};
+      grouped.insert(ops[i]);
+      SmallVector<Value> a0 = kernelArgs(ops[i]);
+      // q8 / q4 (x, w, y, d) stay one matmul per call
+      bool groupable = a0.size() != 4;
+      for (size_t j = i + 1; groupable && j < ops.size(); ++j) {
+        if (ops[j]->getBlock() != ops[i]->getBlock()) break;
+        SmallVector<Value> aj = kernelArgs(ops[j]);
+        if (typesOf(aj) != typesOf(a0) || aj[0] != a0[0] ||
+            (a0.size() == 5 && (aj[3] != a0[3] || aj[4] != a0[4])))
+          break;
+        group.push_back(ops[j]);
+        if (!canRunAtLast(group, matched)) {
+          group.pop_back();
+          break;
+        }
+        grouped.insert(ops[j]);
+      }
+      groups.push_back(group);
+    }
+    SymbolTable symbols(module);
+    std::map<std::string, func::FuncOp> kernels;
+    for (auto &group : groups) {
+      // kernel arguments: x, w_1..w_G, y_1..y_G (+ d for q8 / q4, + r, g for the
+      // RMSNorm-fused form)
+      SmallVector<Value> first = kernelArgs(group.front());
+      SmallVector<Value> args = {first[0]};
+      for (auto op : group) args.push_back(kernelArgs(op)[1]);
+      for (auto op : group) args.push_back(kernelArgs(op)[2]);
+      args.append(first.begin() + 3, first.end());
+      SmallVector<Type> types = typesOf(first);
       std::string key;
       llvm::raw_string_ostream ks(key);
       for (Type t : types) ks << t << ";";
+      ks << group.size();
       func::FuncOp &fn = kernels[key];
-      if (!fn) fn = buildKernel(module, symbols, op.getLoc(), types, o);
-      OpBuilder b(op);
-      func::CallOp::create(b, op.getLoc(), fn, args);
-      op.erase();
+      if (!fn) fn = buildKernel(module, symbols, group.front().getLoc(), types, group.size(), o);
+      OpBuilder b(group.back());
+      func::CallOp::create(b, group.back().getLoc(), fn, args);
+      for (auto op : group) op.erase();
     }
   }
+  /// `types`: one matmul's operand types (x, w, y[, d | r, g]); the kernel takes G
+  /// weights and G outputs of those types.
   func::FuncOp buildKernel(ModuleOp module, SymbolTable &symbols, Location loc,
-                           ArrayRef<Type> types, const PhotonMatmulKernelsOptions &o) {
+                           ArrayRef<Type> types, int64_t G, const PhotonMatmulKernelsOptions &o) {
     auto wt = cast<MemRefType>(types[1]);
     // q4 (x, w, y, d with d [N, K / 32] and w [N, K / 2]): two weights per byte
     bool q4 = types.size() == 4 &&
@@ -683,26 +837,37 @@ struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPas
                          : we.isF16() ? "__photon_matmul_f16_"
                          : we.isBF16() ? "__photon_matmul_bf16_"
                                        : "__photon_matmul_";
-    auto fn = func::FuncOp::create(b, loc, prefix + std::to_string(N) + "x" + std::to_string(K),
-                                   FunctionType::get(b.getContext(), types, {}));
+    SmallVector<Type> argTypes = {types[0]};
+    argTypes.append(G, types[1]);
+    argTypes.append(G, types[2]);
+    argTypes.append(types.begin() + 3, types.end());
+    std::string name = prefix + std::to_string(N) + "x" + std::to_string(K);
+    if (G > 1) name += "_x" + std::to_string(G);
+    auto fn = func::FuncOp::create(b, loc, name, FunctionType::get(b.getContext(), argTypes, {}));
     symbols.insert(fn); // renames on a clash
     fn.setPrivate();
     // one copy per shape: keep LLVM from inlining it back into every caller
     fn->setAttr("passthrough", b.getArrayAttr({b.getStringAttr("noinline")}));
     Block *entry = fn.addEntryBlock();
     b.setInsertionPointToStart(entry);
-    Value x = entry->getArgument(0), w = entry->getArgument(1), y = entry->getArgument(2);
-    Value r = norm ? entry->getArgument(3) : Value(), g = norm ? entry->getArgument(4) : Value();
+    Value x = entry->getArgument(0);
+    SmallVector<Value> ws, ys;
+    for (int64_t i = 0; i < G; ++i) {
+      ws.push_back(entry->getArgument(1 + i));
+      ys.push_back(entry->getArgument(1 + G + i));
+    }
+    Value r = norm ? entry->getArgument(1 + 2 * G) : Value(),
+          g = norm ? entry->getArgument(2 + 2 * G) : Value();
     Value d = q8 ? entry->getArgument(3) : Value();
     int64_t group = q8 ? K / cast<MemRefType>(types[3]).getDimSize(1) : 0;
     // the q8 GEMV steps k by whole groups of whole vectors; otherwise its k loop by lanes
     PhotonMatmulKernelsOptions ko = o;
     if (q8 && group % ko.lanes != 0) ko.lanes = std::gcd(group, ko.lanes);
     if (q4) ko.lanes = std::gcd<int64_t>(16, ko.lanes); // a vector within one nibble half
-    bool par = o.parallel && N * K >= o.parallelMinWeights;
+    bool par = o.parallel && G * N * K >= o.parallelMinWeights;
     auto gemv = [&](OpBuilder &b, Location loc) {
-      if (norm) emitNormSplitK(b, loc, x, r, g, w, y, N, K, o, par);
-      else emitSplitK(b, loc, x, w, y, N, K, ko, par, d, group);
+      if (norm) emitNormSplitK(b, loc, x, r, g, ws, ys, N, K, o, par);
+      else emitSplitK(b, loc, x, ws, ys, N, K, ko, par, d, group);
     };
     if (o.gemmMinRows > 0) {
       Value M = memref::DimOp::create(b, loc, x, 0);
@@ -711,7 +876,7 @@ struct MatmulKernelsPass : public impl::PhotonMatmulKernelsBase<MatmulKernelsPas
       scf::IfOp::create(
           b, loc, big,
           [&](OpBuilder &b, Location loc) {
-            emitGemm(b, loc, x, w, y, N, K, o, par, r, g, d, group);
+            emitGemm(b, loc, x, ws, ys, N, K, o, par, r, g, d, group);
             scf::YieldOp::create(b, loc);
           },
           [&](OpBuilder &b, Location loc) {
