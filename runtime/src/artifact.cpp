@@ -602,6 +602,7 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
   } else {
     PHOTON_RETURN_IF_ERROR(createBackend(mf, mpath, m->backend_));
   }
+  m->deviceName_ = m->backend_->name();
   // The host code of both targets runs on this CPU.
 #if defined(__x86_64__)
   if (!mf.targetTriple.empty() && mf.targetTriple.compare(0, 7, "x86_64-") != 0)

@@ -121,6 +121,8 @@ public:
   size_t weightsSize() const { return weightsSize_; }
   /// Where the stages run: weights, cache pools and stage buffers live in its memory.
   const std::shared_ptr<DeviceBackend> &backend() const { return backend_; }
+  /// The backend's name, kept for the lifetime of the model (photon_model_info.device).
+  const std::string &deviceName() const { return deviceName_; }
   const std::vector<weights::TensorInfo> &tensors() const { return tensors_; }
   /// Start latent s_l (width floats inside the mmapped blob), nullptr if absent.
   const float *startLatent(int level) const;
@@ -143,6 +145,7 @@ private:
   size_t weightsSize_ = 0;
   std::shared_ptr<DeviceBackend> backend_;
   DevicePtr weightsDevice_; // == weights_ on the host backend
+  std::string deviceName_;
   std::vector<weights::TensorInfo> tensors_;
   std::map<std::string, StageFn> stages_;
   std::map<int, const float *> startLatents_;

@@ -27,7 +27,6 @@ uint64_t CacheManager::poolBytes() const {
   return t;
 }
 
-
 Status CacheManager::init(const std::vector<CacheLevelSpec> &levels, uint64_t budgetBytes,
                           std::shared_ptr<DeviceBackend> device) {
   device_ = device ? std::move(device) : hostBackend();

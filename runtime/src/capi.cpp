@@ -197,6 +197,11 @@ photon_status photon_model_get_info(const photon_model *model, photon_model_info
     r.family_name = m.familyName.c_str();
     r.compute_parallel = model->impl->parallel() ? 1 : 0;
     r.eos_id = model->impl->tokenizer().eosId();
+    const rt::DeviceBackend &dev = *model->impl->backend();
+    r.device = model->impl->deviceName().c_str();
+    r.device_memory = dev.hostAddressable() ? 0 : 1;
+    rt::DeviceMemoryInfo mi;
+    if (r.device_memory && dev.memoryInfo(mi).isOk()) r.device_total_bytes = mi.totalBytes;
     writeOut(info, r);
     return ok();
   });

@@ -501,6 +501,8 @@ int run(int argc, char **argv) {
                       {"peak_rss_bytes", rss},
                       {"tpm_tokens_per_s_per_gib", tpm},
                       {"budget_bytes", es.budget_bytes},
+                      {"device", mf.device ? mf.device : "host"},
+                      {"memory_space", mf.device_memory ? "device" : "host"},
                       {"cancelled", cancelled}};
     std::printf("%s\n", dumpJson(j).c_str());
   } else {
@@ -521,10 +523,19 @@ int run(int argc, char **argv) {
       for (int li = 0; li < es.cache_levels; ++li)
         std::fprintf(stderr, "cache level %d: peak %s (%" PRIu64 " bytes)\n", es.cache_level_id[li],
                      formatBytes(static_cast<double>(es.cache_peak_bytes[li])).c_str(), es.cache_peak_bytes[li]);
-      std::fprintf(stderr, "memory: weights %s + peak cache %s = %s (process peak RSS %s)\n",
-                   formatBytes(static_cast<double>(mf.weights_bytes)).c_str(),
-                   formatBytes(static_cast<double>(peakCache)).c_str(),
-                   formatBytes(static_cast<double>(total)).c_str(), formatBytes(static_cast<double>(rss)).c_str());
+      if (mf.device_memory) // weights and caches in device memory, the host's RSS apart
+        std::fprintf(stderr, "device memory (%s, %s): weights %s + peak cache %s = %s; host: "
+                     "process peak RSS %s\n", mf.device,
+                     formatBytes(static_cast<double>(mf.device_total_bytes)).c_str(),
+                     formatBytes(static_cast<double>(mf.weights_bytes)).c_str(),
+                     formatBytes(static_cast<double>(peakCache)).c_str(),
+                     formatBytes(static_cast<double>(total)).c_str(),
+                     formatBytes(static_cast<double>(rss)).c_str());
+      else
+        std::fprintf(stderr, "memory: weights %s + peak cache %s = %s (process peak RSS %s)\n",
+                     formatBytes(static_cast<double>(mf.weights_bytes)).c_str(),
+                     formatBytes(static_cast<double>(peakCache)).c_str(),
+                     formatBytes(static_cast<double>(total)).c_str(), formatBytes(static_cast<double>(rss)).c_str());
       if (peakCache > 0) std::fprintf(stderr, "TPM: %.1f tokens/s per GiB of KV cache\n", tpm);
       else std::fprintf(stderr, "TPM: n/a (no KV cache used)\n");
     }

@@ -151,6 +151,11 @@ typedef struct photon_model_info {
                                              (photon_engine_options.threads applies) */
   int32_t eos_id;                         /* the tokenizer's end-of-sequence id, -1 if it
                                              has none */
+  const char *device;                     /* where the stages run: "host", or
+                                             "cuda:<name> (sm_XY)"; owned by the model */
+  int32_t device_memory;                  /* 1: weights and caches are in device memory
+                                             (reported apart from the host's), 0: host */
+  uint64_t device_total_bytes;            /* the device's memory (0 on the host) */
 } photon_model_info;
 
 PHOTON_EXPORT photon_status photon_model_get_info(const photon_model *model,

@@ -31,6 +31,13 @@ std::string artifactDir() {
   return e && *e ? e : PHOTON_E2E_ARTIFACTS_DEFAULT;
 }
 
+// The fixtures' reference files (gen.json, logits.npy): test/fixtures, or
+// $PHOTON_FIXTURES_DIR/<name> (a GPU pack carries them without the source tree).
+std::string fixtureDir(const std::string &name) {
+  const char *e = std::getenv("PHOTON_FIXTURES_DIR");
+  return (e && *e ? std::string(e) : std::string(PHOTON_SOURCE_DIR) + "/test/fixtures") + "/" + name;
+}
+
 bool isDir(const std::string &p) {
   struct stat st;
   return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -79,7 +86,7 @@ class RefModelE2E : public ::testing::TestWithParam<std::string> {};
 // Greedy HierGen / RecGen tokens of artifact `art` equal gen.json of fixture `name`, one
 // sequence at a time and all prompts in one batch.
 static void checkAgainstGenJson(const std::string &name, const std::string &art) {
-  const std::string fixture = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/" + name;
+  const std::string fixture = fixtureDir(name);
   std::string text;
   ASSERT_TRUE(readFile(fixture + "/gen.json", text).isOk());
   Json gen;
@@ -129,37 +136,10 @@ static void checkAgainstGenJson(const std::string &name, const std::string &art)
   }
 }
 
-TEST_P(E2E, GreedyTokensEqualTheReference) {
-  const std::string name = GetParam();
-  const std::string fixture = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/" + name;
-  const std::string art = artifactDir() + "/" + name + ".photon";
-  if (!isDir(fixture)) GTEST_SKIP() << "fixture " << fixture << " not found";
-  if (!isDir(art))
-    GTEST_SKIP() << "artifact " << art << " not found: compile test/fixtures/" << name
-                 << "/model.onnx with photon-compile into that directory (or set "
-                    "PHOTON_E2E_ARTIFACTS) to run this test";
-  checkAgainstGenJson(name, art);
-}
-
-// The same check with the stages of refmodel/ (a plain C++ implementation of the ABI for the
-// reference models): validates the engine's generation loop against the reference
-// independently of the compiler.
-TEST_P(RefModelE2E, GreedyTokensEqualTheReference) {
-  const std::string name = GetParam();
-  const std::string fixture = std::string(PHOTON_SOURCE_DIR) + "/test/fixtures/" + name;
-  if (!isDir(fixture)) GTEST_SKIP() << "fixture " << fixture << " not found";
-  const std::string art = ::testing::TempDir() + "photon-refmodel-" + std::to_string(getpid()) + "-" + name + ".photon";
-  const std::string check = std::string(PHOTON_SYSTEM_PYTHON) + " -c 'import numpy, onnx' 2>/dev/null";
-  if (std::string(PHOTON_SYSTEM_PYTHON).empty() || std::system(check.c_str()) != 0)
-    GTEST_SKIP() << "the system Python with numpy and onnx is needed to wrap the fixture "
-                    "(apt-get install python3-numpy python3-onnx)";
-  const std::string cmd = std::string(PHOTON_SYSTEM_PYTHON) + " " + PHOTON_REFMODEL_SCRIPT + " " + fixture +
-                          " " + art + " " + PHOTON_REFMODEL_LIB;
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  checkAgainstGenJson(name, art);
-
-  // Teacher-forced logits of the `forward` stage against logits.npy, within gen.json's
-  // tolerance (what photon-run --eval / --logits-out compute).
+// Teacher-forced logits of the `forward` stage against logits.npy, within gen.json's
+// tolerance (what photon-run --eval / --logits-out compute).
+void checkLogitsAgainstReference(const std::string &name, const std::string &art) {
+  const std::string fixture = fixtureDir(name);
   std::vector<int64_t> ts, ls;
   std::vector<int32_t> toks;
   std::vector<float> want;
@@ -186,6 +166,39 @@ TEST_P(RefModelE2E, GreedyTokensEqualTheReference) {
     if (d > atol + rtol * std::fabs(want[i])) ++bad;
   }
   EXPECT_EQ(bad, 0u) << name << ": " << bad << " of " << want.size() << " logits outside tolerance, max |diff| " << worst;
+}
+
+TEST_P(E2E, GreedyTokensEqualTheReference) {
+  const std::string name = GetParam();
+  const std::string fixture = fixtureDir(name);
+  const std::string art = artifactDir() + "/" + name + ".photon";
+  if (!isDir(fixture)) GTEST_SKIP() << "fixture " << fixture << " not found";
+  if (!isDir(art))
+    GTEST_SKIP() << "artifact " << art << " not found: compile test/fixtures/" << name
+                 << "/model.onnx with photon-compile into that directory (or set "
+                    "PHOTON_E2E_ARTIFACTS) to run this test";
+  checkAgainstGenJson(name, art);
+  checkLogitsAgainstReference(name, art);
+}
+
+// The same check with the stages of refmodel/ (a plain C++ implementation of the ABI for the
+// reference models): validates the engine's generation loop against the reference
+// independently of the compiler.
+TEST_P(RefModelE2E, GreedyTokensEqualTheReference) {
+  const std::string name = GetParam();
+  const std::string fixture = fixtureDir(name);
+  if (!isDir(fixture)) GTEST_SKIP() << "fixture " << fixture << " not found";
+  const std::string art = ::testing::TempDir() + "photon-refmodel-" + std::to_string(getpid()) + "-" + name + ".photon";
+  const std::string check = std::string(PHOTON_SYSTEM_PYTHON) + " -c 'import numpy, onnx' 2>/dev/null";
+  if (std::string(PHOTON_SYSTEM_PYTHON).empty() || std::system(check.c_str()) != 0)
+    GTEST_SKIP() << "the system Python with numpy and onnx is needed to wrap the fixture "
+                    "(apt-get install python3-numpy python3-onnx)";
+  const std::string cmd = std::string(PHOTON_SYSTEM_PYTHON) + " " + PHOTON_REFMODEL_SCRIPT + " " + fixture +
+                          " " + art + " " + PHOTON_REFMODEL_LIB;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  checkAgainstGenJson(name, art);
+
+  checkLogitsAgainstReference(name, art);
   photon_test::removeTree(art);
 }
 
