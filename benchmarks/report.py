@@ -8,7 +8,9 @@ usage: /usr/bin/python3 benchmarks/report.py --paper paper.json [--sweep sweep.j
 The peers come from the paper JSON (`photon-bench --peers`) unless --peers names a separate
 run_peers.py file.
 
-Every number in RESULTS.md comes from these files; nothing is typed in by hand.
+Every number in RESULTS.md comes from these files; nothing is typed in by hand. The serving
+section (between the serve-bench markers) is written by benchmarks/serve_bench.py from its own
+run and kept as it is.
 """
 import argparse
 import datetime
@@ -395,6 +397,16 @@ def main():
               f"{f(run['cache_peak_bytes'] / 2**20, 1)} | {g(r['achieved_over_roofline_decode'])} | "
               f"{g(r.get('prefill_over_sgemm'))} |"
               + ("" if run["ok"] else f" failed: {run.get('error', '')[:80]}"))
+        w("")
+    # ---- serving: the section benchmarks/serve_bench.py put into RESULTS.md (its own run, its
+    # own JSON in results/serve/) is kept as it is
+    try:
+        old = open(a.out).read()
+    except OSError:
+        old = ""
+    sb, se = "<!-- serve-bench:begin -->", "<!-- serve-bench:end -->"
+    if sb in old and se in old:
+        w(old[old.index(sb):old.index(se) + len(se)])
         w("")
     # ---- plots
     made = plots(paper, sweep, a.plots)
