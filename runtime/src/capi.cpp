@@ -149,6 +149,11 @@ photon_status photon_model_load(const char *path, const photon_load_options *opt
         return fail(PHOTON_ERR_INVALID_ARGUMENT, "photon_load_options.struct_size not set");
       if (PHOTON_HAS(opts, verify_checksum)) lo.verifyChecksum = opts->verify_checksum != 0;
       if (PHOTON_HAS(opts, check_cpu)) lo.checkCpu = opts->check_cpu != 0;
+      if (PHOTON_HAS(opts, upload_user) && opts->upload_progress) {
+        auto fn = opts->upload_progress;
+        void *user = opts->upload_user;
+        lo.uploadProgress = [fn, user](uint64_t done, uint64_t total) { fn(done, total, user); };
+      }
     }
     std::unique_ptr<rt::Model> m;
     rt::Status st = rt::Model::load(path, lo, m);

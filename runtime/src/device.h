@@ -71,8 +71,8 @@ public:
   /// refusal names the reason and the compile flag that fixes it.
   virtual Status checkCapability(const Manifest &mf) const = 0;
 
-  /// Device memory. `what` names the buffer in messages ("weights", "level-1 cache pool").
-  /// Host: lazily committed anonymous memory (zeroed).
+  /// Device memory, zeroed (up to the last whole 4 bytes on CUDA). `what` names the buffer
+  /// in messages ("weights", "level-1 cache pool"). Host: lazily committed anonymous memory.
   virtual Status allocate(uint64_t bytes, const std::string &what, DevicePtr &out) = 0;
   virtual void free(DevicePtr p) = 0;
   /// True when [p, p + bytes) lies inside one allocation of this backend.

@@ -114,12 +114,19 @@ typedef struct photon_load_options {
   size_t struct_size;
   int verify_checksum;  /* default 1: FNV-1a over weights.bin must match the manifest */
   int check_cpu;        /* default 1: refuse if this CPU lacks a feature the code uses */
+  /* Progress of the weights' upload to a device (a CUDA artifact): called from the loading
+   * thread after every staged chunk with the bytes done and the total, once more with
+   * done == total. NULL (default): not called. On the host nothing is copied and it is
+   * called once with done == total. */
+  void (*upload_progress)(uint64_t done, uint64_t total, void *user);
+  void *upload_user;
 } photon_load_options;
 
 PHOTON_EXPORT void photon_load_options_defaults(photon_load_options *opts);
 
 /* Loads the artifact directory `path` (manifest.json, model.so, weights.bin). weights.bin
- * is memory-mapped read-only, never copied. `opts` may be NULL. */
+ * is memory-mapped read-only; a CPU artifact's stages read the mapping (never copied), a
+ * CUDA artifact's weights are uploaded once into device memory. `opts` may be NULL. */
 PHOTON_EXPORT photon_status photon_model_load(const char *path, const photon_load_options *opts,
                                               photon_model **out);
 /* Releases the caller's reference; NULL is ignored. Engines created from the model keep it

@@ -67,6 +67,14 @@ public:
                        " of device memory for the " + what + left + ": " + why +
                        "; lower --memory-budget or use a larger device");
     }
+    // Zeroed, like the host backend's fresh mappings (a cache pool is read only where written,
+    // but nothing should depend on that). cuMemAlloc returns 256-byte aligned memory.
+    if (photon_cuda_memset32(p, 0, static_cast<size_t>(bytes / 4), nullptr) != PHOTON_CUDA_OK ||
+        photon_cuda_stream_sync(nullptr) != PHOTON_CUDA_OK) {
+      std::string why = photon_cuda_last_error();
+      photon_cuda_free(p);
+      return error(PHOTON_ERR_NO_DEVICE, "clearing the " + what + " failed: " + why);
+    }
     out = DevicePtr(p);
     std::lock_guard<std::mutex> lock(mu_);
     allocs_[p] = bytes;

@@ -493,6 +493,39 @@ TEST(DeviceEngine, StageRunnerMovesOnlyTheEnginesBuffers) {
   EXPECT_NE(st.message().find("not in device memory"), std::string::npos) << st.message();
 }
 
+TEST(DeviceCApi, ModelInfoNamesTheDeviceAndTheUploadReportsProgress) {
+  const std::string dir = writeTestArtifact("photon", "capi");
+  struct Seen {
+    std::vector<std::pair<uint64_t, uint64_t>> calls;
+  } seen;
+  photon_load_options o;
+  photon_load_options_defaults(&o);
+  o.upload_progress = [](uint64_t d, uint64_t t, void *u) {
+    static_cast<Seen *>(u)->calls.push_back({d, t});
+  };
+  o.upload_user = &seen;
+  for (const char *backend : {"host", "host-staged"}) {
+    setenv("PHOTON_DEVICE_BACKEND", backend, 1);
+    seen.calls.clear();
+    photon_model *m = nullptr;
+    ASSERT_EQ(photon_model_load(dir.c_str(), &o, &m), PHOTON_OK) << photon_last_error();
+    photon_model_info info;
+    info.struct_size = sizeof info;
+    ASSERT_EQ(photon_model_get_info(m, &info), PHOTON_OK);
+    EXPECT_STREQ(info.device, backend);
+    EXPECT_EQ(info.device_memory, std::string(backend) == "host" ? 0 : 1);
+    if (info.device_memory) EXPECT_GT(info.device_total_bytes, 0u);
+    ASSERT_FALSE(seen.calls.empty()) << backend;
+    EXPECT_EQ(seen.calls.back(), std::make_pair(info.weights_bytes, info.weights_bytes));
+    photon_model_free(m);
+  }
+  setenv("PHOTON_DEVICE_BACKEND", "gpu-please", 1);
+  photon_model *m = nullptr;
+  EXPECT_EQ(photon_model_load(dir.c_str(), &o, &m), PHOTON_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(photon_last_error()).find("host, host-staged"), std::string::npos);
+  unsetenv("PHOTON_DEVICE_BACKEND");
+}
+
 TEST(DeviceEngine, CudaArtifactWithoutADriverIsRefusedWithTheDriversReason) {
   if (driverInstalled()) GTEST_SKIP() << "a CUDA driver is installed here";
   const std::string dir = writeTestArtifact("vanilla", "cuda");
