@@ -11,7 +11,7 @@ event) and the inter-token latencies (ITL: the gap before each later text event 
 the tokens it carried; an event carries several tokens when the engine made them in one step,
 PHOTON a meta-context; tokens per event = its bytes x the request's tokens / its bytes). Over
 the level: output tokens/s and requests/s (wall clock of the level). Memory per sequence:
-/metrics is sampled every 50 ms; the KV cache bytes in use over the running sequences (largest
+/metrics is sampled every 20 ms and at each request's first text; the KV cache bytes in use over the running sequences (largest
 ratio seen), and the server's resident memory above its idle level at the peak over the
 largest number of running sequences.
 
@@ -145,8 +145,9 @@ def metrics(port):
     return cache, running
 
 
-def one_request(port, model, prompt, max_tokens, seed):
-    """A streaming completion; returns (ttft s, [itl s...], completion tokens)."""
+def one_request(port, model, prompt, max_tokens, seed, on_first=None):
+    """A streaming completion; returns (ttft s, [itl s...], completion tokens). on_first() is
+    called at the first text event (the sequence is running then)."""
     body = json.dumps({"model": model, "prompt": prompt, "max_tokens": max_tokens,
                        "temperature": 0.8, "seed": seed, "stream": True,
                        "stream_options": {"include_usage": True}, "ignore_eos": True})
@@ -178,6 +179,8 @@ def one_request(port, model, prompt, max_tokens, seed):
                 finish = c["finish_reason"]
             text = c.get("text", "")
             if text:
+                if not events and on_first:
+                    on_first()
                 events.append((now, len(text.encode("utf-8", "replace"))))
     conn.close()
     if finish is None or not events:
@@ -201,7 +204,7 @@ def run_level(port, pid, model, concurrency, requests, max_tokens, seconds_budge
     ttfts, itls, tokens, errors = [], [], [0], []
     mem = {"cache_per_seq": 0.0, "running_peak": 0.0, "rss_peak": rss_bytes(pid)}
     rss_idle = mem["rss_peak"]
-    stop = threading.Event()
+    stop, kick = threading.Event(), threading.Event()
     deadline = time.perf_counter() + seconds_budget
 
     def sampler():
@@ -214,7 +217,8 @@ def run_level(port, pid, model, concurrency, requests, max_tokens, seconds_budge
                 mem["rss_peak"] = max(mem["rss_peak"], rss_bytes(pid))
             except OSError:
                 pass
-            time.sleep(0.05)
+            kick.wait(0.02)  # every 20 ms, and when a request's first text arrives
+            kick.clear()
 
     def worker():
         while True:
@@ -223,7 +227,8 @@ def run_level(port, pid, model, concurrency, requests, max_tokens, seconds_budge
                     return
                 i = todo.pop(0)
             try:
-                ttft, itl, n = one_request(port, model, PROMPTS[i % len(PROMPTS)], max_tokens, i)
+                ttft, itl, n = one_request(port, model, PROMPTS[i % len(PROMPTS)], max_tokens, i,
+                                           kick.set)
                 with lock:
                     ttfts.append(ttft)
                     itls.extend(itl)
@@ -242,6 +247,7 @@ def run_level(port, pid, model, concurrency, requests, max_tokens, seconds_budge
         t.join()
     seconds = time.perf_counter() - t0
     stop.set()
+    kick.set()
     st.join()
     if errors:
         print("  %d request(s) failed, first: %s" % (len(errors), errors[0]), file=sys.stderr)
