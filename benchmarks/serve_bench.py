@@ -364,8 +364,8 @@ def main():
     ap.add_argument("--concurrency", default="1,4,16,64", help="comma-separated (default 1,4,16,64)")
     ap.add_argument("--requests", type=int, default=256, help="requests per level at most")
     ap.add_argument("--max-tokens", type=int, default=128, help="output tokens per request")
-    ap.add_argument("--time-budget", type=float, default=360,
-                    help="seconds for all levels of all models (default 360): each level "
+    ap.add_argument("--time-budget", type=float, default=330,
+                    help="seconds for all levels of all models (default 330): each level "
                          "stops starting requests after its share")
     ap.add_argument("--memory-budget", default="512M", help="photon-serve --memory-budget")
     ap.add_argument("--server-arg", action="append", default=[],
