@@ -22,7 +22,8 @@ def PhotonRaiseLocal : Pass<"photon-raise-local"> {
 
     - **Linear**: a matmul contraction `x[.., K] x W[K, N]` (linalg.fill 0, then a
       `linalg.generic` mul/add over the last axis) whose `W` is a `photon.weight`, or the
-      `linalg.transpose` of an `[N, K]` weight -> `photon.linear(x, W^T)`.
+      `linalg.transpose` of an `[N, K]` weight, or a contraction reading an `[N, K]`
+      weight transposed (Gemm with transB) -> `photon.linear(x, W^T)`.
     - **Linear bias**: `photon.linear(x, w) + b` (`b` a 1-D `photon.weight` broadcast over
       the last axis) -> `photon.linear(x, w, b)`.
     - **RMSNorm**: `gain * x / sqrt(mean(x^2) + eps)` with `x^2` as `x*x` or `powf(x, 2)`,
@@ -31,6 +32,9 @@ def PhotonRaiseLocal : Pass<"photon-raise-local"> {
       1-D `photon.weight` -> `photon.rms_norm`. A mean-centred `x` is not an RMSNorm.
     - **LayerNorm**: the same over `d = x - mean(x)`, then `* gain + bias` ->
       `photon.layer_norm`. A norm without the centring is not a LayerNorm.
+    - **LayerNorm op**: the converter's LayerNormalization (a fused sum of squares of
+      `d = x - mean(x)`, one `rsqrt(. / D + eps)` generic, one `d * r * w + b` generic) ->
+      `photon.layer_norm`.
     - **GELU**: the elementwise cone between a value and its root that holds only scalar
       constants and exactly one `math.erf` or `math.tanh` is evaluated at sample points and
       must equal `0.5 x (1 + erf(x / sqrt 2))` or the tanh approximation within 1e-5 ->

@@ -28,6 +28,10 @@ class G:
         self.inits.append(nh.from_array(np.asarray(arr, np.float32), name))
         return name
 
+    def init_i64(self, name, v):
+        self.inits.append(nh.from_array(np.asarray(v, np.int64), name))
+        return name
+
     def c(self, v):
         self.n += 1
         return self.init(f"c{self.n}", np.array(v, np.float32))
@@ -118,6 +122,13 @@ def build(case):
         "swiglu": lambda: swiglu(g, rms(g, x)),
         "linear-bias": lambda: linear(g, x, "w", D, F, bias=True),
         "linear-transpose": lambda: linear(g, x, "w", D, F, transpose=True),
+        "layer-norm-op": lambda: g.op("LayerNormalization", x, g.init("ln_w", rng.standard_normal(D)),
+                                      g.init("ln_b", rng.standard_normal(D)), axis=-1, epsilon=1e-5),
+        # Gemm(transB = 1) in the 2-D view GPT-2's Conv1D and torch's Linear use.
+        "gemm": lambda: g.op("Reshape", g.op(
+            "Gemm", g.op("Reshape", x, g.init_i64("flat", [-1, D])),
+            g.init("w", rng.standard_normal((F, D)) / 3), g.init("w_b", rng.standard_normal(F)),
+            transB=1), g.init_i64("back", [0, -1, F])),
         # Near misses.
         "rms-centred": lambda: rms(g, g.op("Sub", x, g.mean(x))),
         "rms-other-x": lambda: rms(g, x, sq_of=g.op("Neg", x)),
