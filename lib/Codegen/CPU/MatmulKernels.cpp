@@ -538,23 +538,27 @@ void emitGemm(OpBuilder &b, Location loc, Value x, ArrayRef<Value> ws, ArrayRef<
     // the row's norm scale, read once per row (row 0's for the padding rows)
     Value rm = r ? memref::LoadOp::create(b, loc, r, ValueRange{arith::SelectOp::create(b, loc, in, m, c0)})
                  : Value();
-    scf::ForOp::create(b, loc, c0, cidx(b, loc, K), c1, ValueRange{},
-                       [&](OpBuilder &b, Location loc, Value k, ValueRange) {
-                         auto v = scf::IfOp::create(
-                             b, loc, in,
-                             [&](OpBuilder &b, Location loc) {
-                               Value xv = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
-                               if (r)
-                                 xv = arith::MulFOp::create(
-                                     b, loc, arith::MulFOp::create(b, loc, xv, rm),
-                                     memref::LoadOp::create(b, loc, g, ValueRange{k}));
-                               scf::YieldOp::create(b, loc, ValueRange{xv});
-                             },
-                             [&](OpBuilder &b, Location loc) { scf::YieldOp::create(b, loc, ValueRange{zf}); });
-                         Value idx = arith::AddIOp::create(b, loc, base, arith::MulIOp::create(b, loc, k, cpw));
-                         memref::StoreOp::create(b, loc, v.getResult(0), xp, ValueRange{idx});
-                         scf::YieldOp::create(b, loc);
-                       });
+    // one branch per row, not per element: a row of x (scaled for the norm form) or zeros
+    auto packRow = [&](OpBuilder &b, Location loc, bool valid) {
+      scf::ForOp::create(b, loc, c0, cidx(b, loc, K), c1, ValueRange{},
+                         [&](OpBuilder &b, Location loc, Value k, ValueRange) {
+                           Value v = zf;
+                           if (valid) {
+                             v = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
+                             if (r)
+                               v = arith::MulFOp::create(
+                                   b, loc, arith::MulFOp::create(b, loc, v, rm),
+                                   memref::LoadOp::create(b, loc, g, ValueRange{k}));
+                           }
+                           Value idx = arith::AddIOp::create(b, loc, base, arith::MulIOp::create(b, loc, k, cpw));
+                           memref::StoreOp::create(b, loc, v, xp, ValueRange{idx});
+                           scf::YieldOp::create(b, loc);
+                         });
+      scf::YieldOp::create(b, loc);
+    };
+    scf::IfOp::create(
+        b, loc, in, [&](OpBuilder &b, Location loc) { packRow(b, loc, true); },
+        [&](OpBuilder &b, Location loc) { packRow(b, loc, false); });
     scf::YieldOp::create(b, loc);
   });
   int64_t KC = std::min(K, o.gemmKC);

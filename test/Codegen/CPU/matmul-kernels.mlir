@@ -210,14 +210,18 @@ func.func @not_norm_form(%x: memref<?x20xf32>, %r: memref<?xf32>, %g: memref<6xf
 // NORM:             %[[IN:.+]] = arith.cmpi ult, %[[PM]],
 // NORM:             %[[RI:.+]] = arith.select %[[IN]], %[[PM]], %c0
 // NORM:             %[[RM:.+]] = memref.load %[[KR]][%[[RI]]]
-// NORM:             scf.for %[[PK:[^ ]+]] =
-// NORM:               scf.if %[[IN]] -> (f32) {
+// one branch per row of the panel: a row of x or (past M) zeros
+// NORM:             scf.if %[[IN]] {
+// NORM:               scf.for %[[PK:[^ ]+]] =
 // NORM-NEXT:            %[[XV:.+]] = memref.load %[[KX]][%[[PM]], %[[PK]]]
 // NORM-NEXT:            %[[XR:.+]] = arith.mulf %[[XV]], %[[RM]] : f32
 // NORM-NEXT:            %[[GV:.+]] = memref.load %[[KG]][%[[PK]]]
 // NORM-NEXT:            %[[XN:.+]] = arith.mulf %[[XR]], %[[GV]] : f32
-// NORM-NEXT:            scf.yield %[[XN]] : f32
-// NORM:               memref.store %{{.+}}, %[[XP]]
+// NORM:                 memref.store %[[XN]], %[[XP]]
+// NORM:             } else {
+// NORM:               scf.for
+// NORM-NOT:             memref.load
+// NORM:                 memref.store %cst{{[_0-9]*}}, %[[XP]]
 // the GEMM itself reads only the packed panels and w
 // NORM:           %{{.+}}:8 = scf.for %{{.+}} iter_args(
 // NORM-COUNT-2:     vector.load %[[XP]]
