@@ -113,8 +113,10 @@ Generation generate(const Model &model, photon_mode mode, const std::vector<Req>
   return run;
 }
 
-// Logits may differ by float rounding only (relative to 1 + |logit|).
-constexpr float kTolerance = 1e-4f;
+// Logits may differ by float rounding only (relative to 1 + |logit|): the first generated
+// token's (the prefill's output), and every later one's (rounding differences in the cached
+// K/V carry on through the generation).
+constexpr float kFirstTolerance = 1e-4f, kTolerance = 1e-3f;
 
 class PrefillBatch : public ::testing::TestWithParam<std::string> {};
 
@@ -150,7 +152,9 @@ TEST_P(PrefillBatch, EqualsPrefillAlone) {
       if (chunk == 0) {
         EXPECT_LT(together.stats.prefillCalls, alone.stats.prefillCalls);
       }
-      float worst = 0; // largest |logit difference| over every request and generated token
+      // Largest |logit difference|: of the first generated token (the prefill's own output),
+      // and over every generated token.
+      float worstFirst = 0, worst = 0;
       for (size_t i = 0; i < reqs.size(); ++i) {
         SCOPED_TRACE("request " + std::to_string(i) + " (prompt of " +
                      std::to_string(reqs[i].prompt.size()) + " tokens)");
@@ -163,17 +167,19 @@ TEST_P(PrefillBatch, EqualsPrefillAlone) {
           for (size_t v = 0; v < a.logits[t].size(); ++v) {
             float d = std::fabs(a.logits[t][v] - b.logits[t][v]);
             worst = std::max(worst, d);
+            if (t == 0) worstFirst = std::max(worstFirst, d);
             // Equal up to float rounding: the stage calls see other row counts (the kernels'
-            // tiles, and the pieces a prompt is cut into, differ), so not always bit-equal.
-            ASSERT_LE(d, kTolerance * (1.0f + std::fabs(a.logits[t][v])))
+            // tiles, and the pieces a prompt is cut into, differ), so not always bit-equal;
+            // the differences then grow a little over the generated tokens.
+            ASSERT_LE(d, (t == 0 ? kFirstTolerance : kTolerance) * (1.0f + std::fabs(a.logits[t][v])))
                 << "logit " << v << " of generated token " << t;
           }
         }
       }
-      std::printf("[ prefill batch ] %s %s chunk %lld: max |logit difference| %.3g, prefill "
-                  "calls %llu (alone %llu)\n",
+      std::printf("[ prefill batch ] %s %s chunk %lld: max |logit difference| first token "
+                  "%.3g, all %.3g, prefill calls %llu (alone %llu)\n",
                   name.c_str(), mode == PHOTON_MODE_RECGEN ? "recgen" : "hiergen",
-                  static_cast<long long>(chunk),
+                  static_cast<long long>(chunk), static_cast<double>(worstFirst),
                   static_cast<double>(worst),
                   static_cast<unsigned long long>(together.stats.prefillCalls),
                   static_cast<unsigned long long>(alone.stats.prefillCalls));
