@@ -165,9 +165,8 @@ bool isSumOverLastAxis(linalg::GenericOp sum, bool squares) {
   return (add.getLhs() == term && add.getRhs() == acc) || (add.getLhs() == acc && add.getRhs() == term);
 }
 
-/// x of `sum(x)` or `sum(x * x)` over the last axis into a linalg.fill 0, kept to [.., 1] by
-/// tensor.expand_shape; D, the axis size, static.
-Value sumOfLastAxis(Value m, bool squares) {
+/// The source of `tensor.expand_shape` to `[.., 1]` (a reduction's keepdims).
+Value keptDims(Value m) {
   auto ex = m.getDefiningOp<tensor::ExpandShapeOp>();
   if (!ex) return {};
   auto rt = cast<RankedTensorType>(ex.getType());
@@ -175,63 +174,70 @@ Value sumOfLastAxis(Value m, bool squares) {
   if (r < 2 || rt.getDimSize(r - 1) != 1) return {};
   auto re = ex.getReassociationIndices();
   if (re.size() != (size_t)r - 1 || re.back() != ReassociationIndices{r - 2, r - 1}) return {};
-  auto sum = ex.getSrc().getDefiningOp<linalg::GenericOp>();
-  if (!sum || sum.getNumDpsInputs() != 1 || sum.getNumDpsInits() != 1) return {};
+  return ex.getSrc();
+}
+
+/// x of the reduction s = `sum(x)` or `sum(x * x)` over the last loop into a linalg.fill
+/// 0; the axis size static.
+Value sumGeneric(Value s, bool squares) {
+  auto sum = s.getDefiningOp<linalg::GenericOp>();
+  if (!sum || sum->getNumResults() != 1 || sum.getNumDpsInputs() != 1 ||
+      sum.getNumDpsInits() != 1)
+    return {};
   auto it = sum.getIteratorTypesArray();
-  if (it.size() != (size_t)r || it.back() != utils::IteratorType::reduction) return {};
-  for (size_t i = 0; i + 1 < it.size(); ++i)
+  int64_t r = it.size();
+  Value x = sum.getDpsInputs()[0];
+  auto xt = dyn_cast<RankedTensorType>(x.getType());
+  if (!xt || xt.getRank() != r || r < 2 || it.back() != utils::IteratorType::reduction)
+    return {};
+  for (int64_t i = 0; i + 1 < r; ++i)
     if (it[i] != utils::IteratorType::parallel) return {};
   auto maps = sum.getIndexingMapsArray();
   if (!maps[0].isIdentity() || maps[1].getNumDims() != r || maps[1].getNumResults() != r - 1)
     return {};
   for (int64_t i = 0; i + 1 < r; ++i)
-    if (maps[1].getResult(i) != getAffineDimExpr(i, m.getContext())) return {};
+    if (maps[1].getResult(i) != getAffineDimExpr(i, s.getContext())) return {};
   if (!isSumOverLastAxis(sum, squares)) return {};
   auto fill = sum.getDpsInits()[0].getDefiningOp<linalg::FillOp>();
   if (!fill || constantOf(fill.getInputs()[0]) != 0.0) return {};
-  Value x = sum.getDpsInputs()[0];
-  return ShapedType::isDynamic(dimOf(x, r - 1)) ? Value() : x;
+  return ShapedType::isDynamic(xt.getDimSize(r - 1)) ? Value() : x;
 }
 
-/// m = mean(x) over the last axis with keepdims, as the converters write ReduceMean: a
-/// sum (linalg.fill 0, then a generic adding over the last loop), a division by the
-/// axis size (or a multiplication by its inverse), and tensor.expand_shape to [.., 1].
-/// Returns x.
+/// x of `sum(x)` or `sum(x * x)` over the last axis, kept to [.., 1].
+Value sumOfLastAxis(Value m, bool squares) {
+  Value s = keptDims(m);
+  return s ? sumGeneric(s, squares) : Value();
+}
+
+/// s = v * f as `v / c` (f = 1 / c), `v * c` or `c * v`, c a scalar constant.
+std::optional<std::pair<Value, double>> scaled(Value s) {
+  linalg::GenericOp g = elementwise(s);
+  Operation *op = g ? single(g) : nullptr;
+  if (!op || !isa<arith::DivFOp, arith::MulFOp>(op)) return std::nullopt;
+  Operand a = operandOf(g, op->getOperand(0)), c = operandOf(g, op->getOperand(1));
+  if (isa<arith::MulFOp>(op) && !isIdentityTensor(a)) std::swap(a, c);
+  if (!isIdentityTensor(a) || !c.constant || *c.constant == 0) return std::nullopt;
+  return std::make_pair(a.tensor, isa<arith::DivFOp>(op) ? 1.0 / *c.constant : *c.constant);
+}
+
+/// m = mean(x) over the last axis with keepdims: ReduceMean as the converters write it (a
+/// sum over the last loop, divided by the axis size or multiplied by its inverse, kept to
+/// [.., 1]), or ReduceSum with keepdims followed by that division. Returns x.
 Value meanOfLastAxis(Value m) {
-  auto ex = m.getDefiningOp<tensor::ExpandShapeOp>();
-  if (!ex) return {};
-  auto rt = cast<RankedTensorType>(ex.getType());
-  int64_t r = rt.getRank();
-  if (r < 2 || rt.getDimSize(r - 1) != 1) return {};
-  auto re = ex.getReassociationIndices();
-  if (re.size() != (size_t)r - 1 || re.back() != ReassociationIndices{r - 2, r - 1}) return {};
-  linalg::GenericOp div = elementwise(ex.getSrc());
-  Operation *dop = div ? single(div) : nullptr;
-  if (!dop || !isa<arith::DivFOp, arith::MulFOp>(dop)) return {};
-  Operand num = operandOf(div, dop->getOperand(0)), den = operandOf(div, dop->getOperand(1));
-  if (isa<arith::MulFOp>(dop) && !isIdentityTensor(num)) std::swap(num, den);
-  if (!isIdentityTensor(num) || !den.constant) return {};
-  auto sum = num.tensor.getDefiningOp<linalg::GenericOp>();
-  if (!sum || sum.getNumDpsInputs() != 1 || sum.getNumDpsInits() != 1) return {};
-  auto it = sum.getIteratorTypesArray();
-  if (it.size() != (size_t)r || it.back() != utils::IteratorType::reduction) return {};
-  for (size_t i = 0; i + 1 < it.size(); ++i)
-    if (it[i] != utils::IteratorType::parallel) return {};
-  auto maps = sum.getIndexingMapsArray();
-  if (!maps[0].isIdentity() || maps[1].getNumDims() != r || maps[1].getNumResults() != r - 1)
-    return {};
-  // A map dropping the last loop: (d0, .., d_{r-1}) -> (d0, .., d_{r-2}).
-  for (int64_t i = 0; i + 1 < r; ++i)
-    if (maps[1].getResult(i) != getAffineDimExpr(i, m.getContext())) return {};
-  if (!isSumOverLastAxis(sum, /*squares=*/false)) return {};
-  auto fill = sum.getDpsInits()[0].getDefiningOp<linalg::FillOp>();
-  if (!fill || constantOf(fill.getInputs()[0]) != 0.0) return {};
-  Value x = sum.getDpsInputs()[0];
-  int64_t d = cast<ShapedType>(x.getType()).getDimSize(r - 1);
-  if (ShapedType::isDynamic(d)) return {};
-  double k = *den.constant;
-  if (isa<arith::DivFOp>(dop) ? !near(k, (double)d) : !near(k, 1.0 / (double)d)) return {};
-  return x;
+  Value x;
+  double f = 0;
+  if (Value s = keptDims(m)) {
+    if (auto sc = scaled(s)) {
+      x = sumGeneric(sc->first, /*squares=*/false);
+      f = sc->second;
+    }
+  } else if (auto sc = scaled(m)) {
+    x = sumOfLastAxis(sc->first, /*squares=*/false);
+    f = sc->second;
+  }
+  if (!x) return {};
+  auto xt = cast<RankedTensorType>(x.getType());
+  return near(f * (double)xt.getDimSize(xt.getRank() - 1), 1.0) ? x : Value();
 }
 
 /// s = x^2 as `x * x` or `powf(x, 2)`; returns x.

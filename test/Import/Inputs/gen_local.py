@@ -55,10 +55,15 @@ class G:
         onnx.save(m, path)
 
 
-def rms(g, x, spelling="pow-div", eps=1e-5, sq_of=None):
+def rms(g, x, spelling="pow-div", eps=1e-5, sq_of=None, sum_div=None):
     s = sq_of or x
     sq = g.op("Pow", s, g.c(2.0)) if spelling != "mul-recip" else g.op("Mul", s, s)
-    a = g.op("Add", g.mean(sq), g.c(eps))
+    if sum_div:  # ReduceSum with keepdims, then a Div by the axis size
+        m = g.op("Div", g.op("ReduceSum", sq, g.init_i64(f"axes{g.n}", [-1]), keepdims=1),
+                 g.c(sum_div))
+    else:
+        m = g.mean(sq)
+    a = g.op("Add", m, g.c(eps))
     if spelling == "pow-div":
         n = g.op("Div", x, g.op("Sqrt", a))
     elif spelling == "mul-recip":
@@ -116,6 +121,7 @@ def build(case):
         "rms-mul-recip": lambda: rms(g, x, "mul-recip"),
         "rms-div-one": lambda: rms(g, x, "div-one"),
         "rms-pow-half": lambda: rms(g, x, "pow-half"),
+        "rms-sum-div": lambda: rms(g, x, sum_div=float(D)),
         "layer-norm": lambda: layer_norm(g, x),
         "gelu-erf": lambda: gelu_erf(g, linear(g, x, "w_fc", D, F, bias=True)),
         "gelu-tanh": lambda: gelu_tanh(g, x),
@@ -132,6 +138,7 @@ def build(case):
         # Near misses.
         "rms-centred": lambda: rms(g, g.op("Sub", x, g.mean(x))),
         "rms-other-x": lambda: rms(g, x, sq_of=g.op("Neg", x)),
+        "rms-sum-wrong-div": lambda: rms(g, x, sum_div=float(D - 1)),
         "rms-wrong-axis": lambda: g.op("Mul", g.init("gain", rng.standard_normal(D)), g.op(
             "Div", x, g.op("Sqrt", g.op("Add", g.mean(g.op("Pow", x, g.c(2.0)), axis=1),
                                         g.c(1e-5))))),
