@@ -84,6 +84,11 @@ def PhotonMatmulKernels : Pass<"photon-matmul-kernels", "::mlir::ModuleOp"> {
     cache blocks). With `parallel`, the loop over weight-row blocks of a matmul with at
     least `parallel-min-weights` weights is an scf.parallel (OpenMP after
     convert-scf-to-openmp). The generic's accumulator (zero fill or bias) stays in y.
+    A last GEMM panel of at most `lanes` rows runs a narrow tile (2 x the weight rows, one
+    vector). Matmuls with the same operand types on the same x (q, k, v; gate, up) whose
+    buffers no op between them touches become one call of
+    `__photon_matmul[_rmsnorm]_<N>x<K>_x<G>(x, w_1..w_G, y_1..y_G[, r, g])` at the last of
+    them: x is packed or norm-scaled once, and one scf.parallel covers (weight, row block).
 
     ```mlir
     // before
