@@ -21,8 +21,11 @@ Type onnxElemType(MLIRContext *ctx, int32_t dt) {
   switch (dt) {
   case TensorProto::FLOAT: return b.getF32Type();
   case TensorProto::DOUBLE: return b.getF64Type();
-  case TensorProto::FLOAT16: return b.getF16Type();
-  case TensorProto::BFLOAT16: return b.getBF16Type();
+  // Half-precision exports compute in f32 here (docs/importer.md, "Half-precision
+  // exports"): f16 / bf16 values, casts and constants are f32; 2-D f16 / bf16 matmul weights
+  // keep their format in the weights blob and are widened inside the matmul kernels.
+  case TensorProto::FLOAT16: return b.getF32Type();
+  case TensorProto::BFLOAT16: return b.getF32Type();
   case TensorProto::INT8: return b.getIntegerType(8);
   case TensorProto::INT16: return b.getIntegerType(16);
   case TensorProto::INT32: return b.getIntegerType(32);

@@ -14,6 +14,7 @@
 
 #include "llvm/Support/Format.h"
 
+#include <cstring>
 #include <deque>
 #include <map>
 
@@ -177,6 +178,39 @@ FailureOr<Value> GraphImporter::weight(OpBuilder &b, Location loc, const onnx::T
   return mlir::photon::WeightOp::create(b, loc, ty, name).getResult();
 }
 
+/// Whether the ONNX data type is a half-precision float (imported as f32 values).
+static bool isHalf(int32_t dt) {
+  return dt == onnx::TensorProto::FLOAT16 || dt == onnx::TensorProto::BFLOAT16;
+}
+
+/// f16 / bf16 raw little-endian data widened to f32 (exact).
+static std::vector<float> widenHalf(int32_t dt, const char *data, size_t bytes) {
+  std::vector<float> out(bytes / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    uint16_t h;
+    std::memcpy(&h, data + 2 * i, 2);
+    out[i] = dt == onnx::TensorProto::FLOAT16 ? wf::f16ToF32(h) : wf::bf16ToF32(h);
+  }
+  return out;
+}
+
+/// True if `use` is the weight operand of a photon op whose lowering is a matmul x * W^T
+/// (the rule of photon-compile --weights, lib/Target/WeightFormats.cpp): such a weight is
+/// read by the reduced-precision matmul kernels as it is stored.
+static bool isMatmulWeightUse(OpOperand &use) {
+  using namespace mlir::photon;
+  Operation *u = use.getOwner();
+  Value v = use.get();
+  if (auto op = dyn_cast<LinearOp>(u)) return op.getW() == v && op.getX() != v;
+  if (auto op = dyn_cast<LMHeadOp>(u)) return op.getW() == v && op.getX() != v;
+  if (auto op = dyn_cast<SwiGLUOp>(u))
+    return op.getX() != v && (op.getWGate() == v || op.getWUp() == v || op.getWDown() == v);
+  if (auto op = dyn_cast<ChunkCompressOp>(u))
+    return op.getW() == v && op.getX() != v && op.getNormW() != v && op.getB() != v;
+  if (auto op = dyn_cast<ExpandOp>(u)) return op.getW() == v && op.getX() != v && op.getB() != v;
+  return false;
+}
+
 FailureOr<Value> GraphImporter::tensorValue(OpBuilder &b, Location loc, const onnx::TensorProto &t,
                                             StringRef name, bool isInitializer,
                                             KnownInts *known) {
@@ -209,6 +243,9 @@ FailureOr<Value> GraphImporter::tensorValue(OpBuilder &b, Location loc, const on
     SmallVector<bool> v;
     for (size_t i = 0; i < tb.size(); ++i) v.push_back(tb.data()[i] != 0);
     attr = DenseElementsAttr::get(ty, v);
+  } else if (isHalf(t.data_type())) {
+    std::vector<float> v = widenHalf(t.data_type(), tb.data(), tb.size());
+    attr = DenseElementsAttr::get(ty, llvm::ArrayRef<float>(v));
   } else {
     bool splat = false;
     if (!DenseElementsAttr::isValidRawBuffer(ty, tb.ref(), splat)) {
@@ -549,6 +586,7 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   nodesTotal_ = nodes.size();
   OpBuilder b(&ctx_);
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
+  module_ = *module;
   b.setInsertionPointToEnd(module->getBody());
 
   Scope scope;
@@ -638,8 +676,24 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
 }
 
 bool GraphImporter::writeWeights() {
+  // f16 / bf16 initializers (a half-precision export) are f32 in the IR. A 2-D one used only
+  // as matmul weights keeps its format in the blob (the lowering widens it inside the matmul
+  // kernels, as for photon-compile --weights f16 / bf16); any other is widened to f32 here.
+  llvm::StringMap<bool> keepHalf;
+  if (module_)
+    module_.walk([&](mlir::photon::WeightOp w) {
+      bool ok = cast<RankedTensorType>(w.getType()).getRank() == 2 && !w.getResult().use_empty();
+      for (OpOperand &use : w.getResult().getUses()) ok = ok && isMatmulWeightUse(use);
+      auto [it, inserted] = keepHalf.try_emplace(w.getName(), ok);
+      if (!inserted) it->second = it->second && ok;
+    });
+  auto widened = [&](const WeightDecl &d) {
+    if (d.dtype != wf::DType::F16 && d.dtype != wf::DType::BF16) return false;
+    auto k = keepHalf.find(d.name);
+    return k == keepHalf.end() || !k->second;
+  };
   wf::Writer w;
-  for (const auto &d : weights_) w.declare(d.name, d.dtype, d.shape);
+  for (const auto &d : weights_) w.declare(d.name, widened(d) ? wf::DType::F32 : d.dtype, d.shape);
   std::string err;
   Location loc = FileLineColLoc::get(&ctx_, opts_.weightsOut, 0, 0);
   if (!w.open(opts_.weightsOut, err)) {
@@ -654,7 +708,12 @@ bool GraphImporter::writeWeights() {
       w.close(err);
       return false;
     }
-    w.writeData(tb.data(), tb.size());
+    if (widened(d)) {
+      std::vector<float> v = widenHalf(d.tensor->data_type(), tb.data(), tb.size());
+      w.writeData(v.data(), v.size() * sizeof(float));
+    } else {
+      w.writeData(tb.data(), tb.size());
+    }
     w.finishTensor();
     total += tb.size();
     if (opts_.progress && total - lastReport >= (256u << 20)) {

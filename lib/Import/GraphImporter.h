@@ -128,6 +128,9 @@ private:
   const mlir::photon::ImportOptions &opts_;
   std::vector<WeightDecl> weights_;
   llvm::StringMap<size_t> weightIndex_;
+  /// The module run() built (the photon raiser and photon-raise-local rewrite it in
+  /// place); writeWeights reads the weights' uses from it.
+  mlir::ModuleOp module_;
   int64_t nodesDone_ = 0, nodesTotal_ = 0;
   int inlineDepth_ = 0;
 };

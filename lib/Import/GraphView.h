@@ -9,6 +9,7 @@
 #define PHOTON_LIB_IMPORT_GRAPHVIEW_H
 
 #include "onnx/onnx_pb.h"
+#include "photon/weights_format.h"
 
 #include <cstring>
 #include <map>
@@ -88,7 +89,9 @@ public:
   bool constFloats(const std::string &v, std::vector<float> &vals,
                    std::vector<int64_t> &shape) const {
     const onnx::TensorProto *t = constantTensor(v);
-    if (!t || t->data_type() != onnx::TensorProto::FLOAT) return false;
+    const bool f16 = t && t->data_type() == onnx::TensorProto::FLOAT16;
+    const bool bf16 = t && t->data_type() == onnx::TensorProto::BFLOAT16;
+    if (!t || (t->data_type() != onnx::TensorProto::FLOAT && !f16 && !bf16)) return false;
     int64_t n = 1;
     shape.assign(t->dims().begin(), t->dims().end());
     for (auto d : shape) {
@@ -97,6 +100,22 @@ public:
     }
     if (n > (1 << 22)) return false;
     vals.resize(n);
+    if (f16 || bf16) { // a half-precision export's constant, widened as the importer does
+      auto widen = [&](uint16_t h) {
+        return f16 ? ::photon::weights::f16ToF32(h) : ::photon::weights::bf16ToF32(h);
+      };
+      if (t->int32_data_size() == n) {
+        for (int64_t i = 0; i < n; ++i) vals[i] = widen(static_cast<uint16_t>(t->int32_data(i)));
+        return true;
+      }
+      if ((int64_t)t->raw_data().size() != 2 * n) return false;
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        memcpy(&h, t->raw_data().data() + 2 * i, 2);
+        vals[i] = widen(h);
+      }
+      return true;
+    }
     if (t->float_data_size() == n) {
       for (int64_t i = 0; i < n; ++i) vals[i] = t->float_data(i);
       return true;

@@ -120,7 +120,14 @@ public:
         const onnx::NodeProto *mean = prod(in(add, s2));
         if (!mean || mean->op_type() != "ReduceMean") continue;
         auto e = scalar(in(add, 1 - s2));
-        if (!e || std::fabs(*e - eps) > 1e-3 * eps)
+        // A half-precision export holds eps rounded to f16 / bf16 (1e-5 is subnormal in f16).
+        namespace W = ::photon::weights;
+        float epsF = static_cast<float>(eps);
+        auto isEps = [&](double x) {
+          return std::fabs(x - eps) <= 1e-3 * eps ||
+                 x == W::f16ToF32(W::f32ToF16(epsF)) || x == W::bf16ToF32(W::f32ToBF16(epsF));
+        };
+        if (!e || !isEps(*e))
           return fail(add, w, P, "epsilon is not photon.config norm_eps = " + Twine(std::to_string(eps))), failure();
         const onnx::NodeProto *pw = prod(in(mean, 0));
         if (!pw || pw->op_type() != "Pow" || in(pw, 0) != x)
@@ -570,7 +577,9 @@ LogicalResult Raiser::preparePlain() {
   // Every weight the sequence names exists; every float initializer is one of them.
   std::set<std::string> inits, used;
   for (const auto &t : mp.graph().initializer())
-    if (t.data_type() == onnx::TensorProto::FLOAT) inits.insert(t.name());
+    if (t.data_type() == onnx::TensorProto::FLOAT || t.data_type() == onnx::TensorProto::FLOAT16 ||
+        t.data_type() == onnx::TensorProto::BFLOAT16) // half exports: widened at import
+      inits.insert(t.name());
   for (auto &c : calls)
     for (auto &i : c.inputs)
       if (!i.empty() && i != "tokens") {

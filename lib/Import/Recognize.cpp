@@ -76,7 +76,10 @@ std::vector<int64_t> Recognizer::dims(const std::string &init) {
 
 bool Recognizer::isFloatInit(const std::string &v) {
   const onnx::TensorProto *t = initializer(v);
-  return t && t->data_type() == onnx::TensorProto::FLOAT;
+  // f16 / bf16 initializers (a half-precision export) are weights too: imported as f32.
+  return t && (t->data_type() == onnx::TensorProto::FLOAT ||
+               t->data_type() == onnx::TensorProto::FLOAT16 ||
+               t->data_type() == onnx::TensorProto::BFLOAT16);
 }
 
 std::string Recognizer::fmt(double v) {

@@ -274,7 +274,9 @@ bool Recognizer::prepare(RecognizedModel &out) {
                                  i->name() + "'); the decoder-only form takes only the token "
                                  "ids (and past key/value caches)");
       out.tokensInput = i->name();
-    } else if (et == onnx::TensorProto::FLOAT && i->type().tensor_type().shape().dim_size() == 4) {
+    } else if ((et == onnx::TensorProto::FLOAT || et == onnx::TensorProto::FLOAT16 ||
+                et == onnx::TensorProto::BFLOAT16) &&
+               i->type().tensor_type().shape().dim_size() == 4) {
       cacheInputs.insert(i->name());
     } else {
       return fail(nullptr, "graph input '" + i->name() + "' is neither the token ids nor a "
