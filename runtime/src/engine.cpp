@@ -1241,7 +1241,15 @@ Status Engine::step(const TokenCallback &cb, int &active) {
     toPrefill.push_back(&s);
     take.push_back(n);
   }
-  if (pst) pst = prefillBatch(toPrefill, take);
+  if (pst && opts_.batchPrefill) {
+    pst = prefillBatch(toPrefill, take);
+  } else if (pst) {
+    for (size_t i = 0; i < toPrefill.size() && pst; ++i) {
+      Sequence *one = toPrefill[i];
+      pst = prefillBatch({one}, {take[i]});
+      if (!pst) toPrefill.assign(1, one); // the sequence whose prefill failed
+    }
+  }
   if (!pst && pst.code() == PHOTON_ERR_CANCELLED) {
     // Cancelled inside the prefill: these requests are reported as cancelled with the others.
     finishAll(PHOTON_FINISH_CANCELLED, cb);

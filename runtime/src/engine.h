@@ -47,6 +47,9 @@ struct EngineOptions {
   /// whole when admitted. With a chunk, a long prompt takes several steps (PHOTON: whole
   /// meta-contexts, at least one per step) and the running sequences decode in between.
   int64_t prefillChunk = 0;
+  /// Prefill the sequences of a step together (shared stage calls, docs/runtime.md "Batched
+  /// prefill"); false: one sequence per call, as before batching (for measurements).
+  bool batchPrefill = true;
   /// Tests and debugging: called on the scheduler thread with the logits each generated token
   /// is sampled from (before sampling; `vocab` floats). Empty: not called.
   std::function<void(uint64_t id, const float *logits, int vocab)> logitsObserver;

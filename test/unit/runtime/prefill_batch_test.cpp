@@ -65,13 +65,14 @@ struct Generation {
 
 // together = false: each request alone through its own run; true: all submitted, then one run.
 Generation generate(const Model &model, photon_mode mode, const std::vector<Req> &reqs, bool together,
-             int64_t prefillChunk) {
+             int64_t prefillChunk, bool batchPrefill = true) {
   Generation run;
   std::map<uint64_t, Result> byId;
   EngineOptions o;
   o.mode = mode;
   o.memoryBudget = 256ull << 20;
   o.prefillChunk = prefillChunk;
+  o.batchPrefill = batchPrefill;
   o.logitsObserver = [&](uint64_t id, const float *l, int v) {
     byId[id].logits.emplace_back(l, l + v);
   };
@@ -148,9 +149,14 @@ TEST_P(PrefillBatch, EqualsPrefillAlone) {
       ASSERT_EQ(together.results.size(), reqs.size());
       EXPECT_EQ(together.stats.peakBatch, static_cast<int>(reqs.size()));
       EXPECT_EQ(together.stats.prefillTokens, static_cast<uint64_t>(promptTokens));
-      // Batched: fewer calls of the prefill stage than one sequence at a time.
+      // Batched: fewer calls of the prefill stage than one sequence at a time; with
+      // batchPrefill off, together makes as many calls as alone and the same tokens.
       if (chunk == 0) {
         EXPECT_LT(together.stats.prefillCalls, alone.stats.prefillCalls);
+        const Generation unbatched = generate(*model, mode, reqs, true, 0, false);
+        EXPECT_EQ(unbatched.stats.prefillCalls, alone.stats.prefillCalls);
+        for (size_t i = 0; i < reqs.size() && i < unbatched.results.size(); ++i)
+          EXPECT_EQ(unbatched.results[i].tokens, alone.results[i].tokens) << "request " << i;
       }
       // Largest |logit difference|: of the first generated token (the prefill's own output),
       // and over every generated token.
