@@ -21,10 +21,11 @@ run(${CMAKE_COMMAND} -G Ninja -S ${SRC} -B ${BIN} -DCMAKE_BUILD_TYPE=RelWithDebI
     -DPHOTON_BUILD_COMPILER=OFF -DPHOTON_ENABLE_SANITIZERS=ON
     -DCMAKE_C_COMPILER=${CC} -DCMAKE_CXX_COMPILER=${CXX})
 run(${CMAKE_COMMAND} --build ${BIN} -j 2 --target photon-runtime-tests photon-capi-tests photon-run-tests
-    photon-hostile-capi-tests)
+    photon-hostile-capi-tests photon-device-tests)
 set(ENV{ASAN_OPTIONS} "detect_leaks=1:abort_on_error=0")
 set(ENV{UBSAN_OPTIONS} "print_stacktrace=1:halt_on_error=1")
-foreach(t photon-runtime-tests photon-capi-tests photon-run-tests photon-hostile-capi-tests)
+foreach(t photon-runtime-tests photon-capi-tests photon-run-tests photon-hostile-capi-tests
+          photon-device-tests)
   message(STATUS "running ${t} under ASan + UBSan")
   run(${BIN}/unittests/${t} --gtest_brief=1)
 endforeach()
