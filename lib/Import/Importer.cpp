@@ -6,6 +6,7 @@
 #include "OnnxModel.h"
 
 #include "photon/Dialect/PhotonDialect.h"
+#include "photon/Dialect/PhotonOps.h"
 #include "photon/Import/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -33,6 +34,37 @@ void mlir::photon::loadImportDialects(MLIRContext &context) {
                       mlir::photon::PhotonDialect>();
 }
 
+/// photon-import --explain after photon-raise-local: which ONNX node (the raised op's
+/// location) became which photon op, and how many of each.
+static void explainLocalRaising(ModuleOp module, llvm::raw_ostream &os) {
+  using namespace mlir::photon;
+  llvm::StringMap<int> counts;
+  std::vector<std::string> lines;
+  module.walk([&](Operation *op) {
+    if (!isa<LinearOp, RMSNormOp, LayerNormOp, GeluOp, SwiGLUOp>(op)) return;
+    StringRef what = op->getName().getStringRef();
+    ++counts[what];
+    std::string node = "?";
+    if (auto n = dyn_cast<NameLoc>(op->getLoc())) node = n.getName().str();
+    lines.push_back("  node '" + node + "' -> " + what.str());
+  });
+  os << "photon-import: local raising (photon-raise-local) of the upstream ops: ";
+  if (lines.empty()) {
+    os << "nothing raised\n";
+    return;
+  }
+  bool first = true;
+  for (StringRef k : {LinearOp::getOperationName(), RMSNormOp::getOperationName(),
+                      LayerNormOp::getOperationName(), GeluOp::getOperationName(),
+                      SwiGLUOp::getOperationName()})
+    if (counts.count(k)) {
+      os << (first ? "" : ", ") << counts[k] << " " << k;
+      first = false;
+    }
+  os << "\n";
+  for (const auto &l : lines) os << l << "\n";
+}
+
 static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
                                          const mlir::photon::ImportOptions &options) {
   GraphImporter gi(context, model, options);
@@ -48,6 +80,7 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
     PassManager pm(&context);
     pm.addPass(mlir::photon::createPhotonRaiseLocal());
     if (failed(pm.run(*module))) return nullptr;
+    if (options.explain) explainLocalRaising(*module, *options.explain);
   }
   if (!options.checkOnly && !options.weightsOut.empty() && !gi.writeWeights()) return nullptr;
   return module;
