@@ -24,8 +24,17 @@
 //           for k in k0..k0+KC: xv[q] = xp[p][k][qL..]; acc[i][q] += bcast(w[n+i, k]) * xv[q]
 //           y[p*PW + j, n+i] += acc[i][j]         (transposed store, once per KC)
 //
+// A last panel of at most L rows runs a narrow tile of 2R weight rows x 1 vector (the wide
+// tile would spend half or more of its FMAs on the zero padding).
+//
 // The generic's accumulator (zero fill or bias) stays in y, so the rewrite keeps the op's
 // semantics up to the order of the floating-point additions.
+//
+// Groups: matmuls with the same operand types on the same x (q, k, v; gate, up), whose
+// buffers no op between them touches (canRunAtLast), become one call at the last of them of
+// `__photon_matmul..._<N>x<K>_x<G>(x, w_1..w_G, y_1..y_G[, r, g])`: x is packed or
+// norm-scaled once, and the loops over (weight, row block) are one scf.parallel, i.e. one
+// OpenMP region per group instead of a fork/join per matmul.
 //
 // Reduced-precision weights (photon-compile --weights, docs/compiler.md "Weight formats"):
 // the generic reads w as f16 / bf16 (`arith.extf` in its body) or as q8 (i8 q and f16
