@@ -126,7 +126,7 @@ int compareLogits(const char *got, const char *want, double atol, double rtol) {
     worst = std::max(worst, d);
     if (std::fabs(b[i]) > 0) worstRel = std::max(worstRel, d / std::fabs(b[i]));
   }
-  std::printf("logits: %zu values, max |diff| %.3g, max rel %.3g, %zu outside atol %g + rtol %g\n",
+  std::printf("logits: %zu values, max abs diff %.3g, max rel diff %.3g, %zu outside atol %g + rtol %g\n",
               a.size(), worst, worstRel, bad, atol, rtol);
   return bad ? 1 : 0;
 }
