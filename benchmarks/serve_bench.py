@@ -91,15 +91,17 @@ def rss_bytes(pid):
 
 
 def compile_bundled(compiler, out_dir):
-    """reference/models/small-{photon,vanilla} -> OUT_DIR/small-*.photon (when older)."""
+    """reference/models/small-{photon,vanilla} -> OUT_DIR/small-*.photon (when older than the
+    ONNX file or the compiler)."""
     arts = {}
     os.makedirs(out_dir, exist_ok=True)
     for m in ("photon", "vanilla"):
         src = os.path.join(ROOT, "reference", "models", "small-" + m)
         art = os.path.join(out_dir, "small-%s.photon" % m)
         onnx = os.path.join(src, "model.onnx")
+        newest = max(os.path.getmtime(onnx), os.path.getmtime(compiler))
         if not os.path.exists(os.path.join(art, "manifest.json")) or \
-                os.path.getmtime(os.path.join(art, "manifest.json")) < os.path.getmtime(onnx):
+                os.path.getmtime(os.path.join(art, "manifest.json")) < newest:
             print("compiling %s -> %s" % (os.path.relpath(onnx, ROOT), art), file=sys.stderr)
             subprocess.run([compiler, onnx, "--tokenizer", os.path.join(src, "tokenizer.model"),
                             "--target", "cpu", "-q", "-o", art], check=True)
