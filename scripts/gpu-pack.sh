@@ -61,7 +61,9 @@ for fx in "${FIXTURES[@]}"; do
   [ -f "$src/model.onnx" ] || die "no fixture $src/model.onnx"
   [ -d "$cpu" ] || die "no CPU artifact $cpu (ninja photon-fixture-artifacts)"
   echo "gpu-pack: photon-compile $fx --target cuda:sm_80,sm_90"
-  "$BUILD/bin/photon-compile" "$src/model.onnx" --target cuda:sm_80,sm_90 \
+  # The stages' host code runs on the GPU machine's CPU, which is not this one: x86-64-v3
+  # (AVX2 + FMA) instead of this host's features, or the loader refuses a CPU without them.
+  "$BUILD/bin/photon-compile" "$src/model.onnx" --target cuda:sm_80,sm_90 --cpu x86-64-v3 \
     -o "$PACK/artifacts/$fx.photon" -q || die "photon-compile failed for $fx"
   mkdir -p "$PACK/fixtures/$fx"
   cp "$src/gen.json" "$src/tokens.npy" "$src/logits.npy" "$PACK/fixtures/$fx/"
