@@ -82,6 +82,9 @@ Status Engine::create(const Model &model, const EngineOptions &opts, std::unique
   if (e->opts_.threads < 0)
     return error(PHOTON_ERR_INVALID_ARGUMENT, "threads must be >= 0 (0 = the default)");
   if (e->opts_.memoryBudget == 0) e->opts_.memoryBudget = defaultCacheBudget(model);
+  if (e->opts_.threads == 0 && model.parallel() && !std::getenv("OMP_NUM_THREADS") &&
+      model.computeThreads() > 1)
+    e->coreMonitor_ = std::make_unique<CoreMonitor>(model.computeThreads());
   if (m.family == PHOTON_FAMILY_FORWARD)
     return error(PHOTON_ERR_UNSUPPORTED,
                  "this is a forward-only artifact (photon-compile did not recognize a PHOTON, "
@@ -1165,6 +1168,7 @@ Status Engine::prefillPart(Sequence &s, int64_t budget, int64_t &used) {
 Status Engine::step(const TokenCallback &cb, int &active) {
   // OpenMP's thread count is per calling thread: set it on whichever thread steps.
   if (opts_.threads > 0) model_.setComputeThreads(opts_.threads);
+  else if (coreMonitor_) model_.setComputeThreads(coreMonitor_->pick());
   // Requests and cancellations that other threads queued since the last step.
   bool cbCancelled = false;
   drainInbox(cb, cbCancelled);

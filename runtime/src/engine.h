@@ -6,6 +6,7 @@
 
 #include "artifact.h"
 #include "cache.h"
+#include "cores.h"
 #include "device_stage.h"
 #include "memref.h"
 #include "sampler.h"
@@ -198,6 +199,8 @@ private:
 
   const Model &model_;
   EngineOptions opts_;
+  // threads = 0 on an --openmp artifact without OMP_NUM_THREADS: the cores others leave free.
+  std::unique_ptr<CoreMonitor> coreMonitor_;
   CacheManager cache_;
   std::unique_ptr<StageRunner> runner_; // stage calls through the model's device backend
   Sampler sampler_;

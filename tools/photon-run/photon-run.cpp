@@ -59,7 +59,8 @@ generation:
   --overlap never|auto|always  RecGen: run the next top-level step on a second thread while
                             tokens render (default auto: where it pays)
   --threads N               compute threads of an artifact compiled with --openmp (default:
-                            OMP_NUM_THREADS, else every core; a sequential artifact uses 1)
+                            OMP_NUM_THREADS, else the cores other processes leave free,
+                            re-measured every 0.25 s; a sequential artifact uses 1)
   --json                    print one JSON object with every request and the statistics
   --quiet                   no streaming and no statistics (just the texts)
 

@@ -219,8 +219,11 @@ typedef struct photon_engine_options {
                               (default: a second core and a step slower than a thread
                               start), 2 = always */
   int32_t threads;         /* compute threads of an artifact compiled with --openmp;
-                              0 = OpenMP's default (OMP_NUM_THREADS, else every core);
-                              ignored by a sequential artifact */
+                              0 = automatic: OMP_NUM_THREADS if set, else every core that
+                              other processes leave free, re-measured from /proc/stat every
+                              0.25 s while the engine steps (a busy core slows every
+                              fork/join of the kernels more than it adds); ignored by a
+                              sequential artifact */
   photon_cache_policy cache_policy; /* default RESERVE */
   int32_t eos_id;          /* end of sequence: -1 (default) = the tokenizer's id, if it has
                               one; -2 = none; >= 0 = this token id */
