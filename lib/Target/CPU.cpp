@@ -126,6 +126,9 @@ LogicalResult addStageWrappers(ModuleOp module, std::vector<StageInfo> &stages) 
     auto w = func::FuncOp::create(b, loc, "__photon_stage_" + stage,
                                   FunctionType::get(ctx, wTypes, {}));
     w->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
+    // The symbols of the argument dimensions (equal symbols are equal sizes): the workspace
+    // plan bounds the stage's buffers in them (photon-plan-workspace).
+    if (argShapes) dialect->getArgShapesAttrHelper().setAttr(w, argShapes);
     Block *entry = w.addEntryBlock();
     b.setInsertionPointToStart(entry);
     SmallVector<Value> callArgs{entry->getArgument(0)};

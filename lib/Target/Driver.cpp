@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "photon/Target/Driver.h"
+#include "photon/Target/WorkspaceManifest.h"
 #include "photon/Dialect/PhotonDialect.h"
 #include "photon/Target/CPU.h"
 #include "photon/Target/ForwardOnly.h"
@@ -307,6 +308,12 @@ int mlir::photon::compileModel(const CompileOptions &opts) {
       return fail(err);
   }
   if (!saveIR(saveTemps, *module, "03-llvm.mlir")) return 1;
+  // The stage workspace photon-plan-workspace planned, per sequence of a decode step (one
+  // unit: B = 1, n = 1; S = the token streams of one sequence).
+  WorkspaceSummary ws = readWorkspacePlan(
+      *module, stages,
+      {{"B", 1}, {"n", 1}, {"S", forwardOnly ? 1 : plan->tokenStreams}});
+  if (opts.report) printWorkspaceReport(ws, llvm::outs());
   if (opts.emit == "llvm") {
     module->print(llvm::outs());
     return 0;
@@ -403,10 +410,23 @@ int mlir::photon::compileModel(const CompileOptions &opts) {
       if (!a.io.empty()) o["io"] = a.io;
       args.push_back(std::move(o));
     }
-    st.push_back(llvm::json::Object{{"name", s.name}, {"symbol", s.symbol}, {"args", std::move(args)}});
+    llvm::json::Object so{{"name", s.name}, {"symbol", s.symbol}, {"args", std::move(args)}};
+    for (const StageWorkspace &w : ws.stages)
+      if (w.stage == s.name) so["workspace"] = stageWorkspaceJson(w);
+    st.push_back(std::move(so));
   }
   m["stages"] = std::move(st);
-  if (!forwardOnly) m["cost_model"] = costModelJson(*plan);
+  if (ws.planned) m["workspace"] = workspaceJson(ws);
+  if (!forwardOnly) {
+    llvm::json::Object cm = costModelJson(*plan);
+    // The planned workspace is per-sequence memory too (docs/compiler.md, "Stage workspace").
+    if (ws.planned)
+      if (auto *nc = cm.getObject("non_cache_bytes_per_sequence")) {
+        (*nc)["stage_workspace"] = ws.bytesPerSequence;
+        if (auto t = nc->getInteger("total")) (*nc)["total"] = *t + ws.bytesPerSequence;
+      }
+    m["cost_model"] = std::move(cm);
+  }
   {
     std::error_code ec;
     llvm::raw_fd_ostream os(man, ec);

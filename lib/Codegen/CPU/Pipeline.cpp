@@ -64,6 +64,9 @@ void buildPhotonLowerToLLVMPipeline(OpPassManager &pm, bool openmp, bool matmulK
   // Intermediates freed after their last use, not at the end of the stage (the peak of a
   // stage call is then its largest live set, not the sum of its buffers).
   pm.addPass(createPhotonFreeAtLastUse());
+  // Those intermediates at planned offsets of the per-thread workspace the runtime sets once
+  // (no malloc per stage call).
+  pm.addPass(createPhotonPlanWorkspace());
   if (failed(parsePassPipeline(openmp ? kLowerToLLVMParallelLoops : kLowerToLLVMLoops, pm, os)))
     llvm::report_fatal_error(llvm::Twine("photon-lower-to-llvm pipeline: ") + err);
   if (openmp) {

@@ -172,6 +172,50 @@ def PhotonFreeAtLastUse : Pass<"photon-free-at-last-use", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }
 
+def PhotonPlanWorkspace : Pass<"photon-plan-workspace", "::mlir::ModuleOp"> {
+  let summary = "Place stage intermediates at planned offsets of one per-thread workspace";
+  let description = [{
+    Runs after photon-free-at-last-use. Every `memref.alloc` of a stage function (public,
+    `llvm.emit_c_interface`) or of a kernel called only from stages that lies outside loops,
+    has an identity layout and its deallocation in its own block gets an offset in one
+    workspace buffer. Its live interval is [alloc, dealloc] in the function's pre-order. Its
+    size is bounded as `a + b x rows`: each dynamic size is solved in the function's argument
+    dimensions by the upstream ValueBoundsConstraintSet, else through the index arithmetic
+    the lowering emits (products, divisions and remainders by constants, reshapes); the rows
+    are a product of argument dimensions named by the stage's `photon.arg_shapes` (`S`, `B`,
+    `n`): for a stage the atoms covering most bytes, for a kernel all of its atoms. Offsets
+    `p + o x rows` are assigned greedily (largest first, first fit among buffers live at the
+    same time, disjoint in both coordinates, so valid for every row count), 64-byte aligned.
+    Each buffer becomes a `memref.view` of the workspace and its deallocation goes; the rest
+    (sizes with no bound, allocations in loops, other rows) stay heap allocations, counted
+    with their reason.
+
+    The workspace is per thread: model.so gets thread-local globals and exports
+    `void photon_workspace_set(void *ptr, int64_t bytes)`, which the runtime calls once per
+    engine thread with a buffer sized from the manifest. A function needing more than the
+    workspace holds (or called with none set) allocates its need once and frees it at
+    return. Kernels place their scratch after the calling stage's own bytes.
+
+    The plan is recorded in the module attribute `photon.workspace_plan` (per function:
+    `fixed_bytes`, `row_bytes`, `rows` (the atoms' names; `a<arg>.<dim>` where no symbol
+    names them), `planned`, `heap`, `heap_reasons`; per stage the `kernels` it calls with
+    their scratch bounded in the stage's atoms at each call site), which photon-compile
+    writes into the manifest and `--report`.
+
+    ```mlir
+    %a = memref.alloc(%s) {alignment = 64 : i64} : memref<?x32xf32>
+    ...
+    memref.dealloc %a : memref<?x32xf32>
+    // becomes
+    %a = memref.view %ws[%off][%s] : memref<?xi8> to memref<?x32xf32>
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect", "::mlir::photon::PhotonDialect"
+  ];
+}
+
 def PhotonOmpDynamicSchedule : Pass<"photon-omp-dynamic-schedule", "::mlir::ModuleOp"> {
   let summary = "Set schedule(dynamic) on every omp.wsloop";
   let description = [{
