@@ -443,20 +443,66 @@ void emitSplitK(OpBuilder &b, Location loc, Value x, ArrayRef<Value> ws, ArrayRe
                   });
 }
 
+/// wblk[n - n0, k - k0] = w[n, k] as f32 (widened; times the group's scale for q8 / q4) for
+/// n in [n0, n1), k in [k0, k1). Whole vectors where the block allows (f16 / bf16 / q8 with
+/// k0 and the block's width multiples of the vector, and for q8 of a group within one
+/// vector's reach); q4 and the rest element by element.
+void emitWidenBlock(OpBuilder &b, Location loc, Value w, Value d, int64_t group, Value wblk,
+                    Value n0, Value n1, Value k0, Value k1, int64_t lanes) {
+  Value c1 = cidx(b, loc, 1);
+  const bool q4 = isQ4(w, d);
+  const bool vec = !q4 && (!d || group % lanes == 0);
+  auto vt = VectorType::get({lanes}, b.getF32Type());
+  scf::ForOp::create(b, loc, n0, n1, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value n, ValueRange) {
+    Value bn = arith::SubIOp::create(b, loc, n, n0);
+    Value kv = k0;
+    if (vec) {
+      // k0 .. k0 + lanes * floor((k1 - k0) / lanes) in vectors
+      Value span = arith::SubIOp::create(b, loc, k1, k0);
+      kv = arith::AddIOp::create(b, loc, k0,
+                                 arith::SubIOp::create(b, loc, span,
+                                                       arith::RemUIOp::create(b, loc, span, cidx(b, loc, lanes))));
+      scf::ForOp::create(b, loc, k0, kv, cidx(b, loc, lanes), ValueRange{},
+                         [&](OpBuilder &b, Location loc, Value k, ValueRange) {
+                           Value v = loadWeightVector(b, loc, w, n, k, lanes);
+                           if (d) {
+                             Value gi = arith::DivUIOp::create(b, loc, k, cidx(b, loc, group));
+                             Value ds = memref::LoadOp::create(b, loc, d, ValueRange{n, gi});
+                             Value sc = arith::ExtFOp::create(b, loc, b.getF32Type(), ds);
+                             v = arith::MulFOp::create(b, loc, v, vector::BroadcastOp::create(b, loc, vt, sc));
+                           }
+                           vector::StoreOp::create(b, loc, v, wblk,
+                                                   ValueRange{bn, arith::SubIOp::create(b, loc, k, k0)});
+                           scf::YieldOp::create(b, loc);
+                         });
+    }
+    scf::ForOp::create(b, loc, kv, k1, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value k, ValueRange) {
+      memref::StoreOp::create(b, loc, loadWeightScalar(b, loc, w, d, group, n, k), wblk,
+                              ValueRange{bn, arith::SubIOp::create(b, loc, k, k0)});
+      scf::YieldOp::create(b, loc);
+    });
+    scf::YieldOp::create(b, loc);
+  });
+}
+
 /// One R x (P * L) register tile of the packed GEMM: weight rows [n, n + R), the first
 /// P vectors of panel p of xp (panels are PW = gemm-vecs * L rows wide; P < gemm-vecs for
 /// the narrow tile of a last panel with few rows), k in [k0, k1); adds the tile into y
 /// (transposed), `valid` rows of the panel.
 void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value n, Value p,
                   Value k0, Value k1, Value valid, int64_t R, int64_t P, int64_t K,
-                  const PhotonMatmulKernelsOptions &o, Value d = {}, int64_t group = 0) {
+                  const PhotonMatmulKernelsOptions &o, Value d = {}, int64_t group = 0,
+                  Value wn0 = {}, Value wk0 = {}) {
   int64_t L = o.lanes, PW = L * o.gemmVecs;
   auto vt = VectorType::get({L}, b.getF32Type());
   Value zero = arith::ConstantOp::create(b, loc, vt, DenseElementsAttr::get(vt, 0.0f));
   SmallVector<Value> init(R * P, zero);
-  SmallVector<Value> rowIdx;
+  SmallVector<Value> rowIdx, wRowIdx;
   for (int64_t i = 0; i < R; ++i)
     rowIdx.push_back(i == 0 ? n : arith::AddIOp::create(b, loc, n, cidx(b, loc, i)));
+  // w may be a dequantized block of the weight: rows from wn0, k from wk0
+  for (int64_t i = 0; i < R; ++i)
+    wRowIdx.push_back(wn0 ? arith::SubIOp::create(b, loc, rowIdx[i], wn0).getResult() : rowIdx[i]);
   Value panelBase = arith::MulIOp::create(b, loc, p, cidx(b, loc, K * PW));
   auto kLoop = scf::ForOp::create(
       b, loc, k0, k1, cidx(b, loc, 1), init,
@@ -469,8 +515,9 @@ void emitGemmTile(OpBuilder &b, Location loc, Value xp, Value w, Value y, Value 
           xv.push_back(vector::LoadOp::create(b, loc, vt, xp, ValueRange{o2}));
         }
         SmallVector<Value> next(R * P);
+        Value wk = wk0 ? arith::SubIOp::create(b, loc, k, wk0).getResult() : k;
         for (int64_t i = 0; i < R; ++i) {
-          Value ws = loadWeightScalar(b, loc, w, d, group, rowIdx[i], k);
+          Value ws = loadWeightScalar(b, loc, w, d, group, wRowIdx[i], wk);
           Value wb = vector::BroadcastOp::create(b, loc, vt, ws);
           for (int64_t q = 0; q < P; ++q)
             next[i * P + q] = vector::FMAOp::create(b, loc, wb, xv[q], acc[i * P + q]);
@@ -571,13 +618,28 @@ void emitGemm(OpBuilder &b, Location loc, Value x, ArrayRef<Value> ws, ArrayRef<
     scf::YieldOp::create(b, loc);
   });
   int64_t KC = std::min(K, o.gemmKC);
+  // Reduced-precision weights (f16, bf16, q8, q4): every tile would widen (and scale) each
+  // weight it broadcasts, once per panel of x. Instead the (n-block x k-block) of the weight
+  // is widened once into an f32 block that all panels' tiles read: the conversion is paid
+  // once per MC x KC weights, not once per 32 rows of x.
+  const bool widen = cast<MemRefType>(ws[0].getType()).getElementType() != b.getF32Type();
+  int64_t MCb = std::max<int64_t>(R, o.gemmMC - o.gemmMC % R);
   auto kBlocks = [&](OpBuilder &b, Location loc, Value w, Value y, Value n0, Value n1,
                      int64_t rows) {
+    Value wblk;
+    if (widen)
+      wblk = memref::AllocOp::create(b, loc, MemRefType::get({MCb, KC}, b.getF32Type()),
+                                     b.getI64IntegerAttr(64));
     scf::ForOp::create(
         b, loc, c0, cidx(b, loc, K), cidx(b, loc, KC), ValueRange{},
         [&](OpBuilder &b, Location loc, Value k0, ValueRange) {
           Value k1 = arith::MinSIOp::create(b, loc, arith::AddIOp::create(b, loc, k0, cidx(b, loc, KC)),
                                             cidx(b, loc, K));
+          Value tw = w, td = d, tn0, tk0;
+          if (widen) {
+            emitWidenBlock(b, loc, w, d, group, wblk, n0, n1, k0, k1, o.lanes);
+            tw = wblk, td = Value(), tn0 = n0, tk0 = k0;
+          }
           scf::ForOp::create(
               b, loc, c0, np, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value p, ValueRange) {
                 Value rest = arith::SubIOp::create(b, loc, M, arith::MulIOp::create(b, loc, p, cpw));
@@ -586,8 +648,8 @@ void emitGemm(OpBuilder &b, Location loc, Value x, ArrayRef<Value> ws, ArrayRef<
                                  int64_t tp) {
                   scf::ForOp::create(b, loc, lo, hi, cidx(b, loc, tr), ValueRange{},
                                      [&](OpBuilder &b, Location loc, Value n, ValueRange) {
-                                       emitGemmTile(b, loc, xp, w, y, n, p, k0, k1, valid, tr, tp,
-                                                    K, o, d, group);
+                                       emitGemmTile(b, loc, xp, tw, y, n, p, k0, k1, valid, tr, tp,
+                                                    K, o, td, group, tn0, tk0);
                                        scf::YieldOp::create(b, loc);
                                      });
                 };
@@ -623,10 +685,11 @@ void emitGemm(OpBuilder &b, Location loc, Value x, ArrayRef<Value> ws, ArrayRef<
               });
           scf::YieldOp::create(b, loc);
         });
+    if (wblk) memref::DeallocOp::create(b, loc, wblk);
   };
   int64_t nr = N - N % R;
   if (nr > 0) {
-    int64_t MC = std::max<int64_t>(R, o.gemmMC - o.gemmMC % R);
+    int64_t MC = MCb;
     emitGroupLoop(b, loc, G, c0, cidx(b, loc, nr), cidx(b, loc, MC), par,
                   [&](OpBuilder &b, Location loc, Value gi, Value n0) {
                     Value n1 = arith::MinSIOp::create(

@@ -24,8 +24,19 @@
 // CHECK:         call @__photon_matmul_q4_6x64(%arg0, %arg1, %arg3, %arg2)
 // CHECK-LABEL: func.func @not_grouped
 // CHECK:         linalg.generic
+// The GEMM (M >= gemm-min-rows) widens each block of the weight (gemm-mc rows x gemm-kc
+// columns) once into an f32 block that the tiles of every panel of x read; the GEMV widens in
+// the dot product.
 // CHECK-LABEL: func.func private @__photon_matmul_f16_6x64
 // CHECK-SAME:    memref<6x64xf16>
+// CHECK:         %[[BLK:.*]] = memref.alloc() {alignment = 64 : i64} : memref<64x64xf32>
+// CHECK:         %[[HB:.*]] = vector.load %arg1[{{.*}}] : memref<6x64xf16>, vector<8xf16>
+// CHECK:         %[[EB:.*]] = arith.extf %[[HB]] : vector<8xf16> to vector<8xf32>
+// CHECK:         vector.store %[[EB]], %[[BLK]][{{.*}}] : memref<64x64xf32>, vector<8xf32>
+// CHECK:         memref.load %[[BLK]][{{.*}}] : memref<64x64xf32>
+// CHECK:         memref.dealloc %[[BLK]]
+// (the N % gemm-rows weight rows left: a second block of their own)
+// CHECK:         memref.dealloc %{{.*}} : memref<64x64xf32>
 // CHECK:         %[[H:.*]] = vector.load %arg1[{{.*}}] : memref<6x64xf16>, vector<8xf16>
 // CHECK:         %[[E:.*]] = arith.extf %[[H]] : vector<8xf16> to vector<8xf32>
 // CHECK:         vector.fma {{.*}}, %[[E]], {{.*}} : vector<8xf32>
@@ -36,6 +47,13 @@
 // the group's products summed first, then acc = fma(sum, scale, acc).
 // CHECK-LABEL: func.func private @__photon_matmul_q8_6x64
 // CHECK-SAME:    memref<6x64xi8>, %{{.*}}: memref<?x6xf32>, %{{.*}}: memref<6x2xf16>
+// GEMM block: q as f32 times its group's scale, once per weight
+// CHECK:         %[[QB:.*]] = memref.alloc() {alignment = 64 : i64} : memref<64x64xf32>
+// CHECK:         %[[QR:.*]] = vector.load %arg1[{{.*}}] : memref<6x64xi8>, vector<8xi8>
+// CHECK:         %[[QW:.*]] = arith.sitofp %[[QR]] : vector<8xi8> to vector<8xf32>
+// CHECK:         memref.load %arg3[{{.*}}] : memref<6x2xf16>
+// CHECK:         %[[QS:.*]] = arith.mulf %[[QW]], {{.*}} : vector<8xf32>
+// CHECK:         vector.store %[[QS]], %[[QB]]
 // CHECK:         scf.for %[[K:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %{{c32[_0-9]*}} iter_args
 // CHECK:           %[[G:.*]] = arith.divui %[[K]], %{{c32[_0-9]*}} : index
 // CHECK:           %[[S:.*]] = memref.load %arg3[%{{.*}}, %[[G]]] : memref<6x2xf16>
