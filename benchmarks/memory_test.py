@@ -6,11 +6,16 @@ DE setting over batches 1, 2, 4, 8 and checks, for every mode:
 - the heap accounting works: a breakdown is reported, every part is finite, and the runtime's
   heap grows at least by the token-decoder windows it allocates (HierGen/RecGen);
 - what the compiler plans stays within its plan: per sample, the caches plus the token-decoder
-  windows plus the compiled stages' heap (their intermediates' peak) are at most the cost
-  model's per-sample memory (caches at the run's context + non_cache_bytes_per_sequence) plus
+  windows plus the compiled stages' heap are at most the cost model's per-sample memory (caches
+  at the run's context + non_cache_bytes_per_sequence, which counts the stage workspace) plus
   one cache block per level (caches are allocated in blocks);
-- the compiled stages' heap per sample is at most the plan's per-sequence non-cache bytes
-  (before photon-free-at-last-use it was about 8x that on photon-mid).
+- the compiled stages' heap per sample is at most the plan's per-sequence non-cache bytes plus,
+  for a prefill call with more rows than the workspace is sized for, the per-sequence workspace
+  per prompt token (before photon-free-at-last-use it was about 8x that on photon-mid);
+- the stage workspace (photon-plan-workspace): the manifest plans one, the runtime's heap grows
+  by at least its bytes per sequence (the engine sizes it from the manifest for its batch), and
+  the compiled stages make no malloc while decoding (photon-bench's heap interposition counts
+  the mallocs called from model.so: 0 per generated token).
 
 Memory only: no timing assertion (the figures do not depend on the machine's load).
 
@@ -82,19 +87,64 @@ def main():
             if b["runtime_heap"] < 0.99 * b["token_decoder_windows"]:
                 fail(f"{where}: the runtime's heap grows by {b['runtime_heap']:.0f} B per sample, less than "
                      f"the windows it allocates ({b['token_decoder_windows']:.0f} B): allocations are missed")
+        ws = man.get("workspace")
+        if not ws or not isinstance(ws.get("bytes_per_sequence"), int) or ws["bytes_per_sequence"] <= 0:
+            fail(f"{where}: the manifest has no stage workspace ({ws!r})")
+        wsps = ws["bytes_per_sequence"]
+        if nc < wsps or (cm["non_cache_bytes_per_sequence"].get("stage_workspace") != wsps):
+            fail(f"{where}: the cost model's per-sequence bytes ({nc}) do not count the workspace ({wsps})")
+        if b["runtime_heap"] < 0.99 * (b["token_decoder_windows"] + wsps):
+            fail(f"{where}: the runtime's heap grows by {b['runtime_heap']:.0f} B per sample, less than its "
+                 f"windows ({b['token_decoder_windows']:.0f} B) plus the stage workspace ({wsps} B)")
+        # Here the count includes the prefill of the whole prompt in one call (rows beyond the
+        # decode-step sizing: one allocation per such call); the decode path is checked below.
+        mallocs = b.get("stage_mallocs_per_generated_token")
+        if not isinstance(mallocs, (int, float)) or mallocs > 0.1:
+            fail(f"{where}: the compiled stages make {mallocs!r} mallocs per generated token (expected at "
+                 f"most the prefill's fallback: every decode intermediate in the stage workspace)")
         measured = b["cache"] + b["token_decoder_windows"] + max(0.0, b["stage_activations"])
         if measured > planned + block:
             fail(f"{where}: caches + windows + stage heap = {measured:.0f} B per sample > planned "
                  f"{planned:.0f} B (+ {block} B of cache blocks)")
-        if b["stage_activations"] > nc:
+        # The stages' own heap: only prefill calls with more rows than the engine sized the
+        # workspace for (the whole prompt in one call) allocate, at most their plan for those
+        # rows, i.e. the per-sequence workspace per prompt token.
+        prefill_allowance = wsps * r["prompt"]
+        if b["stage_activations"] > nc + prefill_allowance:
             fail(f"{where}: the compiled stages' heap grows by {b['stage_activations']:.0f} B per sample, "
-                 f"more than the planned {nc:.0f} B per sequence besides the caches")
+                 f"more than the planned {nc:.0f} B per sequence besides the caches plus the prefill's "
+                 f"{prefill_allowance:.0f} B")
         print(f"{where}: planned {planned:.0f} B/sample; caches {b['cache']:.0f}, windows "
               f"{b['token_decoder_windows']:.0f}, stages {b['stage_activations']:.0f}, runtime heap "
-              f"{b['runtime_heap']:.0f}, rss {b['rss']:.0f}")
+              f"{b['runtime_heap']:.0f}, workspace {wsps}, stage mallocs/token {mallocs}, rss {b['rss']:.0f}")
         checked += 1
     if checked < 3:
         fail(f"only {checked} results checked (expected vanilla, hiergen and recgen)")
+
+    # The decode path alone: a one-token prompt (its prefill is a decode-sized step), then 48
+    # generated tokens; no stage may malloc (photon-bench counts mallocs called from model.so).
+    js1 = os.path.join(a.work, "decode-mallocs.json")
+    cmd = [a.bench, "--suite", "quick", "--settings", "DE", "--lengths", "DE=1/48", "--slope-batches", "1,4",
+           "--max-batch", "4", "--no-sgemm", "--bw-bytes", "4000000", "--json", js1]
+    for out, _ in arts.values():
+        cmd += ["--model", out]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        fail(f"photon-bench (decode mallocs) exited {p.returncode}:\n{p.stderr[-2000:]}")
+    with open(js1) as f:
+        d1 = json.load(f)
+    modes = 0
+    for r in d1["results"]:
+        where = f"{r['model']}/{r['mode']}/DE=1/48"
+        b = r["memory"].get("breakdown_per_sample_bytes") or {}
+        mallocs = b.get("stage_mallocs_per_generated_token")
+        if mallocs != 0:
+            fail(f"{where}: the compiled stages make {mallocs!r} mallocs per generated token while decoding "
+                 f"(expected 0: every intermediate in the stage workspace)")
+        print(f"{where}: 0 stage mallocs per generated token")
+        modes += 1
+    if modes < 3:
+        fail(f"decode mallocs checked for {modes} modes (expected vanilla, hiergen and recgen)")
     print(f"memory_test.py: OK ({checked} results within their planned bytes)")
 
 

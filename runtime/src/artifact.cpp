@@ -409,6 +409,16 @@ Status parseManifest(const std::string &text, const std::string &file, Manifest 
     }
     m.stages.push_back(std::move(st));
   }
+  if (const Json *ws = jsonGet(root, "workspace")) {
+    if (!ws->is_object()) return c.fail("workspace", "expected an object");
+    Ctx wc{file + ": workspace"};
+    PHOTON_RETURN_IF_ERROR(getInt(wc, *ws, "fixed_bytes", m.workspaceFixedBytes));
+    PHOTON_RETURN_IF_ERROR(getInt(wc, *ws, "bytes_per_sequence", m.workspaceBytesPerSequence));
+    // The engine multiplies the per-sequence bytes by its batch: keep that far from overflow.
+    constexpr int64_t kMaxWorkspace = int64_t(1) << 36;
+    if (m.workspaceFixedBytes > kMaxWorkspace || m.workspaceBytesPerSequence > kMaxWorkspace)
+      return wc.fail("bytes_per_sequence", "more than 64 GiB of stage workspace");
+  }
   return Status::ok();
 }
 
@@ -790,6 +800,9 @@ Status Model::load(const std::string &dirIn, const LoadOptions &opts, std::uniqu
   }
   // An --openmp library (manifest target.threads "openmp") links libomp: its thread-count
   // controls are reachable through the library's handle, which searches its dependencies.
+  // The stage workspace's setter (photon-plan-workspace), when model.so itself defines it.
+  if (void *ws = dlsym(m->lib_, "photon_workspace_set"); ws && definedIn(m->lib_, ws))
+    m->workspaceSet_ = reinterpret_cast<void (*)(void *, int64_t)>(ws);
   m->ompSetNumThreads_ = reinterpret_cast<void (*)(int)>(dlsym(m->lib_, "omp_set_num_threads"));
   m->ompGetMaxThreads_ = reinterpret_cast<int (*)()>(dlsym(m->lib_, "omp_get_max_threads"));
   if (!m->ompSetNumThreads_ || !m->ompGetMaxThreads_) {

@@ -74,6 +74,9 @@ struct Manifest {
   std::map<int, std::string> startLatents;
   std::vector<CacheSpec> caches;
   std::vector<StageSpec> stages;
+  // The stage workspace (photon-plan-workspace, docs/artifact.md): an engine thread needs
+  // workspaceFixedBytes + workspaceBytesPerSequence x its batch; 0 and 0 when none is planned.
+  int64_t workspaceFixedBytes = 0, workspaceBytesPerSequence = 0;
 
   const StageSpec *stage(const std::string &name) const;
   const CacheSpec *cache(int level) const;
@@ -135,6 +138,13 @@ public:
   int computeThreads() const;
   /// Sets the calling thread's OpenMP thread count (no-op for a sequential library).
   void setComputeThreads(int n) const;
+  /// Whether model.so takes a stage workspace (exports photon_workspace_set).
+  bool hasWorkspace() const { return workspaceSet_ != nullptr; }
+  /// Hands the calling thread's stage workspace to model.so (no-op without one): the stages
+  /// place their intermediates in it instead of allocating them per call.
+  void setWorkspace(void *ptr, int64_t bytes) const {
+    if (workspaceSet_) workspaceSet_(ptr, bytes);
+  }
 
 private:
   Model() = default;
@@ -151,6 +161,7 @@ private:
   std::map<int, const float *> startLatents_;
   std::unique_ptr<Tokenizer> tokenizer_;
   void (*ompSetNumThreads_)(int) = nullptr;
+  void (*workspaceSet_)(void *, int64_t) = nullptr;
   int (*ompGetMaxThreads_)() = nullptr;
 };
 

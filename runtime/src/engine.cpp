@@ -16,7 +16,24 @@ double now() {
 }
 } // namespace
 
+void Engine::Workspace::ensure(int64_t n) {
+  if (ptr || n <= 0) return;
+  const int64_t rounded = (n + 63) / 64 * 64;
+  ptr = std::aligned_alloc(64, static_cast<size_t>(rounded)); // pages are touched as used
+  bytes = ptr ? rounded : 0;
+}
+
+void Engine::bindWorkspace(int which) {
+  if (!model_.hasWorkspace()) return;
+  const Manifest &m = model_.manifest();
+  workspace_[which].ensure(m.workspaceFixedBytes +
+                           m.workspaceBytesPerSequence * static_cast<int64_t>(opts_.maxBatch));
+  model_.setWorkspace(workspace_[which].ptr, workspace_[which].bytes);
+}
+
 Engine::~Engine() {
+  // The stepping thread must not keep a pointer into the freed workspace.
+  if (workspace_[0].ptr) model_.setWorkspace(nullptr, 0);
   for (auto &s : active_) cache_.release(s->cache);
   for (auto &s : waiting_) cache_.release(s->cache);
 }
@@ -694,6 +711,7 @@ Status Engine::stepPhoton(std::vector<Sequence *> &batch) {
     try {
       overlapped = std::async(std::launch::async, [this, all, &topChunk]() mutable {
         model_.setComputeThreads(1); // this thread is the "second core" already
+        bindWorkspace(1);            // the workspace is per thread
         return encodeStep(all, topChunk);
       });
     } catch (...) {
@@ -1169,6 +1187,7 @@ Status Engine::step(const TokenCallback &cb, int &active) {
   // OpenMP's thread count is per calling thread: set it on whichever thread steps.
   if (opts_.threads > 0) model_.setComputeThreads(opts_.threads);
   else if (coreMonitor_) model_.setComputeThreads(coreMonitor_->pick());
+  bindWorkspace(0); // so is the stage workspace
   // Requests and cancellations that other threads queued since the last step.
   bool cbCancelled = false;
   drainInbox(cb, cbCancelled);

@@ -12,6 +12,7 @@
 #include "sampler.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -196,6 +197,18 @@ private:
   void appendGenerated(Sequence &s, const int32_t *toks, size_t n);
   void report(Sequence &s, const TokenCallback &cb, bool &cancelled);
   void finishAll(photon_finish why, const TokenCallback &cb);
+
+  /// The stage workspace of one engine thread (photon-plan-workspace): allocated once, sized
+  /// from the manifest for the engine's max batch; [0] for the stepping thread, [1] for the
+  /// thread that overlaps RecGen's next top-level step (allocated on its first use).
+  struct Workspace {
+    void *ptr = nullptr;
+    int64_t bytes = 0;
+    ~Workspace() { std::free(ptr); }
+    void ensure(int64_t n);
+  };
+  Workspace workspace_[2];
+  void bindWorkspace(int which);
 
   const Model &model_;
   EngineOptions opts_;
