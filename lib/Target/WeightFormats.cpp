@@ -98,7 +98,10 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
   for (size_t i = 0; i < infos.size(); ++i) {
     const W::TensorInfo &t = infos[i];
     auto mo = matmulOnly.find(t.name);
-    if (mo == matmulOnly.end() || !mo->second || t.dtype != W::DType::F32 || t.shape.size() != 2)
+    // f16 / bf16 sources: a half-precision export's matmul weights (docs/importer.md).
+    bool half = t.dtype == W::DType::F16 || t.dtype == W::DType::BF16;
+    if (mo == matmulOnly.end() || !mo->second || (t.dtype != W::DType::F32 && !half) ||
+        t.shape.size() != 2)
       continue;
     std::string f = format;
     for (auto &[glob, rf] : rules)
@@ -106,12 +109,21 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
         f = rf;
         break;
       }
+
     if ((f == "q8" || f == "q4") && t.shape[1] % W::kQ8Group != 0) {
       if (!quiet)
-        llvm::errs() << "photon-compile: note: weight '" << t.name << "' stays f32: its K = "
+        llvm::errs() << "photon-compile: note: weight '" << t.name << "' stays "
+                     << (half ? W::dtypeName(t.dtype) : "f32") << ": its K = "
                      << t.shape[1] << " is not a multiple of the " << f << " group of "
                      << W::kQ8Group << "\n";
       f = "f32";
+    }
+    // A half weight asked for f32 (or left f32 above) or for its own format keeps the
+    // exported values as they are (widening them would only double the bytes read).
+    if (half && (f == "f32" || f == W::dtypeName(t.dtype))) {
+      ++counts[W::dtypeName(t.dtype)];
+      tensorFormats[t.name] = W::dtypeName(t.dtype);
+      continue;
     }
     ++counts[f];
     if (f == "f32") continue;
@@ -147,10 +159,22 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
     }
     int64_t N = t.shape[0], K = t.shape[1];
     std::vector<float> row(K);
+    // Row n of the source as f32 (a half source widened exactly).
+    auto readRow = [&](int64_t n) {
+      if (t.dtype == W::DType::F32) {
+        std::memcpy(row.data(), src + n * K * 4, K * 4);
+        return;
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        uint16_t h;
+        std::memcpy(&h, src + (n * K + k) * 2, 2);
+        row[k] = t.dtype == W::DType::F16 ? W::f16ToF32(h) : W::bf16ToF32(h);
+      }
+    };
     if (fmts[i] == "f16" || fmts[i] == "bf16") {
       std::vector<uint16_t> h(K);
       for (int64_t n = 0; n < N; ++n) {
-        std::memcpy(row.data(), src + n * K * 4, K * 4);
+        readRow(n);
         for (int64_t k = 0; k < K; ++k)
           h[k] = fmts[i] == "f16" ? W::f32ToF16(row[k]) : W::f32ToBF16(row[k]);
         writer.writeData(h.data(), K * 2);
@@ -163,7 +187,7 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
     std::vector<int8_t> q(N * rowBytes);
     std::vector<uint16_t> d(N * (K / W::kQ8Group));
     for (int64_t n = 0; n < N; ++n) {
-      std::memcpy(row.data(), src + n * K * 4, K * 4);
+      readRow(n);
       if (q4)
         W::quantizeRowQ4(row.data(), K, reinterpret_cast<uint8_t *>(q.data()) + n * rowBytes,
                          d.data() + n * (K / W::kQ8Group));
