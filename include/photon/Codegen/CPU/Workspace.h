@@ -32,17 +32,15 @@ inline constexpr const char *kUsedGlobal = "__photon_workspace_used";
 inline constexpr const char *kPlanAttr = "photon.workspace_plan";
 inline constexpr const char *kFixedBytes = "fixed_bytes";   ///< i64: static-size region
 inline constexpr const char *kRowBytes = "row_bytes";       ///< i64: bytes per row
-/// array of {map = affine_map, operands = array<i64: arg, dim, arg, dim, ...>}: the rows
-/// are the product of these factors, each an affine map of argument dimensions (dim -1:
-/// an index argument).
+/// array of strings: the rows are the product of these atoms, argument dimensions named by
+/// the stage's `photon.arg_shapes` symbols (`S`, `B`, `n`) or `a<arg>.<dim>` (dim -1: an
+/// index argument) where no symbol names them.
 inline constexpr const char *kRows = "rows";
-inline constexpr const char *kMap = "map";
-inline constexpr const char *kOperands = "operands";
 inline constexpr const char *kPlanned = "planned";          ///< i64: buffers placed
 inline constexpr const char *kHeap = "heap";                ///< i64: buffers left on the heap
 inline constexpr const char *kHeapReasons = "heap_reasons"; ///< array of strings
-/// Stage functions only: the scratch of the kernels they call, in the stage's arguments
-/// (array of {fixed_bytes, row_bytes, rows, callee}).
+/// Stage functions only: the scratch of the kernels they call, bounded in the stage's atoms
+/// at each call site (array of {fixed_bytes, row_bytes, rows, callee}).
 inline constexpr const char *kKernels = "kernels";
 inline constexpr const char *kCallee = "callee";
 
