@@ -81,6 +81,42 @@ TEST(Manifest, F16Caches) {
   EXPECT_EQ(m.cache(2)->elementBytes, 4);
 }
 
+// The stage workspace (photon-plan-workspace): optional; its byte counts are read as written
+// and refused when negative, not integers or beyond what an engine could multiply by its batch.
+TEST(Manifest, StageWorkspace) {
+  auto parse = [](const std::string &ws, Manifest &m) {
+    std::string text = kDocManifest;
+    const std::string from = "\"library\": \"model.so\",";
+    size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos);
+    text.replace(at, from.size(), from + " \"workspace\": " + ws + ",");
+    return parseManifest(text, "m.json", m);
+  };
+  Manifest none;
+  ASSERT_TRUE(parseManifest(kDocManifest, "m.json", none).isOk());
+  EXPECT_EQ(none.workspaceFixedBytes, 0);
+  EXPECT_EQ(none.workspaceBytesPerSequence, 0);
+  Manifest m;
+  Status st = parse("{\"setter\": \"photon_workspace_set\", \"alignment\": 64, "
+                    "\"fixed_bytes\": 317696, \"bytes_per_sequence\": 277248}", m);
+  ASSERT_TRUE(st.isOk()) << st.message();
+  EXPECT_EQ(m.workspaceFixedBytes, 317696);
+  EXPECT_EQ(m.workspaceBytesPerSequence, 277248);
+  auto refused = [&](const std::string &ws) {
+    Manifest fresh;
+    Status r = parse(ws, fresh);
+    EXPECT_FALSE(r.isOk()) << ws;
+    EXPECT_NE(r.message().find("workspace"), std::string::npos) << r.message();
+    return r;
+  };
+  refused("{\"fixed_bytes\": -1, \"bytes_per_sequence\": 0}");
+  refused("{\"fixed_bytes\": 0, \"bytes_per_sequence\": 1.5}");
+  refused("{\"fixed_bytes\": 0}");
+  refused("[1, 2]");
+  st = refused("{\"fixed_bytes\": 0, \"bytes_per_sequence\": 1000000000000000}");
+  EXPECT_NE(st.message().find("workspace"), std::string::npos) << st.message();
+}
+
 TEST(Manifest, RefusalsSayWhatToDo) {
   auto refuse = [](std::string from, std::string to) {
     std::string text = kDocManifest;
