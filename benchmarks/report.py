@@ -17,6 +17,7 @@ import datetime
 import json
 import math
 import os
+import re
 import sys
 
 GIB = 1024 ** 3
@@ -398,16 +399,19 @@ def main():
               f"{g(r.get('prefill_over_sgemm'))} |"
               + ("" if run["ok"] else f" failed: {run.get('error', '')[:80]}"))
         w("")
-    # ---- serving: the section benchmarks/serve_bench.py put into RESULTS.md (its own run, its
-    # own JSON in results/serve/) is kept as it is
+    # ---- sections of other scripts (serve_bench.py, side_by_side.py, tpm_report.py: their own
+    # runs, their own JSON in results/) are kept as they are
     try:
         old = open(a.out).read()
     except OSError:
         old = ""
-    sb, se = "<!-- serve-bench:begin -->", "<!-- serve-bench:end -->"
-    if sb in old and se in old:
-        w(old[old.index(sb):old.index(se) + len(se)])
-        w("")
+    # Every section another script owns (between "<!-- NAME:begin -->" and "<!-- NAME:end -->":
+    # serve-bench, side-by-side, tpm) is kept as it is.
+    for name in re.findall(r"<!-- ([a-z0-9-]+):begin -->", old):
+        sb, se = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if se in old:
+            w(old[old.index(sb):old.index(se) + len(se)])
+            w("")
     # ---- plots
     made = plots(paper, sweep, a.plots)
     if made:

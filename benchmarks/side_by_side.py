@@ -150,10 +150,23 @@ def main():
     ap.add_argument("--batches", default="16,64")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "side_by_side.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "benchmarks", "results", "side_by_side.md"))
+    ap.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "RESULTS.md"),
+                    help="RESULTS.md to put the table into (between the side-by-side markers; '' = none)")
     ap.add_argument("--no-llama", action="store_true", help="photon's cells only")
+    ap.add_argument("--from-json", default="", help="no measurement: rewrite --md and the RESULTS.md "
+                    "section from this JSON of an earlier sitting")
     ap.add_argument("--cpu", default="", help="photon-compile --cpu (e.g. znver3: the AVX2-only code path "
                     "on this machine; default the host)")
     a = ap.parse_args()
+    if a.from_json:
+        md = to_markdown(json.load(open(a.from_json)))
+        with open(a.md, "w") as f:
+            f.write(md)
+        if a.results:
+            put_section(a.results, "side-by-side",
+                        "## photon against llama.cpp, cell by cell (`benchmarks/side_by_side.py`)\n\n" + md)
+        print(md)
+        return
     a.models = a.models or os.path.join(a.build, "bench")
     formats = [f for f in a.formats.split(",") if f]
     cells = set(c for c in a.cells.split(",") if c)
@@ -283,7 +296,27 @@ def main():
     md = to_markdown(doc)
     with open(a.md, "w") as f:
         f.write(md)
+    if a.results:
+        put_section(a.results, "side-by-side", "## photon against llama.cpp, cell by cell (`benchmarks/side_by_side.py`)\n\n" + md)
     print(md)
+
+
+def put_section(path, name, body):
+    """Replaces RESULTS.md's section between "<!-- name:begin/end -->" (report.py keeps it), or
+    puts it before '## Plots' (else at the end)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    section = f"{begin}\n{body.rstrip()}\n{end}\n"
+    text = open(path).read() if os.path.exists(path) else "# photon benchmark results\n\n"
+    if begin in text and end in text:
+        i, j = text.index(begin), text.index(end) + len(end)
+        text = text[:i] + section.rstrip("\n") + text[j:]
+    elif "\n## Plots" in text:
+        i = text.index("\n## Plots")
+        text = text[:i + 1] + section + "\n" + text[i + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def fmt_cell(c, k):
