@@ -67,7 +67,8 @@ def ConvertPhotonToLinalg : Pass<"convert-photon-to-linalg", "::mlir::ModuleOp">
            "kernel (scf + vector; head_dim a multiple of 4). false: the linalg.generic "
            "score/softmax/value form and the scalar cached loop (for the CUDA pipeline)">,
     Option<"parallelDecodeMinKeys", "parallel-decode-min-keys", "int64_t", /*default=*/"0",
-           "Fused cached attention: a decode over at least this many cached keys runs its "
+           "Fused cached attention: a decode over at least this many cached keys (batch row "
+           "0's times the batch) runs its "
            "(batch row, kv head) pairs as an scf.parallel (OpenMP with --openmp), as "
            "prefill does; 0 = never (photon-compile --openmp sets 256)">,
   ];

@@ -167,8 +167,8 @@ module {
 // CHECK:                 memref.prefetch %[[POOL]][%{{.+}}, %[[L]], %c0{{[_0-9]*}}, {{.+}}], read, locality<2>, data
 // CHECK:                 memref.prefetch %[[POOL]][%{{.+}}, %[[L]], %c1{{[_0-9]*}}, {{.+}}], read, locality<2>, data
 // With parallel-decode-min-keys (photon-compile --openmp), decode over at least 256 keys
-// of batch row 0 also takes the parallel (batch row, kv head) branch; the kernel's name
-// carries the threshold.
+// (batch row 0's times the batch: a batched decode of short sequences counts every row) also
+// takes the parallel (batch row, kv head) branch; the kernel's name carries the threshold.
 // PAR-LABEL: func.func @cached(
 // PAR:         call @photon_attention_cached12_par256_0(
 // PAR-LABEL: func.func private @photon_attention_cached12_par256_0(
@@ -177,7 +177,8 @@ module {
 // PAR:         %[[ROWS:.+]] = arith.cmpi ugt, %{{.+}}, %c0
 // PAR:         %[[K0:.+]] = scf.if %[[ROWS]] -> (index) {
 // PAR:           memref.load %[[PLENS]][%c0
-// PAR:         %[[LONG:.+]] = arith.cmpi uge, %[[K0]], %c256
+// PAR:         %[[ALL:.+]] = arith.muli %[[K0]], %{{.+}} : index
+// PAR:         %[[LONG:.+]] = arith.cmpi uge, %[[ALL]], %c256
 // PAR:         %[[ANY:.+]] = arith.ori %[[PREFILL]], %[[LONG]]
 // PAR:         scf.if %[[ANY]] {
 // PAR:           scf.parallel
