@@ -43,6 +43,9 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_md  # noqa: E402
+
 BEGIN, END = "<!-- serve-bench:begin -->", "<!-- serve-bench:end -->"
 PROMPTS = [
     "Once upon a time there was a little girl who lived in a village near the forest.",
@@ -107,6 +110,13 @@ def compile_bundled(compiler, out_dir):
                             "--target", "cpu", "-q", "-o", art], check=True)
         arts[m] = art
     return [arts["photon"] + ":recgen", arts["photon"] + ":hiergen", arts["vanilla"] + ":hiergen"]
+
+
+def shown(path):
+    """A path as the JSON records it: relative to the repository when inside it (no machine
+    paths in committed results)."""
+    ap = os.path.abspath(path)
+    return os.path.relpath(ap, ROOT) if ap.startswith(ROOT + os.sep) else path
 
 
 def start_server(serve, artifact, mode, budget, extra):
@@ -319,20 +329,6 @@ def markdown(doc, plot_rel):
     return "\n".join(L) + "\n"
 
 
-def put_into_results(path, section):
-    """Replaces the serve section of RESULTS.md, or puts it before '## Plots' (else at the end)."""
-    text = open(path).read() if os.path.exists(path) else "# photon benchmark results\n\n"
-    if BEGIN in text and END in text:
-        a, b = text.index(BEGIN), text.index(END) + len(END)
-        text = text[:a] + section.rstrip("\n") + text[b:]
-    elif "\n## Plots" in text:
-        i = text.index("\n## Plots")
-        text = text[:i + 1] + section + "\n" + text[i + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(text)
-
 
 def plot(doc, path):
     import matplotlib
@@ -428,7 +424,7 @@ def main():
             "load_after": loadavg(), "requests": a.requests, "max_tokens": a.max_tokens,
             "level_seconds": level_seconds, "time_budget": a.time_budget,
             "concurrency": levels, "memory_budget": a.memory_budget, "server_args": a.server_arg,
-            "artifacts": specs, "wall_seconds": time.time() - t_start,
+            "artifacts": [shown(x) for x in specs], "wall_seconds": time.time() - t_start,
         },
         "results": results,
     }
@@ -451,7 +447,7 @@ def main():
         f.write(section.replace("](" + str(plot_rel) + ")",
                                 "](" + os.path.relpath(plot_path, res_dir) + ")"))
     if not a.no_results_md:
-        put_into_results(os.path.join(a.out_dir, "RESULTS.md"), section)
+        results_md.put(os.path.join(a.out_dir, "RESULTS.md"), section)
     print(section)
     print("wrote %s, %s%s (%.0f s)" % (os.path.join(res_dir, "serve.json"), plot_path,
                                        "" if a.no_results_md else ", RESULTS.md",

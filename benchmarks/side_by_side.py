@@ -37,6 +37,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_md  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LLAMA_TYPE = {"f32": "f32", "f16": "f16", "q8": "q8_0", "q4": "q4_0"}
 
@@ -163,8 +166,8 @@ def main():
         with open(a.md, "w") as f:
             f.write(md)
         if a.results:
-            put_section(a.results, "side-by-side",
-                        "## photon against llama.cpp, cell by cell (`benchmarks/side_by_side.py`)\n\n" + md)
+            results_md.put(a.results, results_md.marked("side-by-side",
+                        "## photon against llama.cpp, cell by cell (`benchmarks/side_by_side.py`)\n\n" + md))
         print(md)
         return
     a.models = a.models or os.path.join(a.build, "bench")
@@ -297,26 +300,9 @@ def main():
     with open(a.md, "w") as f:
         f.write(md)
     if a.results:
-        put_section(a.results, "side-by-side", "## photon against llama.cpp, cell by cell (`benchmarks/side_by_side.py`)\n\n" + md)
+        results_md.put(a.results, results_md.marked("side-by-side", "## photon against llama.cpp, cell by cell (`benchmarks/side_by_side.py`)\n\n" + md))
     print(md)
 
-
-def put_section(path, name, body):
-    """Replaces RESULTS.md's section between "<!-- name:begin/end -->" (report.py keeps it), or
-    puts it before '## Plots' (else at the end)."""
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    section = f"{begin}\n{body.rstrip()}\n{end}\n"
-    text = open(path).read() if os.path.exists(path) else "# photon benchmark results\n\n"
-    if begin in text and end in text:
-        i, j = text.index(begin), text.index(end) + len(end)
-        text = text[:i] + section.rstrip("\n") + text[j:]
-    elif "\n## Plots" in text:
-        i = text.index("\n## Plots")
-        text = text[:i + 1] + section + "\n" + text[i + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def fmt_cell(c, k):

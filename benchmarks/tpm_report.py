@@ -15,7 +15,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from side_by_side import put_section  # noqa: E402
+import results_md  # noqa: E402
 
 MiB = 2.0 ** 20
 
@@ -59,7 +59,7 @@ def main():
               f"{cm['predicted_tpm_ratio_cache_only']:.1f} predicted."]
     md = "\n".join(L) + "\n"
     if a.results:
-        put_section(a.results, "tpm", md)
+        results_md.put(a.results, results_md.marked("tpm", md))
     print(md)
 
 
