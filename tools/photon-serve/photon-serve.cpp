@@ -4,6 +4,7 @@
 // Threads: cpp-httplib's worker threads parse requests, tokenize, submit to the engine and
 // wait for (or stream) the answer; one scheduler thread waits for work and steps the engine,
 // and its callback hands tokens to the waiting request; one thread waits for SIGTERM/SIGINT.
+#include "connections.h"
 #include "photon/photon.hpp"
 
 #include <httplib.h>
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -76,6 +78,10 @@ Options:
   --max-body SIZE           largest request body (default 1M)
   --max-tokens-limit N      largest max_tokens a request may ask (default 4096)
   --default-max-tokens N    max_tokens when a request gives none (default 16, as OpenAI)
+  --idle-timeout S          how long a connection may stay open without a request, before its
+                            first one or between keep-alive requests (default 10)
+  --backlog N               connections the kernel queues before they are accepted
+                            (default 1024, capped by net.core.somaxconn)
   --drain-seconds S         on SIGTERM, let running requests finish for up to S seconds, then
                             cancel the rest (default 10)
   --quiet                   no access log on stderr
@@ -139,6 +145,7 @@ struct Server {
   bool quiet = false;
   std::atomic<bool> shuttingDown{false};
   std::atomic<bool> stopScheduler{false};
+  std::atomic<bool> listenReturned{false};
   std::mutex mapMu; // held across submit + insert so the callback always finds the sample
   std::map<photon_request_id, std::shared_ptr<Sample>> samples;
   Metrics metrics;
@@ -734,6 +741,7 @@ int main(int argc, char **argv) {
   int64_t contextLimit = 0, prefillChunk = 512;
   uint64_t budget = 0, maxBody = 1 << 20;
   double drainSeconds = 10;
+  int idleTimeout = 10, backlog = 1024;
   auto value = [&](size_t &i, const char *name) -> std::string {
     if (i + 1 >= args.size()) die(std::string(name) + " needs a value (see --help)", 2);
     return args[++i];
@@ -774,6 +782,8 @@ int main(int argc, char **argv) {
     else if (a == "--max-tokens-limit") g.maxTokensLimit = static_cast<int>(toInt(value(i, "--max-tokens-limit"), "--max-tokens-limit", 1, 1 << 24));
     else if (a == "--default-max-tokens") g.defaultMaxTokens = static_cast<int>(toInt(value(i, "--default-max-tokens"), "--default-max-tokens", 1, 1 << 24));
     else if (a == "--drain-seconds") drainSeconds = static_cast<double>(toInt(value(i, "--drain-seconds"), "--drain-seconds", 0, 86400));
+    else if (a == "--idle-timeout") idleTimeout = static_cast<int>(toInt(value(i, "--idle-timeout"), "--idle-timeout", 1, 3600));
+    else if (a == "--backlog") backlog = static_cast<int>(toInt(value(i, "--backlog"), "--backlog", 1, 1 << 20));
     else if (a == "--quiet") g.quiet = true;
     else if (!a.empty() && a[0] == '-') die("unknown option '" + a + "' (see --help)", 2);
     else if (modelPath.empty()) modelPath = a;
@@ -828,7 +838,12 @@ int main(int argc, char **argv) {
   svr.set_payload_max_length(maxBody);
   svr.set_read_timeout(30, 0);
   svr.set_write_timeout(30, 0);
-  svr.set_keep_alive_timeout(1); // idle connections do not hold up a shutdown for long
+  // httplib waits for a new connection's first request only as long as the keep-alive timeout:
+  // a client that connects and is slow to send (a loaded machine, a client starved of CPU) must
+  // not be dropped, so this is the idle timeout, not the 1 s it once was. Idle connections do
+  // not hold up a shutdown: the signal thread wakes them (shutdownIdleConnections).
+  svr.set_keep_alive_timeout(idleTimeout);
+  svr.set_socket_options(photon_serve::listeningSocketOptions);
   svr.Post("/v1/completions", [&](const httplib::Request &req, httplib::Response &res) {
     handleGenerate(req, res, false); // the body is read as JSON whatever its Content-Type
   });
@@ -888,6 +903,11 @@ int main(int argc, char **argv) {
   else if (!svr.bind_to_port(host, port)) bound = -1;
   if (bound <= 0)
     die("cannot listen on " + host + ":" + std::to_string(port) + " (in use, or not an address of this machine)");
+  // httplib listens with a backlog of 5: a burst of new connections beyond it has its SYNs
+  // dropped and retried after 1, 3, 7 ... s. Re-arm listen() with a deeper queue.
+  if (!photon_serve::raiseBacklog(backlog))
+    std::fprintf(stderr, "photon-serve: warning: could not raise the listen backlog to %d: %s\n", backlog,
+                 std::strerror(errno));
 
   std::thread scheduler(schedulerLoop);
   std::thread signals([&] {
@@ -918,7 +938,14 @@ int main(int argc, char **argv) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    // Wake the workers still waiting on idle keep-alive connections (httplib joins them before
+    // listen returns), until listen has returned.
+    photon_serve::shutdownIdleConnections(bound);
     svr.stop();
+    while (!g.listenReturned.load()) {
+      photon_serve::shutdownIdleConnections(bound);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   });
   photon_engine_stats s0;
   s0.struct_size = sizeof s0;
@@ -938,6 +965,7 @@ int main(int argc, char **argv) {
       die("cannot write --port-file '" + portFile + "'");
   }
   bool listened = svr.listen_after_bind();
+  g.listenReturned.store(true);
   g.stopScheduler.store(true);
   engine->wake();
   scheduler.join();
