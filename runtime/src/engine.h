@@ -1,6 +1,7 @@
 // The generation engine: HierGen / RecGen for PHOTON (any L), Block Transformer (L = 1) and
 // vanilla artifacts over the stage ABI, with continuous batching. docs/runtime.md describes
-// the loop step by step.
+// the loop step by step. Defined in engine.cpp (lifecycle, admission), engine_schedule.cpp
+// (one step), engine_photon.cpp (PHOTON / Block stages) and engine_vanilla.cpp.
 #ifndef PHOTON_RUNTIME_ENGINE_H
 #define PHOTON_RUNTIME_ENGINE_H
 
@@ -154,6 +155,8 @@ private:
   };
 
   Engine(const Model &model, const EngineOptions &opts) : model_(model), opts_(opts) {}
+  /// Seconds on the steady clock (the statistics' timings).
+  static double now();
   /// Prefills up to `budget` more tokens of s's prefix (0: all of it) on its own (PHOTON
   /// replay models only); `used` = tokens done. Sets s.prefilled once the prefix is cached.
   Status prefillPart(Sequence &s, int64_t budget, int64_t &used);
