@@ -13,6 +13,8 @@
 
 #include "photon/Import/Passes.h"
 
+#include "RaiseLocalAttention.h"
+
 #include "photon/Dialect/PhotonOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -756,6 +758,7 @@ struct PhotonRaiseLocalPass : impl::PhotonRaiseLocalBase<PhotonRaiseLocalPass> {
 void populatePhotonRaiseLocalPatterns(RewritePatternSet &patterns) {
   patterns.add<RaiseLinear, RaiseLinearBias, RaiseRMSNorm, RaiseLayerNorm, RaiseLayerNormOp,
                RaiseGelu, RaiseSwiGLU>(patterns.getContext());
+  populateRaiseLocalAttentionPatterns(patterns);
 }
 
 } // namespace photon
