@@ -5,8 +5,11 @@
 # fixtures' CUDA artifacts through the runtime (the fixture tests: greedy HierGen/RecGen
 # tokens equal gen.json, teacher-forced logits within its tolerance) and through photon-run
 # (tokens equal and logits close to photon-run's output for the CPU artifact, recorded when
-# the pack was made), then one table. Needs only the driver (libcuda.so.1); takes well under
-# 10 minutes.
+# the pack was made); then decode speed of the mid-size models (mid/: vanilla-mid, photon-mid
+# HierGen and RecGen) at batch 1 and 64, their weights first written again from the pack's
+# recipes (photon-weightgen; checked against the sha256 recorded when the pack was made), with
+# the roofline of the bandwidth measured here; then one table. Needs only the driver
+# (libcuda.so.1); takes well under 10 minutes (no mid-size run starts after 7).
 #
 # usage: bash gpu-check.sh            (exit 0: all passed; 1: a failure; 77: no usable GPU)
 set -uo pipefail
@@ -27,6 +30,10 @@ if [ "$BW_RC" -eq 77 ]; then
   echo "gpu-check: no usable GPU here; nothing else is run" >&2
   exit 77
 fi
+
+median=$(printf '%s' "$BW_JSON" | sed -n 's/.*"bandwidth_gbps_median": \([0-9.]*\).*/\1/p')
+device=$(printf '%s' "$BW_JSON" | sed -n 's/.*"device": "\([^"]*\)".*/\1/p')
+arch=$(printf '%s' "$BW_JSON" | sed -n 's/.*"arch": "\([^"]*\)".*/\1/p')
 
 declare -A RESULT
 FAILED=0
@@ -94,9 +101,72 @@ if [ -d "$HERE/artifacts" ]; then
   DEVLINE="$(basename "$first"): $(grep -h "^device memory\|^memory:" "$HERE/run-memory.err" | tail -1)"
 fi
 
-median=$(printf '%s' "$BW_JSON" | sed -n 's/.*"bandwidth_gbps_median": \([0-9.]*\).*/\1/p')
-device=$(printf '%s' "$BW_JSON" | sed -n 's/.*"device": "\([^"]*\)".*/\1/p')
-arch=$(printf '%s' "$BW_JSON" | sed -n 's/.*"arch": "\([^"]*\)".*/\1/p')
+# Decode speed of the mid-size models. Roofline of a generated token at batch B and mean
+# context T (prompt + half the new tokens): the weight bytes per token of the cost model,
+# shared by the batch, plus the KV cache the token reads (a level once per unit of its
+# tokens; RecGen keeps the top level only), at the bandwidth measured above:
+#   bytes = W / B + sum over levels of bytes_per_unit * ceil(T / tokens_per_unit) / tokens_per_unit
+declare -a MID_ROWS
+if [ -f "$HERE/mid/models.txt" ]; then
+  MT=$(cat "$HERE/mid/max_tokens.txt")
+  PLEN=$(head -1 "$HERE/mid/prompts-1.txt" | tr -d '\n' | wc -c)
+  for m in $(cat "$HERE/mid/models.txt"); do
+    art="$HERE/mid/$m.photon"
+    wlog="$HERE/mid-$m.weightgen.log"
+    if ! "$HERE/bin/photon-weightgen" make "$HERE/mid/$m.recipe" "$art/weights.bin" >"$wlog" 2>&1; then
+      FAILED=1; MID_ROWS+=("| $m | | | weights not generated: $(tail -1 "$wlog") |"); continue
+    fi
+    if ! (cd "$HERE/mid" && sha256sum --quiet -c "$m.sha256") >>"$wlog" 2>&1; then
+      FAILED=1; MID_ROWS+=("| $m | | | the generated weights differ from the pack's (sha256) |"); continue
+    fi
+    family=$(sed -n 's/^family //p' "$HERE/mid/$m.cost")
+    W=$(sed -n 's/^weight_bytes_per_token //p' "$HERE/mid/$m.cost")
+    modes="vanilla"
+    [ "$family" = vanilla ] || modes="hiergen recgen"
+    for mode in $modes; do
+      for B in 1 64; do
+        if [ "$SECONDS" -gt 420 ]; then
+          FAILED=1; MID_ROWS+=("| $m | $mode | $B | not run: the check had taken 7 minutes |"); continue
+        fi
+        out="$HERE/mid-$m.$mode.b$B.json"
+        margs=()
+        [ "$mode" = vanilla ] || margs=(--mode "$mode")
+        if ! timeout 90 "$HERE/bin/photon-run" "$art" --prompts-file "$HERE/mid/prompts-$B.txt" "${margs[@]}" \
+             --max-tokens "$MT" --ignore-eos --max-batch 64 --json >"$out" 2>"$out.err"; then
+          FAILED=1; MID_ROWS+=("| $m | $mode | $B | photon-run failed or timed out: $(tail -1 "$out.err") |")
+          continue
+        fi
+        # photon-run --json writes one key per line; request texts escape their quotes.
+        jnum() { sed -n "s/^ *\"$1\": \([0-9.e+-]*\),\{0,1\}$/\1/p" "$out" | head -1; }
+        tps=$(jnum decode_tokens_per_s); dsec=$(jnum decode_seconds); dtok=$(jnum decode_tokens)
+        ptps=$(jnum prefill_tokens_per_s); pbatch=$(jnum peak_batch)
+        space=$(sed -n 's/^ *"memory_space": "\([a-z]*\)".*/\1/p' "$out" | head -1)
+        [ "$space" = device ] || { FAILED=1; space="${space:-?} (not device memory)"; }
+        [ "$pbatch" = "$B" ] || { FAILED=1; space="$space; peak batch ${pbatch:-?}, not $B"; }
+        row=$(awk -v B="$B" -v W="$W" -v P="$PLEN" -v N="$MT" -v mode="$mode" -v bw="${median:-0}" \
+              -v tps="${tps:-0}" -v dsec="${dsec:-0}" -v dtok="${dtok:-0}" -v ptps="${ptps:-0}" '
+          $1 == "cache" { lvl[$2] = $3 " " $4 " " $5; if ($2 + 0 > top + 0) top = $2 }
+          END {
+            T = P + N / 2; bytes = W / B
+            for (l in lvl) {
+              split(lvl[l], c, " ")
+              if (mode == "recgen" && l != top) continue
+              if (mode != "vanilla" && c[3] != "all" && index("," c[3] ",", "," mode ",") == 0) continue
+              n = T / c[2]; if (n > int(n)) n = int(n) + 1
+              bytes += c[1] * n / c[2]
+            }
+            roof = (bw > 0) ? bw * 1e9 / bytes : 0
+            steps = dtok / B
+            ms = (steps > 0) ? dsec * 1000 / steps : 0
+            frac = (roof > 0) ? 100 * tps / roof : 0
+            printf "%.1f | %.2f | %.1f | %.2f | %.0f | %.1f%%", tps, ms, ptps, bytes / 1048576, roof, frac
+          }' "$HERE/mid/$m.cost")
+        MID_ROWS+=("| $m | $mode | $B | $row | $space |")
+      done
+    done
+  done
+fi
+
 echo
 echo "| check | result |"
 echo "|---|---|"
@@ -109,5 +179,16 @@ if [ -d "$HERE/artifacts" ]; then
   echo "| photon-run memory report | ${DEVLINE:-none printed} |"
 else
   echo "| CUDA artifacts through the runtime | not in the pack (remake it with scripts/gpu-pack.sh) |"
+fi
+if [ "${#MID_ROWS[@]}" -gt 0 ]; then
+  echo
+  echo "Decode speed: $PLEN prompt tokens + $MT new tokens per sequence. Roofline: the cost model's"
+  echo "weight bytes per token / batch + KV-cache reads at mean context $((PLEN + MT / 2)), at ${median} GB/s."
+  echo
+  echo "| model | mode | batch | decode tokens/s | ms per step | prefill tokens/s | MiB read per token | roofline tokens/s | of roofline | memory |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  for r in "${MID_ROWS[@]}"; do echo "$r"; done
+else
+  echo "| mid-size decode speed | not in the pack (remake it with scripts/gpu-pack.sh) |"
 fi
 exit $FAILED
