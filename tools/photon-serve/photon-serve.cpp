@@ -4,7 +4,13 @@
 // Threads: cpp-httplib's worker threads parse requests, tokenize, submit to the engine and
 // wait for (or stream) the answer; one scheduler thread waits for work and steps the engine,
 // and its callback hands tokens to the waiting request; one thread waits for SIGTERM/SIGINT.
+//
+// This file: the server's state, the engine's scheduler, the handlers and main; the request
+// parsing and validation are in request.cpp, the answers' text and finish reasons in
+// answer.cpp, the socket handling around cpp-httplib in connections.cpp.
+#include "answer.h"
 #include "connections.h"
+#include "request.h"
 #include "photon/photon.hpp"
 
 #include <httplib.h>
@@ -29,7 +35,16 @@
 #include <thread>
 #include <vector>
 
-using json = nlohmann::json;
+using photon_serve::badRequest;
+using photon_serve::dumpJson;
+using photon_serve::errorJson;
+using photon_serve::finishReason;
+using photon_serve::GenRequest;
+using photon_serve::HttpError;
+using photon_serve::json;
+using photon_serve::photonFinish;
+using photon_serve::TextState;
+using photon_serve::usageJson;
 
 namespace {
 
@@ -102,20 +117,6 @@ int64_t unixTime() {
       .count();
 }
 
-// Bytes of a complete UTF-8 prefix of `s` (a trailing incomplete sequence is held back).
-size_t completeUtf8(const std::string &s) {
-  size_t n = s.size();
-  for (size_t back = 1; back <= 3 && back <= n; ++back) {
-    unsigned char c = static_cast<unsigned char>(s[n - back]);
-    if ((c & 0xC0) == 0x80) continue; // continuation byte: look further back
-    size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return len > back ? n - back : n;
-  }
-  return n;
-}
-
-std::string dumpJson(const json &j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 // --------------------------------------------------------------------------- state
 
 // One sample (one engine request) of an HTTP request.
@@ -156,189 +157,11 @@ Server g;
 
 // --------------------------------------------------------------------------- errors
 
-struct HttpError {
-  int status;
-  std::string message, type, param, code;
-};
-
-HttpError badRequest(const std::string &msg, const std::string &param = "") {
-  return {400, msg, "invalid_request_error", param, ""};
-}
-
 void sendError(httplib::Response &res, const HttpError &e) {
-  json err = {{"message", e.message},
-              {"type", e.type},
-              {"param", e.param.empty() ? json(nullptr) : json(e.param)},
-              {"code", e.code.empty() ? json(nullptr) : json(e.code)}};
   res.status = e.status;
-  res.set_content(dumpJson(json{{"error", err}}), "application/json");
+  res.set_content(dumpJson(errorJson(e)), "application/json");
   if (e.status >= 500) ++g.metrics.errors5xx;
   else ++g.metrics.errors4xx;
-}
-
-// --------------------------------------------------------------------------- parsing
-
-struct GenRequest {
-  bool chat = false;
-  std::vector<int32_t> prompt;
-  photon::Sampling sampling;
-  std::vector<std::string> stop;
-  int n = 1;
-  uint64_t seed = 0;
-  bool stream = false, includeUsage = false, ignoreEos = false;
-  int maxTokens = 16;
-};
-
-double number(const json &body, const char *key, double def, double lo, double hi) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return def;
-  if (!it->is_number())
-    throw badRequest(std::string("'") + key + "' must be a number", key);
-  double v = it->get<double>();
-  if (!(v >= lo && v <= hi))
-    throw badRequest(std::string("'") + key + "' is " + it->dump() + "; it must be in [" +
-                         json(lo).dump() + ", " + json(hi).dump() + "]",
-                     key);
-  return v;
-}
-
-int64_t integer(const json &body, const char *key, int64_t def, int64_t lo, int64_t hi) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return def;
-  if (!it->is_number_integer())
-    throw badRequest(std::string("'") + key + "' must be an integer", key);
-  int64_t v = it->get<int64_t>();
-  if (v < lo || v > hi)
-    throw badRequest(std::string("'") + key + "' is " + std::to_string(v) + "; it must be in [" +
-                         std::to_string(lo) + ", " + std::to_string(hi) + "]",
-                     key);
-  return v;
-}
-
-std::vector<int32_t> tokenize(const std::string &text) {
-  try {
-    return g.model->tokenize(text);
-  } catch (const photon::Error &e) {
-    throw badRequest(std::string("the prompt cannot be tokenized: ") + e.what(), "prompt");
-  }
-}
-
-GenRequest parseRequest(const std::string &bodyText, bool chat) {
-  json body;
-  try {
-    body = json::parse(bodyText);
-  } catch (const json::parse_error &e) {
-    throw badRequest(std::string("the body is not valid JSON: ") + e.what());
-  }
-  if (!body.is_object()) throw badRequest("the body must be a JSON object");
-  GenRequest r;
-  r.chat = chat;
-  if (body.contains("model") && !body["model"].is_string())
-    throw badRequest("'model' must be a string", "model");
-  if (body.contains("model") && body["model"].get<std::string>() != g.modelName)
-    throw HttpError{404, "the model '" + body["model"].get<std::string>() +
-                             "' does not exist; this server serves '" + g.modelName + "'",
-                    "invalid_request_error", "model", "model_not_found"};
-  if (chat) {
-    auto it = body.find("messages");
-    if (it == body.end() || !it->is_array() || it->empty())
-      throw badRequest("'messages' must be a non-empty array of {role, content}", "messages");
-    std::string text;
-    for (size_t i = 0; i < it->size(); ++i) {
-      const json &m = (*it)[i];
-      std::string where = "messages[" + std::to_string(i) + "]";
-      if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
-        throw badRequest(where + " needs a string 'role'", where);
-      std::string role = m["role"];
-      if (role != "system" && role != "user" && role != "assistant" && role != "developer")
-        throw badRequest(where + ".role '" + role + "' is not system, developer, user or assistant",
-                         where + ".role");
-      std::string content;
-      const json &c = m.contains("content") ? m["content"] : json(nullptr);
-      if (c.is_string()) content = c;
-      else if (c.is_array()) { // [{type: "text", text: ...}]
-        for (const auto &part : c) {
-          if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-              !part["text"].is_string())
-            throw badRequest(where + ".content: only text parts are supported", where + ".content");
-          content += part["text"].get<std::string>();
-        }
-      } else {
-        throw badRequest(where + ".content must be a string or a list of text parts",
-                         where + ".content");
-      }
-      text += role + ": " + content + "\n";
-    }
-    text += "assistant:";
-    r.prompt = tokenize(text);
-    r.stop.push_back("\nuser:");
-  } else {
-    auto it = body.find("prompt");
-    if (it == body.end()) throw badRequest("'prompt' is required", "prompt");
-    const json *p = &*it;
-    if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) p = &(*p)[0];
-    if (p->is_string()) {
-      r.prompt = tokenize(p->get<std::string>());
-    } else if (p->is_array() && !p->empty() && (*p)[0].is_number_integer()) {
-      for (const auto &t : *p) {
-        if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= g.info.vocab)
-          throw badRequest("prompt token " + t.dump() + " is not a token id in [0, " +
-                               std::to_string(g.info.vocab) + ")",
-                           "prompt");
-        r.prompt.push_back(static_cast<int32_t>(t.get<int64_t>()));
-      }
-    } else {
-      throw badRequest("'prompt' must be a string, a list of one string, or a list of token "
-                       "ids (one prompt per request)",
-                       "prompt");
-    }
-  }
-  if (g.info.family == PHOTON_FAMILY_VANILLA && r.prompt.empty())
-    throw badRequest("the prompt is empty; this model needs at least one token", "prompt");
-  const char *maxKey = chat && body.contains("max_completion_tokens") ? "max_completion_tokens"
-                                                                      : "max_tokens";
-  r.maxTokens = static_cast<int>(integer(body, maxKey, g.defaultMaxTokens, 1, g.maxTokensLimit));
-  double temperature = number(body, "temperature", 1.0, 0.0, 2.0);
-  double topP = number(body, "top_p", 1.0, 0.0, 1.0);
-  if (topP <= 0) throw badRequest("'top_p' must be > 0", "top_p");
-  int64_t topK = integer(body, "top_k", 0, 0, 1 << 20);
-  double rep = number(body, "repetition_penalty", 1.0, 0.01, 100.0);
-  r.n = static_cast<int>(integer(body, "n", 1, 1, 8));
-  if (body.contains("seed") && !body["seed"].is_null()) {
-    if (!body["seed"].is_number_integer()) throw badRequest("'seed' must be an integer", "seed");
-    r.seed = static_cast<uint64_t>(body["seed"].get<int64_t>());
-  } else {
-    static std::atomic<uint64_t> counter{0};
-    r.seed = std::random_device{}() ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull);
-  }
-  if (body.contains("stop") && !body["stop"].is_null()) {
-    const json &s = body["stop"];
-    if (s.is_string()) {
-      if (!s.get<std::string>().empty()) r.stop.push_back(s);
-    } else if (s.is_array() && s.size() <= 4) {
-      for (const auto &x : s) {
-        if (!x.is_string()) throw badRequest("'stop' entries must be strings", "stop");
-        if (!x.get<std::string>().empty()) r.stop.push_back(x);
-      }
-    } else {
-      throw badRequest("'stop' must be a string or a list of up to 4 strings", "stop");
-    }
-  }
-  if (body.contains("stream") && !body["stream"].is_null()) {
-    if (!body["stream"].is_boolean()) throw badRequest("'stream' must be a boolean", "stream");
-    r.stream = body["stream"];
-  }
-  if (body.contains("stream_options") && body["stream_options"].is_object())
-    r.includeUsage = body["stream_options"].value("include_usage", false);
-  if (body.contains("ignore_eos") && body["ignore_eos"].is_boolean()) r.ignoreEos = body["ignore_eos"];
-  r.sampling.temperature(static_cast<float>(temperature))
-      .topP(static_cast<float>(topP))
-      .topK(static_cast<int32_t>(topK))
-      .repetitionPenalty(static_cast<float>(rep))
-      .maxTokens(r.maxTokens)
-      .stop(r.stop)
-      .ignoreEos(r.ignoreEos);
-  return r;
 }
 
 // --------------------------------------------------------------------------- engine
@@ -430,75 +253,6 @@ void schedulerLoop() {
 
 // --------------------------------------------------------------------------- answers
 
-const char *finishReason(photon_finish f) {
-  switch (f) {
-  case PHOTON_FINISH_LENGTH:
-  case PHOTON_FINISH_CONTEXT: return "length";
-  case PHOTON_FINISH_STOP:
-  case PHOTON_FINISH_EOS: return "stop";
-  case PHOTON_FINISH_CANCELLED: return "cancelled";
-  case PHOTON_FINISH_NONE: break;
-  }
-  return nullptr;
-}
-const char *photonFinish(photon_finish f) {
-  switch (f) {
-  case PHOTON_FINISH_LENGTH: return "length";
-  case PHOTON_FINISH_CONTEXT: return "context_limit";
-  case PHOTON_FINISH_STOP: return "stop_string";
-  case PHOTON_FINISH_EOS: return "eos";
-  case PHOTON_FINISH_CANCELLED: return "cancelled";
-  case PHOTON_FINISH_NONE: break;
-  }
-  return "none";
-}
-
-// Text of one sample as it grows: bytes of the tokens, cut at the first stop string on
-// finish, and held back while its end could still begin a stop string (or is an incomplete
-// UTF-8 character) so that streamed text never has to be taken back.
-struct TextState {
-  std::string bytes;
-  size_t tokensSeen = 0, sent = 0;
-  void add(const std::vector<int32_t> &toks) {
-    for (size_t i = tokensSeen; i < toks.size(); ++i) bytes += g.tokenBytes(toks[i]);
-    tokensSeen = toks.size();
-  }
-  void finish(photon_finish f, const std::vector<std::string> &stop) {
-    if (f != PHOTON_FINISH_STOP) return;
-    size_t best = std::string::npos;
-    for (const auto &s : stop) best = std::min(best, bytes.find(s));
-    if (best == std::string::npos) {
-      // The engine reports tokens as they are final, so a match that began in tokens already
-      // reported leaves its beginning here: the longest end of the text that starts a stop
-      // string is that beginning.
-      for (const auto &s : stop)
-        for (size_t k = std::min(s.size() - 1, bytes.size()); k > 0; --k)
-          if (bytes.compare(bytes.size() - k, k, s, 0, k) == 0) {
-            best = std::min(best, bytes.size() - k);
-            break;
-          }
-    }
-    if (best != std::string::npos) bytes.resize(std::max(best, sent));
-  }
-  // The bytes that may be sent now.
-  std::string take(bool final, const std::vector<std::string> &stop) {
-    size_t end = bytes.size();
-    if (!final) {
-      for (const auto &s : stop)
-        for (size_t k = std::min(s.size() - 1, bytes.size()); k > 0; --k)
-          if (bytes.compare(bytes.size() - k, k, s, 0, k) == 0) {
-            end = std::min(end, bytes.size() - k);
-            break;
-          }
-      end = std::min(end, completeUtf8(bytes.substr(0, end)));
-    }
-    if (end <= sent) return "";
-    std::string out = bytes.substr(sent, end - sent);
-    sent = end;
-    return out;
-  }
-};
-
 std::string newId(const char *prefix) {
   static std::atomic<uint64_t> n{0};
   char buf[64];
@@ -507,18 +261,13 @@ std::string newId(const char *prefix) {
   return buf;
 }
 
-json usageJson(size_t promptTokens, size_t completion) {
-  return {{"prompt_tokens", promptTokens},
-          {"completion_tokens", completion},
-          {"total_tokens", promptTokens + completion}};
-}
-
 void handleGenerate(const httplib::Request &req, httplib::Response &res, bool chat) {
   ++g.metrics.requests;
   GenRequest r;
   std::vector<std::pair<photon_request_id, std::shared_ptr<Sample>>> subs;
   try {
-    r = parseRequest(req.body, chat);
+    r = photon_serve::parseRequest(
+        req.body, chat, {*g.model, g.info, g.modelName, g.defaultMaxTokens, g.maxTokensLimit});
     subs = submitAll(r);
   } catch (const HttpError &e) {
     sendError(res, e);
@@ -542,7 +291,7 @@ void handleGenerate(const httplib::Request &req, httplib::Response &res, bool ch
         return;
       }
       TextState t;
-      t.add(s.tokens);
+      t.add(*g.model, s.tokens);
       t.finish(s.finish, r.stop);
       completion += s.tokens.size();
       json c = {{"index", i},
@@ -626,7 +375,7 @@ void handleGenerate(const httplib::Request &req, httplib::Response &res, bool ch
           }
           TextState &t = st->text[i];
           if (toks.size() > t.tokensSeen) progressed = true;
-          t.add(toks);
+          t.add(*g.model, toks);
           if (f != PHOTON_FINISH_NONE) t.finish(f, st->r.stop);
           std::string piece = t.take(f != PHOTON_FINISH_NONE, st->r.stop);
           if (chat && !st->roleSent[i]) {
