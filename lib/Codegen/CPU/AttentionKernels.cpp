@@ -62,6 +62,8 @@ constexpr int64_t kTileRows = 4;
 constexpr int64_t kKeyBlock = 16;
 /// Queries per batch row from which (batch row, kv head) pairs run as an scf.parallel.
 constexpr int64_t kParallelMinQueries = 64;
+/// Widest key block (padded) whose prefill scores use the transposed keys.
+constexpr int64_t kMaxTransposedBlock = 32;
 
 Value cIdx(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
@@ -152,6 +154,8 @@ struct AttentionKernel {
   // [slots, R, 2]; sSlot / slot select this tile's.
   Value S, Acc, ML;
   Value sSlot, slot;
+  /// Prefill: the pair's keys transposed (transposeKeys), or null (dot-product scores).
+  Value KT;
   /// Decode: the next key block (blockSetup values and its first key), prefetched by step.
   SmallVector<Value> pfBlk;
   Value pfJ0;
@@ -209,20 +213,43 @@ struct AttentionKernel {
                 Value sl = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, bI, cHkv), kh);
                 sSlot = sl;
                 Value base = keys.base(b, loc, bI);
-                forTiles(b, loc, kh, [&](OpBuilder &b, Location loc, int64_t R, Value r0, Value) {
-                  slot = sl;
-                  Rows rw = rows(b, loc, R, kh, base, r0);
-                  init(b, loc, R, rw);
-                  Value jend = arith::AddIOp::create(b, loc, rw.lim[R - 1], cIdx(b, loc, 1));
-                  scf::ForOp::create(b, loc, cIdx(b, loc, 0), jend, cIdx(b, loc, KB), ValueRange{},
-                                     [&](OpBuilder &b, Location loc, Value j0, ValueRange) {
-                                       SmallVector<Value> blk = keys.blockSetup(b, loc, bI, j0);
-                                       setPrefetchBlock(b, loc, bI, j0, jend);
-                                       step(b, loc, R, bI, kh, rw, j0, jend, blk);
-                                       scf::YieldOp::create(b, loc);
-                                     });
-                  finish(b, loc, R, bI, rw);
-                });
+                auto pairBody = [&](OpBuilder &b, Location loc) {
+                  forTiles(b, loc, kh, [&](OpBuilder &b, Location loc, int64_t R, Value r0, Value) {
+                    slot = sl;
+                    Rows rw = rows(b, loc, R, kh, base, r0);
+                    init(b, loc, R, rw);
+                    Value jend = arith::AddIOp::create(b, loc, rw.lim[R - 1], cIdx(b, loc, 1));
+                    scf::ForOp::create(b, loc, cIdx(b, loc, 0), jend, cIdx(b, loc, KB), ValueRange{},
+                                       [&](OpBuilder &b, Location loc, Value j0, ValueRange) {
+                                         SmallVector<Value> blk = keys.blockSetup(b, loc, bI, j0);
+                                         setPrefetchBlock(b, loc, bI, j0, jend);
+                                         step(b, loc, R, bI, kh, rw, j0, jend, blk);
+                                         scf::YieldOp::create(b, loc);
+                                       });
+                    finish(b, loc, R, bI, rw);
+                  });
+                };
+                if (KBp > kMaxTransposedBlock) {
+                  pairBody(b, loc);
+                  return;
+                }
+                // Prefill proper (many queries): the pair's keys once transposed into KT, so
+                // that the score step is GEMM-like (below, scoresTransposed); a long-cache
+                // decode (few queries) keeps the dot-product scores.
+                Value prefill = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, N,
+                                                      cIdx(b, loc, kParallelMinQueries));
+                scf::IfOp::create(
+                    b, loc, prefill,
+                    [&](OpBuilder &b, Location loc) {
+                      KT = transposeKeys(b, loc, bI, kh, arith::AddIOp::create(b, loc, base, N));
+                      pairBody(b, loc);
+                      KT = Value();
+                      scf::YieldOp::create(b, loc);
+                    },
+                    [&](OpBuilder &b, Location loc) {
+                      pairBody(b, loc);
+                      scf::YieldOp::create(b, loc);
+                    });
               });
           scf::YieldOp::create(b, loc);
         },
@@ -357,6 +384,15 @@ struct AttentionKernel {
     Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
     Value jn = arith::MinUIOp::create(b, loc, arith::SubIOp::create(b, loc, jend, j0),
                                       cIdx(b, loc, KB));
+    if (KT) {
+      // Prefill: scores and the softmax update on KBp-lane vectors in registers, then p V
+      // on vectors of 16 lanes where hd allows (one zmm with AVX-512, two ymm with AVX2).
+      SmallVector<Value> corr = scoresTransposed(b, loc, R, bI, rw, j0);
+      int64_t pvLanes = hd % 16 == 0 ? 16 : L;
+      accumulatePV(b, loc, R, bI, kh, rw, j0, jn, blk, corr,
+                   VectorType::get({pvLanes}, f32), 1);
+      return;
+    }
     for (int64_t r = 0; r < R; ++r)
       for (int64_t c = 0; c < KBp; c += L)
         vector::StoreOp::create(b, loc, ninfV, S, ValueRange{sSlot, rw.r[r], cIdx(b, loc, c)});
@@ -410,9 +446,9 @@ struct AttentionKernel {
       for (int64_t c = 0; c < KBp; c += L)
         sv.push_back(vector::LoadOp::create(b, loc, v, S, ValueRange{sSlot, rw.r[r], cIdx(b, loc, c)}));
       Value mx = sv[0];
-      for (size_t c = 1; c < sv.size(); ++c) mx = arith::MaximumFOp::create(b, loc, mx, sv[c]);
-      Value mt = vector::ReductionOp::create(b, loc, vector::CombiningKind::MAXIMUMF, mx);
-      Value mNew = arith::MaximumFOp::create(b, loc, mOld, mt);
+      for (size_t c = 1; c < sv.size(); ++c) mx = arith::MaxNumFOp::create(b, loc, mx, sv[c]);
+      Value mt = vector::ReductionOp::create(b, loc, vector::CombiningKind::MAXNUMF, mx);
+      Value mNew = arith::MaxNumFOp::create(b, loc, mOld, mt);
       corr[r] = emitExp(b, loc, arith::SubFOp::create(b, loc, mOld, mNew));
       Value mb = vector::BroadcastOp::create(b, loc, v, mNew);
       Value sum = zeroV;
@@ -427,15 +463,22 @@ struct AttentionKernel {
       memref::StoreOp::create(b, loc, mNew, ML, ValueRange{slot, rw.r[r], c0});
       memref::StoreOp::create(b, loc, lNew, ML, ValueRange{slot, rw.r[r], c1});
     }
-    // acc = acc * corr + p V, in chunks of U vectors of hd.
-    int64_t U = hd % (2 * L) == 0 ? 2 : 1;
+    accumulatePV(b, loc, R, bI, kh, rw, j0, jn, blk, corr, v, hd % (2 * L) == 0 ? 2 : 1);
+  }
+
+  /// acc = acc * corr + p V for the rows of a tile over keys j0 .. j0 + jn - 1 (p in S), in
+  /// chunks of U vectors of type v over hd.
+  void accumulatePV(OpBuilder &b, Location loc, int64_t R, Value bI, Value kh, Rows &rw,
+                    Value j0, Value jn, ArrayRef<Value> blk, ArrayRef<Value> corr, VectorType v,
+                    int64_t U) {
+    int64_t Lv = v.getNumElements();
     scf::ForOp::create(
-        b, loc, cIdx(b, loc, 0), cIdx(b, loc, hd), cIdx(b, loc, U * L), ValueRange{},
+        b, loc, cIdx(b, loc, 0), cIdx(b, loc, hd), cIdx(b, loc, U * Lv), ValueRange{},
         [&](OpBuilder &b, Location loc, Value dc, ValueRange) {
           SmallVector<Value> dIdx;
           for (int64_t u = 0; u < U; ++u)
             dIdx.push_back(u == 0 ? dc
-                                  : arith::AddIOp::create(b, loc, dc, cIdx(b, loc, u * L)).getResult());
+                                  : arith::AddIOp::create(b, loc, dc, cIdx(b, loc, u * Lv)).getResult());
           SmallVector<Value> a;
           for (int64_t r = 0; r < R; ++r) {
             Value cb = vector::BroadcastOp::create(b, loc, v, corr[r]);
@@ -469,6 +512,108 @@ struct AttentionKernel {
                                       ValueRange{slot, rw.r[r], dIdx[u]});
           scf::YieldOp::create(b, loc);
         });
+  }
+
+  /// Keys 0 .. jAll - 1 of (batch row bI, kv head kh) transposed into a fresh f32 buffer
+  /// KT [ceil(jAll / KB), hd, KBp]: KT[j / KB][d][j % KB] = K[j][d] (an f16 cache widened).
+  /// Every query tile of the pair then reads a key block's d-th components as one vector.
+  /// Lanes past jAll stay unwritten; the score step masks them.
+  Value transposeKeys(OpBuilder &b, Location loc, Value bI, Value kh, Value jAll) {
+    Type f32 = b.getF32Type();
+    Value cKB = cIdx(b, loc, KB);
+    Value nBlk = arith::DivUIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, jAll, cIdx(b, loc, KB - 1)), cKB);
+    Value kt = memref::AllocOp::create(
+        b, loc, MemRefType::get({ShapedType::kDynamic, hd, KBp}, f32), ValueRange{nBlk},
+        b.getI64IntegerAttr(64));
+    VectorType v = vt(b);
+    Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
+    scf::ForOp::create(b, loc, c0, jAll, cKB, ValueRange{}, [&](OpBuilder &b, Location loc, Value j0,
+                                                                 ValueRange) {
+      SmallVector<Value> blk = keys.blockSetup(b, loc, bI, j0);
+      Value bi = arith::DivUIOp::create(b, loc, j0, cKB);
+      Value jn = arith::MinUIOp::create(b, loc, arith::SubIOp::create(b, loc, jAll, j0), cKB);
+      scf::ForOp::create(b, loc, c0, jn, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value jj,
+                                                               ValueRange) {
+        auto [km, kidx] = keys.row(b, loc, 0, bI, kh, j0, jj, blk);
+        for (int64_t d = 0; d < hd; d += L) {
+          SmallVector<Value> ki(kidx);
+          ki.push_back(cIdx(b, loc, d));
+          Value kv = loadAsF32(b, loc, v, km, ki);
+          for (int64_t l = 0; l < L; ++l)
+            memref::StoreOp::create(b, loc, vector::ExtractOp::create(b, loc, kv, l), kt,
+                                    ValueRange{bi, cIdx(b, loc, d + l), jj});
+        }
+        scf::YieldOp::create(b, loc);
+      });
+      scf::YieldOp::create(b, loc);
+    });
+    return kt;
+  }
+
+  /// Scores of key block j0 for the rows of a tile from KT, GEMM-like: for every component
+  /// d, one vector of the block's KBp keys times each row's q[d] broadcast (R accumulators
+  /// of KBp lanes, no horizontal reduction per key); then scale, and -inf where a key is
+  /// past the row's last visible key (the causal mask, and the lanes past the keys); then the
+  /// online softmax update of each row. Returns the rows' corrections exp(m_old - m_new).
+  SmallVector<Value> scoresTransposed(OpBuilder &b, Location loc, int64_t R, Value bI, Rows &rw,
+                                      Value j0) {
+    Type f32 = b.getF32Type(), i32 = b.getI32Type();
+    auto sv = VectorType::get({KBp}, f32);
+    auto iv = VectorType::get({KBp}, i32);
+    Value bi = arith::DivUIOp::create(b, loc, j0, cIdx(b, loc, KB));
+    SmallVector<Value> init(R, splatF(b, loc, sv, 0.0f));
+    constexpr int64_t kUnroll = 4;
+    int64_t unroll = hd % kUnroll == 0 ? kUnroll : 1;
+    auto loop = scf::ForOp::create(
+        b, loc, cIdx(b, loc, 0), cIdx(b, loc, hd), cIdx(b, loc, unroll), init,
+        [&](OpBuilder &b, Location loc, Value d0, ValueRange acc) {
+          SmallVector<Value> a(acc.begin(), acc.end());
+          for (int64_t u = 0; u < unroll; ++u) {
+            Value d = u == 0 ? d0 : arith::AddIOp::create(b, loc, d0, cIdx(b, loc, u)).getResult();
+            Value kv = vector::LoadOp::create(b, loc, sv, KT, ValueRange{bi, d, cIdx(b, loc, 0)});
+            for (int64_t r = 0; r < R; ++r) {
+              Value qs = memref::LoadOp::create(b, loc, Q, ValueRange{bI, rw.t[r], rw.h[r], d});
+              Value qb = vector::BroadcastOp::create(b, loc, sv, qs);
+              a[r] = vector::FMAOp::create(b, loc, qb, kv, a[r]);
+            }
+          }
+          scf::YieldOp::create(b, loc, a);
+        });
+    SmallVector<int32_t> lanes;
+    for (int64_t l = 0; l < KBp; ++l) lanes.push_back(static_cast<int32_t>(l));
+    Value iota = arith::ConstantOp::create(b, loc, DenseIntElementsAttr::get(iv, lanes));
+    Value j0i = arith::IndexCastOp::create(b, loc, i32, j0);
+    Value jv = arith::AddIOp::create(b, loc, vector::BroadcastOp::create(b, loc, iv, j0i), iota);
+    Value scaleV = vector::BroadcastOp::create(b, loc, sv, scale);
+    Value ninfV = splatF(b, loc, sv, -std::numeric_limits<float>::infinity());
+    Value inBlock;
+    if (KBp != KB)
+      inBlock = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, iota,
+                                      splatI(b, loc, iv, static_cast<int32_t>(KB)));
+    Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
+    SmallVector<Value> corr(R);
+    for (int64_t r = 0; r < R; ++r) {
+      Value s = arith::MulFOp::create(b, loc, loop.getResult(r), scaleV);
+      Value lim = vector::BroadcastOp::create(b, loc, iv, arith::IndexCastOp::create(b, loc, i32, rw.lim[r]));
+      Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, jv, lim);
+      if (KBp != KB) // the padding lanes past the block are the next block's keys
+        ok = arith::AndIOp::create(b, loc, ok, inBlock);
+      s = arith::SelectOp::create(b, loc, ok, s, ninfV);
+      // Online softmax update on the row's vector; S receives p for the p V step.
+      Value mOld = memref::LoadOp::create(b, loc, ML, ValueRange{slot, rw.r[r], c0});
+      Value lOld = memref::LoadOp::create(b, loc, ML, ValueRange{slot, rw.r[r], c1});
+      Value mt = vector::ReductionOp::create(b, loc, vector::CombiningKind::MAXNUMF, s);
+      Value mNew = arith::MaxNumFOp::create(b, loc, mOld, mt);
+      corr[r] = emitExp(b, loc, arith::SubFOp::create(b, loc, mOld, mNew));
+      Value pv = emitExp(b, loc, arith::SubFOp::create(b, loc, s, vector::BroadcastOp::create(b, loc, sv, mNew)));
+      vector::StoreOp::create(b, loc, pv, S, ValueRange{sSlot, rw.r[r], c0});
+      Value ls = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, pv, kFM);
+      Value lNew = arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, lOld, corr[r], kFM), ls, kFM);
+      memref::StoreOp::create(b, loc, mNew, ML, ValueRange{slot, rw.r[r], c0});
+      memref::StoreOp::create(b, loc, lNew, ML, ValueRange{slot, rw.r[r], c1});
+    }
+    return corr;
   }
 
   /// out = acc / l for the rows of a tile.

@@ -19,10 +19,18 @@
 // CHECK:         call @photon_attention_cached4_0(
 // CHECK-LABEL: func.func private @photon_attention_cached4_0(
 // CHECK-SAME:    memref<?x2x2x4x2x16xf16>
-// Keys: an f16 load widened, then FMAs with the f32 query.
+// Prefill: keys, an f16 load widened into the transposed f32 keys; values widened for P V
+// (16 lanes: head_dim 16).
 // CHECK:         %[[KH:.+]] = vector.load %{{.+}} : memref<?x2x2x4x2x16xf16>, vector<8xf16>
 // CHECK:         %[[K:.+]] = arith.extf %[[KH]] : vector<8xf16> to vector<8xf32>
-// CHECK:         vector.fma %{{.+}}, %[[K]], %{{.+}} : vector<8xf32>
+// CHECK:         vector.extract %[[K]][0]
+// CHECK:         %[[PVH:.+]] = vector.load %{{.+}} : memref<?x2x2x4x2x16xf16>, vector<16xf16>
+// CHECK:         %[[PV:.+]] = arith.extf %[[PVH]] : vector<16xf16> to vector<16xf32>
+// CHECK:         vector.fma %{{.+}}, %[[PV]], %{{.+}} : vector<16xf32>
+// Decode: keys, an f16 load widened, then FMAs with the f32 query.
+// CHECK:         %[[DKH:.+]] = vector.load %{{.+}} : memref<?x2x2x4x2x16xf16>, vector<8xf16>
+// CHECK:         %[[DK:.+]] = arith.extf %[[DKH]] : vector<8xf16> to vector<8xf32>
+// CHECK:         vector.fma %{{.+}}, %[[DK]], %{{.+}} : vector<8xf32>
 // Values: the same for P V.
 // CHECK:         %[[VH:.+]] = vector.load %{{.+}} : memref<?x2x2x4x2x16xf16>, vector<8xf16>
 // CHECK:         %[[VV:.+]] = arith.extf %[[VH]] : vector<8xf16> to vector<8xf32>

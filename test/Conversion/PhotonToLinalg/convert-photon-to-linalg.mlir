@@ -70,7 +70,7 @@ module {
 // CHECK:         scf.if
 // CHECK:           memref.load
 // CHECK:           vector.load
-// CHECK:           vector.reduction <maximumf>
+// CHECK:           vector.reduction <maxnumf>
 module {
   func.func @step(%q: tensor<?x?x4x8xf32>, %k: tensor<?x?x2x8xf32>, %v: tensor<?x?x2x8xf32>,
                   %pool: memref<?x1x2x16x2x8xf32>, %table: memref<?x?xi32>, %lens: memref<?xi32>) -> tensor<?x?x4x8xf32> {

@@ -42,7 +42,7 @@
 // CHECK:                   memref.store %{{.+}}, %[[S]]
 // online softmax over the block with a vector exp (no libm call)
 // CHECK:                 memref.load %[[ML]]
-// CHECK:                 vector.reduction <maximumf>
+// CHECK:                 vector.reduction <maxnumf>
 // CHECK:                 math.floor %{{.+}} : vector<8xf32>
 // CHECK:                 vector.store %{{.+}}, %[[S]]
 // CHECK:                 memref.store %{{.+}}, %[[ML]]
@@ -86,7 +86,7 @@
 // LLVM-LABEL: llvm.func @causal(
 // LLVM-NOT:   = photon.
 // LLVM:       llvm.intr.fmuladd({{.*}}) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
-// LLVM:       llvm.intr.vector.reduce.fmaximum
+// LLVM:       llvm.intr.vector.reduce.fmax
 // LLVM:       llvm.intr.floor({{.*}}) : (vector<8xf32>) -> vector<8xf32>
 // LLVM-NOT:   llvm.intr.exp
 // LLVM-LABEL: llvm.func @window(
@@ -146,12 +146,27 @@ module {
 // CHECK:         scf.if
 // CHECK:           scf.parallel (%[[PB:[^,]+]], %{{.+}}) =
 // CHECK:             memref.load %[[LENS]][%[[PB]]]
+// Prefill (at least 64 queries): the pair's keys transposed once into KT [blocks, hd, 16]
+// (f32), so each key block's scores are 16-lane FMAs of a KT row by a broadcast query
+// component, and the softmax update works on that vector.
+// CHECK:             scf.if
+// CHECK:               %[[KT:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?x8x16xf32>
+// CHECK:               scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c12
+// CHECK:                 memref.load %[[TABLE]][%[[PB]], %{{.+}}]
+// CHECK:                   vector.load %[[POOL]][%{{.+}}, %[[L]], %c0{{[_0-9]*}}, %{{.+}}, %{{.+}}, %c0{{[_0-9]*}}] : memref<?x2x2x12x2x8xf32>, vector<8xf32>
+// CHECK:                   memref.store %{{.+}}, %[[KT]]
+// CHECK:                 vector.load %[[KT]]{{.*}} : memref<?x8x16xf32>, vector<16xf32>
+// CHECK:                 vector.fma %{{.+}}, %{{.+}}, %{{.+}} : vector<16xf32>
+// CHECK:               vector.reduction <maxnumf>, %{{.+}} : vector<16xf32> into f32
+// CHECK:                 vector.load %[[POOL]][%{{.+}}, %[[L]], %c1{{[_0-9]*}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x2x2x12x2x8xf32>, vector<8xf32>
+// Few queries over a long cache (a parallel decode): scores as dot products.
+// CHECK:             } else {
 // CHECK:                 scf.for %[[J0:[^ ]+]] = %{{.+}} to %{{.+}} step %c12
 // CHECK:                   %[[BI:.+]] = arith.divui %[[J0]], %c12
 // CHECK:                   memref.load %[[TABLE]][%[[PB]], %[[BI]]]
 // CHECK:                   scf.for
 // CHECK:                     vector.load %[[POOL]][%{{.+}}, %[[L]], %c0{{[_0-9]*}}, %{{.+}}, %{{.+}}, %c0{{[_0-9]*}}] : memref<?x2x2x12x2x8xf32>, vector<8xf32>
-// CHECK:                   vector.reduction <maximumf>
+// CHECK:                   vector.reduction <maxnumf>
 // CHECK:                   scf.for
 // CHECK:                     vector.load %[[POOL]][%{{.+}}, %[[L]], %c1{{[_0-9]*}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x2x2x12x2x8xf32>, vector<8xf32>
 // Decode: the block is looked up once for all kv heads.
