@@ -41,7 +41,7 @@ static void explainLocalRaising(ModuleOp module, llvm::raw_ostream &os) {
   llvm::StringMap<int> counts;
   std::vector<std::string> lines;
   module.walk([&](Operation *op) {
-    if (!isa<LinearOp, RMSNormOp, LayerNormOp, GeluOp, SwiGLUOp>(op)) return;
+    if (!isa<LinearOp, RMSNormOp, LayerNormOp, GeluOp, SwiGLUOp, CausalAttentionOp>(op)) return;
     StringRef what = op->getName().getStringRef();
     ++counts[what];
     std::string node = "?";
@@ -56,7 +56,7 @@ static void explainLocalRaising(ModuleOp module, llvm::raw_ostream &os) {
   bool first = true;
   for (StringRef k : {LinearOp::getOperationName(), RMSNormOp::getOperationName(),
                       LayerNormOp::getOperationName(), GeluOp::getOperationName(),
-                      SwiGLUOp::getOperationName()})
+                      SwiGLUOp::getOperationName(), CausalAttentionOp::getOperationName()})
     if (counts.count(k)) {
       os << (first ? "" : ", ") << counts[k] << " " << k;
       first = false;

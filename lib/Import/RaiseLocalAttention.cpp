@@ -57,9 +57,7 @@ std::optional<double> floatConstant(Value v) {
   return std::nullopt;
 }
 
-RankedTensorType tensorTy(Value v) {
-  return dyn_cast<RankedTensorType>(v.getType());
-}
+RankedTensorType tensorTy(Value v) { return dyn_cast<RankedTensorType>(v.getType()); }
 
 //===----------------------------------------------------------------------===//
 // Following elements through data-movement ops
@@ -67,8 +65,7 @@ RankedTensorType tensorTy(Value v) {
 
 /// Row-major position of `idx` in `sizes` (the first size is not needed; a
 /// dynamic size is only allowed where the index before it is 0).
-std::optional<int64_t> linearize(ArrayRef<int64_t> idx,
-                                 ArrayRef<int64_t> sizes) {
+std::optional<int64_t> linearize(ArrayRef<int64_t> idx, ArrayRef<int64_t> sizes) {
   int64_t lin = 0;
   for (size_t j = 0; j < idx.size(); ++j) {
     if (j > 0) {
@@ -112,8 +109,7 @@ std::optional<Idx> delinearize(int64_t lin, ArrayRef<int64_t> sizes) {
 /// dynamic size matched only by the dynamic size at the same place of the other
 /// shape (torch's `Reshape(x, [B, M, ...])` keeps the dynamic batch and
 /// sequence axes).
-std::optional<
-    SmallVector<std::pair<ReassociationIndices, ReassociationIndices>>>
+std::optional<SmallVector<std::pair<ReassociationIndices, ReassociationIndices>>>
 reshapeGroups(ArrayRef<int64_t> src, ArrayRef<int64_t> dst) {
   SmallVector<std::pair<ReassociationIndices, ReassociationIndices>> groups;
   size_t i = 0, j = 0;
@@ -236,9 +232,8 @@ struct Elements {
         for (size_t i = 0; i < sh.size(); ++i)
           if ((int64_t)i != d && ShapedType::isDynamic(sh[i]))
             sh[i] = s[i];
-        total = ShapedType::isDynamic(s[d]) || ShapedType::isDynamic(total)
-                    ? ShapedType::kDynamic
-                    : total + s[d];
+        total = ShapedType::isDynamic(s[d]) || ShapedType::isDynamic(total) ? ShapedType::kDynamic
+                                                                            : total + s[d];
       }
       if (ShapedType::isDynamic(sh[d]))
         sh[d] = total;
@@ -263,8 +258,7 @@ struct Elements {
     return true;
   }
 
-  std::optional<std::pair<Value, Idx>> moveBack(Value v,
-                                                ArrayRef<int64_t> idx) {
+  std::optional<std::pair<Value, Idx>> moveBack(Value v, ArrayRef<int64_t> idx) {
     Operation *op = v.getDefiningOp();
     if (!op)
       return std::nullopt;
@@ -278,8 +272,7 @@ struct Elements {
       return std::make_pair(t.getInput(), src);
     }
     if (auto s = dyn_cast<tensor::ExtractSliceOp>(op)) {
-      ArrayRef<int64_t> offs = s.getStaticOffsets(),
-                        strides = s.getStaticStrides();
+      ArrayRef<int64_t> offs = s.getStaticOffsets(), strides = s.getStaticStrides();
       llvm::SmallBitVector dropped = s.getDroppedDims();
       Idx src;
       size_t k = 0;
@@ -367,19 +360,16 @@ struct Elements {
       return std::make_pair(r.getSource(), src);
     }
     if (auto g = dyn_cast<linalg::GenericOp>(op)) {
-      if (g->getNumResults() != 1 || g.getNumDpsInputs() != 1 ||
-          g.getNumReductionLoops() != 0)
+      if (g->getNumResults() != 1 || g.getNumDpsInputs() != 1 || g.getNumReductionLoops() != 0)
         return std::nullopt;
       Block *b = g.getBody();
-      if (b->getOperations().size() != 1 ||
-          b->getTerminator()->getOperand(0) != b->getArgument(0))
+      if (b->getOperations().size() != 1 || b->getTerminator()->getOperand(0) != b->getArgument(0))
         return std::nullopt;
       AffineMap out = g.getIndexingMapsArray().back();
       if (!out.isIdentity())
         return std::nullopt;
       AffineMap in = g.getMatchingIndexingMap(g.getDpsInputOperand(0));
-      SmallVector<int64_t> src =
-          in.compose(SmallVector<int64_t>(idx.begin(), idx.end()));
+      SmallVector<int64_t> src = in.compose(SmallVector<int64_t>(idx.begin(), idx.end()));
       return std::make_pair(g.getDpsInputs()[0], Idx(src.begin(), src.end()));
     }
     return std::nullopt;
@@ -426,14 +416,11 @@ struct Elements {
           lin = lin * t.getDimSize(i) + idx[i];
       }
       if (auto fd = dyn_cast<DenseFPElementsAttr>(d))
-        return (fd.isSplat() ? fd.getSplatValue<APFloat>()
-                             : *(fd.value_begin<APFloat>() + lin))
+        return (fd.isSplat() ? fd.getSplatValue<APFloat>() : *(fd.value_begin<APFloat>() + lin))
             .convertToDouble();
       if (auto id = dyn_cast<DenseIntElementsAttr>(d)) {
-        APInt a = id.isSplat() ? id.getSplatValue<APInt>()
-                               : *(id.value_begin<APInt>() + lin);
-        return a.getBitWidth() == 1 ? (double)a.getZExtValue()
-                                    : (double)a.getSExtValue();
+        APInt a = id.isSplat() ? id.getSplatValue<APInt>() : *(id.value_begin<APInt>() + lin);
+        return a.getBitWidth() == 1 ? (double)a.getZExtValue() : (double)a.getSExtValue();
       }
       return std::nullopt;
     }
@@ -512,8 +499,7 @@ struct Elements {
 private:
   /// A scalar read by a body: a body value, a constant, or a value computed
   /// outside.
-  std::optional<double> scalar(Value v,
-                               const llvm::DenseMap<Value, double> &env) {
+  std::optional<double> scalar(Value v, const llvm::DenseMap<Value, double> &env) {
     if (auto it = env.find(v); it != env.end())
       return it->second;
     Attribute a;
@@ -588,8 +574,7 @@ private:
       return (double)(i(0) | i(1));
     if (isa<arith::XOrIOp>(op)) {
       int64_t r = i(0) ^ i(1);
-      return op.getResult(0).getType().isInteger(1) ? (double)(r & 1)
-                                                    : (double)r;
+      return op.getResult(0).getType().isInteger(1) ? (double)(r & 1) : (double)r;
     }
     if (auto s = dyn_cast<arith::SelectOp>(op))
       return a[0] != 0 ? a[1] : a[2];
@@ -650,8 +635,8 @@ private:
         return std::nullopt;
       }
     }
-    if (isa<arith::IndexCastOp, arith::SIToFPOp, arith::FPToSIOp,
-            arith::ExtSIOp, arith::ExtFOp>(op))
+    if (isa<arith::IndexCastOp, arith::SIToFPOp, arith::FPToSIOp, arith::ExtSIOp, arith::ExtFOp>(
+            op))
       return isa<arith::FPToSIOp>(op) ? std::trunc(a[0]) : a[0];
     if (isa<arith::UIToFPOp, arith::ExtUIOp, arith::IndexCastUIOp>(op))
       return a[0] < 0 ? std::nullopt : std::optional<double>(a[0]);
@@ -659,8 +644,7 @@ private:
       return (double)(float)a[0];
     if (auto t = dyn_cast<arith::TruncIOp>(op)) {
       unsigned w = t.getType().getIntOrFloatBitWidth();
-      return w == 1 ? (double)(i(0) & 1)
-                    : (w >= 32 ? a[0] : std::optional<double>());
+      return w == 1 ? (double)(i(0) & 1) : (w >= 32 ? a[0] : std::optional<double>());
     }
     if (auto e = dyn_cast<tensor::ExtractOp>(op)) {
       Idx at;
@@ -680,8 +664,7 @@ private:
 /// output map.
 linalg::GenericOp elementwise(Value v) {
   auto g = v ? v.getDefiningOp<linalg::GenericOp>() : linalg::GenericOp();
-  if (!g || g->getNumResults() != 1 || g.getNumDpsInits() != 1 ||
-      g.getNumReductionLoops() != 0 ||
+  if (!g || g->getNumResults() != 1 || g.getNumDpsInits() != 1 || g.getNumReductionLoops() != 0 ||
       !g.getIndexingMapsArray().back().isIdentity())
     return {};
   return g;
@@ -695,17 +678,14 @@ SmallVector<Operation *> bodyOps(linalg::GenericOp g) {
   return ops;
 }
 
-Value yielded(linalg::GenericOp g) {
-  return g.getBody()->getTerminator()->getOperand(0);
-}
+Value yielded(linalg::GenericOp g) { return g.getBody()->getTerminator()->getOperand(0); }
 
 /// The generic's input read by body value `a` (a block argument of an input),
 /// with its map.
 struct Read {
   Value tensor;
   AffineMap map;
-  std::optional<double>
-      scalar; // a scalar constant (a splat, a one-element tensor, a scalar)
+  std::optional<double> scalar; // a scalar constant (a splat, a one-element tensor, a scalar)
 };
 
 Read readOf(linalg::GenericOp g, Value a) {
@@ -716,28 +696,23 @@ Read readOf(linalg::GenericOp g, Value a) {
       r.scalar = floatConstant(a);
     return r;
   }
-  if (arg.getOwner() != g.getBody() ||
-      arg.getArgNumber() >= (unsigned)g.getNumDpsInputs())
+  if (arg.getOwner() != g.getBody() || arg.getArgNumber() >= (unsigned)g.getNumDpsInputs())
     return r;
   OpOperand *in = g.getDpsInputOperand(arg.getArgNumber());
   r.tensor = in->get();
   r.map = g.getMatchingIndexingMap(in);
   auto t = tensorTy(r.tensor);
-  if (!t || (t.hasStaticShape() && t.getNumElements() == 1) ||
-      r.map.getNumResults() == 0)
+  if (!t || (t.hasStaticShape() && t.getNumElements() == 1) || r.map.getNumResults() == 0)
     r.scalar = floatConstant(r.tensor);
   return r;
 }
 
-bool identityRead(const Read &r) {
-  return r.tensor && r.map && r.map.isIdentity();
-}
+bool identityRead(const Read &r) { return r.tensor && r.map && r.map.isIdentity(); }
 
 /// A read of [.., 1] broadcast along the last loop (a kept-dims reduction of
 /// the rows).
 bool rowRead(const Read &r, int64_t rank) {
-  if (!r.tensor || !r.map || r.map.getNumResults() != rank ||
-      r.map.getNumDims() != rank)
+  if (!r.tensor || !r.map || r.map.getNumResults() != rank || r.map.getNumDims() != rank)
     return false;
   for (int64_t i = 0; i + 1 < rank; ++i)
     if (r.map.getResult(i) != getAffineDimExpr(i, r.map.getContext()))
@@ -756,8 +731,7 @@ Value keptDims(Value m) {
   if (r < 2 || rt.getDimSize(r - 1) != 1)
     return {};
   auto re = ex.getReassociationIndices();
-  if (re.size() != (size_t)r - 1 ||
-      re.back() != ReassociationIndices{r - 2, r - 1})
+  if (re.size() != (size_t)r - 1 || re.back() != ReassociationIndices{r - 2, r - 1})
     return {};
   return ex.getSrc();
 }
@@ -769,8 +743,7 @@ enum class Reduce { Max, Sum, SumExp };
 /// x` or `acc + exp(x)`; a sum starting from a linalg.fill 0.
 Value reducedGeneric(Value s, Reduce kind) {
   auto g = s ? s.getDefiningOp<linalg::GenericOp>() : linalg::GenericOp();
-  if (!g || g->getNumResults() != 1 || g.getNumDpsInputs() != 1 ||
-      g.getNumReductionLoops() != 1)
+  if (!g || g->getNumResults() != 1 || g.getNumDpsInputs() != 1 || g.getNumReductionLoops() != 1)
     return {};
   auto it = g.getIteratorTypesArray();
   int64_t r = it.size();
@@ -780,18 +753,16 @@ Value reducedGeneric(Value s, Reduce kind) {
   SmallVector<AffineExpr> rows;
   for (int64_t i = 0; i + 1 < r; ++i)
     rows.push_back(getAffineDimExpr(i, g.getContext()));
-  if (!maps[0].isIdentity() ||
-      maps[1] != AffineMap::get(r, 0, rows, g.getContext()))
+  if (!maps[0].isIdentity() || maps[1] != AffineMap::get(r, 0, rows, g.getContext()))
     return {};
   Block *b = g.getBody();
   Value x = b->getArgument(0), acc = b->getArgument(1);
   Operation *top = yielded(g).getDefiningOp();
   if (!top || top->getNumOperands() != 2 || top->getBlock() != b)
     return {};
-  Value other =
-      top->getOperand(0) == acc
-          ? top->getOperand(1)
-          : (top->getOperand(1) == acc ? top->getOperand(0) : Value());
+  Value other = top->getOperand(0) == acc
+                    ? top->getOperand(1)
+                    : (top->getOperand(1) == acc ? top->getOperand(0) : Value());
   if (!other)
     return {};
   size_t n = b->getOperations().size();
@@ -822,22 +793,17 @@ Value reducedGeneric(Value s, Reduce kind) {
 }
 
 /// x of `m = reduce(x)` over the last axis, kept to [.., 1].
-Value reducedLastAxis(Value m, Reduce kind) {
-  return reducedGeneric(keptDims(m), kind);
-}
+Value reducedLastAxis(Value m, Reduce kind) { return reducedGeneric(keptDims(m), kind); }
 
 /// sh = s - max(s) over the last axis (returns s), or sh itself: softmax does
 /// not change when a row's maximum is subtracted.
 Value unshifted(Value sh) {
   linalg::GenericOp g = elementwise(sh);
   auto ops = g ? bodyOps(g) : SmallVector<Operation *>();
-  if (ops.size() == 1 && isa<arith::SubFOp>(ops[0]) &&
-      yielded(g) == ops[0]->getResult(0)) {
+  if (ops.size() == 1 && isa<arith::SubFOp>(ops[0]) && yielded(g) == ops[0]->getResult(0)) {
     int64_t r = tensorTy(sh).getRank();
-    Read x = readOf(g, ops[0]->getOperand(0)),
-         m = readOf(g, ops[0]->getOperand(1));
-    if (identityRead(x) && rowRead(m, r) &&
-        reducedLastAxis(m.tensor, Reduce::Max) == x.tensor)
+    Read x = readOf(g, ops[0]->getOperand(0)), m = readOf(g, ops[0]->getOperand(1));
+    if (identityRead(x) && rowRead(m, r) && reducedLastAxis(m.tensor, Reduce::Max) == x.tensor)
       return x.tensor;
   }
   return sh;
@@ -852,37 +818,29 @@ Value softmaxOf(Value p) {
     return {};
   int64_t r = tensorTy(p).getRank();
   auto ops = bodyOps(g);
-  if (ops.size() == 2 && isa<arith::SubFOp>(ops[0]) &&
-      isa<math::ExpOp>(ops[1]) &&
-      ops[1]->getOperand(0) == ops[0]->getResult(0) &&
-      yielded(g) == ops[1]->getResult(0)) {
-    Read sh = readOf(g, ops[0]->getOperand(0)),
-         l = readOf(g, ops[0]->getOperand(1));
+  if (ops.size() == 2 && isa<arith::SubFOp>(ops[0]) && isa<math::ExpOp>(ops[1]) &&
+      ops[1]->getOperand(0) == ops[0]->getResult(0) && yielded(g) == ops[1]->getResult(0)) {
+    Read sh = readOf(g, ops[0]->getOperand(0)), l = readOf(g, ops[0]->getOperand(1));
     if (!identityRead(sh) || !rowRead(l, r))
       return {};
     // l = log(sum(exp(sh))), the log elementwise over the kept sums.
     Value lg = keptDims(l.tensor);
     linalg::GenericOp lgen = lg ? elementwise(lg) : linalg::GenericOp();
     auto lops = lgen ? bodyOps(lgen) : SmallVector<Operation *>();
-    if (lops.size() != 1 || !isa<math::LogOp>(lops[0]) ||
-        yielded(lgen) != lops[0]->getResult(0))
+    if (lops.size() != 1 || !isa<math::LogOp>(lops[0]) || yielded(lgen) != lops[0]->getResult(0))
       return {};
     Read in = readOf(lgen, lops[0]->getOperand(0));
-    if (!identityRead(in) ||
-        reducedGeneric(in.tensor, Reduce::SumExp) != sh.tensor)
+    if (!identityRead(in) || reducedGeneric(in.tensor, Reduce::SumExp) != sh.tensor)
       return {};
     return unshifted(sh.tensor);
   }
-  if (ops.size() == 1 && isa<arith::DivFOp>(ops[0]) &&
-      yielded(g) == ops[0]->getResult(0)) {
-    Read e = readOf(g, ops[0]->getOperand(0)),
-         s = readOf(g, ops[0]->getOperand(1));
+  if (ops.size() == 1 && isa<arith::DivFOp>(ops[0]) && yielded(g) == ops[0]->getResult(0)) {
+    Read e = readOf(g, ops[0]->getOperand(0)), s = readOf(g, ops[0]->getOperand(1));
     if (!identityRead(e) || !rowRead(s, r))
       return {};
     linalg::GenericOp eg = elementwise(e.tensor);
     auto eops = eg ? bodyOps(eg) : SmallVector<Operation *>();
-    if (eops.size() != 1 || !isa<math::ExpOp>(eops[0]) ||
-        yielded(eg) != eops[0]->getResult(0))
+    if (eops.size() != 1 || !isa<math::ExpOp>(eops[0]) || yielded(eg) != eops[0]->getResult(0))
       return {};
     Read sh = readOf(eg, eops[0]->getOperand(0));
     if (!identityRead(sh) || reducedLastAxis(s.tensor, Reduce::Sum) != e.tensor)
@@ -904,8 +862,8 @@ struct Contraction {
 
 std::optional<Contraction> contraction(Value v) {
   auto g = v ? v.getDefiningOp<linalg::GenericOp>() : linalg::GenericOp();
-  if (!g || g->getNumResults() != 1 || g.getNumDpsInputs() != 2 ||
-      g.getNumDpsInits() != 1 || g.getNumReductionLoops() != 1)
+  if (!g || g->getNumResults() != 1 || g.getNumDpsInputs() != 2 || g.getNumDpsInits() != 1 ||
+      g.getNumReductionLoops() != 1)
     return std::nullopt;
   auto it = g.getIteratorTypesArray();
   int64_t n = it.size();
@@ -925,8 +883,7 @@ std::optional<Contraction> contraction(Value v) {
   if (!mul || !add || yielded(g) != add.getResult())
     return std::nullopt;
   Value x = b->getArgument(0), w = b->getArgument(1), acc = b->getArgument(2);
-  if (!((mul.getLhs() == x && mul.getRhs() == w) ||
-        (mul.getLhs() == w && mul.getRhs() == x)))
+  if (!((mul.getLhs() == x && mul.getRhs() == w) || (mul.getLhs() == w && mul.getRhs() == x)))
     return std::nullopt;
   if (!((add.getLhs() == acc && add.getRhs() == mul) ||
         (add.getLhs() == mul && add.getRhs() == acc)))
@@ -935,8 +892,7 @@ std::optional<Contraction> contraction(Value v) {
   auto z = fill ? floatConstant(fill.getInputs()[0]) : std::nullopt;
   if (!z || *z != 0.0)
     return std::nullopt;
-  return Contraction{
-      g, g.getDpsInputs()[0], g.getDpsInputs()[1], maps[0], maps[1], n - 1};
+  return Contraction{g, g.getDpsInputs()[0], g.getDpsInputs()[1], maps[0], maps[1], n - 1};
 }
 
 /// v = x * c or x / c (c a scalar constant, either operand order for the
@@ -947,15 +903,12 @@ std::optional<std::pair<Value, double>> scaledBy(Value v) {
   if (ops.size() != 1 || !isa<arith::MulFOp, arith::DivFOp>(ops[0]) ||
       yielded(g) != ops[0]->getResult(0))
     return std::nullopt;
-  Read a = readOf(g, ops[0]->getOperand(0)),
-       c = readOf(g, ops[0]->getOperand(1));
+  Read a = readOf(g, ops[0]->getOperand(0)), c = readOf(g, ops[0]->getOperand(1));
   if (isa<arith::MulFOp>(ops[0]) && !identityRead(a))
     std::swap(a, c);
-  if (!identityRead(a) || !c.scalar || *c.scalar == 0 ||
-      !std::isfinite(*c.scalar))
+  if (!identityRead(a) || !c.scalar || *c.scalar == 0 || !std::isfinite(*c.scalar))
     return std::nullopt;
-  return std::make_pair(a.tensor, isa<arith::DivFOp>(ops[0]) ? 1.0 / *c.scalar
-                                                             : *c.scalar);
+  return std::make_pair(a.tensor, isa<arith::DivFOp>(ops[0]) ? 1.0 / *c.scalar : *c.scalar);
 }
 
 /// An additive term of the scores: a tensor read through `map` (in the scores'
@@ -998,8 +951,7 @@ std::optional<Scores> scoresOf(Value s, double factor = 1, int depth = 0) {
     return std::nullopt;
   if (isa<arith::AddFOp>(ops[0])) {
     for (int k = 0; k < 2; ++k) {
-      Read x = readOf(g, ops[0]->getOperand(k)),
-           m = readOf(g, ops[0]->getOperand(1 - k));
+      Read x = readOf(g, ops[0]->getOperand(k)), m = readOf(g, ops[0]->getOperand(1 - k));
       if (!identityRead(x) || !m.tensor)
         continue;
       auto r = scoresOf(x.tensor, factor, depth + 1);
@@ -1032,11 +984,10 @@ std::optional<Scores> scoresOf(Value s, double factor = 1, int depth = 0) {
   return std::nullopt;
 }
 
-/// Is the sum of the masks causal over (query m, key n) = loops (r - 2, r - 1)
-/// of the scores: 0 where n <= m, and at most -1e7 (after the scales) where n >
-/// m? The masks are evaluated at sample positions, all pairs of the first 12
-/// and pairs around 100 and 3000 (within a static size), batch and head indices
-/// 0 and 1.
+/// Is the sum of the masks causal over (query m, key n) = loops (r - 2, r - 1) of the
+/// scores: 0 where n <= m, and at most -1e7 (after the scales) where n > m? The masks are
+/// evaluated at sample positions: all pairs of the first 12, and pairs around 100 and 3000
+/// where the mask holds them; batch and head indices 0 and 1.
 bool causalMasks(ArrayRef<MaskTerm> masks, RankedTensorType st) {
   if (masks.empty())
     return false;
@@ -1066,14 +1017,15 @@ bool causalMasks(ArrayRef<MaskTerm> masks, RankedTensorType st) {
         for (const MaskTerm &t : masks) {
           SmallVector<int64_t> at = t.map.compose(loops);
           auto v = ev.at(t.tensor, Idx(at.begin(), at.end()));
-          if (!v && batch == 1) {
-            skip = true; // a batch / head index beyond a static mask size
+          // A batch / head index, or a far position, beyond a static mask size (a
+          // constant mask sliced to the sequence holds the positions it can hold).
+          if (!v && (batch == 1 || m >= 12 || n >= 12)) {
+            skip = true;
             break;
           }
           if (!v)
             return false;
-          double add =
-              t.select ? ((*v != 0) == t.fillWhenTrue ? t.fill : 0.0) : *v;
+          double add = t.select ? ((*v != 0) == t.fillWhenTrue ? t.fill : 0.0) : *v;
           // A masked fill replaces the scores: only -inf-like fills are
           // additive masks.
           if (t.select && add != 0 && add > -1e30)
@@ -1099,8 +1051,7 @@ enum Role { kBatch, kHead0, kHead1, kSeq, kDim, kOther };
 
 /// x transposed by `perm` (result axis i = x axis perm[i]); a transpose of a
 /// transpose is composed, and an identity is no op.
-Value transposed(PatternRewriter &rw, Location loc, Value x,
-                 ArrayRef<int64_t> perm) {
+Value transposed(PatternRewriter &rw, Location loc, Value x, ArrayRef<int64_t> perm) {
   SmallVector<int64_t> p(perm);
   if (auto t = x.getDefiningOp<linalg::TransposeOp>()) {
     ArrayRef<int64_t> inner = t.getPermutation();
@@ -1116,8 +1067,7 @@ Value transposed(PatternRewriter &rw, Location loc, Value x,
   SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rw, loc, x), out;
   for (int64_t i : p)
     out.push_back(sizes[i]);
-  Value init =
-      tensor::EmptyOp::create(rw, loc, out, tensorTy(x).getElementType());
+  Value init = tensor::EmptyOp::create(rw, loc, out, tensorTy(x).getElementType());
   return linalg::TransposeOp::create(rw, loc, x, init, p)->getResult(0);
 }
 
@@ -1126,8 +1076,7 @@ Value transposed(PatternRewriter &rw, Location loc, Value x,
 /// unit axis), if each of batch, sequence and dim is read once and the heads
 /// read are none, head0, or both (with `allHeads`, every head loop of the
 /// contraction).
-std::optional<SmallVector<Role>> axisRoles(Value x, AffineMap map,
-                                           ArrayRef<Role> roles, int nHeads,
+std::optional<SmallVector<Role>> axisRoles(Value x, AffineMap map, ArrayRef<Role> roles, int nHeads,
                                            bool allHeads) {
   auto xt = tensorTy(x);
   if (!xt || map.getNumResults() != xt.getRank())
@@ -1142,13 +1091,11 @@ std::optional<SmallVector<Role>> axisRoles(Value x, AffineMap map,
       continue;
     }
     auto d = dyn_cast<AffineDimExpr>(e);
-    if (!d || roles[d.getPosition()] == kOther ||
-        llvm::is_contained(axis, roles[d.getPosition()]))
+    if (!d || roles[d.getPosition()] == kOther || llvm::is_contained(axis, roles[d.getPosition()]))
       return std::nullopt;
     axis.push_back(roles[d.getPosition()]);
   }
-  bool h0 = llvm::is_contained(axis, kHead0),
-       h1 = llvm::is_contained(axis, kHead1);
+  bool h0 = llvm::is_contained(axis, kHead0), h1 = llvm::is_contained(axis, kHead1);
   if (!llvm::is_contained(axis, kBatch) || !llvm::is_contained(axis, kSeq) ||
       !llvm::is_contained(axis, kDim) || (h1 && !h0) ||
       (allHeads && (h0 != (nHeads >= 1) || h1 != (nHeads >= 2))))
@@ -1159,9 +1106,8 @@ std::optional<SmallVector<Role>> axisRoles(Value x, AffineMap map,
 /// The [B, M, heads, hd] sizes asBMHD gives x (heads static: their product, or
 /// 1). A dynamic head axis takes its size from `heads` (the query's, which the
 /// contraction reads with the same loop).
-std::optional<std::array<int64_t, 4>>
-bmhd(Value x, AffineMap map, ArrayRef<Role> roles, int nHeads, bool allHeads,
-     std::array<int64_t, 2> heads = {0, 0}) {
+std::optional<std::array<int64_t, 4>> bmhd(Value x, AffineMap map, ArrayRef<Role> roles, int nHeads,
+                                           bool allHeads, std::array<int64_t, 2> heads = {0, 0}) {
   auto axis = axisRoles(x, map, roles, nHeads, allHeads);
   if (!axis)
     return std::nullopt;
@@ -1197,9 +1143,8 @@ bmhd(Value x, AffineMap map, ArrayRef<Role> roles, int nHeads, bool allHeads,
 /// x (checked by bmhd) as [B, M, heads, hd]: broadcast unit axes dropped, axes
 /// transposed to (batch, seq, head0, head1, dim), two head axes merged or a
 /// unit one added; cast to the sizes bmhd found.
-Value asBMHD(PatternRewriter &rw, Location loc, Value x, AffineMap map,
-             ArrayRef<Role> roles, std::array<int64_t, 4> sizes,
-             std::array<int64_t, 2> heads) {
+Value asBMHD(PatternRewriter &rw, Location loc, Value x, AffineMap map, ArrayRef<Role> roles,
+             std::array<int64_t, 4> sizes, std::array<int64_t, 2> heads) {
   auto xt = tensorTy(x);
   SmallVector<Role> axisRole;
   SmallVector<int64_t> keep;
@@ -1233,17 +1178,14 @@ Value asBMHD(PatternRewriter &rw, Location loc, Value x, AffineMap map,
     if (t.isDynamicDim(2) || t.isDynamicDim(3)) {
       SmallVector<int64_t> shape(t.getShape());
       shape[2] = heads[0], shape[3] = heads[1];
-      x = tensor::CastOp::create(
-          rw, loc, RankedTensorType::get(shape, t.getElementType()), x);
+      x = tensor::CastOp::create(rw, loc, RankedTensorType::get(shape, t.getElementType()), x);
     }
-    x = tensor::CollapseShapeOp::create(
-        rw, loc, x, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
+    x = tensor::CollapseShapeOp::create(rw, loc, x,
+                                        SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
   } else if (t.getRank() == 3) {
-    SmallVector<int64_t> shape{t.getDimSize(0), t.getDimSize(1), 1,
-                               t.getDimSize(2)};
-    x = tensor::ExpandShapeOp::create(
-        rw, loc, RankedTensorType::get(shape, t.getElementType()), x,
-        SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+    SmallVector<int64_t> shape{t.getDimSize(0), t.getDimSize(1), 1, t.getDimSize(2)};
+    x = tensor::ExpandShapeOp::create(rw, loc, RankedTensorType::get(shape, t.getElementType()), x,
+                                      SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
   }
   auto want = RankedTensorType::get(sizes, tensorTy(x).getElementType());
   if (want != x.getType())
@@ -1262,8 +1204,7 @@ Value asBMHD(PatternRewriter &rw, Location loc, Value x, AffineMap map,
 /// values broadcast over G: grouped-query attention without a repeat).
 struct RaiseCausalAttention : OpRewritePattern<linalg::GenericOp> {
   using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(linalg::GenericOp g,
-                                PatternRewriter &rw) const override {
+  LogicalResult matchAndRewrite(linalg::GenericOp g, PatternRewriter &rw) const override {
     auto pv = contraction(g->getNumResults() == 1 ? g->getResult(0) : Value());
     if (!pv || pv->rank < 3 || pv->rank > 5)
       return failure();
@@ -1294,7 +1235,7 @@ struct RaiseCausalAttention : OpRewritePattern<linalg::GenericOp> {
       qkRoles[i] = pvRoles[i] = i == 0 ? kBatch : (i == 1 ? kHead0 : kHead1);
     qkRoles[r - 2] = pvRoles[r - 2] = kSeq;
     pvRoles[r - 1] = kDim; // P V's: the value's head dim
-    pvRoles[r] = kOther; // P V's reduction: the keys (read as kSeq by V below)
+    pvRoles[r] = kOther;   // P V's reduction: the keys (read as kSeq by V below)
     // Q (with n and k loops: m as its sequence), K (n as its sequence).
     SmallVector<Role> qRoles(qkRoles), kRoles(qkRoles), vRoles(pvRoles);
     qRoles[r - 1] = kOther;
@@ -1331,9 +1272,8 @@ struct RaiseCausalAttention : OpRewritePattern<linalg::GenericOp> {
     }
     auto kd = bmhd(kv, sc->qk.mb, kRoles, nHeads, false, qHeads);
     auto vd = bmhd(pv->b, pv->mb, vRoles, nHeads, false, qHeads);
-    if (!qd || !kd || !vd || ShapedType::isDynamic((*qd)[3]) ||
-        (*qd)[3] != (*kd)[3] || (*vd)[3] != (*kd)[3] || (*vd)[2] != (*kd)[2] ||
-        (*qd)[2] % (*kd)[2] != 0)
+    if (!qd || !kd || !vd || ShapedType::isDynamic((*qd)[3]) || (*qd)[3] != (*kd)[3] ||
+        (*vd)[3] != (*kd)[3] || (*vd)[2] != (*kd)[2] || (*qd)[2] % (*kd)[2] != 0)
       return failure();
     auto resT = tensorTy(g->getResult(0));
     Value q = asBMHD(rw, loc, qv, sc->qk.ma, qRoles, *qd, qHeads);
@@ -1344,19 +1284,18 @@ struct RaiseCausalAttention : OpRewritePattern<linalg::GenericOp> {
     Value o = att.getResult();
     SmallVector<int64_t> perm;
     if (r == 3) {
-      o = tensor::CollapseShapeOp::create(
-          rw, loc, o, SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+      o = tensor::CollapseShapeOp::create(rw, loc, o,
+                                          SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
       perm = {0, 1, 2};
     } else if (r == 4) {
       perm = {0, 2, 1, 3};
     } else {
       int64_t g1 = resT.getDimSize(2), g0 = resT.getDimSize(1);
       auto ot = tensorTy(o);
-      SmallVector<int64_t> shape{ot.getDimSize(0), ot.getDimSize(1), g0, g1,
-                                 ot.getDimSize(3)};
-      o = tensor::ExpandShapeOp::create(
-          rw, loc, RankedTensorType::get(shape, ot.getElementType()), o,
-          SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
+      SmallVector<int64_t> shape{ot.getDimSize(0), ot.getDimSize(1), g0, g1, ot.getDimSize(3)};
+      o = tensor::ExpandShapeOp::create(rw, loc, RankedTensorType::get(shape, ot.getElementType()),
+                                        o,
+                                        SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
       perm = {0, 2, 3, 1, 4};
     }
     o = transposed(rw, loc, o, perm);
@@ -1387,8 +1326,7 @@ struct RaiseAttentionGQA : OpRewritePattern<CausalAttentionOp> {
   static std::optional<Repeat> repeatOf(Value x) {
     auto xt = tensorTy(x);
     int64_t h = xt.getDimSize(2), hd = xt.getDimSize(3);
-    if (ShapedType::isDynamic(h) || ShapedType::isDynamic(hd) || h < 2 ||
-        hd < 2)
+    if (ShapedType::isDynamic(h) || ShapedType::isDynamic(hd) || h < 2 || hd < 2)
       return std::nullopt;
     // The source: the deepest 4-D tensor element (0, 0, 0, 0) is a copy of.
     Elements el;
@@ -1425,8 +1363,7 @@ struct RaiseAttentionGQA : OpRewritePattern<CausalAttentionOp> {
         return std::nullopt;
     }
     int64_t hkv = srcT.getDimSize(axisOf[2]);
-    if (ShapedType::isDynamic(hkv) || hkv >= h || h % hkv != 0 ||
-        srcT.getDimSize(axisOf[3]) != hd)
+    if (ShapedType::isDynamic(hkv) || hkv >= h || h % hkv != 0 || srcT.getDimSize(axisOf[3]) != hd)
       return std::nullopt;
     int64_t group = h / hkv;
     // Every head, a few positions and dims: element (b, m, head, d) is the
@@ -1446,19 +1383,17 @@ struct RaiseAttentionGQA : OpRewritePattern<CausalAttentionOp> {
     return Repeat{src, SmallVector<int64_t>(axisOf.begin(), axisOf.end()), hkv};
   }
 
-  LogicalResult matchAndRewrite(CausalAttentionOp op,
-                                PatternRewriter &rw) const override {
+  LogicalResult matchAndRewrite(CausalAttentionOp op, PatternRewriter &rw) const override {
     auto kt = tensorTy(op.getK());
-    if (kt.isDynamicDim(2) ||
-        kt.getDimSize(2) != tensorTy(op.getQ()).getDimSize(2))
+    if (kt.isDynamicDim(2) || kt.getDimSize(2) != tensorTy(op.getQ()).getDimSize(2))
       return failure();
     auto rk = repeatOf(op.getK()), rv = rk ? repeatOf(op.getV()) : std::nullopt;
     if (!rk || !rv || rk->hkv != rv->hkv)
       return failure();
     Value k = transposed(rw, op.getLoc(), rk->src, rk->perm);
     Value v = transposed(rw, op.getLoc(), rv->src, rv->perm);
-    auto att = CausalAttentionOp::create(rw, op.getLoc(), op.getQ(), k, v,
-                                         op.getScale().convertToFloat());
+    auto att =
+        CausalAttentionOp::create(rw, op.getLoc(), op.getQ(), k, v, op.getScale().convertToFloat());
     rw.replaceOp(op, att.getResult());
     return success();
   }
