@@ -30,9 +30,7 @@ namespace {
 
 constexpr int64_t kMaxThreads = 256;
 
-/// True for the matmuls the tensor-core path handles: plain linalg.matmul (or the
-/// transposed-B form photon.linear lowers to) with static shapes divisible by the
-/// mma tile, element types mma.sync supports.
+/// The tensor-core plan of a matmul (planMma): block tile and the mma.sync K step.
 struct MmaPlan {
   int64_t bm = 0, bn = 0, kStep = 0;
 };
@@ -49,6 +47,56 @@ bool isTransposedB(linalg::MatmulOp mm) {
          maps[2] == AffineMap::get(3, 0, {m, n}, ctx);
 }
 
+/// True if `g` is the matmul convert-photon-to-linalg emits for photon.linear, lm_head and
+/// the SwiGLU projections, y[m, n] += x[m, k] * w[n, k] (w stored [N, K]): a contraction
+/// upstream recognizes (linalg::isaContractionOpInterface, with m, n, k = d0, d1, d2:
+/// test/unit/compiler/ContractionFormTest.cpp) whose maps are the transposed-B ones and
+/// whose body is exactly `mulf` then `addf` on one element type, i.e. what a linalg.matmul
+/// with the transposed-B indexing maps computes. The reduced-precision forms (the weight
+/// widened in the body) are not.
+bool isTransposedBContraction(linalg::GenericOp g) {
+  if (!linalg::isaContractionOpInterface(g) || g.getNumDpsInputs() != 2 ||
+      g.getNumDpsInits() != 1 || g.getNumLoops() != 3)
+    return false;
+  FailureOr<linalg::ContractionDimensions> dims = linalg::inferContractionDims(g);
+  if (failed(dims) || !dims->batch.empty() || dims->m != SmallVector<unsigned>{0} ||
+      dims->n != SmallVector<unsigned>{1} || dims->k != SmallVector<unsigned>{2})
+    return false;
+  MLIRContext *ctx = g.getContext();
+  AffineExpr m, n, k;
+  bindDims(ctx, m, n, k);
+  if (g.getIndexingMapsArray() !=
+      SmallVector<AffineMap>{AffineMap::get(3, 0, {m, k}, ctx), AffineMap::get(3, 0, {n, k}, ctx),
+                             AffineMap::get(3, 0, {m, n}, ctx)})
+    return false;
+  Block &body = g.getRegion().front();
+  Type e = body.getArgument(0).getType();
+  if (body.getArgument(1).getType() != e || body.getArgument(2).getType() != e ||
+      body.getOperations().size() != 3)
+    return false;
+  auto mul = dyn_cast<arith::MulFOp>(&body.front());
+  auto add = dyn_cast_or_null<arith::AddFOp>(mul ? mul->getNextNode() : nullptr);
+  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
+  auto isPair = [](Operation *op, Value a, Value b) {
+    return (op->getOperand(0) == a && op->getOperand(1) == b) ||
+           (op->getOperand(0) == b && op->getOperand(1) == a);
+  };
+  return mul && add && yield && yield.getNumOperands() == 1 && yield.getOperand(0) == add &&
+         isPair(mul, body.getArgument(0), body.getArgument(1)) &&
+         isPair(add, body.getArgument(2), mul.getResult());
+}
+
+/// `g` (isTransposedBContraction) replaced by the linalg.matmul with the transposed-B
+/// indexing maps that computes the same, the form tileMatmul and photon-gpu-mma-sync take.
+linalg::MatmulOp toTransposedBMatmul(RewriterBase &rewriter, linalg::GenericOp g) {
+  rewriter.setInsertionPoint(g);
+  auto mm = linalg::MatmulOp::create(rewriter, g.getLoc(), g.getResultTypes(), g.getDpsInputs(),
+                                     g.getDpsInits());
+  mm.setIndexingMapsAttr(rewriter.getAffineMapArrayAttr(g.getIndexingMapsArray()));
+  rewriter.replaceOp(g, mm->getResults());
+  return mm;
+}
+
 /// What planMma reads of the pass options: `minChip` is the oldest requested chip's
 /// sm number (80 when none is given: the default target).
 struct MmaTarget {
@@ -56,18 +104,25 @@ struct MmaTarget {
   unsigned minChip = 80;
 };
 
+/// The plan for the matmuls the tensor-core path handles: linalg.matmul, plain or with the
+/// transposed-B maps, or the conversion's generic of that form (isTransposedBContraction),
+/// with static shapes divisible by the mma tile and element types mma.sync supports.
 std::optional<MmaPlan> planMma(Operation *op, const MmaTarget &options) {
-  auto mm = dyn_cast<linalg::MatmulOp>(op);
-  if (!mm || !options.tensorCores)
+  if (!options.tensorCores)
     return std::nullopt;
   // Every requested chip must have mma.sync m16n8k16 (sm_80+); sm_75 has only k8.
   if (options.minChip < 80)
     return std::nullopt;
-  if (mm.hasUserDefinedMaps() && !isTransposedB(mm))
+  auto lin = dyn_cast<linalg::LinalgOp>(op);
+  if (auto mm = dyn_cast<linalg::MatmulOp>(op)) {
+    if (mm.hasUserDefinedMaps() && !isTransposedB(mm))
+      return std::nullopt;
+  } else if (auto g = dyn_cast<linalg::GenericOp>(op); !g || !isTransposedBContraction(g)) {
     return std::nullopt;
-  auto aTy = dyn_cast<RankedTensorType>(mm.getDpsInputOperand(0)->get().getType());
-  auto bTy = dyn_cast<RankedTensorType>(mm.getDpsInputOperand(1)->get().getType());
-  auto cTy = dyn_cast<RankedTensorType>(mm.getDpsInitOperand(0)->get().getType());
+  }
+  auto aTy = dyn_cast<RankedTensorType>(lin.getDpsInputOperand(0)->get().getType());
+  auto bTy = dyn_cast<RankedTensorType>(lin.getDpsInputOperand(1)->get().getType());
+  auto cTy = dyn_cast<RankedTensorType>(lin.getDpsInitOperand(0)->get().getType());
   if (!aTy || !bTy || !cTy || !aTy.hasStaticShape() || !bTy.hasStaticShape() ||
       !cTy.hasStaticShape())
     return std::nullopt;
@@ -445,10 +500,16 @@ struct GpuTileAndFusePass : public impl::PhotonGpuTileAndFuseBase<GpuTileAndFuse
         if (root->use_empty())
           continue;
         LogicalResult ok = success();
-        if (std::optional<MmaPlan> plan = planMma(root, options))
-          ok = tileMatmul(rewriter, root, *plan);
-        else
+        if (std::optional<MmaPlan> plan = planMma(root, options)) {
+          Operation *mm = root;
+          if (auto g = dyn_cast<linalg::GenericOp>(mm)) {
+            mm = toTransposedBMatmul(rewriter, g);
+            done.insert(mm);
+          }
+          ok = tileMatmul(rewriter, mm, *plan);
+        } else {
           ok = tileSimt(rewriter, root);
+        }
         if (failed(ok))
           return signalPassFailure();
       }

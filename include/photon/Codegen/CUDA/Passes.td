@@ -23,10 +23,13 @@ def PhotonGpuTileAndFuse : Pass<"photon-gpu-tile-and-fuse", "::mlir::func::FuncO
     RMSNorm / scale / mask / softmax chains end up in their consumer's kernel. Aggregate
     ops (`linalg.softmax`) are first decomposed into generics.
 
-    - A `linalg.matmul` with 16/8-divisible static shapes on a chip with tensor cores
-      (`tensor-cores`, every chip of `chips` sm_80 or newer; f16 inputs, or f32 with
-      `allow-tf32`) is tiled to block tiles and then to one warp per 16x8 output tile
-      (`#gpu.warp<...>`), marked `photon.mma_k` (the mma K step) for photon-gpu-mma-sync.
+    - A `linalg.matmul` (plain or with the transposed-B indexing maps; the matmul generic
+      convert-photon-to-linalg emits for `photon.linear`, lm_head and SwiGLU, a contraction
+      upstream recognizes, is taken as the latter) with 16/8-divisible static shapes on a
+      chip with tensor cores (`tensor-cores`, every chip of `chips` sm_80 or newer; f16
+      inputs, or f32 with `allow-tf32`) is tiled to block tiles and then to one warp per
+      16x8 output tile (`#gpu.warp<...>`), marked `photon.mma_k` (the mma K step) for
+      photon-gpu-mma-sync.
     - Everything else is tiled once more to threads (`#gpu.thread<...>`); dimensions a
       contraction does not share with its first input stay a per-thread loop.
 
