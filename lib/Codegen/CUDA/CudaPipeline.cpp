@@ -109,6 +109,10 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
                             llvm::cl::init(3)};
   Option<std::string> toolkit{*this, "toolkit", llvm::cl::desc("CUDA toolkit root"),
                               llvm::cl::init("")};
+  Option<int64_t> attentionSplits{
+      *this, "attention-splits",
+      llvm::cl::desc("thread blocks sharing the keys of one cached-attention row (<= 1: off)"),
+      llvm::cl::init(16)};
 
   GpuTargetOptions toTarget(std::string &error) const {
     GpuTargetOptions o;
@@ -123,6 +127,7 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
     o.tensorCores = tensorCores;
     o.allowTf32 = allowTf32;
     o.optLevel = optLevel;
+    o.attentionSplits = attentionSplits;
     o.toolkitPath = toolkit;
     return o;
   }
@@ -161,6 +166,10 @@ void buildGpuKernelPipeline(OpPassManager &pm, const GpuTargetOptions &options) 
   // Loops still on the host (kv_append's pool stores, cached attention, host-side linalg
   // just turned into loops) touch device buffers: run them as kernels.
   pm.addNestedPass<func::FuncOp>(createPhotonGpuHostLoopsToKernels());
+  // The cached-attention kernel among them: keys split across blocks (flash-decoding).
+  PhotonGpuSplitKAttentionOptions split;
+  split.splits = options.attentionSplits;
+  pm.addNestedPass<func::FuncOp>(createPhotonGpuSplitKAttention(split));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(memref::createFoldMemRefAliasOpsPass());

@@ -63,6 +63,9 @@ struct GpuTargetOptions {
   std::string toolkitPath;
   /// ptxas/LLVM optimisation level for the device code.
   unsigned optLevel = 3;
+  /// Thread blocks that share the keys of one cached-attention row
+  /// (photon-gpu-split-k-attention); <= 1 keeps one thread per (sequence, query, head).
+  int64_t attentionSplits = 16;
   /// ELF section of the embedded fatbin in the host object (cuobjdump finds it there).
   std::string elfSection = ".nv_fatbin";
 };
@@ -85,15 +88,17 @@ std::string toolkitRoot(llvm::StringRef path);
 /// The passes of the GPU lowering, declared in include/photon/Codegen/CUDA/Passes.td (one
 /// file each in lib/Codegen/CUDA): createPhotonGpuTileAndFuse(PhotonGpuTileAndFuseOptions),
 /// createPhotonGpuInsertDealloc(), createPhotonGpuMapToLaunch(), createPhotonGpuMmaSync(),
-/// createPhotonGpuHostLoopsToKernels(), createPhotonGpuMergeFatbin(
-/// PhotonGpuMergeFatbinOptions). The pipelines fill their options from GpuTargetOptions.
+/// createPhotonGpuHostLoopsToKernels(), createPhotonGpuSplitKAttention(
+/// PhotonGpuSplitKAttentionOptions), createPhotonGpuMergeFatbin(PhotonGpuMergeFatbinOptions).
+/// The pipelines fill their options from GpuTargetOptions. createPhotonGpuLaunchToLoops() is
+/// for tests only (kernels run as host loops on a CPU).
 #define GEN_PASS_DECL
 #include "photon/Codegen/CUDA/Passes.h.inc"
 
 /// Registers the passes above and the pipelines `photon-gpu-kernels` and
 /// `photon-gpu-lowering` with options
 /// chips=sm_80,sm_90 format=fatbin|bin|isa tensor-cores=1 allow-tf32=0 opt-level=3
-/// toolkit=<path>.
+/// toolkit=<path> attention-splits=16.
 void registerCudaPasses();
 
 /// Dialects the pipelines need loaded/registered in the context.

@@ -134,6 +134,58 @@ def PhotonGpuHostLoopsToKernels
   ];
 }
 
+def PhotonGpuSplitKAttention
+    : Pass<"photon-gpu-split-k-attention", "::mlir::func::FuncOp"> {
+  let summary = "Split the keys of the cached-attention kernel across thread blocks "
+                "(flash-decoding) and combine the partial softmaxes in a second kernel";
+  let description = [{
+    After `photon-gpu-host-loops-to-kernels` the cached attention over the paged pool is a
+    `gpu.launch` with grid (B, n) and one thread per head, each running the online
+    softmax over all keys of its sequence: an `scf.for` over keys with iter_args
+    (m = -inf, l = 0), `mNew = max(m, s)`, `l * exp(m - mNew) + exp(s - mNew)`, and private
+    rows (`memref.alloca`, zeroed before the loop) updated as
+    `row[d] = row[d] * exp(m - mNew) + exp(s - mNew) * v[d]`. Such a launch becomes two:
+    the first runs on grid (B, n, S), block z taking keys z, z + S, ... and storing its
+    partial (m, l, rows) into a device buffer [B, n, S, threads, 2 + row sizes]; the
+    second (grid (B, n), the same threads) combines them (M = max m_z,
+    l = sum l_z exp(m_z - M), row = sum row_z exp(m_z - M)) and runs what followed the key
+    loop. S = min(`splits`, max(1, ceil(`target-blocks` / (B * n)))), computed on the host:
+    decode steps of small batches get the splits, a grid that is already large (prefill,
+    large batches) gets one. Launches of any other shape are left alone.
+  }];
+  let options = [
+    Option<"splits", "splits", "int64_t", /*default=*/"16",
+           "Most thread blocks sharing the keys of one (sequence, query, head); <= 1 "
+           "disables the pass">,
+    Option<"targetBlocks", "target-blocks", "int64_t", /*default=*/"256",
+           "Blocks the split kernel aims for in all (fewer splits on larger grids)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect"
+  ];
+}
+
+def PhotonGpuLaunchToLoops : Pass<"photon-gpu-launch-to-loops", "::mlir::func::FuncOp"> {
+  let summary = "(Testing) run each gpu.launch as host loops, device memory as host "
+                "memory, to check kernel rewrites on a CPU";
+  let description = [{
+    Not part of any pipeline: for tests on machines without a GPU. Each `gpu.launch`
+    becomes the loop nest over blocks (z, y, x) and threads (z, y, x) it stands for, with
+    the body inlined and the launch's block arguments replaced by the loop indices and
+    sizes; `gpu.alloc` / `gpu.dealloc` become `memref.alloc` / `memref.dealloc` and
+    `gpu.wait` goes. The function then runs with mlir-runner, and a rewritten kernel's
+    results can be compared with the original's
+    (`test/Cuda/split-k-attention-numeric.mlir`). Kernels whose threads communicate
+    (barriers, shared memory) or that use gpu ops in their body are refused.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect"
+  ];
+}
+
 def PhotonGpuMergeFatbin : Pass<"photon-gpu-merge-fatbin", "::mlir::ModuleOp"> {
   let summary = "Merge the per-architecture cubins of each gpu.binary into one fatbin";
   let description = [{
