@@ -41,7 +41,8 @@ static void explainLocalRaising(ModuleOp module, llvm::raw_ostream &os) {
   llvm::StringMap<int> counts;
   std::vector<std::string> lines;
   module.walk([&](Operation *op) {
-    if (!isa<LinearOp, RMSNormOp, LayerNormOp, GeluOp, SwiGLUOp, CausalAttentionOp>(op)) return;
+    if (!isa<LinearOp, RMSNormOp, LayerNormOp, GeluOp, SwiGLUOp, CausalAttentionOp, RoPEOp>(op))
+      return;
     StringRef what = op->getName().getStringRef();
     ++counts[what];
     std::string node = "?";
@@ -56,7 +57,8 @@ static void explainLocalRaising(ModuleOp module, llvm::raw_ostream &os) {
   bool first = true;
   for (StringRef k : {LinearOp::getOperationName(), RMSNormOp::getOperationName(),
                       LayerNormOp::getOperationName(), GeluOp::getOperationName(),
-                      SwiGLUOp::getOperationName(), CausalAttentionOp::getOperationName()})
+                      SwiGLUOp::getOperationName(), CausalAttentionOp::getOperationName(),
+                      RoPEOp::getOperationName()})
     if (counts.count(k)) {
       os << (first ? "" : ", ") << counts[k] << " " << k;
       first = false;

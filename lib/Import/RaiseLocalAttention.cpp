@@ -640,6 +640,14 @@ private:
       return isa<arith::FPToSIOp>(op) ? std::trunc(a[0]) : a[0];
     if (isa<arith::UIToFPOp, arith::ExtUIOp, arith::IndexCastUIOp>(op))
       return a[0] < 0 ? std::nullopt : std::optional<double>(a[0]);
+    if (isa<math::CosOp>(op))
+      return std::cos(a[0]);
+    if (isa<math::SinOp>(op))
+      return std::sin(a[0]);
+    if (isa<math::ExpOp>(op))
+      return std::exp(a[0]);
+    if (isa<math::PowFOp>(op))
+      return std::pow(a[0], a[1]);
     if (isa<arith::TruncFOp>(op))
       return (double)(float)a[0];
     if (auto t = dyn_cast<arith::TruncIOp>(op)) {
@@ -1399,10 +1407,197 @@ struct RaiseAttentionGQA : OpRewritePattern<CausalAttentionOp> {
   }
 };
 
+/// The operand of a binary elementwise generic that is the identity read of a tensor,
+/// and the other operand; both orders.
+SmallVector<std::pair<Read, Read>, 2> readPairs(linalg::GenericOp g, Operation *op) {
+  Read a = readOf(g, op->getOperand(0)), b = readOf(g, op->getOperand(1));
+  return {{a, b}, {b, a}};
+}
+
+/// v = x[.., off : off + n] along the last axis: a unit-stride extract_slice, every other
+/// axis whole (offset 0).
+Value lastAxisSlice(Value v, int64_t off, int64_t n) {
+  auto s = v.getDefiningOp<tensor::ExtractSliceOp>();
+  if (!s || s.getSourceType().getRank() != s.getResultType().getRank())
+    return {};
+  int64_t r = s.getSourceType().getRank();
+  ArrayRef<int64_t> offs = s.getStaticOffsets(), sizes = s.getStaticSizes(),
+                    strides = s.getStaticStrides();
+  for (int64_t i = 0; i < r; ++i)
+    if (strides[i] != 1 || offs[i] != (i + 1 == r ? off : 0))
+      return {};
+  if (sizes[r - 1] != n)
+    return {};
+  for (int64_t i = 0; i + 1 < r; ++i)
+    if (s.getSourceType().getDimSize(i) != s.getResultType().getDimSize(i))
+      return {};
+  return s.getSource();
+}
+
+/// x of rotate_half(x) = concat(-x[.., hd/2 :], x[.., : hd/2]) along the last axis.
+Value rotateHalfOf(Value v) {
+  auto c = v.getDefiningOp<tensor::ConcatOp>();
+  auto t = tensorTy(v);
+  if (!c || !t || c.getInputs().size() != 2 || c.getDim() != (uint64_t)t.getRank() - 1)
+    return {};
+  int64_t hd = t.getDimSize(t.getRank() - 1);
+  if (ShapedType::isDynamic(hd) || hd % 2)
+    return {};
+  linalg::GenericOp ng = elementwise(c.getInputs()[0]);
+  auto ops = ng ? bodyOps(ng) : SmallVector<Operation *>();
+  if (ops.size() != 1 || !isa<arith::NegFOp>(ops[0]) || yielded(ng) != ops[0]->getResult(0))
+    return {};
+  Read hi = readOf(ng, ops[0]->getOperand(0));
+  if (!identityRead(hi))
+    return {};
+  Value x = lastAxisSlice(hi.tensor, hd / 2, hd / 2);
+  if (!x || lastAxisSlice(c.getInputs()[1], 0, hd / 2) != x || x.getType() != v.getType())
+    return {};
+  return x;
+}
+
+/// x * cos + rotate_half(x) * sin (NeoX / HF rotate-half RoPE), the tables read through
+/// broadcasting maps over (position, last axis) -> photon.rope(x, theta) in x's layout
+/// (transposed to [B, M, H, hd] and back). The tables are evaluated: cos / sin of
+/// position * theta^(-2 (i mod hd/2) / hd), positions from 0, theta from the first
+/// frequency (an integer when it is one within 1e-4 relative), the rest checked against it.
+struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  /// The table's position loop, if it reads (position loop, last loop) and nothing else.
+  static std::optional<int64_t> positionLoop(const Read &t, int64_t r) {
+    if (!t.tensor || !t.map || t.map.getNumDims() != r)
+      return std::nullopt;
+    std::optional<int64_t> pos;
+    bool last = false;
+    for (AffineExpr e : t.map.getResults()) {
+      if (auto c = dyn_cast<AffineConstantExpr>(e)) {
+        if (c.getValue() != 0)
+          return std::nullopt;
+        continue;
+      }
+      auto d = dyn_cast<AffineDimExpr>(e);
+      if (!d)
+        return std::nullopt;
+      if (d.getPosition() == (unsigned)r - 1) {
+        last = true;
+      } else {
+        if (pos)
+          return std::nullopt;
+        pos = d.getPosition();
+      }
+    }
+    return last ? pos : std::nullopt;
+  }
+
+  LogicalResult matchAndRewrite(linalg::GenericOp g, PatternRewriter &rw) const override {
+    linalg::GenericOp add = elementwise(g->getNumResults() == 1 ? g->getResult(0) : Value());
+    auto ops = add ? bodyOps(add) : SmallVector<Operation *>();
+    if (ops.size() != 1 || !isa<arith::AddFOp>(ops[0]) || yielded(add) != ops[0]->getResult(0))
+      return failure();
+    auto rt = tensorTy(g->getResult(0));
+    if (rt.getRank() != 4 || rt.isDynamicDim(3) || rt.getDimSize(3) % 2)
+      return failure();
+    int64_t r = 4, hd = rt.getDimSize(3);
+    // x * cos and rot(x) * sin, in either order.
+    auto product = [&](Value v, Value &x, Read &table) {
+      linalg::GenericOp m = elementwise(v);
+      auto mops = m ? bodyOps(m) : SmallVector<Operation *>();
+      if (mops.size() != 1 || !isa<arith::MulFOp>(mops[0]) || yielded(m) != mops[0]->getResult(0))
+        return false;
+      for (auto [a, t] : readPairs(m, mops[0]))
+        if (identityRead(a) && positionLoop(t, r)) {
+          x = a.tensor;
+          table = t;
+          return true;
+        }
+      return false;
+    };
+    for (auto [p0, p1] : readPairs(add, ops[0])) {
+      if (!identityRead(p0) || !identityRead(p1))
+        continue;
+      Value x, rot;
+      Read cosT, sinT;
+      if (!product(p0.tensor, x, cosT) || !product(p1.tensor, rot, sinT) ||
+          rotateHalfOf(rot) != x || x.getType() != rt)
+        continue;
+      int64_t s = *positionLoop(cosT, r);
+      if (positionLoop(sinT, r) != s)
+        continue;
+      auto theta = thetaOf(cosT, sinT, s, hd);
+      if (!theta)
+        continue;
+      // x as [a, position, b, hd]: the other two loops in order (RoPE treats them alike).
+      SmallVector<int64_t> perm;
+      for (int64_t l = 0; l < 3; ++l)
+        if (l != s)
+          perm.push_back(l);
+      perm.insert(perm.begin() + 1, s);
+      perm.push_back(3);
+      SmallVector<int64_t> inv(4);
+      for (int64_t i = 0; i < 4; ++i)
+        inv[perm[i]] = i;
+      Location loc = g.getLoc();
+      Value xt = transposed(rw, loc, x, perm);
+      auto rope = RoPEOp::create(rw, loc, xt, Value(), (float)*theta);
+      rw.replaceOp(g, transposed(rw, loc, rope.getResult(), inv));
+      return success();
+    }
+    return failure();
+  }
+
+  /// theta, if cos / sin read at (position m, column i) are cos / sin(m theta^(-2 (i mod
+  /// hd/2) / hd)).
+  static std::optional<double> thetaOf(const Read &cosT, const Read &sinT, int64_t s, int64_t hd) {
+    Elements ev;
+    auto at = [&](const Read &t, int64_t m, int64_t i) -> std::optional<double> {
+      SmallVector<int64_t> loops(4, 0);
+      loops[s] = m;
+      loops[3] = i;
+      SmallVector<int64_t> idx = t.map.compose(loops);
+      return ev.at(t.tensor, Idx(idx.begin(), idx.end()));
+    };
+    if (hd < 4)
+      return std::nullopt;
+    auto c1 = at(cosT, 1, 1), s1 = at(sinT, 1, 1);
+    if (!c1 || !s1)
+      return std::nullopt;
+    double f1 = std::atan2(*s1, *c1);
+    if (!(f1 > 0 && f1 < 1))
+      return std::nullopt;
+    double theta = std::pow(f1, -(double)hd / 2);
+    if (std::fabs(theta - std::round(theta)) <= 1e-4 * theta)
+      theta = std::round(theta);
+    for (int64_t m : {0, 1, 2, 3, 7, 11, 50, 100})
+      for (int64_t i = 0; i < hd; ++i) {
+        double f = std::pow(theta, -2.0 * (double)(i % (hd / 2)) / (double)hd);
+        auto c = at(cosT, m, i), sn = at(sinT, m, i);
+        if (!c || !sn || std::fabs(*c - std::cos(m * f)) > 1e-4 ||
+            std::fabs(*sn - std::sin(m * f)) > 1e-4)
+          return std::nullopt;
+      }
+    return theta;
+  }
+};
+
+/// linalg.transpose of a linalg.transpose: one transpose, or none (the patterns above
+/// leave such pairs between the layouts of the ops they raise).
+struct FoldTransposePair : OpRewritePattern<linalg::TransposeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(linalg::TransposeOp t, PatternRewriter &rw) const override {
+    auto inner = t.getInput().getDefiningOp<linalg::TransposeOp>();
+    if (!inner || t->getNumResults() != 1)
+      return failure();
+    rw.replaceOp(t, transposed(rw, t.getLoc(), t.getInput(), t.getPermutation()));
+    return success();
+  }
+};
+
 } // namespace
 
 void populateRaiseLocalAttentionPatterns(RewritePatternSet &patterns) {
-  patterns.add<RaiseCausalAttention, RaiseAttentionGQA>(patterns.getContext());
+  patterns.add<RaiseCausalAttention, RaiseAttentionGQA, RaiseRoPE, FoldTransposePair>(
+      patterns.getContext());
 }
 
 } // namespace photon

@@ -21,9 +21,13 @@ upstream ops and photon-raise-local runs on it. CASE is a '+'-joined list of spe
   gqa:     (none: H = Hkv = 4), expand (repeat_kv: Unsqueeze, Expand, Reshape),
            bcast (a broadcasting MatMul over [Hkv, G] without a repeat), tile (Tile
            over heads: head h uses kv head h % Hkv, not a grouping)
+  rope:    rope (HF rotate-half RoPE on q and k in [B, H, T, hd], theta 10000, the cos /
+           sin tables computed from Range, a Constant inv_freq, Concat, Cos, Sin)
   near misses: mask-anti (Trilu lower: the future is visible), mask-diag (Trilu k = 0:
            the diagonal masked too), mask-weak (Where(j > i, -1, 0)), softmax-axis
-           (Softmax over the queries), scale-v (the scale applied to V, not the scores)
+           (Softmax over the queries), scale-v (the scale applied to V, not the scores),
+           rope-noneg (rotate_half without its Neg), rope-linear (frequencies in a
+           linear, not geometric, progression), rope-offset (positions from 1)
 
 The importer writes a constant mask as a photon.weight (its values go to the weights blob,
 not the IR). `inline-mask` rewrites the `const` case's imported module with the mask as an
@@ -86,6 +90,26 @@ def build(spec):
     q = g.op("Transpose", q4, perm=[0, 2, 1, 3])
     k = g.op("Transpose", k4, perm=[0, 2, 1, 3])
     v = g.op("Transpose", v4, perm=[0, 2, 1, 3])
+    if s & {"rope", "rope-noneg", "rope-linear", "rope-offset"}:
+        half = HD // 2
+        if "rope-linear" in s:
+            inv = (1.0 - np.arange(half) / half).astype(np.float32)
+        else:
+            inv = (1.0 / 10000.0 ** (np.arange(0, HD, 2) / HD)).astype(np.float32)
+        start = 1 if "rope-offset" in s else 0
+        r = g.op("Range", g.i64(start), g.op("Add", g.op("Squeeze", T, g.i64([0])), g.i64(start)),
+                 g.i64(1))
+        pos = g.op("Unsqueeze", g.op("Cast", r, to=TP.FLOAT), g.i64([1]))
+        fr = g.op("Mul", pos, g.c(inv[None, :]))
+        emb = g.op("Concat", fr, fr, axis=-1)
+        cos, sin = g.op("Cos", emb), g.op("Sin", emb)
+
+        def rope(t):
+            x1 = g.op("Slice", t, g.i64([0]), g.i64([half]), g.i64([3]))
+            x2 = g.op("Slice", t, g.i64([half]), g.i64([HD]), g.i64([3]))
+            rot = g.op("Concat", x2 if "rope-noneg" in s else g.op("Neg", x2), x1, axis=-1)
+            return g.op("Add", g.op("Mul", t, cos), g.op("Mul", rot, sin))
+        q, k = rope(q), rope(k)
     if "scale-v" in s:
         v = g.op("Mul", v, g.c(1 / np.sqrt(HD)))
     if "expand" in s:
