@@ -181,17 +181,16 @@ int make(const std::string &in, const std::string &out) {
   uint64_t seed = take<uint64_t>(r, pos), size = take<uint64_t>(r, pos), dataOffset = take<uint64_t>(r, pos);
   if (dataOffset > r.size() - pos || dataOffset > size) fail(in + ": the recipe is truncated");
   const uint8_t *head = r.data() + pos;
-  // The index (checked like any blob's, against the size the blob will have).
-  std::vector<uint8_t> probe(head, head + dataOffset);
+  // The index, checked like any blob's against the size the blob will have. parseIndex reads
+  // the header and the index only, which lie inside the recipe's first dataOffset bytes
+  // (checked first), and checks every tensor's extent against `size`.
+  uint64_t indexBytes = 0;
+  if (dataOffset < wf::kHeaderBytes) fail(in + ": the recipe is truncated");
+  std::memcpy(&indexBytes, head + 16, 8);
+  if (indexBytes > dataOffset - wf::kHeaderBytes) fail(in + ": the index does not fit before the data");
   std::vector<wf::TensorInfo> ts;
   std::string err;
-  {
-    // parseIndex checks offsets against the buffer size: give it the blob's size in a sparse
-    // view (header + index only are read).
-    probe.resize(static_cast<size_t>(size), 0);
-    if (!wf::parseIndex(probe.data(), probe.size(), ts, err)) fail(in + ": " + err);
-    std::vector<uint8_t>().swap(probe);
-  }
+  if (!wf::parseIndex(head, static_cast<size_t>(size), ts, err)) fail(in + ": " + err);
   if (ts.size() != count) fail(in + ": tensor count does not match the index");
   pos += dataOffset;
 
