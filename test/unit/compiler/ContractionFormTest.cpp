@@ -14,6 +14,7 @@
 
 #include "photon/Conversion/Passes.h"
 #include "photon/Dialect/PhotonDialect.h"
+#include "photon/weights_format.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -24,6 +25,8 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
 
 #include <gtest/gtest.h>
 
@@ -36,7 +39,7 @@ protected:
   ContractionFormTest() {
     ctx.loadDialect<func::FuncDialect, tensor::TensorDialect, linalg::LinalgDialect,
                     arith::ArithDialect, bufferization::BufferizationDialect,
-                    photon::PhotonDialect>();
+                    mlir::photon::PhotonDialect>();
   }
   OwningOpRef<ModuleOp> parse(const std::string &src) {
     return parseSourceString<ModuleOp>(src, &ctx);
@@ -69,7 +72,7 @@ TEST_F(ContractionFormTest, F32MatmulsOfTheConversionAreContractions) {
     })mlir");
   ASSERT_TRUE(m);
   PassManager pm(&ctx);
-  pm.addPass(photon::createConvertPhotonToLinalg());
+  pm.addPass(mlir::photon::createConvertPhotonToLinalg());
   ASSERT_TRUE(succeeded(pm.run(*m)));
   SmallVector<linalg::GenericOp> mms = matmuls(*m);
   ASSERT_EQ(mms.size(), 5u); // linear, gate, up, down, lm_head
@@ -84,77 +87,67 @@ TEST_F(ContractionFormTest, F32MatmulsOfTheConversionAreContractions) {
   }
 }
 
-/// The reduced-precision forms, as convert-photon-to-linalg writes them (TensorLowering.cpp,
-/// matmulT): f16 / bf16 widened by extf in the body; q8 with a third input, the scales
-/// d[n, k floordiv 32]; q4 reading two weights per byte through (n, k floordiv 32 * 16 +
-/// k mod 16) and selecting the nibble by linalg.index.
+/// The reduced-precision forms (photon-compile --weights): the conversion reads each
+/// weight's dtype from the weights blob and widens it in the matmul's body: f16 / bf16 by
+/// extf; q8 with a third input, the scales d[n, k floordiv 32]; q4 reading two weights per
+/// byte through (n, k floordiv 32 * 16 + k mod 16) and selecting the nibble by linalg.index.
 TEST_F(ContractionFormTest, WideningFormsAsUpstreamSeesThem) {
-  auto m = parse(R"mlir(
-    #x = affine_map<(m, n, k) -> (m, k)>
-    #w = affine_map<(m, n, k) -> (n, k)>
-    #d = affine_map<(m, n, k) -> (n, k floordiv 32)>
-    #p = affine_map<(m, n, k) -> (n, (k floordiv 32) * 16 + k mod 16)>
-    #y = affine_map<(m, n, k) -> (m, n)>
-    func.func @f16(%x: tensor<?x64xf32>, %w: tensor<16x64xf16>, %y: tensor<?x16xf32>) -> tensor<?x16xf32> {
-      %r = linalg.generic {indexing_maps = [#x, #w, #y], iterator_types = ["parallel", "parallel", "reduction"]}
-          ins(%x, %w : tensor<?x64xf32>, tensor<16x64xf16>) outs(%y : tensor<?x16xf32>) {
-      ^bb0(%a: f32, %b: f16, %c: f32):
-        %wv = arith.extf %b : f16 to f32
-        %p = arith.mulf %a, %wv fastmath<reassoc,contract> : f32
-        %s = arith.addf %c, %p fastmath<reassoc,contract> : f32
-        linalg.yield %s : f32
-      } -> tensor<?x16xf32>
-      return %r : tensor<?x16xf32>
-    }
-    func.func @q8(%x: tensor<?x64xf32>, %q: tensor<16x64xi8>, %d: tensor<16x2xf16>, %y: tensor<?x16xf32>) -> tensor<?x16xf32> {
-      %r = linalg.generic {indexing_maps = [#x, #w, #d, #y], iterator_types = ["parallel", "parallel", "reduction"]}
-          ins(%x, %q, %d : tensor<?x64xf32>, tensor<16x64xi8>, tensor<16x2xf16>) outs(%y : tensor<?x16xf32>) {
-      ^bb0(%a: f32, %b: i8, %e: f16, %c: f32):
-        %qf = arith.sitofp %b : i8 to f32
-        %df = arith.extf %e : f16 to f32
-        %wv = arith.mulf %qf, %df : f32
-        %p = arith.mulf %a, %wv fastmath<reassoc,contract> : f32
-        %s = arith.addf %c, %p fastmath<reassoc,contract> : f32
-        linalg.yield %s : f32
-      } -> tensor<?x16xf32>
-      return %r : tensor<?x16xf32>
-    }
-    func.func @q4(%x: tensor<?x64xf32>, %q: tensor<16x32xi8>, %d: tensor<16x2xf16>, %y: tensor<?x16xf32>) -> tensor<?x16xf32> {
-      %r = linalg.generic {indexing_maps = [#x, #p, #d, #y], iterator_types = ["parallel", "parallel", "reduction"]}
-          ins(%x, %q, %d : tensor<?x64xf32>, tensor<16x32xi8>, tensor<16x2xf16>) outs(%y : tensor<?x16xf32>) {
-      ^bb0(%a: f32, %b: i8, %e: f16, %c: f32):
-        %k = linalg.index 2 : index
-        %c32 = arith.constant 32 : index
-        %c16 = arith.constant 16 : index
-        %c15 = arith.constant 15 : i8
-        %c4 = arith.constant 4 : i8
-        %c8 = arith.constant 8 : i8
-        %rk = arith.remui %k, %c32 : index
-        %hi = arith.cmpi uge, %rk, %c16 : index
-        %lo = arith.andi %b, %c15 : i8
-        %sh = arith.shrui %b, %c4 : i8
-        %nib = arith.select %hi, %sh, %lo : i8
-        %q8 = arith.subi %nib, %c8 : i8
-        %qf = arith.sitofp %q8 : i8 to f32
-        %df = arith.extf %e : f16 to f32
-        %wv = arith.mulf %qf, %df : f32
-        %p = arith.mulf %a, %wv fastmath<reassoc,contract> : f32
-        %s = arith.addf %c, %p fastmath<reassoc,contract> : f32
-        linalg.yield %s : f32
-      } -> tensor<?x16xf32>
-      return %r : tensor<?x16xf32>
-    })mlir");
+  namespace pw = ::photon::weights;
+  SmallString<128> blob;
+  ASSERT_FALSE(llvm::sys::fs::createTemporaryFile("contraction-form", "bin", blob));
+  llvm::FileRemover remove(blob);
+  pw::Writer w;
+  w.declare("w_f32", pw::DType::F32, {16, 64});
+  w.declare("w_f16", pw::DType::F16, {16, 64});
+  w.declare("w_bf16", pw::DType::BF16, {16, 64});
+  w.declare("w_q8", pw::DType::I8, {16, 64});
+  w.declare(std::string("w_q8") + pw::kQ8ScalesSuffix, pw::DType::F16, {16, 2});
+  w.declare("w_q4", pw::DType::I8, {16, 32});
+  w.declare(std::string("w_q4") + pw::kQ4ScalesSuffix, pw::DType::F16, {16, 2});
+  std::string error;
+  ASSERT_TRUE(w.open(blob.str().str(), error)) << error;
+  for (const pw::TensorInfo &t : w.tensors()) {
+    std::vector<uint8_t> zeros(t.bytes, 0); // the conversion reads the index only
+    w.writeData(zeros.data(), zeros.size());
+    w.finishTensor();
+  }
+  ASSERT_TRUE(w.close(error)) << error;
+
+  std::string src;
+  for (const char *name : {"f32", "f16", "bf16", "q8", "q4"})
+    src += std::string("func.func @") + name +
+           "(%x: tensor<?x?x64xf32>) -> tensor<?x?x16xf32> {\n"
+           "  %w = \"photon.weight\"() {name = \"w_" + name +
+           "\"} : () -> tensor<16x64xf32>\n"
+           "  %y = \"photon.linear\"(%x, %w) : (tensor<?x?x64xf32>, tensor<16x64xf32>) -> "
+           "tensor<?x?x16xf32>\n"
+           "  return %y : tensor<?x?x16xf32>\n}\n";
+  auto m = parse(src);
   ASSERT_TRUE(m);
+  mlir::photon::ConvertPhotonToLinalgOptions options;
+  options.weightsFile = blob.str().str();
+  PassManager pm(&ctx);
+  pm.addPass(mlir::photon::createConvertPhotonToLinalg(options));
+  ASSERT_TRUE(succeeded(pm.run(*m)));
+
   llvm::StringMap<bool> contraction;
-  m->walk([&](linalg::GenericOp g) {
-    contraction[g->getParentOfType<func::FuncOp>().getSymName()] =
-        linalg::isaContractionOpInterface(g);
-  });
-  ASSERT_EQ(contraction.size(), 3u);
-  // f16 / bf16: two inputs, projected permutations, a mul-add body with a cast in it.
+  llvm::StringMap<unsigned> inputs;
+  for (linalg::GenericOp g : matmuls(*m)) {
+    StringRef f = g->getParentOfType<func::FuncOp>().getSymName();
+    EXPECT_FALSE(contraction.count(f)) << "one matmul per function: " << f.str();
+    contraction[f] = linalg::isaContractionOpInterface(g);
+    inputs[f] = g.getNumDpsInputs();
+  }
+  ASSERT_EQ(contraction.size(), 5u);
+  // f32: x and w; f16 / bf16: the same, an extf of w in the body.
+  EXPECT_TRUE(contraction["f32"]);
   EXPECT_TRUE(contraction["f16"]);
-  // q8: a third input (the scales); q4: also a map that is not a projected permutation and
+  EXPECT_TRUE(contraction["bf16"]);
+  EXPECT_EQ(inputs["f16"], 2u);
+  // q8: a third input (the scales); q4: also a map that is no projected permutation and
   // linalg.index in the body. Neither is a contraction to upstream.
+  EXPECT_EQ(inputs["q8"], 3u);
+  EXPECT_EQ(inputs["q4"], 3u);
   EXPECT_FALSE(contraction["q8"]);
   EXPECT_FALSE(contraction["q4"]);
 }
