@@ -39,6 +39,25 @@ module {
 
 // -----
 
+// With a bias: the accumulator starts from the broadcast bias, fused into the warp's tile
+// and read as the mma's C fragment.
+// TF32-LABEL: func.func @linear_bias
+// TF32: gpu.launch
+// TF32: memref.load %{{.*}} : memref<48xf32>
+// TF32: vector.from_elements {{.*}} : vector<2x2xf32>
+// TF32: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 4], tf32Enabled}
+// TF32: return
+module {
+  func.func @linear_bias(%x: tensor<1x64x32xf32>) -> tensor<1x64x48xf32> {
+    %w = "photon.weight"() {name = "w", offset = 0 : i64} : () -> tensor<48x32xf32>
+    %b = "photon.weight"() {name = "b", offset = 8192 : i64} : () -> tensor<48xf32>
+    %y = "photon.linear"(%x, %w, %b) : (tensor<1x64x32xf32>, tensor<48x32xf32>, tensor<48xf32>) -> tensor<1x64x48xf32>
+    return %y : tensor<1x64x48xf32>
+  }
+}
+
+// -----
+
 // The rows of a stage: dynamic, not a multiple of the mma tile the planner can prove.
 // TF32-LABEL: func.func @linear_dynamic_rows
 // TF32-NOT: nvgpu.mma.sync
