@@ -153,6 +153,9 @@ struct AttentionKernel {
   // Scratch: scores [sSlots, R, KBp], accumulators [slots, R, hd], running (max, sum)
   // [slots, R, 2]; sSlot / slot select this tile's.
   Value S, Acc, ML;
+  /// Dot-product scores: per key, each row's L-lane partial sums [slots, R, KBp, L], reduced
+  /// L keys at a time (reduceLanes) instead of one horizontal reduction per key.
+  Value P;
   Value sSlot, slot;
   /// Prefill: the pair's keys transposed (transposeKeys), or null (dot-product scores).
   Value KT;
@@ -174,6 +177,7 @@ struct AttentionKernel {
       return MemRefType::get({ShapedType::kDynamic, kTileRows, last}, f32);
     };
     Value sStack = memref::AllocaOp::create(b, loc, MemRefType::get({1, kTileRows, KBp}, f32));
+    Value pStack = memref::AllocaOp::create(b, loc, MemRefType::get({1, kTileRows, KBp, L}, f32));
     Value large = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, N,
                                         cIdx(b, loc, kParallelMinQueries));
     if (parallelMinKeys > 0) {
@@ -203,6 +207,8 @@ struct AttentionKernel {
           Value cHkv = cIdx(b, loc, Hkv);
           Value slots = arith::MulIOp::create(b, loc, B, cHkv);
           S = memref::AllocOp::create(b, loc, dyn3(KBp), ValueRange{slots});
+          P = memref::AllocOp::create(
+              b, loc, MemRefType::get({ShapedType::kDynamic, kTileRows, KBp, L}, f32), ValueRange{slots});
           Acc = memref::AllocOp::create(b, loc, dyn3(hd), ValueRange{slots});
           ML = memref::AllocOp::create(b, loc, dyn3(2), ValueRange{slots});
           Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
@@ -258,6 +264,7 @@ struct AttentionKernel {
           // kv head, so the cache is read in its memory order; every tile keeps its own
           // accumulators and (max, sum) across the blocks.
           S = sStack;
+          P = pStack;
           sSlot = cIdx(b, loc, 0);
           Value nt = tilesPerHead(b, loc);
           Value slots = arith::MulIOp::create(b, loc, nt, cIdx(b, loc, Hkv));
@@ -380,7 +387,6 @@ struct AttentionKernel {
     Type f32 = b.getF32Type();
     Value zeroV = splatF(b, loc, v, 0.0f);
     Value ninfV = splatF(b, loc, v, -std::numeric_limits<float>::infinity());
-    Value ninf = splatF(b, loc, f32, -std::numeric_limits<float>::infinity());
     Value c0 = cIdx(b, loc, 0), c1 = cIdx(b, loc, 1);
     Value jn = arith::MinUIOp::create(b, loc, arith::SubIOp::create(b, loc, jend, j0),
                                       cIdx(b, loc, KB));
@@ -393,10 +399,9 @@ struct AttentionKernel {
                    VectorType::get({pvLanes}, f32), 1);
       return;
     }
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < KBp; c += L)
-        vector::StoreOp::create(b, loc, ninfV, S, ValueRange{sSlot, rw.r[r], cIdx(b, loc, c)});
-    // Scores of the block.
+    // Scores of the block: per key, each row's L-lane partial dot products go to P; then L
+    // keys at a time are reduced together into a vector of L scores (reduceLanes), scaled
+    // and masked.
     scf::ForOp::create(
         b, loc, c0, jn, c1, ValueRange{}, [&](OpBuilder &b, Location loc, Value jj, ValueRange) {
           auto [km, kidx] = keys.row(b, loc, 0, bI, kh, j0, jj, blk);
@@ -426,17 +431,44 @@ struct AttentionKernel {
           for (int64_t r = 0; r < R; ++r)
             for (int64_t u = 1; u < U; ++u)
               acc[r * U] = arith::AddFOp::create(b, loc, acc[r * U], acc[r * U + u], kFM);
-          Value j = arith::AddIOp::create(b, loc, j0, jj);
-          Value sc = scale;
-          for (int64_t r = 0; r < R; ++r) {
-            Value s = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc[r * U], kFM);
-            s = arith::MulFOp::create(b, loc, s, sc);
-            Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, j, rw.lim[r]);
-            s = arith::SelectOp::create(b, loc, ok, s, ninf);
-            memref::StoreOp::create(b, loc, s, S, ValueRange{sSlot, rw.r[r], jj});
-          }
+          for (int64_t r = 0; r < R; ++r)
+            vector::StoreOp::create(b, loc, acc[r * U], P, ValueRange{sSlot, rw.r[r], jj, c0});
           scf::YieldOp::create(b, loc);
         });
+    {
+      // Lanes of keys past jn hold stale partial sums: they are past every row's last visible
+      // key (jend bounds the rows' keys), so the causal mask drops them; padding lanes past
+      // KB (the next block's keys) are dropped explicitly.
+      Type i32 = b.getI32Type();
+      auto iv = VectorType::get({L}, i32);
+      SmallVector<int32_t> lanes;
+      for (int64_t l = 0; l < L; ++l) lanes.push_back(static_cast<int32_t>(l));
+      Value iota = arith::ConstantOp::create(b, loc, DenseIntElementsAttr::get(iv, lanes));
+      Value j0i = arith::IndexCastOp::create(b, loc, i32, j0);
+      Value scaleV = vector::BroadcastOp::create(b, loc, v, scale);
+      for (int64_t g = 0; g < KBp; g += L) {
+        Value jv = arith::AddIOp::create(
+            b, loc, vector::BroadcastOp::create(b, loc, iv, j0i),
+            arith::AddIOp::create(b, loc, iota, splatI(b, loc, iv, static_cast<int32_t>(g))));
+        Value inBlock;
+        if (g + L > KB)
+          inBlock = arith::CmpIOp::create(
+              b, loc, arith::CmpIPredicate::ult, iota, splatI(b, loc, iv, static_cast<int32_t>(KB - g)));
+        for (int64_t r = 0; r < R; ++r) {
+          SmallVector<Value> parts;
+          for (int64_t k = 0; k < L; ++k)
+            parts.push_back(vector::LoadOp::create(b, loc, v, P,
+                                                   ValueRange{sSlot, rw.r[r], cIdx(b, loc, g + k), c0}));
+          Value sv = arith::MulFOp::create(b, loc, reduceLanes(b, loc, parts), scaleV);
+          Value lim = vector::BroadcastOp::create(
+              b, loc, iv, arith::IndexCastOp::create(b, loc, i32, rw.lim[r]));
+          Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, jv, lim);
+          if (inBlock) ok = arith::AndIOp::create(b, loc, ok, inBlock);
+          sv = arith::SelectOp::create(b, loc, ok, sv, ninfV);
+          vector::StoreOp::create(b, loc, sv, S, ValueRange{sSlot, rw.r[r], cIdx(b, loc, g)});
+        }
+      }
+    }
     // Online softmax update; S becomes p.
     SmallVector<Value> corr(R);
     for (int64_t r = 0; r < R; ++r) {
@@ -512,6 +544,35 @@ struct AttentionKernel {
                                       ValueRange{slot, rw.r[r], dIdx[u]});
           scf::YieldOp::create(b, loc);
         });
+  }
+
+  /// The sums of L vectors of L lanes as one vector (lane k: the sum of parts[k]'s lanes), by
+  /// log2(L) levels of shuffles and adds (2 (L - 1) shuffles, L - 1 adds): at a level with
+  /// half-block h, each pair (a, b) becomes x + y with x / y the lower / upper halves of every
+  /// 2h-lane block of a, then of b, so lanes end up owned by parts 0 .. L - 1 in order.
+  Value reduceLanes(OpBuilder &b, Location loc, SmallVector<Value> parts) {
+    int64_t n = static_cast<int64_t>(parts.size());
+    for (int64_t h = 1; h < n; h *= 2) {
+      SmallVector<int64_t> mx, my;
+      for (int64_t p = 0; p < n; ++p) {
+        int64_t base = p / (2 * h) * (2 * h), within = p % (2 * h);
+        if (within < h) {
+          mx.push_back(base + within);
+          my.push_back(base + h + within);
+        } else {
+          mx.push_back(n + base + within - h);
+          my.push_back(n + base + within);
+        }
+      }
+      SmallVector<Value> next;
+      for (size_t i = 0; i + 1 < parts.size(); i += 2) {
+        Value x = vector::ShuffleOp::create(b, loc, parts[i], parts[i + 1], mx);
+        Value y = vector::ShuffleOp::create(b, loc, parts[i], parts[i + 1], my);
+        next.push_back(arith::AddFOp::create(b, loc, x, y, kFM));
+      }
+      parts = std::move(next);
+    }
+    return parts[0];
   }
 
   /// Keys 0 .. jAll - 1 of (batch row bI, kv head kh) transposed into a fresh f32 buffer

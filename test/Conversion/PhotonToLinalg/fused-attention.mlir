@@ -21,39 +21,45 @@
 // CHECK-LABEL: func.func private @photon_attention_causal_0(
 // CHECK-SAME:    %[[Q:[^:]+]]: memref<?x?x4x16xf32, strided<[?, ?, ?, 1], offset: ?>>, %[[K:[^:]+]]: memref<?x?x2x16xf32, strided<[?, ?, ?, 1], offset: ?>>, %[[V:[^:]+]]: memref<?x?x2x16xf32, strided<[?, ?, ?, 1], offset: ?>>, %[[OUT:[^:]+]]: memref<?x?x4x16xf32>, %{{.+}}: f32)
 // CHECK:         %[[SD:.+]] = memref.alloca() : memref<1x4x16xf32>
+// CHECK:         %[[PD:.+]] = memref.alloca() : memref<1x4x16x8xf32>
 // CHECK:         %[[LARGE:.+]] = arith.cmpi uge, %{{.+}}, %c64
 // CHECK:         scf.if %[[LARGE]] {
 // Prefill: (batch row, kv head) pairs as an scf.parallel, one heap scratch slot each.
 // CHECK:           %[[S:.+]] = memref.alloc(%{{.+}}) : memref<?x4x16xf32>
+// CHECK:           %[[P:.+]] = memref.alloc(%{{.+}}) : memref<?x4x16x8xf32>
 // CHECK:           %[[ACC:.+]] = memref.alloc(%{{.+}}) : memref<?x4x16xf32>
 // CHECK:           %[[ML:.+]] = memref.alloc(%{{.+}}) : memref<?x4x2xf32>
 // CHECK:           scf.parallel (%{{.+}}, %{{.+}}) = ({{.+}}) to (%{{.+}}, %c2{{[_0-9]*}})
-// tiles of 4 (query, head) rows, then key blocks of 16
-// CHECK:             scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c4
+// At least 64 queries: the pair's keys transposed once into KT [blocks, hd, 16].
+// CHECK:             scf.if
+// CHECK:               %[[KT:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?x16x16xf32>
 // CHECK:               scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c16
-// scores: one K row load shared by the 4 rows, FMAs over hd, masked j <= i
-// CHECK:                 scf.for
 // CHECK:                   vector.load %[[K]]{{.*}} vector<8xf32>
-// CHECK:                   vector.load %[[Q]]
-// CHECK:                   vector.fma {{.*}} : vector<8xf32>
-// CHECK:                   vector.reduction <add>
-// CHECK:                   arith.cmpi ule
+// CHECK:                   memref.store %{{.+}}, %[[KT]]
+// tiles of 4 (query, head) rows, then key blocks of 16
+// CHECK:               scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c4
+// CHECK:                 scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c16
+// scores: a KT row (16 keys) times each row's query component broadcast, 4 accumulators
+// CHECK:                   scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK:                     vector.load %[[KT]]{{.*}} : memref<?x16x16xf32>, vector<16xf32>
+// CHECK:                     memref.load %[[Q]]
+// CHECK:                     vector.fma {{.*}} : vector<16xf32>
+// masked j <= i, then the online softmax on the row's vector with a vector exp (no libm call)
+// CHECK:                   arith.cmpi ule, %{{.+}}, %{{.+}} : vector<16xi32>
 // CHECK:                   arith.select
-// CHECK:                   memref.store %{{.+}}, %[[S]]
-// online softmax over the block with a vector exp (no libm call)
-// CHECK:                 memref.load %[[ML]]
-// CHECK:                 vector.reduction <maxnumf>
-// CHECK:                 math.floor %{{.+}} : vector<8xf32>
-// CHECK:                 vector.store %{{.+}}, %[[S]]
-// CHECK:                 memref.store %{{.+}}, %[[ML]]
-// p V: a 4 x 2-vector register tile over the keys of the block
-// CHECK:                 scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
-// CHECK:                   vector.load %[[V]]
-// CHECK:                   memref.load %[[S]]
-// CHECK:                   vector.broadcast
-// CHECK:                   vector.fma
-// CHECK:                 vector.store %{{.+}}, %[[ACC]]
-// CHECK:               vector.store %{{.+}}, %[[OUT]]
+// CHECK:                   memref.load %[[ML]]
+// CHECK:                   vector.reduction <maxnumf>, %{{.+}} : vector<16xf32> into f32
+// CHECK:                   math.floor %{{.+}} : vector<16xf32>
+// CHECK:                   vector.store %{{.+}}, %[[S]]
+// CHECK:                   memref.store %{{.+}}, %[[ML]]
+// p V: 4 rows x one 16-lane vector of hd over the keys of the block
+// CHECK:                   scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK:                     vector.load %[[V]]{{.*}} vector<16xf32>
+// CHECK:                     memref.load %[[S]]
+// CHECK:                     vector.broadcast
+// CHECK:                     vector.fma
+// CHECK:                   vector.store %{{.+}}, %[[ACC]]
+// CHECK:                 vector.store %{{.+}}, %[[OUT]]
 // remainder rows one at a time
 // CHECK:             scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c1
 // CHECK:           scf.reduce
@@ -68,8 +74,11 @@
 // CHECK:               scf.for %{{.+}} = %{{.+}} to %c2
 // CHECK:                 scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c4
 // CHECK:                   vector.load %[[K]]
-// CHECK:                   memref.store %{{.+}}, %[[SD]]
-// CHECK:                   memref.store %{{.+}}, %[[DML]]
+// each key's 8-lane partial dot product to PD; 8 keys' partials reduced together by shuffles
+// CHECK:                   vector.store %{{.+}}, %[[PD]]
+// CHECK:                 vector.shuffle %{{.+}}, %{{.+}} [0, 8, 2, 10, 4, 12, 6, 14] : vector<8xf32>, vector<8xf32>
+// CHECK:                 vector.store %{{.+}}, %[[SD]]
+// CHECK:                 memref.store %{{.+}}, %[[DML]]
 // CHECK:             scf.for %{{.+}} = %{{.+}} to %c2
 // CHECK:               vector.store %{{.+}}, %[[OUT]]
 // CHECK-NOT:     math.exp
@@ -181,6 +190,12 @@ module {
 // the next block's K and V rows of this head go to L2 while this block is read
 // CHECK:                 memref.prefetch %[[POOL]][%{{.+}}, %[[L]], %c0{{[_0-9]*}}, {{.+}}], read, locality<2>, data
 // CHECK:                 memref.prefetch %[[POOL]][%{{.+}}, %[[L]], %c1{{[_0-9]*}}, {{.+}}], read, locality<2>, data
+// each key's 8-lane partial dot product is stored, then 8 keys' partials are reduced together
+// by shuffles and adds (no horizontal reduction per key)
+// CHECK:                 vector.store %{{.+}}, %{{.+}} : memref<1x4x16x8xf32>, vector<8xf32>
+// CHECK-NOT:             vector.reduction <add>
+// CHECK:               vector.shuffle %{{.+}}, %{{.+}} [0, 8, 2, 10, 4, 12, 6, 14] : vector<8xf32>, vector<8xf32>
+// CHECK:               vector.shuffle %{{.+}}, %{{.+}} [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xf32>, vector<8xf32>
 // With parallel-decode-min-keys (photon-compile --openmp), decode over at least 256 keys
 // (batch row 0's times the batch: a batched decode of short sequences counts every row) also
 // takes the parallel (batch row, kv head) branch; the kernel's name carries the threshold.
