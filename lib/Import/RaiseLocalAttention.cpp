@@ -1024,6 +1024,7 @@ bool causalMasks(ArrayRef<MaskTerm> masks, RankedTensorType st) {
         double total = 0;
         for (const MaskTerm &t : masks) {
           SmallVector<int64_t> at = t.map.compose(loops);
+          ev.budget = 20000; // per element
           auto v = ev.at(t.tensor, Idx(at.begin(), at.end()));
           // A batch / head index, or a far position, beyond a static mask size (a
           // constant mask sliced to the sequence holds the positions it can hold).

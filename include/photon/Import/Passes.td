@@ -2,7 +2,7 @@
 //
 // Passes of the ONNX importer's second stage (docs/importer.md, "Two stages"): rewrite
 // patterns that raise the upstream-op spellings of local computations (norms,
-// activations, linears) into typed photon ops through their ODS builders.
+// activations, linears, attention, RoPE) into typed photon ops through their ODS builders.
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,11 +41,27 @@ def PhotonRaiseLocal : Pass<"photon-raise-local"> {
       `photon.gelu` (a wrong constant is no GELU).
     - **SwiGLU**: `photon.linear(silu(photon.linear(x, wg)) * photon.linear(x, wu), wd)`,
       the SiLU checked numerically as `t * sigmoid(t)` -> `photon.swiglu`.
+    - **Causal attention** (`RaiseLocalAttention.cpp`): `softmax(scale * Q K^T + mask) V`
+      as two batched matmul contractions around a softmax over the key axis (the
+      Softmax converter's form, or `exp(s [- max]) / sum`); q, k, v layouts read from
+      the contractions' indexing maps (`[B, H, M, hd]`, `[B * H, M, hd]`, or
+      `[B, Hkv, G, M, hd]` with k and v broadcast over `G`); the scale from scalar
+      Mul / Div of q, k or the scores, before or after the mask; the mask (additive, or a
+      masked fill) evaluated at sample positions: 0 where the key is not after the query,
+      at most -1e7 after scaling where it is -> `photon.causal_attention`.
+    - **GQA**: a `photon.causal_attention` whose k and v are copies of `[B, M, Hkv, hd]`
+      tensors, head `h` reading head `h / (H / Hkv)` (Expand / Reshape, Split / Concat),
+      proven by following sample elements through the data-movement ops -> the same op
+      over the `Hkv` heads.
+    - **RoPE**: `x * cos + cat(-x2, x1) * sin` (rotate-half), the tables evaluated at
+      sample positions against `cos / sin(m theta^(-2i/hd))`, theta read from them ->
+      `photon.rope` (transposed to `[B, M, H, hd]` and back; transpose pairs compose).
 
     A pattern that almost matches does not fire: the upstream ops stay and compute what
-    they did. test/Import/raise-local.test covers each spelling and near miss (graphs from
-    Inputs/gen_local.py, through `photon-import --raise-local`), raise-local-fallback.test
-    the forward-only fallback of photon-compile against ONNX Runtime.
+    they did. test/Import/raise-local.test and raise-local-attention.test cover each
+    spelling and near miss (graphs from Inputs/gen_local.py and Inputs/gen_attention.py,
+    through `photon-import --raise-local`), raise-local-fallback.test the forward-only
+    fallback of photon-compile against ONNX Runtime.
   }];
   let dependentDialects = ["::mlir::photon::PhotonDialect", "::mlir::linalg::LinalgDialect"];
 }
