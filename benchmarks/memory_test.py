@@ -7,7 +7,8 @@ DE setting over batches 1, 2, 4, 8 and checks, for every mode:
   heap grows at least by the token-decoder windows it allocates (HierGen/RecGen);
 - what the compiler plans stays within its plan: per sample, the caches plus the token-decoder
   windows plus the compiled stages' heap are at most the cost model's per-sample memory (caches
-  at the run's context + non_cache_bytes_per_sequence, which counts the stage workspace) plus
+  at the run's context + non_cache_bytes_per_sequence, which counts the stage workspace; RecGen:
+  recgen_total, which counts the second engine thread's workspace too) plus
   one cache block per level (caches are allocated in blocks);
 - the compiled stages' heap per sample is at most the plan's per-sequence non-cache bytes plus,
   for a prefill call with more rows than the workspace is sized for, the per-sequence workspace
@@ -93,6 +94,14 @@ def main():
         wsps = ws["bytes_per_sequence"]
         if nc < wsps or (cm["non_cache_bytes_per_sequence"].get("stage_workspace") != wsps):
             fail(f"{where}: the cost model's per-sequence bytes ({nc}) do not count the workspace ({wsps})")
+        if r["mode"] == "recgen":
+            # RecGen's overlapped top-level step has a second engine thread, and its workspace.
+            rt = cm["non_cache_bytes_per_sequence"].get("recgen_total")
+            if rt != nc + wsps:
+                fail(f"{where}: cost_model recgen_total = {rt!r}, expected total + the second thread's "
+                     f"workspace = {nc + wsps}")
+            nc = rt
+            planned = per1k * context / 1000.0 + nc
         if b["runtime_heap"] < 0.99 * (b["token_decoder_windows"] + wsps):
             fail(f"{where}: the runtime's heap grows by {b['runtime_heap']:.0f} B per sample, less than its "
                  f"windows ({b['token_decoder_windows']:.0f} B) plus the stage workspace ({wsps} B)")

@@ -419,11 +419,19 @@ int mlir::photon::compileModel(const CompileOptions &opts) {
   if (ws.planned) m["workspace"] = workspaceJson(ws);
   if (!forwardOnly) {
     llvm::json::Object cm = costModelJson(*plan);
-    // The planned workspace is per-sequence memory too (docs/compiler.md, "Stage workspace").
+    // The planned workspace is per-sequence memory too (docs/compiler.md, "Stage workspace"),
+    // once per engine thread that runs stages: RecGen's overlapped top-level step runs on a
+    // second thread with a second workspace (docs/runtime.md), so its total counts two.
     if (ws.planned)
       if (auto *nc = cm.getObject("non_cache_bytes_per_sequence")) {
         (*nc)["stage_workspace"] = ws.bytesPerSequence;
-        if (auto t = nc->getInteger("total")) (*nc)["total"] = *t + ws.bytesPerSequence;
+        if (auto t = nc->getInteger("total")) {
+          (*nc)["total"] = *t + ws.bytesPerSequence;
+          if (plan->hierarchy.family == "photon") {
+            (*nc)["recgen_overlap_workspace"] = ws.bytesPerSequence;
+            (*nc)["recgen_total"] = *t + 2 * ws.bytesPerSequence;
+          }
+        }
       }
     m["cost_model"] = std::move(cm);
   }

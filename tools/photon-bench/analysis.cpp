@@ -181,7 +181,7 @@ double predictedMemoryRatio(const Cell &rg, const Cell &v) {
   double vCache = vc.present && vc.cacheHierPer1k > 0 ? vc.cacheHierPer1k : pc.vCachePer1k;
   double vNon = vc.present && vc.nonCachePerSeq >= 0 ? vc.nonCachePerSeq : std::max(0.0, pc.vNonCachePerSeq);
   double T = (rg.prompt + rg.gen) / 1000.0;
-  return safeDiv(pc.cacheRecPer1k * T + std::max(0.0, pc.nonCachePerSeq), vCache * T + vNon);
+  return safeDiv(pc.cacheRecPer1k * T + std::max(0.0, pc.recgenNonCachePerSeq), vCache * T + vNon);
 }
 
 double safeDiv(double a, double b) { return (std::isfinite(a) && std::isfinite(b) && b != 0) ? a / b : NAN; }

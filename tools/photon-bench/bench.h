@@ -62,6 +62,9 @@ struct CostModel {
   // cost_model.non_cache_bytes_per_sequence (windows + logits) and the vanilla model's; -1:
   // an older manifest without them (the prediction then counts the caches alone)
   double nonCachePerSeq = -1, vNonCachePerSeq = -1;
+  // RecGen's: non_cache_bytes_per_sequence.recgen_total (the second engine thread's stage
+  // workspace of the overlapped top-level step included); nonCachePerSeq when absent
+  double recgenNonCachePerSeq = -1;
 };
 
 struct Model {

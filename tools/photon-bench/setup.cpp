@@ -70,7 +70,10 @@ void readCostModel(Model &m) {
     c.vLayers = jnumber(v, "layers");
     c.vNonCachePerSeq = jnumber(v, "non_cache_bytes_per_sequence", -1);
   }
-  if (const Json *nc = jget(cm, "non_cache_bytes_per_sequence")) c.nonCachePerSeq = jnumber(nc, "total", -1);
+  if (const Json *nc = jget(cm, "non_cache_bytes_per_sequence")) {
+    c.nonCachePerSeq = jnumber(nc, "total", -1);
+    c.recgenNonCachePerSeq = jnumber(nc, "recgen_total", c.nonCachePerSeq);
+  }
   if (const Json *r = jget(cm, "ratio_to_vanilla")) {
     c.ratioCacheRec = jnumber(r, "cache_recgen");
     c.ratioCacheHier = jnumber(r, "cache_hiergen");
