@@ -96,10 +96,12 @@ def main():
             fail(f"{where}: the cost model's per-sequence bytes ({nc}) do not count the workspace ({wsps})")
         if r["mode"] == "recgen":
             # RecGen's overlapped top-level step has a second engine thread, and its workspace.
+            ov = cm["non_cache_bytes_per_sequence"].get("recgen_overlap_workspace")
             rt = cm["non_cache_bytes_per_sequence"].get("recgen_total")
-            if rt != nc + wsps:
-                fail(f"{where}: cost_model recgen_total = {rt!r}, expected total + the second thread's "
-                     f"workspace = {nc + wsps}")
+            top = next((s_ for s_ in man["stages"] if s_["name"] == f"encode_{len(man['caches'])}"), None)
+            if not top or ov != top["workspace"]["bytes_per_sequence"] or rt != nc + ov:
+                fail(f"{where}: cost_model recgen_overlap_workspace = {ov!r}, recgen_total = {rt!r}; "
+                     f"expected the top encoder stage's workspace per sequence and total + it")
             nc = rt
             planned = per1k * context / 1000.0 + nc
         if b["runtime_heap"] < 0.99 * (b["token_decoder_windows"] + wsps):

@@ -421,15 +421,20 @@ int mlir::photon::compileModel(const CompileOptions &opts) {
     llvm::json::Object cm = costModelJson(*plan);
     // The planned workspace is per-sequence memory too (docs/compiler.md, "Stage workspace"),
     // once per engine thread that runs stages: RecGen's overlapped top-level step runs on a
-    // second thread with a second workspace (docs/runtime.md), so its total counts two.
+    // second thread with a second workspace (docs/runtime.md), so its total counts that too.
     if (ws.planned)
       if (auto *nc = cm.getObject("non_cache_bytes_per_sequence")) {
         (*nc)["stage_workspace"] = ws.bytesPerSequence;
         if (auto t = nc->getInteger("total")) {
           (*nc)["total"] = *t + ws.bytesPerSequence;
           if (plan->hierarchy.family == "photon") {
-            (*nc)["recgen_overlap_workspace"] = ws.bytesPerSequence;
-            (*nc)["recgen_total"] = *t + 2 * ws.bytesPerSequence;
+            // That thread runs the top-level encoder stage alone, and touches only its part.
+            int64_t overlap = ws.bytesPerSequence;
+            std::string top = "encode_" + std::to_string(plan->hierarchy.levels);
+            for (const StageWorkspace &w : ws.stages)
+              if (w.stage == top && w.bytesPerSequence >= 0) overlap = w.bytesPerSequence;
+            (*nc)["recgen_overlap_workspace"] = overlap;
+            (*nc)["recgen_total"] = *t + ws.bytesPerSequence + overlap;
           }
         }
       }
