@@ -3,24 +3,23 @@
 // The attention patterns of the importer's second stage (docs/importer.md, "Two
 // stages"), over the upstream ops the ONNX converters write:
 //
-//   - RaiseCausalAttention: `softmax(scale * Q K^T + mask) V` as two batched
-//   matmul
-//     contractions around a softmax over the key axis ->
-//     photon.causal_attention. The layouts of q, k and v ([B, H, M, hd], [B,
-//     Hkv, G, M, hd], [B * H, M, hd], ...) are read from the contractions'
-//     indexing maps; the scale from scalar Mul / Div before or after Q K^T; the
-//     mask is proven causal by evaluating it at sample positions (0 where the
-//     key is at or before the query, <= -1e7 after scaling where it is later),
+//   - RaiseCausalAttention: `softmax(scale * Q K^T + mask) V` as two batched matmul
+//     contractions around a softmax over the key axis -> photon.causal_attention. The
+//     layouts of q, k and v ([B, H, M, hd], [B, Hkv, G, M, hd], [B * H, M, hd], ...) are
+//     read from the contractions' indexing maps; the scale from scalar Mul / Div before or
+//     after Q K^T; the mask is proven causal by evaluating it at sample positions (0 where
+//     the key is at or before the query, <= -1e7 after scaling where it is later),
 //     whatever computes it (a constant, Trilu, Where over Range comparisons).
-//   - RaiseAttentionGQA: a photon.causal_attention whose keys and values are
-//   copies of a
-//     [B, M, Hkv, hd] tensor repeated over groups of query heads (Expand /
-//     Reshape, repeat_interleave, or a Split + Concat of them) reads that
-//     tensor instead.
+//   - RaiseAttentionGQA: a photon.causal_attention whose keys and values are copies of a
+//     [B, M, Hkv, hd] tensor repeated over groups of query heads (Expand / Reshape,
+//     repeat_interleave, or a Split + Concat of them) reads that tensor instead.
+//   - RaiseRoPE: x * cos + rot(x) * sin, rot the rotate-half or interleaved rotation,
+//     the tables evaluated against cos / sin(m theta^(-2j/hd)) -> photon.rope.
+//   - FoldTransposePair: the transposes left between the raised ops' layouts compose.
 //
-// Both prove element positions through the data-movement ops (transpose,
-// slices, concat, reshapes, copies) by following sample elements to their
-// source.
+// They prove element positions through the data-movement ops (transpose, slices, concat,
+// reshapes, copies) by following sample elements to their source, and evaluate masks and
+// tables element by element.
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,6 +32,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Matchers.h"
+#include "mlir/IR/TypeUtilities.h"
 
 #include "llvm/ADT/DenseMap.h"
 
@@ -272,13 +272,22 @@ struct Elements {
       return std::make_pair(t.getInput(), src);
     }
     if (auto s = dyn_cast<tensor::ExtractSliceOp>(op)) {
-      ArrayRef<int64_t> offs = s.getStaticOffsets(), strides = s.getStaticStrides();
+      // Offsets and strides static, or evaluated like sizes (Slice starts from Shape).
+      SmallVector<int64_t> offs, strides;
+      for (auto [list, mixed] : {std::make_pair(&offs, s.getMixedOffsets()),
+                                 std::make_pair(&strides, s.getMixedStrides())})
+        for (OpFoldResult f : mixed) {
+          if (auto c = getConstantIntValue(f))
+            list->push_back(*c);
+          else if (auto e = size([&] { return value(cast<Value>(f)); }))
+            list->push_back(*e);
+          else
+            return std::nullopt;
+        }
       llvm::SmallBitVector dropped = s.getDroppedDims();
       Idx src;
       size_t k = 0;
       for (size_t d = 0; d < offs.size(); ++d) {
-        if (ShapedType::isDynamic(offs[d]) || ShapedType::isDynamic(strides[d]))
-          return std::nullopt;
         if (dropped.test(d)) {
           src.push_back(offs[d]);
           continue;
@@ -1415,53 +1424,74 @@ SmallVector<std::pair<Read, Read>, 2> readPairs(linalg::GenericOp g, Operation *
   return {{a, b}, {b, a}};
 }
 
-/// v = x[.., off : off + n] along the last axis: a unit-stride extract_slice, every other
-/// axis whole (offset 0).
-Value lastAxisSlice(Value v, int64_t off, int64_t n) {
-  auto s = v.getDefiningOp<tensor::ExtractSliceOp>();
-  if (!s || s.getSourceType().getRank() != s.getResultType().getRank())
-    return {};
-  int64_t r = s.getSourceType().getRank();
-  ArrayRef<int64_t> offs = s.getStaticOffsets(), sizes = s.getStaticSizes(),
-                    strides = s.getStaticStrides();
-  for (int64_t i = 0; i < r; ++i)
-    if (strides[i] != 1 || offs[i] != (i + 1 == r ? off : 0))
-      return {};
-  if (sizes[r - 1] != n)
-    return {};
-  for (int64_t i = 0; i + 1 < r; ++i)
-    if (s.getSourceType().getDimSize(i) != s.getResultType().getDimSize(i))
-      return {};
-  return s.getSource();
+/// Which RoPE layout `rot` is the rotation of x in: element i of the last axis is
+/// -x[i + hd/2] (i < hd/2) or x[i - hd/2] (rotate-half, NeoX / HF), or -x[i + 1] (i even)
+/// or x[i - 1] (interleaved, GPT-J). Sample elements are followed back through the
+/// data-movement ops and negations (elementwise `negf` generics) to x.
+std::optional<bool> rotationLayout(Value rot, Value x, int64_t hd) {
+  auto t = tensorTy(x), rt = tensorTy(rot);
+  if (!t || !rt || rt.getRank() != t.getRank() || failed(verifyCompatibleShape(rt, t)))
+    return std::nullopt;
+  int64_t r = t.getRank();
+  Elements el;
+  // The element of x (and its sign) element idx of rot is.
+  auto from = [&](Idx idx) -> std::optional<std::pair<Idx, int>> {
+    Value v = rot;
+    int sign = 1;
+    for (int steps = 0; steps < 64 && v != x; ++steps) {
+      if (linalg::GenericOp g = elementwise(v)) {
+        auto ops = bodyOps(g);
+        if (ops.size() == 1 && isa<arith::NegFOp>(ops[0]) && yielded(g) == ops[0]->getResult(0)) {
+          Read in = readOf(g, ops[0]->getOperand(0));
+          if (!identityRead(in))
+            return std::nullopt;
+          v = in.tensor;
+          sign = -sign;
+          continue;
+        }
+      }
+      auto m = el.moveBack(v, idx);
+      if (!m || !el.inBounds(m->first, m->second))
+        return std::nullopt;
+      v = m->first;
+      idx = m->second;
+    }
+    if (v != x)
+      return std::nullopt;
+    return std::make_pair(idx, sign);
+  };
+  for (bool interleaved : {false, true}) {
+    bool ok = true;
+    for (int64_t other : {0, 1}) {
+      for (int64_t i = 0; i < hd && ok; ++i) {
+        Idx idx(r, other);
+        for (int64_t a = 0; a + 1 < r; ++a)
+          if (!t.isDynamicDim(a) && idx[a] >= t.getDimSize(a))
+            idx[a] = 0;
+        idx[r - 1] = i;
+        int64_t partner =
+            interleaved ? (i % 2 ? i - 1 : i + 1) : (i < hd / 2 ? i + hd / 2 : i - hd / 2);
+        int sign = (interleaved ? i % 2 == 0 : i < hd / 2) ? -1 : 1;
+        Idx want = idx;
+        want[r - 1] = partner;
+        auto f = from(idx);
+        ok = f && f->first == want && f->second == sign;
+      }
+    }
+    if (ok)
+      return interleaved;
+  }
+  return std::nullopt;
 }
 
-/// x of rotate_half(x) = concat(-x[.., hd/2 :], x[.., : hd/2]) along the last axis.
-Value rotateHalfOf(Value v) {
-  auto c = v.getDefiningOp<tensor::ConcatOp>();
-  auto t = tensorTy(v);
-  if (!c || !t || c.getInputs().size() != 2 || c.getDim() != (uint64_t)t.getRank() - 1)
-    return {};
-  int64_t hd = t.getDimSize(t.getRank() - 1);
-  if (ShapedType::isDynamic(hd) || hd % 2)
-    return {};
-  linalg::GenericOp ng = elementwise(c.getInputs()[0]);
-  auto ops = ng ? bodyOps(ng) : SmallVector<Operation *>();
-  if (ops.size() != 1 || !isa<arith::NegFOp>(ops[0]) || yielded(ng) != ops[0]->getResult(0))
-    return {};
-  Read hi = readOf(ng, ops[0]->getOperand(0));
-  if (!identityRead(hi))
-    return {};
-  Value x = lastAxisSlice(hi.tensor, hd / 2, hd / 2);
-  if (!x || lastAxisSlice(c.getInputs()[1], 0, hd / 2) != x || x.getType() != v.getType())
-    return {};
-  return x;
-}
-
-/// x * cos + rotate_half(x) * sin (NeoX / HF rotate-half RoPE), the tables read through
-/// broadcasting maps over (position, last axis) -> photon.rope(x, theta) in x's layout
-/// (transposed to [B, M, H, hd] and back). The tables are evaluated: cos / sin of
-/// position * theta^(-2 (i mod hd/2) / hd), positions from 0, theta from the first
-/// frequency (an integer when it is one within 1e-4 relative), the rest checked against it.
+/// x * cos + rot(x) * sin, rot the rotate-half (NeoX / HF) or interleaved (GPT-J)
+/// rotation, x of rank 3 ([B * H, M, hd]), 4 or 5 with the tables read through broadcasting maps
+/// over (position, last axis) -> photon.rope(x, theta) in x's layout: x transposed to
+/// [.., M, .., hd] with the other axes as batch and heads (two head axes merged), an
+/// interleaved hd axis de-interleaved, and back. The tables are evaluated: cos / sin of
+/// position * theta^(-2j/hd), j = i mod hd/2 (rotate-half) or i / 2 (interleaved),
+/// positions from 0, theta from the first frequency (an integer when it is one within
+/// 1e-4 relative), every value at positions 0-100 checked against it.
 struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -1491,15 +1521,37 @@ struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
     return last ? pos : std::nullopt;
   }
 
+  /// The last axis of x [.., hd] permuted: de-interleaved ([x0, x2, .., x1, x3, ..]) or,
+  /// with `inverse`, interleaved back.
+  static Value interleave(PatternRewriter &rw, Location loc, Value x, bool inverse) {
+    auto t = tensorTy(x);
+    int64_t r = t.getRank(), hd = t.getDimSize(r - 1);
+    SmallVector<int64_t> shape(t.getShape());
+    shape.back() = inverse ? 2 : hd / 2;
+    shape.push_back(inverse ? hd / 2 : 2);
+    SmallVector<ReassociationIndices> groups;
+    for (int64_t i = 0; i + 1 < r; ++i)
+      groups.push_back({i});
+    groups.push_back({r - 1, r});
+    Value e = tensor::ExpandShapeOp::create(
+        rw, loc, RankedTensorType::get(shape, t.getElementType()), x, groups);
+    SmallVector<int64_t> perm;
+    for (int64_t i = 0; i <= r; ++i)
+      perm.push_back(i == r - 1 ? r : (i == r ? r - 1 : i));
+    Value tr = transposed(rw, loc, e, perm);
+    return tensor::CollapseShapeOp::create(rw, loc, tr, groups);
+  }
+
   LogicalResult matchAndRewrite(linalg::GenericOp g, PatternRewriter &rw) const override {
     linalg::GenericOp add = elementwise(g->getNumResults() == 1 ? g->getResult(0) : Value());
     auto ops = add ? bodyOps(add) : SmallVector<Operation *>();
     if (ops.size() != 1 || !isa<arith::AddFOp>(ops[0]) || yielded(add) != ops[0]->getResult(0))
       return failure();
     auto rt = tensorTy(g->getResult(0));
-    if (rt.getRank() != 4 || rt.isDynamicDim(3) || rt.getDimSize(3) % 2)
+    int64_t r = rt.getRank();
+    if (r < 3 || r > 5 || rt.isDynamicDim(r - 1) || rt.getDimSize(r - 1) % 2)
       return failure();
-    int64_t r = 4, hd = rt.getDimSize(3);
+    int64_t hd = rt.getDimSize(r - 1);
     // x * cos and rot(x) * sin, in either order.
     auto product = [&](Value v, Value &x, Read &table) {
       linalg::GenericOp m = elementwise(v);
@@ -1519,48 +1571,75 @@ struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
         continue;
       Value x, rot;
       Read cosT, sinT;
-      if (!product(p0.tensor, x, cosT) || !product(p1.tensor, rot, sinT) ||
-          rotateHalfOf(rot) != x || x.getType() != rt)
+      if (!product(p0.tensor, x, cosT) || !product(p1.tensor, rot, sinT) || x.getType() != rt)
         continue;
       int64_t s = *positionLoop(cosT, r);
       if (positionLoop(sinT, r) != s)
         continue;
-      auto theta = thetaOf(cosT, sinT, s, hd);
+      auto interleaved = rotationLayout(rot, x, hd);
+      if (!interleaved)
+        continue;
+      auto theta = thetaOf(cosT, sinT, r, s, hd, *interleaved);
       if (!theta)
         continue;
-      // x as [a, position, b, hd]: the other two loops in order (RoPE treats them alike).
+      // The heads (the axes after the first other one) static when merged.
       SmallVector<int64_t> perm;
-      for (int64_t l = 0; l < 3; ++l)
+      for (int64_t l = 0; l + 1 < r; ++l)
         if (l != s)
           perm.push_back(l);
       perm.insert(perm.begin() + 1, s);
-      perm.push_back(3);
-      SmallVector<int64_t> inv(4);
-      for (int64_t i = 0; i < 4; ++i)
+      perm.push_back(r - 1);
+      if (r == 5 && (rt.isDynamicDim(perm[2]) || rt.isDynamicDim(perm[3])))
+        continue;
+      SmallVector<int64_t> inv(r);
+      for (int64_t i = 0; i < r; ++i)
         inv[perm[i]] = i;
       Location loc = g.getLoc();
       Value xt = transposed(rw, loc, x, perm);
-      auto rope = RoPEOp::create(rw, loc, xt, Value(), (float)*theta);
-      rw.replaceOp(g, transposed(rw, loc, rope.getResult(), inv));
+      auto xtt = tensorTy(xt);
+      if (r == 5)
+        xt = tensor::CollapseShapeOp::create(
+            rw, loc, xt, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
+      if (r == 3) // [B * H, M, hd]: one head
+        xt = tensor::ExpandShapeOp::create(
+            rw, loc,
+            RankedTensorType::get({xtt.getDimSize(0), xtt.getDimSize(1), 1, hd},
+                                  xtt.getElementType()),
+            xt, SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+      if (*interleaved)
+        xt = interleave(rw, loc, xt, false);
+      Value y = RoPEOp::create(rw, loc, xt, Value(), (float)*theta).getResult();
+      if (*interleaved)
+        y = interleave(rw, loc, y, true);
+      if (r == 5)
+        y = tensor::ExpandShapeOp::create(rw, loc, xtt, y,
+                                          SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
+      if (r == 3)
+        y = tensor::CollapseShapeOp::create(rw, loc, y,
+                                            SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+      rw.replaceOp(g, transposed(rw, loc, y, inv));
       return success();
     }
     return failure();
   }
 
-  /// theta, if cos / sin read at (position m, column i) are cos / sin(m theta^(-2 (i mod
-  /// hd/2) / hd)).
-  static std::optional<double> thetaOf(const Read &cosT, const Read &sinT, int64_t s, int64_t hd) {
+  /// theta, if cos / sin read at (position m, column i) are cos / sin(m theta^(-2j/hd)),
+  /// j = i / 2 (interleaved) or i mod hd/2.
+  static std::optional<double> thetaOf(const Read &cosT, const Read &sinT, int64_t r, int64_t s,
+                                       int64_t hd, bool interleaved) {
     Elements ev;
     auto at = [&](const Read &t, int64_t m, int64_t i) -> std::optional<double> {
-      SmallVector<int64_t> loops(4, 0);
+      SmallVector<int64_t> loops(r, 0);
       loops[s] = m;
-      loops[3] = i;
+      loops[r - 1] = i;
       SmallVector<int64_t> idx = t.map.compose(loops);
+      ev.budget = 20000;
       return ev.at(t.tensor, Idx(idx.begin(), idx.end()));
     };
     if (hd < 4)
       return std::nullopt;
-    auto c1 = at(cosT, 1, 1), s1 = at(sinT, 1, 1);
+    int64_t col1 = interleaved ? 2 : 1; // the column of frequency 1
+    auto c1 = at(cosT, 1, col1), s1 = at(sinT, 1, col1);
     if (!c1 || !s1)
       return std::nullopt;
     double f1 = std::atan2(*s1, *c1);
@@ -1571,7 +1650,8 @@ struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
       theta = std::round(theta);
     for (int64_t m : {0, 1, 2, 3, 7, 11, 50, 100})
       for (int64_t i = 0; i < hd; ++i) {
-        double f = std::pow(theta, -2.0 * (double)(i % (hd / 2)) / (double)hd);
+        int64_t j = interleaved ? i / 2 : i % (hd / 2);
+        double f = std::pow(theta, -2.0 * (double)j / (double)hd);
         auto c = at(cosT, m, i), sn = at(sinT, m, i);
         if (!c || !sn || std::fabs(*c - std::cos(m * f)) > 1e-4 ||
             std::fabs(*sn - std::sin(m * f)) > 1e-4)

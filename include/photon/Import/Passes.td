@@ -53,9 +53,12 @@ def PhotonRaiseLocal : Pass<"photon-raise-local"> {
       tensors, head `h` reading head `h / (H / Hkv)` (Expand / Reshape, Split / Concat),
       proven by following sample elements through the data-movement ops -> the same op
       over the `Hkv` heads.
-    - **RoPE**: `x * cos + cat(-x2, x1) * sin` (rotate-half), the tables evaluated at
-      sample positions against `cos / sin(m theta^(-2i/hd))`, theta read from them ->
-      `photon.rope` (transposed to `[B, M, H, hd]` and back; transpose pairs compose).
+    - **RoPE**: `x * cos + rot(x) * sin`, rot the rotate-half (`cat(-x2, x1)`) or the
+      interleaved (GPT-J) rotation, proven by following sample elements back to x; x of
+      rank 3, 4 or 5; the tables evaluated at sample positions against
+      `cos / sin(m theta^(-2j/hd))`, theta read from them -> `photon.rope` (transposed
+      to `[B, M, H, hd]`, de-interleaved if interleaved, and back; transpose pairs
+      compose).
 
     A pattern that almost matches does not fire: the upstream ops stay and compute what
     they did. test/Import/raise-local.test and raise-local-attention.test cover each

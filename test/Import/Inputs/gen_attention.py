@@ -22,12 +22,15 @@ upstream ops and photon-raise-local runs on it. CASE is a '+'-joined list of spe
            bcast (a broadcasting MatMul over [Hkv, G] without a repeat), tile (Tile
            over heads: head h uses kv head h % Hkv, not a grouping)
   rope:    rope (HF rotate-half RoPE on q and k in [B, H, T, hd], theta 10000, the cos /
-           sin tables computed from Range, a Constant inv_freq, Concat, Cos, Sin)
+           sin tables computed from Range, a Constant inv_freq, Concat, Cos, Sin),
+           rope-gptj (interleaved: pairs (2j, 2j + 1) rotated by strided Slices, Neg,
+           Unsqueeze, Concat and Reshape; the tables' frequencies repeated pairwise)
   near misses: mask-anti (Trilu lower: the future is visible), mask-diag (Trilu k = 0:
            the diagonal masked too), mask-weak (Where(j > i, -1, 0)), softmax-axis
            (Softmax over the queries), scale-v (the scale applied to V, not the scores),
            rope-noneg (rotate_half without its Neg), rope-linear (frequencies in a
-           linear, not geometric, progression), rope-offset (positions from 1)
+           linear, not geometric, progression), rope-offset (positions from 1),
+           rope-gptj+rope-mixed (the interleaved rotation with rotate-half tables)
 
 The importer writes a constant mask as a photon.weight (its values go to the weights blob,
 not the IR). `inline-mask` rewrites the `const` case's imported module with the mask as an
@@ -90,7 +93,7 @@ def build(spec):
     q = g.op("Transpose", q4, perm=[0, 2, 1, 3])
     k = g.op("Transpose", k4, perm=[0, 2, 1, 3])
     v = g.op("Transpose", v4, perm=[0, 2, 1, 3])
-    if s & {"rope", "rope-noneg", "rope-linear", "rope-offset"}:
+    if s & {"rope", "rope-noneg", "rope-linear", "rope-offset", "rope-gptj"}:
         half = HD // 2
         if "rope-linear" in s:
             inv = (1.0 - np.arange(half) / half).astype(np.float32)
@@ -101,10 +104,21 @@ def build(spec):
                  g.i64(1))
         pos = g.op("Unsqueeze", g.op("Cast", r, to=TP.FLOAT), g.i64([1]))
         fr = g.op("Mul", pos, g.c(inv[None, :]))
-        emb = g.op("Concat", fr, fr, axis=-1)
+        if "rope-gptj" in s and "rope-mixed" not in s:
+            u = g.op("Unsqueeze", fr, g.i64([-1]))
+            emb = g.op("Reshape", g.op("Concat", u, u, axis=-1), g.i64([-1, HD]))
+        else:
+            emb = g.op("Concat", fr, fr, axis=-1)
         cos, sin = g.op("Cos", emb), g.op("Sin", emb)
 
         def rope(t):
+            if "rope-gptj" in s:
+                ev = g.op("Slice", t, g.i64([0]), g.i64([HD]), g.i64([3]), g.i64([2]))
+                od = g.op("Slice", t, g.i64([1]), g.i64([HD]), g.i64([3]), g.i64([2]))
+                pair = g.op("Concat", g.op("Unsqueeze", g.op("Neg", od), g.i64([-1])),
+                            g.op("Unsqueeze", ev, g.i64([-1])), axis=-1)
+                rot = g.op("Reshape", pair, g.i64([0, 0, -1, HD]))
+                return g.op("Add", g.op("Mul", t, cos), g.op("Mul", rot, sin))
             x1 = g.op("Slice", t, g.i64([0]), g.i64([half]), g.i64([3]))
             x2 = g.op("Slice", t, g.i64([half]), g.i64([HD]), g.i64([3]))
             rot = g.op("Concat", x2 if "rope-noneg" in s else g.op("Neg", x2), x1, axis=-1)
