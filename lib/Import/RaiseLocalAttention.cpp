@@ -162,6 +162,15 @@ reshapeGroups(ArrayRef<int64_t> src, ArrayRef<int64_t> dst) {
 /// doubles.
 struct Elements {
   int budget = 50000;
+  /// The nesting of shape / at / value, bounded: sizes and elements computed through more
+  /// than kMaxDepth ops (e.g. along a whole model's residual stream) are not evaluated.
+  static constexpr int kMaxDepth = 200;
+  int depth = 0;
+  struct Nest {
+    int &d;
+    explicit Nest(int &d) : d(d) { ++d; }
+    ~Nest() { --d; }
+  };
   llvm::DenseMap<Value, SmallVector<int64_t>> shapes;
   /// While evaluating a size: a dynamic `tensor.dim` reads a sample value (two
   /// sets); a size is only taken if it comes out the same for both, i.e. it
@@ -186,6 +195,9 @@ struct Elements {
     if (auto it = shapes.find(v); it != shapes.end())
       return it->second;
     auto t = tensorTy(v);
+    if (depth > kMaxDepth)
+      return SmallVector<int64_t>(t.getShape());
+    Nest nest(depth);
     SmallVector<int64_t> sh(t.getShape());
     shapes[v] = sh; // no recursion through cycles
     Operation *op = v.getDefiningOp();
@@ -412,8 +424,9 @@ struct Elements {
   }
 
   std::optional<double> at(Value v, Idx idx) {
-    if (--budget < 0 || !inBounds(v, idx))
+    if (--budget < 0 || depth > kMaxDepth || !inBounds(v, idx))
       return std::nullopt;
+    Nest nest(depth);
     if (auto m = moveBack(v, idx))
       return at(m->first, m->second);
     DenseElementsAttr d;
@@ -472,8 +485,9 @@ struct Elements {
   /// A scalar computed outside a body: constants, and arith ops and
   /// tensor.extract of them.
   std::optional<double> value(Value v) {
-    if (--budget < 0)
+    if (--budget < 0 || depth > kMaxDepth)
       return std::nullopt;
+    Nest nest(depth);
     Attribute a;
     if (matchPattern(v, m_Constant(&a)))
       return scalar(v, llvm::DenseMap<Value, double>());
