@@ -28,13 +28,16 @@ def main():
     d = json.load(open(a.json))
     mc = d["machine"]
     proto = d.get("protocol", {})
+    de = next((x for x in proto.get("settings", []) if x.get("name") == "DE"), {})
     L = ["## Per-sample memory and TPM (`benchmarks/tpm_report.py`, issue 21's protocol)", "",
          f"`{os.path.relpath(a.json, os.path.dirname(HERE))}`, measured {d.get('date')} on "
          f"{d.get('host', {}).get('cpu', 'this machine')}: read bandwidth {mc['read_bw_gbs_1t']:.1f} / "
          f"{mc['read_bw_gbs_2t']:.1f} GB/s, load average {mc.get('loadavg_start')} -> {mc.get('loadavg_now')}; "
          f"{d.get('noise', {}).get('noisy_runs', 0)} of {d.get('noise', {}).get('runs', '?')} runs noisy. "
-         "DE setting 128 prompt / 512 generated tokens; per-sample memory = slope of the peak RSS over "
-         "batches 1, 2, 4, 8; throughput at batch 8 (median of 2). MiB per sequence:", "",
+         f"DE setting {de.get('prompt', '?')} prompt / {de.get('gen', '?')} generated tokens; per-sample "
+         f"memory = slope of the peak RSS over batches {', '.join(str(b) for b in proto.get('slope_batches', []))}; "
+         f"throughput at batch {max(proto.get('slope_batches', [0]) or [0])} (median of "
+         f"{proto.get('repeats', '?')}). MiB per sequence:", "",
          "| model / mode | cache | token-decoder windows | runtime heap (logits, sampling, workspace) | weight pages touched | RSS slope | RSS slope without weight pages | (RSS slope) / (cache + windows) | stage mallocs per token | throughput tok/s | TPM (K tok/s/GiB) |",
          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in d["results"]:
