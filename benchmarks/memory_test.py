@@ -53,16 +53,20 @@ def main():
             fail(f"photon-compile {src} failed (rc {p.returncode}):\n{p.stderr[-2000:]}")
         with open(os.path.join(out, "manifest.json")) as f:
             arts[name] = (out, json.load(f))
-    js = os.path.join(a.work, "memory.json")
-    cmd = [a.bench, "--suite", "quick", "--settings", "DE", "--slope-batches", "1,2,4,8", "--max-batch", "8",
-           "--no-sgemm", "--bw-bytes", "4000000", "--json", js]
-    for out, _ in arts.values():
-        cmd += ["--model", out]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if p.returncode != 0:
-        fail(f"photon-bench exited {p.returncode}:\n{p.stderr[-2000:]}")
-    with open(js) as f:
-        d = json.load(f)
+    def bench(name, args):
+        """photon-bench's quick DE suite over every artifact with `args`; its JSON."""
+        js = os.path.join(a.work, name)
+        cmd = [a.bench, "--suite", "quick", "--settings", "DE", "--no-sgemm", "--bw-bytes", "4000000",
+               "--json", js] + args
+        for out, _ in arts.values():
+            cmd += ["--model", out]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if p.returncode != 0:
+            fail(f"photon-bench ({name}) exited {p.returncode}:\n{p.stderr[-2000:]}")
+        with open(js) as f:
+            return json.load(f)
+
+    d = bench("memory.json", ["--slope-batches", "1,2,4,8", "--max-batch", "8"])
     checked = 0
     for r in d["results"]:
         where = f"{r['model']}/{r['mode']}/{r['setting']}"
@@ -98,7 +102,7 @@ def main():
             # RecGen's overlapped top-level step has a second engine thread, and its workspace.
             ov = cm["non_cache_bytes_per_sequence"].get("recgen_overlap_workspace")
             rt = cm["non_cache_bytes_per_sequence"].get("recgen_total")
-            top = next((s_ for s_ in man["stages"] if s_["name"] == f"encode_{len(man['caches'])}"), None)
+            top = next((s_ for s_ in man["stages"] if s_["name"] == f"encode_{man['model']['levels']}"), None)
             if not top or ov != top["workspace"]["bytes_per_sequence"] or rt != nc + ov:
                 fail(f"{where}: cost_model recgen_overlap_workspace = {ov!r}, recgen_total = {rt!r}; "
                      f"expected the top encoder stage's workspace per sequence and total + it")
@@ -134,16 +138,7 @@ def main():
 
     # The decode path alone: a one-token prompt (its prefill is a decode-sized step), then 48
     # generated tokens; no stage may malloc (photon-bench counts mallocs called from model.so).
-    js1 = os.path.join(a.work, "decode-mallocs.json")
-    cmd = [a.bench, "--suite", "quick", "--settings", "DE", "--lengths", "DE=1/48", "--slope-batches", "1,4",
-           "--max-batch", "4", "--no-sgemm", "--bw-bytes", "4000000", "--json", js1]
-    for out, _ in arts.values():
-        cmd += ["--model", out]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if p.returncode != 0:
-        fail(f"photon-bench (decode mallocs) exited {p.returncode}:\n{p.stderr[-2000:]}")
-    with open(js1) as f:
-        d1 = json.load(f)
+    d1 = bench("decode-mallocs.json", ["--lengths", "DE=1/48", "--slope-batches", "1,4", "--max-batch", "4"])
     modes = 0
     for r in d1["results"]:
         where = f"{r['model']}/{r['mode']}/DE=1/48"

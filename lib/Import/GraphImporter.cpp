@@ -194,23 +194,6 @@ static std::vector<float> widenHalf(int32_t dt, const char *data, size_t bytes) 
   return out;
 }
 
-/// True if `use` is the weight operand of a photon op whose lowering is a matmul x * W^T
-/// (the rule of photon-compile --weights, lib/Target/WeightFormats.cpp): such a weight is
-/// read by the reduced-precision matmul kernels as it is stored.
-static bool isMatmulWeightUse(OpOperand &use) {
-  using namespace mlir::photon;
-  Operation *u = use.getOwner();
-  Value v = use.get();
-  if (auto op = dyn_cast<LinearOp>(u)) return op.getW() == v && op.getX() != v;
-  if (auto op = dyn_cast<LMHeadOp>(u)) return op.getW() == v && op.getX() != v;
-  if (auto op = dyn_cast<SwiGLUOp>(u))
-    return op.getX() != v && (op.getWGate() == v || op.getWUp() == v || op.getWDown() == v);
-  if (auto op = dyn_cast<ChunkCompressOp>(u))
-    return op.getW() == v && op.getX() != v && op.getNormW() != v && op.getB() != v;
-  if (auto op = dyn_cast<ExpandOp>(u)) return op.getW() == v && op.getX() != v && op.getB() != v;
-  return false;
-}
-
 FailureOr<Value> GraphImporter::tensorValue(OpBuilder &b, Location loc, const onnx::TensorProto &t,
                                             StringRef name, bool isInitializer,
                                             KnownInts *known) {
@@ -679,18 +662,11 @@ bool GraphImporter::writeWeights() {
   // f16 / bf16 initializers (a half-precision export) are f32 in the IR. A 2-D one used only
   // as matmul weights keeps its format in the blob (the lowering widens it inside the matmul
   // kernels, as for photon-compile --weights f16 / bf16); any other is widened to f32 here.
-  llvm::StringMap<bool> keepHalf;
-  if (module_)
-    module_.walk([&](mlir::photon::WeightOp w) {
-      bool ok = cast<RankedTensorType>(w.getType()).getRank() == 2 && !w.getResult().use_empty();
-      for (OpOperand &use : w.getResult().getUses()) ok = ok && isMatmulWeightUse(use);
-      auto [it, inserted] = keepHalf.try_emplace(w.getName(), ok);
-      if (!inserted) it->second = it->second && ok;
-    });
+  llvm::StringSet<> keepHalf;
+  if (module_) keepHalf = mlir::photon::matmulOnlyWeightNames(module_);
   auto widened = [&](const WeightDecl &d) {
     if (d.dtype != wf::DType::F16 && d.dtype != wf::DType::BF16) return false;
-    auto k = keepHalf.find(d.name);
-    return k == keepHalf.end() || !k->second;
+    return !keepHalf.contains(d.name);
   };
   wf::Writer w;
   for (const auto &d : weights_) w.declare(d.name, widened(d) ? wf::DType::F32 : d.dtype, d.shape);

@@ -27,21 +27,6 @@ bool mlir::photon::isWeightFormatName(llvm::StringRef s) {
   return s == "f32" || s == "f16" || s == "bf16" || s == "q8" || s == "q4";
 }
 
-namespace {
-/// True if `use` is the weight operand of an op whose lowering is matmulT (x * W^T).
-bool isMatmulWeightUse(OpOperand &use) {
-  Operation *u = use.getOwner();
-  Value v = use.get();
-  if (auto op = dyn_cast<LinearOp>(u)) return op.getW() == v && op.getX() != v;
-  if (auto op = dyn_cast<LMHeadOp>(u)) return op.getW() == v && op.getX() != v;
-  if (auto op = dyn_cast<SwiGLUOp>(u))
-    return op.getX() != v && (op.getWGate() == v || op.getWUp() == v || op.getWDown() == v);
-  if (auto op = dyn_cast<ChunkCompressOp>(u))
-    return op.getW() == v && op.getX() != v && op.getNormW() != v && op.getB() != v;
-  if (auto op = dyn_cast<ExpandOp>(u)) return op.getW() == v && op.getX() != v && op.getB() != v;
-  return false;
-}
-} // namespace
 
 bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const std::string &out,
                                         const std::string &format, const std::string &weightsFor,
@@ -71,13 +56,7 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
   }
 
   // The matmul weights: every photon.weight of that name is used only as a matmul weight.
-  llvm::StringMap<bool> matmulOnly;
-  m.walk([&](WeightOp w) {
-    bool ok = cast<RankedTensorType>(w.getType()).getRank() == 2 && !w.getResult().use_empty();
-    for (OpOperand &use : w.getResult().getUses()) ok = ok && isMatmulWeightUse(use);
-    auto [it, inserted] = matmulOnly.try_emplace(w.getName(), ok);
-    if (!inserted) it->second = it->second && ok;
-  });
+  llvm::StringSet<> matmulOnly = matmulOnlyWeightNames(m);
 
   auto buf = llvm::MemoryBuffer::getFile(in, /*IsText=*/false, /*RequiresNullTerminator=*/false);
   if (!buf) {
@@ -97,10 +76,9 @@ bool mlir::photon::convertWeightFormats(ModuleOp m, const std::string &in, const
   std::map<std::string, int64_t> counts;
   for (size_t i = 0; i < infos.size(); ++i) {
     const W::TensorInfo &t = infos[i];
-    auto mo = matmulOnly.find(t.name);
     // f16 / bf16 sources: a half-precision export's matmul weights (docs/importer.md).
     bool half = t.dtype == W::DType::F16 || t.dtype == W::DType::BF16;
-    if (mo == matmulOnly.end() || !mo->second || (t.dtype != W::DType::F32 && !half) ||
+    if (!matmulOnly.contains(t.name) || (t.dtype != W::DType::F32 && !half) ||
         t.shape.size() != 2)
       continue;
     std::string f = format;

@@ -185,6 +185,8 @@ private:
   void drainInbox(const TokenCallback &cb, bool &cancelled);
   void publish();
   Status prefillPhoton(Sequence &s, int64_t budget, int64_t &used);
+  /// A PHOTON / Block sequence's state before its first meta-context (start latents).
+  void startPrefill(Sequence &s);
   Status stepPhoton(std::vector<Sequence *> &batch);
   Status stepVanilla(std::vector<Sequence *> &batch);
   /// Runs latent_L .. latent_2 for the batch and returns the level-1 latents per token chunk

@@ -135,20 +135,24 @@ Status Engine::encodeTokens(Sequence &s, const int32_t *tokens, int64_t count,
   return Status::ok();
 }
 
+void Engine::startPrefill(Sequence &s) {
+  // Before the first meta-context every level's previous latent is its start latent.
+  const float *sL = model_.startLatent(L_);
+  s.topPrev.assign(sL, sL + D_);
+  s.topPrev2.assign(sL, sL + D_);
+  s.lastHat.assign(static_cast<size_t>(L_ + 1), {});
+  for (int l = 1; l < L_; ++l) {
+    const float *sl = model_.startLatent(l);
+    s.lastHat[l].assign(sl, sl + D_);
+  }
+  s.metas = 0;
+  s.prefillStarted = true;
+}
+
 Status Engine::prefillPhoton(Sequence &s, int64_t budget, int64_t &used) {
   used = 0;
+  if (!s.prefillStarted) startPrefill(s);
   const float *sL = model_.startLatent(L_);
-  if (!s.prefillStarted) {
-    s.topPrev.assign(sL, sL + D_);
-    s.topPrev2.assign(sL, sL + D_);
-    s.lastHat.assign(static_cast<size_t>(L_ + 1), {});
-    for (int l = 1; l < L_; ++l) {
-      const float *sl = model_.startLatent(l);
-      s.lastHat[l].assign(sl, sl + D_);
-    }
-    s.metas = 0;
-    s.prefillStarted = true;
-  }
   const int64_t Pm = s.prefixLen / tokensPerMeta_;
   // The decoder state after meta-context Pm-1 (the last Xhat(l) units), needed by the first
   // generated chunk at each level. With chunk sizes >= 2 it depends only on meta Pm-1 (and
@@ -205,20 +209,8 @@ bool Engine::photonReplay() const {
 Status Engine::prefillPhotonBatch(const std::vector<Sequence *> &seqs,
                                   const std::vector<int64_t> &take) {
   const int64_t kUnits = 64; // top-level units per call over the batch
-  const float *sL = model_.startLatent(L_);
-  for (Sequence *sp : seqs) {
-    Sequence &s = *sp;
-    if (s.prefillStarted) continue;
-    s.topPrev.assign(sL, sL + D_);
-    s.topPrev2.assign(sL, sL + D_);
-    s.lastHat.assign(static_cast<size_t>(L_ + 1), {});
-    for (int l = 1; l < L_; ++l) {
-      const float *sl = model_.startLatent(l);
-      s.lastHat[l].assign(sl, sl + D_);
-    }
-    s.metas = 0;
-    s.prefillStarted = true;
-  }
+  for (Sequence *sp : seqs)
+    if (!sp->prefillStarted) startPrefill(*sp);
   std::vector<int64_t> left(take);
   std::vector<int32_t> toks;
   std::vector<float> x, y;

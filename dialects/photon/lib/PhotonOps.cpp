@@ -596,3 +596,34 @@ LogicalResult CachedAttentionOp::verify() {
 
 #define GET_OP_CLASSES
 #include "photon/Dialect/PhotonOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Matmul weights
+//===----------------------------------------------------------------------===//
+
+bool mlir::photon::isMatmulWeightOperand(OpOperand &use) {
+  Operation *u = use.getOwner();
+  Value v = use.get();
+  if (auto op = dyn_cast<LinearOp>(u)) return op.getW() == v && op.getX() != v;
+  if (auto op = dyn_cast<LMHeadOp>(u)) return op.getW() == v && op.getX() != v;
+  if (auto op = dyn_cast<SwiGLUOp>(u))
+    return op.getX() != v && (op.getWGate() == v || op.getWUp() == v || op.getWDown() == v);
+  if (auto op = dyn_cast<ChunkCompressOp>(u))
+    return op.getW() == v && op.getX() != v && op.getNormW() != v && op.getB() != v;
+  if (auto op = dyn_cast<ExpandOp>(u)) return op.getW() == v && op.getX() != v && op.getB() != v;
+  return false;
+}
+
+llvm::StringSet<> mlir::photon::matmulOnlyWeightNames(Operation *root) {
+  llvm::StringMap<bool> only;
+  root->walk([&](WeightOp w) {
+    bool ok = cast<RankedTensorType>(w.getType()).getRank() == 2 && !w.getResult().use_empty();
+    for (OpOperand &use : w.getResult().getUses()) ok = ok && isMatmulWeightOperand(use);
+    auto [it, inserted] = only.try_emplace(w.getName(), ok);
+    if (!inserted) it->second = it->second && ok;
+  });
+  llvm::StringSet<> names;
+  for (auto &kv : only)
+    if (kv.second) names.insert(kv.first());
+  return names;
+}

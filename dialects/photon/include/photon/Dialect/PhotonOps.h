@@ -24,4 +24,21 @@
 #define GET_OP_CLASSES
 #include "photon/Dialect/PhotonOps.h.inc"
 
+#include "llvm/ADT/StringSet.h"
+
+namespace mlir {
+namespace photon {
+
+/// Whether `use` is the weight operand W of a photon op whose lowering is the matmul x * W^T
+/// (linear, lm_head, swiglu, chunk_compress, expand): an operand the matmul kernels may read
+/// in a reduced-precision format (photon-compile --weights, half-precision initializers).
+bool isMatmulWeightOperand(OpOperand &use);
+
+/// Names of the photon.weight tensors under `root` that every photon.weight of that name
+/// reads as a rank-2 tensor used only as matmul weights (isMatmulWeightOperand).
+llvm::StringSet<> matmulOnlyWeightNames(Operation *root);
+
+} // namespace photon
+} // namespace mlir
+
 #endif // PHOTON_DIALECT_PHOTONOPS_H
