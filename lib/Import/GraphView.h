@@ -22,14 +22,17 @@ namespace import {
 
 class GraphView {
 public:
-  explicit GraphView(const onnx::GraphProto &g) : g(g) {
+  explicit GraphView(const onnx::GraphProto &g) : GraphView(g, g) {}
+  /// The nodes, inputs and outputs of `g` with the initializers of `weights` (a graph whose
+  /// local functions were expanded, InlineFunctions.h, reads the model's own initializers).
+  GraphView(const onnx::GraphProto &g, const onnx::GraphProto &weights) : g(g) {
     for (const auto &n : g.node()) {
       for (const auto &o : n.output())
         if (!o.empty()) producer[o] = &n;
       for (const auto &i : n.input())
         if (!i.empty()) consumers[i].push_back(&n);
     }
-    for (const auto &t : g.initializer()) inits[t.name()] = &t;
+    for (const auto &t : weights.initializer()) inits[t.name()] = &t;
   }
 
   const onnx::GraphProto &g;

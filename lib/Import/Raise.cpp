@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "InlineFunctions.h"
 #include "RaiseImpl.h"
 
 namespace photon {
@@ -218,6 +219,7 @@ std::optional<LogicalResult> Raiser::raise(const onnx::NodeProto &n, const onnx:
 }
 
 LogicalResult Raiser::finalize(ModuleOp module, func::FuncOp forward) {
+  if (failed(checkFunctionBodies())) return failure();
   MLIRContext *c = module.getContext();
   forward.setSymName("forward");
   auto *dialect = ops::getPhotonDialect(c);
@@ -299,7 +301,23 @@ void Raiser::emitCalls(const std::vector<PlainCall> &calls) {
 LogicalResult Raiser::prepareRecognized() {
   const onnx::ModelProto &mp = gi.model().proto();
   llvm::raw_ostream *ex = gi.options().explain;
-  if (!recognizeDecoderOnly(mp.graph(), recognized, unrecognized)) {
+  // A function-form export (torch.onnx's export_modules_as_functions, any domain) is
+  // recognized from its bodies: the graph with every local function call expanded.
+  const onnx::GraphProto *g = &mp.graph();
+  if (callsLocalFunctions(gi.model())) {
+    std::string err;
+    if (!inlineLocalFunctions(gi.model(), inlined, err)) {
+      unrecognized = "the function bodies cannot be expanded: " + err;
+      if (ex) *ex << "photon-import: '" << gi.model().path() << "': " << unrecognized << "\n";
+      return success();
+    }
+    g = &inlined;
+    if (ex)
+      *ex << "photon-import: '" << gi.model().path() << "': function-form export: "
+          << mp.graph().node_size() << " graph node(s) with their model-local functions "
+          << "expanded into " << inlined.node_size() << " node(s), named <call>/<node>\n";
+  }
+  if (!recognizeDecoderOnly(*g, mp.graph(), recognized, unrecognized)) {
     if (ex)
       *ex << "photon-import: '" << gi.model().path() << "': no photon.* metadata and no "
           << "PHOTON, Block or decoder-only structure recognized: " << unrecognized

@@ -145,8 +145,15 @@ public:
   std::optional<LogicalResult> raise(const onnx::NodeProto &node, const onnx::FunctionProto &fn,
                                      Scope &scope, OpBuilder &b);
   LogicalResult finalize(ModuleOp module, func::FuncOp forward);
-  /// Plain export (no photon functions): recovers the call sequence (RaisePlain.cpp).
+  /// Plain export (no photon functions): recovers the call sequence and checks the graph
+  /// around every weight (RaisePlain.cpp). Function export: builds the same sequence, and
+  /// checkFunctionBodies (from finalize) checks the bodies, expanded into one graph.
   LogicalResult preparePlain();
+  LogicalResult checkBodies(const std::vector<PlainCall> &calls, const onnx::GraphProto &g);
+  LogicalResult checkFunctionBodies();
+  std::vector<PlainCall> bodyCalls;
+  /// The main graph with the model-local functions expanded (InlineFunctions.h).
+  onnx::GraphProto inlined;
   /// No metadata: recognizes the structure from the graph (Recognize.cpp); when it is not
   /// recognized, the model imports to upstream ops and `unrecognized` says why.
   LogicalResult prepareRecognized();

@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "InlineFunctions.h"
 #include "RaiseImpl.h"
 
 namespace photon {
@@ -22,20 +23,28 @@ namespace {
 
 class PlainChecker : public GraphView {
 public:
-  PlainChecker(const onnx::GraphProto &g, Location loc, StringRef path, double eps)
-      : GraphView(g), loc(loc), path(path), eps(eps) {}
+  PlainChecker(const onnx::GraphProto &g, const onnx::GraphProto &weights, Location loc,
+               StringRef path, double eps)
+      : GraphView(g, weights), loc(loc), path(path), eps(eps) {}
 
   Location loc;
   std::string path;
   double eps;
+  /// "plain export", or "function export" when the bodies of a function export are checked.
+  std::string kind = "plain export";
 
   LogicalResult fail(const onnx::NodeProto *n, StringRef weight, StringRef pattern,
                      const Twine &what) {
-    auto d = emitError(loc) << "plain export '" << path << "': ";
+    auto d = emitError(loc) << kind << " '" << path << "': ";
     if (n) d << "node '" << n->name() << "' (" << n->op_type() << ") ";
-    d << "breaks the " << pattern << " pattern around weight '" << weight << "': " << what
-      << "; the graph does not compute what its photon.config and initializer names describe "
-         "(export with functions, docs/onnx-convention.md, or import with --emit=upstream)";
+    d << "breaks the " << pattern << " pattern around weight '" << weight << "': " << what;
+    if (kind == "plain export")
+      d << "; the graph does not compute what its photon.config and initializer names describe "
+           "(export with functions, docs/onnx-convention.md, or import with --emit=upstream)";
+    else
+      d << "; the function body does not compute what the photon op of its call means "
+           "(docs/onnx-convention.md), so it is not compiled as that op (import with "
+           "--emit=upstream to compile the graph as written)";
     return failure();
   }
   /// linear: MatMul(x, Transpose(w)) (or MatMul(x, w) / Gemm): every MatMul the weight
@@ -181,9 +190,10 @@ public:
         return fail(m, w, R, Twine(f.size()) + " frequencies, expected head_dim / 2 = " +
                                  Twine(half)),
                failure();
+      const double rel = roundingOf(in(m, side));
       for (int64_t i = 0; i < half; ++i) {
         double want = std::pow(theta, -2.0 * i / (double)headDim);
-        if (std::fabs(f[i] - want) > 1e-4 * want + 1e-12)
+        if (std::fabs(f[i] - want) > rel * want + 1e-12)
           return fail(m, w, R, "frequency " + Twine(i) + " is " + Twine(std::to_string(f[i])) +
                                    ", expected rope_theta^(-2i/head_dim) = " +
                                    Twine(std::to_string(want)) + " (rope_theta = " +
@@ -194,6 +204,13 @@ public:
     }
     return fail(m, w, R, "expected a constant frequency vector"), failure();
   }
+
+  /// The relative tolerance of a constant (rotary frequencies and tables, the score scale):
+  /// the rounding of bf16, 2^-8, so that a half export, and an f32 export of values a half
+  /// export rounded (make_half.py --round-only), passes. It still tells rope_theta apart
+  /// from one 1% away (the last frequency moves by about 1%).
+  double roundingOf(const std::string &) const { return std::ldexp(1.0, -8); }
+
 
   /// RoPE with precomputed tables (fixed-length decoder windows): Mul(x, T) with a
   /// constant T[..., L, head_dim / 2] = cos or sin(pos * theta^(-2i / head_dim)).
@@ -207,13 +224,14 @@ public:
           t.size() < 2 * (size_t)half)
         continue;
       int64_t L = t.size() / half;
+      const double rel = roundingOf(in(m, side));
       bool isCos = true, isSin = true;
       for (int64_t pos = 0; pos < L; ++pos)
         for (int64_t i = 0; i < half; ++i) {
           double a = pos * std::pow(theta, -2.0 * i / (double)headDim);
           float v = t[pos * half + i];
-          if (std::fabs(v - std::cos(a)) > 1e-4) isCos = false;
-          if (std::fabs(v - std::sin(a)) > 1e-4) isSin = false;
+          if (std::fabs(v - std::cos(a)) > rel) isCos = false;
+          if (std::fabs(v - std::sin(a)) > rel) isSin = false;
         }
       if (!isCos && !isSin)
         return fail(m, p + "wq", "rotary embedding",
@@ -238,12 +256,16 @@ public:
       const onnx::NodeProto *sc = prod(in(add, side));
       if (!sc || (sc->op_type() != "Mul" && sc->op_type() != "Div")) continue;
       std::optional<double> f;
+      std::string fc;
       for (int k = 0; k < 2 && !f; ++k)
-        if (prod(in(sc, k)) && prod(in(sc, k))->op_type() == "MatMul") f = scalar(in(sc, 1 - k));
+        if (prod(in(sc, k)) && prod(in(sc, k))->op_type() == "MatMul") {
+          f = scalar(in(sc, 1 - k));
+          fc = in(sc, 1 - k);
+        }
       if (!f) continue;
       double want = sc->op_type() == "Mul" ? 1.0 / std::sqrt((double)headDim)
                                             : std::sqrt((double)headDim);
-      if (std::fabs(*f - want) > 1e-4 * want)
+      if (std::fabs(*f - want) > roundingOf(fc) * want)
         return fail(sc, w, A, "the scores are scaled by " + Twine(std::to_string(*f)) +
                                   ", expected 1/sqrt(head_dim = " + Twine(headDim) + ")"),
                failure();
@@ -263,7 +285,7 @@ public:
         for (int64_t i = 0; i < L; ++i)
           for (int64_t j = 0; j < L; ++j) {
             float v = vals[i * L + j];
-            if (j <= i ? v != 0.f : !(v <= -1e9f))
+            if (j <= i ? v != 0.f : !(v <= -1e4f)) // -inf, or finite <= -1e4 (see below)
               return fail(prod(mask) ? prod(mask) : add, w, A,
                           "the mask is not causal at [" + Twine(i) + ", " + Twine(j) + "]"),
                      failure();
@@ -274,8 +296,10 @@ public:
       if (!wh || wh->op_type() != "Where")
         return fail(wh ? wh : add, w, A, "expected a causal mask (a constant or Where)"),
                failure();
+      // -inf, or a finite fill of at most -1e4 (a half export's -65504, BERT's -10000):
+      // softmax gives the masked keys exp(-1e4) = 0 in f32 just as for -inf.
       auto ninf = scalar(in(wh, 1));
-      if (!ninf || !(*ninf <= -1e9))
+      if (!ninf || !(*ninf <= -1e4))
         return fail(wh, w, A, "the masked value must be -inf"), failure();
       const onnx::NodeProto *cond = prod(in(wh, 0));
       if (cond && cond->op_type() == "Cast") cond = prod(in(cond, 0));
@@ -436,11 +460,7 @@ public:
     return success();
   }
 
-  bool isInit(const std::string &v) const {
-    for (const auto &i : g.initializer())
-      if (i.name() == v) return true;
-    return false;
-  }
+  bool isInit(const std::string &v) const { return initializer(v) != nullptr; }
 
   /// A stack: layers then the final norm, every application.
   LogicalResult stack(const std::string &P, int64_t n, int64_t minWin = 0, int64_t maxWin = 0) {
@@ -479,17 +499,24 @@ public:
 
 LogicalResult Raiser::preparePlain() {
   const onnx::ModelProto &mp = gi.model().proto();
+  // The function export: its calls are raised from their signatures (raise()), and what
+  // each body computes is checked here, on the graph with the bodies expanded, by the same
+  // patterns as a plain export, so a body that is not what its photon op means is refused
+  // with its node named instead of being compiled as the op.
+  bool functionExport = false;
   for (const auto &f : mp.functions())
-    if (f.domain() == "photon") return success(); // the function export
-  for (const auto &n : mp.graph().node())
-    if (!isDefaultDomain(n.domain())) return success(); // not a plain export
+    if (f.domain() == "photon") functionExport = true;
+  if (!functionExport)
+    for (const auto &n : mp.graph().node())
+      if (!isDefaultDomain(n.domain())) return success(); // not a plain export
   std::string path = gi.model().path();
   Location floc = FileLineColLoc::get(&gi.context(), path, 0, 0);
+  const char *kind = functionExport ? "function export" : "plain export";
   auto bad = [&](const Twine &msg) {
-    emitError(floc) << "plain export '" << path << "': cannot recover the PHOTON hierarchy: "
-                    << msg;
+    emitError(floc) << kind << " '" << path << "': cannot recover the PHOTON hierarchy: " << msg;
     return failure();
   };
+
   if (!configError.empty()) return bad(configError);
   if (cfg.vocab < 1 || cfg.width < 1 || cfg.nHeads < 1 || cfg.nKvHeads < 1 || cfg.headDim < 1 ||
       cfg.ropeTheta <= 0 || cfg.normEps <= 0)
@@ -593,8 +620,44 @@ LogicalResult Raiser::preparePlain() {
       return bad("initializer '" + i + "' is not a weight of the structure photon.config " +
                  "describes");
 
+  if (functionExport) {
+    // Checked after the calls' signatures (finalize), whose diagnostics come first.
+    bodyCalls = std::move(calls);
+    return success();
+  }
+  if (failed(checkBodies(calls, mp.graph()))) return failure();
+  emitCalls(calls);
+  return success();
+}
+
+LogicalResult Raiser::checkFunctionBodies() {
+  if (bodyCalls.empty()) return success();
+  std::string err;
+  if (!inlineLocalFunctions(gi.model(), inlined, err))
+    return emitError(FileLineColLoc::get(&gi.context(), gi.model().path(), 0, 0))
+           << "function export '" << gi.model().path()
+           << "': cannot expand its function bodies: " << err,
+           failure();
+  return checkBodies(bodyCalls, inlined);
+}
+
+LogicalResult Raiser::checkBodies(const std::vector<PlainCall> &calls, const onnx::GraphProto &g) {
+  const onnx::ModelProto &mp = gi.model().proto();
+  std::string path = gi.model().path();
+  Location floc = FileLineColLoc::get(&gi.context(), path, 0, 0);
+  const bool functionExport = &g != &mp.graph();
+  const char *kind = functionExport ? "function export" : "plain export";
+  auto bad = [&](const Twine &msg) {
+    emitError(floc) << kind << " '" << path << "': cannot recover the PHOTON hierarchy: " << msg;
+    return failure();
+  };
+  auto layersOf = [&](const std::string &s) -> int64_t {
+    auto it = cfg.layers.find(s);
+    return it == cfg.layers.end() ? -1 : it->second;
+  };
   // The computation around every weight.
-  PlainChecker pc(mp.graph(), floc, path, cfg.normEps);
+  PlainChecker pc(g, mp.graph(), floc, path, cfg.normEps);
+  pc.kind = kind;
   pc.headDim = cfg.headDim;
   pc.theta = cfg.ropeTheta;
   for (auto &c : calls) {
@@ -633,7 +696,6 @@ LogicalResult Raiser::preparePlain() {
     }
   }
 
-  emitCalls(calls);
   return success();
 }
 

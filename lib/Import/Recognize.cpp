@@ -95,22 +95,24 @@ bool Recognizer::isLayoutOp(const std::string &op) {
 } // namespace recognize
 
 
-bool recognizeDecoderOnly(const onnx::GraphProto &g, RecognizedModel &out, std::string &why) {
+bool recognizeDecoderOnly(const onnx::GraphProto &g, const onnx::GraphProto &weights,
+                          RecognizedModel &out, std::string &why) {
   for (const auto &n : g.node())
     if (!n.domain().empty() && n.domain() != "ai.onnx") {
-      why = "node '" + n.name() + "' calls " + n.domain() + "." + n.op_type() +
-            " (a local function): structure recognition reads plain graphs";
+      why = "node '" + n.name() + "' is an op of domain " + n.domain() + " (" + n.op_type() +
+            ") that is not a model-local function: structure recognition reads ONNX's "
+            "default-domain ops";
       return false;
     }
   {
-    recognize::Recognizer r(g);
+    recognize::Recognizer r(g, weights);
     if (r.run(out)) return true;
     why = r.why.empty() ? "not recognized" : r.why;
   }
   // Not decoder-only: a hierarchical model? Its reason wins once it got past the token
   // decoder (the graph is hierarchical), the decoder-only one otherwise.
   RecognizedModel h;
-  recognize::Recognizer r(g);
+  recognize::Recognizer r(g, weights);
   if (r.runPhoton(h)) {
     out = std::move(h);
     return true;

@@ -72,9 +72,12 @@ struct RecognizedModel {
   std::vector<std::string> explain;
 };
 
-/// Recognizes a decoder-only or a hierarchical (PHOTON / Block) model in `g`. On failure, `why` says what was not recognized
-/// and where (node names), in one paragraph.
-bool recognizeDecoderOnly(const onnx::GraphProto &g, RecognizedModel &out, std::string &why);
+/// Recognizes a decoder-only or a hierarchical (PHOTON / Block) model in `g`, whose
+/// initializers are those of `weights` (the model's graph; `g` itself for a plain graph, or
+/// its copy with the local functions expanded, InlineFunctions.h). On failure, `why` says
+/// what was not recognized and where (node names), in one paragraph.
+bool recognizeDecoderOnly(const onnx::GraphProto &g, const onnx::GraphProto &weights,
+                          RecognizedModel &out, std::string &why);
 
 } // namespace import
 } // namespace photon

@@ -237,6 +237,23 @@ bool Recognizer::runPhoton(RecognizedModel &out) {
     out.ignoredOutputs.push_back(o.name());
   }
   if (!allClaimed()) return false;
+  // One eps for every norm of every stack (the stack op carries one): a norm with another
+  // epsilon is named rather than compiled with the token decoder's.
+  auto sameEps = [&](const Norm &n, const char *what) {
+    if (std::fabs(n.eps - out.normEps) <= 1e-6 * out.normEps) return true;
+    return fail(prod(n.y), std::string("the ") + what + " has eps " + fmt(n.eps) +
+                               ", the token decoder's final RMSNorm " + fmt(out.normEps) +
+                               " (every norm of the stacks must agree)");
+  };
+  std::vector<const Stack *> all;
+  for (auto &e : encs) all.push_back(&e);
+  for (auto &d : decs) all.push_back(&d.g);
+  all.push_back(&g1);
+  for (const Stack *S : all) {
+    if (!sameEps(S->fn, "final RMSNorm of a stack")) return false;
+    for (const Layer &Ly : S->layers)
+      if (!sameEps(Ly.n1, "attention RMSNorm") || !sameEps(Ly.n2, "MLP RMSNorm")) return false;
+  }
   // The convention's calls (docs/onnx-convention.md), as the plain-export path builds them.
   auto use = [&](const Linear &Lw, bool rope) { return useWeight(Lw, rope); };
   auto stackCall = [&](const std::string &op, const Stack &S, int64_t level,

@@ -46,7 +46,7 @@ struct Norm {
 
 class Recognizer : public GraphView {
 public:
-  explicit Recognizer(const onnx::GraphProto &g) : GraphView(g) {}
+  Recognizer(const onnx::GraphProto &g, const onnx::GraphProto &weights) : GraphView(g, weights) {}
 
   std::string why;
   bool gpt2 = false; // the final norm is a LayerNorm: GPT-2-style blocks throughout

@@ -56,6 +56,13 @@ MODELS = collections.OrderedDict([
     ("photon_l2_gqa", dict(seed=303, opset=17, fold=True)),
     ("photon_l3", dict(seed=405, opset=15, fold=False)),
     ("block", dict(seed=505, opset=16, fold=True)),
+    # Function-form exports (torch.onnx export_modules_as_functions): the same weights as
+    # their base model, each listed module class a model-local function (domain zoo_models)
+    # called from the graph or from another function's body.
+    ("llama_fn", dict(seed=101, opset=15, fold=True, base="llama",
+                      functions=("LlamaLayer", "LlamaRMSNorm"))),
+    ("photon_l2_fn", dict(seed=303, opset=17, fold=True, base="photon_l2_gqa",
+                          functions=("HierAttention", "GatedFFN", "ScaleNorm"))),
 ])
 
 SPELLINGS = {
@@ -124,6 +131,13 @@ SPELLINGS = {
     },
 }
 
+for _v in ("llama_fn", "photon_l2_fn"):
+    _b = MODELS[_v]["base"]
+    SPELLINGS[_v] = {"same_as": _b + " (the same weights); additionally:",
+                     "functions": "export_modules_as_functions={%s}: each a model-local "
+                     "function of domain zoo_models, nested where one module holds another"
+                     % ", ".join(MODELS[_v]["functions"])}
+
 # ops that must appear (so the spelling text above stays true)
 EXPECT_OPS = {
     "llama": ["Trilu", "Range", "Cos", "Sin", "Softmax", "Sigmoid", "Gather"],
@@ -133,6 +147,8 @@ EXPECT_OPS = {
     "photon_l3": ["Transpose", "Sqrt", "Div", "Trilu", "Slice"],
     "block": ["Trilu", "Tile", "Range"],
 }
+for _v in ("llama_fn", "photon_l2_fn"):
+    EXPECT_OPS[_v] = EXPECT_OPS[MODELS[_v]["base"]]
 
 
 def describe_config(name, m):
@@ -174,6 +190,10 @@ def names_in(model):
         out += [p.key, p.value]
     for n in g.node:
         out += [n.name, n.doc_string or ""] + list(n.input) + list(n.output)
+    for f in model.functions:
+        out += [f.name, f.domain] + list(f.input) + list(f.output)
+        for n in f.node:
+            out += [n.name, n.doc_string or ""] + list(n.input) + list(n.output)
     out += [i.name for i in g.initializer]
     out += [v.name for v in list(g.input) + list(g.output) + list(g.value_info)]
     return out
@@ -274,15 +294,19 @@ def export(name, mod, m, cfg, path):
         args = (torch.randint(0, vocab, (2, max(t, 8)), generator=torch.Generator().manual_seed(7)),)
         in_names, out_names = ["tokens"], ["logits"]
         dyn = {"tokens": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}}
+    extra = {}
+    if cfg.get("functions"):
+        extra["export_modules_as_functions"] = {getattr(zm, c) for c in cfg["functions"]}
     torch.onnx.export(mod, args, path, input_names=in_names, output_names=out_names,
                       dynamic_axes=dyn, opset_version=cfg["opset"],
-                      do_constant_folding=cfg["fold"], export_params=True)
+                      do_constant_folding=cfg["fold"], export_params=True, **extra)
     return in_names, out_names, dyn
 
 
 def build_one(name, out_root, tmp):
     cfg = MODELS[name]
-    mod, m = zm.build(name, cfg["seed"])
+    base = cfg.get("base", name)
+    mod, m = zm.build(base, cfg["seed"])
     s = m.settings
     vocab = s.vocab_size if hasattr(s, "vocab_size") else s.vocab
     d = os.path.join(out_root, name)
@@ -298,9 +322,19 @@ def build_one(name, out_root, tmp):
         problems.append("convention names in the export: %s" % sorted(set(bad))[:10])
     if len(model.metadata_props):
         problems.append("metadata_props present")
-    if len(model.functions) or any(o.domain not in ("", "ai.onnx") for o in model.opset_import):
-        problems.append("functions or custom domains present")
+    fdomains = {f.domain for f in model.functions}
+    if cfg.get("functions"):
+        # torch names a second variant of a module's function <Class>.1
+        fnames = sorted({f.name.split(".")[0] for f in model.functions})
+        if fnames != sorted(cfg["functions"]) or fdomains != {"zoo_models"}:
+            problems.append("functions %s of %s, expected %s" % (fnames, fdomains, cfg["functions"]))
+    elif len(model.functions):
+        problems.append("functions present")
+    if any(o.domain not in ("", "ai.onnx") and o.domain not in fdomains for o in model.opset_import):
+        problems.append("custom domains present")
     ops = collections.Counter(n.op_type for n in model.graph.node)
+    for f in model.functions:
+        ops.update(n.op_type for n in f.node)
     missing = [o for o in EXPECT_OPS[name] if o not in ops]
     if missing:
         problems.append("expected ops missing: %s" % missing)
@@ -377,11 +411,14 @@ def build_one(name, out_root, tmp):
         parameters=int(sum(np.prod(i.dims) for i in model.graph.initializer)),
         duplicate_initializer_payloads=dup,
         inputs=in_names, outputs=out_names, dynamic_axes=dyn, weight_seed=cfg["seed"],
-        config=describe_config(name, m), spellings=SPELLINGS[name],
+        config=describe_config(base, m), spellings=SPELLINGS[name],
         ops=dict(sorted(ops.items())), nodes=len(model.graph.node),
         shapes=runs, min_margin_required=MIN_MARGIN)
     if steps:
         info["past_steps"] = steps
+    if model.functions:
+        info["functions"] = [dict(domain=f.domain, name=f.name, nodes=len(f.node))
+                             for f in model.functions]
     with open(os.path.join(d, "info.json"), "w") as fh:
         json.dump(info, fh, indent=1)
         fh.write("\n")
