@@ -247,6 +247,7 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
     int64_t lvl = vanilla ? 1 : s.level;
     if (s.role == "encoder") {
       add(lvl, s.weightBytes, s.macs, vanilla ? 1 : h->tokensPerUnit(lvl));
+      if (!vanilla) plan.prefillFlopsPerToken += 2.0 * s.macs / h->tokensPerUnit(lvl);
     } else if (lvl <= 1) {
       // G_1 runs once per token, all streams of a meta-context in one step.
       add(lvl, s.weightBytes / streams, s.macs, 1.0);
@@ -255,8 +256,10 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
       add(lvl, s.weightBytes, s.macs, (double)h->tokensPerUnit(lvl) / h->chunkSizes[lvl - 1]);
     }
   }
-  for (size_t i = 0; i < ccMacs.size(); ++i)
+  for (size_t i = 0; i < ccMacs.size(); ++i) {
     add(2 + (int64_t)i, ccBytes[i], ccMacs[i], h->tokensPerUnit(2 + i));
+    plan.prefillFlopsPerToken += 2.0 * ccMacs[i] / h->tokensPerUnit(2 + i);
+  }
   for (size_t i = 0; i < exMacs.size(); ++i) {
     int64_t lvl = L - (int64_t)i;
     add(lvl, exBytes[i], exMacs[i], h->tokensPerUnit(lvl));
@@ -276,6 +279,7 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
     plan.weightBytesPerToken += lc.weightBytesPerToken;
     plan.flopsPerToken += lc.flopsPerToken;
   }
+  if (vanilla) plan.prefillFlopsPerToken = plan.flopsPerToken;
 
   // The vanilla model of the same width: as many layers as all stacks together, the
   // layer shape of the level-1 (or first) encoder stack.
@@ -412,6 +416,7 @@ llvm::json::Object costModelJson(const CachePlan &p) {
       {"weight_bytes_per_token", p.weightBytesPerToken},
       {"token_streams_per_step", p.tokenStreams},
       {"flops_per_token", p.flopsPerToken},
+      {"prefill_flops_per_token", p.prefillFlopsPerToken},
       {"local_caches", localCachesJson(p)},
       {"non_cache_bytes_per_sequence",
        llvm::json::Object{{"token_decoder_windows", p.windowBytesPerSequence},

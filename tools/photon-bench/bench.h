@@ -56,6 +56,9 @@ std::vector<std::string> splitList(const std::string &s);
 struct CostModel {
   bool present = false;
   double weightBytesPerToken = 0, flopsPerToken = 0;
+  /// FLOPs per prompt token of the prefill (the encoders only for PHOTON / Block);
+  /// flopsPerToken for artifacts older than the field.
+  double prefillFlopsPerToken = 0;
   double cacheHierPer1k = 0, cacheRecPer1k = 0;
   double vWeightBytesPerToken = 0, vFlopsPerToken = 0, vCachePer1k = 0, vLayers = 0;
   double ratioCacheRec = 0, ratioCacheHier = 0, ratioWeight = 0, ratioFlops = 0;

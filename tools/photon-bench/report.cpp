@@ -193,7 +193,7 @@ std::string buildJson(Bench &B, bool complete) {
   w.kv("noise_threshold_cores", o.noiseThreshold);
   w.kv("throughput", "generated tokens / (prefill + decode seconds), summed over the batch");
   w.kv("tpm", "throughput / per-sample memory in GiB (tokens/s/GiB); per-sample memory = slope of peak RSS against batch");
-  w.kv("prefill_gflops", "prefill tokens/s x the cost model's FLOPs per token (matmuls; attention excluded)");
+  w.kv("prefill_gflops", "prefill tokens/s x the cost model's prefill FLOPs per prompt token (matmuls of the encoders, or of the whole vanilla model; attention excluded)");
   w.endObj();
 
   w.key("models");
@@ -215,6 +215,7 @@ std::string buildJson(Bench &B, bool complete) {
       w.beginObj();
       w.kv("weight_bytes_per_token", m.cost.weightBytesPerToken);
       w.kv("flops_per_token", m.cost.flopsPerToken);
+      w.kv("prefill_flops_per_token", m.cost.prefillFlopsPerToken);
       w.kv("cache_bytes_per_1k_hiergen", m.cost.cacheHierPer1k);
       w.kv("cache_bytes_per_1k_recgen", m.cost.cacheRecPer1k);
       w.kv("vanilla_weight_bytes_per_token", m.cost.vWeightBytesPerToken);
@@ -345,7 +346,7 @@ std::string buildJson(Bench &B, bool complete) {
       writeRoof(w, "roofline", rf);
       w.kv("achieved_over_roofline_decode", safeDiv(r.decodeTps(), rf.decodeTps));
       w.kv("achieved_over_roofline_prefill", safeDiv(r.prefillTps(), rf.prefillTps));
-      double fpt = r.spec.model->cost.flopsPerToken;
+      double fpt = r.spec.model->cost.prefillFlopsPerToken;
       double sgf = sg.available ? (th >= 2 ? sg.gflops2 : sg.gflops1) : NAN;
       w.kv("prefill_over_sgemm", safeDiv(r.prefillTps() * fpt / 1e9, sgf));
       w.endObj();

@@ -92,6 +92,10 @@ struct CachePlan {
   std::vector<LevelCost> costs; ///< per level (level 0: embeddings and the LM head)
   int64_t cacheBytesPer1kHierGen = 0, cacheBytesPer1kRecGen = 0;
   double weightBytesPerToken = 0, flopsPerToken = 0;
+  /// FLOPs per prompt token of the prefill: the encoder stacks and chunk compressors of every
+  /// level (a level-l unit per tokensPerUnit(l) tokens); vanilla: flopsPerToken (its prefill
+  /// runs the stack and the LM head on every prompt token).
+  double prefillFlopsPerToken = 0;
   /// Chunk streams the token decoder steps together per sequence (1 for vanilla / Block).
   int64_t tokenStreams = 1;
   /// What one sequence holds besides its caches (the cost model's per-sample memory is the
