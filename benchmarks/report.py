@@ -206,26 +206,30 @@ def main():
     w("")
     w("Decode roofline = 1 / max(bytes per token / bandwidth, FLOPs per token / peak), bytes per token = "
       "the cost model's weight bytes per token / batch + the KV bytes the token reads at the mean context; "
-      "the thread count is the one the run used (its CPU time / wall time).")
+      "the thread count is the one the run used (its CPU time / wall time; above 1.05 cores, the two-thread "
+      "limits); the bandwidth is the largest read bandwidth measured right before or right after any of the "
+      "cell's runs, at that thread count (column GB/s: the machine's moves by up to 2x within minutes here).")
     w("")
-    w("| model | setting | batch | threads | roofline decode tok/s | achieved | achieved / roofline | bound |")
-    w("|---|---|---|---|---|---|---|---|")
+    w("| model | setting | batch | threads | GB/s | roofline decode tok/s | achieved | achieved / roofline | bound |")
+    w("|---|---|---|---|---|---|---|---|---|")
     for mode in ORDER:
         for s in ("PF", "DE"):
             c = cells.get((mode, s))
             if not c:
                 continue
-            w(f"| {MODE_LABEL[mode]} | {s} | {c['tuned_batch']} | {c['threads_used']} | {f(c['roofline']['decode_tps'], 1)} | "
+            bw = f(c.get('read_bw_gbps_around_runs'), 1) if c.get('read_bw_gbps_around_runs') else "-"
+            w(f"| {MODE_LABEL[mode]} | {s} | {c['tuned_batch']} | {c['threads_used']} | {bw} | {f(c['roofline']['decode_tps'], 1)} | "
               f"{f(c['decode_tps']['median'], 1)} | {g(c['achieved_over_roofline_decode'])} | {c['roofline']['bound']} |")
-            w(f"| {MODE_LABEL[mode]} | {s} | 1 | {c['threads_used']} | {f(c['roofline_batch1']['decode_tps'], 1)} | "
+            w(f"| {MODE_LABEL[mode]} | {s} | 1 | {c['threads_used']} | {bw} | {f(c['roofline_batch1']['decode_tps'], 1)} | "
               f"{f(c['batch1_decode_tps']['median'], 1)} | {g(c['achieved_over_roofline_decode_batch1'])} | "
               f"{c['roofline_batch1']['bound']} |")
     w("")
     if sg.get("available"):
         w("### Prefill against OpenBLAS sgemm")
         w("")
-        w("Achieved prefill GFLOP/s = prefill tokens/s x the cost model's FLOPs per token (the matmuls; "
-          "attention excluded), PF at the tuned batch (DE's prompts are too short to time prefill); sgemm "
+        w("Achieved prefill GFLOP/s = prefill tokens/s x the cost model's prefill FLOPs per prompt token (the "
+          "matmuls of the encoders for PHOTON and Block, whose prefill runs no decoder, of the whole model for "
+          "vanilla; attention excluded), PF at the tuned batch (DE's prompts are too short to time prefill); sgemm "
           "GFLOP/s at the run's thread count.")
         w("")
         w("| model | setting | prefill tokens | prefill tok/s | achieved GFLOP/s | sgemm GFLOP/s | prefill / sgemm |")

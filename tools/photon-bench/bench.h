@@ -126,6 +126,10 @@ struct RunResult {
   int peakBatch = 0;
   double ownCpu = 0, otherCores = 0, elapsed = 0;
   bool noisy = false;
+  /// Read bandwidth (GB/s, 1 and 2 threads) measured right before and right after the run,
+  /// the larger of the two: the machine's bandwidth moves by 2x within minutes on a shared
+  /// VM, so a run's roofline uses what the machine gave around that run.
+  double bw1 = 0, bw2 = 0;
   double throughput() const {  // generated tokens per second of the whole run
     double t = prefillSeconds + decodeSeconds;
     return t > 0 ? static_cast<double>(generated) / t : 0;
@@ -166,6 +170,8 @@ struct Roofline {
 Roofline roofline(const Model &m, const std::string &mode, double avgContext, int batch,
                   const Machine &mc, int threads);
 int threadsFrom(const std::vector<RunResult> &runs);
+/// The machine's limits with the read bandwidth measured around `runs` (RunResult::bw1/bw2).
+Machine aroundRuns(const Machine &mc, const std::vector<RunResult> &runs);
 
 // ------------------------------------------------------------------------------ results ---
 
@@ -208,6 +214,7 @@ struct Cell {  // one model x mode x setting of the paper table
   double tpmCache = NAN;
   Roofline roof, roofB1;
   int threadsUsed = 1;
+  double bw1 = 0, bw2 = 0; ///< the bandwidth its rooflines use (aroundRuns), GB/s
   double achievedDecode = NAN, achievedB1 = NAN;
   double otherCoresMax = 0;
   bool noisy = false;

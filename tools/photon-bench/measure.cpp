@@ -1,6 +1,8 @@
 // photon-bench's measurement of one run: a forked child runs the engine on a batch of random
 // prompts and reports its peak RSS (the mark reset before the run), the engine's cache peak
 // and timings through a pipe; the parent accounts the CPU time other processes used meanwhile.
+#include "machine.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -198,6 +200,13 @@ RunResult runOne(const RunSpec &rs, const Options &o) {
   }
   std::fflush(stdout);
   std::fflush(stderr);
+  // The bandwidth around the run (before here, after the child is reaped), outside the
+  // run's own CPU and noise accounting.
+  auto sampleBandwidth = [&] {
+    out.bw1 = std::max(out.bw1, measureReadBandwidth(o.bwBytes, 1, 2));
+    out.bw2 = std::max(out.bw2, measureReadBandwidth(o.bwBytes, 2, 2));
+  };
+  sampleBandwidth();
   CpuSample c0, c1;
   readProcStat(c0);
   pid_t pid = fork();
@@ -239,6 +248,7 @@ RunResult runOne(const RunSpec &rs, const Options &o) {
   std::memset(&ru, 0, sizeof ru);
   wait4(pid, &wstatus, 0, &ru);
   readProcStat(c1);
+  sampleBandwidth();
   out.elapsed = c1.time - c0.time;
   out.ownCpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
   double busy = (c1.busyTicks - c0.busyTicks) / ticksPerSecond();

@@ -42,6 +42,8 @@ void writeRun(JWriter &w, const RunResult &r) {
   w.kv("cpu_utilization", r.elapsed > 0 ? r.ownCpu / r.elapsed : 0.0);
   w.kv("other_cpu_cores", r.otherCores);
   w.kv("noisy", r.noisy);
+  w.kv("read_bw_gbps_1t", r.bw1);
+  w.kv("read_bw_gbps_2t", r.bw2);
   w.endObj();
 }
 
@@ -314,6 +316,7 @@ std::string buildJson(Bench &B, bool complete) {
     w.kv("tpm", c.tpm);
     w.kv("tpm_cache_only", c.tpmCache);
     w.kv("threads_used", c.threadsUsed);
+    w.kv("read_bw_gbps_around_runs", c.threadsUsed >= 2 ? c.bw2 : c.bw1);
     writeRoof(w, "roofline", c.roof);
     writeRoof(w, "roofline_batch1", c.roofB1);
     w.kv("achieved_over_roofline_decode", c.achievedDecode);
@@ -342,7 +345,9 @@ std::string buildJson(Bench &B, bool complete) {
       w.key("run");
       writeRun(w, r);
       int th = threadsFrom({r});
-      Roofline rf = roofline(*r.spec.model, r.spec.mode.label, r.spec.prompt + r.spec.gen / 2.0, 1, mc, th);
+      Machine around = aroundRuns(mc, {r});
+      w.kv("read_bw_gbps_around_run", th >= 2 ? around.bw2 : around.bw1);
+      Roofline rf = roofline(*r.spec.model, r.spec.mode.label, r.spec.prompt + r.spec.gen / 2.0, 1, around, th);
       writeRoof(w, "roofline", rf);
       w.kv("achieved_over_roofline_decode", safeDiv(r.decodeTps(), rf.decodeTps));
       w.kv("achieved_over_roofline_prefill", safeDiv(r.prefillTps(), rf.prefillTps));
