@@ -242,12 +242,17 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
   // stream), so at batch 1 one read of G_1's weights and of the LM head serves
   // streams = C_1...C_L / C_1 tokens. FLOPs stay per token.
   double streams = vanilla || L < 1 ? 1.0 : (double)h->tokensPerUnit(L) / h->chunkSizes[0];
+  double f1Bytes = 0, f1Flops = 0;
   plan.tokenStreams = static_cast<int64_t>(streams);
   for (auto &s : plan.stacks) {
     int64_t lvl = vanilla ? 1 : s.level;
     if (s.role == "encoder") {
       add(lvl, s.weightBytes, s.macs, vanilla ? 1 : h->tokensPerUnit(lvl));
       if (!vanilla) plan.prefillFlopsPerToken += 2.0 * s.macs / h->tokensPerUnit(lvl);
+      if (!vanilla && lvl == 1) { // F1: HierGen's alone (RecGen skips it at decode time)
+        f1Bytes += s.weightBytes / (double)h->tokensPerUnit(1);
+        f1Flops += 2.0 * s.macs / h->tokensPerUnit(1);
+      }
     } else if (lvl <= 1) {
       // G_1 runs once per token, all streams of a meta-context in one step.
       add(lvl, s.weightBytes / streams, s.macs, 1.0);
@@ -280,6 +285,8 @@ FailureOr<CachePlan> planCaches(ModuleOp module, int64_t blockSize) {
     plan.flopsPerToken += lc.flopsPerToken;
   }
   if (vanilla) plan.prefillFlopsPerToken = plan.flopsPerToken;
+  plan.recgenWeightBytesPerToken = plan.weightBytesPerToken - f1Bytes;
+  plan.recgenFlopsPerToken = plan.flopsPerToken - f1Flops;
 
   // The vanilla model of the same width: as many layers as all stacks together, the
   // layer shape of the level-1 (or first) encoder stack.
@@ -417,6 +424,8 @@ llvm::json::Object costModelJson(const CachePlan &p) {
       {"token_streams_per_step", p.tokenStreams},
       {"flops_per_token", p.flopsPerToken},
       {"prefill_flops_per_token", p.prefillFlopsPerToken},
+      {"recgen", llvm::json::Object{{"weight_bytes_per_token", p.recgenWeightBytesPerToken},
+                                    {"flops_per_token", p.recgenFlopsPerToken}}},
       {"local_caches", localCachesJson(p)},
       {"non_cache_bytes_per_sequence",
        llvm::json::Object{{"token_decoder_windows", p.windowBytesPerSequence},

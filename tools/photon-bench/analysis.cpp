@@ -62,8 +62,11 @@ double cacheReadPerToken(const Model &m, const std::string &mode, double T) {
 Roofline roofline(const Model &m, const std::string &mode, double avgContext, int batch,
                   const Machine &mc, int threads) {
   Roofline r;
-  double w = m.cost.weightBytesPerToken > 0 ? m.cost.weightBytesPerToken : static_cast<double>(m.info.weights_bytes);
-  double f = m.cost.flopsPerToken > 0 ? m.cost.flopsPerToken : 2.0 * m.info.weights_bytes / 4.0;
+  const bool rec = mode == "recgen";
+  double cw = rec ? m.cost.recWeightBytesPerToken : m.cost.weightBytesPerToken;
+  double cf = rec ? m.cost.recFlopsPerToken : m.cost.flopsPerToken;
+  double w = cw > 0 ? cw : static_cast<double>(m.info.weights_bytes);
+  double f = cf > 0 ? cf : 2.0 * m.info.weights_bytes / 4.0;
   double bw = (threads >= 2 ? mc.bw2 : mc.bw1) * 1e9;
   double pk = threads >= 2 ? mc.flops2 : mc.flops1;
   r.bytesPerToken = w / std::max(1, batch) + cacheReadPerToken(m, mode, avgContext);

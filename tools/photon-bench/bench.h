@@ -59,6 +59,9 @@ struct CostModel {
   /// FLOPs per prompt token of the prefill (the encoders only for PHOTON / Block);
   /// flopsPerToken for artifacts older than the field.
   double prefillFlopsPerToken = 0;
+  /// RecGen's per-token weight bytes and FLOPs (no level-1 encoder at decode time); the
+  /// totals for artifacts older than the field.
+  double recWeightBytesPerToken = 0, recFlopsPerToken = 0;
   double cacheHierPer1k = 0, cacheRecPer1k = 0;
   double vWeightBytesPerToken = 0, vFlopsPerToken = 0, vCachePer1k = 0, vLayers = 0;
   double ratioCacheRec = 0, ratioCacheHier = 0, ratioWeight = 0, ratioFlops = 0;

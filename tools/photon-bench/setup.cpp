@@ -60,6 +60,10 @@ void readCostModel(Model &m) {
   c.weightBytesPerToken = jnumber(cm, "weight_bytes_per_token");
   c.flopsPerToken = jnumber(cm, "flops_per_token");
   c.prefillFlopsPerToken = jnumber(cm, "prefill_flops_per_token", c.flopsPerToken);
+  const Json *rg = jget(cm, "recgen");
+  c.recWeightBytesPerToken = rg ? jnumber(rg, "weight_bytes_per_token", c.weightBytesPerToken)
+                                : c.weightBytesPerToken;
+  c.recFlopsPerToken = rg ? jnumber(rg, "flops_per_token", c.flopsPerToken) : c.flopsPerToken;
   if (const Json *cb = jget(cm, "cache_bytes_per_1k_tokens")) {
     c.cacheHierPer1k = jnumber(cb, "total");
     c.cacheRecPer1k = jnumber(cb, "recgen", c.cacheHierPer1k);

@@ -96,6 +96,9 @@ struct CachePlan {
   /// level (a level-l unit per tokensPerUnit(l) tokens); vanilla: flopsPerToken (its prefill
   /// runs the stack and the LM head on every prompt token).
   double prefillFlopsPerToken = 0;
+  /// Per generated token under RecGen, which runs no level-1 encoder at decode time (the top
+  /// level is fed from the decoder's own reconstruction): the totals less F1's share.
+  double recgenWeightBytesPerToken = 0, recgenFlopsPerToken = 0;
   /// Chunk streams the token decoder steps together per sequence (1 for vanilla / Block).
   int64_t tokenStreams = 1;
   /// What one sequence holds besides its caches (the cost model's per-sample memory is the
