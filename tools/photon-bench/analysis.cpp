@@ -44,15 +44,22 @@ bool fitLine(const std::vector<double> &x, const std::vector<double> &y, double 
 // the level that reads them): level l is read once per level-l step, every tokens_per_unit
 // tokens; RecGen keeps only the top level.
 double cacheReadPerToken(const Model &m, const std::string &mode, double T) {
+  // Every level's cache is read once per meta-context (the tokens of one top-level unit):
+  // after a meta-context's tokens are decoded, the encoders extend every level at once
+  // (HierGen: F1 by C_2...C_L positions in one call, then F2, ...; RecGen: the top level only).
   double bytes = 0;
   int n = m.info.cache_levels;
   int top = 0;
-  for (int i = 0; i < n; ++i) top = std::max(top, m.info.cache_level_id[i]);
+  double meta = 1;
+  for (int i = 0; i < n; ++i) {
+    top = std::max(top, m.info.cache_level_id[i]);
+    meta = std::max(meta, static_cast<double>(m.info.cache_tokens_per_unit[i]));
+  }
   for (int i = 0; i < n; ++i) {
     if (mode == "recgen" && m.info.cache_level_id[i] != top) continue;
     double tpu = std::max(1, m.info.cache_tokens_per_unit[i]);
     double stored = m.info.cache_bytes_per_unit[i] * std::ceil(T / tpu);
-    bytes += stored / tpu;
+    bytes += stored / meta;
   }
   return bytes;
 }
