@@ -4,13 +4,16 @@
 usage: /usr/bin/python3 benchmarks/side_by_side.py [--build build] [--models build/bench]
            [--llama-bin .deps/llama/llama.cpp/build/bin] [--rounds 3] [--formats f32,f16,q8,q4]
            [--cells tg,tg2048,pp,batched,recgen] [--out benchmarks/results/side_by_side.json]
-           [--md benchmarks/results/side_by_side.md] [--gen 128]
+           [--md benchmarks/results/side_by_side.md] [--gen 128] [--kv f16|f32]
 
 Models: benchmarks/models/export_mid.py writes DIR/vanilla-mid and DIR/photon-mid (random
 weights, fixed seed); benchmarks/peers/export_peers.py writes the vanilla model's f32/f16 GGUF
 (LLaMA architecture, the same weights); llama-quantize makes q8_0 and q4_0 from the f32 GGUF.
 This script compiles the photon artifacts it needs (--openmp, one per weight format: f32, f16,
-q8 = llama.cpp's q8_0 values, q4 = q4_0's) and makes the GGUF files that are missing.
+q8 = llama.cpp's q8_0 values, q4 = q4_0's) and makes the GGUF files that are missing. The
+photon artifacts keep their KV caches in --kv (default f16: llama.cpp's default K and V cache
+type, which llama-bench and llama-batched-bench use here), so both programs read the same
+cache bytes per token.
 
 Cells (batch 1 unless said; threads = compute threads of both programs):
   tg       decode of --gen tokens after a 16-token prompt, 1 and 2 threads, every format
@@ -22,9 +25,13 @@ Cells (batch 1 unless said; threads = compute threads of both programs):
 photon: photon-run --json (its prefill and decode tokens/s). llama.cpp: llama-bench (tg, tg at
 depth 2,048, pp) and llama-batched-bench (S_TG of the batched cells), unmodified.
 Rounds are interleaved (every cell of round 1, then round 2, ...); each cell reports the median
-and the range over rounds. The machine's read bandwidth and peak FP32 FLOP/s are measured in
-the same sitting (photon-bench --suite machine) and give each decode cell's roofline:
-tok/s <= bandwidth / (weight bytes read per token + KV bytes read per token).
+and the range over rounds. The machine's peak FP32 FLOP/s and OpenBLAS sgemm reference are measured
+once at the start (photon-bench --suite machine); its read bandwidth is measured again before
+every cell of every round and after the last (photon-bench --suite machine --no-sgemm), because
+a VM's bandwidth moves within minutes. Each decode cell's roofline is
+tok/s <= bandwidth / (weight bytes read per token / batch + KV bytes read per token), with the
+highest bandwidth read next to any of that cell's runs (so a fraction of roofline is a lower
+bound, never inflated by a slow reading).
 The load average before and after is recorded; the machine is shared, so run it quiet.
 """
 import argparse
@@ -69,8 +76,8 @@ def compile_artifact(a, src, out, fmt):
     comp = os.path.join(a.build, "bin", "photon-compile")
     if newer(man, src) and newer(man, comp):
         return out
-    log(f"compiling {out} (--weights {fmt}{', --cpu ' + a.cpu if a.cpu else ''})")
-    cmd = ["nice", "-n", "10", comp, src, "--openmp", "--weights", fmt, "-o", out, "-q"]
+    log(f"compiling {out} (--weights {fmt} --kv {a.kv}{', --cpu ' + a.cpu if a.cpu else ''})")
+    cmd = ["nice", "-n", "10", comp, src, "--openmp", "--weights", fmt, "--kv", a.kv, "-o", out, "-q"]
     if a.cpu:
         cmd += ["--cpu", a.cpu]
     run(cmd, timeout=3600)
@@ -141,6 +148,24 @@ def llama_batched(a, gguf, threads, npl, pp=128, tg=128):
     raise RuntimeError("llama-batched-bench printed no jsonl row:\n" + out[-2000:])
 
 
+def machine_limits(a, art, sgemm):
+    """photon-bench --suite machine on ART: read bandwidth (1 and 2 threads), peak FP32 FLOP/s,
+    and with SGEMM the OpenBLAS reference on the model's shapes."""
+    mj = os.path.join(tempfile.gettempdir(), f"side_by_side_machine_{os.getpid()}.json")
+    cmd = [os.path.join(a.build, "bin", "photon-bench"), "--suite", "machine", "--model", art, "--json", mj]
+    if not sgemm:
+        cmd += ["--no-sgemm", "--bw-bytes", str(256 << 20)]
+    run(cmd)
+    d = json.load(open(mj))
+    os.unlink(mj)
+    return d
+
+
+def bw_reading(a, art):
+    mc = machine_limits(a, art, sgemm=False)["machine"]
+    return {"t": time.time(), "1t": mc["read_bw_gbs_1t"], "2t": mc["read_bw_gbs_2t"], "load": loadavg()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -150,6 +175,8 @@ def main():
     ap.add_argument("--formats", default="f32,f16,q8,q4")
     ap.add_argument("--cells", default="tg,tg2048,pp,batched,recgen")
     ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--kv", default="f16", choices=["f16", "f32"],
+                    help="photon-compile --kv of every artifact (default f16, llama.cpp's default cache type)")
     ap.add_argument("--batches", default="16,64")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "side_by_side.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "benchmarks", "results", "side_by_side.md"))
@@ -187,7 +214,7 @@ def main():
         sys.exit(f"side_by_side.py: no llama-bench in {a.llama_bin}: run benchmarks/peers/build_llama_cpp.sh "
                  "(or pass --no-llama)")
 
-    sfx = f"-{a.cpu}" if a.cpu else ""
+    sfx = (f"-{a.cpu}" if a.cpu else "") + ("-kvf16" if a.kv == "f16" else "")
     van = {f: compile_artifact(a, os.path.join(vdir, "model.onnx"), os.path.join(a.models, f"vanilla-mid-{f}{sfx}.photon"), f)
            for f in formats}
     pho = {}
@@ -204,13 +231,11 @@ def main():
     blob32 = os.path.getsize(os.path.join(van[formats[0]], "weights.bin")) if "f32" not in van else \
         os.path.getsize(os.path.join(van["f32"], "weights.bin"))
     wbpt = {f: wbpt32 - (blob32 - os.path.getsize(os.path.join(van[f], "weights.bin"))) for f in formats}
+    # KV bytes read per token and cached token, from the artifacts' own cost model (--kv f16: half of f32's)
     kv_per_token = base["cost_model"]["cache_bytes_per_1k_tokens"]["total"] / 1000.0
 
     log(f"machine limits (photon-bench --suite machine); load {loadavg()}")
-    mj = os.path.join(tempfile.gettempdir(), f"side_by_side_machine_{os.getpid()}.json")
-    run([os.path.join(a.build, "bin", "photon-bench"), "--suite", "machine", "--model", van[formats[0]], "--json", mj])
-    machine = json.load(open(mj))
-    os.unlink(mj)
+    machine = machine_limits(a, van[formats[0]], sgemm=True)
 
     plan = []  # (cell id, dict(description), photon thunk, llama thunk)
     g = a.gen
@@ -240,11 +265,17 @@ def main():
                                                     model="photon-mid"),
                          lambda art=art, b=b: photon_run(a, art, 128, 128, b, 2, mode="recgen")["decode_tps"], None))
 
-    results = {cid: dict(desc, photon=[], llama=[]) for cid, desc, _, _ in plan}
+    results = {cid: dict(desc, photon=[], llama=[], bw_readings=[]) for cid, desc, _, _ in plan}
+    readings = []  # every bandwidth reading of the sitting, in order
     la0 = loadavg()
     t0 = time.time()
     for r in range(a.rounds):
         for cid, desc, ph, ll in plan:
+            readings.append(bw_reading(a, van[formats[0]]))
+            if len(readings) > 1:
+                results[prev]["bw_readings"].append(len(readings) - 1)
+            results[cid]["bw_readings"].append(len(readings) - 1)
+            prev = cid
             try:
                 v = ph()
                 results[cid]["photon"].append(v)
@@ -260,6 +291,8 @@ def main():
                     results[cid].setdefault("errors", []).append(f"llama.cpp: {e}"[:500])
             log(f"round {r + 1}/{a.rounds} {cid}: photon {v if v is None else round(v, 1)} tok/s, "
                 f"llama.cpp {w if w is None else round(w, 1)} tok/s")
+    readings.append(bw_reading(a, van[formats[0]]))
+    results[prev]["bw_readings"].append(len(readings) - 1)
     la1 = loadavg()
 
     mc = machine["machine"]
@@ -270,11 +303,22 @@ def main():
             c[k + "_range"] = [min(xs), max(xs)] if xs else None
         if c["photon_median"] and c["llama_median"]:
             c["ratio"] = c["photon_median"] / c["llama_median"]
-        bw = (mc["read_bw_gbs_2t"] if c["threads"] >= 2 else mc["read_bw_gbs_1t"]) * 1e9
+        key = "2t" if c["threads"] >= 2 else "1t"
+        c["bw_gbs"] = max(readings[i][key] for i in c["bw_readings"])
+        bw = c["bw_gbs"] * 1e9
+        # Matmul FLOPs per token from the cost model (prefill: its prefill figure); with the peak
+        # FP32 FLOP/s of the cell's threads they bound every cell from the compute side.
+        peak = (mc["peak_gflops_2t"] if c["threads"] >= 2 else mc["peak_gflops_1t"]) * 1e9
+        is_pp = c["cell"].startswith("pp")
+        fpt = base["cost_model"]["prefill_flops_per_token" if is_pp else "flops_per_token"]
+        if c["photon_median"] and c.get("model") != "photon-mid":
+            c["photon_gflops"] = c["photon_median"] * fpt / 1e9
+            c["photon_fraction_of_peak"] = c["photon_median"] * fpt / peak
         if c["cell"] in ("tg", "tg2048") or c["cell"].startswith("batched"):
             ctx = c["ctx"] + a.gen / 2
             bpt = wbpt[c["fmt"]] / c["batch"] + kv_per_token * ctx
-            c["roofline_tps"] = bw / bpt
+            c["roofline_tps"] = min(bw / bpt, peak / fpt)
+            c["roofline_bound"] = "bandwidth" if bw / bpt <= peak / fpt else "compute"
             if c["photon_median"]:
                 c["photon_fraction_of_roofline"] = c["photon_median"] / c["roofline_tps"]
             if c["llama_median"]:
@@ -289,7 +333,8 @@ def main():
            "cpu": cpu, "cpus": os.cpu_count(), "machine": mc, "sgemm_reference": machine.get("sgemm_reference"),
            "rounds": a.rounds, "gen": a.gen, "loadavg_start": la0, "loadavg_end": la1,
            "wall_seconds": time.time() - t0, "photon_cpu": a.cpu or "host", "weight_bytes_per_token": wbpt,
-           "kv_bytes_per_token": kv_per_token, "llama_cpp": {"bin": "llama-bench / llama-batched-bench",
+           "kv_bytes_per_token": kv_per_token, "kv": a.kv,
+           "bw_readings": readings, "llama_cpp": {"bin": "llama-bench / llama-batched-bench",
                                                           "types": {f: LLAMA_TYPE[f] for f in formats}},
            "cells": results}
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
@@ -314,22 +359,37 @@ def fmt_cell(c, k):
 
 def to_markdown(doc):
     mc = doc["machine"]
+    rd = doc.get("bw_readings")
+    if rd:
+        bw = (f"read bandwidth measured before every cell and after the last ({len(rd)} readings: "
+              f"{min(x['1t'] for x in rd):.1f}-{max(x['1t'] for x in rd):.1f} GB/s on 1 thread, "
+              f"{min(x['2t'] for x in rd):.1f}-{max(x['2t'] for x in rd):.1f} on 2; each cell's roofline uses the "
+              f"highest reading next to its runs, column bw)")
+    else:
+        bw = f"read bandwidth {mc['read_bw_gbs_1t']:.1f} / {mc['read_bw_gbs_2t']:.1f} GB/s (1 / 2 threads)"
+    kv = doc.get("kv", "f32")
     L = [f"Measured {doc['date']} by `benchmarks/side_by_side.py` on {doc['cpu']} ({doc['cpus']} CPUs): "
-         f"read bandwidth {mc['read_bw_gbs_1t']:.1f} / {mc['read_bw_gbs_2t']:.1f} GB/s (1 / 2 threads), "
-         f"peak FP32 {mc['peak_gflops_1t']:.0f} / {mc['peak_gflops_2t']:.0f} GFLOP/s, measured in the same sitting; "
+         f"{bw}, peak FP32 {mc['peak_gflops_1t']:.0f} / {mc['peak_gflops_2t']:.0f} GFLOP/s, measured in the same sitting; "
          f"{doc['rounds']} interleaved rounds, median (range); load average {doc['loadavg_start']} at the start, "
          f"{doc['loadavg_end']} at the end. vanilla-mid (89.8 M parameters) for both programs, the same weights; "
-         f"photon q8/q4 = llama.cpp q8_0/q4_0 values; photon compiled for --cpu {doc.get('photon_cpu', 'host')}. tok/s; roofline = bandwidth / (weight + KV bytes per token).",
-         "",
-         "| cell | format | threads | photon tok/s | llama.cpp tok/s | photon / llama.cpp | photon / roofline | llama.cpp / roofline |",
-         "|---|---|---|---|---|---|---|---|"]
+         f"photon q8/q4 = llama.cpp q8_0/q4_0 values; "
+         + ("KV caches in f16 in both programs" if kv == "f16" else "photon's KV caches in f32, llama.cpp's in f16")]
+    L[0] += (f"; photon compiled for --cpu {doc.get('photon_cpu', 'host')}. tok/s; roofline = bandwidth / "
+             f"(weight bytes per token / batch + KV bytes per token), or peak FP32 FLOP/s / matmul FLOPs per token where "
+             f"that is lower (batched cells: compute-bound, marked c); GFLOP/s = photon's tok/s x the cost model's "
+             f"matmul FLOPs per token (prefill: its prefill FLOPs), with the fraction of the cell's peak.")
+    L += ["",
+         "| cell | format | threads | photon tok/s | llama.cpp tok/s | photon / llama.cpp | photon / roofline | llama.cpp / roofline | bw GB/s | photon GFLOP/s (of peak) |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
     for cid, c in doc["cells"].items():
         ratio = f"{c['ratio']:.2f}" if c.get("ratio") else "-"
-        pr = f"{c['photon_fraction_of_roofline']:.2f}" if c.get("photon_fraction_of_roofline") else "-"
-        lr = f"{c['llama_fraction_of_roofline']:.2f}" if c.get("llama_fraction_of_roofline") else "-"
+        cb = " c" if c.get("roofline_bound") == "compute" else ""
+        pr = f"{c['photon_fraction_of_roofline']:.2f}{cb}" if c.get("photon_fraction_of_roofline") else "-"
+        lr = f"{c['llama_fraction_of_roofline']:.2f}{cb}" if c.get("llama_fraction_of_roofline") else "-"
+        gf = (f"{c['photon_gflops']:.0f} ({c['photon_fraction_of_peak']:.2f})" if c.get("photon_gflops") else "-")
         name = c["cell"] + (" (photon-mid RecGen)" if c.get("model") == "photon-mid" else "")
         L.append(f"| {name} | {c['fmt']} | {c['threads']} | {fmt_cell(c, 'photon')} | {fmt_cell(c, 'llama')} | "
-                 f"{ratio} | {pr} | {lr} |")
+                 f"{ratio} | {pr} | {lr} | " + (f"{c['bw_gbs']:.1f}" if c.get("bw_gbs") else "-") + f" | {gf} |")
     errs = [(cid, e) for cid, c in doc["cells"].items() for e in c.get("errors", [])]
     if errs:
         L += ["", "Errors:"] + [f"- {cid}: {e.splitlines()[0]}" for cid, e in errs[:20]]
