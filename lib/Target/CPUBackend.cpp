@@ -31,12 +31,15 @@ public:
     PassManager pm(module.getContext());
     MatmulKernelOptions kernels;
     kernels.lanes = f32VectorLanes(o.cpu, o.features);
-    // The GEMM's register tile from the register file: 8 weight rows x 3 vectors of x rows
-    // (24 of AVX-512's 32 zmm registers) or 6 x 2 (12 of AVX2's 16 ymm). Against the pass's
+    // The GEMM's register tile from the register file: 8 weight rows x 2 vectors of x rows
+    // (16 of AVX-512's 32 zmm registers) or 6 x 2 (12 of AVX2's 16 ymm). Against the pass's
     // default 4 x 2, the CPU time of a vanilla-mid pp512 prefill on 1 thread (Zen 5, the
     // same weights, logits identical) fell 12% with AVX-512 and 10% with AVX2 (--cpu znver3).
+    // 8 x 3 (48-row panels) measured the same on prefill but leaves M = 64 (batched decode
+    // of 64 sequences) a 48-row panel and a narrow one: 8 x 2 ran those shapes 5-7% faster
+    // in benchmarks/gemm/run.sh (M = 64, 1 thread, one process) and B = 64 decode 2-3%.
     kernels.gemmRows = kernels.lanes >= 16 ? 8 : 6;
-    kernels.gemmVecs = kernels.lanes >= 16 ? 3 : 2;
+    kernels.gemmVecs = 2;
     buildPhotonLowerToLLVMPipeline(pm, o.openmp, o.vectorMatmul, kernels);
     progress("bufferizing and lowering to the LLVM dialect");
     if (failed(pm.run(module))) {
