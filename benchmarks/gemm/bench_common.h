@@ -1,6 +1,6 @@
 // Shared by gemm_bench.cpp and gemv_bench.cpp: the 2-D memref descriptor photon's kernel
 // libraries take (through their _mlir_ciface_ wrappers), OpenBLAS's CBLAS entry points as
-// dlsym'd function types, and a clock.
+// dlsym'd function types, and a clock (also gemv_regions.cpp's).
 #pragma once
 
 #include <chrono>

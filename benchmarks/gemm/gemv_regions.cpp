@@ -16,11 +16,13 @@
 //   clang++ -O2 -march=native -fopenmp benchmarks/gemm/gemv_regions.cpp -o /tmp/gemv_regions
 //   OMP_NUM_THREADS=2 /tmp/gemv_regions [--rounds 9]
 // (with LLVM 22's clang: /usr/lib/llvm-22/bin/clang++ ... -Wl,-rpath,/usr/lib/llvm-22/lib)
+#include "bench_common.h"
+
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,10 +31,6 @@
 #ifndef __AVX512F__
 #error "gemv_regions needs AVX-512F (-march=native on an AVX-512 CPU)"
 #endif
-
-static double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 static const int N = 1728, K = 640;
 
