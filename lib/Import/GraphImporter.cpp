@@ -658,6 +658,17 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   return module;
 }
 
+void GraphImporter::dropUnusedWeights(ModuleOp module) {
+  llvm::StringSet<> used;
+  module.walk([&](mlir::photon::WeightOp w) { used.insert(w.getName()); });
+  std::vector<WeightDecl> kept;
+  for (auto &d : weights_)
+    if (used.contains(d.name)) kept.push_back(std::move(d));
+  weights_ = std::move(kept);
+  weightIndex_.clear();
+  for (size_t i = 0; i < weights_.size(); ++i) weightIndex_[weights_[i].name] = i;
+}
+
 bool GraphImporter::writeWeights() {
   // f16 / bf16 initializers (a half-precision export) are f32 in the IR. A 2-D one used only
   // as matmul weights keeps its format in the blob (the lowering widens it inside the matmul

@@ -60,6 +60,14 @@ public:
                                     mlir::Location loc);
   /// Writes the weights blob to options().weightsOut.
   bool writeWeights();
+  /// The tensor behind the declared weight `name`, or nullptr.
+  const onnx::TensorProto *weightTensor(llvm::StringRef name) const {
+    auto it = weightIndex_.find(name);
+    return it == weightIndex_.end() ? nullptr : weights_[it->second].tensor;
+  }
+  /// Forgets every declared weight no `photon.weight` of `module` reads: the blob holds
+  /// only what the IR names.
+  void dropUnusedWeights(mlir::ModuleOp module);
 
   /// Hook for the photon raiser: a non-default-domain node calling a model-local function.
   /// Returns success() when it converted the node, failure() after an error, and

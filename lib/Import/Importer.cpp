@@ -17,6 +17,8 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
 
+#include <cstring>
+
 using namespace mlir;
 using namespace ::photon::import;
 
@@ -67,6 +69,59 @@ static void explainLocalRaising(ModuleOp module, llvm::raw_ostream &os) {
   for (const auto &l : lines) os << l << "\n";
 }
 
+/// `linalg.transpose` of a 2-D `photon.weight` (permutation [1, 0]) -> the weight
+/// `<name>.T`, a new blob entry holding the transposed values (any element size).
+static LogicalResult foldWeightTransposes(GraphImporter &gi, ModuleOp module) {
+  SmallVector<linalg::TransposeOp> ts;
+  module.walk([&](linalg::TransposeOp t) {
+    auto w = t.getInput().getDefiningOp<mlir::photon::WeightOp>();
+    if (w && cast<RankedTensorType>(w.getType()).getRank() == 2 &&
+        t.getPermutation() == ArrayRef<int64_t>{1, 0} && gi.weightTensor(w.getName()))
+      ts.push_back(t);
+  });
+  for (linalg::TransposeOp t : ts) {
+    auto w = t.getInput().getDefiningOp<mlir::photon::WeightOp>();
+    const onnx::TensorProto *src = gi.weightTensor(w.getName());
+    std::string name = (w.getName() + ".T").str();
+    TensorBytes tb;
+    std::string err;
+    if (!gi.model().tensorBytes(*src, tb, err))
+      return emitError(w.getLoc()) << "cannot read weight '" << w.getName() << "': " << err;
+    int64_t R = src->dims(0), C = src->dims(1);
+    if (R * C == 0 || tb.size() % (R * C) != 0)
+      return emitError(w.getLoc()) << "weight '" << w.getName() << "' has "
+                                   << tb.size() << " bytes for " << R << " x " << C;
+    size_t es = tb.size() / (R * C);
+    auto &t2 = gi.extraInitializers[name];
+    if (t2.name().empty()) {
+      t2.set_name(name);
+      t2.set_data_type(src->data_type());
+      t2.add_dims(C);
+      t2.add_dims(R);
+      std::string raw(tb.size(), '\0');
+      for (int64_t i = 0; i < R; ++i)
+        for (int64_t j = 0; j < C; ++j)
+          std::memcpy(&raw[(j * R + i) * es], tb.data() + (i * C + j) * es, es);
+      t2.set_raw_data(std::move(raw));
+    }
+    OpBuilder b(t);
+    FailureOr<Value> nw = gi.weight(b, w.getLoc(), t2, name);
+    if (failed(nw)) return failure();
+    t->getResult(0).replaceAllUsesWith(*nw);
+    Operation *init = t.getInit().getDefiningOp();
+    t->erase();
+    if (init && init->use_empty() && isa<tensor::EmptyOp>(init)) init->erase();
+  }
+  // The [in, out] weights no op reads any more are not written.
+  SmallVector<mlir::photon::WeightOp> unused;
+  module.walk([&](mlir::photon::WeightOp w) {
+    if (w->use_empty()) unused.push_back(w);
+  });
+  for (auto w : unused) w->erase();
+  if (!ts.empty()) gi.dropUnusedWeights(module);
+  return success();
+}
+
 static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
                                          const mlir::photon::ImportOptions &options) {
   GraphImporter gi(context, model, options);
@@ -76,13 +131,29 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
   // Second stage (docs/importer.md, "Two stages"): a graph whose structure was not
   // recognized keeps its upstream ops, and the local raising patterns turn the norms,
   // activations and linears they can prove into typed photon ops.
+  // Then the structure patterns over the typed ops: a decoder-only model gets its stack
+  // and hierarchy, and generates like a recognized one.
+  StringRef hierarchyName = mlir::photon::PhotonDialect::HierarchyAttrHelper::getNameStr();
   if (options.emit == mlir::photon::ImportEmit::Photon && options.raiseLocal &&
-      !options.checkOnly &&
-      !(*module)->hasAttr(mlir::photon::PhotonDialect::HierarchyAttrHelper::getNameStr())) {
+      !options.checkOnly && !(*module)->hasAttr(hierarchyName)) {
     PassManager pm(&context);
     pm.addPass(mlir::photon::createPhotonRaiseLocal());
     if (failed(pm.run(*module))) return nullptr;
     if (options.explain) explainLocalRaising(*module, *options.explain);
+    PassManager pm2(&context);
+    pm2.addPass(mlir::photon::createPhotonRaiseStructure());
+    if (failed(pm2.run(*module))) return nullptr;
+    if (auto h = mlir::photon::getPhotonDialect(&context)->getHierarchyAttrHelper().getAttr(*module)) {
+      int layers = 0;
+      module->walk([&](mlir::photon::CausalAttentionOp) { ++layers; });
+      emitRemark(module->getLoc())
+          << "photon-raise-structure: decoder-only structure raised by the rewrite patterns: "
+          << layers << " layers, width " << h.getWidth() << ", vocab " << h.getVocab()
+          << "; the artifact generates with a KV cache";
+    }
+    // Weights the patterns read transposed ([in, out] initializers of linears and the LM
+    // head) are written transposed into the blob, so no forward call transposes them.
+    if (failed(foldWeightTransposes(gi, *module))) return nullptr;
   }
   if (!options.checkOnly && !options.weightsOut.empty() && !gi.writeWeights()) return nullptr;
   return module;

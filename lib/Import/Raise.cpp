@@ -304,6 +304,13 @@ LogicalResult Raiser::prepareRecognized() {
   // A function-form export (torch.onnx's export_modules_as_functions, any domain) is
   // recognized from its bodies: the graph with every local function call expanded.
   const onnx::GraphProto *g = &mp.graph();
+  if (!gi.options().recognizeGraph) {
+    unrecognized = "the graph recognizer is off (--structure=patterns)";
+    if (ex)
+      *ex << "photon-import: '" << gi.model().path() << "': " << unrecognized
+          << ": imported to upstream ops for the rewrite patterns\n";
+    return success();
+  }
   if (callsLocalFunctions(gi.model())) {
     std::string err;
     if (!inlineLocalFunctions(gi.model(), inlined, err)) {

@@ -47,7 +47,20 @@ static cl::opt<bool> raiseLocal(
     cl::desc("When no structure is recognized, raise the local computations of the upstream "
              "ops (norms, GELU, SwiGLU, linears) to photon ops (photon-raise-local), as "
              "photon-compile does"),
-    cl::init(false));
+    cl::init(false), cl::cat(cat));
+enum class StructureKind { Graph, Patterns };
+static cl::opt<StructureKind> structure(
+    "structure", cl::desc("How a graph without photon.* metadata is recognized"),
+    cl::init(StructureKind::Graph),
+    cl::values(clEnumValN(StructureKind::Graph, "graph",
+                          "the first stage's recognizer over the ONNX graph (PHOTON, Block, "
+                          "decoder-only), then the rewrite patterns for what it did not "
+                          "recognize (default)"),
+               clEnumValN(StructureKind::Patterns, "patterns",
+                          "only the rewrite patterns over the imported ops "
+                          "(photon-raise-local, photon-raise-structure: decoder-only models); "
+                          "implies --raise-local")),
+    cl::cat(cat));
 static cl::opt<bool> check("check", cl::desc("Validate the model and exit; write nothing"),
                            cl::cat(cat));
 enum class EmitKind { Photon, Upstream };
@@ -105,7 +118,8 @@ int main(int argc, char **argv) {
   opts.checkOnly = check;
   if (progress) opts.progress = &errs();
   if (explain) opts.explain = &errs();
-  opts.raiseLocal = raiseLocal;
+  opts.raiseLocal = raiseLocal || structure == StructureKind::Patterns;
+  opts.recognizeGraph = structure == StructureKind::Graph;
   auto module = mlir::photon::importOnnxFile(context, inputFile, opts);
   if (!module) return 1;
   if (check) return 0;

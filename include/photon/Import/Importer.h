@@ -56,6 +56,11 @@ struct ImportOptions {
   /// forward-only artifacts use them. photon-import turns it off unless --raise-local, so
   /// that its output shows what the converters wrote.
   bool raiseLocal = true;
+  /// The first stage's structure recognizer (C++ over the ONNX graph) for graphs without
+  /// photon.* metadata. false: such graphs go to upstream ops and only the rewrite
+  /// patterns raise them (photon-raise-local, then photon-raise-structure for a
+  /// decoder-only model; photon-import --structure=patterns).
+  bool recognizeGraph = true;
 };
 
 /// One ONNX node the importer cannot convert.

@@ -1,7 +1,7 @@
 //===- Passes.h - importer passes -------------------------------*- C++ -*-===//
 //
-// photon-raise-local (generated from Passes.td): the importer's local raising patterns,
-// run on graphs whose structure was not recognized. populatePhotonRaiseLocalPatterns adds
+// photon-raise-local and photon-raise-structure (generated from Passes.td): the importer's
+// raising patterns, run on graphs whose structure its first stage did not recognize. populatePhotonRaiseLocalPatterns adds
 // the patterns to a set, for drivers that combine them with others.
 //
 //===----------------------------------------------------------------------===//
@@ -11,7 +11,9 @@
 
 #include "photon/Dialect/PhotonDialect.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/Pass.h"
 

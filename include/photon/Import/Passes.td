@@ -69,4 +69,38 @@ def PhotonRaiseLocal : Pass<"photon-raise-local"> {
   let dependentDialects = ["::mlir::photon::PhotonDialect", "::mlir::linalg::LinalgDialect"];
 }
 
+def PhotonRaiseStructure : Pass<"photon-raise-structure", "::mlir::ModuleOp"> {
+  let summary = "Raise a decoder-only model's structure over typed ops to the stage form";
+  let description = [{
+    Run after `photon-raise-local` on a module without `photon.hierarchy` (an ONNX graph
+    whose structure the importer's first stage did not recognize). Rewrite patterns, one
+    concern each, over the typed photon ops and the upstream ops left between them:
+
+    - **Embedding**: a gather `out[.., e] = table[ids[..], e]` from a 2-D `photon.weight`
+      (torch's negative-index wrap-around or none) -> `photon.embedding`. A transposed or
+      shifted read is no embedding.
+    - **LM head**: the bias-free `photon.linear` whose result the graph function returns
+      -> `photon.lm_head`.
+    - **Decoder stack**: `lm_head(norm(r_N))` with residual blocks
+      `h_i = r_(i-1) + attn(norm(r_(i-1)))`, `r_i = h_i + mlp(norm(h_i))` down to the
+      stack's input: each sublayer reads the stream only as the x of one RMSNorm or
+      LayerNorm, attention sublayers hold exactly one `photon.causal_attention`, MLP
+      sublayers none, and they alternate. The blocks and the final norm are outlined into
+      a private function (`photon.role = "encoder"`, `photon.level = 1`) called from the
+      graph function, which becomes `@forward` (`photon.stage = "forward"`, i32 token
+      ids), and the module gets `#photon.hierarchy<family = "vanilla">`.
+
+    Before outlining, every op of the graph function on the tokens' data is proven
+    row-wise: it computes each token's row from that token's row alone (feature and
+    token axes tracked through transposes and reshapes), except causal attention, RoPE
+    and learned positions, whose incremental forms photon-derive-stages builds. A
+    reduction or a gather along the sequence, a read of loop positions, or any op not
+    known to be row-wise stops the pattern, and the pass says why in a remark: the
+    KV-cached stages would compute something else. photon-derive-stages then derives the
+    `lm_step` stage as for a recognized decoder-only model.
+  }];
+  let dependentDialects = ["::mlir::photon::PhotonDialect", "::mlir::linalg::LinalgDialect",
+                           "::mlir::func::FuncDialect", "::mlir::tensor::TensorDialect"];
+}
+
 #endif // PHOTON_IMPORT_PASSES

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Changes a decoder's ONNX graph after its token embedding Gather without changing a value,
+so that the importer's first stage no longer recognizes it:
+
+    perturb.py MODE IN.onnx OUT.onnx
+
+  zero-add       e = e_raw + 0 (a 1-element initializer): every token's row on its own;
+                 the rewrite patterns still raise the structure (photon-raise-structure).
+  seq-mean-zero  e = e_raw + 0 * ReduceMean(e_raw, axis 1): the same values, but through a
+                 reduction over the sequence, which no KV-cached stage can compute row by
+                 row: the model stays forward-only.
+  position-zero  e = e_raw + 0 * Cast(Range(0, T)) (positions as values): position-dependent.
+  mlp-no-norm    (the zoo's LLaMA, values change) layer 0's MLP reads the residual stream
+                 without its norm: not a residual block.
+"""
+import sys
+
+import numpy as np
+import onnx
+import onnx.helper as h
+import onnx.numpy_helper as nh
+
+mode, src, dst = sys.argv[1:4]
+m = onnx.load(src)
+g = m.graph
+if mode == "mlp-no-norm":
+    for x in g.node:
+        if x.name in ("/layers.0/mlp/gate_proj/MatMul", "/layers.0/mlp/up_proj/MatMul"):
+            x.input[0] = "/layers.0/Add_output_0"
+    onnx.save(m, dst)
+    sys.exit(0)
+tok = g.input[0].name
+n = next(x for x in g.node if x.op_type == "Gather" and x.input[1] == tok)
+o = n.output[0]
+raw = o + "_raw"
+n.output[0] = raw
+g.initializer.append(nh.from_array(np.zeros(1, np.float32), "zero_pad"))
+at = list(g.node).index(n) + 1
+if mode == "zero-add":
+    new = [h.make_node("Add", [raw, "zero_pad"], [o], name="zero_add")]
+elif mode == "seq-mean-zero":
+    new = [h.make_node("ReduceMean", [raw], ["seq_mean"], axes=[1], keepdims=1, name="seq_mean"),
+           h.make_node("Mul", ["seq_mean", "zero_pad"], ["seq_mean0"], name="seq_mean_zero"),
+           h.make_node("Add", [raw, "seq_mean0"], [o], name="zero_add")]
+elif mode == "position-zero":
+    g.initializer.extend([nh.from_array(np.array(0, np.int64), "pz_0"),
+                          nh.from_array(np.array(1, np.int64), "pz_1"),
+                          nh.from_array(np.array([1], np.int64), "pz_ax")])
+    new = [h.make_node("Shape", [tok], ["pz_shape"], name="pz_shape"),
+           h.make_node("Gather", ["pz_shape", "pz_1"], ["pz_t"], axis=0, name="pz_t"),
+           h.make_node("Range", ["pz_0", "pz_t", "pz_1"], ["pz_pos"], name="pz_range"),
+           h.make_node("Cast", ["pz_pos"], ["pz_posf"], to=onnx.TensorProto.FLOAT, name="pz_cast"),
+           h.make_node("Unsqueeze", ["pz_posf", "pz_ax"], ["pz_col"], name="pz_col"),
+           h.make_node("Mul", ["pz_col", "zero_pad"], ["pz_zero"], name="position_zero"),
+           h.make_node("Add", [raw, "pz_zero"], [o], name="zero_add")]
+else:
+    sys.exit("unknown mode " + mode)
+for k, node in enumerate(new):
+    g.node.insert(at + k, node)
+onnx.save(m, dst)
