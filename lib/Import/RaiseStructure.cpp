@@ -32,6 +32,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/DestinationStyleOpInterface.h"
 #include "mlir/IR/Matchers.h"
@@ -260,6 +261,29 @@ private:
       axes[rs.getResult()] = r;
       return "";
     }
+    if (auto sl = dyn_cast<tensor::ExtractSliceOp>(op)) {
+      // A part of the features (one of a fused projection's q, k, v), every token whole.
+      if (in.size() != 1 || in[0] != sl.getSource())
+        return bad + "a slice at offsets computed from the tokens";
+      const Axes &a = axes[sl.getSource()];
+      RankedTensorType st = sl.getSourceType();
+      if (sl.getResultType().getRank() != st.getRank()) return bad + "a rank-reducing slice";
+      auto offs = sl.getMixedOffsets(), sizes = sl.getMixedSizes(),
+           strides = sl.getMixedStrides();
+      for (int64_t i = 0; i < st.getRank(); ++i) {
+        if (a[i]) continue;
+        bool whole = isConstantIntValue(offs[i], 0) && isConstantIntValue(strides[i], 1);
+        if (auto v = dyn_cast<Value>(sizes[i])) {
+          auto d = v.getDefiningOp<tensor::DimOp>();
+          std::optional<int64_t> di = d ? d.getConstantIndex() : std::nullopt;
+          whole &= d && d.getSource() == sl.getSource() && di && *di == i;
+        } else {
+          whole &= !st.isDynamicDim(i) && isConstantIntValue(sizes[i], st.getDimSize(i));
+        }
+        if (!whole) return bad + "a slice along an axis that indexes tokens";
+      }
+      return setSameAs(op, sl.getSource());
+    }
     if (isa<tensor::CastOp>(op)) return setSameAs(op, in[0]);
     if (auto call = dyn_cast<func::CallOp>(op)) {
       // A stack this pattern outlined: checked as it was built.
@@ -383,6 +407,55 @@ struct RaiseEmbedding : OpRewritePattern<linalg::GenericOp> {
     }
     rewriter.replaceOp(g, emb.getResult());
     return success();
+  }
+};
+
+/// Learned positions: `x + photon.embedding(table, positions)`, an elementwise add whose
+/// second operand is broadcast over the batch (`[1, T, D]` or `[T, D]`), the positions
+/// `0 .. T-1` (a 1-D generic yielding its own index, torch's Range(0, T), possibly
+/// reshaped to `[1, T]`) -> `photon.position_embedding(x, table)`. The add's loops give
+/// the positions the length of x's sequence axis. Positions from any other start or step,
+/// or a table read per batch row, are not learned positions.
+struct RaisePositionEmbedding : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(linalg::GenericOp g, PatternRewriter &rewriter) const override {
+    if (g.getNumDpsInputs() != 2 || g->getNumResults() != 1 || g.getNumReductionLoops() != 0 ||
+        !g.getIndexingMapsArray().back().isIdentity())
+      return failure();
+    auto outT = dyn_cast<RankedTensorType>(g->getResult(0).getType());
+    if (!outT || outT.getRank() != 3) return failure();
+    Block *body = g.getBody();
+    if (body->getOperations().size() != 2) return failure();
+    auto add = dyn_cast<arith::AddFOp>(body->front());
+    if (!add || body->getTerminator()->getOperand(0) != add.getResult()) return failure();
+    for (unsigned xi = 0; xi < 2; ++xi) {
+      OpOperand *xo = g.getDpsInputOperand(xi), *po = g.getDpsInputOperand(1 - xi);
+      if (xo->get().getType() != outT || !g.getMatchingIndexingMap(xo).isIdentity()) continue;
+      // The positions' map: (d0, d1, d2) -> (0, d1, d2) or (d1, d2).
+      AffineMap pm = g.getMatchingIndexingMap(po);
+      MLIRContext *ctx = getContext();
+      AffineExpr d1 = getAffineDimExpr(1, ctx), d2 = getAffineDimExpr(2, ctx);
+      bool bcast = (pm.getNumResults() == 3 && pm.getResult(0) == getAffineConstantExpr(0, ctx) &&
+                    pm.getResult(1) == d1 && pm.getResult(2) == d2) ||
+                   (pm.getNumResults() == 2 && pm.getResult(0) == d1 && pm.getResult(1) == d2);
+      if (!bcast) continue;
+      auto emb = po->get().getDefiningOp<EmbeddingOp>();
+      if (!emb || !emb.getTable().getDefiningOp<WeightOp>()) continue;
+      Value ids = emb.getIds();
+      if (auto e = ids.getDefiningOp<tensor::ExpandShapeOp>()) ids = e.getSrc();
+      auto range = ids.getDefiningOp<linalg::GenericOp>();
+      auto idsT = dyn_cast<RankedTensorType>(ids.getType());
+      if (!range || !idsT || idsT.getRank() != 1 || range.getNumDpsInputs() != 0 ||
+          range->getNumResults() != 1)
+        continue;
+      Block *rb = range.getBody();
+      auto cast = dyn_cast<arith::IndexCastOp>(rb->getTerminator()->getOperand(0).getDefiningOp());
+      auto idx = cast ? cast.getIn().getDefiningOp<linalg::IndexOp>() : linalg::IndexOp();
+      if (!idx || idx.getDim() != 0) continue;
+      rewriter.replaceOpWithNewOp<PositionEmbeddingOp>(g, xo->get(), emb.getTable(), Value());
+      return success();
+    }
+    return failure();
   }
 };
 
@@ -581,6 +654,19 @@ struct OutlineDecoderStack : OpRewritePattern<LMHeadOp> {
       return fail(rewriter, head, "the stack's input is not an f32 [batch, sequence, width] "
                                   "tensor with dynamic batch and sequence axes");
     stackOps.insert(finalNorm);
+    // Values of the stack read only for their sizes (a reshape whose shape another reshape
+    // reads, as torch's Shape of a view): in the stack too.
+    for (Operation &op : *entry) {
+      SmallVector<Value> in = dataInputs(&op, data);
+      if (in.empty() || stackOps.contains(&op) || op.use_empty()) continue;
+      bool fromStack = llvm::all_of(in, [&](Value v) {
+        return v == x0 || (v.getDefiningOp() && stackOps.contains(v.getDefiningOp()));
+      });
+      bool sizesOnly = llvm::all_of(op.getUsers(), [&](Operation *u) {
+        return isa<tensor::DimOp>(topLevel(u, entry));
+      });
+      if (fromStack && sizesOnly && &op != head.getOperation()) stackOps.insert(&op);
+    }
     // Attention and RoPE only inside the stack: photon-derive-stages gives only the
     // stack's ones a cache and positions.
     for (Operation &op : *entry)
@@ -653,8 +739,27 @@ struct OutlineDecoderStack : OpRewritePattern<LMHeadOp> {
             std::optional<int64_t> i = d.getConstantIndex();
             if (i && *i <= 1 && r.getType() == x0T) continue;
           }
+          // Name the op outside the stack that the use reaches.
+          Operation *outside = top;
+          SmallVector<Operation *> w;
+          for (Operation *uu : top->getUsers()) w.push_back(topLevel(uu, entry));
+          while (!w.empty()) {
+            Operation *o = w.pop_back_val();
+            if (!stackOps.contains(o) && !extra.contains(o) && !isa<tensor::DimOp>(o) &&
+                !o->hasTrait<OpTrait::ConstantLike>()) {
+              bool shape = !llvm::any_of(o->getResultTypes(), [](Type t) {
+                auto r = dyn_cast<RankedTensorType>(t);
+                return r && isa<FloatType>(r.getElementType());
+              });
+              outside = o;
+              if (!shape || o->use_empty()) break;
+            }
+            for (Operation *uu : o->getUsers()) w.push_back(topLevel(uu, entry));
+          }
           return fail(rewriter, head, "a value of the stack, from " + nodeOf(op) +
-                                          ", is used outside it by " + nodeOf(top));
+                                          ", is used outside it by " + nodeOf(top) +
+                                          (outside != top ? ", which reaches " + nodeOf(outside)
+                                                          : std::string()));
         }
 
     // The stack function.
@@ -775,7 +880,7 @@ struct PhotonRaiseStructurePass : impl::PhotonRaiseStructureBase<PhotonRaiseStru
     // The model's ends first (embedding, LM head), then the stack between them.
     {
       RewritePatternSet patterns(ctx);
-      patterns.add<RaiseEmbedding, RaiseLMHead>(ctx);
+      patterns.add<RaiseEmbedding, RaisePositionEmbedding, RaiseLMHead>(ctx);
       (void)applyPatternsGreedily(module, std::move(patterns));
     }
     std::string why;

@@ -10,6 +10,10 @@ so that the importer's first stage no longer recognizes it:
                  reduction over the sequence, which no KV-cached stage can compute row by
                  row: the model stays forward-only.
   position-zero  e = e_raw + 0 * Cast(Range(0, T)) (positions as values): position-dependent.
+  positions-plus-one  (a GPT-2-style model, values change) learned positions read at
+                 Range(0, T) + 1: positions 1 .. T, not the model's 0 .. T-1.
+  embedding-axis1  the token embedding stored transposed ([D, V]) and read by Gather along
+                 axis 1, then transposed to [B, T, D]: the same values, but no row gather.
   mlp-no-norm    (the zoo's LLaMA, values change) layer 0's MLP reads the residual stream
                  without its norm: not a residual block.
 """
@@ -23,6 +27,32 @@ import onnx.numpy_helper as nh
 mode, src, dst = sys.argv[1:4]
 m = onnx.load(src)
 g = m.graph
+if mode == "positions-plus-one":
+    r = next(x for x in g.node if x.op_type == "Range")
+    out = r.output[0]
+    for x in g.node:
+        for k, i in enumerate(x.input):
+            if i == out:
+                x.input[k] = out + "_plus1"
+    g.initializer.append(nh.from_array(np.array(1, np.int64), "pos_one"))
+    g.node.insert(list(g.node).index(r) + 1,
+                  h.make_node("Add", [out, "pos_one"], [out + "_plus1"], name="positions_plus_one"))
+    onnx.save(m, dst)
+    sys.exit(0)
+if mode == "embedding-axis1":
+    n = next(x for x in g.node if x.op_type == "Gather" and x.input[1] == g.input[0].name)
+    init = next(t for t in g.initializer if t.name == n.input[0])
+    wt = nh.to_array(init).T.copy()
+    g.initializer.append(nh.from_array(wt, init.name + "_t"))
+    out = n.output[0]
+    n.input[0] = init.name + "_t"
+    n.output[0] = out + "_dbt"
+    del n.attribute[:]
+    n.attribute.append(h.make_attribute("axis", 1))
+    g.node.insert(list(g.node).index(n) + 1,
+                  h.make_node("Transpose", [out + "_dbt"], [out], perm=[1, 2, 0], name="embedding_t"))
+    onnx.save(m, dst)
+    sys.exit(0)
 if mode == "mlp-no-norm":
     for x in g.node:
         if x.name in ("/layers.0/mlp/gate_proj/MatMul", "/layers.0/mlp/up_proj/MatMul"):
