@@ -3,7 +3,10 @@
 #include "photon/Import/Importer.h"
 #include "photon/weights_format.h"
 
+#include "photon/Dialect/PhotonOps.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 
@@ -104,6 +107,16 @@ protected:
     m.SerializeToOstream(&f);
     return p;
   }
+  bool blobHas(const std::string &blob, const std::string &name) {
+    auto buf = llvm::MemoryBuffer::getFile(blob);
+    EXPECT_TRUE(bool(buf));
+    std::vector<photon::weights::TensorInfo> idx;
+    std::string err;
+    EXPECT_TRUE(photon::weights::parseIndex((*buf)->getBufferStart(), (*buf)->getBufferSize(), idx, err)) << err;
+    for (const auto &t : idx)
+      if (t.name == name) return true;
+    return false;
+  }
   std::vector<float> readBlobTensor(const std::string &blob, const std::string &name,
                                     std::vector<int64_t> &shape) {
     auto buf = llvm::MemoryBuffer::getFile(blob);
@@ -144,6 +157,7 @@ TEST_F(ImporterTest, MatMulWithWeightsBlob) {
   std::string p = save(matmulModel(false), "mm.onnx");
   mlir::photon::ImportOptions o;
   o.weightsOut = tmp + "/w.bin";
+  o.raiseLocal = false; // the converters' ops: the initializer as it is
   auto m = mlir::photon::importOnnxFile(ctx, p, o);
   ASSERT_TRUE(m) << errors;
   auto f = m->lookupSymbol<mlir::func::FuncOp>("g");
@@ -167,11 +181,35 @@ TEST_F(ImporterTest, ExternalDataIsStreamedIntoTheBlob) {
   std::string p = save(matmulModel(true), "ext.onnx");
   mlir::photon::ImportOptions o;
   o.weightsOut = tmp + "/w.bin";
+  o.raiseLocal = false;
   auto m = mlir::photon::importOnnxFile(ctx, p, o);
   ASSERT_TRUE(m) << errors;
   std::vector<int64_t> shape;
   auto v = readBlobTensor(o.weightsOut, "w", shape);
   EXPECT_EQ(v, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+}
+
+// photon-raise-local reads the [in, out] initializer of MatMul(x, w) as photon.linear's
+// [out, in] weight through a transpose; the importer writes it transposed as "w.T" (read
+// from the external data file here) and drops "w", so no forward call transposes it.
+TEST_F(ImporterTest, RaisedLinearWeightIsWrittenTransposed) {
+  for (bool external : {false, true}) {
+    std::string p = save(matmulModel(external), external ? "ext.onnx" : "mm.onnx");
+    mlir::photon::ImportOptions o;
+    o.weightsOut = tmp + "/w.bin";
+    auto m = mlir::photon::importOnnxFile(ctx, p, o);
+    ASSERT_TRUE(m) << errors;
+    int linears = 0, transposes = 0;
+    m->walk([&](mlir::photon::LinearOp) { ++linears; });
+    m->walk([&](mlir::linalg::TransposeOp) { ++transposes; });
+    EXPECT_EQ(linears, 1);
+    EXPECT_EQ(transposes, 0);
+    std::vector<int64_t> shape;
+    auto v = readBlobTensor(o.weightsOut, "w.T", shape);
+    EXPECT_EQ(shape, (std::vector<int64_t>{2, 3}));
+    EXPECT_EQ(v, (std::vector<float>{1, 3, 5, 2, 4, 6}));
+    EXPECT_FALSE(blobHas(o.weightsOut, "w"));
+  }
 }
 
 TEST_F(ImporterTest, MissingExternalDataFile) {
