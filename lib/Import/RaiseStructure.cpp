@@ -527,7 +527,7 @@ struct Sublayer {
   int attentions = 0;
   std::string why;
 };
-Sublayer sublayer(Value u, Value s, const llvm::DenseSet<Value> &data, Block *entry) {
+Sublayer sublayer(Value u, Value s, const llvm::DenseSet<Value> &data) {
   Sublayer r;
   int norms = 0;
   SmallVector<Value> work{u};
@@ -605,26 +605,23 @@ struct OutlineDecoderStack : OpRewritePattern<LMHeadOp> {
     while (auto add = residualAdd(v)) {
       std::optional<Sublayer> found;
       Value stream;
+      // Why neither operand is a sublayer of the other, for an attention left below.
+      std::string why;
       for (auto [s, u] : {std::make_pair(add->first, add->second),
                           std::make_pair(add->second, add->first)}) {
         if (!data.contains(s) || !data.contains(u)) continue;
-        Sublayer sl = sublayer(u, s, data, entry);
+        Sublayer sl = sublayer(u, s, data);
         if (sl.why.empty()) {
           found = std::move(sl);
           stream = s;
           break;
         }
+        if (why.empty() && (sl.attentions || sl.why.find("norm") != std::string::npos))
+          why = sl.why;
       }
       if (!found) {
-        // Why the blocks end here, for an attention left below them.
-        for (auto [s, u] : {std::make_pair(add->first, add->second),
-                            std::make_pair(add->second, add->first)})
-          if (data.contains(s) && data.contains(u) && breakWhy.empty()) {
-            Sublayer sl = sublayer(u, s, data, entry);
-            if (sl.attentions || sl.why.find("norm") != std::string::npos) breakWhy = sl.why;
-          }
-        if (breakWhy.empty()) breakWhy = "neither operand is a sublayer of the other";
-        breakWhy = "at " + nodeOf(v.getDefiningOp()) + ": " + breakWhy;
+        breakWhy = "at " + nodeOf(v.getDefiningOp()) + ": " +
+                   (why.empty() ? "neither operand is a sublayer of the other" : why);
         break;
       }
       bool attention = found->attentions > 0;

@@ -5,34 +5,20 @@ and not `name` itself (the importer folds the transposes the rewrite patterns le
 
     check_transposed_blob.py MODEL.onnx BLOB NAME [NAME ...]
 """
-import struct
+import os
 import sys
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-DT = {0: np.float32, 1: np.float16, 3: np.int32, 4: np.int64, 5: np.int8}
-
-
-def read_blob(path):
-    data = open(path, "rb").read()
-    assert data[:8] == b"PHOTONW1", "bad magic"
-    _, count, _, _ = struct.unpack_from("<IIQQ", data, 8)
-    p, out = 32, {}
-    for _ in range(count):
-        (n,) = struct.unpack_from("<H", data, p); p += 2
-        name = data[p:p + n].decode(); p += n
-        dtype, rank = struct.unpack_from("<BB", data, p); p += 2
-        shape = list(struct.unpack_from("<%dq" % rank, data, p)); p += 8 * rank
-        off, nbytes = struct.unpack_from("<QQ", data, p); p += 16
-        out[name] = np.frombuffer(data[off:off + nbytes], dtype=DT[dtype]).reshape(shape)
-    return out
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from read_blob import read_blob  # noqa: E402
 
 
 model = onnx.load(sys.argv[1])
 inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-blob = read_blob(sys.argv[2])
+blob = {k: v for k, (_, v) in read_blob(sys.argv[2]).items()}
 ok = True
 for name in sys.argv[3:]:
     w = inits[name]

@@ -21,6 +21,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <unistd.h>
 #include <fstream>
 #include <set>
@@ -107,31 +109,35 @@ protected:
     m.SerializeToOstream(&f);
     return p;
   }
-  bool blobHas(const std::string &blob, const std::string &name) {
-    auto buf = llvm::MemoryBuffer::getFile(blob);
-    EXPECT_TRUE(bool(buf));
+  /// The blob's index entry for `name`, if any; `buf` keeps the blob's bytes.
+  std::optional<photon::weights::TensorInfo> blobEntry(const std::string &blob,
+                                                       const std::string &name,
+                                                       std::unique_ptr<llvm::MemoryBuffer> &buf) {
+    auto f = llvm::MemoryBuffer::getFile(blob);
+    EXPECT_TRUE(bool(f));
+    if (!f) return std::nullopt;
+    buf = std::move(*f);
     std::vector<photon::weights::TensorInfo> idx;
     std::string err;
-    EXPECT_TRUE(photon::weights::parseIndex((*buf)->getBufferStart(), (*buf)->getBufferSize(), idx, err)) << err;
+    EXPECT_TRUE(photon::weights::parseIndex(buf->getBufferStart(), buf->getBufferSize(), idx, err)) << err;
     for (const auto &t : idx)
-      if (t.name == name) return true;
-    return false;
+      if (t.name == name) return t;
+    return std::nullopt;
+  }
+  bool blobHas(const std::string &blob, const std::string &name) {
+    std::unique_ptr<llvm::MemoryBuffer> buf;
+    return blobEntry(blob, name, buf).has_value();
   }
   std::vector<float> readBlobTensor(const std::string &blob, const std::string &name,
                                     std::vector<int64_t> &shape) {
-    auto buf = llvm::MemoryBuffer::getFile(blob);
-    EXPECT_TRUE(bool(buf));
-    std::vector<photon::weights::TensorInfo> idx;
-    std::string err;
-    EXPECT_TRUE(photon::weights::parseIndex((*buf)->getBufferStart(), (*buf)->getBufferSize(), idx, err)) << err;
-    for (const auto &t : idx)
-      if (t.name == name) {
-        shape = t.shape;
-        EXPECT_EQ(t.offset % 64, 0u);
-        std::vector<float> v(t.numElements());
-        std::memcpy(v.data(), (*buf)->getBufferStart() + t.offset, t.bytes);
-        return v;
-      }
+    std::unique_ptr<llvm::MemoryBuffer> buf;
+    if (auto t = blobEntry(blob, name, buf)) {
+      shape = t->shape;
+      EXPECT_EQ(t->offset % 64, 0u);
+      std::vector<float> v(t->numElements());
+      std::memcpy(v.data(), buf->getBufferStart() + t->offset, t->bytes);
+      return v;
+    }
     ADD_FAILURE() << "tensor " << name << " not in blob";
     return {};
   }
