@@ -112,13 +112,42 @@ static LogicalResult foldWeightTransposes(GraphImporter &gi, ModuleOp module) {
     t->erase();
     if (init && init->use_empty() && isa<tensor::EmptyOp>(init)) init->erase();
   }
+  // Static views of weights (a start latent stored [1, 1, D] read as [D]): the blob holds
+  // the same bytes under `<name>.as<d0>x<d1>..` with the view's shape, so the op that
+  // reads it gets a weight of its own shape.
+  SmallVector<Operation *> views;
+  module.walk([&](Operation *op) {
+    if (!isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(op)) return;
+    auto w = op->getOperand(0).getDefiningOp<mlir::photon::WeightOp>();
+    auto rt = cast<RankedTensorType>(op->getResult(0).getType());
+    if (w && rt.hasStaticShape() && gi.weightTensor(w.getName())) views.push_back(op);
+  });
+  for (Operation *op : views) {
+    auto w = op->getOperand(0).getDefiningOp<mlir::photon::WeightOp>();
+    auto rt = cast<RankedTensorType>(op->getResult(0).getType());
+    const onnx::TensorProto *src = gi.weightTensor(w.getName());
+    std::string name = (w.getName() + ".as").str();
+    for (auto [i, d] : llvm::enumerate(rt.getShape())) name += (i ? "x" : "") + std::to_string(d);
+    auto &t2 = gi.extraInitializers[name];
+    if (t2.name().empty()) {
+      t2 = *src;
+      t2.set_name(name);
+      t2.clear_dims();
+      for (int64_t d : rt.getShape()) t2.add_dims(d);
+    }
+    OpBuilder b(op);
+    FailureOr<Value> nw = gi.weight(b, w.getLoc(), t2, name);
+    if (failed(nw)) return failure();
+    op->getResult(0).replaceAllUsesWith(*nw);
+    op->erase();
+  }
   // The [in, out] weights no op reads any more are not written.
   SmallVector<mlir::photon::WeightOp> unused;
   module.walk([&](mlir::photon::WeightOp w) {
     if (w->use_empty()) unused.push_back(w);
   });
   for (auto w : unused) w->erase();
-  if (!ts.empty()) gi.dropUnusedWeights(module);
+  if (!ts.empty() || !views.empty()) gi.dropUnusedWeights(module);
   return success();
 }
 
@@ -144,12 +173,22 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
     pm2.addPass(mlir::photon::createPhotonRaiseStructure());
     if (failed(pm2.run(*module))) return nullptr;
     if (auto h = mlir::photon::getPhotonDialect(&context)->getHierarchyAttrHelper().getAttr(*module)) {
-      int layers = 0;
+      int layers = 0, decoderLayers = 0;
       module->walk([&](mlir::photon::CausalAttentionOp) { ++layers; });
-      emitRemark(module->getLoc())
-          << "photon-raise-structure: decoder-only structure raised by the rewrite patterns: "
-          << layers << " layers, width " << h.getWidth() << ", vocab " << h.getVocab()
-          << "; the artifact generates with a KV cache";
+      module->walk([&](mlir::photon::BoundedAttentionOp) { ++decoderLayers; });
+      if (h.getFamily() == "block")
+        emitRemark(module->getLoc())
+            << "photon-raise-structure: Block Transformer structure raised by the rewrite "
+               "patterns: chunk size "
+            << h.getChunkSizes()[0] << ", prefix R = " << h.getPrefix() << ", encoder "
+            << layers << " layers, token decoder " << decoderLayers << " layers, width "
+            << h.getWidth() << ", vocab " << h.getVocab()
+            << "; the artifact generates (HierGen)";
+      else
+        emitRemark(module->getLoc())
+            << "photon-raise-structure: decoder-only structure raised by the rewrite patterns: "
+            << layers << " layers, width " << h.getWidth() << ", vocab " << h.getVocab()
+            << "; the artifact generates with a KV cache";
     }
     // Weights the patterns read transposed ([in, out] initializers of linears and the LM
     // head) are written transposed into the blob, so no forward call transposes them.

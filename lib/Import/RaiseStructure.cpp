@@ -25,6 +25,8 @@
 
 #include "photon/Import/Passes.h"
 
+#include "RaiseStructure.h"
+
 #include "photon/Dialect/PhotonAttrs.h"
 #include "photon/Dialect/PhotonOps.h"
 
@@ -37,6 +39,7 @@
 #include "mlir/Interfaces/DestinationStyleOpInterface.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/RegionUtils.h"
 
@@ -52,7 +55,7 @@ namespace photon {
 #define GEN_PASS_DEF_PHOTONRAISESTRUCTURE
 #include "photon/Import/Passes.h.inc"
 
-namespace {
+namespace raise_structure {
 
 /// The ONNX node an op came from, for messages.
 std::string nodeOf(Operation *op) {
@@ -114,7 +117,7 @@ public:
 
   /// Empty when every token-data op of `f` keeps each token's row to itself (causal
   /// attention, RoPE and learned positions excepted); otherwise why not.
-  std::string check(func::FuncOp f) {
+  std::string check(func::FuncOp f, const llvm::DenseSet<Operation *> *only) {
     Block *entry = &f.getBody().front();
     for (BlockArgument a : entry->getArguments()) {
       auto t = dyn_cast<RankedTensorType>(a.getType());
@@ -122,7 +125,7 @@ public:
       axes[a] = Axes(t.getRank(), false);
     }
     for (Operation &op : *entry) {
-      if (isa<func::ReturnOp, tensor::DimOp>(op)) continue;
+      if (isa<func::ReturnOp, tensor::DimOp>(op) || (only && !only->contains(&op))) continue;
       SmallVector<Value> in = dataInputs(&op, data);
       if (in.empty()) continue;
       for (Value v : in)
@@ -335,6 +338,11 @@ private:
     return bad + "an op not known to keep each token's row to itself";
   }
 };
+
+std::string rowWise(func::FuncOp f, const llvm::DenseSet<Value> &data,
+                    const llvm::DenseSet<Operation *> *only) {
+  return RowWise(data).check(f, only);
+}
 
 //===----------------------------------------------------------------------===//
 // Patterns
@@ -557,274 +565,226 @@ Sublayer sublayer(Value u, Value s, const llvm::DenseSet<Value> &data) {
   if (norms != 1) r.why = "reads the residual stream through " + std::to_string(norms) + " norms";
   return r;
 }
-
-/// Decoder stack: `lm_head(norm(r_N))` in a public graph function (token ids in), with
-/// `r_i = h_i + mlp(norm(h_i))`, `h_i = r_(i-1) + attn(norm(r_(i-1)))` down to the stack's
-/// input `r_0`: the blocks and the final norm become a private function `@stack`
-/// (`photon.role = "encoder"`, `photon.level = 1`) called from the graph function.
-/// `why`, when set, receives the reason the last match failed.
-struct OutlineDecoderStack : OpRewritePattern<LMHeadOp> {
-  OutlineDecoderStack(MLIRContext *ctx, std::string *why)
-      : OpRewritePattern(ctx), why(why) {}
-  std::string *why;
-
-  LogicalResult fail(PatternRewriter &rewriter, LMHeadOp op, const std::string &w) const {
-    if (why) *why = w;
-    return rewriter.notifyMatchFailure(op, w);
-  }
-
-  LogicalResult matchAndRewrite(LMHeadOp head, PatternRewriter &rewriter) const override {
-    auto f = head->getParentOfType<func::FuncOp>();
-    auto module = f ? f->getParentOfType<ModuleOp>() : ModuleOp();
-    if (!module || f.isPrivate() || head->getBlock() != &f.getBody().front()) return failure();
-    if (module->hasAttr(PhotonDialect::HierarchyAttrHelper::getNameStr())) return failure();
-    if (head.getX().getDefiningOp<func::CallOp>()) return failure(); // already outlined
-    Block *entry = &f.getBody().front();
-    if (f.getNumArguments() != 1 || f.getNumResults() != 1)
-      return fail(rewriter, head, "the graph takes " + std::to_string(f.getNumArguments()) +
-                                      " inputs and returns " + std::to_string(f.getNumResults()) +
-                                      " outputs; a decoder-only model takes the token ids and "
-                                      "returns the logits");
-    auto tokT = dyn_cast<RankedTensorType>(f.getArgument(0).getType());
-    if (!tokT || tokT.getRank() != 2 || !tokT.getElementType().isSignlessInteger())
-      return fail(rewriter, head, "the graph's input is not [batch, sequence] token ids");
-
-    llvm::DenseSet<Value> data = tokenData(f);
-    std::string rw = RowWise(data).check(f);
-    if (!rw.empty()) return fail(rewriter, head, rw);
-
-    // The final norm and the blocks below it.
-    Operation *finalNorm = head.getX().getDefiningOp();
-    if (!finalNorm || !isa<RMSNormOp, LayerNormOp>(finalNorm))
-      return fail(rewriter, head, "the LM head does not read a final RMSNorm or LayerNorm");
-    Value v = finalNorm->getOperand(0);
-    llvm::SetVector<Operation *> stackOps;
-    std::string breakWhy;
-    int layers = 0;
-    bool expectMlp = true;
-    while (auto add = residualAdd(v)) {
-      std::optional<Sublayer> found;
-      Value stream;
-      // Why neither operand is a sublayer of the other, for an attention left below.
-      std::string why;
-      for (auto [s, u] : {std::make_pair(add->first, add->second),
-                          std::make_pair(add->second, add->first)}) {
-        if (!data.contains(s) || !data.contains(u)) continue;
-        Sublayer sl = sublayer(u, s, data);
-        if (sl.why.empty()) {
-          found = std::move(sl);
-          stream = s;
-          break;
-        }
-        if (why.empty() && (sl.attentions || sl.why.find("norm") != std::string::npos))
-          why = sl.why;
-      }
-      if (!found) {
-        breakWhy = "at " + nodeOf(v.getDefiningOp()) + ": " +
-                   (why.empty() ? "neither operand is a sublayer of the other" : why);
+std::string findStack(Operation *finalNorm, const llvm::DenseSet<Value> &data, FoundStack &out) {
+  if (!finalNorm || !isa<RMSNormOp, LayerNormOp>(finalNorm))
+    return "no final RMSNorm or LayerNorm";
+  out = FoundStack();
+  out.finalNorm = finalNorm;
+  Value v = finalNorm->getOperand(0);
+  bool expectMlp = true;
+  while (auto add = residualAdd(v)) {
+    std::optional<Sublayer> found;
+    Value stream;
+    // Why neither operand is a sublayer of the other, for an attention left below.
+    std::string why;
+    for (auto [s, u] : {std::make_pair(add->first, add->second),
+                        std::make_pair(add->second, add->first)}) {
+      if (!data.contains(s) || !data.contains(u)) continue;
+      Sublayer sl = sublayer(u, s, data);
+      if (sl.why.empty()) {
+        found = std::move(sl);
+        stream = s;
         break;
       }
-      bool attention = found->attentions > 0;
-      if (found->attentions > 1)
-        return fail(rewriter, head, "a sublayer holds " + std::to_string(found->attentions) +
-                                        " attentions");
-      if (attention == expectMlp)
-        return fail(rewriter, head,
-                    std::string("the blocks do not alternate attention and MLP: found ") +
-                        (attention ? "an attention" : "an MLP") + " sublayer at " +
-                        nodeOf(v.getDefiningOp()) + " where " +
-                        (expectMlp ? "an MLP" : "an attention") + " one was expected");
-      stackOps.insert(v.getDefiningOp());
-      stackOps.insert(found->ops.begin(), found->ops.end());
-      expectMlp = !expectMlp;
-      if (attention) ++layers;
-      v = stream;
+      if (why.empty() && (sl.attentions || sl.why.find("norm") != std::string::npos))
+        why = sl.why;
     }
-    if (layers == 0 || !expectMlp)
-      return fail(rewriter, head, "no residual block (s + attention(norm(s)), then + "
-                                  "mlp(norm(.))) ends at the final norm");
-    Value x0 = v;
-    auto x0T = dyn_cast<RankedTensorType>(x0.getType());
-    auto outT = dyn_cast<RankedTensorType>(finalNorm->getResult(0).getType());
-    if (!x0T || x0T != outT || x0T.getRank() != 3 || !x0T.isDynamicDim(0) ||
-        !x0T.isDynamicDim(1) || x0T.isDynamicDim(2) || !x0T.getElementType().isF32())
-      return fail(rewriter, head, "the stack's input is not an f32 [batch, sequence, width] "
-                                  "tensor with dynamic batch and sequence axes");
-    stackOps.insert(finalNorm);
-    // Values of the stack read only for their sizes (a reshape whose shape another reshape
-    // reads, as torch's Shape of a view): in the stack too.
-    for (Operation &op : *entry) {
-      SmallVector<Value> in = dataInputs(&op, data);
-      if (in.empty() || stackOps.contains(&op) || op.use_empty()) continue;
-      bool fromStack = llvm::all_of(in, [&](Value v) {
-        return v == x0 || (v.getDefiningOp() && stackOps.contains(v.getDefiningOp()));
-      });
-      bool sizesOnly = llvm::all_of(op.getUsers(), [&](Operation *u) {
-        return isa<tensor::DimOp>(topLevel(u, entry));
-      });
-      if (fromStack && sizesOnly && &op != head.getOperation()) stackOps.insert(&op);
+    if (!found) {
+      out.breakWhy = "at " + nodeOf(v.getDefiningOp()) + ": " +
+                     (why.empty() ? "neither operand is a sublayer of the other" : why);
+      break;
     }
-    // Attention and RoPE only inside the stack: photon-derive-stages gives only the
-    // stack's ones a cache and positions.
-    for (Operation &op : *entry)
-      if (isa<CausalAttentionOp, RoPEOp>(op) && !stackOps.contains(&op))
-        return fail(rewriter, head,
-                    nodeOf(&op) + " is below the residual blocks found from the final norm" +
-                        (breakWhy.empty() ? std::string() : " (they end " + breakWhy + ")") +
-                        "; attention and RoPE outside the blocks would have no KV cache or "
-                        "positions in the stages");
-    // The shape values, weights and constants the stack reads: cloned into it. A
-    // tensor.dim of token data outside the stack is a batch or sequence size: the same
-    // axis of the stack's input.
-    llvm::SetVector<Operation *> extra;
-    llvm::DenseMap<Operation *, int64_t> dimOfInput;
-    SmallVector<Value> work;
-    for (Operation *op : stackOps) {
-      for (Value in : op->getOperands()) work.push_back(in);
-      llvm::SetVector<Value> above;
-      for (Region &r : op->getRegions()) getUsedValuesDefinedAbove(r, above);
-      work.append(above.begin(), above.end());
-    }
-    while (!work.empty()) {
-      Value in = work.pop_back_val();
-      if (in == x0) continue;
-      Operation *def = in.getDefiningOp();
-      if (!def) return fail(rewriter, head, "the stack reads the token ids directly");
-      if (stackOps.contains(def) || extra.contains(def) || dimOfInput.count(def)) continue;
-      if (data.contains(in))
-        return fail(rewriter, head, "the stack reads token data other than its input, from " +
-                                        nodeOf(def));
-      if (auto d = dyn_cast<tensor::DimOp>(def); d && data.contains(d.getSource()) &&
-                                                  !stackOps.contains(d.getSource().getDefiningOp()) &&
-                                                  d.getSource() != x0) {
-        std::optional<int64_t> i = d.getConstantIndex();
-        bool batchSeq = d.getSource() == f.getArgument(0) || d.getSource().getType() == x0T;
-        if (!i || *i > 1 || !batchSeq)
-          return fail(rewriter, head, "the stack reads a size of token data other than the "
-                                      "batch and sequence, from " + nodeOf(def));
-        dimOfInput[def] = *i;
-        continue;
-      }
-      extra.insert(def);
-      for (Value o : def->getOperands()) work.push_back(o);
-      llvm::SetVector<Value> above;
-      for (Region &r : def->getRegions()) getUsedValuesDefinedAbove(r, above);
-      work.append(above.begin(), above.end());
-    }
-
-    // Self-contained: nothing outside uses a stack value but the final norm's users, and
-    // a size of one (a tensor.dim that outlives the stack) must be a batch or sequence
-    // size of a [batch, sequence, width] value: the same axis of the stack's input.
-    llvm::DenseSet<Operation *> usedOutside;
-    {
-      SmallVector<Operation *> ex(extra.begin(), extra.end());
-      llvm::sort(ex, [](Operation *a, Operation *b) { return b->isBeforeInBlock(a); });
-      for (Operation *e : ex)
-        for (Operation *u : e->getUsers()) {
-          Operation *top = topLevel(u, entry);
-          if (!stackOps.contains(top) && (!extra.contains(top) || usedOutside.contains(top)))
-            usedOutside.insert(e);
-        }
-    }
-    for (Operation *op : stackOps)
-      for (Value r : op->getResults())
-        for (Operation *u : r.getUsers()) {
-          Operation *top = topLevel(u, entry);
-          if (stackOps.contains(top) || (op == finalNorm && !isa<tensor::DimOp>(top))) continue;
-          if (auto d = dyn_cast<tensor::DimOp>(top)) {
-            if (extra.contains(top) && !usedOutside.contains(top)) continue;
-            std::optional<int64_t> i = d.getConstantIndex();
-            if (i && *i <= 1 && r.getType() == x0T) continue;
-          }
-          // Name the op outside the stack that the use reaches.
-          Operation *outside = top;
-          SmallVector<Operation *> w;
-          for (Operation *uu : top->getUsers()) w.push_back(topLevel(uu, entry));
-          while (!w.empty()) {
-            Operation *o = w.pop_back_val();
-            if (!stackOps.contains(o) && !extra.contains(o) && !isa<tensor::DimOp>(o) &&
-                !o->hasTrait<OpTrait::ConstantLike>()) {
-              bool shape = !llvm::any_of(o->getResultTypes(), [](Type t) {
-                auto r = dyn_cast<RankedTensorType>(t);
-                return r && isa<FloatType>(r.getElementType());
-              });
-              outside = o;
-              if (!shape || o->use_empty()) break;
-            }
-            for (Operation *uu : o->getUsers()) w.push_back(topLevel(uu, entry));
-          }
-          return fail(rewriter, head, "a value of the stack, from " + nodeOf(op) +
-                                          ", is used outside it by " + nodeOf(top) +
-                                          (outside != top ? ", which reaches " + nodeOf(outside)
-                                                          : std::string()));
-        }
-
-    // The stack function.
-    OpBuilder::InsertionGuard guard(rewriter);
-    rewriter.setInsertionPointToEnd(module.getBody());
-    auto fnType = rewriter.getFunctionType({x0T}, {outT});
-    std::string name = "stack";
-    for (int k = 1; module.lookupSymbol(name); ++k) name = "stack_" + std::to_string(k);
-    auto stack = func::FuncOp::create(rewriter, finalNorm->getLoc(), name, fnType);
-    stack.setPrivate();
-    PhotonDialect *dialect = getPhotonDialect(getContext());
-    dialect->getRoleAttrHelper().setAttr(stack, rewriter.getStringAttr("encoder"));
-    dialect->getLevelAttrHelper().setAttr(stack, rewriter.getI64IntegerAttr(1));
-    Block *body = rewriter.createBlock(&stack.getBody(), {}, {x0T}, {finalNorm->getLoc()});
-    IRMapping map;
-    map.map(x0, body->getArgument(0));
-    for (Operation &op : *entry) {
-      if (auto it = dimOfInput.find(&op); it != dimOfInput.end()) {
-        map.map(op.getResult(0),
-                tensor::DimOp::create(rewriter, op.getLoc(), body->getArgument(0), it->second));
-        continue;
-      }
-      if (stackOps.contains(&op) || extra.contains(&op)) rewriter.clone(op, map);
-    }
-    func::ReturnOp::create(rewriter, finalNorm->getLoc(), map.lookup(finalNorm->getResult(0)));
-
-    // The call replaces the stack in the graph function.
-    rewriter.setInsertionPoint(finalNorm);
-    auto call = func::CallOp::create(rewriter, finalNorm->getLoc(), stack, ValueRange{x0});
-    rewriter.replaceAllUsesWith(finalNorm->getResult(0), call.getResult(0));
-    // Sizes of stack values read outside it become sizes of its input; then the stack's
-    // ops (and the shape ops only they used) are dead.
-    SmallVector<tensor::DimOp> dims;
-    for (Operation *op : stackOps)
-      for (Value r : op->getResults())
-        for (Operation *u : r.getUsers())
-          if (auto d = dyn_cast<tensor::DimOp>(u);
-              d && !stackOps.contains(u) && (!extra.contains(u) || usedOutside.contains(u)))
-            dims.push_back(d);
-    for (tensor::DimOp d : dims)
-      rewriter.modifyOpInPlace(d, [&] { d.getSourceMutable().assign(x0); });
-    SmallVector<Operation *> dead(stackOps.begin(), stackOps.end());
-    for (Operation *e : extra)
-      if (!usedOutside.contains(e)) dead.push_back(e);
-    llvm::sort(dead, [](Operation *a, Operation *b) { return b->isBeforeInBlock(a); });
-    for (Operation *op : dead) {
-      if (!op->use_empty())
-        return op->emitError("photon-raise-structure: an outlined op is still used"), success();
-      rewriter.eraseOp(op);
-    }
-    if (why) why->clear();
-    return success();
+    bool attention = found->attentions > 0;
+    if (found->attentions > 1)
+      return "a sublayer holds " + std::to_string(found->attentions) + " attentions";
+    if (attention == expectMlp)
+      return std::string("the blocks do not alternate attention and MLP: found ") +
+             (attention ? "an attention" : "an MLP") + " sublayer at " +
+             nodeOf(v.getDefiningOp()) + " where " + (expectMlp ? "an MLP" : "an attention") +
+             " one was expected";
+    out.ops.insert(v.getDefiningOp());
+    out.ops.insert(found->ops.begin(), found->ops.end());
+    expectMlp = !expectMlp;
+    if (attention) ++out.layers;
+    v = stream;
   }
-};
+  if (out.layers == 0 || !expectMlp)
+    return "no residual block (s + attention(norm(s)), then + mlp(norm(.))) ends at " +
+           nodeOf(finalNorm);
+  out.input = v;
+  if (v.getType() != finalNorm->getResult(0).getType())
+    return "the stack's input and output types differ";
+  out.ops.insert(finalNorm);
+  return "";
+}
 
-/// The graph function as the compiler's @forward: named `forward`, `photon.stage =
-/// "forward"`, token ids i32 (an int64 input is widened inside).
-LogicalResult finishForward(ModuleOp module, func::FuncOp f, LMHeadOp head) {
+func::CallOp outlineStack(PatternRewriter &rewriter, func::FuncOp f, const FoundStack &found,
+                          const llvm::DenseSet<Value> &data, StringRef baseName, StringRef role,
+                          int64_t level, bool sizesOfTokens, std::string &why) {
+  Block *entry = &f.getBody().front();
+  auto module = f->getParentOfType<ModuleOp>();
+  Operation *finalNorm = found.finalNorm;
+  Value x0 = found.input;
+  auto x0T = cast<RankedTensorType>(x0.getType());
+  llvm::SetVector<Operation *> stackOps = found.ops;
+  // Values of the stack read only for their sizes (a reshape whose shape another reshape
+  // reads, as torch's Shape of a view): in the stack too.
+  for (Operation &op : *entry) {
+    SmallVector<Value> in = dataInputs(&op, data);
+    if (in.empty() || stackOps.contains(&op) || op.use_empty()) continue;
+    bool fromStack = llvm::all_of(in, [&](Value v) {
+      return v == x0 || (v.getDefiningOp() && stackOps.contains(v.getDefiningOp()));
+    });
+    bool sizesOnly = llvm::all_of(op.getUsers(), [&](Operation *u) {
+      return isa<tensor::DimOp>(topLevel(u, entry));
+    });
+    if (fromStack && sizesOnly && !isa<func::ReturnOp>(op)) stackOps.insert(&op);
+  }
+  // The shape values, weights and constants the stack reads: cloned into it. A
+  // tensor.dim of token data outside the stack is a batch or sequence size: the same
+  // axis of the stack's input.
+  llvm::SetVector<Operation *> extra;
+  llvm::DenseMap<Operation *, int64_t> dimOfInput;
+  SmallVector<Value> work;
+  for (Operation *op : stackOps) {
+    for (Value in : op->getOperands()) work.push_back(in);
+    llvm::SetVector<Value> above;
+    for (Region &r : op->getRegions()) getUsedValuesDefinedAbove(r, above);
+    work.append(above.begin(), above.end());
+  }
+  while (!work.empty()) {
+    Value in = work.pop_back_val();
+    if (in == x0) continue;
+    Operation *def = in.getDefiningOp();
+    if (!def) return why = "the stack reads the token ids directly", nullptr;
+    if (stackOps.contains(def) || extra.contains(def) || dimOfInput.count(def)) continue;
+    if (data.contains(in))
+      return why = "the stack reads token data other than its input, from " + nodeOf(def),
+             nullptr;
+    if (auto d = dyn_cast<tensor::DimOp>(def); d && data.contains(d.getSource()) &&
+                                                !stackOps.contains(d.getSource().getDefiningOp()) &&
+                                                d.getSource() != x0) {
+      std::optional<int64_t> i = d.getConstantIndex();
+      bool batchSeq = sizesOfTokens && (d.getSource() == f.getArgument(0) ||
+                                        d.getSource().getType() == x0T);
+      if (!i || *i > 1 || !batchSeq)
+        return why = "the stack reads a size of token data other than its input's, from " +
+                     nodeOf(def),
+               nullptr;
+      dimOfInput[def] = *i;
+      continue;
+    }
+    extra.insert(def);
+    for (Value o : def->getOperands()) work.push_back(o);
+    llvm::SetVector<Value> above;
+    for (Region &r : def->getRegions()) getUsedValuesDefinedAbove(r, above);
+    work.append(above.begin(), above.end());
+  }
+
+  // Self-contained: nothing outside uses a stack value but the final norm's users, and
+  // a size of one (a tensor.dim that outlives the stack) must be a batch or sequence
+  // size of a value typed like the stack's input: the same axis of the input.
+  llvm::DenseSet<Operation *> usedOutside;
+  {
+    SmallVector<Operation *> ex(extra.begin(), extra.end());
+    llvm::sort(ex, [](Operation *a, Operation *b) { return b->isBeforeInBlock(a); });
+    for (Operation *e : ex)
+      for (Operation *u : e->getUsers()) {
+        Operation *top = topLevel(u, entry);
+        if (!stackOps.contains(top) && (!extra.contains(top) || usedOutside.contains(top)))
+          usedOutside.insert(e);
+      }
+  }
+  for (Operation *op : stackOps)
+    for (Value r : op->getResults())
+      for (Operation *u : r.getUsers()) {
+        Operation *top = topLevel(u, entry);
+        if (stackOps.contains(top) || (op == finalNorm && !isa<tensor::DimOp>(top))) continue;
+        if (auto d = dyn_cast<tensor::DimOp>(top)) {
+          if (extra.contains(top) && !usedOutside.contains(top)) continue;
+          std::optional<int64_t> i = d.getConstantIndex();
+          if (i && *i <= 1 && r.getType() == x0T) continue;
+        }
+        // Name the op outside the stack that the use reaches.
+        Operation *outside = top;
+        SmallVector<Operation *> w;
+        for (Operation *uu : top->getUsers()) w.push_back(topLevel(uu, entry));
+        while (!w.empty()) {
+          Operation *o = w.pop_back_val();
+          if (!stackOps.contains(o) && !extra.contains(o) && !isa<tensor::DimOp>(o) &&
+              !o->hasTrait<OpTrait::ConstantLike>()) {
+            bool shape = !llvm::any_of(o->getResultTypes(), [](Type t) {
+              auto r = dyn_cast<RankedTensorType>(t);
+              return r && isa<FloatType>(r.getElementType());
+            });
+            outside = o;
+            if (!shape || o->use_empty()) break;
+          }
+          for (Operation *uu : o->getUsers()) w.push_back(topLevel(uu, entry));
+        }
+        return why = "a value of the stack, from " + nodeOf(op) + ", is used outside it by " +
+                     nodeOf(top) +
+                     (outside != top ? ", which reaches " + nodeOf(outside) : std::string()),
+               nullptr;
+      }
+
+  // The stack function.
+  auto outT = cast<RankedTensorType>(finalNorm->getResult(0).getType());
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPointToEnd(module.getBody());
+  auto fnType = rewriter.getFunctionType({x0T}, {outT});
+  std::string name = baseName.str();
+  for (int k = 1; module.lookupSymbol(name); ++k) name = baseName.str() + "_" + std::to_string(k);
+  auto stack = func::FuncOp::create(rewriter, finalNorm->getLoc(), name, fnType);
+  stack.setPrivate();
+  PhotonDialect *dialect = getPhotonDialect(rewriter.getContext());
+  dialect->getRoleAttrHelper().setAttr(stack, rewriter.getStringAttr(role));
+  dialect->getLevelAttrHelper().setAttr(stack, rewriter.getI64IntegerAttr(level));
+  Block *body = rewriter.createBlock(&stack.getBody(), {}, {x0T}, {finalNorm->getLoc()});
+  IRMapping map;
+  map.map(x0, body->getArgument(0));
+  for (Operation &op : *entry) {
+    if (auto it = dimOfInput.find(&op); it != dimOfInput.end()) {
+      map.map(op.getResult(0),
+              tensor::DimOp::create(rewriter, op.getLoc(), body->getArgument(0), it->second));
+      continue;
+    }
+    if (stackOps.contains(&op) || extra.contains(&op)) rewriter.clone(op, map);
+  }
+  func::ReturnOp::create(rewriter, finalNorm->getLoc(), map.lookup(finalNorm->getResult(0)));
+
+  // The call replaces the stack in the graph function.
+  rewriter.setInsertionPoint(finalNorm);
+  auto call = func::CallOp::create(rewriter, finalNorm->getLoc(), stack, ValueRange{x0});
+  rewriter.replaceAllUsesWith(finalNorm->getResult(0), call.getResult(0));
+  // Sizes of stack values read outside it become sizes of its input; then the stack's
+  // ops (and the shape ops only they used) are dead.
+  SmallVector<tensor::DimOp> dims;
+  for (Operation *op : stackOps)
+    for (Value r : op->getResults())
+      for (Operation *u : r.getUsers())
+        if (auto d = dyn_cast<tensor::DimOp>(u);
+            d && !stackOps.contains(u) && (!extra.contains(u) || usedOutside.contains(u)))
+          dims.push_back(d);
+  for (tensor::DimOp d : dims)
+    rewriter.modifyOpInPlace(d, [&] { d.getSourceMutable().assign(x0); });
+  SmallVector<Operation *> dead(stackOps.begin(), stackOps.end());
+  for (Operation *e : extra)
+    if (!usedOutside.contains(e)) dead.push_back(e);
+  llvm::sort(dead, [](Operation *a, Operation *b) { return b->isBeforeInBlock(a); });
+  for (Operation *op : dead) {
+    if (!op->use_empty()) {
+      op->emitError("photon-raise-structure: an outlined op is still used");
+      return nullptr;
+    }
+    rewriter.eraseOp(op);
+  }
+  return call;
+}
+
+LogicalResult finishForward(ModuleOp module, func::FuncOp f, HierarchyAttr h) {
   MLIRContext *ctx = module.getContext();
   OpBuilder b(ctx);
-  auto x = cast<RankedTensorType>(head.getX().getType());
-  auto logits = cast<RankedTensorType>(head.getResult().getType());
-  int64_t V = logits.getShape().back();
-  if (ShapedType::isDynamic(V)) return failure();
-  auto h = HierarchyAttr::getChecked([&] { return module.emitError(); }, ctx,
-                                     StringRef("vanilla"), int64_t(0), ArrayRef<int64_t>{},
-                                     int64_t(0), int64_t(x.getShape().back()), int64_t(V));
-  if (!h) return failure();
   PhotonDialect *dialect = getPhotonDialect(ctx);
   dialect->getHierarchyAttrHelper().setAttr(module, h);
   if (f.getSymName() != "forward") {
@@ -869,6 +829,86 @@ LogicalResult finishForward(ModuleOp module, func::FuncOp f, LMHeadOp head) {
   return success();
 }
 
+/// Decoder stack: `lm_head(norm(r_N))` in a public graph function (token ids in), with
+/// `r_i = h_i + mlp(norm(h_i))`, `h_i = r_(i-1) + attn(norm(r_(i-1)))` down to the stack's
+/// input `r_0`: the blocks and the final norm become a private function `@stack`
+/// (`photon.role = "encoder"`, `photon.level = 1`) called from the graph function.
+/// `why`, when set, receives the reason the last match failed.
+struct OutlineDecoderStack : OpRewritePattern<LMHeadOp> {
+  OutlineDecoderStack(MLIRContext *ctx, std::string *why)
+      : OpRewritePattern(ctx), why(why) {}
+  std::string *why;
+
+  LogicalResult fail(PatternRewriter &rewriter, LMHeadOp op, const std::string &w) const {
+    if (why) *why = w;
+    return rewriter.notifyMatchFailure(op, w);
+  }
+
+  LogicalResult matchAndRewrite(LMHeadOp head, PatternRewriter &rewriter) const override {
+    auto f = head->getParentOfType<func::FuncOp>();
+    auto module = f ? f->getParentOfType<ModuleOp>() : ModuleOp();
+    if (!module || f.isPrivate() || head->getBlock() != &f.getBody().front()) return failure();
+    if (module->hasAttr(PhotonDialect::HierarchyAttrHelper::getNameStr())) return failure();
+    if (head.getX().getDefiningOp<func::CallOp>()) return failure(); // already outlined
+    Block *entry = &f.getBody().front();
+    if (f.getNumArguments() != 1 || f.getNumResults() != 1)
+      return fail(rewriter, head, "the graph takes " + std::to_string(f.getNumArguments()) +
+                                      " inputs and returns " + std::to_string(f.getNumResults()) +
+                                      " outputs; a decoder-only model takes the token ids and "
+                                      "returns the logits");
+    auto tokT = dyn_cast<RankedTensorType>(f.getArgument(0).getType());
+    if (!tokT || tokT.getRank() != 2 || !tokT.getElementType().isSignlessInteger())
+      return fail(rewriter, head, "the graph's input is not [batch, sequence] token ids");
+
+    llvm::DenseSet<Value> data = tokenData(f);
+    std::string rw = rowWise(f, data);
+    if (!rw.empty()) return fail(rewriter, head, rw);
+
+    // The final norm and the blocks below it.
+    Operation *finalNorm = head.getX().getDefiningOp();
+    if (!finalNorm || !isa<RMSNormOp, LayerNormOp>(finalNorm))
+      return fail(rewriter, head, "the LM head does not read a final RMSNorm or LayerNorm");
+    FoundStack stack;
+    std::string bad = findStack(finalNorm, data, stack);
+    if (!bad.empty()) return fail(rewriter, head, bad);
+    auto x0T = dyn_cast<RankedTensorType>(stack.input.getType());
+    if (!x0T || x0T.getRank() != 3 || !x0T.isDynamicDim(0) || !x0T.isDynamicDim(1) ||
+        x0T.isDynamicDim(2) || !x0T.getElementType().isF32())
+      return fail(rewriter, head, "the stack's input is not an f32 [batch, sequence, width] "
+                                  "tensor with dynamic batch and sequence axes");
+    // Attention and RoPE only inside the stack: photon-derive-stages gives only the
+    // stack's ones a cache and positions.
+    for (Operation &op : *entry)
+      if (isa<CausalAttentionOp, RoPEOp>(op) && !stack.ops.contains(&op))
+        return fail(rewriter, head,
+                    nodeOf(&op) + " is below the residual blocks found from the final norm" +
+                        (stack.breakWhy.empty() ? std::string()
+                                                : " (they end " + stack.breakWhy + ")") +
+                        "; attention and RoPE outside the blocks would have no KV cache or "
+                        "positions in the stages");
+    SizeSample s0(f, {2, 20160}), s1(f, {3, 40320});
+    if (std::string rows = attentionRowsMatch(stack, s0, s1); !rows.empty())
+      return fail(rewriter, head, rows);
+    std::string whyNot;
+    if (!outlineStack(rewriter, f, stack, data, "stack", "encoder", 1,
+                      /*sizesOfTokens=*/true, whyNot))
+      return fail(rewriter, head, whyNot);
+    if (why) why->clear();
+    return success();
+  }
+};
+
+/// The vanilla hierarchy of a decoder-only model whose LM head reads `x`.
+HierarchyAttr vanillaHierarchy(ModuleOp module, LMHeadOp head) {
+  auto x = cast<RankedTensorType>(head.getX().getType());
+  auto logits = cast<RankedTensorType>(head.getResult().getType());
+  int64_t V = logits.getShape().back();
+  if (ShapedType::isDynamic(V)) return nullptr;
+  return HierarchyAttr::getChecked([&] { return module.emitError(); }, module.getContext(),
+                                   StringRef("vanilla"), int64_t(0), ArrayRef<int64_t>{},
+                                   int64_t(0), int64_t(x.getShape().back()), int64_t(V));
+}
+
 struct PhotonRaiseStructurePass : impl::PhotonRaiseStructureBase<PhotonRaiseStructurePass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -878,13 +918,31 @@ struct PhotonRaiseStructurePass : impl::PhotonRaiseStructureBase<PhotonRaiseStru
     {
       RewritePatternSet patterns(ctx);
       patterns.add<RaiseEmbedding, RaisePositionEmbedding, RaiseLMHead>(ctx);
+      addMergedHeadsPattern(patterns);
       (void)applyPatternsGreedily(module, std::move(patterns));
     }
-    std::string why;
+    std::string why, blockWhy;
+    BlockFound block;
     {
       RewritePatternSet patterns(ctx);
       patterns.add<OutlineDecoderStack>(ctx, &why);
+      addBlockHierarchyPattern(patterns, &blockWhy, &block);
       (void)applyPatternsGreedily(module, std::move(patterns));
+    }
+    if (block.hierarchy) {
+      if (failed(finishForward(module, block.forward, block.hierarchy))) signalPassFailure();
+      // The graph's spellings the typed ops replaced (the shift's concat and broadcast,
+      // the converter's linear and view) are dead.
+      for (bool erased = true; erased;) {
+        erased = false;
+        for (Operation &op : llvm::make_early_inc_range(
+                 llvm::reverse(block.forward.getBody().front().getOperations())))
+          if (isOpTriviallyDead(&op)) {
+            op.erase();
+            erased = true;
+          }
+      }
+      return;
     }
     // Finish the one graph function whose LM head now reads an outlined stack.
     SmallVector<std::pair<func::FuncOp, LMHeadOp>> done;
@@ -895,16 +953,18 @@ struct PhotonRaiseStructurePass : impl::PhotonRaiseStructureBase<PhotonRaiseStru
         done.push_back({h->getParentOfType<func::FuncOp>(), h});
     });
     if (done.size() == 1) {
-      if (failed(finishForward(module, done[0].first, done[0].second))) signalPassFailure();
+      HierarchyAttr h = vanillaHierarchy(module, done[0].second);
+      if (!h || failed(finishForward(module, done[0].first, h))) signalPassFailure();
       return;
     }
     if (!heads.empty() && !why.empty())
       emitRemark(heads.front().getLoc())
-          << "photon-raise-structure: no decoder-only structure: " << why;
+          << "photon-raise-structure: no decoder-only structure: " << why
+          << (blockWhy.empty() ? std::string() : "; no Block Transformer structure: " + blockWhy);
   }
 };
 
-} // namespace
+} // namespace raise_structure
 
 } // namespace photon
 } // namespace mlir

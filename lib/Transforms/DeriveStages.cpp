@@ -451,6 +451,13 @@ struct Deriver {
     }
     if (!emb) return noInc("no decoder embedding of the tokens in the window");
 
+    // A window length fixed in the decoder's types (an export traced at one window length,
+    // whose reshapes spell it out) cannot run the window one row at a time.
+    if (!cast<RankedTensorType>(dec.getFunctionType().getInput(0)).isDynamicDim(1))
+      return noInc("the token decoder stack is typed for whole windows of " +
+                   std::to_string(cast<RankedTensorType>(dec.getFunctionType().getInput(0))
+                                      .getDimSize(1)) +
+                   " positions (the export's reshapes spell the window length out)");
     if (auto old = module.lookupSymbol<func::FuncOp>((dec.getSymName() + "_window").str()))
       old.erase();
     auto st = makeStep(dec, 1, W, "_window");
