@@ -957,10 +957,15 @@ struct PhotonRaiseStructurePass : impl::PhotonRaiseStructureBase<PhotonRaiseStru
       if (!h || failed(finishForward(module, done[0].first, h))) signalPassFailure();
       return;
     }
-    if (!heads.empty() && !why.empty())
+    // A graph whose LM head reads rows of a stack's windows is reported as the Block
+    // Transformer it almost is.
+    if (!heads.empty() && !blockWhy.empty())
       emitRemark(heads.front().getLoc())
-          << "photon-raise-structure: no decoder-only structure: " << why
-          << (blockWhy.empty() ? std::string() : "; no Block Transformer structure: " + blockWhy);
+          << "photon-raise-structure: no Block Transformer structure: " << blockWhy
+          << (why.empty() ? std::string() : " (as a decoder-only model: " + why + ")");
+    else if (!heads.empty() && !why.empty())
+      emitRemark(heads.front().getLoc())
+          << "photon-raise-structure: no decoder-only structure: " << why;
   }
 };
 

@@ -161,10 +161,12 @@ struct OutlineBlockHierarchy : OpRewritePattern<LMHeadOp> {
     auto hT = cast<RankedTensorType>(H.getType());
     int64_t D = hT.getShape().back();
     int64_t V = cast<RankedTensorType>(head.getType()).getShape().back();
+    // Not a Block Transformer at all (no reason given: the decoder-only pattern's counts).
     if (hT.getRank() != 3 || ShapedType::isDynamic(D) || ShapedType::isDynamic(V))
-      return fail(rewriter, head, "the LM head does not read [batch, sequence, width]");
+      return failure();
     auto ts = throughViews(H, data, part).getDefiningOp<tensor::ExtractSliceOp>();
-    if (!ts) return fail(rewriter, head, "the LM head does not read rows of a decoder's windows");
+    if (!ts || !isa_and_nonnull<RMSNormOp, LayerNormOp>(ts.getSource().getDefiningOp()))
+      return failure();
     part.insert(ts);
     Value decOut = ts.getSource();
     auto decT = cast<RankedTensorType>(decOut.getType());

@@ -70,7 +70,8 @@ def PhotonRaiseLocal : Pass<"photon-raise-local"> {
 }
 
 def PhotonRaiseStructure : Pass<"photon-raise-structure", "::mlir::ModuleOp"> {
-  let summary = "Raise a decoder-only model's structure over typed ops to the stage form";
+  let summary = "Raise a decoder-only or Block Transformer model's structure over typed ops "
+                "to the stage form";
   let description = [{
     Run after `photon-raise-local` on a module without `photon.hierarchy` (an ONNX graph
     whose structure the importer's first stage did not recognize). Rewrite patterns, one
@@ -98,6 +99,24 @@ def PhotonRaiseStructure : Pass<"photon-raise-structure", "::mlir::ModuleOp"> {
     known to be row-wise stops the pattern, and the pass says why in a remark: the
     KV-cached stages would compute something else. photon-derive-stages then derives the
     `lm_step` stage as for a recognized decoder-only model.
+
+    - **Merged heads**: a `photon.causal_attention` of one head over `[N*H, M, 1, hd]`
+      whose q, k, v (q and k maybe under a `photon.rope`) merge `[N, M, H, hd]`
+      transposed to `[N, H, M, hd]` (torch's baddbmm over heads in the batch) -> the
+      attention of H heads over `[N, M, H, hd]`, the merged layout rebuilt from its
+      result. Either stack pattern refuses an attention whose batch and positions are not
+      its stack input's: the stages bind one cache row per sequence.
+    - **Block Transformer**: the LM head reading window rows `R-1 .. R+C-2` of a decoder
+      stack over windows `[N, W, D]`, the windows `[converter rows; the embeddings of each
+      chunk's first C-1 tokens]`, the converter a linear with bias of the shift
+      `concat(start latent broadcast over the batch, enc[:, :-1])`, `enc` an encoder stack
+      over `C` consecutive token rows joined (a chunk of rows computed row-wise from the
+      tokens) -> `photon.chunk`, `@encoder` (role encoder), `photon.shift`,
+      `photon.expand`, `@token_decoder` (role decoder, `photon.bounded_attention`) and
+      `#photon.hierarchy<family = "block">`. Every reshape, slice and concat is checked
+      with the sizes the graph computes for it, evaluated on integers for two samples of
+      the batch and sequence, and every op on the tokens' data must be a part of the
+      structure; photon-derive-stages then derives `encode_1` and `token_step`.
   }];
   let dependentDialects = ["::mlir::photon::PhotonDialect", "::mlir::linalg::LinalgDialect",
                            "::mlir::func::FuncDialect", "::mlir::tensor::TensorDialect"];

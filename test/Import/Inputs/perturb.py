@@ -16,6 +16,13 @@ so that the importer's first stage no longer recognizes it:
                  axis 1, then transposed to [B, T, D]: the same values, but no row gather.
   mlp-no-norm    (the zoo's LLaMA, values change) layer 0's MLP reads the residual stream
                  without its norm: not a residual block.
+The zoo's Block Transformer (values change; each almost the structure):
+  shift-drops-first   the shift keeps the encoder's units but the first (x[:, 1:]).
+  shift-appends-start the start latent after the previous units instead of before them.
+  tail-rows-early     the LM head reads window rows R-2 .. R+C-3 instead of R-1 .. R+C-2.
+  heads-unordered     encoder layer 0 merges [B, M, H, hd] into [B*H, M, hd] without moving
+                      the heads before the positions: each "head" of the attention mixes
+                      positions and heads, so it is no H-head attention over the batch.
 """
 import sys
 
@@ -57,6 +64,35 @@ if mode == "mlp-no-norm":
     for x in g.node:
         if x.name in ("/layers.0/mlp/gate_proj/MatMul", "/layers.0/mlp/up_proj/MatMul"):
             x.input[0] = "/layers.0/Add_output_0"
+    onnx.save(m, dst)
+    sys.exit(0)
+def node(name):
+    return next(x for x in g.node if x.name == name)
+
+
+def set_ints(n, k, values, name):
+    """Input k of node n becomes a new int64 initializer `name`."""
+    g.initializer.append(nh.from_array(np.array(values, np.int64), name))
+    n.input[k] = name
+
+
+if mode == "shift-drops-first":
+    s = node("/Slice")                      # data, starts, ends, axes, steps
+    set_ints(s, 1, [1], "shift_start1")
+    set_ints(s, 2, [np.iinfo(np.int64).max], "shift_end_max")
+elif mode == "shift-appends-start":
+    c = node("/Concat_3")
+    c.input[0], c.input[1] = c.input[1], c.input[0]
+elif mode == "tail-rows-early":
+    s = node("/Slice_2")
+    set_ints(s, 1, [0], "tail_start0")
+    set_ints(s, 2, [4], "tail_end4")
+elif mode == "heads-unordered":
+    for merged, split in (("Reshape_1", "Reshape"), ("Reshape_3", "Reshape_2"),
+                          ("Reshape_5", "Reshape_4")):
+        node("/bottom.0/layers.0/attn/" + merged).input[0] = \
+            "/bottom.0/layers.0/attn/" + split + "_output_0"
+if mode in ("shift-drops-first", "shift-appends-start", "tail-rows-early", "heads-unordered"):
     onnx.save(m, dst)
     sys.exit(0)
 tok = g.input[0].name
