@@ -176,19 +176,23 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
       int layers = 0, decoderLayers = 0;
       module->walk([&](mlir::photon::CausalAttentionOp) { ++layers; });
       module->walk([&](mlir::photon::BoundedAttentionOp) { ++decoderLayers; });
-      if (h.getFamily() == "block")
-        emitRemark(module->getLoc())
-            << "photon-raise-structure: Block Transformer structure raised by the rewrite "
-               "patterns: chunk size "
-            << h.getChunkSizes()[0] << ", prefix R = " << h.getPrefix() << ", encoder "
-            << layers << " layers, token decoder " << decoderLayers << " layers, width "
-            << h.getWidth() << ", vocab " << h.getVocab()
-            << "; the artifact generates (HierGen)";
-      else
+      if (h.getFamily() == "vanilla") {
         emitRemark(module->getLoc())
             << "photon-raise-structure: decoder-only structure raised by the rewrite patterns: "
             << layers << " layers, width " << h.getWidth() << ", vocab " << h.getVocab()
             << "; the artifact generates with a KV cache";
+      } else {
+        std::string cs;
+        for (int64_t c : h.getChunkSizes()) cs += (cs.empty() ? "" : ", ") + std::to_string(c);
+        emitRemark(module->getLoc())
+            << "photon-raise-structure: "
+            << (h.getFamily() == "block" ? "Block Transformer" : "PHOTON")
+            << " structure raised by the rewrite patterns: L = " << h.getLevels()
+            << ", chunk sizes [" << cs << "], prefix R = " << h.getPrefix() << ", "
+            << layers << " encoder and " << decoderLayers
+            << " decoder attention layers (latent decoder steps counted apart), width "
+            << h.getWidth() << ", vocab " << h.getVocab() << "; the artifact generates (HierGen)";
+      }
     }
     // Weights the patterns read transposed ([in, out] initializers of linears and the LM
     // head) are written transposed into the blob, so no forward call transposes them.

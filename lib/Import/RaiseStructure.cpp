@@ -113,12 +113,19 @@ using Axes = SmallVector<bool, 4>;
 
 class RowWise {
 public:
-  RowWise(const llvm::DenseSet<Value> &data) : data(data) {}
+  RowWise(const llvm::DenseSet<Value> &data, SizeSample *s0, SizeSample *s1)
+      : data(data), s0(s0), s1(s1) {}
 
   /// Empty when every token-data op of `f` keeps each token's row to itself (causal
   /// attention, RoPE and learned positions excepted); otherwise why not.
-  std::string check(func::FuncOp f, const llvm::DenseSet<Operation *> *only) {
+  std::string check(func::FuncOp f, const llvm::DenseSet<Operation *> *only,
+                    ArrayRef<Value> rowInputs) {
     Block *entry = &f.getBody().front();
+    for (Value v : rowInputs) {
+      Axes a(cast<RankedTensorType>(v.getType()).getRank(), false);
+      a.back() = true;
+      axes[v] = a;
+    }
     for (BlockArgument a : entry->getArguments()) {
       auto t = dyn_cast<RankedTensorType>(a.getType());
       if (!t) return "argument #" + std::to_string(a.getArgNumber()) + " is not a ranked tensor";
@@ -155,7 +162,18 @@ public:
 
 private:
   const llvm::DenseSet<Value> &data;
+  SizeSample *s0, *s1;
   llvm::DenseMap<Value, Axes> axes;
+
+  /// Axis i's size: static in the type, or the same in both samples of the dynamic
+  /// sizes (torch's flatten computes sizes that are constants); dynamic otherwise.
+  int64_t sizeOf(Value v, unsigned i) {
+    auto t = cast<RankedTensorType>(v.getType());
+    if (!t.isDynamicDim(i) || !s0 || !s1) return t.getDimSize(i);
+    auto a = s0->shape(v), b = s1->shape(v);
+    if (a && b && (*a)[i] == (*b)[i]) return (*a)[i];
+    return ShapedType::kDynamic;
+  }
 
   static bool lastIsFeature(const Axes &a) { return !a.empty() && a.back(); }
 
@@ -169,6 +187,53 @@ private:
 
   std::string setSameAs(Operation *op, Value like) {
     for (Value r : op->getResults()) axes[r] = axes[like];
+    return "";
+  }
+
+  /// out[d0, .., dk] over the first k+1 loops (the reduced ones after them).
+  static bool writesInLoopOrder(AffineMap m) {
+    if (!m.isProjectedPermutation()) return false;
+    for (unsigned i = 0; i < m.getNumResults(); ++i)
+      if (m.getDimPosition(i) != i) return false;
+    return true;
+  }
+
+  /// A reduction is row-wise when it reduces over features only: one token-data input
+  /// read through a projected permutation whose token axes are the output's same axes
+  /// (parallel loops), every reduced loop at a feature axis of it (a MatMul by a weight
+  /// the linear pattern did not take, its sizes computed by the graph).
+  std::string reduction(linalg::GenericOp g, const std::string &bad) {
+    std::string no = bad + "a reduction, which may combine tokens";
+    llvm::SetVector<Value> above;
+    getUsedValuesDefinedAbove(g.getRegion(), above);
+    if (llvm::any_of(above, [&](Value v) { return data.contains(v); }) ||
+        g->getNumResults() != 1 || !writesInLoopOrder(g.getIndexingMapsArray().back()) ||
+        llvm::any_of(g.getDpsInitsMutable(), [&](OpOperand &o) { return data.contains(o.get()); }))
+      return no;
+    OpOperand *x = nullptr;
+    for (OpOperand *o : g.getDpsInputOperands())
+      if (data.contains(o->get())) {
+        if (x) return no;
+        x = o;
+      }
+    AffineMap m = x ? g.getMatchingIndexingMap(x) : AffineMap();
+    if (!x || !m.isProjectedPermutation()) return no;
+    auto iters = g.getIteratorTypesArray();
+    const Axes &a = axes[x->get()];
+    unsigned outRank = cast<RankedTensorType>(g->getResult(0).getType()).getRank();
+    Axes r(outRank, true);
+    for (unsigned i = 0; i < m.getNumResults(); ++i) {
+      unsigned d = m.getDimPosition(i);
+      if (iters[d] == utils::IteratorType::reduction) {
+        if (!a[i]) return no;
+        continue;
+      }
+      if (!a[i]) {
+        if (d != i || d >= outRank) return no; // a token axis stays where it is
+        r[d] = false;
+      }
+    }
+    axes[g->getResult(0)] = r;
     return "";
   }
 
@@ -252,12 +317,16 @@ private:
       while (rows < a.size() && !a[rows]) ++rows;
       int64_t features = 1;
       for (unsigned i = rows; i < a.size(); ++i) {
-        if (!a[i] || st.isDynamicDim(i)) return bad + "a reshape of rows interleaved with features";
-        features *= st.getDimSize(i);
+        int64_t n = sizeOf(rs.getSource(), i);
+        if (!a[i] || ShapedType::isDynamic(n))
+          return bad + "a reshape of rows interleaved with features";
+        features *= n;
       }
+      (void)st;
       int64_t p = 1;
       int64_t k = rt.getRank();
-      while (p < features && k > 0 && !rt.isDynamicDim(k - 1)) p *= rt.getDimSize(--k);
+      while (p < features && k > 0 && !ShapedType::isDynamic(sizeOf(rs.getResult(), k - 1)))
+        p *= sizeOf(rs.getResult(), --k);
       Axes r(rt.getRank(), false);
       if (p == features)
         for (int64_t i = k; i < rt.getRank(); ++i) r[i] = true;
@@ -293,9 +362,9 @@ private:
       if (call->getNumResults() == 1 && in.size() == 1) return setSameAs(op, in[0]);
       return bad + "a call";
     }
+    if (auto g = dyn_cast<linalg::GenericOp>(op); g && g.getNumReductionLoops() != 0)
+      return reduction(g, bad);
     if (auto g = dyn_cast<linalg::GenericOp>(op)) {
-      if (g.getNumReductionLoops() != 0)
-        return bad + "a reduction, which may combine tokens";
       bool readsIndex = false;
       g.getBody()->walk([&](linalg::IndexOp) { readsIndex = true; });
       if (readsIndex) return bad + "which reads its loop positions (a position-dependent value)";
@@ -340,8 +409,9 @@ private:
 };
 
 std::string rowWise(func::FuncOp f, const llvm::DenseSet<Value> &data,
-                    const llvm::DenseSet<Operation *> *only) {
-  return RowWise(data).check(f, only);
+                    const llvm::DenseSet<Operation *> *only, ArrayRef<Value> rowInputs,
+                    SizeSample *s0, SizeSample *s1) {
+  return RowWise(data, s0, s1).check(f, only, rowInputs);
 }
 
 //===----------------------------------------------------------------------===//
@@ -861,7 +931,8 @@ struct OutlineDecoderStack : OpRewritePattern<LMHeadOp> {
       return fail(rewriter, head, "the graph's input is not [batch, sequence] token ids");
 
     llvm::DenseSet<Value> data = tokenData(f);
-    std::string rw = rowWise(f, data);
+    SizeSample s0(f, {2, 20160}), s1(f, {3, 40320});
+    std::string rw = rowWise(f, data, nullptr, {}, &s0, &s1);
     if (!rw.empty()) return fail(rewriter, head, rw);
 
     // The final norm and the blocks below it.
@@ -886,7 +957,6 @@ struct OutlineDecoderStack : OpRewritePattern<LMHeadOp> {
                                                 : " (they end " + stack.breakWhy + ")") +
                         "; attention and RoPE outside the blocks would have no KV cache or "
                         "positions in the stages");
-    SizeSample s0(f, {2, 20160}), s1(f, {3, 40320});
     if (std::string rows = attentionRowsMatch(stack, s0, s1); !rows.empty())
       return fail(rewriter, head, rows);
     std::string whyNot;
@@ -921,22 +991,22 @@ struct PhotonRaiseStructurePass : impl::PhotonRaiseStructureBase<PhotonRaiseStru
       addMergedHeadsPattern(patterns);
       (void)applyPatternsGreedily(module, std::move(patterns));
     }
-    std::string why, blockWhy;
-    BlockFound block;
+    std::string why, hierWhy;
+    HierarchyFound hier;
     {
       RewritePatternSet patterns(ctx);
       patterns.add<OutlineDecoderStack>(ctx, &why);
-      addBlockHierarchyPattern(patterns, &blockWhy, &block);
+      addHierarchyPattern(patterns, &hierWhy, &hier);
       (void)applyPatternsGreedily(module, std::move(patterns));
     }
-    if (block.hierarchy) {
-      if (failed(finishForward(module, block.forward, block.hierarchy))) signalPassFailure();
+    if (hier.hierarchy) {
+      if (failed(finishForward(module, hier.forward, hier.hierarchy))) signalPassFailure();
       // The graph's spellings the typed ops replaced (the shift's concat and broadcast,
       // the converter's linear and view) are dead.
       for (bool erased = true; erased;) {
         erased = false;
         for (Operation &op : llvm::make_early_inc_range(
-                 llvm::reverse(block.forward.getBody().front().getOperations())))
+                 llvm::reverse(hier.forward.getBody().front().getOperations())))
           if (isOpTriviallyDead(&op)) {
             op.erase();
             erased = true;
@@ -957,11 +1027,11 @@ struct PhotonRaiseStructurePass : impl::PhotonRaiseStructureBase<PhotonRaiseStru
       if (!h || failed(finishForward(module, done[0].first, h))) signalPassFailure();
       return;
     }
-    // A graph whose LM head reads rows of a stack's windows is reported as the Block
-    // Transformer it almost is.
-    if (!heads.empty() && !blockWhy.empty())
+    // A graph whose LM head reads rows of a stack's windows is reported as the PHOTON /
+    // Block model it almost is.
+    if (!heads.empty() && !hierWhy.empty())
       emitRemark(heads.front().getLoc())
-          << "photon-raise-structure: no Block Transformer structure: " << blockWhy
+          << "photon-raise-structure: no PHOTON / Block structure: " << hierWhy
           << (why.empty() ? std::string() : " (as a decoder-only model: " + why + ")");
     else if (!heads.empty() && !why.empty())
       emitRemark(heads.front().getLoc())

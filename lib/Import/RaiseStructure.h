@@ -1,7 +1,7 @@
 //===- RaiseStructure.h - photon-raise-structure: shared pieces -*- C++ -*-===//
 //
 // What the structure patterns of photon-raise-structure share (RaiseStructure.cpp: the
-// decoder-only model; RaiseStructureBlock.cpp: the Block Transformer): the token-data
+// decoder-only model; RaiseStructureHierarchy.cpp: PHOTON and Block models): the token-data
 // analysis, the row-wise proof, the residual-stack walk and its outlining into a stack
 // function, sizes evaluated for samples of the dynamic sizes, and the graph function's
 // finishing as @forward. Private to the
@@ -42,10 +42,15 @@ llvm::DenseSet<Value> tokenData(func::FuncOp f);
 SmallVector<Value> dataInputs(Operation *op, const llvm::DenseSet<Value> &data);
 
 /// Empty when every token-data op of `f` (of `only`, when given: a set closed under the
-/// producers of its token-data inputs) keeps each token's row to itself (causal
-/// attention, RoPE and learned positions excepted); otherwise why not.
+/// producers of its token-data inputs but `rowInputs`, taken as [rows.., features])
+/// keeps each token's row to itself (causal attention, RoPE and learned positions
+/// excepted); otherwise why not. With two samples of the sizes, a size the graph
+/// computes that is the same in both counts as static.
+class SizeSample;
 std::string rowWise(func::FuncOp f, const llvm::DenseSet<Value> &data,
-                    const llvm::DenseSet<Operation *> *only = nullptr);
+                    const llvm::DenseSet<Operation *> *only = nullptr,
+                    ArrayRef<Value> rowInputs = {}, SizeSample *s0 = nullptr,
+                    SizeSample *s1 = nullptr);
 
 /// A stack of residual blocks ending in a final norm: `r_i = h_i + mlp(norm(h_i))`,
 /// `h_i = r_(i-1) + attn(norm(r_(i-1)))` down to its input `r_0`.
@@ -115,16 +120,17 @@ std::string attentionRowsMatch(const FoundStack &stack, SizeSample &s0, SizeSamp
 /// (RaiseStructureHeads.cpp).
 void addMergedHeadsPattern(RewritePatternSet &patterns);
 
-/// What the Block Transformer pattern raised: the graph function and its hierarchy, for
+/// What the hierarchy pattern raised: the graph function and its hierarchy, for
 /// finishForward once the patterns are done.
-struct BlockFound {
+struct HierarchyFound {
   func::FuncOp forward;
   HierarchyAttr hierarchy;
 };
 
-/// The Block Transformer's structure (RaiseStructureBlock.cpp); `why` receives the reason
+/// A PHOTON (any L) or Block Transformer (L = 1) model's structure
+/// (RaiseStructureHierarchy.cpp); `why` receives the reason
 /// the last match failed, `found` what a match raised.
-void addBlockHierarchyPattern(RewritePatternSet &patterns, std::string *why, BlockFound *found);
+void addHierarchyPattern(RewritePatternSet &patterns, std::string *why, HierarchyFound *found);
 
 } // namespace raise_structure
 } // namespace photon

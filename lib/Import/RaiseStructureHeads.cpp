@@ -69,6 +69,37 @@ std::optional<Merged> merged(Value x, bool mayRotate, SizeSample &s0, SizeSample
   return m;
 }
 
+/// The transpose that brings the attention's merged result back to [N, M, H, hd] when
+/// that is all the graph does with it (through ops used once, but for their sizes):
+/// collapse the unit heads
+/// axis, view as [N, H, M, hd] (the sizes checked on both samples), transpose [0, 2, 1, 3].
+linalg::TransposeOp unmerged(CausalAttentionOp a, Value x4, SizeSample &s0, SizeSample &s1) {
+  // The one user that is not a size read.
+  auto only = [](Value v) -> Operation * {
+    Operation *user = nullptr;
+    for (Operation *u : v.getUsers()) {
+      if (isa<tensor::DimOp>(u)) continue;
+      if (user) return nullptr;
+      user = u;
+    }
+    return user;
+  };
+  auto c = dyn_cast_or_null<tensor::CollapseShapeOp>(only(a.getResult()));
+  if (!c || c.getResultType().getRank() != 3) return nullptr;
+  Operation *view = only(c.getResult());
+  if (!view || !isa<tensor::ReshapeOp, tensor::ExpandShapeOp>(view)) return nullptr;
+  auto t = dyn_cast_or_null<linalg::TransposeOp>(only(view->getResult(0)));
+  if (!t || t.getPermutation() != ArrayRef<int64_t>{0, 2, 1, 3}) return nullptr;
+  auto x4T = cast<RankedTensorType>(x4.getType());
+  for (SizeSample *s : {&s0, &s1}) {
+    auto a4 = s->shape(x4), v = s->shape(view->getResult(0));
+    if (!a4 || !v ||
+        *v != SmallVector<int64_t>{(*a4)[0], x4T.getDimSize(2), (*a4)[1], x4T.getDimSize(3)})
+      return nullptr;
+  }
+  return t;
+}
+
 struct SplitMergedHeads : OpRewritePattern<CausalAttentionOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(CausalAttentionOp a, PatternRewriter &rewriter) const override {
@@ -89,6 +120,9 @@ struct SplitMergedHeads : OpRewritePattern<CausalAttentionOp> {
       auto qs = s->shape(q->x4), ks = s->shape(k->x4), vs = s->shape(v->x4);
       if (!qs || !ks || !vs || *qs != *ks || *qs != *vs) return failure();
     }
+    // The graph's way back from the merged layout: [N*H, M, 1, hd] -> [N*H, M, hd] ->
+    // [N, H, M, hd] -> transpose [N, M, H, hd], which is the new attention's result.
+    linalg::TransposeOp back = unmerged(a, q->x4, s0, s1);
     Location loc = a.getLoc();
     auto rotated = [&](const Merged &m) -> Value {
       if (!m.rope) return m.x4;
@@ -100,6 +134,13 @@ struct SplitMergedHeads : OpRewritePattern<CausalAttentionOp> {
     Value q4 = rotated(*q), k4 = rotated(*k);
     Value a4 = CausalAttentionOp::create(rewriter, loc, q4, k4, v->x4,
                                          a.getScale().convertToFloat());
+    if (back) {
+      Value r = a4;
+      if (r.getType() != back->getResult(0).getType())
+        r = tensor::CastOp::create(rewriter, loc, back->getResult(0).getType(), r);
+      rewriter.replaceOp(back, r);
+      return success();
+    }
     // Back to the merged layout the graph reads: [N, M, H, hd] -> [N, H, M, hd] ->
     // [N*H, M, hd] -> [N*H, M, 1, hd].
     int64_t H = qT.getDimSize(2), hd = qT.getDimSize(3);

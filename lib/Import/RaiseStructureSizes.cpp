@@ -152,6 +152,14 @@ std::optional<int64_t> SizeSample::element(Value t, int64_t lin) {
     }
     return std::nullopt;
   }
+  if (auto x = dyn_cast<tensor::ExtractSliceOp>(op)) {
+    // A part of a shape vector (Shape's start / end).
+    if (x.getSourceType().getRank() != 1 || x.getResultType().getRank() != 1)
+      return std::nullopt;
+    auto o = size(x.getMixedOffsets()[0]), st = size(x.getMixedStrides()[0]);
+    if (!o || !st) return std::nullopt;
+    return element(x.getSource(), *o + lin * *st);
+  }
   if (auto f = dyn_cast<linalg::FillOp>(op)) return scalar(f.getInputs()[0]);
   if (auto g = dyn_cast<linalg::GenericOp>(op)) {
     if (g->getNumResults() != 1 || g.getNumReductionLoops() != 0) return std::nullopt;

@@ -20,6 +20,11 @@ The zoo's Block Transformer (values change; each almost the structure):
   shift-drops-first   the shift keeps the encoder's units but the first (x[:, 1:]).
   shift-appends-start the start latent after the previous units instead of before them.
   tail-rows-early     the LM head reads window rows R-2 .. R+C-3 instead of R-1 .. R+C-2.
+The zoo's PHOTON L = 2 (values change):
+  rollout-steps-swapped   the latent decoder's outputs of steps 0 and 1 joined in the
+                      other order.
+  rollout-row-repeated    step 2's window appends step 0's row again instead of step 1's.
+The zoo's Block Transformer (continued):
   heads-unordered     encoder layer 0 merges [B, M, H, hd] into [B*H, M, hd] without moving
                       the heads before the positions: each "head" of the attention mixes
                       positions and heads, so it is no H-head attention over the batch.
@@ -92,7 +97,13 @@ elif mode == "heads-unordered":
                           ("Reshape_5", "Reshape_4")):
         node("/bottom.0/layers.0/attn/" + merged).input[0] = \
             "/bottom.0/layers.0/attn/" + split + "_output_0"
-if mode in ("shift-drops-first", "shift-appends-start", "tail-rows-early", "heads-unordered"):
+elif mode == "rollout-steps-swapped":
+    c = node("/Concat_6")
+    c.input[0], c.input[1] = c.input[1], c.input[0]
+elif mode == "rollout-row-repeated":
+    node("/Concat_4").input[1] = node("/Slice_1").output[0]
+if mode in ("shift-drops-first", "shift-appends-start", "tail-rows-early", "heads-unordered",
+            "rollout-steps-swapped", "rollout-row-repeated"):
     onnx.save(m, dst)
     sys.exit(0)
 tok = g.input[0].name
