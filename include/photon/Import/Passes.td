@@ -70,8 +70,8 @@ def PhotonRaiseLocal : Pass<"photon-raise-local"> {
 }
 
 def PhotonRaiseStructure : Pass<"photon-raise-structure", "::mlir::ModuleOp"> {
-  let summary = "Raise a decoder-only or Block Transformer model's structure over typed ops "
-                "to the stage form";
+  let summary = "Raise a decoder-only, Block Transformer or PHOTON model's structure over "
+                "typed ops to the stage form";
   let description = [{
     Run after `photon-raise-local` on a module without `photon.hierarchy` (an ONNX graph
     whose structure the importer's first stage did not recognize). Rewrite patterns, one
@@ -106,17 +106,24 @@ def PhotonRaiseStructure : Pass<"photon-raise-structure", "::mlir::ModuleOp"> {
       attention of H heads over `[N, M, H, hd]`, the merged layout rebuilt from its
       result. Either stack pattern refuses an attention whose batch and positions are not
       its stack input's: the stages bind one cache row per sequence.
-    - **Block Transformer**: the LM head reading window rows `R-1 .. R+C-2` of a decoder
-      stack over windows `[N, W, D]`, the windows `[converter rows; the embeddings of each
-      chunk's first C-1 tokens]`, the converter a linear with bias of the shift
-      `concat(start latent broadcast over the batch, enc[:, :-1])`, `enc` an encoder stack
-      over `C` consecutive token rows joined (a chunk of rows computed row-wise from the
-      tokens) -> `photon.chunk`, `@encoder` (role encoder), `photon.shift`,
-      `photon.expand`, `@token_decoder` (role decoder, `photon.bounded_attention`) and
-      `#photon.hierarchy<family = "block">`. Every reshape, slice and concat is checked
-      with the sizes the graph computes for it, evaluated on integers for two samples of
-      the batch and sequence, and every op on the tokens' data must be a part of the
-      structure; photon-derive-stages then derives `encode_1` and `token_step`.
+    - **PHOTON / Block Transformer**: the LM head reading window rows `R-1 .. R+C_1-2` of
+      a decoder stack over windows `[N, W, D]`, the windows `[converter rows; the
+      embeddings of each chunk's first C_1-1 tokens]`, each converter a linear with bias
+      of a shift `concat(start latent broadcast over the batch, X[:, :-1])`; `X` of level
+      `l < L` a latent decoder exported as `C_(l+1)` unrolled steps (the last row of a
+      stack over a window that grows by the previous step's row, from the level above's
+      converter rows), `X` of level `L` the top encoder; each encoder stack of level
+      `l >= 2` over `Linear(RMSNorm(C_l units of the level below joined))` with a bias,
+      the first over `C_1` consecutive token rows joined (computed row-wise from the
+      tokens) -> `photon.chunk`, `photon.chunk_compress`, one encoder function per level
+      (role encoder), `photon.shift` and `photon.expand` per level, one decoder function per
+      unrolled latent-decoder step and the token decoder (role decoder,
+      `photon.bounded_attention`), and `#photon.hierarchy<family = "photon">` (`"block"`
+      for L = 1). Every reshape, slice and concat is checked with the sizes the graph
+      computes for it, evaluated on integers for two samples of the batch and sequence;
+      every op on the tokens' data must be a part of the structure, and every encoder's
+      ops row-wise (its stage runs over a cache); photon-derive-stages then derives
+      `encode_l`, `latent_l` and `token_step`.
   }];
   let dependentDialects = ["::mlir::photon::PhotonDialect", "::mlir::linalg::LinalgDialect",
                            "::mlir::func::FuncDialect", "::mlir::tensor::TensorDialect"];
