@@ -151,6 +151,39 @@ static LogicalResult foldWeightTransposes(GraphImporter &gi, ModuleOp module) {
   return success();
 }
 
+/// Small f32 initializers the graph only slices (position tables read as table[:T]) as
+/// constants for the local raising: photon.weight carries no values, and the RoPE
+/// pattern evaluates its tables. A table no pattern raises stays a constant of the
+/// function (its initializer is then not written to the blob).
+static LogicalResult slicedTablesAsConstants(GraphImporter &gi, ModuleOp module) {
+  SmallVector<mlir::photon::WeightOp> tables;
+  module.walk([&](mlir::photon::WeightOp w) {
+    auto t = cast<RankedTensorType>(w.getType());
+    const onnx::TensorProto *src = gi.weightTensor(w.getName());
+    if (src && src->data_type() == onnx::TensorProto::FLOAT && t.getElementType().isF32() &&
+        t.hasStaticShape() && t.getNumElements() <= 65536 && !w->use_empty() &&
+        llvm::all_of(w->getUsers(), [](Operation *u) { return isa<tensor::ExtractSliceOp>(u); }))
+      tables.push_back(w);
+  });
+  for (mlir::photon::WeightOp w : tables) {
+    auto t = cast<RankedTensorType>(w.getType());
+    TensorBytes tb;
+    std::string err;
+    if (!gi.model().tensorBytes(*gi.weightTensor(w.getName()), tb, err))
+      return emitError(w.getLoc()) << "cannot read weight '" << w.getName() << "': " << err;
+    if (tb.size() != (size_t)t.getNumElements() * sizeof(float)) continue;
+    std::vector<float> v(t.getNumElements());
+    std::memcpy(v.data(), tb.data(), tb.size());
+    OpBuilder b(w);
+    Value c = arith::ConstantOp::create(b, w.getLoc(),
+                                        DenseElementsAttr::get(t, ArrayRef<float>(v)));
+    w->getResult(0).replaceAllUsesWith(c);
+    w->erase();
+  }
+  if (!tables.empty()) gi.dropUnusedWeights(module);
+  return success();
+}
+
 static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
                                          const mlir::photon::ImportOptions &options) {
   GraphImporter gi(context, model, options);
@@ -165,6 +198,7 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
   StringRef hierarchyName = mlir::photon::PhotonDialect::HierarchyAttrHelper::getNameStr();
   if (options.emit == mlir::photon::ImportEmit::Photon && options.raiseLocal &&
       !options.checkOnly && !(*module)->hasAttr(hierarchyName)) {
+    if (failed(slicedTablesAsConstants(gi, *module))) return nullptr;
     PassManager pm(&context);
     pm.addPass(mlir::photon::createPhotonRaiseLocal());
     if (failed(pm.run(*module))) return nullptr;

@@ -106,7 +106,8 @@ std::optional<bool> rotationLayout(Value rot, Value x, int64_t hd) {
 /// interleaved hd axis de-interleaved, and back. The tables are evaluated: cos / sin of
 /// position * theta^(-2j/hd), j = i mod hd/2 (rotate-half) or i / 2 (interleaved),
 /// positions from 0, theta from the first frequency (an integer when it is one within
-/// 1e-4 relative), every value at positions 0-100 checked against it.
+/// 1e-4 relative), every value at positions 0-100 checked against it (0-11 at least,
+/// for tables of constants that end earlier).
 struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -263,7 +264,11 @@ struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
     double theta = std::pow(f1, -(double)hd / 2);
     if (std::fabs(theta - std::round(theta)) <= 1e-4 * theta)
       theta = std::round(theta);
-    for (int64_t m : {0, 1, 2, 3, 7, 11, 50, 100})
+    // Positions 0 .. 11 must evaluate; a table of constants (an initializer) may end
+    // before the later ones (a model of at most that many positions per stream).
+    for (int64_t m : {0, 1, 2, 3, 7, 11, 31, 50, 100}) {
+      if (m > 11 && (!at(cosT, m, 0) || !at(sinT, m, 0)))
+        break;
       for (int64_t i = 0; i < hd; ++i) {
         int64_t j = interleaved ? i / 2 : i % (hd / 2);
         double f = std::pow(theta, -2.0 * (double)j / (double)hd);
@@ -272,6 +277,7 @@ struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
             std::fabs(*sn - std::sin(m * f)) > 1e-4)
           return std::nullopt;
       }
+    }
     return theta;
   }
 };

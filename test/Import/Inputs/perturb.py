@@ -24,6 +24,9 @@ The zoo's PHOTON L = 2 (values change):
   rollout-steps-swapped   the latent decoder's outputs of steps 0 and 1 joined in the
                       other order.
   rollout-row-repeated    step 2's window appends step 0's row again instead of step 1's.
+The zoo's PHOTON L = 3 (values change):
+  rope-table-scaled   the cosine table initializer times 1.01: no longer cos(m theta_j),
+                      so no photon.rope, and the encoders read it by position.
 The zoo's Block Transformer (continued):
   heads-unordered     encoder layer 0 merges [B, M, H, hd] into [B*H, M, hd] without moving
                       the heads before the positions: each "head" of the attention mixes
@@ -102,8 +105,11 @@ elif mode == "rollout-steps-swapped":
     c.input[0], c.input[1] = c.input[1], c.input[0]
 elif mode == "rollout-row-repeated":
     node("/Concat_4").input[1] = node("/Slice_1").output[0]
+elif mode == "rope-table-scaled":
+    t = next(x for x in g.initializer if x.name == "rope.cos_cached")
+    t.CopyFrom(nh.from_array((nh.to_array(t) * np.float32(1.01)).astype(np.float32), t.name))
 if mode in ("shift-drops-first", "shift-appends-start", "tail-rows-early", "heads-unordered",
-            "rollout-steps-swapped", "rollout-row-repeated"):
+            "rollout-steps-swapped", "rollout-row-repeated", "rope-table-scaled"):
     onnx.save(m, dst)
     sys.exit(0)
 tok = g.input[0].name
