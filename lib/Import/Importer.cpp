@@ -184,6 +184,84 @@ static LogicalResult slicedTablesAsConstants(GraphImporter &gi, ModuleOp module)
   return success();
 }
 
+/// A decoder-with-past export (token ids and past keys / values in; logits and the
+/// presents out, each present a past with the new keys / values appended along its
+/// position axis) as the forward it is with an empty past, before the local raising: the
+/// past inputs become tensors of zero positions, `past ++ new` the new keys / values, and
+/// the presents are dropped. The rewrite patterns then see the model's forward, and
+/// photon-derive-stages gives it the runtime's own KV cache. Returns the number of past
+/// inputs so compiled (0: not such an export, left as it is).
+static unsigned specializeEmptyPast(ModuleOp module) {
+  for (auto f : llvm::to_vector(module.getOps<func::FuncOp>())) {
+    if (f.isPrivate() || f.isExternal() || f.getNumArguments() < 2 ||
+        f.getNumResults() != f.getNumArguments())
+      continue;
+    auto tokT = dyn_cast<RankedTensorType>(f.getArgument(0).getType());
+    if (!tokT || tokT.getRank() != 2 || !tokT.getElementType().isSignlessInteger()) continue;
+    Block &entry = f.getBody().front();
+    auto ret = cast<func::ReturnOp>(entry.getTerminator());
+    // Each past: rank-4 float, dynamic only in the batch (axis 0) and the positions, read
+    // (besides its sizes) by one concat as its first operand along the positions, whose
+    // result is one of the outputs but the first (the logits).
+    SmallVector<std::pair<BlockArgument, tensor::ConcatOp>> pasts;
+    llvm::SmallDenseSet<unsigned> presents;
+    for (BlockArgument a : f.getArguments().drop_front()) {
+      auto t = dyn_cast<RankedTensorType>(a.getType());
+      tensor::ConcatOp cat;
+      bool ok = t && t.getRank() == 4 && isa<FloatType>(t.getElementType());
+      for (Operation *u : a.getUsers()) {
+        if (!ok) break;
+        if (isa<tensor::DimOp>(u)) continue;
+        auto c = dyn_cast<tensor::ConcatOp>(u);
+        ok = c && !cat && c.getInputs().size() == 2 && c.getInputs()[0] == a &&
+             t.isDynamicDim(c.getDim()) && c.getDim() != 0;
+        cat = c;
+      }
+      for (int64_t i = 1; ok && i < 4; ++i)
+        ok = !t.isDynamicDim(i) || i == (int64_t)cat.getDim();
+      if (!ok || !cat) return 0;
+      std::optional<unsigned> out;
+      for (OpOperand &o : ret->getOpOperands())
+        if (o.get() == cat.getResult() && o.getOperandNumber() > 0) out = o.getOperandNumber();
+      if (!out || !presents.insert(*out).second) return 0;
+      pasts.push_back({a, cat});
+    }
+    OpBuilder b(&entry, entry.begin());
+    Location loc = f.getLoc();
+    Value batch = tensor::DimOp::create(b, loc, f.getArgument(0), 0);
+    for (auto [a, cat] : pasts) {
+      auto t = cast<RankedTensorType>(a.getType());
+      SmallVector<int64_t> shape(t.getShape());
+      shape[cat.getDim()] = 0;
+      SmallVector<Value> dyn;
+      if (t.isDynamicDim(0)) dyn.push_back(batch);
+      Value empty = tensor::EmptyOp::create(b, loc, shape, t.getElementType(), dyn);
+      a.replaceAllUsesWith(tensor::CastOp::create(b, loc, t, empty).getResult());
+      OpBuilder cb(cat);
+      Value fresh = cat.getInputs()[1];
+      if (fresh.getType() != cat.getType())
+        fresh = tensor::CastOp::create(cb, cat.getLoc(), cat.getType(), fresh);
+      cat.getResult().replaceAllUsesWith(fresh);
+    }
+    // The presents out, then the pasts.
+    llvm::BitVector results(f.getNumResults()), args(f.getNumArguments());
+    SmallVector<unsigned> drop(presents.begin(), presents.end());
+    llvm::sort(drop, std::greater<unsigned>());
+    for (unsigned i : drop) {
+      ret->eraseOperand(i);
+      results.set(i);
+    }
+    (void)f.eraseResults(results);
+    for (auto [a, cat] : pasts) {
+      args.set(a.getArgNumber());
+      cat->erase();
+    }
+    (void)f.eraseArguments(args);
+    return pasts.size();
+  }
+  return 0;
+}
+
 static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
                                          const mlir::photon::ImportOptions &options) {
   GraphImporter gi(context, model, options);
@@ -199,13 +277,34 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
   if (options.emit == mlir::photon::ImportEmit::Photon && options.raiseLocal &&
       !options.checkOnly && !(*module)->hasAttr(hierarchyName)) {
     if (failed(slicedTablesAsConstants(gi, *module))) return nullptr;
-    PassManager pm(&context);
-    pm.addPass(mlir::photon::createPhotonRaiseLocal());
-    if (failed(pm.run(*module))) return nullptr;
-    if (options.explain) explainLocalRaising(*module, *options.explain);
-    PassManager pm2(&context);
-    pm2.addPass(mlir::photon::createPhotonRaiseStructure());
-    if (failed(pm2.run(*module))) return nullptr;
+    auto raise = [&](ModuleOp m, bool quiet) {
+      ScopedDiagnosticHandler silence(&context, [&](Diagnostic &d) {
+        return success(quiet && d.getSeverity() == DiagnosticSeverity::Remark);
+      });
+      PassManager pm(&context);
+      pm.addPass(mlir::photon::createPhotonRaiseLocal());
+      if (failed(pm.run(m))) return failure();
+      if (options.explain && !quiet) explainLocalRaising(m, *options.explain);
+      PassManager pm2(&context);
+      pm2.addPass(mlir::photon::createPhotonRaiseStructure());
+      return pm2.run(m);
+    };
+    // A decoder-with-past export is tried as its forward with an empty past; if that
+    // does not raise to generation stages, the graph is compiled as it is.
+    OwningOpRef<ModuleOp> forward = module->clone();
+    if (unsigned pasts = specializeEmptyPast(*forward)) {
+      if (failed(raise(*forward, /*quiet=*/true))) return nullptr;
+      if ((*forward)->hasAttr(hierarchyName)) {
+        emitRemark(module->getLoc())
+            << "a decoder-with-past export: its " << pasts
+            << " past key / value inputs are compiled as empty (the forward from position 0) "
+               "and its present outputs dropped; the runtime keeps the KV cache";
+        module = std::move(forward);
+        if (options.explain) explainLocalRaising(*module, *options.explain);
+      }
+    }
+    if (!(*module)->hasAttr(hierarchyName) && failed(raise(*module, /*quiet=*/false)))
+      return nullptr;
     if (auto h = mlir::photon::getPhotonDialect(&context)->getHierarchyAttrHelper().getAttr(*module)) {
       int layers = 0, decoderLayers = 0;
       module->walk([&](mlir::photon::CausalAttentionOp) { ++layers; });

@@ -322,10 +322,20 @@ std::optional<Scores> scoresOf(Value s, double factor = 1, int depth = 0) {
 /// Is the sum of the masks causal over (query m, key n) = loops (r - 2, r - 1) of the
 /// scores: 0 where n <= m, and at most -1e7 (after the scales) where n > m? The masks are
 /// evaluated at sample positions: all pairs of the first 12, and pairs around 100 and 3000
-/// where the mask holds them; batch and head indices 0 and 1.
+/// where the mask holds them; batch and head indices 0 and 1; with the dynamic sizes the
+/// mask reads taken from a sample set (Elements::sampleSet, 0: none).
+bool causalMasksAt(ArrayRef<MaskTerm> masks, RankedTensorType st, int sampleSet);
+
 bool causalMasks(ArrayRef<MaskTerm> masks, RankedTensorType st) {
   if (masks.empty())
     return false;
+  // A mask computed from the dynamic sizes (a decoder-with-past export's offset by the
+  // cache length): causal for both samples of them.
+  return causalMasksAt(masks, st, 0) ||
+         (causalMasksAt(masks, st, 1) && causalMasksAt(masks, st, 2));
+}
+
+bool causalMasksAt(ArrayRef<MaskTerm> masks, RankedTensorType st, int sampleSet) {
   int64_t r = st.getRank();
   SmallVector<int64_t> pos;
   for (int64_t i = 0; i < 12; ++i)
@@ -334,6 +344,8 @@ bool causalMasks(ArrayRef<MaskTerm> masks, RankedTensorType st) {
     for (int64_t d = -1; d <= 1; ++d)
       pos.push_back(c + d);
   Elements ev;
+  ev.sampleSet = sampleSet;
+  ev.graphSamples = sampleSet != 0;
   for (int64_t batch : {0, 1}) {
     for (int64_t m : pos) {
       for (int64_t n : pos) {

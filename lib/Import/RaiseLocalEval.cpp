@@ -13,6 +13,7 @@
 #include "RaiseLocalEval.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -439,6 +440,8 @@ std::optional<double> Elements::value(Value v) {
       return (double)sh[(size_t)*i];
     if (sampleSet == 0)
       return std::nullopt;
+    if (auto v = graphSamples ? sampledDim(d, sampleSet) : std::nullopt)
+      return (double)*v;
     return sampleSet == 1 ? 3 + 2 * *i : 7 + 4 * *i;
   }
   if (!op || op->getNumResults() != 1 || op->getNumRegions() != 0)
@@ -455,6 +458,25 @@ std::optional<double> Elements::value(Value v) {
     args.push_back(*d);
   }
   return apply(*op, args);
+}
+
+std::optional<int64_t> Elements::sampledDim(tensor::DimOp d, int set) {
+  auto f = d->getParentOfType<func::FuncOp>();
+  auto i = d.getConstantIndex();
+  if (!f || !i || f.getNumArguments() < 1)
+    return std::nullopt;
+  auto ids = dyn_cast<RankedTensorType>(f.getArgument(0).getType());
+  if (!ids || ids.getRank() != 2 || !ids.getElementType().isSignlessInteger())
+    return std::nullopt;
+  if (samplesOf != f.getOperation()) {
+    samples[0] = std::make_shared<raise_structure::SizeSample>(f, ArrayRef<int64_t>{2, 20160});
+    samples[1] = std::make_shared<raise_structure::SizeSample>(f, ArrayRef<int64_t>{3, 40320});
+    samplesOf = f.getOperation();
+  }
+  auto sh = samples[set - 1]->shape(d.getSource());
+  if (!sh || *i < 0 || *i >= (int64_t)sh->size())
+    return std::nullopt;
+  return (*sh)[*i];
 }
 
 std::optional<double> Elements::scalar(Value v, const llvm::DenseMap<Value, double> &env) {

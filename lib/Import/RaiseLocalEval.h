@@ -19,7 +19,10 @@
 
 #include "llvm/ADT/DenseMap.h"
 
+#include "RaiseStructure.h"
+
 #include <cmath>
+#include <memory>
 #include <optional>
 
 namespace mlir {
@@ -63,8 +66,17 @@ struct Elements {
   /// While evaluating a size: a dynamic `tensor.dim` reads a sample value (two
   /// sets); a size is only taken if it comes out the same for both, i.e. it
   /// does not depend on the dynamic (batch, sequence) sizes, as in torch's `B *
-  /// M * H * hd / (B * M * hd)`.
+  /// M * H * hd / (B * M * hd)`: axis i of any tensor reads 3 + 2i or 7 + 4i.
+  /// With `graphSamples`, in a function of token ids, the sizes are those the
+  /// graph computes from ids of [2, 20160] (set 1) or [3, 40320] (set 2), so that
+  /// one size read off two tensors is one value (a mask built from the sequence
+  /// length and from a key cache's length), the axis rule where they cannot be
+  /// computed.
   int sampleSet = 0;
+  bool graphSamples = false;
+  std::shared_ptr<raise_structure::SizeSample> samples[2];
+  Operation *samplesOf = nullptr;
+  std::optional<int64_t> sampledDim(tensor::DimOp d, int set);
 
   template <typename F> std::optional<int64_t> size(F f) {
     int saved = sampleSet;

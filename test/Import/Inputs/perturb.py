@@ -27,6 +27,8 @@ The zoo's PHOTON L = 2 (values change):
 The zoo's PHOTON L = 3 (values change):
   rope-table-scaled   the cosine table initializer times 1.01: no longer cos(m theta_j),
                       so no photon.rope, and the encoders read it by position.
+The zoo's LLaMA with past (llama_past; its values with an empty past unchanged):
+  past-after-new      layer 0's present keys are the new keys, then the past ones.
 The zoo's Block Transformer (continued):
   heads-unordered     encoder layer 0 merges [B, M, H, hd] into [B*H, M, hd] without moving
                       the heads before the positions: each "head" of the attention mixes
@@ -105,11 +107,15 @@ elif mode == "rollout-steps-swapped":
     c.input[0], c.input[1] = c.input[1], c.input[0]
 elif mode == "rollout-row-repeated":
     node("/Concat_4").input[1] = node("/Slice_1").output[0]
+elif mode == "past-after-new":
+    c = node("/layers.0/self_attn/Concat_5")
+    c.input[0], c.input[1] = c.input[1], c.input[0]
 elif mode == "rope-table-scaled":
     t = next(x for x in g.initializer if x.name == "rope.cos_cached")
     t.CopyFrom(nh.from_array((nh.to_array(t) * np.float32(1.01)).astype(np.float32), t.name))
 if mode in ("shift-drops-first", "shift-appends-start", "tail-rows-early", "heads-unordered",
-            "rollout-steps-swapped", "rollout-row-repeated", "rope-table-scaled"):
+            "rollout-steps-swapped", "rollout-row-repeated", "rope-table-scaled",
+            "past-after-new"):
     onnx.save(m, dst)
     sys.exit(0)
 tok = g.input[0].name
