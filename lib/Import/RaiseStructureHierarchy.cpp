@@ -303,7 +303,7 @@ struct HierarchyMatcher {
   }
 
   struct Compress {
-    Operation *view; // the view that reads the level below's stream
+    Operation *view = nullptr; // the view that reads the level below's stream
     RMSNormOp norm;
     LinearOp linear;
   };
