@@ -262,6 +262,33 @@ static unsigned specializeEmptyPast(ModuleOp module) {
   return 0;
 }
 
+/// A graph of token ids that returns more than its logits (the first output, [B, T, V]
+/// float): the other outputs dropped, as a recognized model's forward has them. Returns
+/// their names ("" when none was dropped).
+static std::string dropExtraOutputs(ModuleOp module) {
+  for (auto f : module.getOps<func::FuncOp>()) {
+    if (f.isPrivate() || f.isExternal() || f.getNumArguments() != 1 || f.getNumResults() < 2)
+      continue;
+    auto tokT = dyn_cast<RankedTensorType>(f.getArgument(0).getType());
+    auto logT = dyn_cast<RankedTensorType>(f.getResultTypes()[0]);
+    if (!tokT || tokT.getRank() != 2 || !tokT.getElementType().isSignlessInteger() || !logT ||
+        logT.getRank() != 3 || !isa<FloatType>(logT.getElementType()))
+      continue;
+    std::string names;
+    llvm::BitVector drop(f.getNumResults());
+    for (unsigned i = 1; i < f.getNumResults(); ++i) {
+      auto n = f.getResultAttrOfType<StringAttr>(i, "onnx.name");
+      names += (names.empty() ? "'" : ", '") + (n ? n.str() : "#" + std::to_string(i)) + "'";
+      drop.set(i);
+    }
+    auto ret = cast<func::ReturnOp>(f.getBody().front().getTerminator());
+    for (int i = f.getNumResults() - 1; i >= 1; --i) ret->eraseOperand(i);
+    (void)f.eraseResults(drop);
+    return names;
+  }
+  return "";
+}
+
 static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
                                          const mlir::photon::ImportOptions &options) {
   GraphImporter gi(context, model, options);
@@ -289,16 +316,24 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
       pm2.addPass(mlir::photon::createPhotonRaiseStructure());
       return pm2.run(m);
     };
-    // A decoder-with-past export is tried as its forward with an empty past; if that
-    // does not raise to generation stages, the graph is compiled as it is.
+    // A decoder-with-past export is tried as its forward with an empty past, a graph
+    // with outputs besides its logits as the logits alone; if that does not raise to
+    // generation stages, the graph is compiled as it is.
     OwningOpRef<ModuleOp> forward = module->clone();
-    if (unsigned pasts = specializeEmptyPast(*forward)) {
+    unsigned pasts = specializeEmptyPast(*forward);
+    std::string extra = pasts ? std::string() : dropExtraOutputs(*forward);
+    if (pasts || !extra.empty()) {
       if (failed(raise(*forward, /*quiet=*/true))) return nullptr;
       if ((*forward)->hasAttr(hierarchyName)) {
-        emitRemark(module->getLoc())
-            << "a decoder-with-past export: its " << pasts
-            << " past key / value inputs are compiled as empty (the forward from position 0) "
-               "and its present outputs dropped; the runtime keeps the KV cache";
+        if (pasts)
+          emitRemark(module->getLoc())
+              << "a decoder-with-past export: its " << pasts
+              << " past key / value inputs are compiled as empty (the forward from position 0) "
+                 "and its present outputs dropped; the runtime keeps the KV cache";
+        else
+          emitRemark(module->getLoc())
+              << "the graph's outputs besides its logits (" << extra
+              << ") are not compiled: the artifact computes the logits";
         module = std::move(forward);
         if (options.explain) explainLocalRaising(*module, *options.explain);
       }

@@ -7,6 +7,8 @@
 //     the tables evaluated against cos / sin(m theta^(-2j/hd)) -> photon.rope. The
 //     rotation is proven by following sample elements of rot back to x through the
 //     data-movement ops and negations (RaiseLocalEval.cpp).
+//   - RaiseRoPEHalves: the same rotation written on the two halves of the last axis,
+//     concat(x1 * cos - x2 * sin, x2 * cos + x1 * sin) -> photon.rope.
 //   - FoldTransposePair: the transposes left between the raised ops' layouts (the
 //     attention patterns' of RaiseLocalAttention.cpp and RaiseRoPE's) compose.
 //
@@ -20,6 +22,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/TypeUtilities.h"
 
 #include <cmath>
@@ -158,6 +161,50 @@ struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
     return tensor::CollapseShapeOp::create(rw, loc, tr, groups);
   }
 
+  /// photon.rope(x, theta) in x's layout (x [.., hd], positions along axis s): x
+  /// transposed to [.., M, .., hd] with the other axes as batch and heads (two head axes
+  /// merged), an interleaved hd axis de-interleaved, and back. Null when x has two head
+  /// axes not both static.
+  static Value buildRoPE(PatternRewriter &rw, Location loc, Value x, int64_t s, double theta,
+                         bool interleaved) {
+    auto rt = tensorTy(x);
+    int64_t r = rt.getRank(), hd = rt.getDimSize(r - 1);
+    SmallVector<int64_t> perm;
+    for (int64_t l = 0; l + 1 < r; ++l)
+      if (l != s)
+        perm.push_back(l);
+    perm.insert(perm.begin() + 1, s);
+    perm.push_back(r - 1);
+    if (r == 5 && (rt.isDynamicDim(perm[2]) || rt.isDynamicDim(perm[3])))
+      return nullptr;
+    SmallVector<int64_t> inv(r);
+    for (int64_t i = 0; i < r; ++i)
+      inv[perm[i]] = i;
+    Value xt = transposed(rw, loc, x, perm);
+    auto xtt = tensorTy(xt);
+    if (r == 5)
+      xt = tensor::CollapseShapeOp::create(
+          rw, loc, xt, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
+    if (r == 3) // [B * H, M, hd]: one head
+      xt = tensor::ExpandShapeOp::create(
+          rw, loc,
+          RankedTensorType::get({xtt.getDimSize(0), xtt.getDimSize(1), 1, hd},
+                                xtt.getElementType()),
+          xt, SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+    if (interleaved)
+      xt = interleave(rw, loc, xt, false);
+    Value y = RoPEOp::create(rw, loc, xt, Value(), (float)theta).getResult();
+    if (interleaved)
+      y = interleave(rw, loc, y, true);
+    if (r == 5)
+      y = tensor::ExpandShapeOp::create(rw, loc, xtt, y,
+                                        SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
+    if (r == 3)
+      y = tensor::CollapseShapeOp::create(rw, loc, y,
+                                          SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+    return transposed(rw, loc, y, inv);
+  }
+
   LogicalResult matchAndRewrite(linalg::GenericOp g, PatternRewriter &rw) const override {
     linalg::GenericOp add = elementwise(g->getNumResults() == 1 ? g->getResult(0) : Value());
     auto ops = add ? bodyOps(add) : SmallVector<Operation *>();
@@ -198,42 +245,10 @@ struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
       auto theta = thetaOf(cosT, sinT, r, s, hd, *interleaved);
       if (!theta)
         continue;
-      // The heads (the axes after the first other one) static when merged.
-      SmallVector<int64_t> perm;
-      for (int64_t l = 0; l + 1 < r; ++l)
-        if (l != s)
-          perm.push_back(l);
-      perm.insert(perm.begin() + 1, s);
-      perm.push_back(r - 1);
-      if (r == 5 && (rt.isDynamicDim(perm[2]) || rt.isDynamicDim(perm[3])))
+      Value y = buildRoPE(rw, g.getLoc(), x, s, *theta, *interleaved);
+      if (!y)
         continue;
-      SmallVector<int64_t> inv(r);
-      for (int64_t i = 0; i < r; ++i)
-        inv[perm[i]] = i;
-      Location loc = g.getLoc();
-      Value xt = transposed(rw, loc, x, perm);
-      auto xtt = tensorTy(xt);
-      if (r == 5)
-        xt = tensor::CollapseShapeOp::create(
-            rw, loc, xt, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
-      if (r == 3) // [B * H, M, hd]: one head
-        xt = tensor::ExpandShapeOp::create(
-            rw, loc,
-            RankedTensorType::get({xtt.getDimSize(0), xtt.getDimSize(1), 1, hd},
-                                  xtt.getElementType()),
-            xt, SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
-      if (*interleaved)
-        xt = interleave(rw, loc, xt, false);
-      Value y = RoPEOp::create(rw, loc, xt, Value(), (float)*theta).getResult();
-      if (*interleaved)
-        y = interleave(rw, loc, y, true);
-      if (r == 5)
-        y = tensor::ExpandShapeOp::create(rw, loc, xtt, y,
-                                          SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}, {4}});
-      if (r == 3)
-        y = tensor::CollapseShapeOp::create(rw, loc, y,
-                                            SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
-      rw.replaceOp(g, transposed(rw, loc, y, inv));
+      rw.replaceOp(g, y);
       return success();
     }
     return failure();
@@ -242,7 +257,9 @@ struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
   /// theta, if cos / sin read at (position m, column i) are cos / sin(m theta^(-2j/hd)),
   /// j = i / 2 (interleaved) or i mod hd/2.
   static std::optional<double> thetaOf(const Read &cosT, const Read &sinT, int64_t r, int64_t s,
-                                       int64_t hd, bool interleaved) {
+                                       int64_t hd, bool interleaved, int64_t cols = 0) {
+    if (cols == 0)
+      cols = hd;
     Elements ev;
     auto at = [&](const Read &t, int64_t m, int64_t i) -> std::optional<double> {
       SmallVector<int64_t> loops(r, 0);
@@ -269,7 +286,7 @@ struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
     for (int64_t m : {0, 1, 2, 3, 7, 11, 31, 50, 100}) {
       if (m > 11 && (!at(cosT, m, 0) || !at(sinT, m, 0)))
         break;
-      for (int64_t i = 0; i < hd; ++i) {
+      for (int64_t i = 0; i < cols; ++i) {
         int64_t j = interleaved ? i / 2 : i % (hd / 2);
         double f = std::pow(theta, -2.0 * (double)j / (double)hd);
         auto c = at(cosT, m, i), sn = at(sinT, m, i);
@@ -279,6 +296,111 @@ struct RaiseRoPE : OpRewritePattern<linalg::GenericOp> {
       }
     }
     return theta;
+  }
+};
+
+/// Part `first .. first + count` of the last axis of a tensor, every other axis whole
+/// (a static size or `tensor.dim` of the source): the source, or null.
+Value lastAxisPart(Value v, int64_t first, int64_t count) {
+  auto sl = v.getDefiningOp<tensor::ExtractSliceOp>();
+  if (!sl || sl.getSourceType().getRank() != sl.getResultType().getRank())
+    return nullptr;
+  RankedTensorType st = sl.getSourceType();
+  int64_t r = st.getRank();
+  auto offs = sl.getMixedOffsets(), sizes = sl.getMixedSizes(), strides = sl.getMixedStrides();
+  for (int64_t i = 0; i < r; ++i) {
+    bool last = i == r - 1;
+    if (!isConstantIntValue(strides[i], 1) || !isConstantIntValue(offs[i], last ? first : 0))
+      return nullptr;
+    if (last) {
+      if (!isConstantIntValue(sizes[i], count))
+        return nullptr;
+      continue;
+    }
+    if (auto c = getConstantIntValue(sizes[i])) {
+      if (st.isDynamicDim(i) || *c != st.getDimSize(i))
+        return nullptr;
+      continue;
+    }
+    auto d = cast<Value>(sizes[i]).getDefiningOp<tensor::DimOp>();
+    if (!d || d.getSource() != sl.getSource() || d.getConstantIndex() != i)
+      return nullptr;
+  }
+  return sl.getSource();
+}
+
+/// The rotate-half rotation written on the two halves of x's last axis (as our reference
+/// and others write it): concat_last(x1 * cos - x2 * sin, x2 * cos + x1 * sin), cos / sin
+/// tables of hd/2 columns read at (position, column) -> photon.rope(x, theta), the tables
+/// evaluated as RaiseRoPE does (cos / sin of m theta^(-2j/hd)).
+struct RaiseRoPEHalves : OpRewritePattern<tensor::ConcatOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  /// v = a (op) b, an elementwise generic of identity reads: (a, b).
+  template <typename OpT> static std::optional<std::pair<Value, Value>> binary(Value v) {
+    linalg::GenericOp g = elementwise(v);
+    auto ops = g ? bodyOps(g) : SmallVector<Operation *>();
+    if (ops.size() != 1 || !isa<OpT>(ops[0]) || yielded(g) != ops[0]->getResult(0))
+      return std::nullopt;
+    Read a = readOf(g, ops[0]->getOperand(0)), b = readOf(g, ops[0]->getOperand(1));
+    if (!identityRead(a) || !identityRead(b))
+      return std::nullopt;
+    return std::make_pair(a.tensor, b.tensor);
+  }
+
+  /// v = part * table (either order): the part and the table's read.
+  static std::optional<std::pair<Value, Read>> product(Value v, int64_t r) {
+    linalg::GenericOp m = elementwise(v);
+    auto ops = m ? bodyOps(m) : SmallVector<Operation *>();
+    if (ops.size() != 1 || !isa<arith::MulFOp>(ops[0]) || yielded(m) != ops[0]->getResult(0))
+      return std::nullopt;
+    Read a = readOf(m, ops[0]->getOperand(0)), b = readOf(m, ops[0]->getOperand(1));
+    for (auto [x, t] : {std::make_pair(a, b), std::make_pair(b, a)})
+      if (identityRead(x) && RaiseRoPE::positionLoop(t, r))
+        return std::make_pair(x.tensor, t);
+    return std::nullopt;
+  }
+
+  static bool sameRead(const Read &a, const Read &b) {
+    return a.tensor == b.tensor && a.map == b.map;
+  }
+
+  LogicalResult matchAndRewrite(tensor::ConcatOp c, PatternRewriter &rw) const override {
+    auto rt = cast<RankedTensorType>(c.getType());
+    int64_t r = rt.getRank();
+    if (r < 3 || r > 5 || (int64_t)c.getDim() != r - 1 || c.getInputs().size() != 2 ||
+        rt.isDynamicDim(r - 1) || rt.getDimSize(r - 1) % 2)
+      return failure();
+    int64_t hd = rt.getDimSize(r - 1), half = hd / 2;
+    auto lo = binary<arith::SubFOp>(c.getInputs()[0]);
+    auto hi = binary<arith::AddFOp>(c.getInputs()[1]);
+    if (!lo || !hi)
+      return failure();
+    auto p = product(lo->first, r), q = product(lo->second, r); // x1 cos, x2 sin
+    auto u = product(hi->first, r), v = product(hi->second, r); // x2 cos, x1 sin (any order)
+    if (!p || !q || !u || !v)
+      return failure();
+    if (u->first != q->first)
+      std::swap(u, v);
+    Value x1 = p->first, x2 = q->first;
+    if (x1 == x2 || u->first != x2 || v->first != x1 || !sameRead(p->second, u->second) ||
+        !sameRead(q->second, v->second))
+      return failure();
+    Value x = lastAxisPart(x1, 0, half);
+    if (!x || lastAxisPart(x2, half, half) != x || x.getType() != c.getType())
+      return failure();
+    int64_t sPos = *RaiseRoPE::positionLoop(p->second, r);
+    if (RaiseRoPE::positionLoop(q->second, r) != sPos)
+      return failure();
+    auto theta = RaiseRoPE::thetaOf(p->second, q->second, r, sPos, hd, /*interleaved=*/false,
+                                    /*cols=*/half);
+    if (!theta)
+      return failure();
+    Value y = RaiseRoPE::buildRoPE(rw, c.getLoc(), x, sPos, *theta, /*interleaved=*/false);
+    if (!y)
+      return failure();
+    rw.replaceOp(c, y);
+    return success();
   }
 };
 
@@ -298,7 +420,7 @@ struct FoldTransposePair : OpRewritePattern<linalg::TransposeOp> {
 } // namespace
 
 void populateRaiseLocalRoPEPatterns(RewritePatternSet &patterns) {
-  patterns.add<RaiseRoPE, FoldTransposePair>(patterns.getContext());
+  patterns.add<RaiseRoPE, RaiseRoPEHalves, FoldTransposePair>(patterns.getContext());
 }
 
 } // namespace photon

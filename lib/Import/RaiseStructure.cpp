@@ -186,7 +186,9 @@ private:
   }
 
   std::string setSameAs(Operation *op, Value like) {
-    for (Value r : op->getResults()) axes[r] = axes[like];
+    // A copy: inserting the results may move the map's entries.
+    Axes a = axes[like];
+    for (Value r : op->getResults()) axes[r] = a;
     return "";
   }
 

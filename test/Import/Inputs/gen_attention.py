@@ -24,13 +24,17 @@ upstream ops and photon-raise-local runs on it. CASE is a '+'-joined list of spe
   rope:    rope (HF rotate-half RoPE on q and k in [B, H, T, hd], theta 10000, the cos /
            sin tables computed from Range, a Constant inv_freq, Concat, Cos, Sin),
            rope-gptj (interleaved: pairs (2j, 2j + 1) rotated by strided Slices, Neg,
-           Unsqueeze, Concat and Reshape; the tables' frequencies repeated pairwise)
+           Unsqueeze, Concat and Reshape; the tables' frequencies repeated pairwise),
+           rope-halves (the rotate-half rotation on the two halves, tables of hd/2
+           columns: Concat(x1 cos - x2 sin, x2 cos + x1 sin))
   near misses: mask-anti (Trilu lower: the future is visible), mask-diag (Trilu k = 0:
            the diagonal masked too), mask-weak (Where(j > i, -1, 0)), softmax-axis
            (Softmax over the queries), scale-v (the scale applied to V, not the scores),
            rope-noneg (rotate_half without its Neg), rope-linear (frequencies in a
            linear, not geometric, progression), rope-offset (positions from 1),
-           rope-gptj+rope-mixed (the interleaved rotation with rotate-half tables)
+           rope-gptj+rope-mixed (the interleaved rotation with rotate-half tables),
+           rope-halves-sign (x1 cos + x2 sin first: the rotation the other way),
+           rope-halves-swap (the halves joined in the other order)
 
 The importer writes a constant mask as a photon.weight (its values go to the weights blob,
 not the IR). `inline-mask` rewrites the `const` case's imported module with the mask as an
@@ -93,7 +97,8 @@ def build(spec):
     q = g.op("Transpose", q4, perm=[0, 2, 1, 3])
     k = g.op("Transpose", k4, perm=[0, 2, 1, 3])
     v = g.op("Transpose", v4, perm=[0, 2, 1, 3])
-    if s & {"rope", "rope-noneg", "rope-linear", "rope-offset", "rope-gptj"}:
+    halves = s & {"rope-halves", "rope-halves-sign", "rope-halves-swap"}
+    if s & {"rope", "rope-noneg", "rope-linear", "rope-offset", "rope-gptj"} or halves:
         half = HD // 2
         if "rope-linear" in s:
             inv = (1.0 - np.arange(half) / half).astype(np.float32)
@@ -104,7 +109,9 @@ def build(spec):
                  g.i64(1))
         pos = g.op("Unsqueeze", g.op("Cast", r, to=TP.FLOAT), g.i64([1]))
         fr = g.op("Mul", pos, g.c(inv[None, :]))
-        if "rope-gptj" in s and "rope-mixed" not in s:
+        if halves:
+            emb = fr
+        elif "rope-gptj" in s and "rope-mixed" not in s:
             u = g.op("Unsqueeze", fr, g.i64([-1]))
             emb = g.op("Reshape", g.op("Concat", u, u, axis=-1), g.i64([-1, HD]))
         else:
@@ -112,6 +119,15 @@ def build(spec):
         cos, sin = g.op("Cos", emb), g.op("Sin", emb)
 
         def rope(t):
+            if halves:
+                x1 = g.op("Slice", t, g.i64([0]), g.i64([half]), g.i64([3]))
+                x2 = g.op("Slice", t, g.i64([half]), g.i64([HD]), g.i64([3]))
+                first = g.op("Add" if "rope-halves-sign" in s else "Sub",
+                             g.op("Mul", x1, cos), g.op("Mul", x2, sin))
+                second = g.op("Add", g.op("Mul", x2, cos), g.op("Mul", x1, sin))
+                if "rope-halves-swap" in s:
+                    first, second = second, first
+                return g.op("Concat", first, second, axis=-1)
             if "rope-gptj" in s:
                 ev = g.op("Slice", t, g.i64([0]), g.i64([HD]), g.i64([3]), g.i64([2]))
                 od = g.op("Slice", t, g.i64([1]), g.i64([HD]), g.i64([3]), g.i64([2]))
