@@ -69,9 +69,11 @@ static void explainLocalRaising(ModuleOp module, llvm::raw_ostream &os) {
   for (const auto &l : lines) os << l << "\n";
 }
 
-/// `linalg.transpose` of a 2-D `photon.weight` (permutation [1, 0]) -> the weight
-/// `<name>.T`, a new blob entry holding the transposed values (any element size).
-static LogicalResult foldWeightTransposes(GraphImporter &gi, ModuleOp module) {
+/// The weight layouts the patterns read, as blob entries of their own: `linalg.transpose`
+/// of a 2-D `photon.weight` (permutation [1, 0]) -> the weight `<name>.T` holding the
+/// transposed values (any element size); a static collapse / expand of a weight -> the
+/// weight `<name>.as<d0>x<d1>..`, the same bytes with the view's shape.
+static LogicalResult foldWeightLayouts(GraphImporter &gi, ModuleOp module) {
   SmallVector<linalg::TransposeOp> ts;
   module.walk([&](linalg::TransposeOp t) {
     auto w = t.getInput().getDefiningOp<mlir::photon::WeightOp>();
@@ -319,9 +321,13 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
     // A decoder-with-past export is tried as its forward with an empty past, a graph
     // with outputs besides its logits as the logits alone; if that does not raise to
     // generation stages, the graph is compiled as it is.
-    OwningOpRef<ModuleOp> forward = module->clone();
-    unsigned pasts = specializeEmptyPast(*forward);
-    std::string extra = pasts ? std::string() : dropExtraOutputs(*forward);
+    // (Cloned only for a graph with more than one input or output.)
+    bool moreThanLogits = llvm::any_of(module->getOps<func::FuncOp>(), [](func::FuncOp f) {
+      return !f.isPrivate() && (f.getNumArguments() > 1 || f.getNumResults() > 1);
+    });
+    OwningOpRef<ModuleOp> forward = moreThanLogits ? module->clone() : OwningOpRef<ModuleOp>();
+    unsigned pasts = forward ? specializeEmptyPast(*forward) : 0;
+    std::string extra = forward && !pasts ? dropExtraOutputs(*forward) : std::string();
     if (pasts || !extra.empty()) {
       if (failed(raise(*forward, /*quiet=*/true))) return nullptr;
       if ((*forward)->hasAttr(hierarchyName)) {
@@ -363,8 +369,9 @@ static OwningOpRef<ModuleOp> importModel(MLIRContext &context, OnnxModel &model,
       }
     }
     // Weights the patterns read transposed ([in, out] initializers of linears and the LM
-    // head) are written transposed into the blob, so no forward call transposes them.
-    if (failed(foldWeightTransposes(gi, *module))) return nullptr;
+    // head) or reshaped (a [1, 1, D] start latent) are written so into the blob, so no
+    // forward call transposes or reshapes them.
+    if (failed(foldWeightLayouts(gi, *module))) return nullptr;
   }
   if (!options.checkOnly && !options.weightsOut.empty() && !gi.writeWeights()) return nullptr;
   return module;

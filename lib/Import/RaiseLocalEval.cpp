@@ -469,8 +469,8 @@ std::optional<int64_t> Elements::sampledDim(tensor::DimOp d, int set) {
   if (!ids || ids.getRank() != 2 || !ids.getElementType().isSignlessInteger())
     return std::nullopt;
   if (samplesOf != f.getOperation()) {
-    samples[0] = std::make_shared<raise_structure::SizeSample>(f, ArrayRef<int64_t>{2, 20160});
-    samples[1] = std::make_shared<raise_structure::SizeSample>(f, ArrayRef<int64_t>{3, 40320});
+    samples[0] = std::make_shared<raise_structure::SizeSample>(f, 0);
+    samples[1] = std::make_shared<raise_structure::SizeSample>(f, 1);
     samplesOf = f.getOperation();
   }
   auto sh = samples[set - 1]->shape(d.getSource());

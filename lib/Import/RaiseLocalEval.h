@@ -68,7 +68,7 @@ struct Elements {
   /// does not depend on the dynamic (batch, sequence) sizes, as in torch's `B *
   /// M * H * hd / (B * M * hd)`: axis i of any tensor reads 3 + 2i or 7 + 4i.
   /// With `graphSamples`, in a function of token ids, the sizes are those the
-  /// graph computes from ids of [2, 20160] (set 1) or [3, 40320] (set 2), so that
+  /// graph computes from SizeSample's two samples of the ids (sets 1, 2), so that
   /// one size read off two tensors is one value (a mask built from the sequence
   /// length and from a key cache's length), the axis rule where they cannot be
   /// computed.

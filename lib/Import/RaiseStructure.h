@@ -88,7 +88,13 @@ LogicalResult finishForward(ModuleOp module, func::FuncOp f, HierarchyAttr h);
 /// for it; the patterns take it from two such samples of the dynamic batch and sequence.
 class SizeSample {
 public:
+  /// The two samples of the token ids' [batch, sequence] every pattern uses: the
+  /// sequence a multiple of every chunk product up to 64 but 11, 13, ...
+  static constexpr int64_t kBatch[2] = {2, 3}, kSequence[2] = {20160, 40320};
+
   SizeSample(func::FuncOp f, ArrayRef<int64_t> argShape);
+  /// Sample k (0 or 1) of f's token ids.
+  SizeSample(func::FuncOp f, int k) : SizeSample(f, {kBatch[k], kSequence[k]}) {}
   /// The sizes of a ranked tensor, when they can be evaluated.
   std::optional<SmallVector<int64_t>> shape(Value v);
   /// An integer or index scalar.

@@ -127,9 +127,7 @@ WeightOp startLatent(Value v, int64_t D, llvm::SetVector<Operation *> &ops) {
 
 using Shape = SmallVector<int64_t>;
 
-/// The two samples of (batch, sequence): the sequence a multiple of every chunk product
-/// up to 64 but 11, 13, ...
-constexpr int64_t kB[2] = {2, 3}, kT[2] = {20160, 40320};
+constexpr const int64_t *kB = SizeSample::kBatch, *kT = SizeSample::kSequence;
 
 /// Matches the parts of a PHOTON / Block model over one graph function; the ops of the
 /// parts go to `part`, a failure's reason to `why`.
@@ -141,7 +139,7 @@ struct HierarchyMatcher {
   std::string why;
 
   explicit HierarchyMatcher(func::FuncOp f)
-      : f(f), data(tokenData(f)), s0(f, {kB[0], kT[0]}), s1(f, {kB[1], kT[1]}) {}
+      : f(f), data(tokenData(f)), s0(f, 0), s1(f, 1) {}
 
   /// v's sizes are want(B, T) for both samples.
   template <typename F> bool shapeIs(Value v, F want) {
